@@ -1,0 +1,112 @@
+"""The one small interface every model provider implements.
+
+A provider turns an ``AgentRequest`` (who the agent is, what it may look at, which tools it may
+use) into an ``AgentResult`` (validated findings, sub-agent requests, token usage). Providers never
+touch the database: the worker persists what they return. Failures are ``ProviderError`` with
+``permanent`` saying whether a retry could help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from agents.snapshot import Snapshot
+
+Severity = Literal["info", "low", "medium", "high", "critical"]
+
+
+class FindingOut(BaseModel):
+    """One finding as a provider reports it. Validated at the boundary: model output is untrusted."""
+
+    title: str = Field(min_length=1, max_length=200)
+    detail: str = Field(default="", max_length=4000)
+    severity: Severity = "medium"
+    confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    path: str = Field(default="", max_length=500)
+    line_start: int | None = Field(default=None, ge=0)
+    line_end: int | None = Field(default=None, ge=0)
+    evidence: str = Field(default="", max_length=2000)
+    rule: str = Field(default="", max_length=100)
+
+
+class SpawnOut(BaseModel):
+    """A request to start a sub-agent on a narrower scope, with the reason it is needed."""
+
+    scope: dict[str, Any]
+    why: str = Field(min_length=1, max_length=500)
+    lens: str | None = None
+
+
+class AgentOutput(BaseModel):
+    """The structured final answer every agent must produce."""
+
+    summary: str = Field(default="", max_length=8000)
+    findings: list[FindingOut] = Field(default_factory=list, max_length=200)
+    spawn: list[SpawnOut] = Field(default_factory=list, max_length=50)
+
+
+@dataclass
+class AgentRequest:
+    """Everything one agent step needs. ``scope`` is e.g. {"files": [...]} or {"document": path}."""
+
+    run_id: int
+    task_id: int
+    task_key: str
+    step: str
+    lens: str
+    scope: dict[str, Any]
+    model: str
+    snapshot: Snapshot
+    allowed_tools: list[str] = field(default_factory=list)
+    max_tokens: int = 2048
+    depth: int = 0
+    can_spawn: bool = False
+    latency_ms: int = 0
+    timeout_s: float = 60.0
+    # Extra, playbook-specific inputs (e.g. child summaries for a synthesis step).
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+
+
+@dataclass
+class AgentResult:
+    output: AgentOutput
+    usage: Usage
+    model: str
+    provider: str
+    # One dict per model call / tool call, for spans and the audit log (no secrets, no raw prompt
+    # unless content capture is opted in).
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ProviderError(Exception):
+    """A provider failure. ``permanent`` failures fail the Task; others are retried with backoff."""
+
+    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class Provider(Protocol):
+    name: str
+    is_llm: bool
+
+    def run_agent(self, request: AgentRequest) -> AgentResult: ...
+
+    def estimate_tokens(self, request: AgentRequest) -> tuple[int, int]:
+        """(input, output) token estimate used only to reserve budget, with a safety margin."""
+        ...

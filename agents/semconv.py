@@ -1,0 +1,25 @@
+"""OpenTelemetry GenAI semantic-convention names, in one place (the conventions are still in
+Development status and have moved repositories; NOTES.md)."""
+
+OPERATION = "gen_ai.operation.name"
+PROVIDER = "gen_ai.provider.name"
+AGENT_ID = "gen_ai.agent.id"
+AGENT_NAME = "gen_ai.agent.name"
+CONVERSATION_ID = "gen_ai.conversation.id"
+REQUEST_MODEL = "gen_ai.request.model"
+RESPONSE_MODEL = "gen_ai.response.model"
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+TOOL_NAME = "gen_ai.tool.name"
+TOOL_CALL_ID = "gen_ai.tool.call.id"
+
+OP_WORKFLOW = "invoke_workflow"
+OP_AGENT = "invoke_agent"
+OP_CHAT = "chat"
+OP_TOOL = "execute_tool"
+
+# Our own attributes.
+RUN_ID = "harness.run_id"
+TASK_ID = "harness.task_id"
+COST_USD = "harness.cost_usd"
+UNPRICED = "harness.unpriced"

@@ -1,0 +1,45 @@
+"""A logging filter that masks the values of every configured secret before a record is written.
+
+Secrets are read from the environment by *name* (provider API keys, SECRET_KEY); a message or an
+exception that happens to contain one is redacted rather than trusted not to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+SECRET_ENV_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "SECRET_KEY", "_PASSWORD")
+
+
+def secret_values() -> list[str]:
+    """Current values of secret-looking env vars (long enough to be worth masking)."""
+    return [
+        value
+        for name, value in os.environ.items()
+        if name.upper().endswith(SECRET_ENV_SUFFIXES) and len(value) >= 8
+    ]
+
+
+def redact(text: str) -> str:
+    for value in secret_values():
+        if value in text:
+            text = text.replace(value, "[REDACTED]")
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not break logging
+            return True
+        cleaned = redact(message)
+        if record.exc_info and record.exc_info[1] is not None:
+            import traceback
+
+            text = "".join(traceback.format_exception(*record.exc_info))
+            record.exc_text = redact(text)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True

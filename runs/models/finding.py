@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class Finding(models.Model):
+    """A structured result of one worker. ``fingerprint`` is unique per task so a redelivered
+    worker can never store the same finding twice."""
+
+    class Severity(models.TextChoices):
+        INFO = "info"
+        LOW = "low"
+        MEDIUM = "medium"
+        HIGH = "high"
+        CRITICAL = "critical"
+
+    SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+    class Review(models.TextChoices):
+        OPEN = "open"
+        ACCEPTED = "accepted"
+        DISMISSED = "dismissed"
+
+    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="findings")
+    task = models.ForeignKey("runs.Task", on_delete=models.CASCADE, related_name="findings")
+    lens = models.CharField(max_length=100, blank=True)
+    rule = models.CharField(max_length=100, blank=True)
+    title = models.CharField(max_length=200)
+    detail = models.TextField(blank=True)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.MEDIUM)
+    confidence = models.FloatField(default=0.5)
+    path = models.CharField(max_length=500, blank=True)
+    line_start = models.PositiveIntegerField(null=True, blank=True)
+    line_end = models.PositiveIntegerField(null=True, blank=True)
+    evidence = models.TextField(blank=True)
+    fingerprint = models.CharField(max_length=64)
+    review = models.CharField(max_length=10, choices=Review.choices, default=Review.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "fingerprint"], name="finding_unique")
+        ]
+        indexes = [models.Index(fields=["run", "severity"])]
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.title}"
+
+    @property
+    def location(self) -> str:
+        if not self.path:
+            return ""
+        if self.line_start and self.line_end and self.line_end != self.line_start:
+            return f"{self.path}:{self.line_start}-{self.line_end}"
+        if self.line_start:
+            return f"{self.path}:{self.line_start}"
+        return self.path
+
+    @property
+    def severity_rank(self) -> int:
+        return self.SEVERITY_RANK.get(self.severity, 0)

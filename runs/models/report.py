@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class Report(models.Model):
+    """The aggregated result of a run. Re-aggregating makes a new version; ``clusters`` link back
+    to every contributing Finding and Task by id."""
+
+    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="reports")
+    version = models.PositiveIntegerField(default=1)
+    chain = models.JSONField(default=list)
+    clusters = models.JSONField(default=list)
+    stats = models.JSONField(default=dict)
+    source_text = models.TextField(blank=True, help_text="Markdown, untrusted.")
+    html = models.TextField(blank=True, help_text="Sanitized HTML rendered from source_text.")
+    notes = models.JSONField(default=list, help_text="E.g. budget exhausted, agents skipped.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "version"], name="report_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"Report v{self.version} of run {self.run_id}"

@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    def visible_to(self, user: Any) -> RunQuerySet:
+        """Runs a user may see. Every signed-in member of a role sees every run (a shared
+        dashboard); users with no role see only the runs they launched."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser or user.has_perm("runs.view_run"):
+            return self
+        return self.filter(launched_by=user)
+
+    def active(self) -> RunQuerySet:
+        return self.filter(status__in=Run.Status.active())
+
+
+class Run(models.Model):
+    """One launch of a playbook over a frozen target.
+
+    State machine (every transition is a conditional UPDATE … WHERE status IN (…)):
+
+        pending → planning → running → aggregating → awaiting_review → approved | rejected
+        planning | running → budget_exhausted → aggregating (what finished is still aggregated)
+        pending | planning | running → cancelled          (operator)
+        planning | running | aggregating → failed          (fail-fast policy, planning error)
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PLANNING = "planning"
+        RUNNING = "running"
+        AGGREGATING = "aggregating"
+        AWAITING_REVIEW = "awaiting_review"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        CANCELLED = "cancelled"
+        FAILED = "failed"
+        BUDGET_EXHAUSTED = "budget_exhausted"
+
+        @classmethod
+        def active(cls) -> list[str]:
+            return [cls.PENDING, cls.PLANNING, cls.RUNNING, cls.AGGREGATING, cls.BUDGET_EXHAUSTED]
+
+        @classmethod
+        def final(cls) -> list[str]:
+            return [cls.APPROVED, cls.REJECTED, cls.CANCELLED, cls.FAILED, cls.AWAITING_REVIEW]
+
+    TRANSITIONS: dict[str, tuple[str, ...]] = {
+        Status.PLANNING: (Status.PENDING,),
+        Status.RUNNING: (Status.PLANNING,),
+        Status.BUDGET_EXHAUSTED: (Status.PLANNING, Status.RUNNING),
+        Status.AGGREGATING: (Status.RUNNING, Status.BUDGET_EXHAUSTED),
+        Status.AWAITING_REVIEW: (Status.AGGREGATING,),
+        Status.APPROVED: (Status.AWAITING_REVIEW,),
+        Status.REJECTED: (Status.AWAITING_REVIEW,),
+        Status.CANCELLED: (Status.PENDING, Status.PLANNING, Status.RUNNING),
+        Status.FAILED: (Status.PENDING, Status.PLANNING, Status.RUNNING, Status.AGGREGATING),
+    }
+
+    title = models.CharField(max_length=200, blank=True)
+    playbook = models.CharField(max_length=100)
+    config = models.JSONField(default=dict, help_text="The playbook as resolved at launch.")
+    target_kind = models.CharField(max_length=20, default="directory")
+    target_label = models.CharField(max_length=500)
+    snapshot_digest = models.CharField(max_length=64)
+    snapshot_info = models.JSONField(default=dict, help_text="File count, bytes, skips.")
+    launched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    provider = models.CharField(max_length=50, default="heuristic")
+    model = models.CharField(max_length=200, blank=True)
+    max_concurrency = models.PositiveIntegerField(default=4)
+    budget_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    budget_tokens = models.PositiveBigIntegerField(null=True, blank=True)
+    max_depth = models.PositiveIntegerField(default=3)
+    max_agents = models.PositiveIntegerField(default=500)
+    max_children = models.PositiveIntegerField(default=8)
+    latency_ms = models.PositiveIntegerField(default=0)
+    aggregation = models.JSONField(default=list)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    status_reason = models.CharField(max_length=500, blank=True)
+    trace_id = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    unpriced_calls = models.PositiveIntegerField(default=0)
+    # Denormalised counters so the runs list needs no per-row aggregate query.
+    tasks_total = models.PositiveIntegerField(default=0)
+    tasks_done = models.PositiveIntegerField(default=0)
+    tasks_failed = models.PositiveIntegerField(default=0)
+    tasks_skipped = models.PositiveIntegerField(default=0)
+    findings_count = models.PositiveIntegerField(default=0)
+    # Last event seq handed out; incremented under the row lock so seqs are gap-free.
+    last_seq = models.PositiveBigIntegerField(default=0)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "-created_at"])]
+        permissions = [
+            ("launch_run", "Can launch runs"),
+            ("cancel_run", "Can cancel runs and retry failed agents"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Run #{self.pk} {self.playbook} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("runs:detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in Run.Status.active()
+
+    @property
+    def is_finished(self) -> bool:
+        return not self.is_active
+
+    @property
+    def channel_group(self) -> str:
+        return f"run-{self.pk}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.finished_at or timezone.now()
+        return (end - self.started_at).total_seconds()
+
+    def transition(self, new_status: str, reason: str = "") -> bool:
+        """Move to ``new_status`` only from an allowed state; returns False if another process
+        won the race or the move is not allowed. Refreshes ``self`` on success."""
+        allowed = self.TRANSITIONS.get(new_status, ())
+        changes: dict[str, Any] = {"status": new_status}
+        if reason:
+            changes["status_reason"] = reason[:500]
+        now = timezone.now()
+        if new_status == Run.Status.RUNNING:
+            changes["started_at"] = now
+        if new_status in (
+            Run.Status.AWAITING_REVIEW,
+            Run.Status.CANCELLED,
+            Run.Status.FAILED,
+        ):
+            changes["finished_at"] = now
+        won = Run.objects.filter(pk=self.pk, status__in=allowed).update(**changes) == 1
+        if won:
+            for name, value in changes.items():
+                setattr(self, name, value)
+        return won
+
+    def next_seq(self) -> int:
+        """Allocate the next event seq. Must run inside the transaction that writes the event:
+        the UPDATE takes the row lock, so concurrent writers serialize and no seq is skipped."""
+        Run.objects.filter(pk=self.pk).update(last_seq=F("last_seq") + 1)
+        seq = Run.objects.filter(pk=self.pk).values_list("last_seq", flat=True).get()
+        self.last_seq = seq
+        return seq
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.tasks_total:
+            return 0
+        finished = self.tasks_done + self.tasks_failed + self.tasks_skipped
+        return min(100, round(100 * finished / self.tasks_total))

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+
+class Task(models.Model):
+    """One agent node of a run's tree.
+
+    State machine (conditional UPDATEs; a Celery redelivery can never double-claim):
+
+        pending → queued → running → succeeded | failed
+        running → retrying → queued              (transient error, backoff countdown)
+        pending → awaiting_approval → pending    (needs approval gate)
+        pending | queued | retrying → skipped    (budget exhausted, dependency failed)
+        pending | queued | running | retrying → cancelled
+        failed → pending                         (operator retries failed agents)
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        QUEUED = "queued"
+        RUNNING = "running"
+        RETRYING = "retrying"
+        AWAITING_APPROVAL = "awaiting_approval"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+        CANCELLED = "cancelled"
+
+        @classmethod
+        def terminal(cls) -> list[str]:
+            return [cls.SUCCEEDED, cls.FAILED, cls.SKIPPED, cls.CANCELLED]
+
+        @classmethod
+        def in_flight(cls) -> list[str]:
+            return [cls.QUEUED, cls.RUNNING, cls.RETRYING]
+
+    run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="tasks")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    depth = models.PositiveIntegerField(default=0)
+    key = models.CharField(max_length=64, help_text="SHA-256 of step, lens, scope, snapshot.")
+    step = models.CharField(max_length=100)
+    role = models.CharField(max_length=100, default="worker")
+    lens = models.CharField(max_length=100, blank=True)
+    scope = models.JSONField(default=dict)
+    scope_label = models.CharField(max_length=300, blank=True)
+    depends_on = models.ManyToManyField(
+        "self", symmetrical=False, related_name="dependents", blank=True
+    )
+    why = models.CharField(max_length=500, blank=True)
+    provider = models.CharField(max_length=50, default="heuristic")
+    model = models.CharField(max_length=200, blank=True)
+    critical = models.BooleanField(default=False)
+    needs_approval = models.BooleanField(default=False)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=4)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    unpriced = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    model_seconds = models.FloatField(default=0.0)
+    tool_seconds = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    summary = models.TextField(blank=True)
+    output = models.JSONField(default=dict, blank=True)
+    span_id = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["run", "key"], name="task_key_unique")]
+        indexes = [models.Index(fields=["run", "status"])]
+
+    def __str__(self) -> str:
+        return f"Task #{self.pk} {self.step}/{self.lens} {self.scope_label} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in Task.Status.terminal()
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if not self.started_at or not self.finished_at:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def queue_seconds(self) -> float | None:
+        if not self.queued_at or not self.started_at:
+            return None
+        return max(0.0, (self.started_at - self.queued_at).total_seconds())
+
+    @property
+    def total_tokens(self) -> int:
+        return self.tokens_in + self.tokens_out
+
+    def move(self, new_status: str, *, allowed_from: list[str], **changes: Any) -> bool:
+        """Conditional transition; True only for the one caller that won."""
+        won = (
+            Task.objects.filter(pk=self.pk, status__in=allowed_from).update(
+                status=new_status, **changes
+            )
+            == 1
+        )
+        if won:
+            self.status = new_status
+            for name, value in changes.items():
+                setattr(self, name, value)
+        return won
+
+
+class Step(models.Model):
+    """One persisted model or tool call of an agent, so a redelivered agent resumes after the
+    last stored step instead of paying for it again."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20)  # "chat" | "tool"
+    name = models.CharField(max_length=200)
+    data = models.JSONField(default=dict)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    price_version = models.CharField(max_length=50, blank=True)
+    unpriced = models.BooleanField(default=False)
+    seconds = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["task_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "index"], name="step_index_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"Step {self.index} of task {self.task_id}: {self.kind} {self.name}"

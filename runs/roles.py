@@ -1,0 +1,55 @@
+"""Roles are Django groups holding model permissions; views and consumers check permissions."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+
+VIEWER = "viewer"
+OPERATOR = "operator"
+REVIEWER = "reviewer"
+
+_VIEW = [
+    "runs.view_run",
+    "runs.view_task",
+    "runs.view_event",
+    "runs.view_finding",
+    "runs.view_report",
+    "runs.view_approval",
+    "runs.view_span",
+]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    VIEWER: _VIEW,
+    OPERATOR: [*_VIEW, "runs.launch_run", "runs.cancel_run"],
+    REVIEWER: [*_VIEW, "runs.decide_approval"],
+}
+
+
+def ensure_roles() -> dict[str, Group]:
+    """Create (or bring up to date) the three role groups. Idempotent."""
+    groups = {}
+    for role, perm_names in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        perms = []
+        for dotted in perm_names:
+            app_label, codename = dotted.split(".")
+            perms.append(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        group.permissions.set(perms)
+        groups[role] = group
+    return groups
+
+
+def can_view(user: object) -> bool:
+    return bool(getattr(user, "is_authenticated", False)) and user.has_perm("runs.view_run")  # type: ignore[attr-defined]
+
+
+def can_operate(user: object) -> bool:
+    return bool(getattr(user, "is_authenticated", False)) and user.has_perm("runs.launch_run")  # type: ignore[attr-defined]
+
+
+def can_review(user: object) -> bool:
+    return bool(getattr(user, "is_authenticated", False)) and user.has_perm(  # type: ignore[attr-defined]
+        "runs.decide_approval"
+    )

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from runs.health import health
+
+
+@login_not_required  # probed by load balancers and compose healthchecks; reveals no run data
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    ok, body = health()
+    return JsonResponse(body, status=200 if ok else 503)
