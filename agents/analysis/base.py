@@ -1,0 +1,248 @@
+"""Core types shared by every analyzer path: the finding record, the rule table, helpers.
+
+Contract: nothing in this module raises on odd input; helpers clamp line numbers to the text.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+CODE_LENSES: Final[tuple[str, ...]] = ("security", "reliability", "maintainability")
+SEVERITIES: Final[tuple[str, ...]] = ("info", "low", "medium", "high", "critical")
+MAX_EVIDENCE_CHARS: Final[int] = 300
+AWS_KEY_RE: Final[re.Pattern[str]] = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
+PRIVATE_KEY_RE: Final[re.Pattern[str]] = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+)
+
+
+@dataclass(frozen=True)
+class RawFinding:
+    """One problem found by a static rule, before the harness turns it into a `Finding` row.
+
+    Lines are 1-based and inclusive; `evidence` is the offending source, stripped, at most
+    300 characters, with secret values masked.
+    """
+
+    rule: str
+    lens: str
+    title: str
+    detail: str
+    severity: str
+    confidence: float
+    path: str
+    line_start: int
+    line_end: int
+    evidence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict with the same keys as the dataclass fields."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """Static description of a rule: which lens it belongs to and how to explain it."""
+
+    lens: str
+    title: str
+    severity: str
+    detail: str
+
+
+def _r(lens: str, title: str, severity: str, detail: str) -> RuleSpec:
+    return RuleSpec(lens=lens, title=title, severity=severity, detail=detail)
+
+
+# One table so the Python (ast) path and the regex path explain a rule the same way.
+RULES: Final[dict[str, RuleSpec]] = {
+    "sec.eval": _r("security", "Dynamic code execution (eval/exec)", "high",
+                   "Evaluating strings as code runs whatever an attacker can get into them. "
+                   "Parse the data instead (ast.literal_eval, json) or dispatch via a lookup "
+                   "table."),
+    "sec.shell": _r("security", "Command run through a shell", "high",
+                    "Passing a command string to a shell allows command injection when any "
+                    "part comes from input. Pass an argument list with shell=False "
+                    "(subprocess.run([...])) and never pipe downloaded scripts into a shell."),
+    "sec.sql": _r("security", "SQL built from string formatting", "high",
+                  "Interpolating values into SQL text enables SQL injection. Use placeholders "
+                  "and pass the values separately (cursor.execute(sql, params))."),
+    "sec.secret": _r("security", "Hard-coded secret", "high",
+                     "Credentials in source end up in VCS history, logs and every copy of the "
+                     "repo. Load them from the environment or a secret manager and rotate this "
+                     "one."),
+    "sec.aws_key": _r("security", "AWS access key id in source", "critical",
+                      "A string shaped like an AWS access key id is committed. Remove it, "
+                      "rotate the key in IAM and load credentials from the environment."),
+    "sec.private_key": _r("security", "Private key material in source", "critical",
+                          "A PEM private key block is committed. Remove it, treat the key as "
+                          "compromised, and mount keys from a secret store at runtime."),
+    "sec.deserialize": _r("security", "Unsafe deserialization", "high",
+                          "pickle/marshal/yaml.load (without SafeLoader) can execute code "
+                          "while loading. Use json or yaml.safe_load for untrusted data."),
+    "sec.tls": _r("security", "TLS certificate verification disabled", "high",
+                  "Turning off certificate checks allows man-in-the-middle attacks. Keep "
+                  "verification on and point to a CA bundle if a private CA is used."),
+    "sec.weak_hash": _r("security", "Weak hash algorithm (MD5/SHA-1)", "medium",
+                        "MD5 and SHA-1 are broken for collision resistance. Use SHA-256+ (or "
+                        "a password KDF such as bcrypt/argon2 for passwords); pass "
+                        "usedforsecurity=False if this is a non-security checksum."),
+    "sec.debug": _r("security", "Debug mode enabled", "medium",
+                    "Debug mode exposes stack traces, settings and sometimes an interactive "
+                    "console. Drive it from the environment and default it to off."),
+    "rel.bare_except": _r("reliability", "Bare except clause", "medium",
+                          "`except:` also catches KeyboardInterrupt and SystemExit and hides "
+                          "real bugs. Catch the specific exceptions you expect."),
+    "rel.swallowed_exception": _r("reliability", "Exception swallowed silently", "medium",
+                                  "The handler catches everything and does nothing, so "
+                                  "failures vanish without a trace. Log it, re-raise, or "
+                                  "catch a narrower exception."),
+    "rel.no_timeout": _r("reliability", "Network call without a timeout", "medium",
+                         "Without a timeout a slow or dead peer blocks this call forever and "
+                         "ties up the worker. Pass an explicit timeout=..."),
+    "rel.open_leak": _r("reliability", "File opened outside a with-statement", "low",
+                        "The handle is only closed when garbage collected (or never on "
+                        "errors). Use `with open(...) as f:`."),
+    "rel.mutable_default": _r("reliability", "Mutable default argument", "medium",
+                              "Default values are created once and shared across calls, so "
+                              "mutations leak between calls. Default to None and create the "
+                              "object inside the function."),
+    "rel.empty_catch": _r("reliability", "Empty catch block", "medium",
+                          "Errors are discarded silently. Handle, log or rethrow them."),
+    "rel.no_set_e": _r("reliability", "Shell script does not stop on errors", "medium",
+                       "Without `set -e` (ideally `set -euo pipefail`) the script keeps going "
+                       "after a failed command and may deploy a half-built state."),
+    "mnt.long_function": _r("maintainability", "Very long function", "low",
+                            "Long functions are hard to read, test and review. Split it into "
+                            "smaller named steps."),
+    "mnt.deep_nesting": _r("maintainability", "Deeply nested code", "low",
+                           "Deep nesting hides the main path. Use early returns/continue or "
+                           "extract helpers."),
+    "mnt.todo": _r("maintainability", "Unresolved TODO/FIXME marker", "info",
+                   "Marker comments record known unfinished work. Resolve it or track it in "
+                   "the issue tracker."),
+    "mnt.too_many_params": _r("maintainability", "Too many parameters", "low",
+                              "Many parameters make calls error-prone. Group related values "
+                              "into a dataclass or split the function."),
+    "mnt.long_file": _r("maintainability", "Very long file", "low",
+                        "Very long modules mix responsibilities. Split it into focused "
+                        "modules."),
+    "mnt.complexity": _r("maintainability", "High cyclomatic complexity", "medium",
+                         "Many branches mean many paths to test. Simplify the logic or "
+                         "extract decision tables/helpers."),
+}
+
+RULES_BY_LENS: Final[dict[str, tuple[str, ...]]] = {
+    lens: tuple(sorted(rid for rid, spec in RULES.items() if spec.lens == lens))
+    for lens in CODE_LENSES
+}
+
+
+def make_evidence(lines: list[str], start: int, end: int) -> str:
+    """Source lines `start..end` (1-based, inclusive, clamped) stripped, capped at 300 chars."""
+    if not lines:
+        return ""
+    start = max(1, min(start, len(lines)))
+    end = max(start, min(end, len(lines)))
+    text = "\n".join(line.strip() for line in lines[start - 1:end])
+    return text[:MAX_EVIDENCE_CHARS]
+
+
+def make_finding(
+    rule: str,
+    path: str,
+    lines: list[str],
+    line_start: int,
+    line_end: int | None = None,
+    *,
+    confidence: float,
+    severity: str | None = None,
+    title: str | None = None,
+    extra: str = "",
+    evidence: str | None = None,
+) -> RawFinding:
+    """Build a RawFinding from the rule table; `extra` is prepended to the standard detail."""
+    spec = RULES[rule]
+    end = line_start if line_end is None else max(line_start, line_end)
+    detail = f"{extra.strip()} {spec.detail}".strip()
+    ev = make_evidence(lines, line_start, end) if evidence is None else evidence
+    return RawFinding(
+        rule=rule,
+        lens=spec.lens,
+        title=title or spec.title,
+        detail=detail,
+        severity=severity or spec.severity,
+        confidence=round(max(0.0, min(1.0, confidence)), 2),
+        path=path,
+        line_start=max(1, line_start),
+        line_end=max(1, end),
+        evidence=ev[:MAX_EVIDENCE_CHARS],
+    )
+
+
+# --- secrets ------------------------------------------------------------------------------
+
+_SECRET_WORDS: Final[frozenset[str]] = frozenset(
+    {"password", "passwd", "passphrase", "pwd", "secret", "token", "apikey", "credential",
+     "credentials"}
+)
+_SECRET_PAIRS: Final[frozenset[tuple[str, str]]] = frozenset(
+    {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"),
+     ("auth", "token"), ("client", "secret"), ("signing", "key")}
+)
+# A trailing word like these means the value describes the secret, not the secret itself.
+_NOT_SECRET_SUFFIXES: Final[frozenset[str]] = frozenset(
+    {"url", "uri", "field", "fields", "name", "env", "var", "path", "file", "header", "type",
+     "len", "length", "prefix", "pattern", "regex", "label", "id", "count", "expiry", "expires",
+     "ttl", "timeout", "min", "max", "format", "fmt", "mode", "required", "policy", "chars",
+     "endpoint", "param", "message", "msg", "hint", "placeholder", "help"}
+)
+_PLACEHOLDERS: Final[frozenset[str]] = frozenset(
+    {"changeme", "change-me", "change_me", "password", "secret", "todo", "tbd", "none", "null",
+     "example", "dummy", "placeholder", "redacted", "test", "your-api-key", "your_api_key",
+     "your-token", "your_token", "xxxx", "notset", "not-set", "unset", "default"}
+)
+# Templates and env-var *names* rather than values: <secret>, ${VAR}, {{ var }}, %(x)s, API_KEY.
+_TEMPLATE_RE = re.compile(r"<[^>]*>|\$\{?[\w.:-]+\}?|\{\{.*\}\}|%\(\w+\)s|[A-Z][A-Z0-9_]{2,}")
+_NAME_PARTS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def is_secret_name(name: str) -> bool:
+    """True when an identifier names a credential (db_password, apiKey, SECRET_KEY, ...)."""
+    parts = [p.lower() for p in _NAME_PARTS.findall(name)]
+    if not parts or parts[-1] in _NOT_SECRET_SUFFIXES:
+        return False
+    if any(p in _SECRET_WORDS for p in parts):
+        return True
+    return any((a, b) in _SECRET_PAIRS for a, b in itertools.pairwise(parts))
+
+
+def is_placeholder(value: str) -> bool:
+    """True for values that are clearly not real secrets, so they are not reported.
+
+    Ignored: shorter than 4 chars (incl. empty), well-known placeholders ("changeme", "xxxx",
+    "your-api-key", ...), a single repeated character or only punctuation ("****"),
+    templates (`<...>`, `${VAR}`, `{{ var }}`, `%(name)s`), ALL_CAPS names (an env-var *name*
+    such as "DJANGO_SECRET_KEY"), and anything containing whitespace (prose such as
+    "Invalid password").
+    """
+    v = value.strip()
+    if len(v) < 4 or v.lower() in _PLACEHOLDERS or len(set(v.lower())) == 1:
+        return True
+    if any(c.isspace() for c in v) or re.fullmatch(r"[\W_]+", v):
+        return True
+    return bool(_TEMPLATE_RE.fullmatch(v))
+
+
+def mask_secret(value: str) -> str:
+    """Keep the first 2 characters so a reviewer can recognise the value, hide the rest."""
+    return value[:2] + "****"
+
+
+def masked_line(line: str, value: str) -> str:
+    """The stripped line with every occurrence of `value` masked (capped at 300 chars)."""
+    return line.strip().replace(value, mask_secret(value))[:MAX_EVIDENCE_CHARS] if value else \
+        line.strip()[:MAX_EVIDENCE_CHARS]

@@ -1,0 +1,94 @@
+"""Entry point of the offline `heuristic` analyzer: picks the ast or regex path per file."""
+
+from __future__ import annotations
+
+import ast
+import warnings
+
+from agents.analysis.base import CODE_LENSES, RULES, RawFinding, make_finding
+from agents.analysis.py_context import PyContext
+from agents.analysis.py_maintainability import check_maintainability, todo_findings
+from agents.analysis.py_reliability import check_reliability
+from agents.analysis.py_security import check_security
+from agents.analysis.text_rules import generic_secret_findings, language_for, text_findings
+
+MAX_FILE_LINES = 800
+# Beyond this only the first MAX_ANALYZED_CHARS are analysed, keeping one call bounded.
+MAX_ANALYZED_CHARS = 2_000_000
+_BINARY_RATIO = 0.1
+
+
+def _looks_binary(text: str) -> bool:
+    """NUL bytes or >10% control/replacement characters in the first 8 KiB."""
+    sample = text[:8192]
+    if "\x00" in sample:
+        return True
+    bad = sum(1 for c in sample if (ord(c) < 32 and c not in "\t\n\r\f\v") or c == "\ufffd")
+    return bool(sample) and bad / len(sample) > _BINARY_RATIO
+
+
+_PY_CHECKS = {
+    "security": check_security,
+    "reliability": check_reliability,
+    "maintainability": check_maintainability,
+}
+
+
+def _python_findings(path: str, text: str, lines: list[str], lens: str) -> list[RawFinding]:
+    """ast rules of `lens` when the file parses; otherwise the regex fallback (lower
+    confidence). Only the requested lens runs, since the ast walks dominate the cost."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. SyntaxWarning for invalid escapes
+            tree = ast.parse(text, filename=path)
+        ctx = PyContext.build(path, lines, tree)
+        out = list(_PY_CHECKS[lens](ctx))
+        if lens == "maintainability":
+            out += todo_findings(path, lines, text, python=True)
+        return out
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        # Not valid Python (or pathologically deep): fall back to line regexes.
+        return text_findings(path, text, lines, "py") + todo_findings(
+            path, lines, text, python=False)
+
+
+def analyze_code(path: str, text: str, lens: str) -> list[RawFinding]:
+    """Statically analyse one file's text through one lens and return its findings.
+
+    Contract:
+    - `lens` must be one of CODE_LENSES, else ValueError.
+    - Never raises on bad input: empty text gives [], binary-looking text gives [], Python
+      that does not parse is analysed with regex rules, text beyond 2,000,000 characters is
+      ignored (the file-length rule still counts every line).
+    - `.py` files use the ast; .js/.ts/.sh/.go/.rb/.php/.java and config files
+      (.yml/.yaml/.env/.ini/.cfg/.toml/.json) use regex rules; any other file is only scanned
+      for AWS key ids and private-key blocks (and its length).
+    - Deterministic: sorted by (line_start, rule, line_end, detail), at most one finding per
+      (rule, line_start).
+    """
+    if lens not in CODE_LENSES:
+        raise ValueError(f"unknown lens {lens!r}; expected one of {', '.join(CODE_LENSES)}")
+    if not isinstance(text, str) or not text.strip() or _looks_binary(text):
+        return []
+    total_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    text = text[:MAX_ANALYZED_CHARS]
+    lines = text.splitlines()
+    lang = language_for(path)
+    if lang == "py":
+        found = _python_findings(path, text, lines, lens)
+    elif lang is not None:
+        found = text_findings(path, text, lines, lang) + todo_findings(
+            path, lines, text, python=False)
+    else:
+        found = []
+    found.extend(generic_secret_findings(path, lines))
+    if lang is not None and total_lines > MAX_FILE_LINES:
+        found.append(make_finding("mnt.long_file", path, lines, 1, total_lines,
+                                  confidence=0.95, evidence=lines[0].strip() if lines else "",
+                                  extra=f"The file has {total_lines} lines "
+                                        f"(limit {MAX_FILE_LINES})."))
+    unique: dict[tuple[str, int], RawFinding] = {}
+    for f in sorted(found, key=lambda f: (f.line_start, f.rule, f.line_end, f.detail)):
+        if RULES[f.rule].lens == lens:
+            unique.setdefault((f.rule, f.line_start), f)
+    return list(unique.values())

@@ -1,0 +1,189 @@
+"""Playbooks: declarative descriptions of a kind of run.
+
+A playbook says how a snapshot is decomposed into agent tasks (strategy + lenses), which agent
+spec each role uses (provider, model, tools, limits, critical or optional, approval), the default
+limits, the failure policy and the aggregation chain. The launch form and ``launch_run`` may
+override provider/model per role and the limits; the resolved playbook is frozen into
+``Run.config`` so a run can always be explained and re-planned identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+CODE_LENSES = ("security", "reliability", "maintainability")
+DOC_PERSONAS = ("editor", "skeptic", "legal", "security", "accessibility", "clarity")
+READ_TOOLS = ("list_dir", "read_file", "search")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    role: str
+    provider: str | None = None  # None = the run's provider
+    model: str | None = None  # None = the provider's default model
+    tools: tuple[str, ...] = READ_TOOLS
+    max_tokens: int = 2048
+    max_steps: int = 8
+    critical: bool = False
+    needs_approval: bool = False
+    can_spawn: bool = True
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """``all``: wait for every agent; ``quorum``: at least ``quorum`` of the optional agents must
+    succeed; ``fail_fast``: the first failure fails the run. A failed critical agent always
+    fails the run."""
+
+    mode: Literal["all", "quorum", "fail_fast"] = "all"
+    quorum: int = 1
+
+
+@dataclass(frozen=True)
+class Playbook:
+    name: str
+    title: str
+    description: str
+    target_kind: Literal["code", "documents", "document"]
+    decomposition: Literal["domain", "perspective", "sampling", "hierarchical", "ensemble"]
+    lenses: tuple[str, ...]
+    roles: dict[str, AgentSpec]
+    aggregation: tuple[str, ...]
+    failure: FailurePolicy = FailurePolicy()
+    max_concurrency: int = 4
+    budget_usd: float = 5.0
+    max_depth: int = 3
+    max_children: int = 8
+    max_agents: int = 500
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def spec(self, role: str) -> AgentSpec:
+        return self.roles[role]
+
+    def to_config(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["roles"] = {name: asdict(spec) for name, spec in self.roles.items()}
+        return data
+
+    @classmethod
+    def from_config(cls, data: dict[str, Any]) -> Playbook:
+        data = dict(data)
+        data["roles"] = {
+            name: AgentSpec(**{**spec, "tools": tuple(spec["tools"])})
+            for name, spec in data["roles"].items()
+        }
+        data["failure"] = FailurePolicy(**data["failure"])
+        data["lenses"] = tuple(data["lenses"])
+        data["aggregation"] = tuple(data["aggregation"])
+        return cls(**data)
+
+    def with_overrides(
+        self,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        role_models: dict[str, str] | None = None,
+        options: dict[str, Any] | None = None,
+        aggregation: list[str] | None = None,
+    ) -> Playbook:
+        roles = {}
+        for name, spec in self.roles.items():
+            if provider:
+                spec = replace(spec, provider=provider)
+            if model:
+                spec = replace(spec, model=model)
+            if role_models and role_models.get(name):
+                spec = replace(spec, model=role_models[name])
+            roles[name] = spec
+        merged = {**self.options, **(options or {})}
+        chain = tuple(aggregation) if aggregation is not None else self.aggregation
+        return replace(self, roles=roles, options=merged, aggregation=chain)
+
+
+STANDARD_CHAIN = ("dedup", "quorum", "confidence", "synthesis", "critic")
+
+PLAYBOOKS: dict[str, Playbook] = {
+    p.name: p
+    for p in [
+        Playbook(
+            name="codebase-audit",
+            title="Codebase audit",
+            description=(
+                "Splits a codebase into size-balanced chunks of files and reviews each chunk "
+                "through three lenses: security, reliability/error handling and "
+                "maintainability. Agents may split chunks that are too big for one of them."
+            ),
+            target_kind="code",
+            decomposition="domain",
+            lenses=CODE_LENSES,
+            roles={
+                "auditor": AgentSpec(role="auditor"),
+                "synthesizer": AgentSpec(role="synthesizer", tools=(), can_spawn=False),
+            },
+            aggregation=STANDARD_CHAIN,
+            options={"chunk_bytes": 24_000, "chunk_files": 6, "agent_max_files": 6},
+        ),
+        Playbook(
+            name="document-synthesis",
+            title="Document synthesis",
+            description=(
+                "One reader agent per document extracts its key points; a synthesis agent then "
+                "combines them into one account of shared themes and outliers."
+            ),
+            target_kind="documents",
+            decomposition="hierarchical",
+            lenses=("summary",),
+            roles={
+                "reader": AgentSpec(role="reader", can_spawn=False),
+                "synthesizer": AgentSpec(
+                    role="synthesizer", tools=(), critical=True, can_spawn=False
+                ),
+            },
+            aggregation=("dedup", "confidence", "synthesis", "critic"),
+            failure=FailurePolicy(mode="quorum", quorum=1),
+        ),
+        Playbook(
+            name="multi-perspective-review",
+            title="Multi-perspective review",
+            description=(
+                "One document reviewed by six expert personas (editor, skeptic, legal, "
+                "security, accessibility, clarity); their findings are merged and ranked."
+            ),
+            target_kind="document",
+            decomposition="perspective",
+            lenses=DOC_PERSONAS,
+            roles={
+                "reviewer": AgentSpec(role="reviewer", can_spawn=False),
+                "synthesizer": AgentSpec(role="synthesizer", tools=(), can_spawn=False),
+            },
+            aggregation=STANDARD_CHAIN,
+        ),
+        Playbook(
+            name="ensemble",
+            title="Ensemble",
+            description=(
+                "K independent agents do the same task on seeded samples of the target; "
+                "findings are kept when a quorum of agents agree (voting)."
+            ),
+            target_kind="code",
+            decomposition="ensemble",
+            lenses=("security",),
+            roles={
+                "voter": AgentSpec(role="voter", can_spawn=False),
+                "synthesizer": AgentSpec(role="synthesizer", tools=(), can_spawn=False),
+            },
+            aggregation=("dedup", "quorum", "confidence", "synthesis", "critic"),
+            failure=FailurePolicy(mode="quorum", quorum=2),
+            options={"k": 5, "sample_fraction": 0.8, "vote_quorum": 2},
+        ),
+    ]
+}
+
+
+def get_playbook(name: str) -> Playbook:
+    try:
+        return PLAYBOOKS[name]
+    except KeyError:
+        known = ", ".join(sorted(PLAYBOOKS))
+        raise ValueError(f"Unknown playbook {name!r}. Known playbooks: {known}") from None

@@ -1,0 +1,264 @@
+"""The ``heuristic`` provider: the offline default. Deterministic static analysis of the real
+target with no network and no language model — and it says so everywhere it shows.
+
+It behaves like a model provider so that every limit is exercised for real: each agent is one
+"call" that reserves budget, reports token counts derived from its input and output (about four
+characters a token), is priced at a nominal rate, can wait ``latency_ms`` to stand in for a
+model's response time, and asks to spawn sub-agents when its scope is too big for one agent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+from agents.analysis import CODE_LENSES, analyze_code
+from agents.docs_analysis import (
+    DOC_LENSES,
+    DocumentSummary,
+    analyze_document,
+    summarize_document,
+    synthesize,
+)
+from agents.providers.base import (
+    AgentOutput,
+    AgentRequest,
+    AgentResult,
+    FindingOut,
+    ProviderError,
+    SpawnOut,
+    Usage,
+)
+
+MODEL = "heuristic-v1"
+CHARS_PER_TOKEN = 4
+PROMPT_OVERHEAD_TOKENS = 250  # what a scoped system prompt would cost
+DEFAULT_AGENT_MAX_FILES = 6
+DEFAULT_AGENT_MAX_BYTES = 48_000
+
+
+def _tokens(chars: int) -> int:
+    return math.ceil(chars / CHARS_PER_TOKEN)
+
+
+class HeuristicProvider:
+    name = "heuristic"
+    kind = "heuristic"
+    is_llm = False
+    label = "Offline analyzer (heuristic, no LLM)"
+
+    def default_model(self) -> str:
+        return MODEL
+
+    # -- budget estimate ----------------------------------------------------------------------
+    def _scope_chars(self, request: AgentRequest) -> int:
+        snapshot = request.snapshot
+        files = request.scope.get("files") or []
+        if request.scope.get("document"):
+            files = [request.scope["document"]]
+        sizes = snapshot.manifest.files
+        chars = sum(int(sizes[p]["size"]) for p in files if p in sizes)
+        chars += len(json.dumps(request.inputs, sort_keys=True)) if request.inputs else 0
+        return chars
+
+    def estimate_tokens(self, request: AgentRequest) -> tuple[int, int]:
+        """Exact input tokens (the heuristic reads exactly its scope) and the output cap."""
+        return _tokens(self._scope_chars(request)) + PROMPT_OVERHEAD_TOKENS, request.max_tokens
+
+    # -- the agent ----------------------------------------------------------------------------
+    def run_agent(self, request: AgentRequest) -> AgentResult:
+        ctx = request.context
+        stored = ctx.replay(0) if ctx else None
+        if stored is not None:
+            output = AgentOutput.model_validate(stored["output"])
+            usage = Usage(**stored["usage"])
+            return AgentResult(output=output, usage=usage, model=MODEL, provider=self.name)
+
+        input_tokens, max_output = self.estimate_tokens(request)
+        if ctx:
+            ctx.before_call(0, model=MODEL, input_tokens=input_tokens, output_tokens=max_output)
+        started = time.monotonic()
+        try:
+            self._simulate_latency(request)
+            output = self._analyze(request)
+        except Exception:
+            if ctx:
+                ctx.release_call(0)
+            raise
+        output, output_tokens = _fit_output(output, max_output)
+        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        seconds = time.monotonic() - started
+        if ctx:
+            ctx.after_call(
+                0,
+                model=MODEL,
+                usage=usage,
+                seconds=seconds,
+                name=f"analyze {request.lens}",
+                data={
+                    "output": output.model_dump(),
+                    "usage": {"input_tokens": usage.input_tokens,
+                              "output_tokens": usage.output_tokens},
+                },
+            )
+        return AgentResult(output=output, usage=usage, model=MODEL, provider=self.name)
+
+    def _simulate_latency(self, request: AgentRequest) -> None:
+        remaining = request.latency_ms / 1000
+        while remaining > 0:  # sleep in slices so a cancelled run stops promptly
+            time.sleep(min(0.2, remaining))
+            remaining -= 0.2
+            if request.context and remaining > 0:
+                request.context.check_cancelled()
+
+    def _analyze(self, request: AgentRequest) -> AgentOutput:
+        scope = request.scope
+        if request.step == "synthesize":
+            return self._synthesize(request)
+        if "document" in scope:
+            return self._document(request, str(scope["document"]))
+        files = [str(p) for p in scope.get("files", [])]
+        if not files:
+            raise ProviderError("the agent's scope names no files", permanent=True)
+        spawn = self._maybe_split(request, files)
+        if spawn:
+            return AgentOutput(
+                summary=f"Scope of {len(files)} files is too big for one agent: split in "
+                f"{len(spawn)} parts.",
+                spawn=spawn,
+            )
+        if request.lens not in CODE_LENSES:
+            raise ProviderError(f"unknown code lens {request.lens!r}", permanent=True)
+        findings: list[FindingOut] = []
+        for path in files:
+            text = request.snapshot.read_text(path)
+            findings.extend(_finding(raw.to_dict()) for raw in analyze_code(path, text, request.lens))
+        return AgentOutput(
+            summary=f"Offline {request.lens} analysis of {len(files)} file(s): "
+            f"{len(findings)} finding(s).",
+            findings=findings,
+        )
+
+    def _maybe_split(self, request: AgentRequest, files: list[str]) -> list[SpawnOut]:
+        if not request.can_spawn or len(files) < 2:
+            return []
+        opts = request.inputs.get("options", {}) if request.inputs else {}
+        max_files = int(opts.get("agent_max_files", DEFAULT_AGENT_MAX_FILES))
+        max_bytes = int(opts.get("agent_max_bytes", DEFAULT_AGENT_MAX_BYTES))
+        sizes = request.snapshot.manifest.files
+        total = sum(int(sizes[p]["size"]) for p in files if p in sizes)
+        if len(files) <= max_files and total <= max_bytes:
+            return []
+        half = len(files) // 2
+        parts = [files[:half], files[half:]]
+        return [
+            SpawnOut(
+                scope={"files": part},
+                why=f"{len(files)} files / {total} bytes exceed one agent's "
+                f"{max_files} files / {max_bytes} bytes: part {i + 1} of 2",
+                lens=request.lens,
+            )
+            for i, part in enumerate(parts)
+        ]
+
+    def _document(self, request: AgentRequest, path: str) -> AgentOutput:
+        text = request.snapshot.read_text(path)
+        if request.lens in DOC_LENSES:
+            raws = analyze_document(path, text, request.lens)
+            findings = [_finding(raw.to_dict()) for raw in raws]
+            return AgentOutput(
+                summary=f"Offline {request.lens} review of {path}: {len(findings)} finding(s).",
+                findings=findings,
+            )
+        summary = summarize_document(path, text)
+        findings = [
+            FindingOut(
+                title=f"Key point: {sentence.text[:180]}",
+                detail="An extractive key sentence, ranked by keyword weight.",
+                severity="info",
+                confidence=0.6,
+                path=path,
+                line_start=sentence.line,
+                line_end=sentence.line,
+                evidence=sentence.text[:1000],
+                rule="doc.key_point",
+            )
+            for sentence in summary.key_sentences
+        ]
+        keywords = ", ".join(term for term, _ in summary.keywords[:6])
+        return AgentOutput(
+            summary=f"{summary.title}: {summary.word_count} words; keywords: {keywords}.",
+            findings=findings,
+            data={"document_summary": summary.to_dict()},
+        )
+
+    def _synthesize(self, request: AgentRequest) -> AgentOutput:
+        raw = request.inputs.get("dependency_outputs", []) if request.inputs else []
+        summaries = [
+            DocumentSummary.from_dict(item["document_summary"])
+            for item in raw
+            if isinstance(item, dict) and "document_summary" in item
+        ]
+        if not summaries:
+            raise ProviderError("no document summaries to synthesize", permanent=True)
+        synthesis = synthesize(summaries)
+        findings = [
+            FindingOut(
+                title=f"Shared theme: {theme['term']}",
+                detail="Appears in: " + ", ".join(theme.get("documents", [])),
+                severity="info",
+                confidence=min(1.0, 0.4 + 0.15 * len(theme.get("documents", []))),
+                rule="doc.theme",
+            )
+            for theme in synthesis.to_dict().get("themes", [])[:10]
+            if isinstance(theme, dict) and "term" in theme
+        ]
+        return AgentOutput(
+            summary=synthesis.to_markdown()[:8000],
+            findings=findings,
+            data={"synthesis": synthesis.to_dict()},
+        )
+
+
+def _finding(raw: dict[str, Any]) -> FindingOut:
+    return FindingOut(
+        title=str(raw["title"])[:200],
+        detail=str(raw.get("detail", ""))[:4000],
+        severity=raw.get("severity", "medium"),
+        confidence=float(raw.get("confidence", 0.5)),
+        path=str(raw.get("path", ""))[:500],
+        line_start=raw.get("line_start"),
+        line_end=raw.get("line_end"),
+        evidence=str(raw.get("evidence", ""))[:2000],
+        rule=str(raw.get("rule", ""))[:100],
+    )
+
+
+_SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+
+
+def _fit_output(output: AgentOutput, max_tokens: int) -> tuple[AgentOutput, int]:
+    """Keep the output within ``max_tokens`` (as a model's would be), dropping the least severe
+    findings first, so the budget reservation (which assumed ``max_tokens``) is an upper bound."""
+    def cost(o: AgentOutput) -> int:
+        return _tokens(len(o.model_dump_json()))
+
+    tokens = cost(output)
+    if tokens <= max_tokens:
+        return output, tokens
+    findings = sorted(output.findings, key=lambda f: _SEVERITY_ORDER.get(f.severity, 5))
+    kept = list(findings)
+    while kept and cost(output.model_copy(update={"findings": kept})) > max_tokens:
+        kept.pop()
+    dropped = len(findings) - len(kept)
+    trimmed = output.model_copy(
+        update={
+            "findings": kept,
+            "summary": f"{output.summary} ({dropped} lower-severity findings dropped: output "
+            "limit reached)"[:8000],
+            "data": {},
+        }
+    )
+    return trimmed, min(max_tokens, cost(trimmed))

@@ -1,0 +1,186 @@
+"""One agent step, as run by the Celery task ``run_agent``.
+
+claim (conditional update) → provider slot → call the provider (budget reserved and settled per
+call by the runtime) → store results → release. Transient errors are retried with exponential
+backoff and full jitter through a new Celery message, never by sleeping while holding a slot;
+permanent errors fail only this task. A redelivered task (its worker was killed) re-claims a
+``running`` task and resumes from its stored steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from agents import semconv
+from agents.engine import budget_exhausted, cancel_task, complete_task, fail_task
+from agents.playbooks import Playbook
+from agents.providers import concurrency_cap, get_provider
+from agents.providers.base import (
+    AgentCancelled,
+    AgentRequest,
+    BudgetExhausted,
+    ProviderError,
+)
+from agents.runtime import AgentRuntime, provider_semaphore
+from agents.snapshots import open_snapshot
+from harness_site.logfilters import redact
+from runs.events import record_event
+from runs.models import Run, Task
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_BASE_S = 2.0
+BACKOFF_CAP_S = 60.0
+SLOT_WAIT_S = 1.0
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    countdown: float
+    reason: str
+
+
+def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Full-jitter exponential backoff; never sooner than the server's Retry-After."""
+    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2 ** max(0, attempt - 1)))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+def execute(task_id: int) -> RetryLater | None:
+    """Run one agent. Returns RetryLater when the Celery task should re-send itself."""
+    task = Task.objects.select_related("run").filter(pk=task_id).first()
+    if task is None or task.is_terminal:
+        return None
+    run = task.run
+    if run.status in (Run.Status.CANCELLED, Run.Status.FAILED):
+        cancel_task(task, f"run {run.status}")
+        return None
+    if run.status == Run.Status.BUDGET_EXHAUSTED:
+        budget_exhausted(task, "the run's budget was already exhausted")
+        return None
+
+    with transaction.atomic():
+        won = task.move(
+            Task.Status.RUNNING,
+            # RUNNING too: a redelivered message means the previous holder died mid-agent.
+            allowed_from=[Task.Status.QUEUED, Task.Status.RETRYING, Task.Status.RUNNING],
+            attempts=task.attempts + 1,
+            started_at=task.started_at or timezone.now(),
+        )
+        if not won:
+            return None
+        record_event(run, "task.started", {"attempt": task.attempts}, task=task)
+
+    playbook = Playbook.from_config(run.config)
+    spec = playbook.roles.get(task.role) or next(iter(playbook.roles.values()))
+    try:
+        provider = get_provider(task.provider)
+    except ProviderError as exc:
+        fail_task(task, redact(str(exc)))
+        return None
+
+    holder = f"task:{task.pk}"
+    cap = concurrency_cap(task.provider)
+    slot = None
+    if cap:
+        slot = provider_semaphore(task.provider, cap, lease_seconds=settings.HARNESS_CALL_TIMEOUT_S * 2)
+        if not slot.acquire(holder):
+            # Every slot of this provider is busy across all runs: wait without holding one.
+            task.move(Task.Status.QUEUED, allowed_from=[Task.Status.RUNNING],
+                      attempts=task.attempts - 1)
+            return RetryLater(SLOT_WAIT_S * random.uniform(1, 2), "provider slots busy")
+
+    runtime = AgentRuntime(task, provider_kind=getattr(provider, "kind", task.provider),
+                           slot=slot, holder=holder)
+    runtime.settle_stored_steps()
+    request = AgentRequest(
+        run_id=run.pk,
+        task_id=task.pk,
+        task_key=task.key,
+        step=task.step,
+        lens=task.lens,
+        scope=task.scope,
+        model=task.model or _default_model(provider),
+        snapshot=open_snapshot(run.snapshot_digest),
+        allowed_tools=list(spec.tools) + (["spawn_subagent"] if spec.can_spawn else []),
+        max_tokens=spec.max_tokens,
+        depth=task.depth,
+        can_spawn=spec.can_spawn and task.depth < run.max_depth,
+        latency_ms=run.latency_ms,
+        timeout_s=settings.HARNESS_CALL_TIMEOUT_S,
+        inputs=_inputs(task, playbook),
+        context=runtime,
+        max_steps=spec.max_steps,
+        max_children=run.max_children,
+    )
+    from harness_site.telemetry import get_tracer
+
+    tracer = get_tracer()
+    try:
+        with tracer.start_as_current_span(
+            f"invoke_agent {task.role}",
+            attributes={
+                semconv.OPERATION: semconv.OP_AGENT,
+                semconv.PROVIDER: getattr(provider, "name", task.provider),
+                semconv.AGENT_ID: str(task.pk),
+                semconv.AGENT_NAME: task.role,
+                semconv.REQUEST_MODEL: request.model,
+                semconv.RUN_ID: run.pk,
+                semconv.TASK_ID: task.pk,
+            },
+        ) as span:
+            result = provider.run_agent(request)
+            span.set_attribute(semconv.INPUT_TOKENS, result.usage.input_tokens)
+            span.set_attribute(semconv.OUTPUT_TOKENS, result.usage.output_tokens)
+    except BudgetExhausted as exc:
+        budget_exhausted(task, str(exc))
+        return None
+    except AgentCancelled as exc:
+        cancel_task(task, str(exc))
+        return None
+    except ProviderError as exc:
+        message = redact(str(exc))
+        if exc.permanent or task.attempts >= task.max_attempts:
+            suffix = "" if exc.permanent else f" (gave up after {task.attempts} attempts)"
+            fail_task(task, message + suffix)
+            return None
+        delay = backoff_delay(task.attempts, exc.retry_after)
+        with transaction.atomic():
+            if task.move(Task.Status.RETRYING, allowed_from=[Task.Status.RUNNING]):
+                record_event(
+                    run, "task.retrying",
+                    {"attempt": task.attempts, "delay_s": round(delay, 2), "error": message[:300]},
+                    task=task,
+                )
+        return RetryLater(delay, message)
+    except Exception as exc:  # an unexpected bug fails this task only, never the worker
+        logger.exception("agent %s crashed", task.pk)
+        fail_task(task, redact(f"{type(exc).__name__}: {exc}"))
+        return None
+    finally:
+        if slot is not None:
+            slot.release(holder)
+
+    complete_task(task, result, playbook)
+    return None
+
+
+def _default_model(provider: object) -> str:
+    getter = getattr(provider, "default_model", None)
+    return str(getter()) if callable(getter) else ""
+
+
+def _inputs(task: Task, playbook: Playbook) -> dict[str, object]:
+    inputs: dict[str, object] = {"options": playbook.options}
+    deps = list(task.depends_on.filter(status=Task.Status.SUCCEEDED).order_by("id"))
+    if deps:
+        inputs["dependency_outputs"] = [dep.output.get("data", {}) for dep in deps]
+        inputs["dependency_summaries"] = [dep.summary for dep in deps]
+    return inputs

@@ -1,0 +1,186 @@
+"""``manage.py launch_run``: launch a run from the terminal, optionally wait and print JSON.
+
+Works alone on a fresh machine: it applies migrations, starts the private Redis when REDIS_URL is
+unset, and starts its own Celery worker for the run's duration when none answers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from runs.actions import LaunchError, launch_run
+from runs.summary import run_summary
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise CommandError(f"--set takes key=value, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+class Command(BaseCommand):
+    help = "Launch a run of a playbook over a target directory; --wait to follow it to the end."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--playbook", required=True)
+        parser.add_argument("--target", required=True, help="a directory under the target roots")
+        parser.add_argument("--provider", default="heuristic")
+        parser.add_argument("--model", default=None)
+        parser.add_argument("--max-concurrency", type=int, default=None)
+        parser.add_argument("--budget-usd", default=None)
+        parser.add_argument("--budget-tokens", type=int, default=None)
+        parser.add_argument("--max-depth", type=int, default=None)
+        parser.add_argument("--latency-ms", type=int, default=0)
+        parser.add_argument("--aggregation", default=None, help="comma-separated chain")
+        parser.add_argument("--title", default="")
+        parser.add_argument("--set", dest="options", action="append", default=[],
+                            metavar="KEY=VALUE", help="playbook option, e.g. chunk_files=1")
+        parser.add_argument("--wait", action="store_true", help="follow the run to its end")
+        parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        self.err = sys.stderr
+        redis_proc = self._ensure_redis()
+        self._ensure_schema()
+        worker = None
+        try:
+            worker = self._ensure_worker(opts)
+            try:
+                run = launch_run(
+                    user=None,
+                    playbook=opts["playbook"],
+                    target_path=opts["target"],
+                    provider=opts["provider"],
+                    model=opts["model"],
+                    max_concurrency=opts["max_concurrency"],
+                    budget_usd=opts["budget_usd"],
+                    budget_tokens=opts["budget_tokens"],
+                    max_depth=opts["max_depth"],
+                    latency_ms=opts["latency_ms"],
+                    aggregation=opts["aggregation"].split(",") if opts["aggregation"] else None,
+                    options=dict(_option(o) for o in opts["options"]) or None,
+                    title=opts["title"],
+                )
+            except LaunchError as exc:
+                where = f" ({exc.field})" if exc.field else ""
+                raise CommandError(f"Launch refused{where}: {exc}") from None
+            self.err.write(f"Run #{run.pk} launched: {run.playbook} on {run.target_label} "
+                           f"[{run.provider}]\n")
+            if not (opts["wait"] or worker is not None):
+                if opts["json"]:
+                    self.stdout.write(json.dumps(run_summary(run)))
+                return
+            self._follow(run.pk, opts["timeout"])
+            summary = run_summary(run)
+            if opts["json"]:
+                self.stdout.write(json.dumps(summary))
+            else:
+                self._print_summary(summary)
+        finally:
+            if worker is not None:
+                from harness_site.devstack import stop_process
+
+                stop_process(worker)
+            if redis_proc is not None:
+                from harness_site.localredis import stop_private_redis
+
+                stop_private_redis(redis_proc)
+
+    # -- set-up -----------------------------------------------------------------------------
+    def _ensure_redis(self) -> Any:
+        if not settings.HARNESS_PRIVATE_REDIS:
+            return None
+        from harness_site.localredis import ensure_private_redis
+
+        proc = ensure_private_redis(settings.DATA_DIR, settings.HARNESS_PRIVATE_REDIS_PORT)
+        if proc is not None:
+            self.err.write("Started a private Redis for this command (REDIS_URL is unset).\n")
+        return proc
+
+    def _ensure_schema(self) -> None:
+        from django.db import connection
+        from django.db.migrations.executor import MigrationExecutor
+
+        executor = MigrationExecutor(connection)
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+            self.err.write("Applying database migrations…\n")
+            call_command("migrate", verbosity=0, interactive=False)
+
+    def _ensure_worker(self, opts: dict[str, Any]) -> Any:
+        from harness_site.celery import app
+
+        try:
+            if app.control.ping(timeout=1.0):
+                return None
+        except Exception as exc:
+            raise CommandError(f"Redis at REDIS_URL does not answer: {type(exc).__name__}") from None
+        from harness_site.devstack import start_worker
+
+        concurrency = max(2, min(16, int(opts["max_concurrency"] or 4)))
+        self.err.write(
+            f"No Celery worker is answering: starting one ({concurrency} processes) for this "
+            "run; its log is in var/logs/worker.log.\n"
+        )
+        proc = start_worker(concurrency=concurrency, name=f"launch-{time.monotonic_ns()}@%h")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise CommandError("The Celery worker exited at start; see var/logs/worker.log")
+            if app.control.ping(timeout=0.5):
+                return proc
+        raise CommandError("The Celery worker did not answer within 60 s")
+
+    # -- following --------------------------------------------------------------------------
+    def _follow(self, run_id: int, timeout: float) -> None:
+        from runs.models import Run
+
+        tty = self.err.isatty()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = Run.objects.get(pk=run_id)
+            if tty:
+                self._progress(run)
+            if run.is_finished:
+                if tty:
+                    self.err.write("\n")
+                return
+            time.sleep(0.3)
+        raise CommandError(f"Run #{run_id} did not finish within {timeout:.0f} s")
+
+    def _progress(self, run: Any) -> None:
+        done = run.tasks_done + run.tasks_failed + run.tasks_skipped
+        total = max(run.tasks_total, 1)
+        width = 30
+        filled = int(width * done / total)
+        bar = "█" * filled + "░" * (width - filled)
+        self.err.write(
+            f"\r{bar} {done}/{run.tasks_total} agents · ${run.cost_usd:.4f} · "
+            f"{run.findings_count} findings · {run.status:<16}"
+        )
+        self.err.flush()
+
+    def _print_summary(self, s: dict[str, Any]) -> None:
+        agents = s["agents"]
+        budget = f" of ${s['budget_usd']:.2f}" if s["budget_usd"] is not None else ""
+        self.stdout.write(
+            f"Run #{s['run_id']}: {s['status']}\n"
+            f"  agents    {agents['succeeded']} succeeded, {agents['failed']} failed, "
+            f"{agents['skipped']} skipped of {agents['total']} (max {s['max_in_flight']} at once)\n"
+            f"  findings  {s['findings']}\n"
+            f"  cost      ${s['cost_usd']:.6f}{budget}"
+            + (" (heuristic: nominal price)" if s["provider"] == "heuristic" else "") + "\n"
+            f"  tokens    {s['tokens']['input']:,} in / {s['tokens']['output']:,} out\n"
+            f"  events    {s['events']}   wall {s['wall_seconds']:.1f} s\n"
+        )

@@ -1,0 +1,1 @@
+"""Inventory demo app (deliberately vulnerable sample target for the heuristic analyzer)."""
