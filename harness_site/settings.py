@@ -7,6 +7,7 @@ REDIS_URL; with those, `manage.py check --deploy` passes.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,10 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", True)
 TESTING = "pytest" in sys.modules or env_bool("HARNESS_TESTING", False)
+# Each test session (and the workers and daphne it starts, which inherit the variable) gets its
+# own SQLite file, Celery queue, channel prefix and Redis key prefix, so two test sessions on one
+# machine, or a test session next to `make run`, never consume each other's work.
+TEST_SESSION = env_str("HARNESS_TEST_SESSION", str(os.getpid())) if TESTING else ""
 
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
@@ -103,7 +108,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
     # Browser tests run daphne in another process: the test database must be a file.
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-db-{TEST_SESSION}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: one server for the Celery broker, the channel layer and the limits. When REDIS_URL is
@@ -121,13 +126,13 @@ REDIS_URL = env_url(
     ("redis", "rediss", "unix"),
 )
 # Prefix for every key our limits keep in Redis (run ids repeat between test and dev databases).
-HARNESS_REDIS_PREFIX = "harness-test:" if TESTING else "harness:"
+HARNESS_REDIS_PREFIX = f"harness-test-{TEST_SESSION}:" if TESTING else "harness:"
 
 CHANNEL_LAYERS = {
     "default": {
         # Pub/sub suits broadcast: no per-channel capacity to silently drop past (NOTES.md).
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "harness-test" if TESTING else "harness"},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"harness-test-{TEST_SESSION}" if TESTING else "harness"},
     }
 }
 
@@ -142,14 +147,14 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Must exceed the longest task plus the longest retry countdown (agent timeout is far below).
-CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, min_value=60)
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, min_value=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     # Sweep for the messages of a killed worker every second instead of every ~100 s.
     "unacked_restore_throttle": 1,
 }
 CELERY_TASK_ALWAYS_EAGER = False
-CELERY_TASK_DEFAULT_QUEUE = "harness-test" if TESTING else "harness"
+CELERY_TASK_DEFAULT_QUEUE = f"harness-test-{TEST_SESSION}" if TESTING else "harness"
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 4, min_value=1, max_value=64)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

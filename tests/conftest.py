@@ -37,7 +37,14 @@ def _redis_for_tests() -> Iterator[None]:
         client.delete(*stale)
     yield
     if proc is not None:
-        stop_private_redis(proc)
+        # Another test session on this machine may be using the same private Redis: stop it
+        # only when this connection is the last one.
+        try:
+            others = len(client.client_list()) - 1
+        except Exception:
+            others = 0
+        if others <= 0:
+            stop_private_redis(proc)
 
 
 @pytest.fixture
@@ -115,6 +122,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
             "DATABASE_URL": test_database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "HARNESS_TESTING": "1",
+            "HARNESS_TEST_SESSION": settings.TEST_SESSION,
             "HARNESS_DATA_DIR": str(settings.DATA_DIR),
             "PYTHONUNBUFFERED": "1",
         }
@@ -126,7 +134,13 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 class WorkerProcess:
     """A real `celery worker` subprocess on the test queue."""
 
-    def __init__(self, concurrency: int = 4, name: str = "test", pool: str = "prefork") -> None:
+    def __init__(
+        self,
+        concurrency: int = 4,
+        name: str = "test",
+        pool: str = "prefork",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h"
         self.log = settings.DATA_DIR / f"worker-{name}-{os.getpid()}.log"
         argv = [
@@ -136,7 +150,7 @@ class WorkerProcess:
         ]
         self.logfile = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=subprocess_env(), stdout=self.logfile,
+            argv, cwd=ROOT, env=subprocess_env(**(env or {})), stdout=self.logfile,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.wait_ready()
@@ -181,8 +195,13 @@ def celery_worker(transactional_db: Any) -> Iterator[Callable[..., WorkerProcess
     """Start real worker processes; all are stopped at teardown."""
     started: list[WorkerProcess] = []
 
-    def start(concurrency: int = 4, name: str = "test", pool: str = "prefork") -> WorkerProcess:
-        worker = WorkerProcess(concurrency=concurrency, name=name, pool=pool)
+    def start(
+        concurrency: int = 4,
+        name: str = "test",
+        pool: str = "prefork",
+        env: dict[str, str] | None = None,
+    ) -> WorkerProcess:
+        worker = WorkerProcess(concurrency=concurrency, name=name, pool=pool, env=env)
         started.append(worker)
         return worker
 

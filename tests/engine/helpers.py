@@ -1,0 +1,59 @@
+"""Helpers for engine tests: generated targets and waiting for runs to finish."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from runs.models import Run
+
+VULNERABLE_MODULE = '''\
+import os
+import pickle
+import subprocess
+
+import requests
+
+API_TOKEN = "tok-{n}-not-a-real-secret-value"
+
+
+def handler_{n}(request, cursor):
+    cmd = request.args.get("cmd")
+    subprocess.run(cmd, shell=True)
+    cursor.execute("SELECT * FROM users WHERE id = %s" % request.args["id"])
+    data = requests.get("http://example.invalid/{n}")
+    try:
+        return pickle.loads(data.content)
+    except Exception:
+        pass
+
+
+def helper_{n}(values=[]):
+    # TODO: make this faster
+    return eval(os.environ.get("EXPR_{n}", "1"))
+'''
+
+
+def make_target(root: Path, files: int, name: str = "target") -> Path:
+    """A directory of ``files`` small Python modules, each with the same known problems."""
+    target = root / name
+    for i in range(files):
+        package = target / f"pkg{i // 10}"
+        package.mkdir(parents=True, exist_ok=True)
+        (package / f"mod{i}.py").write_text(VULNERABLE_MODULE.replace("{n}", str(i)))
+    return target
+
+
+def wait_for_run(run_id: int, timeout: float = 180) -> Run:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = Run.objects.get(pk=run_id)
+        if run.is_finished:
+            return run
+        time.sleep(0.25)
+    run = Run.objects.get(pk=run_id)
+    raise AssertionError(
+        f"run {run_id} did not finish in {timeout}s: status={run.status} "
+        f"done={run.tasks_done} failed={run.tasks_failed} skipped={run.tasks_skipped} "
+        f"total={run.tasks_total}"
+    )
