@@ -1,50 +1,204 @@
-"""Websocket consumers. Every connection is checked against the same access rules as the views."""
+"""Websocket consumers. Every connection is checked against the same access rules as the views.
+
+Flow of one run page: ``connect`` checks the user, joins the run's group and sends the current
+state first (every panel, plus the rows and events that changed since the seq the page was
+rendered at, given as ``?since=``). Group messages (``run.events``) only mark the connection
+dirty; one flusher per connection renders at most every ``MIN_INTERVAL`` seconds, so a burst of
+hundreds of events becomes one small message. A slow poll repairs messages the pub/sub layer
+lost (it is at-most-once, NOTES.md), so the page always converges on the database.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.http import Http404
+from django.template.loader import render_to_string
 
 from runs.access import get_run_for_user
+from runs.events import RUNS_LIST_GROUP
 from runs.models import Run
+from runs.views.live import HEAVY_INTERVAL, LiveState, render_update
+
+logger = logging.getLogger(__name__)
+
+# Close codes (4000-4999 are ours): the client must not retry these.
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+MIN_INTERVAL = 0.25  # seconds between two pushes to one connection
+RESYNC_EVERY = 5.0  # seconds between checks for updates the channel layer may have lost
 
 
-class RunConsumer(AsyncWebsocketConsumer):
+def _query(scope: dict[str, Any]) -> dict[str, str]:
+    raw = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
+    return {k: v[-1] for k, v in raw.items()}
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
+
+
+class _Batched(AsyncWebsocketConsumer):
+    """Coalesces group messages: ``mark_dirty`` schedules at most one ``flush`` per interval."""
+
+    _flusher: asyncio.Task[None] | None = None
+    _poller: asyncio.Task[None] | None = None
+    _last_push = 0.0
+    _dirty = False
+    interval = MIN_INTERVAL
+
+    def mark_dirty(self) -> None:
+        self._dirty = True
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        while self._dirty:
+            wait = self._last_push + self.interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._dirty = False
+            try:
+                await self.flush()
+            except Exception:  # a render error must not kill the connection's updates
+                logger.exception("live update failed")
+            self._last_push = time.monotonic()
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC_EVERY)
+            if await self.needs_resync():
+                self.mark_dirty()
+
+    def start_polling(self) -> None:
+        self._poller = asyncio.create_task(self._poll())
+
+    async def disconnect(self, code: int) -> None:
+        for task in (self._flusher, self._poller):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def flush(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def needs_resync(self) -> bool:  # pragma: no cover - overridden
+        return False
+
+
+class RunConsumer(_Batched):
     """Live updates of one run page. Refuses anonymous users and users who may not see the run."""
 
     run: Run
+    state: LiveState
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         try:
             self.run = await database_sync_to_async(get_run_for_user)(user, run_id)
         except Http404:
-            await self.close(code=4403)
+            await self.close(code=CLOSE_FORBIDDEN)
             return
+        self.state = LiveState(
+            since=_int(_query(self.scope).get("since")),
+            # The browser already holds this secret in its cookie; Django accepts the unmasked
+            # secret as a form token, so the cancel/retry/decide forms keep working after a swap.
+            csrf_token=self.scope.get("cookies", {}).get(settings.CSRF_COOKIE_NAME, ""),
+        )
         await self.channel_layer.group_add(self.run.channel_group, self.channel_name)
         await self.accept()
-        await self.send_snapshot()
+        # Current state first, before any update: the page may have missed anything.
+        await self.push(snapshot=True)
+        self._last_push = time.monotonic()
+        self.start_polling()
 
     async def disconnect(self, code: int) -> None:
+        await super().disconnect(code)
         if hasattr(self, "run"):
             await self.channel_layer.group_discard(self.run.channel_group, self.channel_name)
 
-    async def send_snapshot(self) -> None:
-        html = await database_sync_to_async(self._render_status)()
-        await self.send(text_data=html)
-
-    def _render_status(self) -> str:
-        from django.template.loader import render_to_string
-
-        run = Run.objects.get(pk=self.run.pk)
-        return render_to_string("runs/_status.html", {"run": run, "oob": True})
-
     async def run_events(self, message: dict[str, Any]) -> None:
-        await self.send_snapshot()
+        if int(message.get("last_seq", 0)) > self.state.since:
+            self.mark_dirty()
+
+    async def flush(self) -> None:
+        await self.push(snapshot=False)
+        if self.state.heavy_pending:
+            asyncio.get_running_loop().call_later(HEAVY_INTERVAL, self.mark_dirty)
+
+    async def push(self, *, snapshot: bool) -> None:
+        html = await database_sync_to_async(render_update)(
+            self.run.pk, self.scope["user"], self.state, snapshot=snapshot
+        )
+        if html:
+            await self.send(text_data=html)
+
+    async def needs_resync(self) -> bool:
+        seq = await database_sync_to_async(
+            lambda: Run.objects.filter(pk=self.run.pk).values_list("last_seq", flat=True).first()
+        )()
+        return seq is not None and seq > self.state.since
+
+
+class RunListConsumer(_Batched):
+    """Live rows of the runs list: changed runs are re-rendered in place by id; on the first page
+    a new run matching the page's filters is inserted at the top."""
+
+    interval = 0.5
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.params = _query(self.scope)
+        self.changed: set[int] = set()
+        self.seen: dict[int, int] = {}
+        await self.channel_layer.group_add(RUNS_LIST_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        await super().disconnect(code)
+        await self.channel_layer.group_discard(RUNS_LIST_GROUP, self.channel_name)
+
+    async def runs_changed(self, message: dict[str, Any]) -> None:
+        self.changed.add(int(message["run_id"]))
+        self.mark_dirty()
+
+    async def flush(self) -> None:
+        ids, self.changed = self.changed, set()
+        html = await database_sync_to_async(self._render)(ids)
+        if html:
+            await self.send(text_data=html)
+
+    def _render(self, ids: set[int]) -> str:
+        from runs.views.runs import filtered_runs
+
+        runs, _, _ = filtered_runs(self.scope["user"], self.params)
+        first_page = _int(self.params.get("page")) <= 1
+        parts = []
+        for run in runs.filter(pk__in=ids).order_by("id"):
+            if self.seen.get(run.pk) == run.last_seq:
+                continue
+            self.seen[run.pk] = run.last_seq
+            if first_page:  # harness.js drops the insert if the row is already there
+                parts.append(render_to_string("runs/_run_insert.html", {"run": run}))
+            parts.append(render_to_string("runs/_run_row.html", {"run": run, "oob": True}))
+        return "".join(parts)

@@ -1,10 +1,17 @@
 from django.urls import path
 
-from runs.views import runs
+from runs.views import control, launch, records, runs
 
 app_name = "runs"
 
 urlpatterns = [
     path("", runs.run_list, name="list"),
+    path("runs/new/", launch.launch, name="launch"),
     path("runs/<int:run_id>/", runs.run_detail, name="detail"),
+    path("runs/<int:run_id>/events/", records.events, name="events"),
+    path("runs/<int:run_id>/findings/", records.findings, name="findings"),
+    path("runs/<int:run_id>/agents/<int:task_id>/", records.task_detail, name="task"),
+    path("runs/<int:run_id>/cancel/", control.cancel, name="cancel"),
+    path("runs/<int:run_id>/retry/", control.retry, name="retry"),
+    path("runs/<int:run_id>/decide/", control.decide, name="decide"),
 ]

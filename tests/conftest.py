@@ -32,7 +32,8 @@ def _redis_for_tests() -> Iterator[None]:
 
     client = get_redis()
     stale = list(client.scan_iter(f"{settings.HARNESS_REDIS_PREFIX}*", count=1000))
-    stale += [settings.CELERY_TASK_DEFAULT_QUEUE, "unacked", "unacked_index"]
+    # Only this session's queue: kombu's unacked hash is shared by every session on this Redis.
+    stale.append(settings.CELERY_TASK_DEFAULT_QUEUE)
     if stale:
         client.delete(*stale)
     yield

@@ -1,16 +1,137 @@
-// The little JavaScript the dashboard needs. Pages work without it; this only keeps live
-// fragments in order: a fragment whose data-seq is older than what the page shows is dropped.
+// The little JavaScript the dashboard needs. Pages work without it (links, forms, a refresh shows
+// the state); this keeps live fragments in order and the websocket connected.
 (function () {
   "use strict";
+
+  function seqOf(el) {
+    var n = parseInt((el && el.getAttribute && el.getAttribute("data-seq")) || "", 10);
+    return isNaN(n) ? null : n;
+  }
+
+  // 1. Ordering. A replacement (same id) older than what the page shows is dropped. An insertion
+  //    (beforeend/afterbegin into a list) skips children already on the page, because the
+  //    catch-up after a reconnect may resend nodes, rows or events the page already has.
   document.addEventListener("htmx:oobBeforeSwap", function (evt) {
-    var incoming = evt.detail.fragment && evt.detail.fragment.firstElementChild
-      ? evt.detail.fragment.firstElementChild : null;
-    var target = evt.detail.target;
-    if (!incoming || !target || !incoming.dataset || !target.dataset) return;
-    var newSeq = parseInt(incoming.dataset.seq || "", 10);
-    var oldSeq = parseInt(target.dataset.seq || "", 10);
-    if (!isNaN(newSeq) && !isNaN(oldSeq) && newSeq < oldSeq) {
-      evt.detail.shouldSwap = false;
+    var d = evt.detail, frag = d.fragment, target = d.target;
+    if (!frag || !target) return;
+    var first = frag.firstElementChild;
+    if (first && first.id && first.id === target.id) {
+      var incoming = seqOf(first), current = seqOf(target);
+      if (incoming !== null && current !== null && incoming < current) d.shouldSwap = false;
+      return;
     }
+    Array.prototype.slice.call(frag.children).forEach(function (el) {
+      if (el.id && document.getElementById(el.id)) el.parentNode.removeChild(el);
+    });
+  });
+
+  // 2. Bounded lists: the event feed keeps its newest N items in the DOM; older ones are one
+  //    click away on the paginated log. The empty-state row goes once a real row arrives.
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    document.querySelectorAll("[data-max]").forEach(function (list) {
+      var max = parseInt(list.getAttribute("data-max"), 10) || 50;
+      var empty = list.querySelector(".feed-empty");
+      if (empty && list.children.length > 1) empty.remove();
+      while (list.children.length > max) list.removeChild(list.lastElementChild);
+    });
+    var emptyRow = document.getElementById("runs-empty");
+    if (emptyRow && emptyRow.parentNode.children.length > 1) emptyRow.remove();
+    var page = document.querySelector("[data-run-page]");
+    if (page) applyTreeFilter();
+  });
+
+  // 3. Connection. htmx reconnects only after abnormal closes; a server restart or an idle
+  //    timeout can close with 1000/1001, after which it would stay silent. Reconnect on any close
+  //    that is not ours (4401/4403 = refused) and not the page going away.
+  var unloading = false;
+  window.addEventListener("pagehide", function () { unloading = true; });
+  window.addEventListener("beforeunload", function () { unloading = true; });
+  function setLive(state) {
+    document.querySelectorAll("[data-live-indicator]").forEach(function (el) {
+      el.setAttribute("data-state", state);
+    });
+    document.documentElement.setAttribute("data-ws", state);
+  }
+  document.addEventListener("htmx:wsOpen", function () { setLive("open"); });
+  document.addEventListener("htmx:wsClose", function (evt) {
+    var code = evt.detail && evt.detail.event ? evt.detail.event.code : 0;
+    if (unloading || code === 4401 || code === 4403) { setLive("closed"); return; }
+    setLive("reconnecting");
+    if ([1006, 1011, 1012, 1013].indexOf(code) >= 0) return; // htmx retries these itself
+    var wrapper = evt.detail && evt.detail.socketWrapper;
+    if (wrapper && wrapper.reconnect) {
+      setTimeout(function () { if (!unloading) wrapper.reconnect(); }, 500 + Math.random() * 1500);
+    }
+  });
+  // The re-rendered header resets the indicator's text; keep its state across swaps.
+  document.addEventListener("htmx:oobAfterSwap", function () {
+    var state = document.documentElement.getAttribute("data-ws");
+    if (state) setLive(state);
+  });
+
+  // 4. The agent tree: instant client-side filter (the server-side ?q= works without JS),
+  //    expand/collapse all.
+  var filterTimer = null;
+  function applyTreeFilter() {
+    var input = document.querySelector("[data-tree-filter]");
+    if (!input) return;
+    var q = input.value.trim().toLowerCase();
+    var tree = document.getElementById("children-root");
+    if (!tree) return;
+    var nodes = tree.querySelectorAll("li.node");
+    if (!q) { nodes.forEach(function (li) { li.hidden = false; }); return; }
+    nodes.forEach(function (li) { li.hidden = true; });
+    nodes.forEach(function (li) {
+      var row = li.querySelector(":scope > details > summary > .node-row");
+      if (row && row.textContent.toLowerCase().indexOf(q) >= 0) {
+        var el = li;
+        while (el && el !== tree) {
+          if (el.tagName === "LI") el.hidden = false;
+          if (el.tagName === "DETAILS" && el !== li.firstElementChild) el.open = true;
+          el = el.parentElement;
+        }
+      }
+    });
+  }
+  document.addEventListener("input", function (evt) {
+    if (!evt.target.matches || !evt.target.matches("[data-tree-filter]")) return;
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(applyTreeFilter, 120);
+  });
+  document.addEventListener("click", function (evt) {
+    var btn = evt.target.closest && evt.target.closest("[data-tree-toggle]");
+    if (!btn) return;
+    var open = btn.getAttribute("data-tree-toggle") === "open";
+    document.querySelectorAll("#children-root details").forEach(function (d) { d.open = open; });
+  });
+
+  // 5. Confirm destructive actions (the server still checks permissions and state).
+  document.addEventListener("submit", function (evt) {
+    var msg = evt.target.getAttribute && evt.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) evt.preventDefault();
+  });
+
+  // 6. Launch form: picking a playbook pre-selects its own aggregation chain and limits (only
+  //    while the user has not edited them; the server applies the same defaults anyway).
+  document.addEventListener("change", function (evt) {
+    var radio = evt.target;
+    if (!radio.matches || !radio.matches("input[name=playbook][data-chain]")) return;
+    var chain = radio.getAttribute("data-chain").split(" ");
+    document.querySelectorAll("input[name=aggregation]").forEach(function (box) {
+      box.checked = chain.indexOf(box.value) >= 0;
+    });
+    [["max_concurrency", "data-concurrency"], ["max_depth", "data-depth"]].forEach(function (pair) {
+      var input = document.querySelector("input[name=" + pair[0] + "]");
+      if (input && !input.dataset.touched) input.value = radio.getAttribute(pair[1]);
+    });
+  });
+  document.addEventListener("input", function (evt) {
+    if (evt.target.name === "max_concurrency" || evt.target.name === "max_depth") {
+      evt.target.dataset.touched = "1";
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.documentElement.classList.add("js");
   });
 })();
