@@ -1,0 +1,393 @@
+"""The agent loop shared by every LLM provider kind (OpenAI-compatible and Anthropic).
+
+One agent = a scoped system prompt, then model turns that may call tools, then one structured
+final answer validated with pydantic. The provider modules only translate between this loop and
+their SDK (a ``Dialect``); everything that must hold for every provider lives here:
+
+* **Steps.** Every model call and every tool call is one step, numbered from 0 in order. Before
+  each, ``context.replay(index)``: a stored step is reused (a redelivered agent resumes without
+  paying again), otherwise the call happens and is persisted with ``after_call``/``tool_step``.
+  Replayed turns carry the native assistant message, so the conversation is rebuilt exactly.
+* **Limits.** At most ``request.max_steps`` model turns may use tools; then one final-answer
+  turn and at most one repair turn: never more than ``max_steps + 2`` model calls. Before a real
+  call: the provider/model rate limit (Redis, shared by all workers; a needed wait raises
+  ``ProviderError(permanent=False, retry_after=…)`` so the worker frees its slot instead of
+  sleeping in it), then ``before_call`` with an upper-bound token estimate (chars/3 with a 25 %
+  margin for input, ``max_tokens`` for output). A call that fails is ``release_call``-ed.
+* **Final answer.** Prose at the end of the tool phase triggers a final turn in the dialect's
+  structured mode (``response_format`` json_schema, or a forced ``final_answer`` tool). Invalid
+  output gets one repair turn, then ``ProviderError(permanent=True)``: a clean Task failure.
+* **Tools.** Executed through ``agents.tools.call_tool`` (allow-list and snapshot confinement
+  there); a refusal is stored as a step and answered to the model as refused. ``spawn_subagent``
+  never executes: it is collected into ``AgentOutput.spawn`` for the engine to decide.
+* **Telemetry.** A ``chat {model}`` CLIENT span per real model call and an ``execute_tool
+  {name}`` span per real tool call, with ``gen_ai.*`` and ``harness.*`` attributes; message
+  content only when ``settings.HARNESS_CAPTURE_CONTENT`` is on.
+* **Secrets.** Error messages pass through ``safe_message``: the key, anything secret-looking
+  from the environment and key-shaped tokens are masked.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from django.conf import settings
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from agents import semconv
+from agents.agent_prompt import (
+    SPAWN_ANSWER,
+    SPAWN_TOOL,
+    ToolSpec,
+    build_system_prompt,
+    build_user_prompt,
+    estimate_input_tokens,
+    looks_like_json,
+    offered_can_spawn,
+    offered_tools,
+    output_schema,
+    parse_output,
+    safe_message,
+)
+from agents.providers.base import AgentOutput, AgentRequest, AgentResult, ProviderError, SpawnOut
+from agents.providers.base import Usage as TokenUsage
+from agents.providers.registry import MissingApiKey, ProviderConfig, UnknownModel
+
+# Content attributes (opt-in only); not yet in agents/semconv.py.
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+_tracer = trace.get_tracer("agents.agent_loop")
+Phase = Literal["tools", "final"]
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any] | str  # a str when the model sent arguments that are not JSON
+
+
+@dataclass
+class Turn:
+    """One model response in a provider-neutral shape; ``message`` is the native assistant
+    message (JSON-able) to append to the history, and is what a replay restores."""
+
+    text: str
+    tool_calls: list[ToolCall]
+    usage: TokenUsage
+    response_model: str
+    message: dict[str, Any]
+    final: Any = None  # payload of a final_answer tool call, when the dialect uses one
+    finish_reason: str = ""
+    request_id: str = ""
+
+    def to_data(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kind"] = "model"
+        return data
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Turn:
+        usage = data.get("usage") or {}
+        return cls(
+            text=data.get("text", ""),
+            tool_calls=[ToolCall(**call) for call in data.get("tool_calls", [])],
+            usage=TokenUsage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))),
+            response_model=data.get("response_model", ""),
+            message=data.get("message", {}),
+            final=data.get("final"),
+            finish_reason=data.get("finish_reason", ""),
+            request_id=data.get("request_id", ""),
+        )
+
+
+class Dialect(Protocol):
+    """What a provider kind implements: its SDK call and its message shapes."""
+
+    final_instructions: str
+
+    def start(self, system: str, user: str) -> list[dict[str, Any]]: ...
+
+    def call(self, messages: list[dict[str, Any]], *, phase: Phase, tools: list[ToolSpec],
+             schema: dict[str, Any], max_tokens: int, timeout: float) -> Turn:
+        """One model call; raises ProviderError (mapped, secret-free) on any SDK failure.
+        ``phase`` "final" must produce the structured answer (no further tool use)."""
+        ...
+
+    def append_assistant(self, messages: list[dict[str, Any]], turn: Turn) -> None: ...
+
+    def append_tool_results(self, messages: list[dict[str, Any]],
+                            results: list[tuple[ToolCall, str, bool]]) -> None: ...
+
+    def append_user(self, messages: list[dict[str, Any]], text: str) -> None: ...
+
+    def append_repair(self, messages: list[dict[str, Any]], turn: Turn, problems: str) -> None: ...
+
+
+@dataclass
+class AgentLoop:
+    """Runs one agent with one dialect. ``provider`` is the configured provider (name, kind)."""
+
+    request: AgentRequest
+    dialect: Dialect
+    provider: ProviderConfig
+    model: str
+    timeout: float
+    index: int = 0
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    spawns: list[SpawnOut] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.context = self.request.context
+        self.tools = offered_tools(self.request)
+        self.schema = output_schema(offered_can_spawn(self.request))
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> AgentResult:
+        names = [tool.name for tool in self.tools]
+        system = build_system_prompt(self.request, names, self.dialect.final_instructions)
+        messages = self.dialect.start(system, build_user_prompt(self.request))
+        phase: Phase = "tools" if self.tools else "final"
+        tool_turns, repaired = 0, False
+        while True:
+            turn = self._model_step(messages, phase)
+            self.dialect.append_assistant(messages, turn)
+            if phase == "tools" and turn.final is None and turn.tool_calls:
+                tool_turns += 1
+                results = [(call, *self._tool_step(call)) for call in turn.tool_calls]
+                self.dialect.append_tool_results(messages, results)
+                if tool_turns >= self.request.max_steps:
+                    phase = "final"
+                    self.dialect.append_user(messages, "Step limit reached: no more tools. "
+                                             + self.dialect.final_instructions)
+                continue
+            if phase == "tools" and turn.final is None and not looks_like_json(turn.text):
+                phase = "final"
+                self.dialect.append_user(messages, self.dialect.final_instructions)
+                continue
+            output, problems = parse_output(turn.final if turn.final is not None else turn.text)
+            if output is not None:
+                return self._result(output)
+            if repaired:
+                raise ProviderError(
+                    f"{self.provider.name} model {self.model} gave an invalid final answer "
+                    f"after one repair round: {safe_message(problems)}", permanent=True)
+            repaired, phase = True, "final"
+            self.dialect.append_repair(messages, turn, problems)
+
+    def _result(self, output: AgentOutput) -> AgentResult:
+        seen = {json.dumps(s.model_dump(), sort_keys=True) for s in output.spawn}
+        extra = [s for s in self.spawns if json.dumps(s.model_dump(), sort_keys=True) not in seen]
+        spawn = [*output.spawn, *extra][:50] if offered_can_spawn(self.request) else []
+        output = output.model_copy(update={"spawn": spawn})
+        return AgentResult(output=output, usage=self.usage, model=self.model,
+                           provider=self.provider.name, steps=self.steps)
+
+    # -- model calls -------------------------------------------------------------------------
+    def _model_step(self, messages: list[dict[str, Any]], phase: Phase) -> Turn:
+        index, ctx = self.index, self.context
+        self.index += 1
+        stored = ctx.replay(index) if ctx else None
+        if stored is not None:
+            turn = Turn.from_data(stored)
+            self.usage.add(turn.usage)
+            self.steps.append({"index": index, "kind": "model", "model": self.model,
+                               "replayed": True})
+            return turn
+        tools = self.tools  # a dialect may leave them out of a final turn (OpenAI does)
+        estimate_in = estimate_input_tokens(messages, [asdict(t) for t in tools], self.schema)
+        estimate_out = self.request.max_tokens
+        if ctx:
+            ctx.check_cancelled()
+        self._rate_limit(estimate_in + estimate_out)
+        if ctx:
+            ctx.before_call(index, model=self.model, input_tokens=estimate_in,
+                            output_tokens=estimate_out)
+        started = time.monotonic()
+        with _tracer.start_as_current_span(f"chat {self.model}", kind=SpanKind.CLIENT,
+                                           attributes=self._attributes(semconv.OP_CHAT)) as span:
+            try:
+                turn = self.dialect.call(messages, phase=phase, tools=tools, schema=self.schema,
+                                         max_tokens=self.request.max_tokens, timeout=self.timeout)
+            except BaseException as exc:
+                if ctx:
+                    ctx.release_call(index)
+                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+                span.set_attribute("error.type", type(exc).__name__)
+                raise
+            seconds = time.monotonic() - started
+            self._annotate_chat(span, messages, turn)
+        self._correct_rate(estimate_in + estimate_out, turn.usage)
+        self.usage.add(turn.usage)
+        if ctx:
+            ctx.after_call(index, model=self.model, usage=turn.usage, data=turn.to_data(),
+                           seconds=seconds, name=f"chat {self.model}")
+        self.steps.append({"index": index, "kind": "model", "model": self.model,
+                           "response_model": turn.response_model, "seconds": round(seconds, 3),
+                           "input_tokens": turn.usage.input_tokens,
+                           "output_tokens": turn.usage.output_tokens, "replayed": False})
+        return turn
+
+    def _attributes(self, operation: str) -> dict[str, Any]:
+        return {semconv.OPERATION: operation, semconv.PROVIDER: self.provider.name,
+                semconv.REQUEST_MODEL: self.model, semconv.RUN_ID: self.request.run_id,
+                semconv.TASK_ID: self.request.task_id, semconv.AGENT_NAME: self.request.lens,
+                semconv.AGENT_ID: self.request.task_key}
+
+    def _annotate_chat(self, span: trace.Span, messages: list[dict[str, Any]], turn: Turn) -> None:
+        from agents.pricing import price_call
+
+        price = price_call(self.provider.kind, self.provider.name, self.model, turn.usage)
+        span.set_attribute(semconv.RESPONSE_MODEL, turn.response_model or self.model)
+        span.set_attribute(semconv.INPUT_TOKENS, turn.usage.input_tokens)
+        span.set_attribute(semconv.OUTPUT_TOKENS, turn.usage.output_tokens)
+        span.set_attribute("gen_ai.response.finish_reasons", [turn.finish_reason or "unknown"])
+        span.set_attribute(semconv.UNPRICED, price.unpriced)
+        if price.cost_usd is not None:
+            span.set_attribute(semconv.COST_USD, float(price.cost_usd))
+        if turn.request_id:
+            span.set_attribute("gen_ai.response.id", turn.request_id)
+        if settings.HARNESS_CAPTURE_CONTENT:
+            span.set_attribute(INPUT_MESSAGES, json.dumps(messages, default=str)[-16_000:])
+            span.set_attribute(OUTPUT_MESSAGES, json.dumps(turn.message, default=str)[:16_000])
+
+    def _limiter(self) -> Any:
+        if not (self.provider.rpm or self.provider.tpm):
+            return None
+        from agents.limits import RateLimiter
+        from harness_site.redis_client import get_redis
+
+        return RateLimiter(get_redis(), f"{self.provider.name}:{self.model}", self.provider.rpm,
+                           self.provider.tpm, key_prefix=settings.HARNESS_REDIS_PREFIX)
+
+    def _rate_limit(self, tokens: int) -> None:
+        """Take a permit or raise a transient ProviderError carrying the wait (never sleep)."""
+        import redis
+
+        try:
+            limiter = self._limiter()
+            wait = limiter.try_acquire(tokens) if limiter else 0.0
+        except redis.RedisError as exc:
+            raise ProviderError(f"rate limiter unavailable ({type(exc).__name__})",
+                                permanent=False, retry_after=2.0) from None
+        if wait > 0:
+            raise ProviderError(
+                f"rate limit of {self.provider.name}/{self.model} reached; retry in {wait:.1f}s",
+                permanent=False, retry_after=wait)
+
+    def _correct_rate(self, estimate: int, usage: TokenUsage) -> None:
+        import redis
+
+        try:
+            limiter = self._limiter()
+            if limiter and self.provider.tpm:
+                limiter.record_tokens(usage.input_tokens + usage.output_tokens - estimate)
+        except redis.RedisError:
+            pass  # the estimate already counted; a lost correction only makes the limit stricter
+
+    # -- tool calls --------------------------------------------------------------------------
+    def _tool_step(self, call: ToolCall) -> tuple[str, bool]:
+        """Run (or replay) one tool call; returns (content for the model, is_error)."""
+        from agents.tools import ToolResult, call_tool
+
+        index, ctx = self.index, self.context
+        self.index += 1
+        stored = ctx.replay(index) if ctx else None
+        if stored is not None:
+            result = stored.get("result", stored)
+            if call.name == SPAWN_TOOL and not result.get("refused"):
+                self._spawn(call)  # pure: re-collect the request the stored step answered
+            self.steps.append({"index": index, "kind": "tool", "name": call.name,
+                               "replayed": True, "refused": bool(result.get("refused"))})
+            return str(result.get("content", "")), not result.get("ok", False)
+        if ctx:
+            ctx.check_cancelled()
+        started = time.monotonic()
+        name = call.name[:64]
+        attributes = {**self._attributes(semconv.OP_TOOL), semconv.TOOL_NAME: name,
+                      semconv.TOOL_CALL_ID: call.id[:100]}
+        with _tracer.start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL,
+                                           attributes=attributes) as span:
+            if call.name == SPAWN_TOOL and offered_can_spawn(self.request):
+                result = self._spawn(call)
+            elif call.name == SPAWN_TOOL:
+                result = ToolResult(ok=False, refused=True, reason="this agent may not spawn",
+                                    content=f"Tool call {SPAWN_TOOL!r} was refused: this agent "
+                                            "may not spawn sub-agents.")
+            else:
+                allowed = [n for n in self.request.allowed_tools if n != SPAWN_TOOL]
+                result = call_tool(call.name, call.arguments, snapshot=self.request.snapshot,
+                                   allowed=allowed)
+            span.set_attribute("harness.tool.refused", result.refused)
+            span.set_attribute("harness.tool.ok", result.ok)
+            if result.refused:
+                span.set_status(Status(StatusCode.ERROR, result.reason[:200]))
+        seconds = time.monotonic() - started
+        arguments = (call.arguments if isinstance(call.arguments, dict)
+                     else {"_raw": str(call.arguments)[:2000]})
+        if ctx:
+            ctx.tool_step(index, name=name, arguments=arguments,
+                          result={**result.to_dict(), "call_id": call.id}, seconds=seconds)
+        self.steps.append({"index": index, "kind": "tool", "name": name, "replayed": False,
+                           "refused": result.refused, "seconds": round(seconds, 3)})
+        return result.content, not result.ok
+
+    def _spawn(self, call: ToolCall) -> Any:
+        from agents.tools import ToolResult
+
+        if len(self.spawns) >= self.request.max_children:
+            return ToolResult(ok=False, refused=True, reason="too many sub-agents",
+                              content=f"Refused: at most {self.request.max_children} sub-agents.")
+        arguments = call.arguments
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                return ToolResult(ok=False, content="Bad arguments: not valid JSON.",
+                                  reason="bad arguments")
+        output, problems = parse_output({"spawn": [arguments]})
+        if output is None or not output.spawn or not output.spawn[0].scope:
+            problems = problems or "empty scope"
+            return ToolResult(ok=False, reason="bad arguments",
+                              content=f"Bad arguments for {SPAWN_TOOL}: {problems}")
+        self.spawns.append(output.spawn[0])
+        return ToolResult(ok=True, content=SPAWN_ANSWER)
+
+
+class LLMProvider:
+    """Base of the SDK-backed providers: resolves the model and timeout, then runs the loop."""
+
+    is_llm = True
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.kind = config.kind  # what agents.pricing looks prices up by
+        self.concurrency = config.concurrency  # global cap, enforced by the worker's semaphore
+
+    def default_model(self) -> str:
+        return self.config.default_model
+
+    def dialect(self, model: str) -> Dialect:
+        raise NotImplementedError
+
+    def run_agent(self, request: AgentRequest) -> AgentResult:
+        model = request.model or self.config.default_model
+        try:
+            self.config.check_model(model)
+            self.config.api_key()  # fail before any step when the key is missing
+        except (UnknownModel, MissingApiKey) as exc:
+            raise ProviderError(str(exc), permanent=True) from None
+        timeout = self.config.timeout_s or request.timeout_s
+        return AgentLoop(request, self.dialect(model), self.config, model, timeout).run()
+
+    def estimate_tokens(self, request: AgentRequest) -> tuple[int, int]:
+        """First call's (input, output) upper-bound estimate, for budget reservations."""
+        tools = [asdict(t) for t in offered_tools(request)]
+        system = build_system_prompt(request, [t["name"] for t in tools], "")
+        return (estimate_input_tokens(system, build_user_prompt(request), tools),
+                request.max_tokens)

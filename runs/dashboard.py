@@ -1,0 +1,359 @@
+"""What the run page shows, computed from one query of a run's tasks.
+
+Pure functions over already-loaded rows: ``load_tasks`` is the only query (light columns, no big
+output), everything else (tree, subtree counts, cost tables, waterfall, budget forecast) is
+derived in Python so the page costs the same handful of queries for 10 agents or 1,000.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from django.utils import timezone
+
+from runs.models import Task
+
+if TYPE_CHECKING:
+    from runs.models import Run
+
+# Columns the dashboard reads; ``output``/``summary`` can be large and are fetched on demand.
+TASK_FIELDS = (
+    "id",
+    "run_id",
+    "parent_id",
+    "depth",
+    "step",
+    "role",
+    "lens",
+    "scope_label",
+    "why",
+    "provider",
+    "model",
+    "critical",
+    "status",
+    "attempts",
+    "max_attempts",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "unpriced",
+    "created_at",
+    "queued_at",
+    "started_at",
+    "finished_at",
+    "model_seconds",
+    "tool_seconds",
+    "error",
+)
+# Past this many agents the tree starts collapsed: a closed <details> costs nothing to scan.
+COLLAPSE_ABOVE = 50
+TOP_AGENTS = 12
+WATERFALL_MAX_ROWS = 150
+TERMINAL = frozenset(Task.Status.terminal())
+DONE = Task.Status.SUCCEEDED
+
+
+def load_tasks(run: Run) -> list[Task]:
+    """All tasks of ``run`` in one query, light columns only, in creation (= tree) order."""
+    return list(Task.objects.filter(run_id=run.pk).only(*TASK_FIELDS).order_by("id"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tree
+
+
+@dataclass
+class Subtree:
+    """Counts over a node and all its descendants."""
+
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    active: int = 0
+    cost: Decimal = field(default_factory=lambda: Decimal(0))
+    tokens: int = 0
+
+    def add(self, other: Subtree) -> None:
+        self.total += other.total
+        self.done += other.done
+        self.failed += other.failed
+        self.active += other.active
+        self.cost += other.cost
+        self.tokens += other.tokens
+
+
+@dataclass
+class Tree:
+    tasks: dict[int, Task]
+    children: dict[int | None, list[int]]
+    subtree: dict[int, Subtree]
+    collapsed: bool
+
+    @property
+    def roots(self) -> list[int]:
+        return self.children.get(None, [])
+
+    def ancestors(self, task_id: int) -> list[int]:
+        out: list[int] = []
+        parent = self.tasks[task_id].parent_id if task_id in self.tasks else None
+        while parent is not None and parent in self.tasks:
+            out.append(parent)
+            parent = self.tasks[parent].parent_id
+        return out
+
+    def walk(self, matching: set[int] | None = None) -> list[tuple[str, Task, Subtree, bool]]:
+        """Depth-first ("open", …) … ("close", …) items, so a template renders the nested lists
+        in one flat loop instead of one recursive include per node."""
+        items: list[tuple[str, Task, Subtree, bool]] = []
+        stack: list[tuple[int, bool]] = [(tid, False) for tid in reversed(self.roots)]
+        while stack:
+            tid, closing = stack.pop()
+            task = self.tasks[tid]
+            kids = self.children.get(tid, [])
+            if closing:
+                items.append(("close", task, self.subtree[tid], bool(kids)))
+                continue
+            if matching is not None and tid not in matching:
+                continue
+            items.append(("open", task, self.subtree[tid], bool(kids)))
+            stack.append((tid, True))
+            stack.extend((c, False) for c in reversed(kids))
+        return items
+
+
+def build_tree(tasks: list[Task]) -> Tree:
+    by_id = {t.pk: t for t in tasks}
+    children: dict[int | None, list[int]] = defaultdict(list)
+    for t in tasks:
+        # An orphan (parent not loaded) is shown as a root rather than lost.
+        parent = t.parent_id if t.parent_id in by_id else None
+        children[parent].append(t.pk)
+    subtree: dict[int, Subtree] = {}
+    # Children have larger ids than their parents, so one reverse pass sums bottom-up.
+    for t in reversed(tasks):
+        own = Subtree(
+            total=1,
+            done=int(t.status == DONE),
+            failed=int(t.status == Task.Status.FAILED),
+            active=int(t.status in Task.Status.in_flight()),
+            cost=t.cost_usd,
+            tokens=t.tokens_in + t.tokens_out,
+        )
+        for child in children.get(t.pk, []):
+            own.add(subtree[child])
+        subtree[t.pk] = own
+    return Tree(by_id, dict(children), subtree, collapsed=len(tasks) > COLLAPSE_ABOVE)
+
+
+def filter_tree(tree: Tree, query: str = "", status: str = "") -> set[int] | None:
+    """Ids to show for a text/status filter: every match plus its ancestors (None = all)."""
+    query = query.strip().lower()
+    if not query and not status:
+        return None
+    keep: set[int] = set()
+    for tid, t in tree.tasks.items():
+        if status and t.status != status:
+            continue
+        text = f"{t.step} {t.role} {t.lens} {t.scope_label} {t.why} {t.model} {t.error}".lower()
+        if query and query not in text:
+            continue
+        keep.add(tid)
+        keep.update(tree.ancestors(tid))
+    return keep
+
+
+# ---------------------------------------------------------------------------------------------
+# Costs
+
+
+@dataclass
+class CostRow:
+    label: str
+    detail: str
+    agents: int
+    tokens_in: int
+    tokens_out: int
+    cost: Decimal
+    unpriced: bool
+    task_id: int | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_in + self.tokens_out
+
+
+def agent_label(t: Task) -> str:
+    parts = [t.role or t.step, t.lens, t.scope_label]
+    return " · ".join(p for p in parts if p)
+
+
+def cost_by_agent(tasks: list[Task], limit: int = TOP_AGENTS) -> list[CostRow]:
+    rows = [
+        CostRow(
+            label=agent_label(t),
+            detail=t.model or t.provider,
+            agents=1,
+            tokens_in=t.tokens_in,
+            tokens_out=t.tokens_out,
+            cost=t.cost_usd,
+            unpriced=t.unpriced,
+            task_id=t.pk,
+        )
+        for t in tasks
+        if t.tokens_in or t.tokens_out or t.cost_usd
+    ]
+    rows.sort(key=lambda r: (r.cost, r.tokens), reverse=True)
+    return rows[:limit]
+
+
+def cost_by_model(tasks: list[Task]) -> list[CostRow]:
+    grouped: dict[tuple[str, str], CostRow] = {}
+    for t in tasks:
+        key = (t.provider, t.model or "default")
+        row = grouped.get(key)
+        if row is None:
+            row = grouped[key] = CostRow(key[1], key[0], 0, 0, 0, Decimal(0), False)
+        row.agents += 1
+        row.tokens_in += t.tokens_in
+        row.tokens_out += t.tokens_out
+        row.cost += t.cost_usd
+        row.unpriced = row.unpriced or t.unpriced
+    return sorted(grouped.values(), key=lambda r: (r.cost, r.tokens), reverse=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Timeline (waterfall)
+
+
+@dataclass
+class Lane:
+    task: Task
+    label: str
+    start: float  # seconds since the first queued_at
+    queue: float
+    model: float
+    tool: float
+    other: float  # running time not spent in model or tool calls
+    running: bool
+
+
+@dataclass
+class Waterfall:
+    lanes: list[Lane]
+    span: float  # seconds covered by the x axis
+    hidden: int  # lanes left out past WATERFALL_MAX_ROWS
+
+
+def waterfall(tasks: list[Task], now: datetime | None = None) -> Waterfall:
+    now = now or timezone.now()
+    timed = [t for t in tasks if t.queued_at or t.started_at]
+    if not timed:
+        return Waterfall([], 0.0, 0)
+    origin = min((t.queued_at or t.started_at) for t in timed)  # type: ignore[type-var]
+    timed.sort(key=lambda t: ((t.queued_at or t.started_at), t.pk))  # type: ignore[arg-type, return-value]
+    lanes: list[Lane] = []
+    span = 0.0
+    for t in timed:
+        queued = t.queued_at or t.started_at
+        assert queued is not None
+        start = (queued - origin).total_seconds()
+        queue = ((t.started_at or t.finished_at or now) - queued).total_seconds()
+        run_s = 0.0
+        if t.started_at:
+            run_s = max(0.0, ((t.finished_at or now) - t.started_at).total_seconds())
+        model_s = min(t.model_seconds, run_s) if run_s else t.model_seconds
+        tool_s = min(t.tool_seconds, max(0.0, run_s - model_s)) if run_s else t.tool_seconds
+        other = max(0.0, run_s - model_s - tool_s)
+        queue = max(0.0, queue)
+        span = max(span, start + queue + max(run_s, model_s + tool_s))
+        lanes.append(
+            Lane(
+                t,
+                agent_label(t),
+                start,
+                queue,
+                model_s,
+                tool_s,
+                other,
+                running=t.status not in TERMINAL,
+            )
+        )
+    hidden = max(0, len(lanes) - WATERFALL_MAX_ROWS)
+    return Waterfall(lanes[:WATERFALL_MAX_ROWS], max(span, 0.001), hidden)
+
+
+# ---------------------------------------------------------------------------------------------
+# Budget and forecast
+
+
+@dataclass
+class Budget:
+    spent: Decimal
+    limit: Decimal | None
+    tokens: int
+    token_limit: int | None
+    forecast_cost: Decimal | None
+    forecast_finish: datetime | None
+    remaining_agents: int
+    rate_per_minute: float | None  # finished agents per minute so far
+
+    @property
+    def percent(self) -> float:
+        if self.limit:
+            return min(100.0, float(self.spent / self.limit * 100))
+        if self.token_limit:
+            return min(100.0, 100.0 * self.tokens / self.token_limit)
+        return 0.0
+
+    @property
+    def forecast_percent(self) -> float | None:
+        if self.forecast_cost is None or not self.limit:
+            return None
+        return min(100.0, float(self.forecast_cost / self.limit * 100))
+
+    @property
+    def over_budget_forecast(self) -> bool:
+        return bool(
+            self.limit and self.forecast_cost is not None and self.forecast_cost > self.limit
+        )
+
+
+def budget(run: Run, tasks: list[Task], now: datetime | None = None) -> Budget:
+    """Spend so far and a forecast: the mean cost of finished agents times the agents still to
+    run, and a finish time from the agent throughput observed since the run started."""
+    now = now or timezone.now()
+    finished = [t for t in tasks if t.status in TERMINAL and t.started_at]
+    remaining = sum(1 for t in tasks if t.status not in TERMINAL)
+    forecast_cost: Decimal | None = None
+    forecast_finish: datetime | None = None
+    rate: float | None = None
+    if run.is_finished:
+        forecast_cost, forecast_finish = run.cost_usd, run.finished_at
+    elif finished:
+        mean = sum((t.cost_usd for t in finished), Decimal(0)) / len(finished)
+        forecast_cost = run.cost_usd + mean * remaining
+        started = run.started_at or min(t.started_at for t in finished)  # type: ignore[type-var]
+        elapsed = max(1e-3, (now - started).total_seconds())  # type: ignore[operator]
+        rate = len(finished) / elapsed * 60
+        forecast_finish = now + timedelta(seconds=remaining / (len(finished) / elapsed))
+    return Budget(
+        spent=run.cost_usd,
+        limit=run.budget_usd,
+        tokens=run.tokens_in + run.tokens_out,
+        token_limit=run.budget_tokens,
+        forecast_cost=forecast_cost,
+        forecast_finish=forecast_finish,
+        remaining_agents=remaining,
+        rate_per_minute=rate,
+    )
+
+
+def status_counts(tasks: list[Task]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for t in tasks:
+        counts[t.status] += 1
+    return dict(counts)

@@ -1,0 +1,56 @@
+"""Read-only pages behind the run page: one agent (big content fetched on demand), the full
+event log and all findings, paginated."""
+
+from __future__ import annotations
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from runs.access import get_run_for_user
+from runs.models import Finding, Task
+
+PER_PAGE = 100
+
+
+@require_GET
+def task_detail(request: HttpRequest, run_id: int, task_id: int) -> HttpResponse:
+    run = get_run_for_user(request.user, run_id)
+    task = get_object_or_404(Task, run=run, pk=task_id)
+    return render(
+        request,
+        "runs/task.html",
+        {"run": run, "task": task, "findings": task.findings.all(), "steps": task.steps.all()},
+    )
+
+
+@require_GET
+def events(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_run_for_user(request.user, run_id)
+    rows = run.events.select_related("task").order_by("-seq")
+    page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "runs/events.html", {"run": run, "page": page})
+
+
+@require_GET
+def findings(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_run_for_user(request.user, run_id)
+    rows = run.findings.all()
+    severity = request.GET.get("severity", "")
+    if severity in Finding.Severity.values:
+        rows = rows.filter(severity=severity)
+    else:
+        severity = ""
+    page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "runs/findings.html",
+        {
+            "run": run,
+            "page": page,
+            "severity": severity,
+            "severities": Finding.Severity.choices,
+            "query_prefix": f"severity={severity}&" if severity else "",
+        },
+    )

@@ -1,0 +1,226 @@
+"""Local model servers for tests: real HTTP, spoken faithfully enough for the official SDKs.
+
+``FakeServer`` is the shared machinery: a ``ThreadingHTTPServer`` on 127.0.0.1 in a daemon
+thread (reachable from worker subprocesses too), a record of every request (method, path,
+headers, parsed body, time), and a behaviour per request: ``plan`` is consumed first, then
+``default``. Behaviours: ``brain`` (answer sensibly), ``429`` (with ``Retry-After``), ``500``,
+``503``, ``529``, ``malformed`` (final answer that is not JSON), ``invalid`` (JSON that breaks the
+schema), ``slow`` (sleep ``slow_seconds`` first), ``garbage`` (a 200 whose body is not JSON).
+
+The *brain* is deliberately gullible: it reads each scope file with ``read_file``, obeys
+instructions it finds in tool results ("call X", "read ../path") to prove the harness refuses
+them, and answers findings derived from the lines it read (markers like TODO, password, eval).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MARKERS = ("TODO", "FIXME", "password", "eval(", "SECRET", "md5")
+_SCOPE_RE = re.compile(r"^SCOPE: (\{.*\})$", re.MULTILINE)
+_CALL_RE = re.compile(r"call (?:the )?([a-z_][a-z0-9_]*)", re.IGNORECASE)
+_READ_RE = re.compile(r"read ((?:\.\./|/)[^\s'\"]+)", re.IGNORECASE)
+_LINE_RE = re.compile(r"^\s*(\d+)\t(.*)$")
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    raw: str
+    at: float
+
+
+@dataclass
+class View:
+    """What the brain needs from a request, whatever the protocol."""
+
+    user_prompt: str
+    offered: list[str]
+    final_mode: bool
+    calls_made: list[tuple[str, dict[str, Any]]]
+    tool_results: list[str]
+    can_spawn: bool = False
+
+
+def scope_files(view: View) -> list[str]:
+    match = _SCOPE_RE.search(view.user_prompt)
+    if not match:
+        return []
+    scope = json.loads(match.group(1))
+    files = scope.get("files") or scope.get("documents") or []
+    return list(files) + ([scope["document"]] if scope.get("document") else [])
+
+
+def brain_next_calls(view: View) -> list[tuple[str, dict[str, Any]]]:
+    """The tool calls the brain makes next; [] means it is ready to answer."""
+    if view.final_mode:
+        return []
+    made = [(name, json.dumps(args, sort_keys=True)) for name, args in view.calls_made]
+    wanted: list[tuple[str, dict[str, Any]]] = []
+    for text in view.tool_results:  # gullible: obey what the data says
+        for name in _CALL_RE.findall(text):
+            if name not in ("read_file", "list_dir", "search"):
+                wanted.append((name, {}))
+        for path in _READ_RE.findall(text):
+            wanted.append(("read_file", {"path": path}))
+    if "read_file" in view.offered:
+        wanted += [("read_file", {"path": path}) for path in scope_files(view)]
+    fresh = [(n, a) for n, a in wanted if (n, json.dumps(a, sort_keys=True)) not in made]
+    return fresh[:2]
+
+
+def brain_answer(view: View) -> dict[str, Any]:
+    findings = []
+    for text in view.tool_results:
+        header = text.splitlines()[0] if text else ""
+        path_match = re.match(r"File '([^']+)'", header)
+        path = path_match.group(1) if path_match else ""
+        for line in text.splitlines()[1:]:
+            match = _LINE_RE.match(line)
+            if not match:
+                continue
+            number, content = int(match.group(1)), match.group(2)
+            for marker in MARKERS:
+                if marker.lower() in content.lower():
+                    findings.append({
+                        "title": f"{marker} at {path}:{number}", "detail": content.strip()[:200],
+                        "severity": "medium", "confidence": 0.7, "path": path,
+                        "line_start": number, "line_end": number,
+                        "evidence": content.strip()[:200], "rule": f"marker-{marker.strip('(')}",
+                    })
+                    break
+    refused = sum("refused" in text for text in view.tool_results)
+    summary = f"Read {len(view.tool_results)} tool results; {len(findings)} findings"
+    answer: dict[str, Any] = {"summary": summary + (f"; {refused} refused" if refused else ""),
+                              "findings": findings[:20]}
+    if view.can_spawn:
+        answer["spawn"] = []
+    return answer
+
+
+MALFORMED = '{"summary": "oops", "findings": [ {"title": '
+INVALID = {"summary": 5, "findings": [{"title": "", "severity": "catastrophic"}]}
+
+
+class FakeServer:
+    """Base class; subclasses implement ``respond(handler, recorded, behaviour)``."""
+
+    def __init__(self, *, api_key: str = "", retry_after: str = "7",
+                 slow_seconds: float = 3.0) -> None:
+        self.api_key = api_key
+        self.retry_after = retry_after
+        self.slow_seconds = slow_seconds
+        self.plan: list[str] = []
+        self.default = "brain"
+        self.prose = False  # answer the tool phase in prose (forces the final-answer turn)
+        self.requests: list[Recorded] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:
+                server._handle(self)
+
+            def do_GET(self) -> None:
+                server._handle(self)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _next_behaviour(self) -> str:
+        with self.lock:
+            return self.plan.pop(0) if self.plan else self.default
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("content-length") or 0)
+        raw = handler.rfile.read(length).decode("utf-8", "replace") if length else ""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        recorded = Recorded(handler.command, handler.path,
+                            {k.lower(): v for k, v in handler.headers.items()}, body, raw,
+                            time.time())
+        with self.lock:
+            self.requests.append(recorded)
+        behaviour = self._next_behaviour()
+        if behaviour == "slow":
+            time.sleep(self.slow_seconds)
+            behaviour = "brain"
+        # The client may have given up already (the timeout test).
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.respond(handler, recorded, behaviour)
+
+    def respond(self, handler: BaseHTTPRequestHandler, recorded: Recorded,
+                behaviour: str) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def send(handler: BaseHTTPRequestHandler, status: int, body: Any,
+             headers: dict[str, str] | None = None) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        handler.send_response(status)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-length", str(len(data)))
+        for name, value in (headers or {}).items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def model_requests(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method == "POST"]
+
+    def everything_recorded(self) -> str:
+        """Every request's path and body as one string (for secret scans)."""
+        return "\n".join(f"{r.path}\n{r.raw}" for r in self.requests)
+
+
+def usage_for(request_body: Any, output: Any) -> tuple[int, int]:
+    """Deterministic token counts (about 4 chars a token), as a real server would report."""
+    return (len(json.dumps(request_body)) // 4 + 10, len(json.dumps(output)) // 4 + 5)
+
+
+def masked(key: str) -> str:
+    return f"{key[:5]}****{key[-4:]}" if len(key) > 12 else "****"
+
+
+__all__ = ["INVALID", "MALFORMED", "FakeServer", "Recorded", "View", "brain_answer",
+           "brain_next_calls", "field", "masked", "usage_for"]

@@ -1,0 +1,216 @@
+"""Websocket consumers through the real ASGI app (auth middleware, origin check, routing) and the
+real Redis channel layer: refusals, the snapshot first, seq order, batching, catch-up."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
+
+from harness_site.asgi import application
+from runs.models import Run, Task
+from tests.runs.factories import emit, make_run, make_task, make_tree
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+anyio = pytest.mark.anyio
+
+SEQ = re.compile(r'data-seq="(\d+)"')
+
+
+def communicator(path: str, user: User | None) -> WebsocketCommunicator:
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        cookie = (
+            f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+        )
+        headers.append((b"cookie", cookie.encode()))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def receive_all(comm: WebsocketCommunicator, quiet: float = 0.8) -> list[str]:
+    """Every message until the socket stays quiet for ``quiet`` seconds."""
+    out: list[str] = []
+    # receive_nothing, unlike a timed-out receive_from, leaves the application running.
+    while not await comm.receive_nothing(timeout=quiet, interval=0.02):
+        out.append(await comm.receive_from(timeout=5))
+    return out
+
+
+async def connected(path: str, user: User | None) -> WebsocketCommunicator:
+    comm = await database_sync_to_async(communicator)(path, user)
+    ok, code = await comm.connect(timeout=5)
+    assert ok, code
+    return comm
+
+
+@pytest.fixture
+def run_with_tree(operator: User) -> tuple[Run, list[Task]]:
+    run = make_run(operator)
+    tasks = make_tree(run, roots=2, children=2, grandchildren=1)
+    emit(run, "task.started", tasks[-1])
+    run.refresh_from_db()
+    return run, tasks
+
+
+@anyio
+async def test_anonymous_is_refused(run_with_tree: tuple[Run, list[Task]]) -> None:
+    run, _ = run_with_tree
+    comm = communicator(f"/ws/runs/{run.pk}/", None)
+    ok, code = await comm.connect(timeout=5)
+    assert not ok and code == 4401
+    comm = communicator("/ws/runs/", None)
+    ok, code = await comm.connect(timeout=5)
+    assert not ok and code == 4401
+
+
+@anyio
+async def test_user_who_may_not_see_the_run_is_refused(
+    make_user: Callable[..., User], run_with_tree: tuple[Run, list[Task]]
+) -> None:
+    run, _ = run_with_tree
+    outsider = await database_sync_to_async(make_user)(None)
+    comm = await database_sync_to_async(communicator)(f"/ws/runs/{run.pk}/", outsider)
+    ok, code = await comm.connect(timeout=5)
+    assert not ok and code == 4403
+
+
+@anyio
+async def test_snapshot_comes_first_with_the_current_seq(
+    viewer: User, run_with_tree: tuple[Run, list[Task]]
+) -> None:
+    run, _ = run_with_tree
+    comm = await connected(f"/ws/runs/{run.pk}/?since={run.last_seq}", viewer)
+    first = await comm.receive_from(timeout=5)
+    for fragment in ("run-header", "run-counters", "run-budget", "run-costs", "run-findings"):
+        assert f'id="{fragment}"' in first
+    assert set(SEQ.findall(first)) == {str(run.last_seq)}
+    assert 'id="children-root"' not in first  # never the whole tree
+    await comm.disconnect()
+
+
+@anyio
+async def test_updates_swap_changed_nodes_by_id_in_seq_order(
+    viewer: User, run_with_tree: tuple[Run, list[Task]]
+) -> None:
+    run, tasks = run_with_tree
+    comm = await connected(f"/ws/runs/{run.pk}/?since={run.last_seq}", viewer)
+    await comm.receive_from(timeout=5)
+    leaf = tasks[-1]
+
+    def finish() -> None:
+        Task.objects.filter(pk=leaf.pk).update(status=Task.Status.SUCCEEDED, tokens_in=999)
+        emit(run, "task.succeeded", leaf)
+
+    await database_sync_to_async(finish)()
+    messages = await receive_all(comm)
+    joined = "".join(messages)
+    assert f'id="task-{leaf.pk}"' in joined and "Succeeded" in joined
+    assert f'id="task-{leaf.parent_id}"' in joined  # the parent's subtree counts moved
+    assert 'id="event-2"' in joined
+    assert 'id="children-root"' not in joined
+    by_id = {t.pk: t for t in tasks}
+    chain = {leaf.pk, leaf.parent_id, by_id[leaf.parent_id].parent_id}
+    untouched = [t for t in tasks if t.pk not in chain]
+    assert not any(f'id="task-{t.pk}"' in joined for t in untouched)
+    seqs = [int(s) for m in messages for s in SEQ.findall(m)]
+    assert seqs == sorted(seqs) and max(seqs) == 2
+    await comm.disconnect()
+
+
+@anyio
+async def test_a_burst_of_events_is_batched(
+    viewer: User, run_with_tree: tuple[Run, list[Task]]
+) -> None:
+    run, tasks = run_with_tree
+    comm = await connected(f"/ws/runs/{run.pk}/?since={run.last_seq}", viewer)
+    await comm.receive_from(timeout=5)
+
+    def burst() -> None:
+        for i in range(120):
+            emit(run, "task.progress", tasks[i % len(tasks)], step=i)
+
+    started = time.monotonic()
+    await database_sync_to_async(burst)()
+    elapsed = time.monotonic() - started
+    messages = await receive_all(comm)
+    # At most one push per 250 ms (plus the one in flight when the burst started).
+    assert 1 <= len(messages) <= elapsed / 0.25 + 2
+    final = await database_sync_to_async(lambda: Run.objects.get(pk=run.pk).last_seq)()
+    assert f'data-seq="{final}"' in messages[-1]
+    await comm.disconnect()
+
+
+@anyio
+async def test_reconnect_catches_up_on_everything_missed(
+    viewer: User, run_with_tree: tuple[Run, list[Task]]
+) -> None:
+    run, tasks = run_with_tree
+    page_seq = run.last_seq
+
+    def missed() -> Task:
+        new = make_task(run, parent=tasks[0], scope_label="app/late.py")
+        emit(run, "task.spawned", new)
+        Task.objects.filter(pk=tasks[1].pk).update(status=Task.Status.FAILED, error="boom")
+        emit(run, "task.failed", tasks[1], error="boom")
+        return new
+
+    new = await database_sync_to_async(missed)()
+    comm = await connected(f"/ws/runs/{run.pk}/?since={page_seq}", viewer)
+    snapshot = await comm.receive_from(timeout=5)
+    assert (
+        f'<ul id="children-{tasks[0].pk}" hx-swap-oob="beforeend">'
+        f'<li class="node" id="node-{new.pk}"' in snapshot
+    )
+    assert f'id="task-{tasks[1].pk}"' in snapshot and "boom" in snapshot
+    assert 'id="event-3"' in snapshot and 'id="event-2"' in snapshot
+    await comm.disconnect()
+
+
+@anyio
+async def test_runs_list_updates_changed_rows(viewer: User, operator: User) -> None:
+    run = await database_sync_to_async(make_run)(operator, title="listed")
+    comm = await connected("/ws/runs/", viewer)
+
+    def change() -> None:
+        Run.objects.filter(pk=run.pk).update(tasks_done=3, tasks_total=5)
+        emit(run, "task.succeeded")
+
+    await database_sync_to_async(change)()
+    joined = "".join(await receive_all(comm, quiet=1.5))
+    assert f'<tr id="run-{run.pk}"' in joined and "3/5" in joined
+    await comm.disconnect()
+
+
+@anyio
+async def test_runs_list_hides_runs_the_user_may_not_see(
+    make_user: Callable[..., User], operator: User
+) -> None:
+    run = await database_sync_to_async(make_run)(operator)
+    outsider = await database_sync_to_async(make_user)(None)
+    comm = await connected("/ws/runs/", outsider)
+    await database_sync_to_async(emit)(run, "task.succeeded")
+    assert await receive_all(comm, quiet=1.5) == []
+    await comm.disconnect()
+
+
+def test_no_fragment_is_pushed_for_unchanged_panels(operator: User) -> None:
+    from django.utils import timezone
+
+    from runs.views.live import LiveState, render_update
+
+    run = make_run(operator, status=Run.Status.APPROVED, finished_at=timezone.now())
+    make_tree(run)
+    Task.objects.filter(run=run).update(status=Task.Status.SUCCEEDED, finished_at=timezone.now())
+    state = LiveState(since=run.last_seq)
+    first = render_update(run.pk, operator, state, snapshot=True)
+    assert 'id="run-header"' in first
+    assert render_update(run.pk, operator, state, snapshot=False) == ""

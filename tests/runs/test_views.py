@@ -1,0 +1,233 @@
+"""Every URL of the dashboard, by persona: anonymous, viewer, operator, reviewer, outsider."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from runs.models import Approval, Run, Task
+from tests.runs.factories import emit, make_finding, make_report, make_run, make_task, make_tree
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run(operator: User) -> Run:
+    run = make_run(operator)
+    tasks = make_tree(run)
+    make_finding(run, tasks[0])
+    emit(run, "task.started", tasks[-1])
+    run.refresh_from_db()
+    return run
+
+
+def read_urls(run: Run) -> list[str]:
+    task = run.tasks.first()
+    assert task is not None
+    return [
+        reverse("runs:list"),
+        reverse("runs:detail", args=[run.pk]),
+        reverse("runs:events", args=[run.pk]),
+        reverse("runs:findings", args=[run.pk]),
+        reverse("runs:task", args=[run.pk, task.pk]),
+    ]
+
+
+def action_urls(run: Run) -> list[str]:
+    return [
+        reverse("runs:cancel", args=[run.pk]),
+        reverse("runs:retry", args=[run.pk]),
+        reverse("runs:decide", args=[run.pk]),
+    ]
+
+
+def test_anonymous_is_sent_to_login_from_every_url(run: Run) -> None:
+    client = Client()
+    for url in [*read_urls(run), reverse("runs:launch"), *action_urls(run)]:
+        response = client.get(url) if "cancel" not in url else client.post(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("login")), url
+
+
+def test_viewer_reads_every_page(viewer_client: Client, run: Run) -> None:
+    for url in read_urls(run):
+        response = viewer_client.get(url)
+        assert response.status_code == 200, url
+
+
+def test_viewer_gets_403_on_launch_and_every_action(viewer_client: Client, run: Run) -> None:
+    assert viewer_client.get(reverse("runs:launch")).status_code == 403
+    assert viewer_client.post(reverse("runs:launch"), {"playbook": "x"}).status_code == 403
+    for url in action_urls(run):
+        assert viewer_client.post(url, {"decision": "approved"}).status_code == 403, url
+    run.refresh_from_db()
+    assert run.status == Run.Status.RUNNING
+
+
+def test_viewer_does_not_see_launch_or_cancel_controls(viewer_client: Client, run: Run) -> None:
+    page = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert reverse("runs:cancel", args=[run.pk]) not in page
+    assert reverse("runs:launch") not in viewer_client.get(reverse("runs:list")).content.decode()
+
+
+def test_operator_sees_cancel_and_can_cancel(operator_client: Client, run: Run) -> None:
+    page = operator_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert reverse("runs:cancel", args=[run.pk]) in page
+    response = operator_client.post(reverse("runs:cancel", args=[run.pk]))
+    assert response.status_code == 302 and response["Location"] == run.get_absolute_url()
+    run.refresh_from_db()
+    assert run.status == Run.Status.CANCELLED
+
+
+def test_cancel_and_retry_need_post(operator_client: Client, run: Run) -> None:
+    assert operator_client.get(reverse("runs:cancel", args=[run.pk])).status_code == 405
+    assert operator_client.get(reverse("runs:retry", args=[run.pk])).status_code == 405
+
+
+def test_user_without_role_cannot_see_other_peoples_runs(
+    make_user: Callable[..., User], run: Run
+) -> None:
+    client = Client()
+    client.force_login(make_user(None))
+    for url in read_urls(run)[1:]:
+        assert client.get(url).status_code == 404, url
+    assert f"#{run.pk}" not in client.get(reverse("runs:list")).content.decode()
+
+
+def test_launcher_without_view_perm_sees_own_run(make_user: Callable[..., User]) -> None:
+    owner = make_user(None)
+    run = make_run(owner)
+    client = Client()
+    client.force_login(owner)
+    assert client.get(reverse("runs:detail", args=[run.pk])).status_code == 200
+
+
+def test_run_page_shows_tree_nodes_findings_and_events(viewer_client: Client, run: Run) -> None:
+    page = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    for task in run.tasks.all():
+        assert f'id="task-{task.pk}"' in page
+        assert f'id="children-{task.pk}"' in page
+    assert "SQL built from user input" in page
+    assert 'id="event-1"' in page
+    assert f'data-seq="{run.last_seq}"' in page
+    assert f'ws-connect="/ws/runs/{run.pk}/?since={run.last_seq}"' in page
+
+
+def test_failed_node_shows_its_error(viewer_client: Client, operator: User) -> None:
+    run = make_run(operator)
+    make_task(run, status=Task.Status.FAILED, error="ProviderError: upstream timed out")
+    page = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert "ProviderError: upstream timed out" in page
+
+
+def test_tree_filter_without_js_keeps_matches_and_their_parents(
+    viewer_client: Client, operator: User
+) -> None:
+    run = make_run(operator)
+    root = make_task(run, scope_label="app/")
+    hit = make_task(run, parent=root, scope_label="app/db.py")
+    miss = make_task(run, scope_label="web/static/app.js")
+    page = viewer_client.get(reverse("runs:detail", args=[run.pk]), {"q": "db.py"})
+    html = page.content.decode()
+    assert f'id="task-{hit.pk}"' in html and f'id="task-{root.pk}"' in html
+    assert f'id="task-{miss.pk}"' not in html
+
+
+def test_large_tree_starts_collapsed(viewer_client: Client, operator: User) -> None:
+    run = make_run(operator)
+    make_tree(run, roots=6, children=5, grandchildren=2)  # 96 agents
+    html = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert "<details open>" not in html
+    small = make_run(operator)
+    make_tree(small, roots=2, children=2, grandchildren=1)
+    html = viewer_client.get(reverse("runs:detail", args=[small.pk])).content.decode()
+    assert "<details open>" in html
+
+
+def test_report_html_is_rendered_and_reviewer_can_approve(
+    reviewer_client: Client, viewer_client: Client, operator: User
+) -> None:
+    run = make_run(operator, status=Run.Status.AWAITING_REVIEW)
+    make_report(run, html="<h2>Summary</h2><p>Three <em>issues</em>.</p>")
+    Approval.objects.create(run=run, gate=Approval.Gate.REPORT, target_id=1)
+    viewer_page = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert "Three <em>issues</em>." in viewer_page
+    assert reverse("runs:decide", args=[run.pk]) not in viewer_page
+    page = reviewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert reverse("runs:decide", args=[run.pk]) in page
+    response = reviewer_client.post(
+        reverse("runs:decide", args=[run.pk]), {"decision": "approved", "comment": "ok"}
+    )
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert run.status == Run.Status.APPROVED
+    approval = run.approvals.get()
+    assert approval.decision == "approved" and approval.comment == "ok"
+
+
+def test_operator_cannot_decide(operator_client: Client, operator: User) -> None:
+    run = make_run(operator, status=Run.Status.AWAITING_REVIEW)
+    Approval.objects.create(run=run, gate=Approval.Gate.REPORT, target_id=1)
+    response = operator_client.post(reverse("runs:decide", args=[run.pk]), {"decision": "approved"})
+    assert response.status_code == 403
+
+
+def test_list_filters_by_status_and_playbook(viewer_client: Client, operator: User) -> None:
+    running = make_run(operator, title="alpha-run")
+    make_run(operator, title="beta-run", status=Run.Status.APPROVED)
+    make_run(operator, title="gamma-run", playbook="ensemble")
+    html = viewer_client.get(reverse("runs:list"), {"status": "approved"}).content.decode()
+    assert "beta-run" in html and "alpha-run" not in html
+    html = viewer_client.get(reverse("runs:list"), {"playbook": "ensemble"}).content.decode()
+    assert "gamma-run" in html and "alpha-run" not in html
+    html = viewer_client.get(reverse("runs:list"), {"status": "active"}).content.decode()
+    assert f"#{running.pk}" in html and "beta-run" not in html
+
+
+def test_list_is_paginated(viewer_client: Client, operator: User) -> None:
+    for _ in range(30):
+        make_run(operator)
+    first = viewer_client.get(reverse("runs:list")).content.decode()
+    assert first.count('<tr id="run-') == 25 and "page=2" in first
+    second = viewer_client.get(reverse("runs:list"), {"page": 2}).content.decode()
+    assert second.count('<tr id="run-') == 5
+
+
+def _queries(django_assert_max_num_queries: Any, client: Client, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_list_query_count_does_not_grow_with_runs(viewer_client: Client, operator: User) -> None:
+    make_run(operator)
+    few = _queries(None, viewer_client, reverse("runs:list"))
+    for _ in range(20):
+        make_run(operator)
+    assert _queries(None, viewer_client, reverse("runs:list")) == few
+
+
+def test_run_page_query_count_does_not_grow_with_agents(
+    viewer_client: Client, operator: User
+) -> None:
+    small = make_run(operator)
+    make_tree(small, roots=1, children=1, grandchildren=1)
+    make_finding(small, small.tasks.first())
+    emit(small, "task.started", small.tasks.last())
+    big = make_run(operator)
+    tasks = make_tree(big, roots=10, children=5, grandchildren=4)
+    for task in tasks[:30]:
+        make_finding(big, task)
+        emit(big, "task.started", task)
+    few = _queries(None, viewer_client, reverse("runs:detail", args=[small.pk]))
+    many = _queries(None, viewer_client, reverse("runs:detail", args=[big.pk]))
+    assert many == few
+    assert many <= 15
