@@ -55,7 +55,7 @@ def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
 
 def execute(task_id: int) -> RetryLater | None:
     """Run one agent. Returns RetryLater when the Celery task should re-send itself."""
-    task = Task.objects.select_related("run").filter(pk=task_id).first()
+    task = Task.objects.select_related("run", "parent").filter(pk=task_id).first()
     if task is None or task.is_terminal:
         return None
     run = task.run
@@ -120,12 +120,15 @@ def execute(task_id: int) -> RetryLater | None:
         max_steps=spec.max_steps,
         max_children=run.max_children,
     )
-    from harness_site.telemetry import get_tracer
+    from harness_site.telemetry import get_tracer, parent_context
 
     tracer = get_tracer()
+    parent_span = task.parent.span_id if task.parent_id and task.parent else ""
+    context = parent_context(run.trace_id, parent_span or run.root_span_id) if run.trace_id else None
     try:
         with tracer.start_as_current_span(
             f"invoke_agent {task.role}",
+            context=context,
             attributes={
                 semconv.OPERATION: semconv.OP_AGENT,
                 semconv.PROVIDER: getattr(provider, "name", task.provider),
@@ -136,6 +139,9 @@ def execute(task_id: int) -> RetryLater | None:
                 semconv.TASK_ID: task.pk,
             },
         ) as span:
+            span_id = f"{span.get_span_context().span_id:016x}"
+            Task.objects.filter(pk=task.pk).update(span_id=span_id)
+            task.span_id = span_id
             result = provider.run_agent(request)
             span.set_attribute(semconv.INPUT_TOKENS, result.usage.input_tokens)
             span.set_attribute(semconv.OUTPUT_TOKENS, result.usage.output_tokens)

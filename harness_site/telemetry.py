@@ -7,12 +7,55 @@ import logging
 import threading
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
+_forced = threading.local()
+
+
+class RunIdGenerator(RandomIdGenerator):
+    """Random ids, except while ``forced_ids`` is active: a run's root span is emitted when the
+    run ends but must carry the ids its agents' spans already point at."""
+
+    def generate_span_id(self) -> int:
+        forced = getattr(_forced, "span_id", None)
+        return forced if forced is not None else super().generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        forced = getattr(_forced, "trace_id", None)
+        return forced if forced is not None else super().generate_trace_id()
+
+
+def parent_context(trace_id: str, span_id: str) -> Context:
+    """A context whose current span is (trace_id, span_id): spans started in it join the run's
+    trace as children of that span, whichever process or machine they run in."""
+    span_context = SpanContext(
+        trace_id=int(trace_id, 16),
+        span_id=int(span_id, 16),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    return trace.set_span_in_context(NonRecordingSpan(span_context))
+
+
+def emit_root_span(
+    name: str, trace_id: str, span_id: str, start_ns: int, end_ns: int, attributes: dict
+) -> None:
+    """Emit the run's workflow span with its pre-assigned ids."""
+    tracer = get_tracer()
+    _forced.trace_id, _forced.span_id = int(trace_id, 16), int(span_id, 16)
+    try:
+        span = tracer.start_span(name, context=Context(), start_time=start_ns,
+                                 attributes=attributes)
+    finally:
+        _forced.trace_id = _forced.span_id = None
+    span.end(end_time=end_ns)
 
 
 def setup_telemetry(component: str = "web") -> TracerProvider:
@@ -27,7 +70,7 @@ def setup_telemetry(component: str = "web") -> TracerProvider:
         resource = Resource.create(
             {"service.name": settings.OTEL_SERVICE_NAME, "service.component": component}
         )
-        provider = TracerProvider(resource=resource)
+        provider = TracerProvider(resource=resource, id_generator=RunIdGenerator())
         from agents.spans import DatabaseSpanProcessor
 
         provider.add_span_processor(DatabaseSpanProcessor())

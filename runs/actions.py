@@ -305,4 +305,33 @@ def store_report(run: Run, draft: ReportDraft) -> Report:
             record_event(run, "run.awaiting_review", {})
         elif run.status == Run.Status.BUDGET_EXHAUSTED:
             Run.objects.filter(pk=run.pk).update(finished_at=timezone.now())
+        transaction.on_commit(lambda: _emit_workflow_span(run.pk))
     return report
+
+
+def _emit_workflow_span(run_id: int) -> None:
+    """The run's root span (its agents' spans already point at its id)."""
+    import time
+
+    from agents import semconv
+    from harness_site.telemetry import emit_root_span
+
+    run = Run.objects.get(pk=run_id)
+    if not run.trace_id or not run.root_span_id:
+        return
+    emit_root_span(
+        f"invoke_workflow {run.playbook}",
+        run.trace_id,
+        run.root_span_id,
+        int(run.created_at.timestamp() * 1e9),
+        time.time_ns(),
+        {
+            semconv.OPERATION: semconv.OP_WORKFLOW,
+            semconv.PROVIDER: run.provider,
+            semconv.RUN_ID: run.pk,
+            semconv.INPUT_TOKENS: run.tokens_in,
+            semconv.OUTPUT_TOKENS: run.tokens_out,
+            semconv.COST_USD: float(run.cost_usd),
+            "harness.status": run.status,
+        },
+    )

@@ -14,7 +14,7 @@ from django.db.models import Count, Sum
 
 from agents.runtime import budget_for
 from runs.actions import launch_run
-from runs.models import Event, Finding, Report, Run, Step, Task
+from runs.models import Event, Finding, Report, Run, Span, Step, Task
 from runs.summary import run_summary
 from tests.engine.helpers import make_target, wait_for_run
 
@@ -122,6 +122,18 @@ def test_agents_split_big_scopes_within_the_depth_limit(celery_worker, target_ro
     # scope themselves, so every file is still analysed.
     assert Finding.objects.filter(run=run).values("path").distinct().count() == 24
     assert Event.objects.filter(run=run, type="spawn.requested").count() == 6
+    # One run, one trace: the workflow span at the root, each agent under its parent agent.
+    spans = {s.span_id: s for s in Span.objects.filter(run=run)}
+    assert {s.trace_id for s in spans.values()} == {run.trace_id}
+    root = spans[run.root_span_id]
+    assert root.name == "invoke_workflow codebase-audit" and not root.parent_span_id
+    by_task = {t.pk: t for t in tasks}
+    for span in spans.values():
+        if span.name.startswith("invoke_agent"):
+            task = by_task[span.task_id]
+            expected = by_task[task.parent_id].span_id if task.parent_id else run.root_span_id
+            assert span.parent_span_id == expected
+            assert span.attributes["gen_ai.operation.name"] == "invoke_agent"
     assert_event_log_is_gap_free(run)
 
 

@@ -1,0 +1,138 @@
+"""Worker failure handling, in process: transient errors back off with growing delays, permanent
+ones fail only their own task, a cancelled run stops its agents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents import worker
+from agents.engine import dispatch
+from agents.planning import plan_run
+from agents.providers.base import ProviderError
+from agents.providers.heuristic import HeuristicProvider
+from runs.actions import cancel_run, launch_run
+from runs.models import Event, Run, Task
+from tests.engine.helpers import make_target
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class FlakyProvider(HeuristicProvider):
+    """Fails the first ``transient`` calls of every agent, and every call on ``doomed`` paths."""
+
+    def __init__(self, transient: int = 0, doomed: str = "") -> None:
+        self.transient = transient
+        self.doomed = doomed
+        self.calls: dict[int, int] = {}
+
+    def run_agent(self, request: Any) -> Any:
+        n = self.calls[request.task_id] = self.calls.get(request.task_id, 0) + 1
+        if self.doomed and any(self.doomed in f for f in request.scope.get("files", [])):
+            raise ProviderError("400 bad request: the model rejected the prompt", permanent=True)
+        if n <= self.transient:
+            raise ProviderError("503 service unavailable", permanent=False)
+        return super().run_agent(request)
+
+
+@pytest.fixture
+def planned_run(tmp_path: Path, settings: Any, monkeypatch: Any) -> Run:
+    settings.HARNESS_TARGET_ROOTS = [tmp_path.resolve()]
+    # No Celery here: the test drives plan → dispatch → execute itself.
+    monkeypatch.setattr("agents.engine._enqueue", lambda ids: None)
+    monkeypatch.setattr("agents.engine._schedule_dispatch", lambda run_id: None)
+    monkeypatch.setattr("agents.engine._schedule_aggregate", lambda run_id: None)
+    monkeypatch.setattr("runs.actions._enqueue_plan", lambda run_id: None)
+    target = make_target(tmp_path.resolve(), 3)
+    run = launch_run(user=None, playbook="codebase-audit", target_path=str(target),
+                     max_concurrency=20, options={"chunk_files": 1})
+    plan_run(run.pk)
+    dispatch(run.pk)
+    return Run.objects.get(pk=run.pk)
+
+
+def _use(monkeypatch: Any, provider: Any) -> None:
+    monkeypatch.setattr(worker, "get_provider", lambda name: provider)
+
+
+def test_transient_errors_are_retried_with_growing_delays(planned_run: Run, monkeypatch: Any):
+    _use(monkeypatch, FlakyProvider(transient=3))
+    task = Task.objects.filter(run=planned_run).first()
+    delays = []
+    for _ in range(3):
+        retry = worker.execute(task.pk)
+        assert retry is not None
+        delays.append(retry.countdown)
+        assert Task.objects.get(pk=task.pk).status == Task.Status.RETRYING
+    # Full jitter within doubling ceilings: 1-2 s, 2-4 s, 4-8 s.
+    assert delays == sorted(delays)
+    assert [worker.BACKOFF_BASE_S * 2**i / 2 <= d <= worker.BACKOFF_BASE_S * 2**i
+            for i, d in enumerate(delays)] == [True, True, True]
+    assert worker.execute(task.pk) is None
+    task.refresh_from_db()
+    assert task.status == Task.Status.SUCCEEDED and task.attempts == 4
+    events = Event.objects.filter(task=task, type="task.retrying")
+    assert [e.payload["attempt"] for e in events] == [1, 2, 3]
+
+
+def test_retry_after_is_honoured_over_backoff():
+    assert worker.backoff_delay(1, retry_after=30) == 30
+    assert 1 <= worker.backoff_delay(1) <= 2
+    assert worker.backoff_delay(20) <= worker.BACKOFF_CAP_S
+
+
+def test_transient_errors_give_up_after_max_attempts(planned_run: Run, monkeypatch: Any):
+    _use(monkeypatch, FlakyProvider(transient=99))
+    task = Task.objects.filter(run=planned_run).first()
+    results = [worker.execute(task.pk) for _ in range(task.max_attempts)]
+    assert all(r is not None for r in results[:-1]) and results[-1] is None
+    task.refresh_from_db()
+    assert task.status == Task.Status.FAILED
+    assert "gave up after 4 attempts" in task.error
+
+
+def test_permanent_error_fails_only_its_own_task(planned_run: Run, monkeypatch: Any):
+    _use(monkeypatch, FlakyProvider(doomed="mod1.py"))
+    for task in Task.objects.filter(run=planned_run):
+        assert worker.execute(task.pk) is None
+    statuses = {t.scope_label: t.status for t in Task.objects.filter(run=planned_run)}
+    assert {s for label, s in statuses.items() if "mod1.py" in label} == {"failed"}
+    assert {s for label, s in statuses.items() if "mod1.py" not in label} == {"succeeded"}
+    failed = Task.objects.filter(run=planned_run, status="failed").first()
+    assert "400 bad request" in failed.error and failed.attempts == 1
+    # codebase-audit waits for all: the run goes on to aggregation with what succeeded.
+    dispatch(planned_run.pk)
+    assert Run.objects.get(pk=planned_run.pk).status == Run.Status.AGGREGATING
+
+
+class CancelledMidCall(HeuristicProvider):
+    """Stands in for an operator pressing cancel while the agent waits for its model."""
+
+    def __init__(self, operator: Any) -> None:
+        self.operator = operator
+
+    def run_agent(self, request: Any) -> Any:
+        cancel_run(Run.objects.get(pk=request.run_id), self.operator)
+        return super().run_agent(request)  # its next step checks for cancellation
+
+
+def test_cancel_stops_queued_agents_and_running_ones_at_their_next_step(
+    planned_run: Run, monkeypatch: Any, operator: Any
+):
+    first, *others = list(Task.objects.filter(run=planned_run).order_by("id"))
+    _use(monkeypatch, CancelledMidCall(operator))
+    assert worker.execute(first.pk) is None
+    first.refresh_from_db()
+    assert first.status == Task.Status.CANCELLED
+    assert not first.steps.exists()  # it stopped before paying for its call
+    # The queued ones never start: their messages find the run cancelled.
+    for task in others:
+        assert worker.execute(task.pk) is None
+    statuses = set(Task.objects.filter(run=planned_run).values_list("status", flat=True))
+    assert statuses == {"cancelled"}
+    run = Run.objects.get(pk=planned_run.pk)
+    assert run.status == Run.Status.CANCELLED and run.finished_at is not None
+    assert not run.findings.exists()
+    assert cancel_run(run, operator) is False  # a second cancel changes nothing
