@@ -53,13 +53,19 @@ from agents.agent_prompt import (
     parse_output,
     safe_message,
 )
-from agents.providers.base import AgentOutput, AgentRequest, AgentResult, ProviderError, SpawnOut
+from agents.providers.base import (
+    AgentOutput,
+    AgentRequest,
+    AgentResult,
+    ProviderError,
+    RateLimited,
+    SpawnOut,
+)
 from agents.providers.base import Usage as TokenUsage
 from agents.providers.registry import MissingApiKey, ProviderConfig, UnknownModel
 
-# Content attributes (opt-in only); not yet in agents/semconv.py.
-INPUT_MESSAGES = "gen_ai.input.messages"
-OUTPUT_MESSAGES = "gen_ai.output.messages"
+INPUT_MESSAGES = semconv.INPUT_MESSAGES
+OUTPUT_MESSAGES = semconv.OUTPUT_MESSAGES
 _tracer = trace.get_tracer("agents.agent_loop")
 Phase = Literal["tools", "final"]
 
@@ -275,9 +281,9 @@ class AgentLoop:
             raise ProviderError(f"rate limiter unavailable ({type(exc).__name__})",
                                 permanent=False, retry_after=2.0) from None
         if wait > 0:
-            raise ProviderError(
+            raise RateLimited(
                 f"rate limit of {self.provider.name}/{self.model} reached; retry in {wait:.1f}s",
-                permanent=False, retry_after=wait)
+                retry_after=wait)
 
     def _correct_rate(self, estimate: int, usage: TokenUsage) -> None:
         import redis

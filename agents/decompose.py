@@ -3,8 +3,8 @@
 The same snapshot and playbook always give the same TaskSpecs, in the same order, with the same
 keys: key = SHA-256 of step, lens, canonical scope and snapshot digest. Strategies:
 
-- domain: files grouped by directory, packed into size-balanced chunks, × lenses;
-- perspective: one document × lenses (personas);
+- domain: files grouped by directory, packed into size-balanced chunks, x lenses;
+- perspective: one document x lenses (personas);
 - hierarchical: one reader per document, then a synthesis task depending on all of them;
 - sampling: a seeded random subset of a large corpus (the seed comes from the snapshot digest);
 - ensemble: K agents on seeded samples of the same target, same lens (for voting).
@@ -65,9 +65,7 @@ def scope_label(files: list[str]) -> str:
     return f"{where} · {len(files)} files"
 
 
-def chunk_files(
-    files: Iterable[FileInfo], max_bytes: int, max_files: int
-) -> list[list[FileInfo]]:
+def chunk_files(files: Iterable[FileInfo], max_bytes: int, max_files: int) -> list[list[FileInfo]]:
     """Greedy size-balanced packing that keeps a directory's files together where it can.
 
     Files are visited in path order (so neighbours share a chunk); a chunk closes when the next
@@ -128,8 +126,12 @@ def plan(playbook: Playbook, manifest: dict[str, Any]) -> list[TaskSpec]:
             for lens in playbook.lenses:
                 specs.append(
                     TaskSpec(
-                        step="audit", role=worker_role, lens=lens, scope={"files": paths},
-                        scope_label=scope_label(paths), snapshot_digest=digest,
+                        step="audit",
+                        role=worker_role,
+                        lens=lens,
+                        scope={"files": paths},
+                        scope_label=scope_label(paths),
+                        snapshot_digest=digest,
                         why=f"{lens} review of {scope_label(paths)}",
                     )
                 )
@@ -139,8 +141,12 @@ def plan(playbook: Playbook, manifest: dict[str, Any]) -> list[TaskSpec]:
         for lens in playbook.lenses:
             specs.append(
                 TaskSpec(
-                    step="review", role=worker_role, lens=lens, scope={"document": document},
-                    scope_label=document, snapshot_digest=digest,
+                    step="review",
+                    role=worker_role,
+                    lens=lens,
+                    scope={"document": document},
+                    scope_label=document,
+                    snapshot_digest=digest,
                     why=f"{document} read as the {lens}",
                 )
             )
@@ -153,8 +159,12 @@ def plan(playbook: Playbook, manifest: dict[str, Any]) -> list[TaskSpec]:
             docs = sorted(rng.sample(docs, min(limit, len(docs))), key=lambda f: f.path)
         readers = [
             TaskSpec(
-                step="read", role=worker_role, lens=playbook.lenses[0],
-                scope={"document": doc.path}, scope_label=doc.path, snapshot_digest=digest,
+                step="read",
+                role=worker_role,
+                lens=playbook.lenses[0],
+                scope={"document": doc.path},
+                scope_label=doc.path,
+                snapshot_digest=digest,
                 why=f"extract the key points of {doc.path}",
             )
             for doc in docs
@@ -163,9 +173,12 @@ def plan(playbook: Playbook, manifest: dict[str, Any]) -> list[TaskSpec]:
         if "synthesizer" in playbook.roles:
             specs.append(
                 TaskSpec(
-                    step="synthesize", role="synthesizer", lens="synthesis",
+                    step="synthesize",
+                    role="synthesizer",
+                    lens="synthesis",
                     scope={"documents": [d.path for d in docs]},
-                    scope_label=f"{len(docs)} documents", snapshot_digest=digest,
+                    scope_label=f"{len(docs)} documents",
+                    snapshot_digest=digest,
                     why="combine the readers' summaries into shared themes",
                     depends_on=tuple(r.key for r in readers),
                 )
@@ -181,10 +194,13 @@ def plan(playbook: Playbook, manifest: dict[str, Any]) -> list[TaskSpec]:
             for lens in playbook.lenses:
                 specs.append(
                     TaskSpec(
-                        step=f"vote-{i}", role=worker_role, lens=lens,
+                        step=f"vote-{i}",
+                        role=worker_role,
+                        lens=lens,
                         scope={"files": sample, "voter": i},
                         scope_label=f"voter {i + 1}/{k} · {len(sample)} files",
-                        snapshot_digest=digest, why=f"independent {lens} vote #{i + 1} of {k}",
+                        snapshot_digest=digest,
+                        why=f"independent {lens} vote #{i + 1} of {k}",
                     )
                 )
     else:  # pragma: no cover - playbooks are validated at definition

@@ -70,8 +70,14 @@ def create_planned_tasks(run: Run, playbook: Playbook, specs: list[TaskSpec]) ->
             [
                 (
                     "task.created",
-                    {"key": t.key[:12], "step": t.step, "lens": t.lens, "scope": t.scope_label,
-                     "why": t.why, "parent": None},
+                    {
+                        "key": t.key[:12],
+                        "step": t.step,
+                        "lens": t.lens,
+                        "scope": t.scope_label,
+                        "why": t.why,
+                        "parent": None,
+                    },
                     by_key[t.key],
                 )
                 for t in tasks
@@ -128,8 +134,14 @@ def dispatch(run_id: int) -> list[int]:
         if free > 0:
             ready = list(
                 Task.objects.filter(run=run, status=Task.Status.PENDING)
-                .exclude(depends_on__status__in=[*NOT_SUCCEEDED, *IN_FLIGHT, Task.Status.PENDING,
-                                                 Task.Status.AWAITING_APPROVAL])
+                .exclude(
+                    depends_on__status__in=[
+                        *NOT_SUCCEEDED,
+                        *IN_FLIGHT,
+                        Task.Status.PENDING,
+                        Task.Status.AWAITING_APPROVAL,
+                    ]
+                )
                 .order_by("depth", "id")[:free]
             )
             events: list[tuple[str, dict[str, Any], Task | None]] = []
@@ -138,13 +150,14 @@ def dispatch(run_id: int) -> list[int]:
                 if task.needs_approval:
                     if task.move(Task.Status.AWAITING_APPROVAL, allowed_from=[Task.Status.PENDING]):
                         Approval.objects.create(
-                            run=run, gate=Approval.Gate.TASK, target_id=task.pk,
+                            run=run,
+                            gate=Approval.Gate.TASK,
+                            target_id=task.pk,
                             target_label=f"{task.step}/{task.lens} {task.scope_label}"[:300],
                         )
                         events.append(("approval.requested", {"gate": "task"}, task))
                     continue
-                if task.move(Task.Status.QUEUED, allowed_from=[Task.Status.PENDING],
-                             queued_at=now):
+                if task.move(Task.Status.QUEUED, allowed_from=[Task.Status.PENDING], queued_at=now):
                     queued.append(task.pk)
                     events.append(("task.queued", {}, task))
             record_events(run, events)
@@ -172,10 +185,14 @@ def _stop_pending(run: Run, reason: str) -> int:
         )
     )
     moved = [
-        t for t in waiting
-        if t.move(status, allowed_from=[Task.Status.PENDING, Task.Status.QUEUED,
-                                        Task.Status.AWAITING_APPROVAL],
-                  error=reason, finished_at=timezone.now())
+        t
+        for t in waiting
+        if t.move(
+            status,
+            allowed_from=[Task.Status.PENDING, Task.Status.QUEUED, Task.Status.AWAITING_APPROVAL],
+            error=reason,
+            finished_at=timezone.now(),
+        )
     ]
     if moved:
         Run.objects.filter(pk=run.pk).update(tasks_skipped=F("tasks_skipped") + len(moved))
@@ -190,9 +207,14 @@ def _skip_blocked(run: Run) -> None:
         ).distinct()
     )
     moved = [
-        t for t in blocked
-        if t.move(Task.Status.SKIPPED, allowed_from=[Task.Status.PENDING],
-                  error="a task it depends on did not succeed", finished_at=timezone.now())
+        t
+        for t in blocked
+        if t.move(
+            Task.Status.SKIPPED,
+            allowed_from=[Task.Status.PENDING],
+            error="a task it depends on did not succeed",
+            finished_at=timezone.now(),
+        )
     ]
     if moved:
         Run.objects.filter(pk=run.pk).update(tasks_skipped=F("tasks_skipped") + len(moved))
@@ -256,7 +278,9 @@ def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=task.run_id)
         totals = task.steps.aggregate(
-            tin=Sum("tokens_in"), tout=Sum("tokens_out"), cost=Sum("cost_usd"),
+            tin=Sum("tokens_in"),
+            tout=Sum("tokens_out"),
+            cost=Sum("cost_usd"),
             unpriced=Count("id", filter=Q(unpriced=True)),
             model_s=Sum("seconds", filter=Q(kind="chat")),
             tool_s=Sum("seconds", filter=Q(kind="tool")),
@@ -293,14 +317,24 @@ def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
             tasks_total=F("tasks_total") + children,
         )
         events: list[tuple[str, dict[str, Any], Task | None]] = [
-            ("finding.added", {"title": f.title[:120], "severity": f.severity,
-                               "location": f.location}, task)
+            (
+                "finding.added",
+                {"title": f.title[:120], "severity": f.severity, "location": f.location},
+                task,
+            )
             for f in findings
         ]
         events.append(
-            ("task.succeeded",
-             {"tokens": {"input": tin, "output": tout}, "cost_usd": str(cost),
-              "findings": len(findings), "children": children}, task)
+            (
+                "task.succeeded",
+                {
+                    "tokens": {"input": tin, "output": tout},
+                    "cost_usd": str(cost),
+                    "findings": len(findings),
+                    "children": children,
+                },
+                task,
+            )
         )
         record_events(run, events)
         _schedule_dispatch(run.pk)
@@ -317,10 +351,19 @@ def _findings(run: Run, task: Task, outs: Iterable[Any]) -> list[Finding]:
         seen.add(fingerprint)
         findings.append(
             Finding(
-                run=run, task=task, lens=task.lens, rule=out.rule, title=out.title,
-                detail=out.detail, severity=out.severity, confidence=out.confidence,
-                path=out.path, line_start=out.line_start, line_end=out.line_end,
-                evidence=out.evidence, fingerprint=fingerprint,
+                run=run,
+                task=task,
+                lens=task.lens,
+                rule=out.rule,
+                title=out.title,
+                detail=out.detail,
+                severity=out.severity,
+                confidence=out.confidence,
+                path=out.path,
+                line_start=out.line_start,
+                line_end=out.line_end,
+                evidence=out.evidence,
+                fingerprint=fingerprint,
             )
         )
     return findings
@@ -355,12 +398,13 @@ def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut])
             refusal = f"max {run.max_children} children per agent reached"
         elif total + created >= run.max_agents:
             refusal = f"max {run.max_agents} agents per run reached"
-        elif not isinstance(files, list) or not files or not all(
-            str(f) in manifest_files for f in files
+        elif (
+            not isinstance(files, list)
+            or not files
+            or not all(str(f) in manifest_files for f in files)
         ):
             refusal = "the requested scope is not a list of files in the snapshot"
-        key = task_key(parent.step, request.lens or parent.lens, request.scope,
-                       run.snapshot_digest)
+        key = task_key(parent.step, request.lens or parent.lens, request.scope, run.snapshot_digest)
         if not refusal and Task.objects.filter(run=run, key=key).exists():
             refusal = "duplicate: a task with this scope and lens already exists"
         payload = {"scope": label, "why": request.why[:300]}
@@ -369,15 +413,35 @@ def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut])
             events.append(("spawn.refused", {**payload, "reason": refusal}, parent))
             continue
         child = Task.objects.create(
-            run=run, parent=parent, depth=parent.depth + 1, key=key, step=parent.step,
-            role=parent.role, lens=request.lens or parent.lens, scope=request.scope,
-            scope_label=label[:300], why=request.why[:500], provider=parent.provider,
-            model=parent.model, critical=False, needs_approval=parent.needs_approval,
+            run=run,
+            parent=parent,
+            depth=parent.depth + 1,
+            key=key,
+            step=parent.step,
+            role=parent.role,
+            lens=request.lens or parent.lens,
+            scope=request.scope,
+            scope_label=label[:300],
+            why=request.why[:500],
+            provider=parent.provider,
+            model=parent.model,
+            critical=False,
+            needs_approval=parent.needs_approval,
         )
         created += 1
         events.append(
-            ("task.created", {"key": key[:12], "step": child.step, "lens": child.lens,
-                              "scope": label, "why": child.why, "parent": parent.pk}, child)
+            (
+                "task.created",
+                {
+                    "key": key[:12],
+                    "step": child.step,
+                    "lens": child.lens,
+                    "scope": label,
+                    "why": child.why,
+                    "parent": parent.pk,
+                },
+                child,
+            )
         )
     record_events(run, events)
     return created
@@ -388,21 +452,24 @@ def fail_task(task: Task, error: str, *, from_status: list[str] | None = None) -
         run = Run.objects.select_for_update().get(pk=task.run_id)
         won = task.move(
             Task.Status.FAILED,
-            allowed_from=from_status or [Task.Status.RUNNING, Task.Status.QUEUED,
-                                         Task.Status.RETRYING],
+            allowed_from=from_status
+            or [Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING],
             finished_at=timezone.now(),
             error=error[:2000],
         )
         if not won:
             return False
         Run.objects.filter(pk=run.pk).update(tasks_failed=F("tasks_failed") + 1)
-        record_event(run, "task.failed", {"error": error[:500], "attempts": task.attempts},
-                     task=task)
+        record_event(
+            run, "task.failed", {"error": error[:500], "attempts": task.attempts}, task=task
+        )
         playbook = Playbook.from_config(run.config)
-        if run.status == Run.Status.RUNNING and (task.critical or playbook.failure.mode ==
-                                                 "fail_fast"):
+        if run.status == Run.Status.RUNNING and (
+            task.critical or playbook.failure.mode == "fail_fast"
+        ):
             reason = (
-                f"critical agent failed: {error[:200]}" if task.critical
+                f"critical agent failed: {error[:200]}"
+                if task.critical
                 else f"an agent failed (fail-fast policy): {error[:200]}"
             )
             if run.transition(Run.Status.FAILED, reason):
@@ -433,8 +500,12 @@ def cancel_task(task: Task, reason: str) -> None:
         run = Run.objects.select_for_update().get(pk=task.run_id)
         if task.move(
             Task.Status.CANCELLED,
-            allowed_from=[Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING,
-                          Task.Status.PENDING],
+            allowed_from=[
+                Task.Status.RUNNING,
+                Task.Status.QUEUED,
+                Task.Status.RETRYING,
+                Task.Status.PENDING,
+            ],
             finished_at=timezone.now(),
             error=reason[:2000],
         ):

@@ -85,8 +85,8 @@ local function drop(rid)
   local r = redis.call('HGET', KEYS[2], rid)
   if not r then return 0 end
   local u, t = string.match(r, '^(%d+):(%d+)$')
-  redis.call('HINCRBY', KEYS[1], 'ru', -tonumber(u))
-  redis.call('HINCRBY', KEYS[1], 'rt', -tonumber(t))
+  redis.call('HINCRBY', KEYS[1], 'ru', 0 - tonumber(u))
+  redis.call('HINCRBY', KEYS[1], 'rt', 0 - tonumber(t))
   redis.call('HDEL', KEYS[2], rid)
   return 1
 end

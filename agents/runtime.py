@@ -71,9 +71,7 @@ class AgentRuntime:
         if status in (Run.Status.CANCELLED, Run.Status.FAILED, None):
             raise AgentCancelled(f"run {self.run_id} is {status or 'gone'}")
 
-    def before_call(
-        self, index: int, *, model: str, input_tokens: int, output_tokens: int
-    ) -> None:
+    def before_call(self, index: int, *, model: str, input_tokens: int, output_tokens: int) -> None:
         self.check_cancelled()
         if self.slot is not None:
             self.slot.renew(self.holder)
@@ -110,23 +108,31 @@ class AgentRuntime:
         cost = price.cost_usd if price.cost_usd is not None else Decimal(0)
         step = self._store(
             Step(
-                task=self.task, index=index, kind="chat", name=name or f"chat {model}",
-                data=data, tokens_in=usage.input_tokens, tokens_out=usage.output_tokens,
-                cost_usd=cost, price_version=price.version, unpriced=price.unpriced,
+                task=self.task,
+                index=index,
+                kind="chat",
+                name=name or f"chat {model}",
+                data=data,
+                tokens_in=usage.input_tokens,
+                tokens_out=usage.output_tokens,
+                cost_usd=cost,
+                price_version=price.version,
+                unpriced=price.unpriced,
                 seconds=seconds,
             ),
             "budget.settled",
             {
-                "step": index, "model": model, "usd": str(cost), "unpriced": price.unpriced,
+                "step": index,
+                "model": model,
+                "usd": str(cost),
+                "unpriced": price.unpriced,
                 "tokens": {"input": usage.input_tokens, "output": usage.output_tokens},
                 "price_version": price.version,
             },
         )
         # Settle after the step is stored: a crash in between is repaired by the redelivered
         # agent, which finds the stored step and settles again (settle is idempotent per id).
-        self.budget.settle(
-            self._rid(index), float(step.cost_usd), step.tokens_in + step.tokens_out
-        )
+        self.budget.settle(self._rid(index), float(step.cost_usd), step.tokens_in + step.tokens_out)
 
     def tool_step(
         self,
@@ -140,8 +146,12 @@ class AgentRuntime:
         refused = bool(result.get("refused"))
         self._store(
             Step(
-                task=self.task, index=index, kind="tool", name=name,
-                data={"arguments": arguments, "result": result}, seconds=seconds,
+                task=self.task,
+                index=index,
+                kind="tool",
+                name=name,
+                data={"arguments": arguments, "result": result},
+                seconds=seconds,
             ),
             "tool.refused" if refused else "tool.called",
             {"step": index, "tool": name, "reason": result.get("reason", "") if refused else ""},

@@ -12,6 +12,9 @@ INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 TOOL_NAME = "gen_ai.tool.name"
 TOOL_CALL_ID = "gen_ai.tool.call.id"
+# Content attributes: only written when HARNESS_CAPTURE_CONTENT is on.
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
 
 OP_WORKFLOW = "invoke_workflow"
 OP_AGENT = "invoke_agent"

@@ -324,7 +324,8 @@ def _walk(builder: _Builder, dir_fd: int, rel: str, depth: int) -> None:
 def freeze_directory(path: str | Path, allowed_roots: list[Path], store: Path, *,
                      max_file_bytes: int = 1_000_000, max_total_bytes: int = 200_000_000,
                      max_files: int = 20_000) -> SnapshotManifest:
-    """Freeze the text files of directory ``path`` into ``store`` and return the manifest.
+    """Freeze the text files of directory ``path`` (or the one file ``path``, for a
+    single-document review) into ``store`` and return the manifest.
 
     ``path`` must resolve (symlinks and ``..`` resolved) inside one of ``allowed_roots``. Symlinks
     inside the tree are listed as skipped and never read; VCS and dependency folders, binaries,
@@ -343,8 +344,18 @@ def freeze_directory(path: str | Path, allowed_roots: list[Path], store: Path, *
         raise SnapshotError(f"Target {str(path)!r} is outside the allowed folders.")
     if not resolved.exists():
         raise SnapshotError(f"Target {str(path)!r} does not exist.")
+    if resolved.is_file():
+        # A single document (multi-perspective review): a one-file snapshot.
+        with _Builder(store, f"file {resolved}", max_file_bytes=max_file_bytes,
+                      max_total_bytes=max_total_bytes, max_files=max_files) as builder:
+            def read(limit: int) -> bytes:
+                with open(resolved, "rb") as fh:
+                    return fh.read(limit)
+
+            builder.add(resolved.name, resolved.stat().st_size, read)
+            return builder.finish()
     if not resolved.is_dir():
-        raise SnapshotError(f"Target {str(path)!r} is not a directory.")
+        raise SnapshotError(f"Target {str(path)!r} is not a directory or a file.")
     with _Builder(store, f"directory {resolved}", max_file_bytes=max_file_bytes,
                   max_total_bytes=max_total_bytes, max_files=max_files) as builder:
         try:

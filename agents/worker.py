@@ -26,6 +26,7 @@ from agents.providers.base import (
     AgentRequest,
     BudgetExhausted,
     ProviderError,
+    RateLimited,
 )
 from agents.runtime import AgentRuntime, provider_semaphore
 from agents.snapshots import open_snapshot
@@ -90,15 +91,19 @@ def execute(task_id: int) -> RetryLater | None:
     cap = concurrency_cap(task.provider)
     slot = None
     if cap:
-        slot = provider_semaphore(task.provider, cap, lease_seconds=settings.HARNESS_CALL_TIMEOUT_S * 2)
+        slot = provider_semaphore(
+            task.provider, cap, lease_seconds=settings.HARNESS_CALL_TIMEOUT_S * 2
+        )
         if not slot.acquire(holder):
             # Every slot of this provider is busy across all runs: wait without holding one.
-            task.move(Task.Status.QUEUED, allowed_from=[Task.Status.RUNNING],
-                      attempts=task.attempts - 1)
+            task.move(
+                Task.Status.QUEUED, allowed_from=[Task.Status.RUNNING], attempts=task.attempts - 1
+            )
             return RetryLater(SLOT_WAIT_S * random.uniform(1, 2), "provider slots busy")
 
-    runtime = AgentRuntime(task, provider_kind=getattr(provider, "kind", task.provider),
-                           slot=slot, holder=holder)
+    runtime = AgentRuntime(
+        task, provider_kind=getattr(provider, "kind", task.provider), slot=slot, holder=holder
+    )
     runtime.settle_stored_steps()
     request = AgentRequest(
         run_id=run.pk,
@@ -124,7 +129,9 @@ def execute(task_id: int) -> RetryLater | None:
 
     tracer = get_tracer()
     parent_span = task.parent.span_id if task.parent_id and task.parent else ""
-    context = parent_context(run.trace_id, parent_span or run.root_span_id) if run.trace_id else None
+    context = (
+        parent_context(run.trace_id, parent_span or run.root_span_id) if run.trace_id else None
+    )
     try:
         with tracer.start_as_current_span(
             f"invoke_agent {task.role}",
@@ -151,6 +158,15 @@ def execute(task_id: int) -> RetryLater | None:
     except AgentCancelled as exc:
         cancel_task(task, str(exc))
         return None
+    except RateLimited as exc:
+        # Waiting for our own shared rate limit is not a failed attempt.
+        delay = (exc.retry_after or SLOT_WAIT_S) + random.uniform(0, 0.5)
+        with transaction.atomic():
+            if task.move(
+                Task.Status.RETRYING, allowed_from=[Task.Status.RUNNING], attempts=task.attempts - 1
+            ):
+                record_event(run, "task.rate_limited", {"delay_s": round(delay, 2)}, task=task)
+        return RetryLater(delay, str(exc))
     except ProviderError as exc:
         message = redact(str(exc))
         if exc.permanent or task.attempts >= task.max_attempts:
@@ -161,7 +177,8 @@ def execute(task_id: int) -> RetryLater | None:
         with transaction.atomic():
             if task.move(Task.Status.RETRYING, allowed_from=[Task.Status.RUNNING]):
                 record_event(
-                    run, "task.retrying",
+                    run,
+                    "task.retrying",
                     {"attempt": task.attempts, "delay_s": round(delay, 2), "error": message[:300]},
                     task=task,
                 )

@@ -132,7 +132,10 @@ CHANNEL_LAYERS = {
     "default": {
         # Pub/sub suits broadcast: no per-channel capacity to silently drop past (NOTES.md).
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"harness-test-{TEST_SESSION}" if TESTING else "harness"},
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": f"harness-test-{TEST_SESSION}" if TESTING else "harness",
+        },
     }
 }
 
@@ -230,6 +233,10 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, min_value=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading is a commitment for the whole domain that a deployer opts into; not
+        # preloading is a choice, not a misconfiguration.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     # The healthcheck is probed over plain HTTP from inside the deployment.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 

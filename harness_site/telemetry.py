@@ -51,8 +51,9 @@ def emit_root_span(
     tracer = get_tracer()
     _forced.trace_id, _forced.span_id = int(trace_id, 16), int(span_id, 16)
     try:
-        span = tracer.start_span(name, context=Context(), start_time=start_ns,
-                                 attributes=attributes)
+        span = tracer.start_span(
+            name, context=Context(), start_time=start_ns, attributes=attributes
+        )
     finally:
         _forced.trace_id = _forced.span_id = None
     span.end(end_time=end_ns)

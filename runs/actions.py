@@ -38,8 +38,9 @@ def _bounded_int(value: Any, field: str, low: int, high: int) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise LaunchError(f"{field.replace('_', ' ').capitalize()} must be a whole number.",
-                          field) from None
+        raise LaunchError(
+            f"{field.replace('_', ' ').capitalize()} must be a whole number.", field
+        ) from None
     if not low <= number <= high:
         raise LaunchError(
             f"{field.replace('_', ' ').capitalize()} must be between {low} and {high}.", field
@@ -83,12 +84,14 @@ def launch_run(
         raise LaunchError(f"Unknown or unusable provider {provider!r}: {exc}", "provider") from None
     concurrency = _bounded_int(
         max_concurrency if max_concurrency is not None else book.max_concurrency,
-        "max_concurrency", 1, 256,
+        "max_concurrency",
+        1,
+        256,
     )
-    depth = _bounded_int(max_depth if max_depth is not None else book.max_depth,
-                         "max_depth", 0, 10)
+    depth = _bounded_int(max_depth if max_depth is not None else book.max_depth, "max_depth", 0, 10)
     latency = _bounded_int(latency_ms or 0, "latency_ms", 0, 600_000)
-    budget = _budget(budget_usd if budget_usd is not None else book.budget_usd)
+    # Every run has a ceiling: a blank budget means the playbook's default, never "no limit".
+    budget = _budget(budget_usd if budget_usd not in (None, "") else book.budget_usd)
     tokens = None
     if budget_tokens not in (None, ""):
         tokens = _bounded_int(budget_tokens, "budget_tokens", 1, 10**12)
@@ -97,8 +100,9 @@ def launch_run(
     if unknown:
         raise LaunchError(f"Unknown aggregation step(s): {', '.join(unknown)}.", "aggregation")
     if (target_path is None) == (archive is None):
-        raise LaunchError("Choose a target directory or upload an archive (one of the two).",
-                          "target")
+        raise LaunchError(
+            "Choose a target directory or upload an archive (one of the two).", "target"
+        )
 
     store = snapshot_store()
     try:
@@ -118,13 +122,17 @@ def launch_run(
         raise LaunchError(str(exc), "archive" if archive is not None else "target") from None
 
     resolved = book.with_overrides(
-        provider=provider, model=model, role_models=role_models, options=options,
+        provider=provider,
+        model=model,
+        role_models=role_models,
+        options=options,
         aggregation=chain,
     )
     max_agents = min(book.max_agents, settings.HARNESS_MAX_AGENTS)
     if options and "max_agents" in options:
-        max_agents = _bounded_int(options["max_agents"], "max_agents", 1,
-                                  settings.HARNESS_MAX_AGENTS)
+        max_agents = _bounded_int(
+            options["max_agents"], "max_agents", 1, settings.HARNESS_MAX_AGENTS
+        )
     config = resolved.to_config()
     config["max_agents"] = max_agents
     with transaction.atomic():
@@ -156,10 +164,16 @@ def launch_run(
             root_span_id=secrets.token_hex(8),
         )
         record_event(
-            run, "run.created",
-            {"playbook": book.name, "target": run.target_label, "provider": provider,
-             "files": len(manifest.files), "skipped": len(manifest.skipped),
-             "launched_by": getattr(user, "username", None)},
+            run,
+            "run.created",
+            {
+                "playbook": book.name,
+                "target": run.target_label,
+                "provider": provider,
+                "files": len(manifest.files),
+                "skipped": len(manifest.skipped),
+                "launched_by": getattr(user, "username", None),
+            },
         )
         transaction.on_commit(lambda: _enqueue_plan(run.pk))
     return run
@@ -192,21 +206,32 @@ def cancel_run(run: Run, user: Any) -> bool:
         waiting = list(
             Task.objects.filter(
                 run=run,
-                status__in=[Task.Status.PENDING, Task.Status.QUEUED,
-                            Task.Status.AWAITING_APPROVAL, Task.Status.RETRYING],
+                status__in=[
+                    Task.Status.PENDING,
+                    Task.Status.QUEUED,
+                    Task.Status.AWAITING_APPROVAL,
+                    Task.Status.RETRYING,
+                ],
             )
         )
         moved = [
-            t for t in waiting
-            if t.move(Task.Status.CANCELLED,
-                      allowed_from=[Task.Status.PENDING, Task.Status.QUEUED,
-                                    Task.Status.AWAITING_APPROVAL, Task.Status.RETRYING],
-                      error="run cancelled", finished_at=timezone.now())
+            t
+            for t in waiting
+            if t.move(
+                Task.Status.CANCELLED,
+                allowed_from=[
+                    Task.Status.PENDING,
+                    Task.Status.QUEUED,
+                    Task.Status.AWAITING_APPROVAL,
+                    Task.Status.RETRYING,
+                ],
+                error="run cancelled",
+                finished_at=timezone.now(),
+            )
         ]
         if moved:
             Run.objects.filter(pk=run.pk).update(tasks_skipped=F("tasks_skipped") + len(moved))
-            record_events(run, [("task.cancelled", {"reason": "run cancelled"}, t)
-                                for t in moved])
+            record_events(run, [("task.cancelled", {"reason": "run cancelled"}, t) for t in moved])
     return True
 
 
@@ -224,9 +249,15 @@ def retry_failed(run: Run, user: Any) -> int:
         ):
             return 0
         moved = [
-            t for t in failed
-            if t.move(Task.Status.PENDING, allowed_from=[Task.Status.FAILED], attempts=0,
-                      error="", finished_at=None)
+            t
+            for t in failed
+            if t.move(
+                Task.Status.PENDING,
+                allowed_from=[Task.Status.FAILED],
+                attempts=0,
+                error="",
+                finished_at=None,
+            )
         ]
         Run.objects.filter(pk=run.pk).update(tasks_failed=F("tasks_failed") - len(moved))
         record_events(
@@ -243,16 +274,28 @@ def decide_approval(approval: Approval, user: Any, decision: str, comment: str =
     if decision not in (Approval.Decision.APPROVED, Approval.Decision.REJECTED):
         raise ValueError("decision must be approved or rejected")
     with transaction.atomic():
-        won = Approval.objects.filter(
-            pk=approval.pk, decision=Approval.Decision.PENDING
-        ).update(decision=decision, decided_by=user, comment=comment[:5000],
-                 decided_at=timezone.now()) == 1
+        won = (
+            Approval.objects.filter(pk=approval.pk, decision=Approval.Decision.PENDING).update(
+                decision=decision,
+                decided_by=user,
+                comment=comment[:5000],
+                decided_at=timezone.now(),
+            )
+            == 1
+        )
         if not won:
             return False
         run = Run.objects.select_for_update().get(pk=approval.run_id)
-        record_event(run, "approval.decided",
-                     {"gate": approval.gate, "decision": decision, "by": user.get_username(),
-                      "target": approval.target_label})
+        record_event(
+            run,
+            "approval.decided",
+            {
+                "gate": approval.gate,
+                "decision": decision,
+                "by": user.get_username(),
+                "target": approval.target_label,
+            },
+        )
         if approval.gate == Approval.Gate.REPORT:
             status = Run.Status.APPROVED if decision == "approved" else Run.Status.REJECTED
             if run.transition(status, f"{decision} by {user.get_username()}"):
@@ -260,11 +303,18 @@ def decide_approval(approval: Approval, user: Any, decision: str, comment: str =
         elif approval.gate == Approval.Gate.TASK:
             task = Task.objects.get(pk=approval.target_id, run=run)
             if decision == "approved":
-                task.move(Task.Status.PENDING, allowed_from=[Task.Status.AWAITING_APPROVAL],
-                          needs_approval=False)
+                task.move(
+                    Task.Status.PENDING,
+                    allowed_from=[Task.Status.AWAITING_APPROVAL],
+                    needs_approval=False,
+                )
             else:
-                if task.move(Task.Status.SKIPPED, allowed_from=[Task.Status.AWAITING_APPROVAL],
-                             error="rejected at the approval gate", finished_at=timezone.now()):
+                if task.move(
+                    Task.Status.SKIPPED,
+                    allowed_from=[Task.Status.AWAITING_APPROVAL],
+                    error="rejected at the approval gate",
+                    finished_at=timezone.now(),
+                ):
                     Run.objects.filter(pk=run.pk).update(tasks_skipped=F("tasks_skipped") + 1)
             from agents.tasks import dispatch_run
 
@@ -282,8 +332,9 @@ def store_report(run: Run, draft: ReportDraft) -> Report:
     """Save a new report version, request the reviewer's decision, and finish the run."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
-        version = (run.reports.order_by("-version").values_list("version", flat=True).first()
-                   or 0) + 1
+        version = (
+            run.reports.order_by("-version").values_list("version", flat=True).first() or 0
+        ) + 1
         report = Report.objects.create(
             run=run,
             version=version,
@@ -294,10 +345,15 @@ def store_report(run: Run, draft: ReportDraft) -> Report:
             html=render_markdown(draft.markdown),
             notes=draft.notes + draft.critique,
         )
-        Approval.objects.filter(run=run, gate=Approval.Gate.REPORT,
-                                decision=Approval.Decision.PENDING).delete()
-        Approval.objects.create(run=run, gate=Approval.Gate.REPORT, target_id=report.pk,
-                                target_label=f"Report v{version}")
+        Approval.objects.filter(
+            run=run, gate=Approval.Gate.REPORT, decision=Approval.Decision.PENDING
+        ).delete()
+        Approval.objects.create(
+            run=run,
+            gate=Approval.Gate.REPORT,
+            target_id=report.pk,
+            target_label=f"Report v{version}",
+        )
         record_event(run, "report.created", {"version": version, **draft.stats})
         record_event(run, "approval.requested", {"gate": "report", "version": version})
         if run.status == Run.Status.AGGREGATING:

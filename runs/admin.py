@@ -5,8 +5,16 @@ from runs.models import Approval, Event, Finding, Report, Run, Span, Step, Task
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ["id", "playbook", "status", "target_label", "launched_by", "cost_usd",
-                    "tasks_total", "created_at"]
+    list_display = [
+        "id",
+        "playbook",
+        "status",
+        "target_label",
+        "launched_by",
+        "cost_usd",
+        "tasks_total",
+        "created_at",
+    ]
     list_filter = ["status", "playbook"]
     search_fields = ["target_label", "title"]
     readonly_fields = ["last_seq", "trace_id", "snapshot_digest"]
@@ -14,8 +22,17 @@ class RunAdmin(admin.ModelAdmin):
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ["id", "run", "step", "lens", "scope_label", "status", "depth", "attempts",
-                    "cost_usd"]
+    list_display = [
+        "id",
+        "run",
+        "step",
+        "lens",
+        "scope_label",
+        "status",
+        "depth",
+        "attempts",
+        "cost_usd",
+    ]
     list_filter = ["status", "step"]
     search_fields = ["key", "scope_label"]
     raw_id_fields = ["run", "parent", "depends_on"]

@@ -253,13 +253,16 @@ def waterfall(tasks: list[Task], now: datetime | None = None) -> Waterfall:
     timed = [t for t in tasks if t.queued_at or t.started_at]
     if not timed:
         return Waterfall([], 0.0, 0)
-    origin = min((t.queued_at or t.started_at) for t in timed)  # type: ignore[type-var]
-    timed.sort(key=lambda t: ((t.queued_at or t.started_at), t.pk))  # type: ignore[arg-type, return-value]
+
+    def entered(t: Task) -> datetime:
+        return t.queued_at or t.started_at or now
+
+    origin = min(entered(t) for t in timed)
+    timed.sort(key=lambda t: (entered(t), t.pk))
     lanes: list[Lane] = []
     span = 0.0
     for t in timed:
-        queued = t.queued_at or t.started_at
-        assert queued is not None
+        queued = entered(t)
         start = (queued - origin).total_seconds()
         queue = ((t.started_at or t.finished_at or now) - queued).total_seconds()
         run_s = 0.0

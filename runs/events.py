@@ -41,9 +41,7 @@ def record_event(
     return event
 
 
-def record_events(
-    run: Run, items: list[tuple[str, dict[str, Any], Task | None]]
-) -> list[Event]:
+def record_events(run: Run, items: list[tuple[str, dict[str, Any], Task | None]]) -> list[Event]:
     """Append several events at once (one seq allocation, one INSERT). Same rules as
     ``record_event``; used where one change records many facts (a plan of 1,000 tasks)."""
     if not items:

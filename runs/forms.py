@@ -43,7 +43,8 @@ class LaunchForm(forms.Form):
     title = forms.CharField(max_length=200, required=False, help_text="Optional; shown in lists.")
     playbook = forms.ChoiceField(widget=forms.RadioSelect)
     target = forms.ChoiceField(
-        required=False, help_text="A directory or document under the allowed target roots."
+        required=False,
+        help_text="A directory under the allowed target roots (HARNESS_TARGET_ROOTS).",
     )
     archive = forms.FileField(
         required=False, help_text="Or upload a .zip / .tar.gz archive instead of a listed target."
@@ -79,12 +80,12 @@ class LaunchForm(forms.Form):
         super().__init__(*args, **kwargs)
         playbooks = _playbooks()
         self.playbooks = playbooks
-        self.fields["playbook"].choices = [(p.name, p.title) for p in playbooks.values()]
-        self.fields["target"].choices = [("", "— choose a target —"), *available_targets()]
-        self.fields["provider"].choices = _provider_choices()
+        self._choices("playbook", [(p.name, p.title) for p in playbooks.values()])
+        self._choices("target", [("", "— choose a target —"), *available_targets()])
+        self._choices("provider", _provider_choices())
         steps = _aggregation_steps()
         self.aggregation_help = steps
-        self.fields["aggregation"].choices = [(name, name) for name in steps]
+        self._choices("aggregation", [(name, name) for name in steps])
         self.role_fields: list[str] = []
         for role, used_by in all_roles().items():
             name = f"model_{role}"
@@ -103,8 +104,13 @@ class LaunchForm(forms.Form):
         self.initial.setdefault("max_depth", settings.HARNESS_DEFAULT_MAX_DEPTH)
         self.initial.setdefault("aggregation", list(first.aggregation))
 
+    def _choices(self, name: str, choices: list[tuple[str, str]]) -> None:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = choices
+
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if not data.get("target") and not data.get("archive"):
             self.add_error("target", "Choose a target or upload an archive.")
         elif data.get("target") and data.get("archive"):
@@ -146,7 +152,9 @@ class RunFilterForm(forms.Form):
         from runs.models import Run
 
         super().__init__(*args, **kwargs)
-        self.fields["status"].choices = [
+        status = self.fields["status"]
+        assert isinstance(status, forms.ChoiceField)
+        status.choices = [
             ("", "Any status"),
             ("active", "Active"),
             *Run.Status.choices,

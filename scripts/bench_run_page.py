@@ -32,14 +32,13 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.db import connection
-    from django.test.utils import (
-        CaptureQueriesContext,
-        get_runner,  # noqa: F401 - keeps the test settings in effect
-        setup_test_environment,
-    )
+    from django.test.utils import CaptureQueriesContext
 
-    setup_test_environment()
+    # Not setup_test_environment(): its instrumented template rendering (a signal per included
+    # template) would inflate the figure; the test client only needs its host allowed.
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     old_name = connection.creation.create_test_db(verbosity=0, keepdb=False)
     try:
         run_benchmark(args.agents, args.repeat, CaptureQueriesContext, connection)

@@ -145,14 +145,32 @@ class WorkerProcess:
         self.name = f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h"
         self.log = settings.DATA_DIR / f"worker-{name}-{os.getpid()}.log"
         argv = [
-            sys.executable, "-m", "celery", "-A", "harness_site", "worker",
-            "--loglevel", "INFO", "--concurrency", str(concurrency), "--pool", pool,
-            "-n", self.name, "--without-gossip", "--without-mingle", "--without-heartbeat",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "harness_site",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            pool,
+            "-n",
+            self.name,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
         ]
         self.logfile = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=subprocess_env(**(env or {})), stdout=self.logfile,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            argv,
+            cwd=ROOT,
+            env=subprocess_env(**(env or {})),
+            stdout=self.logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.wait_ready()
 

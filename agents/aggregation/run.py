@@ -22,9 +22,10 @@ def aggregate(run_id: int) -> None:
     if run is None:
         return
     if run.status == Run.Status.BUDGET_EXHAUSTED:
-        if run.reports.exists() or Task.objects.filter(run=run).exclude(
-            status__in=Task.Status.terminal()
-        ).exists():
+        if (
+            run.reports.exists()
+            or Task.objects.filter(run=run).exclude(status__in=Task.Status.terminal()).exists()
+        ):
             return
     elif run.status != Run.Status.AGGREGATING:
         return
@@ -32,8 +33,18 @@ def aggregate(run_id: int) -> None:
     rows = [
         FindingRow(**values)
         for values in Finding.objects.filter(run=run).values(
-            "id", "task_id", "lens", "rule", "title", "detail", "severity", "confidence",
-            "path", "line_start", "line_end", "evidence",
+            "id",
+            "task_id",
+            "lens",
+            "rule",
+            "title",
+            "detail",
+            "severity",
+            "confidence",
+            "path",
+            "line_start",
+            "line_end",
+            "evidence",
         )
     ]
     tasks = list(Task.objects.filter(run=run).values("status", "scope_label", "step", "summary"))
@@ -57,8 +68,9 @@ def aggregate(run_id: int) -> None:
             "total": len(tasks),
             "succeeded": sum(t["status"] == Task.Status.SUCCEEDED for t in tasks),
             "failed": sum(t["status"] == Task.Status.FAILED for t in tasks),
-            "skipped": sum(t["status"] in (Task.Status.SKIPPED, Task.Status.CANCELLED)
-                           for t in tasks),
+            "skipped": sum(
+                t["status"] in (Task.Status.SKIPPED, Task.Status.CANCELLED) for t in tasks
+            ),
         },
         cost_usd=f"{run.cost_usd:.6f}",
         budget_usd=f"{run.budget_usd:.2f}" if run.budget_usd is not None else None,
@@ -66,11 +78,17 @@ def aggregate(run_id: int) -> None:
         tokens={"input": run.tokens_in, "output": run.tokens_out},
         skipped_files=list(skipped_files),
         failed_scopes=[t["scope_label"] for t in tasks if t["status"] == Task.Status.FAILED],
-        skipped_scopes=[t["scope_label"] for t in tasks
-                        if t["status"] in (Task.Status.SKIPPED, Task.Status.CANCELLED)],
+        skipped_scopes=[
+            t["scope_label"]
+            for t in tasks
+            if t["status"] in (Task.Status.SKIPPED, Task.Status.CANCELLED)
+        ],
         options=playbook.options,
-        synthesis_texts=[t["summary"] for t in tasks
-                         if t["step"] == "synthesize" and t["status"] == Task.Status.SUCCEEDED],
+        synthesis_texts=[
+            t["summary"]
+            for t in tasks
+            if t["step"] == "synthesize" and t["status"] == Task.Status.SUCCEEDED
+        ],
     )
     draft = run_chain(rows, facts, list(run.aggregation or playbook.aggregation))
     store_report(run, draft)

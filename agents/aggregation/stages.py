@@ -102,21 +102,35 @@ def dedup(rows: list[FindingRow]) -> list[Cluster]:
         cluster = clusters.get(key)
         if cluster is None:
             clusters[key] = Cluster(
-                key=key, title=row.title, severity=row.severity, confidence=row.confidence,
-                path=row.path, line_start=row.line_start, line_end=row.line_end, rule=row.rule,
-                lenses=[row.lens], detail=row.detail, evidence=row.evidence,
-                finding_ids=[row.id], task_ids=[row.task_id],
+                key=key,
+                title=row.title,
+                severity=row.severity,
+                confidence=row.confidence,
+                path=row.path,
+                line_start=row.line_start,
+                line_end=row.line_end,
+                rule=row.rule,
+                lenses=[row.lens],
+                detail=row.detail,
+                evidence=row.evidence,
+                finding_ids=[row.id],
+                task_ids=[row.task_id],
             )
             continue
         cluster.finding_ids.append(row.id)
-        if row.task_id not in cluster.task_ids:
+        independent = row.task_id not in cluster.task_ids
+        if independent:
             cluster.task_ids.append(row.task_id)
         if row.lens not in cluster.lenses:
             cluster.lenses.append(row.lens)
         if SEVERITY_RANK.get(row.severity, 0) > SEVERITY_RANK.get(cluster.severity, 0):
             cluster.severity = row.severity
-        # Independent confirmations raise confidence: 1 - Π(1 - c).
-        cluster.confidence = 1 - (1 - cluster.confidence) * (1 - row.confidence)
+        # Only independent confirmations (other agents) raise confidence: 1 - Π(1 - c); an
+        # agent repeating itself does not.
+        if independent:
+            cluster.confidence = 1 - (1 - cluster.confidence) * (1 - row.confidence)
+        else:
+            cluster.confidence = max(cluster.confidence, row.confidence)
     for cluster in clusters.values():
         cluster.votes = len(cluster.task_ids)
     return list(clusters.values())
@@ -140,8 +154,7 @@ def confidence(clusters: list[Cluster], threshold: float) -> None:
 def ranked(clusters: list[Cluster]) -> list[Cluster]:
     return sorted(
         (c for c in clusters if c.kept),
-        key=lambda c: (-SEVERITY_RANK.get(c.severity, 0), -c.confidence, c.path,
-                       c.line_start or 0),
+        key=lambda c: (-SEVERITY_RANK.get(c.severity, 0), -c.confidence, c.path, c.line_start or 0),
     )
 
 
@@ -178,11 +191,16 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
         f"{agents.get('skipped', 0)} skipped, of {agents.get('total', 0)}",
         f"- Findings: {len(kept)} distinct issue(s) from "
         f"{sum(len(c.finding_ids) for c in draft.clusters)} raw finding(s)"
-        + (", by severity: " + ", ".join(
-            f"{n} {s}" for s, n in sorted(by_sev.items(), key=lambda kv: -SEVERITY_RANK[kv[0]])
-        ) if by_sev else ""),
-        f"- Cost: ${facts.cost_usd}" + (f" of a ${facts.budget_usd} budget"
-                                         if facts.budget_usd else "")
+        + (
+            ", by severity: "
+            + ", ".join(
+                f"{n} {s}" for s, n in sorted(by_sev.items(), key=lambda kv: -SEVERITY_RANK[kv[0]])
+            )
+            if by_sev
+            else ""
+        ),
+        f"- Cost: ${facts.cost_usd}"
+        + (f" of a ${facts.budget_usd} budget" if facts.budget_usd else "")
         + (f" (+{facts.unpriced_calls} unpriced call(s))" if facts.unpriced_calls else ""),
         f"- Tokens: {facts.tokens.get('input', 0):,} in, {facts.tokens.get('output', 0):,} out",
         "",
@@ -192,8 +210,12 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
     for text in facts.synthesis_texts:
         lines += ["## Synthesis", "", text.strip(), ""]
     if kept:
-        lines += ["## Findings", "", "| Severity | Finding | Location | Confidence | Votes |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "## Findings",
+            "",
+            "| Severity | Finding | Location | Confidence | Votes |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for c in kept[:200]:
             lines.append(
                 f"| {c.severity} | {_md_escape(c.title)} | `{_md_escape(_location(c))}` | "
@@ -206,10 +228,14 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
         if top:
             lines += ["## Most serious", ""]
             for c in top:
-                lines += [f"### {_md_escape(c.title)} (`{_md_escape(_location(c))}`)", "",
-                          _md_escape(c.detail) or "—", ""]
+                lines += [
+                    f"### {_md_escape(c.title)} (`{_md_escape(_location(c))}`)",
+                    "",
+                    _md_escape(c.detail) or "—",
+                    "",
+                ]
                 if c.evidence:
-                    lines += ["```", c.evidence.replace("```", "ˋˋˋ")[:500], "```", ""]
+                    lines += ["```", c.evidence.replace("```", "` ` `")[:500], "```", ""]
     else:
         lines += ["## Findings", "", "No finding passed the aggregation chain.", ""]
     draft.markdown = "\n".join(lines)
@@ -220,12 +246,14 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
     if facts.failed_scopes:
         notes.append(
             f"{len(facts.failed_scopes)} agent(s) failed; not covered: "
-            + ", ".join(facts.failed_scopes[:10]) + ("…" if len(facts.failed_scopes) > 10 else "")
+            + ", ".join(facts.failed_scopes[:10])
+            + ("…" if len(facts.failed_scopes) > 10 else "")
         )
     if facts.skipped_scopes:
         notes.append(
             f"{len(facts.skipped_scopes)} agent(s) were skipped; not covered: "
-            + ", ".join(facts.skipped_scopes[:10]) + ("…" if len(facts.skipped_scopes) > 10 else "")
+            + ", ".join(facts.skipped_scopes[:10])
+            + ("…" if len(facts.skipped_scopes) > 10 else "")
         )
     if facts.skipped_files:
         reasons: dict[str, int] = {}
@@ -235,8 +263,11 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
             "files left out of the snapshot: "
             + ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
         )
-    weak = [c for c in ranked(draft.clusters)
-            if SEVERITY_RANK.get(c.severity, 0) >= 3 and c.confidence < 0.6]
+    weak = [
+        c
+        for c in ranked(draft.clusters)
+        if SEVERITY_RANK.get(c.severity, 0) >= 3 and c.confidence < 0.6
+    ]
     for c in weak:
         c.verdict = "verify: serious but low confidence"
     if weak:
@@ -257,13 +288,28 @@ def run_chain(rows: list[FindingRow], facts: RunFacts, chain: list[str]) -> Repo
     unknown = [step for step in chain if step not in AGGREGATION_STEPS]
     if unknown:
         raise ValueError(f"Unknown aggregation step(s): {', '.join(unknown)}")
-    clusters = dedup(rows) if "dedup" in chain else [
-        Cluster(key=str(r.id), title=r.title, severity=r.severity, confidence=r.confidence,
-                path=r.path, line_start=r.line_start, line_end=r.line_end, rule=r.rule,
-                lenses=[r.lens], detail=r.detail, evidence=r.evidence, finding_ids=[r.id],
-                task_ids=[r.task_id])
-        for r in rows
-    ]
+    clusters = (
+        dedup(rows)
+        if "dedup" in chain
+        else [
+            Cluster(
+                key=str(r.id),
+                title=r.title,
+                severity=r.severity,
+                confidence=r.confidence,
+                path=r.path,
+                line_start=r.line_start,
+                line_end=r.line_end,
+                rule=r.rule,
+                lenses=[r.lens],
+                detail=r.detail,
+                evidence=r.evidence,
+                finding_ids=[r.id],
+                task_ids=[r.task_id],
+            )
+            for r in rows
+        ]
+    )
     draft = ReportDraft(chain=list(chain), clusters=clusters)
     if facts.status == "budget_exhausted":
         draft.notes.append(

@@ -20,7 +20,7 @@ Severity = Literal["info", "low", "medium", "high", "critical"]
 
 
 class FindingOut(BaseModel):
-    """One finding as a provider reports it. Validated at the boundary: model output is untrusted."""
+    """One finding as a provider reports it, validated at the boundary (output is untrusted)."""
 
     title: str = Field(min_length=1, max_length=200)
     detail: str = Field(default="", max_length=4000)
@@ -106,6 +106,14 @@ class ProviderError(Exception):
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+class RateLimited(ProviderError):
+    """Our own shared rate limit needs a wait: not a failure of the call, so the worker retries
+    later without counting an attempt (and without holding a concurrency slot meanwhile)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, permanent=False, retry_after=retry_after)
 
 
 class Provider(Protocol):

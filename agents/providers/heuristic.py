@@ -99,8 +99,10 @@ class HeuristicProvider:
                 name=f"analyze {request.lens}",
                 data={
                     "output": output.model_dump(),
-                    "usage": {"input_tokens": usage.input_tokens,
-                              "output_tokens": usage.output_tokens},
+                    "usage": {
+                        "input_tokens": usage.input_tokens,
+                        "output_tokens": usage.output_tokens,
+                    },
                 },
             )
         return AgentResult(output=output, usage=usage, model=MODEL, provider=self.name)
@@ -134,7 +136,9 @@ class HeuristicProvider:
         findings: list[FindingOut] = []
         for path in files:
             text = request.snapshot.read_text(path)
-            findings.extend(_finding(raw.to_dict()) for raw in analyze_code(path, text, request.lens))
+            findings.extend(
+                _finding(raw.to_dict()) for raw in analyze_code(path, text, request.lens)
+            )
         return AgentOutput(
             summary=f"Offline {request.lens} analysis of {len(files)} file(s): "
             f"{len(findings)} finding(s).",
@@ -242,6 +246,7 @@ _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 def _fit_output(output: AgentOutput, max_tokens: int) -> tuple[AgentOutput, int]:
     """Keep the output within ``max_tokens`` (as a model's would be), dropping the least severe
     findings first, so the budget reservation (which assumed ``max_tokens``) is an upper bound."""
+
     def cost(o: AgentOutput) -> int:
         return _tokens(len(o.model_dump_json()))
 

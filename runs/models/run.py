@@ -64,8 +64,12 @@ class Run(models.Model):
 
     TRANSITIONS: dict[str, tuple[str, ...]] = {
         Status.PLANNING: (Status.PENDING,),
-        Status.RUNNING: (Status.PLANNING, Status.AWAITING_REVIEW, Status.FAILED,
-                         Status.BUDGET_EXHAUSTED),
+        Status.RUNNING: (
+            Status.PLANNING,
+            Status.AWAITING_REVIEW,
+            Status.FAILED,
+            Status.BUDGET_EXHAUSTED,
+        ),
         Status.BUDGET_EXHAUSTED: (Status.PLANNING, Status.RUNNING),
         Status.AGGREGATING: (Status.RUNNING,),
         Status.AWAITING_REVIEW: (Status.AGGREGATING,),

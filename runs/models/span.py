@@ -24,9 +24,7 @@ class Span(models.Model):
 
     class Meta:
         ordering = ["start"]
-        constraints = [
-            models.UniqueConstraint(fields=["trace_id", "span_id"], name="span_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["trace_id", "span_id"], name="span_unique")]
 
     def __str__(self) -> str:
         return self.name

@@ -138,9 +138,7 @@ class Step(models.Model):
 
     class Meta:
         ordering = ["task_id", "index"]
-        constraints = [
-            models.UniqueConstraint(fields=["task", "index"], name="step_index_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["task", "index"], name="step_index_unique")]
 
     def __str__(self) -> str:
         return f"Step {self.index} of task {self.task_id}: {self.kind} {self.name}"

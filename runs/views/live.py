@@ -24,7 +24,7 @@ from runs.models import Event, Finding, Run, Task
 EVENTS_IN_PAGE = 50
 # Panels whose render is big (a bar or lane per agent): pushed at most this often per connection.
 HEAVY_PANELS = {"run-costs", "run-timeline"}
-HEAVY_INTERVAL = 2.0
+HEAVY_INTERVAL = 1.0
 FINDINGS_IN_PAGE = 50
 _SEQ = re.compile(r' data-seq="\d+"')
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -11,12 +13,13 @@ from runs import dashboard
 from runs.access import get_run_for_user
 from runs.forms import RunFilterForm
 from runs.models import Event, Run
+from runs.models.run import RunQuerySet
 from runs.views.live import EVENTS_IN_PAGE, panel_context, tree_context
 
 RUNS_PER_PAGE = 25
 
 
-def filtered_runs(user: object, params: dict[str, str]) -> tuple[object, str, str]:
+def filtered_runs(user: Any, params: dict[str, str]) -> tuple[RunQuerySet, str, str]:
     """The runs ``user`` may see, narrowed by the list's filters (shared with the consumer)."""
     runs = Run.objects.visible_to(user).select_related("launched_by")
     status = params.get("status", "")

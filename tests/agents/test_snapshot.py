@@ -134,9 +134,16 @@ def test_symlinked_root_pointing_outside_is_refused(tmp_path: Path, allowed: Pat
         freeze_directory(allowed / "link", [allowed], store)
 
 
+def test_single_document_target_is_a_one_file_snapshot(allowed: Path, store: Path) -> None:
+    (allowed / "policy.md").write_text("# Policy\nKeep data 30 days.\n")
+    manifest = freeze_directory(allowed / "policy.md", [allowed], store)
+    assert list(manifest.files) == ["policy.md"]
+    assert Snapshot.open(store, manifest.digest).read_text("policy.md").startswith("# Policy")
+
+
 @pytest.mark.parametrize("setup, message", [
     (lambda root: None, "does not exist"),
-    (lambda root: root.write_text("x"), "not a directory"),
+    (lambda root: root.write_bytes(b"\x00binary"), "Nothing to analyse"),
     (lambda root: (root.mkdir(), (root / "a.bin").write_bytes(b"\x00")), "Nothing to analyse"),
 ])
 def test_missing_file_or_empty_target_is_refused(allowed: Path, store: Path, setup: object,

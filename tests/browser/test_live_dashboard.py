@@ -120,6 +120,7 @@ def test_operator_launches_from_the_form_and_watches_it_live(
     assert page.locator("#event-feed li").count() <= 50
     expect(page.locator("#event-feed li").first).to_have_id(f"event-{run.last_seq}")
     if screenshot_dir:
+        time.sleep(1.5)  # let the throttled panels (costs, timeline) take their last push
         page.screenshot(path=str(screenshot_dir / "run.png"))
         page.locator("#run-timeline").scroll_into_view_if_needed()
         page.screenshot(path=str(screenshot_dir / "run-costs.png"))
@@ -143,8 +144,8 @@ def stage_more_runs(operator: User, first: Run) -> None:
     review = launch_run(
         user=operator,
         playbook="multi-perspective-review",
-        title="Data retention policy",
-        target_path=str(SAMPLE.parent / "policy.md"),
+        title="Six-persona document review",
+        target_path=str(SAMPLE.parent / "corpus"),
     )
     wait_final(docs.pk)
     wait_final(review.pk)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runs.models import Run
 
-VULNERABLE_MODULE = '''\
+VULNERABLE_MODULE = """\
 import os
 import pickle
 import subprocess
@@ -31,7 +31,7 @@ def handler_{n}(request, cursor):
 def helper_{n}(values=[]):
     # TODO: make this faster
     return eval(os.environ.get("EXPR_{n}", "1"))
-'''
+"""
 
 
 def make_target(root: Path, files: int, name: str = "target") -> Path:

@@ -37,8 +37,13 @@ def test_two_hundred_agents_never_exceed_max_concurrency(celery_worker, target_r
     celery_worker(concurrency=12, name="wide")
     target = make_target(target_root, 67)
     run = launch_run(
-        user=None, playbook="codebase-audit", target_path=str(target), max_concurrency=8,
-        latency_ms=30, options={"chunk_files": 1}, budget_usd="100",
+        user=None,
+        playbook="codebase-audit",
+        target_path=str(target),
+        max_concurrency=8,
+        latency_ms=30,
+        options={"chunk_files": 1},
+        budget_usd="100",
     )
     run = wait_for_run(run.pk, timeout=300)
     summary = run_summary(run)
@@ -56,16 +61,25 @@ def test_budget_is_never_exceeded_by_parallel_workers(celery_worker, target_root
     # An undisturbed run prices all 51 agents; a budget of 25 agents' actual cost covers about
     # half of them (less in practice: each reservation assumes the 2,048-token output cap).
     probe = launch_run(
-        user=None, playbook="codebase-audit", target_path=str(target), max_concurrency=1,
-        options={"chunk_files": 1}, budget_usd="100",
+        user=None,
+        playbook="codebase-audit",
+        target_path=str(target),
+        max_concurrency=1,
+        options={"chunk_files": 1},
+        budget_usd="100",
     )
     probe = wait_for_run(probe.pk)
     assert probe.status == Run.Status.AWAITING_REVIEW
     budget = (probe.cost_usd / 51 * 25).quantize(Decimal("0.000001"))
 
     run = launch_run(
-        user=None, playbook="codebase-audit", target_path=str(target), max_concurrency=12,
-        latency_ms=50, options={"chunk_files": 1}, budget_usd=budget,
+        user=None,
+        playbook="codebase-audit",
+        target_path=str(target),
+        max_concurrency=12,
+        latency_ms=50,
+        options={"chunk_files": 1},
+        budget_usd=budget,
     )
     run = wait_for_run(run.pk)
     assert run.status == Run.Status.BUDGET_EXHAUSTED
@@ -88,9 +102,13 @@ def test_budget_is_never_exceeded_by_parallel_workers(celery_worker, target_root
 
 def test_dependency_runs_strictly_after_what_it_depends_on(celery_worker, settings):
     celery_worker(concurrency=4, name="deps")
-    run = launch_run(user=None, playbook="document-synthesis",
-                     target_path=str(settings.BASE_DIR / "samples" / "corpus"),
-                     max_concurrency=4, latency_ms=40)
+    run = launch_run(
+        user=None,
+        playbook="document-synthesis",
+        target_path=str(settings.BASE_DIR / "samples" / "corpus"),
+        max_concurrency=4,
+        latency_ms=40,
+    )
     run = wait_for_run(run.pk)
     assert run.status == Run.Status.AWAITING_REVIEW
     synth = Task.objects.get(run=run, step="synthesize")
@@ -107,8 +125,12 @@ def test_agents_split_big_scopes_within_the_depth_limit(celery_worker, target_ro
     celery_worker(concurrency=4, name="spawn")
     target = make_target(target_root, 24)
     run = launch_run(
-        user=None, playbook="codebase-audit", target_path=str(target), max_concurrency=6,
-        max_depth=1, options={"chunk_files": 24, "chunk_bytes": 10**7, "agent_max_files": 3},
+        user=None,
+        playbook="codebase-audit",
+        target_path=str(target),
+        max_concurrency=6,
+        max_depth=1,
+        options={"chunk_files": 24, "chunk_bytes": 10**7, "agent_max_files": 3},
     )
     run = wait_for_run(run.pk)
     tasks = list(Task.objects.filter(run=run))
@@ -137,15 +159,17 @@ def test_agents_split_big_scopes_within_the_depth_limit(celery_worker, target_ro
     assert_event_log_is_gap_free(run)
 
 
-
-
 def test_killed_worker_loses_nothing_and_pays_nothing_twice(celery_worker, target_root):
     env = {"CELERY_VISIBILITY_TIMEOUT": "6"}
     first = celery_worker(concurrency=4, name="doomed", env=env)
     target = make_target(target_root, 12)
     run = launch_run(
-        user=None, playbook="codebase-audit", target_path=str(target), max_concurrency=4,
-        latency_ms=400, options={"chunk_files": 1},
+        user=None,
+        playbook="codebase-audit",
+        target_path=str(target),
+        max_concurrency=4,
+        latency_ms=400,
+        options={"chunk_files": 1},
     )
     # Let it get going, then kill the whole worker (main process and children) mid-run.
     deadline = time.monotonic() + 60

@@ -149,9 +149,7 @@ def test_nonexistent_directory_is_refused(user: User) -> None:
 
 
 @pytest.mark.usefixtures("nothing_written")
-def test_directory_without_text_files_is_refused(
-    user: User, tmp_path: Path, settings: Any
-) -> None:
+def test_directory_without_text_files_is_refused(user: User, tmp_path: Path, settings: Any) -> None:
     (tmp_path / "bin").write_bytes(b"\x00\x01\x02" * 100)
     settings.HARNESS_TARGET_ROOTS = [tmp_path]
     _refused(user, "target", target_path=str(tmp_path))
@@ -232,12 +230,18 @@ def test_refused_archive_leaves_no_manifest(user: User, settings: Any) -> None:
 
 
 def test_valid_launch_creates_one_pending_run_with_created_event(
-    user: User, django_capture_on_commit_callbacks: Callable[..., Any],
+    user: User,
+    django_capture_on_commit_callbacks: Callable[..., Any],
     _no_enqueue: mock.MagicMock,
 ) -> None:
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        run = launch_run(user=user, playbook="codebase-audit", target_path=str(APP),
-                         max_concurrency="3", budget_usd="2.50")
+        run = launch_run(
+            user=user,
+            playbook="codebase-audit",
+            target_path=str(APP),
+            max_concurrency="3",
+            budget_usd="2.50",
+        )
     assert Run.objects.count() == 1
     run.refresh_from_db()
     assert run.status == Run.Status.PENDING
@@ -272,10 +276,17 @@ def test_valid_archive_launch_creates_one_pending_run(user: User) -> None:
 def test_valid_launch_freezes_the_resolved_playbook_into_the_run(user: User) -> None:
     from agents.playbooks import Playbook
 
-    run = launch_run(user=user, playbook="ensemble", target_path=str(APP),
-                     role_models={"synthesizer": "big-model"}, options={"k": 3})
-    book = Playbook.from_config({k: v for k, v in run.config.items() if k != "max_agents"}
-                                | {"max_agents": run.config["max_agents"]})
+    run = launch_run(
+        user=user,
+        playbook="ensemble",
+        target_path=str(APP),
+        role_models={"synthesizer": "big-model"},
+        options={"k": 3},
+    )
+    book = Playbook.from_config(
+        {k: v for k, v in run.config.items() if k != "max_agents"}
+        | {"max_agents": run.config["max_agents"]}
+    )
     assert book.options["k"] == 3
     assert book.spec("synthesizer").model == "big-model"
     assert book.spec("voter").provider == "heuristic"

@@ -22,13 +22,25 @@ def running_task(tmp_path: Path, settings: Any, django_capture_on_commit_callbac
     settings.HARNESS_TARGET_ROOTS = [tmp_path.resolve()]
     target = make_target(tmp_path.resolve(), 6)
     with django_capture_on_commit_callbacks(execute=False):
-        run = launch_run(user=None, playbook="codebase-audit", target_path=str(target),
-                         max_depth=2, options={"chunk_files": 6})
+        run = launch_run(
+            user=None,
+            playbook="codebase-audit",
+            target_path=str(target),
+            max_depth=2,
+            options={"chunk_files": 6},
+        )
     Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING, max_children=2)
     run.refresh_from_db()
     files = sorted(run.snapshot_info and _paths(run))
-    task = Task.objects.create(run=run, key="k" * 64, step="audit", role="auditor",
-                               lens="security", scope={"files": files}, status="running")
+    task = Task.objects.create(
+        run=run,
+        key="k" * 64,
+        step="audit",
+        role="auditor",
+        lens="security",
+        scope={"files": files},
+        status="running",
+    )
     return task
 
 
@@ -39,8 +51,9 @@ def _paths(run: Run) -> list[str]:
 
 
 def _complete(task: Task, spawn: list[SpawnOut]) -> None:
-    result = AgentResult(output=AgentOutput(spawn=spawn), usage=Usage(), model="m",
-                         provider="heuristic")
+    result = AgentResult(
+        output=AgentOutput(spawn=spawn), usage=Usage(), model="m", provider="heuristic"
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(engine, "_schedule_dispatch", lambda run_id: None)
         assert engine.complete_task(task, result, get_playbook("codebase-audit"))
@@ -67,7 +80,9 @@ def test_spawn_below_max_depth_is_refused(running_task: Task):
 
 def test_duplicate_spawn_is_refused(running_task: Task):
     scope = {"files": running_task.scope["files"][:1]}
-    _complete(running_task, [SpawnOut(scope=scope, why="first"), SpawnOut(scope=scope, why="again")])
+    _complete(
+        running_task, [SpawnOut(scope=scope, why="first"), SpawnOut(scope=scope, why="again")]
+    )
     assert Task.objects.filter(parent=running_task).count() == 1
     assert _refusals(running_task.run) == [
         "duplicate: a task with this scope and lens already exists"

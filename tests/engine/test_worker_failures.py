@@ -46,8 +46,13 @@ def planned_run(tmp_path: Path, settings: Any, monkeypatch: Any) -> Run:
     monkeypatch.setattr("agents.engine._schedule_aggregate", lambda run_id: None)
     monkeypatch.setattr("runs.actions._enqueue_plan", lambda run_id: None)
     target = make_target(tmp_path.resolve(), 3)
-    run = launch_run(user=None, playbook="codebase-audit", target_path=str(target),
-                     max_concurrency=20, options={"chunk_files": 1})
+    run = launch_run(
+        user=None,
+        playbook="codebase-audit",
+        target_path=str(target),
+        max_concurrency=20,
+        options={"chunk_files": 1},
+    )
     plan_run(run.pk)
     dispatch(run.pk)
     return Run.objects.get(pk=run.pk)
@@ -68,8 +73,10 @@ def test_transient_errors_are_retried_with_growing_delays(planned_run: Run, monk
         assert Task.objects.get(pk=task.pk).status == Task.Status.RETRYING
     # Full jitter within doubling ceilings: 1-2 s, 2-4 s, 4-8 s.
     assert delays == sorted(delays)
-    assert [worker.BACKOFF_BASE_S * 2**i / 2 <= d <= worker.BACKOFF_BASE_S * 2**i
-            for i, d in enumerate(delays)] == [True, True, True]
+    assert [
+        worker.BACKOFF_BASE_S * 2**i / 2 <= d <= worker.BACKOFF_BASE_S * 2**i
+        for i, d in enumerate(delays)
+    ] == [True, True, True]
     assert worker.execute(task.pk) is None
     task.refresh_from_db()
     assert task.status == Task.Status.SUCCEEDED and task.attempts == 4

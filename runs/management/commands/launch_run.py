@@ -44,8 +44,14 @@ class Command(BaseCommand):
         parser.add_argument("--latency-ms", type=int, default=0)
         parser.add_argument("--aggregation", default=None, help="comma-separated chain")
         parser.add_argument("--title", default="")
-        parser.add_argument("--set", dest="options", action="append", default=[],
-                            metavar="KEY=VALUE", help="playbook option, e.g. chunk_files=1")
+        parser.add_argument(
+            "--set",
+            dest="options",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="playbook option, e.g. chunk_files=1",
+        )
         parser.add_argument("--wait", action="store_true", help="follow the run to its end")
         parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most")
@@ -76,8 +82,9 @@ class Command(BaseCommand):
             except LaunchError as exc:
                 where = f" ({exc.field})" if exc.field else ""
                 raise CommandError(f"Launch refused{where}: {exc}") from None
-            self.err.write(f"Run #{run.pk} launched: {run.playbook} on {run.target_label} "
-                           f"[{run.provider}]\n")
+            self.err.write(
+                f"Run #{run.pk} launched: {run.playbook} on {run.target_label} [{run.provider}]\n"
+            )
             if not (opts["wait"] or worker is not None):
                 if opts["json"]:
                     self.stdout.write(json.dumps(run_summary(run)))
@@ -125,7 +132,9 @@ class Command(BaseCommand):
             if app.control.ping(timeout=1.0):
                 return None
         except Exception as exc:
-            raise CommandError(f"Redis at REDIS_URL does not answer: {type(exc).__name__}") from None
+            raise CommandError(
+                f"Redis at REDIS_URL does not answer: {type(exc).__name__}"
+            ) from None
         from harness_site.devstack import start_worker
 
         concurrency = max(2, min(16, int(opts["max_concurrency"] or 4)))
@@ -180,7 +189,8 @@ class Command(BaseCommand):
             f"{agents['skipped']} skipped of {agents['total']} (max {s['max_in_flight']} at once)\n"
             f"  findings  {s['findings']}\n"
             f"  cost      ${s['cost_usd']:.6f}{budget}"
-            + (" (heuristic: nominal price)" if s["provider"] == "heuristic" else "") + "\n"
+            + (" (heuristic: nominal price)" if s["provider"] == "heuristic" else "")
+            + "\n"
             f"  tokens    {s['tokens']['input']:,} in / {s['tokens']['output']:,} out\n"
             f"  events    {s['events']}   wall {s['wall_seconds']:.1f} s\n"
         )
