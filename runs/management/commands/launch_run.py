@@ -29,6 +29,14 @@ def _option(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def _queue_has_consumer(app: Any, timeout: float = 1.0) -> bool:
+    """True when a live worker consumes this deployment's queue (a worker of another deployment
+    sharing the Redis server does not count)."""
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    return any(q.get("name") == queue for queues in replies.values() for q in queues or [])
+
+
 class Command(BaseCommand):
     help = "Launch a run of a playbook over a target directory; --wait to follow it to the end."
 
@@ -62,7 +70,6 @@ class Command(BaseCommand):
         self._ensure_schema()
         worker = None
         try:
-            worker = self._ensure_worker(opts)
             try:
                 run = launch_run(
                     user=None,
@@ -85,6 +92,9 @@ class Command(BaseCommand):
             self.err.write(
                 f"Run #{run.pk} launched: {run.playbook} on {run.target_label} [{run.provider}]\n"
             )
+            # Launch first (a refused launch starts nothing); the planning message waits in the
+            # queue until a worker takes it.
+            worker = self._ensure_worker(opts)
             if not (opts["wait"] or worker is not None):
                 if opts["json"]:
                     self.stdout.write(json.dumps(run_summary(run)))
@@ -129,7 +139,7 @@ class Command(BaseCommand):
         from harness_site.celery import app
 
         try:
-            if app.control.ping(timeout=1.0):
+            if _queue_has_consumer(app):
                 return None
         except Exception as exc:
             raise CommandError(
@@ -147,7 +157,7 @@ class Command(BaseCommand):
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise CommandError("The Celery worker exited at start; see var/logs/worker.log")
-            if app.control.ping(timeout=0.5):
+            if _queue_has_consumer(app, timeout=0.5):
                 return proc
         raise CommandError("The Celery worker did not answer within 60 s")
 

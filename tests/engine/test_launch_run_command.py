@@ -1,0 +1,49 @@
+"""`manage.py launch_run` as a user runs it: alone, it starts its own worker and prints JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from runs.models import Run
+from tests.conftest import ROOT, subprocess_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_launch_run_alone_starts_its_worker_and_prints_the_summary():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "launch_run", "--playbook", "codebase-audit",
+         "--target", "samples/vulnerable_app", "--max-concurrency", "3", "--wait", "--json"],
+        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert set(summary) >= {
+        "run_id", "status", "agents", "max_in_flight", "cost_usd", "budget_usd", "tokens",
+        "findings", "events", "wall_seconds",
+    }
+    assert summary["status"] == "awaiting_review"
+    assert summary["agents"] == {"total": 6, "succeeded": 6, "failed": 0, "skipped": 0}
+    assert 1 <= summary["max_in_flight"] <= 3
+    assert summary["findings"] == 41  # every planted problem of the sample (EXPECTED.json)
+    assert 0 < summary["cost_usd"] <= summary["budget_usd"]
+    assert "starting one" in result.stderr  # it said it started its own worker
+    run = Run.objects.get(pk=summary["run_id"])
+    assert run.events.count() == summary["events"]
+
+
+def test_launch_run_refuses_a_target_outside_the_roots_and_creates_nothing():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "launch_run", "--playbook", "codebase-audit",
+         "--target", "/etc", "--json"],
+        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "outside the allowed folders" in result.stderr
+    assert not Run.objects.exists()
