@@ -492,6 +492,10 @@ def budget_exhausted(task: Task, reason: str) -> None:
             record_event(run, "task.skipped", {"reason": "budget exhausted"}, task=task)
         if run.transition(Run.Status.BUDGET_EXHAUSTED, "budget exhausted"):
             record_event(run, "budget.exhausted", {"reason": reason[:300]})
+            from agents.runtime import budget_for
+
+            # No later call of this run may reserve, even a smaller one that would still fit.
+            transaction.on_commit(lambda: budget_for(run.pk).exhaust())
         _schedule_dispatch(run.pk)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from agents.limits import Budget, LeaseSemaphore
+from agents.limits import Budget, BudgetNotInitialized, LeaseSemaphore
 from agents.pricing import estimate_cost_upper_bound, price_call
 from agents.providers.base import AgentCancelled, BudgetExhausted, Usage
 from harness_site.redis_client import get_redis
@@ -78,7 +78,14 @@ class AgentRuntime:
         estimate = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
         usd = estimate_cost_upper_bound(self.provider_kind, self.task.provider, model, estimate)
         tokens = input_tokens + output_tokens
-        if not self.budget.reserve(self._rid(index), float(usd), tokens):
+        try:
+            reserved = self.budget.reserve(self._rid(index), float(usd), tokens)
+        except BudgetNotInitialized:
+            # The budget's keys expire a week after the last write: a run resumed later (retry
+            # of failed agents) starts again from its limits and what it already spent.
+            self._reinit_budget()
+            reserved = self.budget.reserve(self._rid(index), float(usd), tokens)
+        if not reserved:
             raise BudgetExhausted(
                 f"the run's budget cannot cover the next call (~${usd:.6f}, {tokens} tokens)"
             )
@@ -170,9 +177,23 @@ class AgentRuntime:
         self._stored[step.index] = step
         return step
 
+    def _reinit_budget(self) -> None:
+        run = Run.objects.get(pk=self.run_id)
+        self.budget.init(
+            float(run.budget_usd) if run.budget_usd is not None else None,
+            int(run.budget_tokens) if run.budget_tokens is not None else None,
+        )
+        self.budget.settle(f"r{run.pk}:prior", float(run.cost_usd), run.tokens_in + run.tokens_out)
+
     def settle_stored_steps(self) -> None:
         """Re-settle every stored chat step (idempotent) — repairs a crash between store and
         settle in an earlier attempt."""
+        if self._stored:
+            try:
+                self.budget.state()
+            except BudgetNotInitialized:
+                # Run totals hold finished agents only; this agent's stored steps settle below.
+                self._reinit_budget()
         for step in self._stored.values():
             if step.kind == "chat":
                 self.budget.settle(

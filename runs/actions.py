@@ -329,9 +329,20 @@ def decide_approval(approval: Approval, user: Any, decision: str, comment: str =
 
 
 def store_report(run: Run, draft: ReportDraft) -> Report:
-    """Save a new report version, request the reviewer's decision, and finish the run."""
+    """Save the run's report, request the reviewer's decision, and finish the run. A run that
+    already finished keeps its report (duplicate deliveries); re-aggregation of a finished run
+    (no report yet, or a new version on request) stores a new version."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
+        # Duplicate aggregate messages (at-least-once delivery, several dispatchers noticing the
+        # end at once) must not make duplicate reports: only the first store wins.
+        finishing = run.status == Run.Status.AGGREGATING or (
+            run.status == Run.Status.BUDGET_EXHAUSTED and run.finished_at is None
+        )
+        if not finishing:
+            latest = run.reports.order_by("-version").first()
+            if latest is not None:
+                return latest
         version = (
             run.reports.order_by("-version").values_list("version", flat=True).first() or 0
         ) + 1

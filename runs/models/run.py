@@ -36,7 +36,7 @@ class Run(models.Model):
         budget_exhausted → approved | rejected             (the reviewer's decision)
         pending | planning | running → cancelled           (operator)
         pending | planning | running | aggregating → failed (fail-fast, critical agent, planning)
-        awaiting_review | failed | budget_exhausted → running (operator retries failed agents)
+        awaiting_review | failed → running                 (operator retries failed agents)
 
     ``finished_at`` is set when nothing more will happen without a person: the report awaits
     review, or the run was cancelled or failed. ``is_active`` means "still working".
@@ -64,12 +64,7 @@ class Run(models.Model):
 
     TRANSITIONS: dict[str, tuple[str, ...]] = {
         Status.PLANNING: (Status.PENDING,),
-        Status.RUNNING: (
-            Status.PLANNING,
-            Status.AWAITING_REVIEW,
-            Status.FAILED,
-            Status.BUDGET_EXHAUSTED,
-        ),
+        Status.RUNNING: (Status.PLANNING, Status.AWAITING_REVIEW, Status.FAILED),
         Status.BUDGET_EXHAUSTED: (Status.PLANNING, Status.RUNNING),
         Status.AGGREGATING: (Status.RUNNING,),
         Status.AWAITING_REVIEW: (Status.AGGREGATING,),
