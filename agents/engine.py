@@ -168,11 +168,12 @@ def dispatch(run_id: int) -> list[int]:
 
 
 def _stop_reason(run: Run) -> str:
-    return {
+    reasons: dict[str, str] = {
         Run.Status.BUDGET_EXHAUSTED: "budget exhausted",
         Run.Status.CANCELLED: "run cancelled",
         Run.Status.FAILED: "run failed",
-    }.get(run.status, "run stopped")
+    }
+    return reasons.get(str(run.status), "run stopped")
 
 
 def _stop_pending(run: Run, reason: str) -> int:

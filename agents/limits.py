@@ -34,7 +34,9 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 """
 
 # ARGV: holder, limit, lease_us, mode ('acquire' | 'renew').
-_SEM_TAKE = _NOW + """
+_SEM_TAKE = (
+    _NOW
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not held then
@@ -47,11 +49,15 @@ local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(last[2]) - now) / 1000) + 1000)
 return 1
 """
+)
 
-_SEM_LIVE = _NOW + """
+_SEM_LIVE = (
+    _NOW
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
+)
 
 # Budget: KEYS = state hash, reservations hash, settled set. Fields: lu/lt = limits (-1 means
 # unlimited), su/st = spent, ru/rt = reserved, ex = exhausted flag.
@@ -59,13 +65,17 @@ _BUDGET_EXPIRE = """
 for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[#ARGV]) end
 """
 
-_BUDGET_INIT = """
+_BUDGET_INIT = (
+    """
 local fields = {lu = ARGV[1], lt = ARGV[2], su = 0, st = 0, ru = 0, rt = 0, ex = 0}
 for f, v in pairs(fields) do redis.call('HSETNX', KEYS[1], f, v) end
-""" + _BUDGET_EXPIRE
+"""
+    + _BUDGET_EXPIRE
+)
 
 # ARGV: rid, usd, tokens, ttl. Returns -1 uninitialized, 0 refused, 1 reserved (or already was).
-_BUDGET_RESERVE = """
+_BUDGET_RESERVE = (
+    """
 if redis.call('HEXISTS', KEYS[1], 'lu') == 0 then return -1 end
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 1 end
 if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return 1 end
@@ -77,7 +87,10 @@ if lt >= 0 and tonumber(s[4]) + tonumber(s[6]) + tonumber(ARGV[3]) > lt then ret
 redis.call('HINCRBY', KEYS[1], 'ru', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'rt', ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ':' .. ARGV[3])
-""" + _BUDGET_EXPIRE + "return 1\n"
+"""
+    + _BUDGET_EXPIRE
+    + "return 1\n"
+)
 
 # Drops a pending reservation; returns 1 if there was one.
 _DROP_RESERVATION = """
@@ -93,19 +106,26 @@ end
 """
 
 # ARGV: rid, usd, tokens, ttl. Returns -1 uninitialized, 0 already settled, 1 counted.
-_BUDGET_SETTLE = _DROP_RESERVATION + """
+_BUDGET_SETTLE = (
+    _DROP_RESERVATION
+    + """
 if redis.call('HEXISTS', KEYS[1], 'lu') == 0 then return -1 end
 if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
 drop(ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'su', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'st', ARGV[3])
-""" + _BUDGET_EXPIRE + "return 1\n"
+"""
+    + _BUDGET_EXPIRE
+    + "return 1\n"
+)
 
 _BUDGET_RELEASE = _DROP_RESERVATION + "return drop(ARGV[1])\n"
 
 # GCRA: KEYS = request TAT, token TAT. ARGV: request interval µs, token interval µs (0 = no limit),
 # tokens, mode ('acquire' | 'record'). Returns µs to wait (0 = recorded).
-_RATE = _NOW + """
+_RATE = (
+    _NOW
+    + """
 local window = 60000000
 local function plan(key, interval, cost)
   local tat = tonumber(redis.call('GET', key) or now)
@@ -133,6 +153,7 @@ if rtat then store(KEYS[1], rtat) end
 if ttat then store(KEYS[2], ttat) end
 return 0
 """
+)
 
 
 def _text(value: bytes | str) -> str:
@@ -210,7 +231,12 @@ class LeaseSemaphore:
 
     def _run_take(self, holder: str, limit: int | None, mode: str) -> bool:
         lease_us = max(1, round(self.lease_seconds * 1_000_000))
-        args = [holder, self.limit if limit is None else limit, lease_us, mode]
+        args: list[str | int | float] = [
+            holder,
+            self.limit if limit is None else limit,
+            lease_us,
+            mode,
+        ]
         return bool(self._take(keys=[self.key], args=args))
 
     def acquire(self, holder: str, limit: int | None = None) -> bool:
@@ -308,7 +334,12 @@ class Budget:
         """
         if tokens < 0:
             raise ValueError("tokens must be >= 0")
-        args = [reservation_id, usd_to_micro(usd), tokens, self.ttl_seconds]
+        args: list[str | int | float] = [
+            reservation_id,
+            usd_to_micro(usd),
+            tokens,
+            self.ttl_seconds,
+        ]
         result = self._reserve(keys=self.keys, args=args)
         if result == -1:
             raise BudgetNotInitialized(f"budget for run {self.run_id} is not initialized")
@@ -323,7 +354,12 @@ class Budget:
         """
         if actual_tokens < 0:
             raise ValueError("actual_tokens must be >= 0")
-        args = [reservation_id, usd_to_micro(actual_usd), actual_tokens, self.ttl_seconds]
+        args: list[str | int | float] = [
+            reservation_id,
+            usd_to_micro(actual_usd),
+            actual_tokens,
+            self.ttl_seconds,
+        ]
         if self._settle(keys=self.keys, args=args) == -1:
             raise BudgetNotInitialized(f"budget for run {self.run_id} is not initialized")
 
@@ -333,9 +369,10 @@ class Budget:
 
     def exhaust(self) -> None:
         """Mark the budget exhausted: every later ``reserve`` is refused."""
-        self.client.pipeline().hset(self.keys[0], "ex", 1).expire(
-            self.keys[0], self.ttl_seconds
-        ).execute()
+        with self.client.pipeline() as pipe:
+            pipe.hset(self.keys[0], "ex", 1)
+            pipe.expire(self.keys[0], self.ttl_seconds)
+            pipe.execute()
 
     def is_exhausted(self) -> bool:
         """True once ``exhaust`` was called (a refused reserve alone does not set it)."""
@@ -407,7 +444,12 @@ class RateLimiter:
 
     def _call(self, tokens: int, mode: str) -> int:
         rpm, tpm = self.requests_per_minute, self.tokens_per_minute
-        args = [self._interval_us(rpm), self._interval_us(tpm), tokens, mode]
+        args: list[str | int | float] = [
+            self._interval_us(rpm),
+            self._interval_us(tpm),
+            tokens,
+            mode,
+        ]
         return int(self._script(keys=self.keys, args=args))
 
     def try_acquire(self, tokens: int) -> float:

@@ -24,6 +24,10 @@ def _jsonable(value: Any) -> Any:
     return [_jsonable(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
 
 
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else None
+
+
 class DatabaseSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         attributes = dict(span.attributes or {})
@@ -40,7 +44,7 @@ class DatabaseSpanProcessor(SpanProcessor):
                 defaults={
                     "parent_span_id": f"{parent:016x}" if parent else "",
                     "run_id": int(str(run_id)),
-                    "task_id": attributes.get(semconv.TASK_ID),
+                    "task_id": _int_or_none(attributes.get(semconv.TASK_ID)),
                     "name": span.name[:200],
                     "kind": span.kind.name,
                     "start": _ts(span.start_time),

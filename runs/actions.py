@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from django.conf import settings
 from django.db import transaction
@@ -112,7 +112,7 @@ def launch_run(
                     f"The archive is larger than {settings.HARNESS_MAX_UPLOAD_BYTES:,} bytes.",
                     "archive",
                 )
-            manifest = freeze_archive(archive, archive.name or "upload", store)
+            manifest = freeze_archive(cast(BinaryIO, archive), archive.name or "upload", store)
             kind, label = "archive", Path(archive.name or "upload").name
         else:
             path = Path(str(target_path)).expanduser()

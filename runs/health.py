@@ -55,7 +55,7 @@ def health() -> tuple[bool, dict[str, Any]]:
         if redis_state["ok"]
         else {"ok": False, "workers": [], "error": "redis down"}
     )
-    ok = database["ok"] and redis_state["ok"] and workers["ok"]
+    ok = bool(database["ok"] and redis_state["ok"] and workers["ok"])
     return ok, {
         "status": "ok" if ok else "degraded",
         "database": database,

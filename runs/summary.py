@@ -33,6 +33,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         for started, finished in Task.objects.filter(
             run=run, started_at__isnull=False, finished_at__isnull=False
         ).values_list("started_at", "finished_at")
+        if started and finished
     ]
     wall = run.duration_seconds or 0.0
     return {
