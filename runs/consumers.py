@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from typing import Any
@@ -35,6 +36,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
 MIN_INTERVAL = 0.25  # seconds between two pushes to one connection
+HELLO_WAIT = 0.5  # how long the tree/feed catch-up waits for the page to say what it has
 RESYNC_EVERY = 5.0  # seconds between checks for updates the channel layer may have lost
 
 
@@ -122,20 +124,47 @@ class RunConsumer(_Batched):
             # secret as a form token, so the cancel/retry/decide forms keep working after a swap.
             csrf_token=self.scope.get("cookies", {}).get(settings.CSRF_COOKIE_NAME, ""),
         )
+        self.caught_up = False
+        self._hello = asyncio.Event()
         await self.channel_layer.group_add(self.run.channel_group, self.channel_name)
         await self.accept()
-        # Current state first, before any update: the page may have missed anything.
-        await self.push(snapshot=True)
+        # Current state first: every panel, before any update.
+        await self.push(snapshot=True, deltas=False)
         self._last_push = time.monotonic()
+        # Then the tree rows and events the page missed, once harness.js has said (hello) up to
+        # which seq its tree and feed are complete; without a hello, since the page's render.
+        self._catch_up_task = asyncio.create_task(self._catch_up())
         self.start_polling()
+
+    async def _catch_up(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._hello.wait(), HELLO_WAIT)
+        self.caught_up = True
+        self.mark_dirty()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """``{"since": N}``: the page's tree and feed are complete up to seq N (the ``#live-seq``
+        marker of our last delta push). Honoured once, before the catch-up, and only upwards; a
+        client claiming more than it has only starves its own page."""
+        try:
+            since = int(json.loads(text_data or "{}").get("since", 0))
+        except (ValueError, TypeError, AttributeError):
+            return
+        if not self.caught_up:
+            self.state.since = max(self.state.since, since)
+        self._hello.set()
 
     async def disconnect(self, code: int) -> None:
         await super().disconnect(code)
+        catch_up = getattr(self, "_catch_up_task", None)
+        if catch_up is not None:
+            catch_up.cancel()
         if hasattr(self, "run"):
             await self.channel_layer.group_discard(self.run.channel_group, self.channel_name)
 
     async def run_events(self, message: dict[str, Any]) -> None:
-        if int(message.get("last_seq", 0)) > self.state.since:
+        # Before the catch-up, updates wait for it (it covers them): no push with a stale since.
+        if self.caught_up and int(message.get("last_seq", 0)) > self.state.since:
             self.mark_dirty()
 
     async def flush(self) -> None:
@@ -143,14 +172,16 @@ class RunConsumer(_Batched):
         if self.state.heavy_pending:
             asyncio.get_running_loop().call_later(HEAVY_INTERVAL, self.mark_dirty)
 
-    async def push(self, *, snapshot: bool) -> None:
+    async def push(self, *, snapshot: bool, deltas: bool = True) -> None:
         html = await database_sync_to_async(render_update)(
-            self.run.pk, self.scope["user"], self.state, snapshot=snapshot
+            self.run.pk, self.scope["user"], self.state, snapshot=snapshot, deltas=deltas
         )
         if html:
             await self.send(text_data=html)
 
     async def needs_resync(self) -> bool:
+        if not self.caught_up:
+            return False
         seq = await database_sync_to_async(
             lambda: Run.objects.filter(pk=self.run.pk).values_list("last_seq", flat=True).first()
         )()
@@ -169,10 +200,25 @@ class RunListConsumer(_Batched):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.params = _query(self.scope)
-        self.changed: set[int] = set()
         self.seen: dict[int, int] = {}
+        self.changed: set[int] = set()
+        self.on_page: set[int] = set()
         await self.channel_layer.group_add(RUNS_LIST_GROUP, self.channel_name)
         await self.accept()
+        # Current state first: the rows of the page as they are now (after a reconnect the page
+        # may be behind); they are on the page already, so they are swapped, never inserted.
+        self.on_page = set(await database_sync_to_async(self._page_ids)())
+        self.changed |= self.on_page
+        if self.changed:
+            self.mark_dirty()
+
+    def _page_ids(self) -> list[int]:
+        from runs.views.runs import RUNS_PER_PAGE, filtered_runs
+
+        runs, _, _ = filtered_runs(self.scope["user"], self.params)
+        page = max(1, _int(self.params.get("page")))
+        start = (page - 1) * RUNS_PER_PAGE
+        return list(runs.values_list("pk", flat=True)[start : start + RUNS_PER_PAGE])
 
     async def disconnect(self, code: int) -> None:
         await super().disconnect(code)
@@ -198,7 +244,8 @@ class RunListConsumer(_Batched):
             if self.seen.get(run.pk) == run.last_seq:
                 continue
             self.seen[run.pk] = run.last_seq
-            if first_page:  # harness.js drops the insert if the row is already there
+            if first_page and run.pk not in self.on_page:
+                # A new run: inserted at the top (harness.js drops it if the row is there).
                 parts.append(render_to_string("runs/_run_insert.html", {"run": run}))
             parts.append(render_to_string("runs/_run_row.html", {"run": run, "oob": True}))
         return "".join(parts)

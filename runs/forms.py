@@ -44,7 +44,7 @@ class LaunchForm(forms.Form):
     playbook = forms.ChoiceField(widget=forms.RadioSelect)
     target = forms.ChoiceField(
         required=False,
-        help_text="A directory under the allowed target roots (HARNESS_TARGET_ROOTS).",
+        help_text="A directory, or one document, under the allowed target roots.",
     )
     archive = forms.FileField(
         required=False, help_text="Or upload a .zip / .tar.gz archive instead of a listed target."

@@ -1,8 +1,7 @@
-"""Targets the launch form may offer: directories under the allowed roots.
+"""Targets the launch form may offer: directories (and single documents) under the allowed roots.
 
 The form only offers paths from this list, so a user can never type their way out of
 ``settings.HARNESS_TARGET_ROOTS``; the engine re-checks confinement when it freezes the snapshot.
-Single-document playbooks take a directory too and pick their document inside it.
 """
 
 from __future__ import annotations
@@ -13,22 +12,41 @@ from django.conf import settings
 
 # Directories that are never a sensible target (and may be huge).
 _SKIP = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", "venv", ".mypy_cache"}
+# Single documents are offered for the one-document playbooks (multi-perspective review).
+DOCUMENT_SUFFIXES = {".md", ".txt", ".rst"}
 
 
 def available_targets() -> list[tuple[str, str]]:
-    """(absolute path, label) for each allowed root and every directory up to two levels below
-    it, sorted by label; hidden and build directories are left out."""
+    """(absolute path, label) for each allowed root, every directory up to two levels below it
+    and every document directly in a root or in a first-level directory; sorted by label, hidden
+    and build directories left out. Directory labels end with a slash."""
     found: dict[str, str] = {}
     for root in settings.HARNESS_TARGET_ROOTS:
         root = Path(root).resolve()
         if not root.is_dir():
             continue
         found[str(root)] = f"{root.name}/"
+        for doc in _documents(root):
+            found[str(doc)] = f"{root.name}/{doc.name}"
         for level_one in _subdirs(root):
             found[str(level_one)] = f"{root.name}/{level_one.name}/"
+            for doc in _documents(level_one):
+                found[str(doc)] = f"{root.name}/{level_one.name}/{doc.name}"
             for level_two in _subdirs(level_one):
                 found[str(level_two)] = f"{root.name}/{level_one.name}/{level_two.name}/"
     return sorted(found.items(), key=lambda item: item[1])
+
+
+def _documents(path: Path) -> list[Path]:
+    try:
+        entries = sorted(path.iterdir(), key=lambda p: p.name)
+    except OSError:
+        return []
+    return [
+        p
+        for p in entries
+        if p.is_file() and not p.is_symlink() and p.suffix.lower() in DOCUMENT_SUFFIXES
+    ]
 
 
 def _subdirs(path: Path) -> list[Path]:

@@ -117,7 +117,7 @@ def render_append(task: Task, tree: dashboard.Tree, seq: int) -> str:
             "sub": tree.subtree.get(task.pk),
             "seq": seq,
             "parent_dom": f"children-{parent}" if parent else "children-root",
-            "collapsed": True,
+            "collapsed": tree.collapsed,
         },
     )
 
@@ -150,12 +150,21 @@ class LiveState:
 
 
 def render_update(
-    run_id: int, user: Any, state: LiveState, *, snapshot: bool, now: float | None = None
+    run_id: int,
+    user: Any,
+    state: LiveState,
+    *,
+    snapshot: bool,
+    deltas: bool = True,
+    now: float | None = None,
 ) -> str:
-    """Every fragment whose data changed since ``state.since`` (all panels on a snapshot).
+    """Every fragment whose data changed since ``state.since`` (all panels on a snapshot; with
+    ``deltas`` also the tree rows and events of every event after ``state.since``).
 
     Reads ``last_seq`` first: anything read afterwards is at least that new, so tagging the
-    fragments with it never makes the page claim more than it shows.
+    fragments with it never makes the page claim more than it shows. A delta push ends with the
+    ``#live-seq`` marker: the seq up to which the page's tree and feed are complete, which
+    harness.js sends back on a reconnect so the catch-up skips what the page already has.
     """
     run = Run.objects.select_related("launched_by").get(pk=run_id)
     seq = run.last_seq
@@ -177,9 +186,10 @@ def render_update(
             state.sent[name] = digest
     if heavy_due:
         state.heavy_at = now
-    if seq > state.since:
+    if deltas and seq > state.since:
         parts.extend(_tree_and_feed(run, tree, state, seq))
-    state.since = max(state.since, seq)
+        parts.append(render_to_string("runs/_live_seq.html", {"seq": seq, "oob": True}))
+        state.since = seq
     return "".join(parts)
 
 

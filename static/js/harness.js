@@ -52,7 +52,16 @@
     });
     document.documentElement.setAttribute("data-ws", state);
   }
-  document.addEventListener("htmx:wsOpen", function () { setLive("open"); });
+  // On every (re)connect, tell the run consumer up to which seq the tree and feed are complete
+  // (#live-seq, moved only by complete delta pushes) so its catch-up sends just what was missed.
+  document.addEventListener("htmx:wsOpen", function (evt) {
+    setLive("open");
+    var marker = document.getElementById("live-seq");
+    var wrapper = evt.detail && evt.detail.socketWrapper;
+    if (marker && wrapper) {
+      wrapper.send(JSON.stringify({ since: parseInt(marker.getAttribute("data-seq"), 10) || 0 }));
+    }
+  });
   document.addEventListener("htmx:wsClose", function (evt) {
     var code = evt.detail && evt.detail.event ? evt.detail.event.code : 0;
     if (unloading || code === 4401 || code === 4403) { setLive("closed"); return; }

@@ -144,8 +144,8 @@ def stage_more_runs(operator: User, first: Run) -> None:
     review = launch_run(
         user=operator,
         playbook="multi-perspective-review",
-        title="Six-persona document review",
-        target_path=str(SAMPLE.parent / "corpus"),
+        title="Data retention policy",
+        target_path=str(SAMPLE.parent / "policy.md"),
     )
     wait_final(docs.pk)
     wait_final(review.pk)

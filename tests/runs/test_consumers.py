@@ -165,7 +165,9 @@ async def test_reconnect_catches_up_on_everything_missed(
 
     new = await database_sync_to_async(missed)()
     comm = await connected(f"/ws/runs/{run.pk}/?since={page_seq}", viewer)
-    snapshot = await comm.receive_from(timeout=5)
+    panels = await comm.receive_from(timeout=5)
+    assert 'id="run-header"' in panels and 'data-seq="3"' in panels
+    snapshot = "".join(await receive_all(comm))  # the catch-up, without a hello
     assert (
         f'<ul id="children-{tasks[0].pk}" hx-swap-oob="beforeend">'
         f'<li class="node" id="node-{new.pk}"' in snapshot
@@ -214,3 +216,43 @@ def test_no_fragment_is_pushed_for_unchanged_panels(operator: User) -> None:
     first = render_update(run.pk, operator, state, snapshot=True)
     assert 'id="run-header"' in first
     assert render_update(run.pk, operator, state, snapshot=False) == ""
+
+
+@anyio
+async def test_hello_limits_the_catch_up_to_what_the_page_missed(
+    viewer: User, run_with_tree: tuple[Run, list[Task]]
+) -> None:
+    run, tasks = run_with_tree
+
+    def two_changes() -> int:
+        emit(run, "task.progress", tasks[0])
+        seen = Run.objects.get(pk=run.pk).last_seq
+        Task.objects.filter(pk=tasks[2].pk).update(status=Task.Status.FAILED, error="late")
+        emit(run, "task.failed", tasks[2], error="late")
+        return seen
+
+    seen = await database_sync_to_async(two_changes)()
+    # The page was rendered at seq 1 but a push already brought it to ``seen``.
+    comm = await connected(f"/ws/runs/{run.pk}/?since=1", viewer)
+    await comm.receive_from(timeout=5)
+    await comm.send_to(text_data=f'{{"since": {seen}}}')
+    catch_up = "".join(await receive_all(comm))
+    assert f'id="task-{tasks[2].pk}"' in catch_up and f'id="event-{seen + 1}"' in catch_up
+    assert f'id="event-{seen}"' not in catch_up
+    assert f'<span id="live-seq" data-seq="{seen + 1}"' in catch_up
+    await comm.disconnect()
+
+
+@anyio
+async def test_runs_list_sends_the_page_rows_first_and_inserts_new_runs(
+    viewer: User, operator: User
+) -> None:
+    old = await database_sync_to_async(make_run)(operator, title="already-listed")
+    comm = await connected("/ws/runs/", viewer)
+    first = await comm.receive_from(timeout=5)
+    assert f'<tr id="run-{old.pk}"' in first and "runs-tbody" not in first  # swapped, not inserted
+    new = await database_sync_to_async(make_run)(operator, title="brand-new")
+    await database_sync_to_async(emit)(new, "run.planning")
+    joined = "".join(await receive_all(comm, quiet=1.5))
+    assert '<tbody id="runs-tbody" hx-swap-oob="afterbegin">' in joined and "brand-new" in joined
+    await comm.disconnect()

@@ -91,3 +91,38 @@ def test_reviewer_and_viewer_cannot_launch(reviewer_client: Client, viewer_clien
     for client in (reviewer_client, viewer_client):
         assert client.post(reverse("runs:launch"), form_data()).status_code == 403
     assert nothing_created()
+
+
+def test_targets_are_directories_and_documents_under_the_roots(
+    settings: Any, tmp_path: Any
+) -> None:
+    from runs.targets import available_targets
+
+    (tmp_path / "repo" / "src" / "deep" / "deeper").mkdir(parents=True)
+    (tmp_path / "repo" / ".git").mkdir()
+    (tmp_path / "notes.md").write_text("# notes")
+    (tmp_path / "repo" / "README.md").write_text("# readme")
+    (tmp_path / "repo" / "src" / "deep" / "x.md").write_text("too deep for a document")
+    settings.HARNESS_TARGET_ROOTS = [tmp_path]
+    labels = [label for _, label in available_targets()]
+    root = tmp_path.name
+    assert labels == sorted(
+        [
+            f"{root}/",
+            f"{root}/notes.md",
+            f"{root}/repo/",
+            f"{root}/repo/README.md",
+            f"{root}/repo/src/",
+        ]
+    )
+    assert all(path.startswith(str(tmp_path)) for path, _ in available_targets())
+
+
+def test_operator_can_launch_a_single_document_review(operator_client: Client) -> None:
+    policy = str((settings.BASE_DIR / "samples" / "policy.md").resolve())
+    response = operator_client.post(
+        reverse("runs:launch"),
+        form_data(playbook="multi-perspective-review", target=policy, aggregation=["dedup"]),
+    )
+    assert response.status_code == 302
+    assert Run.objects.get().playbook == "multi-perspective-review"
