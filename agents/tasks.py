@@ -7,7 +7,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from agents import engine, worker
+from agents import engine, outcomes, worker
 from agents.planning import plan_run as _plan_run
 
 
@@ -34,7 +34,7 @@ def run_agent(task_id: int) -> None:
         from runs.models import Task
 
         task = Task.objects.get(pk=task_id)
-        engine.fail_task(task, f"agent timed out after {settings.HARNESS_AGENT_TIMEOUT_S:.0f}s")
+        outcomes.fail_task(task, f"agent timed out after {settings.HARNESS_AGENT_TIMEOUT_S:.0f}s")
         return
     if retry is not None:
         run_agent.apply_async((task_id,), countdown=retry.countdown)

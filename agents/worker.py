@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents import semconv
-from agents.engine import budget_exhausted, cancel_task, complete_task, fail_task
+from agents.outcomes import budget_exhausted, cancel_task, complete_task, fail_task
 from agents.playbooks import Playbook
 from agents.providers import concurrency_cap, get_provider
 from agents.providers.base import (

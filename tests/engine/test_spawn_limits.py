@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agents import engine
+from agents import engine, outcomes
 from agents.playbooks import get_playbook
 from agents.providers.base import AgentOutput, AgentResult, SpawnOut, Usage
 from runs.actions import launch_run
@@ -56,7 +56,7 @@ def _complete(task: Task, spawn: list[SpawnOut]) -> None:
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(engine, "_schedule_dispatch", lambda run_id: None)
-        assert engine.complete_task(task, result, get_playbook("codebase-audit"))
+        assert outcomes.complete_task(task, result, get_playbook("codebase-audit"))
 
 
 def _refusals(run: Run) -> list[str]:
