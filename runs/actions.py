@@ -71,7 +71,8 @@ def launch_run(
     from agents.playbooks import PLAYBOOKS
     from agents.providers import default_model, get_provider
     from agents.providers.base import ProviderError
-    from agents.snapshot import SnapshotError, freeze_archive, freeze_directory
+    from agents.snapshot import SnapshotError, freeze_directory
+    from agents.snapshot_archive import freeze_archive
     from agents.snapshots import snapshot_store
 
     book = PLAYBOOKS.get(playbook)

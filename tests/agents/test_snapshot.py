@@ -15,9 +15,9 @@ from agents.snapshot import (
     Snapshot,
     SnapshotError,
     UnsafePathError,
-    freeze_archive,
     freeze_directory,
 )
+from agents.snapshot_archive import freeze_archive
 
 
 def make_tree(root: Path) -> Path:
