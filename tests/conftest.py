@@ -20,6 +20,14 @@ from django.test import Client
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: pytest-playwright keeps a session-wide event loop running in the main
+    thread once it starts, and async tests (consumers through the ASGI app) cannot run beside
+    it."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _redis_for_tests() -> Iterator[None]:
     """A real Redis for the whole session; stale test keys and queued messages are purged."""

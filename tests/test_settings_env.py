@@ -184,7 +184,14 @@ def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "HARNESS_TESTING"}
+        if k
+        not in {
+            "SECRET_KEY",
+            "DEBUG",
+            "ALLOWED_HOSTS",
+            "HARNESS_TESTING",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        }
         and not k.startswith("PYTEST")
     }
     env.update(
@@ -202,7 +209,12 @@ def test_settings_without_secret_key_in_production_refuse_to_import(tmp_path: Pa
     env = _clean_env(tmp_path, DEBUG="false")
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
@@ -215,7 +227,12 @@ def test_settings_with_typo_in_debug_refuse_to_import(tmp_path: Path) -> None:
     env = _clean_env(tmp_path, DEBUG="ture", SECRET_KEY="x" * 60)
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode != 0
     assert "DEBUG must be a boolean" in result.stderr
@@ -230,7 +247,12 @@ def test_deploy_check_passes_without_warnings_in_production_config(tmp_path: Pat
     )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout

@@ -20,10 +20,6 @@ from django.contrib.auth.models import User
 
 from tests.conftest import ROOT, subprocess_env
 
-# The sync Playwright API runs an event loop in the test's thread; the ORM calls the tests make
-# around it are ordinary blocking calls, which Django would otherwise refuse there.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "pw-for-tests-only"
 
@@ -34,6 +30,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for item in items:
             if "browser" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _allow_orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The sync Playwright API runs an event loop in the test's thread; the ORM calls the tests
+    # make around it are ordinary blocking calls, which Django would otherwise refuse there.
+    # Only for browser tests: the variable must not leak into the rest of the session.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session")
