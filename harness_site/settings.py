@@ -195,6 +195,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("HARNESS_STATIC_ROOT", str(DATA_DIR / "staticfiles")))
+if DEBUG or TESTING:
+    # WhiteNoise serves from the finders here but warns when the collect folder is missing.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
