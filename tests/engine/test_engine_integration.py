@@ -145,6 +145,11 @@ def test_agents_split_big_scopes_within_the_depth_limit(celery_worker, target_ro
     assert Finding.objects.filter(run=run).values("path").distinct().count() == 24
     assert Event.objects.filter(run=run, type="spawn.requested").count() == 6
     # One run, one trace: the workflow span at the root, each agent under its parent agent.
+    # The root span is written just after the run finishes (after the report commits).
+    deadline = time.monotonic() + 15
+    while not Span.objects.filter(run=run, span_id=run.root_span_id).exists():
+        assert time.monotonic() < deadline, "the run's root span was never stored"
+        time.sleep(0.1)
     spans = {s.span_id: s for s in Span.objects.filter(run=run)}
     assert {s.trace_id for s in spans.values()} == {run.trace_id}
     root = spans[run.root_span_id]
