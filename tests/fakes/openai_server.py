@@ -83,7 +83,7 @@ class FakeOpenAIServer(FakeServer):
             self.send(handler, 404, _error("Unknown endpoint.", "invalid_request_error"), headers)
             return
         body = recorded.body
-        if behaviour in ("429", "500", "503"):
+        if behaviour in ("429", "500", "503", "529"):
             status = int(behaviour)
             if status == 429:
                 headers["retry-after"] = self.retry_after
