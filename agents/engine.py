@@ -8,8 +8,10 @@ deliveries and racing workers are harmless: exactly one caller wins each transit
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
@@ -157,10 +159,46 @@ def dispatch(run_id: int) -> list[int]:
                     queued.append(task.pk)
                     events.append(("task.queued", {}, task))
             record_events(run, events)
-        if queued:
-            transaction.on_commit(lambda: _enqueue(queued))
+        resent = _resend_stale(run)
+        if queued or resent:
+            transaction.on_commit(lambda: _enqueue(queued + resent))
         _maybe_finish(run)
+        if Task.objects.filter(run=run).exclude(status__in=TERMINAL).exists():
+            transaction.on_commit(lambda: _arm_watchdog(run_id))
     return queued
+
+
+def _resend_stale(run: Run) -> list[int]:
+    """Re-send the message of agents that look lost: queued but never started for too long (a
+    dispatcher died between its commit and its publish), or running with a heartbeat older than
+    the lease (its worker died). Duplicates are harmless: claims are conditional and a live
+    holder's heartbeat turns a duplicate away."""
+    now = timezone.now()
+    requeue_before = now - timedelta(seconds=settings.HARNESS_REQUEUE_AFTER_S)
+    lease_before = now - timedelta(seconds=settings.HARNESS_AGENT_LEASE_S)
+    stale = list(
+        Task.objects.filter(run=run, queued_at__lt=requeue_before).filter(
+            Q(status=Task.Status.QUEUED)
+            | Q(status=Task.Status.RUNNING, heartbeat_at__lt=lease_before)
+        )
+    )
+    if stale:
+        # queued_at doubles as "last sent": each lost agent is re-sent once per period.
+        Task.objects.filter(pk__in=[t.pk for t in stale]).update(queued_at=now)
+        record_events(run, [("task.resent", {"was": t.status}, t) for t in stale])
+    return [t.pk for t in stale]
+
+
+def _arm_watchdog(run_id: int) -> None:
+    """At most one pending watchdog dispatch per run (a Redis key with the same lifetime), so a
+    run whose last message was lost still gets looked at."""
+    from agents.tasks import dispatch_run
+    from harness_site.redis_client import get_redis
+
+    delay = settings.HARNESS_WATCHDOG_S
+    key = f"{settings.HARNESS_REDIS_PREFIX}watchdog:{run_id}"
+    if get_redis().set(key, 1, nx=True, px=int(delay * 1000)):
+        dispatch_run.apply_async((run_id,), countdown=delay)
 
 
 def _stop_reason(run: Run) -> str:

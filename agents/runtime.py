@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from agents.limits import Budget, BudgetNotInitialized, LeaseSemaphore
 from agents.pricing import estimate_cost_upper_bound, price_call
@@ -66,7 +67,11 @@ class AgentRuntime:
         step = self._stored.get(index)
         return None if step is None else dict(step.data)
 
+    def heartbeat(self) -> None:
+        Task.objects.filter(pk=self.task.pk).update(heartbeat_at=timezone.now())
+
     def check_cancelled(self) -> None:
+        self.heartbeat()
         status = Run.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
         if status in (Run.Status.CANCELLED, Run.Status.FAILED, None):
             raise AgentCancelled(f"run {self.run_id} is {status or 'gone'}")
@@ -167,6 +172,7 @@ class AgentRuntime:
     # -- helpers ------------------------------------------------------------------------------
     def _store(self, step: Step, event_type: str, payload: dict[str, Any]) -> Step:
         try:
+            self.heartbeat()
             with transaction.atomic():
                 step.save()
                 run = Run.objects.get(pk=self.run_id)

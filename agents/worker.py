@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from agents import semconv
@@ -67,16 +69,32 @@ def execute(task_id: int) -> RetryLater | None:
         budget_exhausted(task, "the run's budget was already exhausted")
         return None
 
+    now = timezone.now()
+    lease_before = now - timedelta(seconds=settings.HARNESS_AGENT_LEASE_S)
     with transaction.atomic():
-        won = task.move(
-            Task.Status.RUNNING,
-            # RUNNING too: a redelivered message means the previous holder died mid-agent.
-            allowed_from=[Task.Status.QUEUED, Task.Status.RETRYING, Task.Status.RUNNING],
-            attempts=task.attempts + 1,
-            started_at=task.started_at or timezone.now(),
+        # A running task may be taken over only when its holder's heartbeat is older than the
+        # lease: that holder died (a redelivered message, or a watchdog re-send).
+        won = (
+            Task.objects.filter(pk=task.pk)
+            .filter(
+                Q(status__in=[Task.Status.QUEUED, Task.Status.RETRYING])
+                | Q(status=Task.Status.RUNNING, heartbeat_at__lt=lease_before)
+                | Q(status=Task.Status.RUNNING, heartbeat_at__isnull=True)
+            )
+            .update(
+                status=Task.Status.RUNNING,
+                attempts=task.attempts + 1,
+                started_at=task.started_at or now,
+                heartbeat_at=now,
+            )
+            == 1
         )
         if not won:
+            if task.status == Task.Status.RUNNING:
+                # A live holder has it: look again after its lease, in case it dies.
+                return RetryLater(settings.HARNESS_AGENT_LEASE_S, "held by a live worker")
             return None
+        task.refresh_from_db()
         record_event(run, "task.started", {"attempt": task.attempts}, task=task)
 
     playbook = Playbook.from_config(run.config)

@@ -174,6 +174,15 @@ HARNESS_DEFAULT_MAX_DEPTH = env_int("HARNESS_DEFAULT_MAX_DEPTH", 3, min_value=0,
 HARNESS_MAX_AGENTS = env_int("HARNESS_MAX_AGENTS", 2000, min_value=1)
 HARNESS_AGENT_TIMEOUT_S = env_float("HARNESS_AGENT_TIMEOUT_S", 300.0, min_value=1)
 HARNESS_CALL_TIMEOUT_S = env_float("HARNESS_CALL_TIMEOUT_S", 60.0, min_value=1)
+# Crash recovery. A running agent refreshes its heartbeat at every step; one silent for longer
+# than the lease is presumed dead and may be taken over. A queued agent whose message has not
+# started within HARNESS_REQUEUE_AFTER_S is re-sent (a dispatcher killed between its commit and
+# its publish). Each active run gets a watchdog dispatch every HARNESS_WATCHDOG_S.
+HARNESS_AGENT_LEASE_S = env_float(
+    "HARNESS_AGENT_LEASE_S", 2 * HARNESS_CALL_TIMEOUT_S + 30, min_value=1
+)
+HARNESS_REQUEUE_AFTER_S = env_float("HARNESS_REQUEUE_AFTER_S", 120.0, min_value=1)
+HARNESS_WATCHDOG_S = env_float("HARNESS_WATCHDOG_S", 15.0, min_value=0.5)
 HARNESS_PROVIDERS_FILE = env_str("HARNESS_PROVIDERS_FILE")
 HARNESS_CAPTURE_CONTENT = env_bool("HARNESS_CAPTURE_CONTENT", False)
 

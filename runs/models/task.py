@@ -69,6 +69,9 @@ class Task(models.Model):
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Refreshed at every step while running."
+    )
     model_seconds = models.FloatField(default=0.0)
     tool_seconds = models.FloatField(default=0.0)
     error = models.TextField(blank=True)

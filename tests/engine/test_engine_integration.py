@@ -165,7 +165,14 @@ def test_agents_split_big_scopes_within_the_depth_limit(celery_worker, target_ro
 
 
 def test_killed_worker_loses_nothing_and_pays_nothing_twice(celery_worker, target_root):
-    env = {"CELERY_VISIBILITY_TIMEOUT": "6"}
+    # Short recovery clocks so the test takes seconds: redelivery after 6 s, a silent agent is
+    # presumed dead after 3 s, a queued one is re-sent after 4 s, watchdog every second.
+    env = {
+        "CELERY_VISIBILITY_TIMEOUT": "6",
+        "HARNESS_AGENT_LEASE_S": "3",
+        "HARNESS_REQUEUE_AFTER_S": "4",
+        "HARNESS_WATCHDOG_S": "1",
+    }
     first = celery_worker(concurrency=4, name="doomed", env=env)
     target = make_target(target_root, 12)
     run = launch_run(

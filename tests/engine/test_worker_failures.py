@@ -44,6 +44,7 @@ def planned_run(tmp_path: Path, settings: Any, monkeypatch: Any) -> Run:
     monkeypatch.setattr("agents.engine._enqueue", lambda ids: None)
     monkeypatch.setattr("agents.engine._schedule_dispatch", lambda run_id: None)
     monkeypatch.setattr("agents.engine._schedule_aggregate", lambda run_id: None)
+    monkeypatch.setattr("agents.engine._arm_watchdog", lambda run_id: None)
     monkeypatch.setattr("runs.actions._enqueue_plan", lambda run_id: None)
     target = make_target(tmp_path.resolve(), 3)
     run = launch_run(
@@ -143,3 +144,44 @@ def test_cancel_stops_queued_agents_and_running_ones_at_their_next_step(
     assert run.status == Run.Status.CANCELLED and run.finished_at is not None
     assert not run.findings.exists()
     assert cancel_run(run, operator) is False  # a second cancel changes nothing
+
+
+def test_a_queued_agent_whose_message_was_lost_is_sent_again(
+    planned_run: Run, monkeypatch: Any, settings: Any
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    sent: list[list[int]] = []
+    monkeypatch.setattr("agents.engine._enqueue", lambda ids: sent.append(list(ids)))
+    settings.HARNESS_REQUEUE_AFTER_S = 60
+    queued = list(Task.objects.filter(run=planned_run, status="queued"))
+    assert queued  # dispatched by the fixture, whose publish we dropped: the messages are lost
+    dispatch(planned_run.pk)
+    assert sent == []  # not yet: a queued agent may simply be waiting for a free worker
+    Task.objects.filter(pk=queued[0].pk).update(queued_at=timezone.now() - timedelta(minutes=5))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("django.db.transaction.on_commit", lambda fn, using=None, robust=False: fn())
+        dispatch(planned_run.pk)
+    assert sent == [[queued[0].pk]]
+    assert Event.objects.filter(run=planned_run, type="task.resent", task=queued[0]).count() == 1
+
+
+def test_a_running_agent_is_taken_over_only_after_its_lease(
+    planned_run: Run, monkeypatch: Any, settings: Any
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _use(monkeypatch, HeuristicProvider())
+    settings.HARNESS_AGENT_LEASE_S = 30
+    task = Task.objects.filter(run=planned_run).first()
+    Task.objects.filter(pk=task.pk).update(status="running", heartbeat_at=timezone.now())
+    retry = worker.execute(task.pk)  # a duplicate message while the holder is alive
+    assert retry is not None and retry.countdown == 30
+    assert Task.objects.get(pk=task.pk).status == "running"
+    Task.objects.filter(pk=task.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=1))
+    assert worker.execute(task.pk) is None  # the holder went silent: taken over and finished
+    assert Task.objects.get(pk=task.pk).status == "succeeded"
