@@ -119,7 +119,9 @@ def dispatch(run_id: int) -> list[int]:
     """
     queued: list[int] = []
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run_id)
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None:  # deleted, or a stale message from another database
+            return []
         if run.status in (Run.Status.BUDGET_EXHAUSTED, Run.Status.CANCELLED, Run.Status.FAILED):
             _stop_pending(run, reason=_stop_reason(run))
             _maybe_finish(run)

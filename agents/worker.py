@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -72,6 +72,8 @@ def execute(task_id: int) -> RetryLater | None:
     now = timezone.now()
     lease_before = now - timedelta(seconds=settings.HARNESS_AGENT_LEASE_S)
     with transaction.atomic():
+        # Lock order everywhere: the run row first, then its tasks (dispatch does the same).
+        lock_run(run.pk)
         # A running task may be taken over only when its holder's heartbeat is older than the
         # lease: that holder died (a redelivered message, or a watchdog re-send).
         won = (
@@ -180,6 +182,7 @@ def execute(task_id: int) -> RetryLater | None:
         # Waiting for our own shared rate limit is not a failed attempt.
         delay = (exc.retry_after or SLOT_WAIT_S) + random.uniform(0, 0.5)
         with transaction.atomic():
+            lock_run(run.pk)
             if task.move(
                 Task.Status.RETRYING, allowed_from=[Task.Status.RUNNING], attempts=task.attempts - 1
             ):
@@ -193,6 +196,7 @@ def execute(task_id: int) -> RetryLater | None:
             return None
         delay = backoff_delay(task.attempts, exc.retry_after)
         with transaction.atomic():
+            lock_run(run.pk)
             if task.move(Task.Status.RETRYING, allowed_from=[Task.Status.RUNNING]):
                 record_event(
                     run,
@@ -201,6 +205,15 @@ def execute(task_id: int) -> RetryLater | None:
                     task=task,
                 )
         return RetryLater(delay, message)
+    except DatabaseError as exc:
+        # A deadlock victim or a dropped connection is transient. If even this bookkeeping
+        # fails, the task stays running and the watchdog re-sends it once its lease expires.
+        logger.warning("agent %s hit a database error: %s", task.pk, type(exc).__name__)
+        delay = backoff_delay(task.attempts)
+        with transaction.atomic():
+            lock_run(run.pk)
+            task.move(Task.Status.RETRYING, allowed_from=[Task.Status.RUNNING])
+        return RetryLater(delay, type(exc).__name__)
     except Exception as exc:  # an unexpected bug fails this task only, never the worker
         logger.exception("agent %s crashed", task.pk)
         fail_task(task, redact(f"{type(exc).__name__}: {exc}"))
@@ -211,6 +224,10 @@ def execute(task_id: int) -> RetryLater | None:
 
     complete_task(task, result, playbook)
     return None
+
+
+def lock_run(run_id: int) -> Run:
+    return Run.objects.select_for_update().get(pk=run_id)
 
 
 def _default_model(provider: object) -> str:

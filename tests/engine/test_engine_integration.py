@@ -185,10 +185,12 @@ def test_killed_worker_loses_nothing_and_pays_nothing_twice(celery_worker, targe
     )
     # Let it get going, then kill the whole worker (main process and children) mid-run.
     deadline = time.monotonic() + 60
-    while Task.objects.filter(run=run, status="succeeded").count() < 4:
-        assert time.monotonic() < deadline, "run did not start"
-        time.sleep(0.1)
-    assert Task.objects.filter(run=run, status="running").exists()
+    while (
+        Task.objects.filter(run=run, status="succeeded").count() < 4
+        or not Task.objects.filter(run=run, status="running").exists()
+    ):
+        assert time.monotonic() < deadline, "run did not get going"
+        time.sleep(0.05)
     os.killpg(first.proc.pid, signal.SIGKILL)
     first.proc.wait(timeout=10)
     celery_worker(concurrency=4, name="rescuer", env=env)
