@@ -93,6 +93,25 @@ def _norm_title(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", title.lower()).strip()
 
 
+def _single(row: FindingRow, key: str) -> Cluster:
+    """A cluster of one finding."""
+    return Cluster(
+        key=key,
+        title=row.title,
+        severity=row.severity,
+        confidence=row.confidence,
+        path=row.path,
+        line_start=row.line_start,
+        line_end=row.line_end,
+        rule=row.rule,
+        lenses=[row.lens],
+        detail=row.detail,
+        evidence=row.evidence,
+        finding_ids=[row.id],
+        task_ids=[row.task_id],
+    )
+
+
 def dedup(rows: list[FindingRow]) -> list[Cluster]:
     """Same file, same rule (or same normalised title), overlapping lines → one cluster."""
     clusters: dict[str, Cluster] = {}
@@ -101,21 +120,7 @@ def dedup(rows: list[FindingRow]) -> list[Cluster]:
         key = f"{row.path}|{row.line_start or ''}|{what}"
         cluster = clusters.get(key)
         if cluster is None:
-            clusters[key] = Cluster(
-                key=key,
-                title=row.title,
-                severity=row.severity,
-                confidence=row.confidence,
-                path=row.path,
-                line_start=row.line_start,
-                line_end=row.line_end,
-                rule=row.rule,
-                lenses=[row.lens],
-                detail=row.detail,
-                evidence=row.evidence,
-                finding_ids=[row.id],
-                task_ids=[row.task_id],
-            )
+            clusters[key] = _single(row, key)
             continue
         cluster.finding_ids.append(row.id)
         independent = row.task_id not in cluster.task_ids
@@ -288,28 +293,7 @@ def run_chain(rows: list[FindingRow], facts: RunFacts, chain: list[str]) -> Repo
     unknown = [step for step in chain if step not in AGGREGATION_STEPS]
     if unknown:
         raise ValueError(f"Unknown aggregation step(s): {', '.join(unknown)}")
-    clusters = (
-        dedup(rows)
-        if "dedup" in chain
-        else [
-            Cluster(
-                key=str(r.id),
-                title=r.title,
-                severity=r.severity,
-                confidence=r.confidence,
-                path=r.path,
-                line_start=r.line_start,
-                line_end=r.line_end,
-                rule=r.rule,
-                lenses=[r.lens],
-                detail=r.detail,
-                evidence=r.evidence,
-                finding_ids=[r.id],
-                task_ids=[r.task_id],
-            )
-            for r in rows
-        ]
-    )
+    clusters = dedup(rows) if "dedup" in chain else [_single(r, str(r.id)) for r in rows]
     draft = ReportDraft(chain=list(chain), clusters=clusters)
     if facts.status == "budget_exhausted":
         draft.notes.append(
