@@ -7,8 +7,10 @@ from Redis ``TIME`` inside the scripts: worker clocks may drift, the limits do n
 Keys (``key_prefix`` defaults to ``"harness:"``; tests pass a unique prefix):
 
 - ``{prefix}sem:{name}``: sorted set, member = holder id, score = lease expiry (µs).
-- ``{prefix}budget:{<run_id>}`` (hash), ``...:res`` (reservation id -> "usd:tokens"),
+- ``{prefix}budget:{<run uid>}`` (hash), ``...:res`` (reservation id -> "usd:tokens"),
   ``...:settled`` (set of settled reservation ids). Amounts are integers: micro-USD and tokens.
+  The run's UUID, not its integer id, names the keys: a fresh database hands out ids 1, 2, …
+  again, and a Redis that outlived the old database must not lend the new run its spending.
 - ``{prefix}rate:{<name>}:req`` / ``:tok``: GCRA theoretical arrival times (µs).
 
 Every key carries a TTL, so abandoned runs and dead holders leave nothing behind for long.
@@ -65,28 +67,48 @@ _BUDGET_EXPIRE = """
 for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[#ARGV]) end
 """
 
-_BUDGET_INIT = (
-    """
-local fields = {lu = ARGV[1], lt = ARGV[2], su = 0, st = 0, ru = 0, rt = 0, ex = 0}
-for f, v in pairs(fields) do redis.call('HSETNX', KEYS[1], f, v) end
+# A state hash is ours only if its ``id`` field names this budget: anything else (missing, or
+# written by someone else under the same key) counts as uninitialized and is never trusted.
+_BUDGET_OWNED = """
+local function owned()
+  return redis.call('HGET', KEYS[1], 'id') == ARGV[1]
+end
 """
-    + _BUDGET_EXPIRE
+
+# Rebuild from the database's truth, only where no state of ours exists (so two workers that
+# both find the state missing cannot overwrite a settle that came in between; see
+# Budget.rebuild). ARGV: id, lu, lt, su, st, ex, ttl, settled ids... Returns 1 if written.
+_BUDGET_REBUILD = (
+    _BUDGET_OWNED
+    + """
+if owned() then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'lu', ARGV[2], 'lt', ARGV[3], 'su', ARGV[4],
+  'st', ARGV[5], 'ru', 0, 'rt', 0, 'ex', ARGV[6])
+for i = 8, #ARGV, 5000 do
+  redis.call('SADD', KEYS[3], unpack(ARGV, i, math.min(i + 4999, #ARGV)))
+end
+for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[7]) end
+return 1
+"""
 )
 
-# ARGV: rid, usd, tokens, ttl. Returns -1 uninitialized, 0 refused, 1 reserved (or already was).
+# ARGV: id, rid, usd, tokens, ttl. Returns -1 uninitialized, 0 refused, 1 reserved (or already
+# was).
 _BUDGET_RESERVE = (
-    """
-if redis.call('HEXISTS', KEYS[1], 'lu') == 0 then return -1 end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 1 end
-if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return 1 end
+    _BUDGET_OWNED
+    + """
+if not owned() then return -1 end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 1 end
+if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then return 1 end
 local s = redis.call('HMGET', KEYS[1], 'lu', 'lt', 'su', 'st', 'ru', 'rt', 'ex')
 if tonumber(s[7]) == 1 then return 0 end
 local lu, lt = tonumber(s[1]), tonumber(s[2])
-if lu >= 0 and tonumber(s[3]) + tonumber(s[5]) + tonumber(ARGV[2]) > lu then return 0 end
-if lt >= 0 and tonumber(s[4]) + tonumber(s[6]) + tonumber(ARGV[3]) > lt then return 0 end
-redis.call('HINCRBY', KEYS[1], 'ru', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'rt', ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ':' .. ARGV[3])
+if lu >= 0 and tonumber(s[3]) + tonumber(s[5]) + tonumber(ARGV[3]) > lu then return 0 end
+if lt >= 0 and tonumber(s[4]) + tonumber(s[6]) + tonumber(ARGV[4]) > lt then return 0 end
+redis.call('HINCRBY', KEYS[1], 'ru', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'rt', ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. ':' .. ARGV[4])
 """
     + _BUDGET_EXPIRE
     + "return 1\n"
@@ -105,21 +127,25 @@ local function drop(rid)
 end
 """
 
-# ARGV: rid, usd, tokens, ttl. Returns -1 uninitialized, 0 already settled, 1 counted.
+# ARGV: id, rid, usd, tokens, ttl. Returns -1 uninitialized, 0 already settled, 1 counted.
 _BUDGET_SETTLE = (
-    _DROP_RESERVATION
+    _BUDGET_OWNED
+    + _DROP_RESERVATION
     + """
-if redis.call('HEXISTS', KEYS[1], 'lu') == 0 then return -1 end
-if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
-drop(ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'su', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'st', ARGV[3])
+if not owned() then return -1 end
+if redis.call('SADD', KEYS[3], ARGV[2]) == 0 then return 0 end
+drop(ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'su', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'st', ARGV[4])
 """
     + _BUDGET_EXPIRE
     + "return 1\n"
 )
 
-_BUDGET_RELEASE = _DROP_RESERVATION + "return drop(ARGV[1])\n"
+# ARGV: id, rid. A foreign state is left alone.
+_BUDGET_RELEASE = (
+    _BUDGET_OWNED + _DROP_RESERVATION + "if not owned() then return 0 end\nreturn drop(ARGV[2])\n"
+)
 
 # GCRA: KEYS = request TAT, token TAT. ARGV: request interval µs, token interval µs (0 = no limit),
 # tokens, mode ('acquire' | 'record'). Returns µs to wait (0 = recorded).
@@ -293,6 +319,9 @@ class Budget:
     spending anything. ``rid`` must identify one call *attempt*: a retried call that may bill
     again needs a fresh id, otherwise its settle is ignored as a duplicate.
 
+    ``budget_id`` must be unique per run and deployment (the run's UUID): it names the keys and
+    is stored inside the state, and every script treats a state carrying another id as missing.
+
     Invariant: ``spent + reserved <= limit`` at every reserve, so ``spent <= limit`` holds as
     long as actual usage never exceeds its reservation (see :func:`reserve_upper_bound`).
     ``settle`` never clamps: if a reservation was too small, the overrun is recorded honestly.
@@ -301,40 +330,81 @@ class Budget:
     def __init__(
         self,
         client: redis.Redis,
-        run_id: int,
+        budget_id: str,
         *,
         key_prefix: str = "harness:",
         ttl_seconds: int = BUDGET_TTL_SECONDS,
     ) -> None:
+        if not budget_id or "}" in budget_id:
+            raise ValueError(f"budget_id must be a non-empty id without '}}', got {budget_id!r}")
         self.client = client
-        self.run_id = run_id
+        self.budget_id = budget_id
         self.ttl_seconds = ttl_seconds
         # the hash tag keeps a run's three keys in one slot, so scripts also work on a cluster
-        base = f"{key_prefix}budget:{{{run_id}}}"
+        base = f"{key_prefix}budget:{{{budget_id}}}"
         self.keys = [base, f"{base}:res", f"{base}:settled"]
-        self._init = client.register_script(_BUDGET_INIT)
+        self._rebuild = client.register_script(_BUDGET_REBUILD)
         self._reserve = client.register_script(_BUDGET_RESERVE)
         self._settle = client.register_script(_BUDGET_SETTLE)
         self._release = client.register_script(_BUDGET_RELEASE)
 
-    def init(self, limit_usd: float | None, limit_tokens: int | None) -> None:
-        """Create the budget. Idempotent: a second call keeps the first limits and usage."""
+    def _missing(self) -> BudgetNotInitialized:
+        return BudgetNotInitialized(f"budget {self.budget_id} is not initialized")
+
+    def init(self, limit_usd: float | None, limit_tokens: int | None) -> bool:
+        """Create an unspent budget. Idempotent: a second call keeps the first limits and usage.
+
+        Returns True if this call created the state.
+        """
+        return self.rebuild(limit_usd, limit_tokens)
+
+    def rebuild(
+        self,
+        limit_usd: float | None,
+        limit_tokens: int | None,
+        *,
+        spent_usd: float = 0.0,
+        spent_tokens: int = 0,
+        settled_ids: list[str] | tuple[str, ...] = (),
+        exhausted: bool = False,
+    ) -> bool:
+        """Write the state from the system of record, unless a state of this budget exists.
+
+        ``spent_*`` must be everything already paid for and ``settled_ids`` the reservation ids
+        of those calls, so a late ``settle`` of one of them is not counted twice. Pending
+        reservations are not known to the database and start at zero. A state left under the
+        same keys by another budget id is replaced. Returns True if it wrote the state.
+        """
         if limit_tokens is not None and limit_tokens < 0:
             raise ValueError("limit_tokens must be >= 0 or None")
+        if spent_tokens < 0:
+            raise ValueError("spent_tokens must be >= 0")
         lu = -1 if limit_usd is None else usd_to_micro(limit_usd)
         lt = -1 if limit_tokens is None else limit_tokens
-        self._init(keys=self.keys, args=[lu, lt, self.ttl_seconds])
+        args: list[str | int | float] = [
+            self.budget_id,
+            lu,
+            lt,
+            usd_to_micro(spent_usd),
+            spent_tokens,
+            1 if exhausted else 0,
+            self.ttl_seconds,
+            *settled_ids,
+        ]
+        return self._rebuild(keys=self.keys, args=args) == 1
 
     def reserve(self, reservation_id: str, usd: float, tokens: int) -> bool:
         """Atomically reserve ``usd``/``tokens`` if spent + reserved + this fits BOTH limits.
 
         Returns False (reserving nothing) when it does not fit or the budget is exhausted.
         Idempotent per ``reservation_id``: a pending or already-settled id returns True without
-        reserving again. Raises BudgetNotInitialized if ``init`` was never called.
+        reserving again. Raises BudgetNotInitialized if the state is missing or not this
+        budget's.
         """
         if tokens < 0:
             raise ValueError("tokens must be >= 0")
         args: list[str | int | float] = [
+            self.budget_id,
             reservation_id,
             usd_to_micro(usd),
             tokens,
@@ -342,30 +412,34 @@ class Budget:
         ]
         result = self._reserve(keys=self.keys, args=args)
         if result == -1:
-            raise BudgetNotInitialized(f"budget for run {self.run_id} is not initialized")
+            raise self._missing()
         return result == 1
 
-    def settle(self, reservation_id: str, actual_usd: float, actual_tokens: int) -> None:
+    def settle(self, reservation_id: str, actual_usd: float, actual_tokens: int) -> bool:
         """Atomically drop the reservation and add the actual usage to spent.
 
         Idempotent per ``reservation_id`` (settled ids are remembered): settling twice counts
         once. An unknown (never reserved, or released) id still adds its usage once, so no usage
         is ever lost. Nothing is clamped: actual usage above the reservation is recorded as is.
+        Returns True if this call counted the usage.
         """
         if actual_tokens < 0:
             raise ValueError("actual_tokens must be >= 0")
         args: list[str | int | float] = [
+            self.budget_id,
             reservation_id,
             usd_to_micro(actual_usd),
             actual_tokens,
             self.ttl_seconds,
         ]
-        if self._settle(keys=self.keys, args=args) == -1:
-            raise BudgetNotInitialized(f"budget for run {self.run_id} is not initialized")
+        result = self._settle(keys=self.keys, args=args)
+        if result == -1:
+            raise self._missing()
+        return result == 1
 
     def release(self, reservation_id: str) -> None:
         """Drop an unsettled reservation (the call failed before spending). Idempotent."""
-        self._release(keys=self.keys, args=[reservation_id, self.ttl_seconds])
+        self._release(keys=self.keys, args=[self.budget_id, reservation_id])
 
     def exhaust(self) -> None:
         """Mark the budget exhausted: every later ``reserve`` is refused."""
@@ -379,10 +453,12 @@ class Budget:
         return _text(self.client.hget(self.keys[0], "ex") or b"0") == "1"
 
     def _fields(self) -> list[int]:
-        raw: list[Any] = self.client.hmget(self.keys[0], ["lu", "lt", "su", "st", "ru", "rt", "ex"])
-        if raw[0] is None:
-            raise BudgetNotInitialized(f"budget for run {self.run_id} is not initialized")
-        return [int(_text(v or b"0")) for v in raw]
+        raw: list[Any] = self.client.hmget(
+            self.keys[0], ["id", "lu", "lt", "su", "st", "ru", "rt", "ex"]
+        )
+        if raw[0] is None or _text(raw[0]) != self.budget_id:
+            raise self._missing()
+        return [int(_text(v or b"0")) for v in raw[1:]]
 
     def state(self) -> BudgetState:
         """Consistent snapshot (one HMGET) of limits, spent, reserved and the exhausted flag."""

@@ -249,7 +249,7 @@ def budget_exhausted(task: Task, reason: str) -> None:
             from agents.runtime import budget_for
 
             # No later call of this run may reserve, even a smaller one that would still fit.
-            transaction.on_commit(lambda: budget_for(run.pk).exhaust())
+            transaction.on_commit(lambda: budget_for(run).exhaust())
         engine._schedule_dispatch(run.pk)
 
 

@@ -9,7 +9,7 @@ from django.db import transaction
 from agents.decompose import PlanningError, plan
 from agents.engine import create_planned_tasks
 from agents.playbooks import Playbook
-from agents.runtime import budget_for
+from agents.runtime import rebuild_budget
 from agents.snapshot import SnapshotError
 from agents.snapshots import open_snapshot
 from runs.events import record_event
@@ -36,10 +36,7 @@ def plan_run(run_id: int) -> None:
     except (PlanningError, SnapshotError) as exc:
         _fail(run, str(exc))
         return
-    budget_for(run.pk).init(
-        float(run.budget_usd) if run.budget_usd is not None else None,
-        int(run.budget_tokens) if run.budget_tokens is not None else None,
-    )
+    rebuild_budget(run)
     create_planned_tasks(run, playbook, specs)
 
 

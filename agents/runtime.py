@@ -2,8 +2,9 @@
 
 Every model and tool call becomes a ``Step`` row (so a redelivered agent replays instead of
 paying again), every model call reserves budget before and settles after, and cancellation is
-checked between steps. Budget reservation ids are ``t{task}:s{index}``: a redelivered agent that
-was killed mid-call re-uses its reservation rather than leaking it.
+checked between steps. Budget reservation ids are ``t{task}:s{index}`` inside the run's own
+budget (named by the run's UUID): a redelivered agent that was killed mid-call re-uses its
+reservation rather than leaking it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from agents.limits import Budget, BudgetNotInitialized, LeaseSemaphore
@@ -26,8 +28,33 @@ from runs.models import Run, Step, Task
 logger = logging.getLogger(__name__)
 
 
-def budget_for(run_id: int) -> Budget:
-    return Budget(get_redis(), run_id, key_prefix=settings.HARNESS_REDIS_PREFIX)
+def budget_for(run: Run) -> Budget:
+    return Budget(get_redis(), run.uid.hex, key_prefix=settings.HARNESS_REDIS_PREFIX)
+
+
+def step_reservation_id(task_id: int, index: int) -> str:
+    return f"t{task_id}:s{index}"
+
+
+def rebuild_budget(run: Run) -> bool:
+    """Write the run's budget state from the database unless Redis already holds it.
+
+    Spent = every stored model call of the run (finished or not: a step is stored before it is
+    settled, and a failed agent's calls were paid for too), and those calls' reservation ids
+    are marked settled so a late settle of one of them counts once. Called at planning and
+    whenever a worker finds the state missing (expired, Redis restarted) or foreign.
+    """
+    chat = Step.objects.filter(task__run=run, kind="chat")
+    totals = chat.aggregate(usd=Sum("cost_usd"), tokens=Sum(F("tokens_in") + F("tokens_out")))
+    settled = [step_reservation_id(t, i) for t, i in chat.values_list("task_id", "index")]
+    return budget_for(run).rebuild(
+        float(run.budget_usd) if run.budget_usd is not None else None,
+        int(run.budget_tokens) if run.budget_tokens is not None else None,
+        spent_usd=float(totals["usd"] or 0),
+        spent_tokens=int(totals["tokens"] or 0),
+        settled_ids=settled,
+        exhausted=run.status == Run.Status.BUDGET_EXHAUSTED,
+    )
 
 
 def provider_semaphore(provider: str, limit: int, lease_seconds: float) -> LeaseSemaphore:
@@ -54,13 +81,13 @@ class AgentRuntime:
         self.task = task
         self.run_id = task.run_id
         self.provider_kind = provider_kind
-        self.budget = budget_for(task.run_id)
+        self.budget = budget_for(task.run)
         self.slot = slot
         self.holder = holder
         self._stored: dict[int, Step] = {s.index: s for s in task.steps.all()}
 
     def _rid(self, index: int) -> str:
-        return f"t{self.task.pk}:s{index}"
+        return step_reservation_id(self.task.pk, index)
 
     # -- AgentContext -------------------------------------------------------------------------
     def replay(self, index: int) -> dict[str, Any] | None:
@@ -86,8 +113,8 @@ class AgentRuntime:
         try:
             reserved = self.budget.reserve(self._rid(index), float(usd), tokens)
         except BudgetNotInitialized:
-            # The budget's keys expire a week after the last write: a run resumed later (retry
-            # of failed agents) starts again from its limits and what it already spent.
+            # Keys expire a week after the last write, and Redis may have restarted empty: the
+            # state comes back from the database (limits, every stored call), never from zero.
             self._reinit_budget()
             reserved = self.budget.reserve(self._rid(index), float(usd), tokens)
         if not reserved:
@@ -144,7 +171,7 @@ class AgentRuntime:
         )
         # Settle after the step is stored: a crash in between is repaired by the redelivered
         # agent, which finds the stored step and settles again (settle is idempotent per id).
-        self.budget.settle(self._rid(index), float(step.cost_usd), step.tokens_in + step.tokens_out)
+        self._settle(step)
 
     def tool_step(
         self,
@@ -184,24 +211,21 @@ class AgentRuntime:
         return step
 
     def _reinit_budget(self) -> None:
-        run = Run.objects.get(pk=self.run_id)
-        self.budget.init(
-            float(run.budget_usd) if run.budget_usd is not None else None,
-            int(run.budget_tokens) if run.budget_tokens is not None else None,
-        )
-        self.budget.settle(f"r{run.pk}:prior", float(run.cost_usd), run.tokens_in + run.tokens_out)
+        rebuild_budget(Run.objects.get(pk=self.run_id))
+
+    def _settle(self, step: Step) -> None:
+        args = (self._rid(step.index), float(step.cost_usd), step.tokens_in + step.tokens_out)
+        try:
+            self.budget.settle(*args)
+        except BudgetNotInitialized:
+            # The rebuilt state counts this step already (it is stored); settling again after
+            # the rebuild is a no-op then, and counts it if another worker rebuilt first.
+            self._reinit_budget()
+            self.budget.settle(*args)
 
     def settle_stored_steps(self) -> None:
         """Re-settle every stored chat step (idempotent) — repairs a crash between store and
         settle in an earlier attempt."""
-        if self._stored:
-            try:
-                self.budget.state()
-            except BudgetNotInitialized:
-                # Run totals hold finished agents only; this agent's stored steps settle below.
-                self._reinit_budget()
         for step in self._stored.values():
             if step.kind == "chat":
-                self.budget.settle(
-                    self._rid(step.index), float(step.cost_usd), step.tokens_in + step.tokens_out
-                )
+                self._settle(step)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -74,6 +75,9 @@ class Run(models.Model):
         Status.FAILED: (Status.PENDING, Status.PLANNING, Status.RUNNING, Status.AGGREGATING),
     }
 
+    # Unique across deployments and database resets: names the run's state outside the database
+    # (the budget in Redis), where an integer id reused by a fresh database would collide.
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     title = models.CharField(max_length=200, blank=True)
     playbook = models.CharField(max_length=100)
     config = models.JSONField(default=dict, help_text="The playbook as resolved at launch.")

@@ -31,6 +31,7 @@ def _settings_redis_url() -> str:
 
     return str(settings.REDIS_URL)
 
+
 # The session's real Redis (the private one tests/conftest.py starts when REDIS_URL is unset).
 # Exported so the processes these tests spawn use the same server without loading settings.
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or _settings_redis_url()
@@ -187,14 +188,17 @@ def _drain_budget(budget: Budget, seed: int, exact: bool) -> tuple[int, int, int
 def _budget_proc(queue, barrier, url: str, prefix: str, seed: int) -> None:
     conn = redis.Redis.from_url(url)
     barrier.wait(timeout=30)
-    exact = _drain_budget(Budget(conn, 1, key_prefix=prefix), seed, exact=True)
+    exact = _drain_budget(Budget(conn, "exact", key_prefix=prefix), seed, exact=True)
     barrier.wait(timeout=30)
-    randomized = _drain_budget(Budget(conn, 2, key_prefix=prefix), seed, exact=False)
+    randomized = _drain_budget(Budget(conn, "rand", key_prefix=prefix), seed, exact=False)
     queue.put((exact, randomized))
 
 
 def test_budget_is_never_exceeded_by_parallel_workers(client: redis.Redis, prefix: str) -> None:
-    exact, rand = Budget(client, 1, key_prefix=prefix), Budget(client, 2, key_prefix=prefix)
+    exact, rand = (
+        Budget(client, "exact", key_prefix=prefix),
+        Budget(client, "rand", key_prefix=prefix),
+    )
     exact.init(1.0, None)
     rand.init(1.0, None)
     results = _spawn(_budget_proc, [(REDIS_URL, prefix, seed) for seed in range(8)])
@@ -218,7 +222,7 @@ def test_budget_is_never_exceeded_by_parallel_workers(client: redis.Redis, prefi
 
 
 def test_budget_idempotent_reserve_and_settle(client: redis.Redis, prefix: str) -> None:
-    budget = Budget(client, 7, key_prefix=prefix)
+    budget = Budget(client, "b7", key_prefix=prefix)
     budget.init(0.05, None)
     budget.init(99.0, 5)  # second init changes nothing
     assert budget.reserve("a", 0.02, 10)
@@ -249,8 +253,70 @@ def test_budget_idempotent_reserve_and_settle(client: redis.Redis, prefix: str) 
     assert not budget.reserve("e", 0, 0)
 
 
+def test_budget_state_of_another_budget_under_the_same_key_is_never_trusted(
+    client: redis.Redis, prefix: str
+) -> None:
+    # What a fresh database next to an old Redis used to produce: a state already spent and
+    # holding the new run's reservation ids as settled, under the key the new run looks up.
+    stale = Budget(client, "run-a", key_prefix=prefix)
+    stale.init(0.01, None)
+    stale.settle("t1:s0", 0.009, 90)
+    fresh = Budget(client, "run-a", key_prefix=prefix)
+    fresh.budget_id = "run-b"  # same keys, another owner
+    with pytest.raises(BudgetNotInitialized):
+        fresh.reserve("t1:s0", 0.001, 1)
+    with pytest.raises(BudgetNotInitialized):
+        fresh.settle("t1:s0", 0.001, 1)
+    with pytest.raises(BudgetNotInitialized):
+        fresh.state()
+    fresh.release("t1:s0")  # a foreign state is left alone
+    assert stale.state().spent_usd == 0.009
+    assert fresh.rebuild(0.005, None)
+    state = fresh.state()
+    assert (state.limit_usd, state.spent_usd, state.reserved_usd) == (0.005, 0.0, 0.0)
+    assert fresh.reserve("t1:s0", 0.004, 10)
+    assert not fresh.reserve("t2:s0", 0.002, 10)
+    with pytest.raises(BudgetNotInitialized):
+        stale.state()
+
+
+def test_budget_ids_never_share_state(client: redis.Redis, prefix: str) -> None:
+    one, two = Budget(client, "a", key_prefix=prefix), Budget(client, "b", key_prefix=prefix)
+    one.init(1.0, None)
+    one.settle("t1:s0", 0.5, 5)
+    with pytest.raises(BudgetNotInitialized):
+        two.reserve("t1:s0", 0.1, 1)
+    two.init(1.0, None)
+    assert two.state().spent_usd == 0
+    with pytest.raises(ValueError):
+        Budget(client, "", key_prefix=prefix)
+    with pytest.raises(ValueError):
+        Budget(client, "x}y", key_prefix=prefix)
+
+
+def test_budget_rebuild_counts_paid_calls_once_and_keeps_a_live_state(
+    client: redis.Redis, prefix: str
+) -> None:
+    budget = Budget(client, "rebuilt", key_prefix=prefix)
+    settled = [f"t{i}:s0" for i in range(12_000)]  # more than one SADD batch
+    assert budget.rebuild(1.0, 10_000, spent_usd=0.25, spent_tokens=300, settled_ids=settled)
+    # a late settle of a call the database already counted adds nothing
+    assert not budget.settle("t11999:s0", 0.1, 10)
+    assert budget.settle("t99999:s0", 0.1, 10)
+    state = budget.state()
+    assert (state.spent_usd, state.spent_tokens) == (0.35, 310)
+    # a second rebuild (another worker that also found it missing) keeps the live state
+    assert not budget.rebuild(1.0, 10_000, spent_usd=0.25, spent_tokens=300)
+    assert budget.state().spent_usd == 0.35
+    assert client.scard(budget.keys[2]) == 12_001
+    # an exhausted run stays exhausted after a rebuild
+    ex = Budget(client, "ex", key_prefix=prefix)
+    assert ex.rebuild(1.0, None, exhausted=True)
+    assert not ex.reserve("a", 0.0, 0)
+
+
 def test_budget_tokens_dimension(client: redis.Redis, prefix: str) -> None:
-    budget = Budget(client, 8, key_prefix=prefix)
+    budget = Budget(client, "b8", key_prefix=prefix)
     budget.init(None, 1000)
     assert budget.reserve("a", 50.0, 600)
     assert not budget.reserve("b", 0.0, 401)
@@ -264,7 +330,7 @@ def test_budget_tokens_dimension(client: redis.Redis, prefix: str) -> None:
 
 
 def test_budget_unlimited_and_exhausted(client: redis.Redis, prefix: str) -> None:
-    budget = Budget(client, 9, key_prefix=prefix)
+    budget = Budget(client, "b9", key_prefix=prefix)
     with pytest.raises(BudgetNotInitialized):
         budget.reserve("a", 1.0, 1)
     budget.init(None, None)
@@ -280,8 +346,10 @@ def test_budget_unlimited_and_exhausted(client: redis.Redis, prefix: str) -> Non
 
 def test_reserve_upper_bound_covers_output_and_input() -> None:
     usd, tokens = reserve_upper_bound(
-        prompt_chars=4000, max_output_tokens=1000,
-        usd_per_million_input=2.5, usd_per_million_output=10.0,
+        prompt_chars=4000,
+        max_output_tokens=1000,
+        usd_per_million_input=2.5,
+        usd_per_million_output=10.0,
     )
     assert tokens == 2200 + 1000
     assert usd == pytest.approx((2200 * 2.5 + 1000 * 10.0) / 1e6)
@@ -291,8 +359,9 @@ def test_reserve_upper_bound_covers_output_and_input() -> None:
 
 
 def test_rate_limiter_requests_per_minute(client: redis.Redis, prefix: str) -> None:
-    limiter = RateLimiter(client, "rpm", requests_per_minute=10, tokens_per_minute=None,
-                          key_prefix=prefix)
+    limiter = RateLimiter(
+        client, "rpm", requests_per_minute=10, tokens_per_minute=None, key_prefix=prefix
+    )
     assert [limiter.try_acquire(0) for _ in range(10)] == [0.0] * 10
     wait = limiter.try_acquire(0)
     assert 5.0 < wait <= 6.0  # one slot refills every 6 s
@@ -300,8 +369,9 @@ def test_rate_limiter_requests_per_minute(client: redis.Redis, prefix: str) -> N
 
 
 def test_rate_limiter_wait_is_accurate(client: redis.Redis, prefix: str) -> None:
-    limiter = RateLimiter(client, "fast", requests_per_minute=600, tokens_per_minute=None,
-                          key_prefix=prefix)
+    limiter = RateLimiter(
+        client, "fast", requests_per_minute=600, tokens_per_minute=None, key_prefix=prefix
+    )
     while (wait := limiter.try_acquire(0)) == 0.0:
         pass
     assert 0 < wait <= 0.1
@@ -310,8 +380,9 @@ def test_rate_limiter_wait_is_accurate(client: redis.Redis, prefix: str) -> None
 
 
 def test_rate_limiter_tokens_per_minute(client: redis.Redis, prefix: str) -> None:
-    limiter = RateLimiter(client, "tpm", requests_per_minute=None, tokens_per_minute=1000,
-                          key_prefix=prefix)
+    limiter = RateLimiter(
+        client, "tpm", requests_per_minute=None, tokens_per_minute=1000, key_prefix=prefix
+    )
     assert limiter.try_acquire(600) == 0.0
     wait = limiter.try_acquire(600)
     assert 11.0 < wait <= 12.0  # 200 tokens short at 1000/min
@@ -334,8 +405,9 @@ def test_rate_limiter_unlimited_and_oversized(client: redis.Redis, prefix: str) 
 
 def _rate_proc(queue, barrier, url: str, prefix: str) -> None:
     conn = redis.Redis.from_url(url)
-    limiter = RateLimiter(conn, "shared", requests_per_minute=10, tokens_per_minute=None,
-                          key_prefix=prefix)
+    limiter = RateLimiter(
+        conn, "shared", requests_per_minute=10, tokens_per_minute=None, key_prefix=prefix
+    )
     barrier.wait(timeout=30)
     queue.put(sum(limiter.try_acquire(0) == 0.0 for _ in range(10)))
 

@@ -84,7 +84,7 @@ def test_budget_is_never_exceeded_by_parallel_workers(celery_worker, target_root
     run = wait_for_run(run.pk)
     assert run.status == Run.Status.BUDGET_EXHAUSTED
     assert run.cost_usd <= budget
-    state = budget_for(run.pk).state()
+    state = budget_for(run).state()
     assert state.spent_usd <= float(budget) + 1e-9
     counts = dict(Task.objects.filter(run=run).values_list("status").annotate(n=Count("id")))
     assert counts.get("succeeded", 0) >= 5
@@ -208,7 +208,7 @@ def test_killed_worker_loses_nothing_and_pays_nothing_twice(celery_worker, targe
     assert tasks.aggregate(c=Sum("cost_usd"))["c"] == steps_cost
     # Redis counts micro-dollars rounded up per settle: at most 1 µ$ per step of difference, far
     # below the ~700 µ$ a step paid twice would add.
-    spent = budget_for(run.pk).state().spent_usd
+    spent = budget_for(run).state().spent_usd
     assert 0 <= spent - float(steps_cost) <= 36e-6
     # Same findings as an undisturbed analysis of the same files: none lost, none duplicated.
     per_file = Finding.objects.filter(run=run).values("path").annotate(n=Count("id"))
