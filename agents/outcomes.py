@@ -16,7 +16,7 @@ from django.utils import timezone
 from agents import engine
 from agents.decompose import scope_label, task_key
 from agents.playbooks import Playbook
-from agents.providers.base import AgentResult, SpawnOut
+from agents.contract import AgentResult, SpawnOut
 from runs.events import record_event, record_events
 from runs.models import Finding, Run, Task
 
@@ -129,7 +129,7 @@ def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut])
     if not requests:
         return 0
     spec = playbook.roles.get(parent.role)
-    from agents.snapshots import open_snapshot
+    from agents.snapshot import open_snapshot
 
     manifest_files = open_snapshot(run.snapshot_digest).manifest.files
     total = Task.objects.filter(run=run).count()

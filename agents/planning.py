@@ -11,7 +11,7 @@ from agents.engine import create_planned_tasks
 from agents.playbooks import Playbook
 from agents.runtime import rebuild_budget
 from agents.snapshot import SnapshotError
-from agents.snapshots import open_snapshot
+from agents.snapshot import open_snapshot
 from runs.events import record_event
 from runs.models import Run
 

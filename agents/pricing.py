@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import genai_prices
 
-from agents.providers.base import Usage
+from agents.contract import Usage
 
 PRICE_DATA_VERSION = f"genai-prices {getattr(genai_prices, '__version__', 'unknown')}"
 

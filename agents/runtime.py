@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from agents.limits import Budget, BudgetNotInitialized, LeaseSemaphore
 from agents.pricing import estimate_cost_upper_bound, price_call
-from agents.providers.base import AgentCancelled, BudgetExhausted, Usage
+from agents.contract import AgentCancelled, BudgetExhausted, Usage
 from harness_site.redis_client import get_redis
 from runs.events import record_event
 from runs.models import Run, Step, Task

@@ -23,7 +23,7 @@ from agents import semconv
 from agents.outcomes import budget_exhausted, cancel_task, complete_task, fail_task
 from agents.playbooks import Playbook
 from agents.providers import concurrency_cap, get_provider
-from agents.providers.base import (
+from agents.contract import (
     AgentCancelled,
     AgentRequest,
     BudgetExhausted,
@@ -31,7 +31,7 @@ from agents.providers.base import (
     RateLimited,
 )
 from agents.runtime import AgentRuntime, provider_semaphore
-from agents.snapshots import open_snapshot
+from agents.snapshot import open_snapshot
 from harness_site.logfilters import redact
 from runs.events import record_event
 from runs.models import Run, Task

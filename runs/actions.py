@@ -70,10 +70,10 @@ def launch_run(
     from agents.aggregation import AGGREGATION_STEPS
     from agents.playbooks import PLAYBOOKS
     from agents.providers import default_model, get_provider
-    from agents.providers.base import ProviderError
+    from agents.contract import ProviderError
     from agents.snapshot import SnapshotError, freeze_directory
-    from agents.snapshot_archive import freeze_archive
-    from agents.snapshots import snapshot_store
+    from agents.snapshot import freeze_archive
+    from agents.snapshot import snapshot_store
 
     book = PLAYBOOKS.get(playbook)
     if book is None:

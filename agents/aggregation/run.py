@@ -7,7 +7,7 @@ import logging
 from agents.aggregation.stages import FindingRow, RunFacts, run_chain
 from agents.playbooks import Playbook
 from agents.providers import get_provider
-from agents.snapshots import open_snapshot
+from agents.snapshot import open_snapshot
 from runs.models import Finding, Run, Task
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from agents.providers.base import Provider, ProviderError
+from agents.contract import Provider, ProviderError
 from agents.providers.heuristic import HeuristicProvider
 
 

@@ -22,7 +22,7 @@ from agents.docs_analysis import (
     summarize_document,
     synthesize,
 )
-from agents.providers.base import (
+from agents.contract import (
     AgentOutput,
     AgentRequest,
     AgentResult,

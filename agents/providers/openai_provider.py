@@ -8,7 +8,7 @@ server by changing the base URL. Choices made for that portability (NOTES.md, "M
 * The final answer comes from a turn with ``response_format`` json_schema (``strict``) and no
   tools: all four servers enforce json_schema, while mixing it with tools breaks tool-call
   parsing on vLLM/llama.cpp. A model that already answers the tool phase with JSON skips that
-  extra turn. The schema is strict-compatible (see ``agents.agent_loop.output_schema``) and the
+  extra turn. The schema is strict-compatible (see ``agents.providers.loop.output_schema``) and the
   answer is validated with pydantic regardless, since local servers may not enforce it.
 * A client is built per call with the key read from the environment then, ``max_retries=0``
   (the harness owns retries) and an explicit timeout.
@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 
 import openai
 
-from agents.agent_loop import Dialect, LLMProvider, Phase, ToolCall, Turn
-from agents.agent_prompt import ToolSpec, estimate_input_tokens, retry_after_seconds, safe_message
-from agents.providers.base import ProviderError, Usage
+from agents.providers.loop import Dialect, LLMProvider, Phase, ToolCall, Turn
+from agents.providers.prompt import ToolSpec, estimate_input_tokens, retry_after_seconds, safe_message
+from agents.contract import ProviderError, Usage
 from agents.providers.registry import MissingApiKey, ProviderConfig
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})

@@ -48,7 +48,7 @@ from django.core.exceptions import ImproperlyConfigured
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 if TYPE_CHECKING:
-    from agents.providers.base import Provider
+    from agents.contract import Provider
 
 ProviderKind = Literal["openai", "anthropic"]
 RESERVED_NAMES = frozenset({"heuristic"})
@@ -286,7 +286,7 @@ def price_overrides() -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
 def build_provider(name: str) -> Provider:
     """A provider instance for ``name`` (its client is made per call, with the key read then).
     An unknown name is a permanent ``ProviderError`` listing the known ones."""
-    from agents.providers.base import ProviderError
+    from agents.contract import ProviderError
 
     try:
         config = provider_config(name)

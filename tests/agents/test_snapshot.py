@@ -17,7 +17,7 @@ from agents.snapshot import (
     UnsafePathError,
     freeze_directory,
 )
-from agents.snapshot_archive import freeze_archive
+from agents.snapshot import freeze_archive
 
 
 def make_tree(root: Path) -> Path:

@@ -215,7 +215,7 @@ def test_archive_over_upload_limit_is_refused(user: User, settings: Any) -> None
 
 
 def test_refused_archive_leaves_no_manifest(user: User, settings: Any) -> None:
-    from agents.snapshots import snapshot_store
+    from agents.snapshot import snapshot_store
 
     manifests = snapshot_store() / "manifests"
     before = set(manifests.glob("*.json")) if manifests.exists() else set()

@@ -9,7 +9,7 @@ import pytest
 
 from agents import engine, outcomes
 from agents.playbooks import get_playbook
-from agents.providers.base import AgentOutput, AgentResult, SpawnOut, Usage
+from agents.contract import AgentOutput, AgentResult, SpawnOut, Usage
 from runs.actions import launch_run
 from runs.models import Event, Run, Task
 from tests.engine.helpers import make_target
@@ -45,7 +45,7 @@ def running_task(tmp_path: Path, settings: Any, django_capture_on_commit_callbac
 
 
 def _paths(run: Run) -> list[str]:
-    from agents.snapshots import open_snapshot
+    from agents.snapshot import open_snapshot
 
     return open_snapshot(run.snapshot_digest).paths()
 

@@ -11,7 +11,7 @@ import pytest
 from agents import worker
 from agents.engine import dispatch
 from agents.planning import plan_run
-from agents.providers.base import ProviderError
+from agents.contract import ProviderError
 from agents.providers.heuristic import HeuristicProvider
 from runs.actions import cancel_run, launch_run
 from runs.models import Event, Run, Task

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agents.providers.base import AgentRequest, BudgetExhausted, Usage
+from agents.contract import AgentRequest, BudgetExhausted, Usage
 from agents.providers.registry import ProviderConfig
 from agents.snapshot import Snapshot, freeze_directory
 from tests.fakes.anthropic_server import FakeAnthropicServer
@@ -63,7 +63,7 @@ class FakeContext:
         self.tools.append({"index": index, "name": name, "arguments": arguments, **result})
 
     def check_cancelled(self) -> None:
-        from agents.providers.base import AgentCancelled
+        from agents.contract import AgentCancelled
 
         if self.cancelled:
             raise AgentCancelled("cancelled")

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from agents.agent_loop import LLMProvider
+from agents.providers.loop import LLMProvider
 from agents.providers.anthropic_provider import AnthropicProvider
-from agents.providers.base import BudgetExhausted, ProviderError
+from agents.contract import BudgetExhausted, ProviderError
 from agents.providers.openai_provider import OpenAIProvider
 from agents.snapshot import Snapshot
 from tests.fakes import FakeServer
@@ -272,7 +272,7 @@ def test_spawn_requests_are_collected_not_executed(
                            tools=["read_file", "spawn_subagent"], can_spawn=True,
                            max_children=1)
     provider = provider_for(openai_server, "openai")
-    from agents.agent_loop import AgentLoop, ToolCall
+    from agents.providers.loop import AgentLoop, ToolCall
 
     loop = AgentLoop(request, provider.dialect("m"), provider.config, "m", 5.0)
     args = {"scope": {"files": ["src/app.py"], "document": None}, "why": "deeper", "lens": None}

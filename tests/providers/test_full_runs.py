@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 
 from agents.pricing import price_call
-from agents.providers.base import Usage
+from agents.contract import Usage
 from runs.actions import launch_run
 from runs.models import Event, Finding, Run, Span, Step, Task
 from tests.engine.helpers import make_target, wait_for_run

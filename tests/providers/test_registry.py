@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from agents.providers.base import ProviderError
+from agents.contract import ProviderError
 from agents.providers.registry import (
     build_provider,
     price_overrides,

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agents.providers.base import AgentOutput, AgentRequest
+from agents.contract import AgentOutput, AgentRequest
 
 FINAL_TOOL = "final_answer"
 SPAWN_TOOL = "spawn_subagent"

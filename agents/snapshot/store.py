@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from agents.snapshot import Snapshot
+from agents.snapshot.reader import Snapshot
 
 
 def snapshot_store() -> Path:

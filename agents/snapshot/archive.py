@@ -17,13 +17,13 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Literal
 
-from agents.snapshot import (
+from agents.snapshot.base import (
     SKIP_DIRS,
+    Builder,
+    Skip,
     SnapshotError,
     SnapshotManifest,
     UnsafePathError,
-    _Builder,
-    _Skip,
     normalise_path,
 )
 
@@ -56,7 +56,7 @@ def _check_entry_type(fmt: int, raw: str) -> None:
 
 
 def _skip_opener(reason: str) -> Any:
-    raise _Skip(reason)
+    raise Skip(reason)
 
 
 class _Limits:
@@ -193,7 +193,7 @@ def freeze_archive(fileobj: BinaryIO, filename: str, store: Path, *,
             archive = tarfile.open(fileobj=fileobj, mode=tar_mode)  # noqa: SIM115
     except _CORRUPT as exc:
         raise SnapshotError(f"{name!r} is not a valid archive or is corrupt.") from exc
-    with archive, _Builder(store, f"archive {name}", max_file_bytes=max_file_bytes,
+    with archive, Builder(store, f"archive {name}", max_file_bytes=max_file_bytes,
                            max_total_bytes=max_total_bytes, max_files=max_files) as builder:
         try:
             if isinstance(archive, zipfile.ZipFile):

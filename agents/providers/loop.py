@@ -39,7 +39,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agents import semconv
-from agents.agent_prompt import (
+from agents.providers.prompt import (
     SPAWN_ANSWER,
     SPAWN_TOOL,
     ToolSpec,
@@ -53,7 +53,7 @@ from agents.agent_prompt import (
     parse_output,
     safe_message,
 )
-from agents.providers.base import (
+from agents.contract import (
     AgentOutput,
     AgentRequest,
     AgentResult,
@@ -61,12 +61,12 @@ from agents.providers.base import (
     RateLimited,
     SpawnOut,
 )
-from agents.providers.base import Usage as TokenUsage
+from agents.contract import Usage as TokenUsage
 from agents.providers.registry import MissingApiKey, ProviderConfig, UnknownModel
 
 INPUT_MESSAGES = semconv.INPUT_MESSAGES
 OUTPUT_MESSAGES = semconv.OUTPUT_MESSAGES
-_tracer = trace.get_tracer("agents.agent_loop")
+_tracer = trace.get_tracer("agents.providers.loop")
 Phase = Literal["tools", "final"]
 
 @dataclass

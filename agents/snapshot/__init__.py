@@ -1,0 +1,42 @@
+"""Immutable, content-addressed snapshots of a run's target.
+
+Modules: ``base`` (manifest, blob store, builder, errors), ``directory`` (freeze a directory),
+``archive`` (freeze an uploaded zip/tar), ``reader`` (``Snapshot``: list, read, search),
+``store`` (where this deployment keeps them; a per-process cache of opened ones).
+
+At launch the target (a directory under an allowed root, or an uploaded archive) is frozen into a
+store so agents never read the live directory. Store layout::
+
+    objects/<sha256[:2]>/<sha256>   one read-only blob per distinct file content
+    manifests/<digest>.json         one manifest per snapshot
+    tmp/                            staging; emptied after every freeze
+
+Contracts:
+
+* Only UTF-8 text files are kept; everything else is listed in ``SnapshotManifest.skipped`` with a
+  reason. The manifest ``digest`` depends only on the kept (path, content) pairs, so the same
+  content always gives the same digest, whatever the mtimes or the walk order.
+* A freeze either writes a complete manifest or no manifest at all. Blobs are staged under
+  ``tmp/`` and only moved into ``objects/`` once every check passed.
+* Symlinks are never followed, archives are never extracted to disk, and every path handed to
+  ``Snapshot`` is normalised and refused if it tries to leave the snapshot.
+* Every refusal is a ``SnapshotError`` whose message can be shown to a user as-is.
+"""
+
+from agents.snapshot.archive import freeze_archive
+from agents.snapshot.base import SnapshotError, SnapshotManifest, UnsafePathError, normalise_path
+from agents.snapshot.directory import freeze_directory
+from agents.snapshot.reader import Snapshot
+from agents.snapshot.store import open_snapshot, snapshot_store
+
+__all__ = [
+    "Snapshot",
+    "SnapshotError",
+    "SnapshotManifest",
+    "UnsafePathError",
+    "freeze_archive",
+    "freeze_directory",
+    "normalise_path",
+    "open_snapshot",
+    "snapshot_store",
+]

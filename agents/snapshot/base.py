@@ -1,0 +1,216 @@
+"""What every way of freezing shares: the manifest, the blob store, the builder, the refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SKIP_DIRS: dict[str, str] = {
+    ".git": "vcs folder",
+    ".hg": "vcs folder",
+    ".svn": "vcs folder",
+    "node_modules": "dependency or cache folder",
+    "__pycache__": "dependency or cache folder",
+    ".venv": "dependency or cache folder",
+    ".tox": "dependency or cache folder",
+}
+BINARY_SNIFF_BYTES = 8192
+MAX_SKIPPED_LISTED = 1000  # a tree full of junk must not bloat the manifest
+
+
+class SnapshotError(ValueError):
+    """A refusal or failure whose message is fit to show to the user."""
+
+
+class UnsafePathError(SnapshotError):
+    """A path that is absolute or tries to leave the snapshot (``..``, drive letters, NUL)."""
+
+
+class Skip(Exception):
+    """Internal: the current file is skipped for ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class SnapshotManifest:
+    """What a snapshot holds. ``files`` maps POSIX relative path -> {"sha256", "size", "lines"}."""
+
+    digest: str
+    files: dict[str, dict[str, Any]]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    total_bytes: int = 0
+    source: str = ""
+
+    @staticmethod
+    def compute_digest(files: dict[str, dict[str, Any]]) -> str:
+        """SHA-256 over the sorted (path, blob sha, size) entries; nothing else counts."""
+        entries = [[path, meta["sha256"], meta["size"]] for path, meta in sorted(files.items())]
+        return hashlib.sha256(json.dumps(entries, separators=(",", ":")).encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "digest": self.digest,
+            "source": self.source,
+            "total_bytes": self.total_bytes,
+            "files": self.files,
+            "skipped": self.skipped,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SnapshotManifest:
+        try:
+            return cls(
+                digest=str(data["digest"]),
+                files=dict(data["files"]),
+                skipped=list(data.get("skipped", [])),
+                total_bytes=int(data.get("total_bytes", 0)),
+                source=str(data.get("source", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError("The snapshot manifest is malformed.") from exc
+
+
+def normalise_path(path: str) -> str:
+    """Return ``path`` as a clean POSIX relative path ("" is the root).
+
+    Raises ``UnsafePathError`` for absolute paths, drive letters, NUL bytes and any ``..``
+    component, even one that would stay inside (the caller never needs it and it hides escapes).
+    """
+    if not isinstance(path, str):
+        raise UnsafePathError("A path must be a string.")
+    text = path.replace("\\", "/")
+    if "\x00" in text or text.startswith("/") or re.match(r"^[A-Za-z]:", text):
+        raise UnsafePathError(f"Path {path!r} is absolute or invalid; use a relative path.")
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise UnsafePathError(f"Path {path!r} tries to leave the target ('..' is not allowed).")
+    return "/".join(parts)
+
+
+class Store:
+    """Paths of a snapshot store; creates its folders on first use."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.manifests = self.root / "manifests"
+        self.tmp = self.root / "tmp"
+
+    def blob_path(self, sha: str) -> Path:
+        return self.objects / sha[:2] / sha
+
+    def manifest_path(self, digest: str) -> Path:
+        return self.manifests / f"{digest}.json"
+
+
+class Builder:
+    """Collects files into a staging folder; ``finish`` commits them and writes the manifest.
+
+    Use as a context manager: the staging folder is always removed, and nothing reaches
+    ``objects/`` or ``manifests/`` unless ``finish`` ran to completion.
+    """
+
+    def __init__(self, store: Path, source: str, *, max_file_bytes: int, max_total_bytes: int,
+                 max_files: int) -> None:
+        self.store = Store(store)
+        self.source = source
+        self.max_file_bytes = max_file_bytes
+        self.max_total_bytes = max_total_bytes
+        self.max_files = max_files
+        self.files: dict[str, dict[str, Any]] = {}
+        self.skipped: list[dict[str, str]] = []
+        self.skipped_count = 0
+        self.total_bytes = 0
+        self.staged: set[str] = set()
+
+    def __enter__(self) -> Builder:
+        self.store.tmp.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(prefix="stage-", dir=self.store.tmp))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def skip(self, path: str, reason: str) -> None:
+        self.skipped_count += 1
+        if len(self.skipped) < MAX_SKIPPED_LISTED:
+            self.skipped.append({"path": path, "reason": reason})
+
+    def add(self, path: str, size_hint: int, read: Callable[[int], bytes]) -> None:
+        """Keep ``path`` if it is UTF-8 text within the limits; otherwise record why not.
+
+        ``read(limit)`` returns at most ``limit`` bytes, or raises ``Skip``/``OSError``.
+        """
+        if len(self.files) >= self.max_files:
+            return self.skip(path, "limit reached")
+        if size_hint > self.max_file_bytes:
+            return self.skip(path, "too large")
+        try:
+            data = read(self.max_file_bytes + 1)
+        except Skip as skip:
+            return self.skip(path, skip.reason)
+        except OSError:
+            return self.skip(path, "unreadable")
+        if len(data) > self.max_file_bytes:
+            return self.skip(path, "too large")
+        if self.total_bytes + len(data) > self.max_total_bytes:
+            return self.skip(path, "limit reached")
+        if b"\x00" in data[:BINARY_SNIFF_BYTES]:
+            return self.skip(path, "binary")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return self.skip(path, "binary")
+        sha = hashlib.sha256(data).hexdigest()
+        if sha not in self.staged:
+            staged = self.staging / sha
+            staged.write_bytes(data)
+            os.chmod(staged, 0o444)  # blobs are immutable once written
+            self.staged.add(sha)
+        self.files[path] = {"sha256": sha, "size": len(data), "lines": len(text.splitlines())}
+        self.total_bytes += len(data)
+
+    def finish(self) -> SnapshotManifest:
+        """Commit staged blobs, write the manifest (if new) and return it."""
+        if not self.files:
+            reasons = sorted({item["reason"] for item in self.skipped})
+            detail = f" ({self.skipped_count} skipped: {', '.join(reasons)})" if reasons else ""
+            raise SnapshotError(f"Nothing to analyse in {self.source}: no text files{detail}.")
+        if self.skipped_count > len(self.skipped):
+            more = self.skipped_count - len(self.skipped)
+            self.skipped.append({"path": "…", "reason": f"{more} more skipped, not listed"})
+        manifest = SnapshotManifest(
+            digest=SnapshotManifest.compute_digest(self.files),
+            files=dict(sorted(self.files.items())),
+            skipped=self.skipped,
+            total_bytes=self.total_bytes,
+            source=self.source,
+        )
+        for sha in sorted(self.staged):
+            dest = self.store.blob_path(sha)
+            if dest.exists():  # identical content is stored once
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.staging / sha, dest)
+        target = self.store.manifest_path(manifest.digest)
+        # Same digest means same content: the first manifest written stays, so a snapshot is
+        # never rewritten under a reader's feet.
+        if not target.exists():
+            self.store.manifests.mkdir(parents=True, exist_ok=True)
+            tmp = self.staging / "manifest.json"
+            tmp.write_text(json.dumps(manifest.to_dict(), indent=1, ensure_ascii=False), "utf-8")
+            os.replace(tmp, target)
+        return manifest
+
