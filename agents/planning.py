@@ -1,46 +1,252 @@
-"""Planning a run: decompose its snapshot with its playbook into the task DAG."""
+"""Decomposition: snapshot + playbook → the run's task set (a DAG), deterministically.
+
+The same snapshot and playbook always give the same TaskSpecs, in the same order, with the same
+keys: key = SHA-256 of step, lens, canonical scope and snapshot digest. Strategies:
+
+- domain: files grouped by directory, packed into size-balanced chunks, x lenses;
+- perspective: one document x lenses (personas);
+- hierarchical: one reader per document, then a synthesis task depending on all of them;
+- sampling: a seeded random subset of a large corpus (the seed comes from the snapshot digest);
+- ensemble: K agents on seeded samples of the same target, same lens (for voting).
+"""
 
 from __future__ import annotations
 
-import logging
+import hashlib
+import json
+import posixpath
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
-from django.db import transaction
-
-from agents.decompose import PlanningError, plan
-from agents.engine import create_planned_tasks
 from agents.playbooks import Playbook
-from agents.runtime import rebuild_budget
-from agents.snapshot import SnapshotError
-from agents.snapshot import open_snapshot
-from runs.events import record_event
-from runs.models import Run
 
-logger = logging.getLogger(__name__)
+DOC_EXTENSIONS = (".md", ".markdown", ".txt", ".rst")
 
 
-def plan_run(run_id: int) -> None:
-    """Idempotent: a redelivered plan message continues a run left in ``planning``."""
-    run = Run.objects.filter(pk=run_id).first()
-    if run is None:
-        return
-    if run.status == Run.Status.PENDING:
-        with transaction.atomic():
-            if run.transition(Run.Status.PLANNING):
-                record_event(run, "run.planning", {"playbook": run.playbook})
-    if run.status != Run.Status.PLANNING:
-        return
-    try:
-        playbook = Playbook.from_config(run.config)
-        snapshot = open_snapshot(run.snapshot_digest)
-        specs = plan(playbook, snapshot.manifest.to_dict())
-    except (PlanningError, SnapshotError) as exc:
-        _fail(run, str(exc))
-        return
-    rebuild_budget(run)
-    create_planned_tasks(run, playbook, specs)
+class PlanningError(ValueError):
+    """The playbook cannot be planned on this snapshot (a clear, user-facing message)."""
 
 
-def _fail(run: Run, reason: str) -> None:
-    with transaction.atomic():
-        if run.transition(Run.Status.FAILED, reason):
-            record_event(run, "run.failed", {"reason": reason})
+def task_key(step: str, lens: str, scope: dict[str, Any], snapshot_digest: str) -> str:
+    canonical = json.dumps(scope, sort_keys=True, separators=(",", ":"))
+    raw = "\x1f".join([step, lens, canonical, snapshot_digest])
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass
+class TaskSpec:
+    step: str
+    role: str
+    lens: str
+    scope: dict[str, Any]
+    scope_label: str
+    why: str
+    snapshot_digest: str
+    depends_on: tuple[str, ...] = ()
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key = task_key(self.step, self.lens, self.scope, self.snapshot_digest)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    size: int
+
+
+def scope_label(files: list[str]) -> str:
+    if len(files) == 1:
+        return files[0]
+    common = posixpath.commonpath(files) if files else ""
+    where = f"{common}/" if common else "(root)/"
+    return f"{where} · {len(files)} files"
+
+
+def chunk_files(files: Iterable[FileInfo], max_bytes: int, max_files: int) -> list[list[FileInfo]]:
+    """Greedy size-balanced packing that keeps a directory's files together where it can.
+
+    Files are visited in path order (so neighbours share a chunk); a chunk closes when the next
+    file would push it past ``max_bytes`` or ``max_files``. A file bigger than ``max_bytes`` gets
+    a chunk of its own (its agent may then ask to split it further).
+    """
+    chunks: list[list[FileInfo]] = []
+    current: list[FileInfo] = []
+    size = 0
+    current_dir: str | None = None
+    for info in sorted(files, key=lambda f: f.path):
+        directory = posixpath.dirname(info.path)
+        full = len(current) >= max_files or (current and size + info.size > max_bytes)
+        # Start a new chunk at a directory boundary once the chunk is at least half full.
+        boundary = current and directory != current_dir and size >= max_bytes // 2
+        if current and (full or boundary):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(info)
+        size += info.size
+        current_dir = directory
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _files(manifest: dict[str, Any]) -> list[FileInfo]:
+    return [FileInfo(path, int(meta["size"])) for path, meta in sorted(manifest["files"].items())]
+
+
+def _documents(manifest: dict[str, Any]) -> list[FileInfo]:
+    files = _files(manifest)
+    docs = [f for f in files if f.path.lower().endswith(DOC_EXTENSIONS)]
+    return docs or files
+
+
+def _rng(digest: str, salt: str) -> random.Random:
+    # Seeded from the snapshot so a re-plan of the same snapshot samples the same files.
+    return random.Random(int(hashlib.sha256(f"{digest}:{salt}".encode()).hexdigest()[:16], 16))
+
+
+def plan(playbook: Playbook, manifest: dict[str, Any]) -> list[TaskSpec]:
+    """All root tasks of a run. Raises PlanningError with a clear message."""
+    digest = manifest["digest"]
+    files = _files(manifest)
+    if not files:
+        raise PlanningError("The target has no readable text files to analyse.")
+    opts = playbook.options
+    worker_role = next(iter(playbook.roles))
+    specs: list[TaskSpec] = []
+
+    if playbook.decomposition == "domain":
+        chunks = chunk_files(
+            files, int(opts.get("chunk_bytes", 24_000)), int(opts.get("chunk_files", 6))
+        )
+        for chunk in chunks:
+            paths = [f.path for f in chunk]
+            for lens in playbook.lenses:
+                specs.append(
+                    TaskSpec(
+                        step="audit",
+                        role=worker_role,
+                        lens=lens,
+                        scope={"files": paths},
+                        scope_label=scope_label(paths),
+                        snapshot_digest=digest,
+                        why=f"{lens} review of {scope_label(paths)}",
+                    )
+                )
+
+    elif playbook.decomposition == "perspective":
+        document = _pick_document(manifest, opts.get("document"))
+        for lens in playbook.lenses:
+            specs.append(
+                TaskSpec(
+                    step="review",
+                    role=worker_role,
+                    lens=lens,
+                    scope={"document": document},
+                    scope_label=document,
+                    snapshot_digest=digest,
+                    why=f"{document} read as the {lens}",
+                )
+            )
+
+    elif playbook.decomposition in ("hierarchical", "sampling"):
+        docs = _documents(manifest)
+        limit = int(opts.get("max_documents", 200))
+        if playbook.decomposition == "sampling" or len(docs) > limit:
+            rng = _rng(digest, "sample")
+            docs = sorted(rng.sample(docs, min(limit, len(docs))), key=lambda f: f.path)
+        readers = [
+            TaskSpec(
+                step="read",
+                role=worker_role,
+                lens=playbook.lenses[0],
+                scope={"document": doc.path},
+                scope_label=doc.path,
+                snapshot_digest=digest,
+                why=f"extract the key points of {doc.path}",
+            )
+            for doc in docs
+        ]
+        specs.extend(readers)
+        if "synthesizer" in playbook.roles:
+            specs.append(
+                TaskSpec(
+                    step="synthesize",
+                    role="synthesizer",
+                    lens="synthesis",
+                    scope={"documents": [d.path for d in docs]},
+                    scope_label=f"{len(docs)} documents",
+                    snapshot_digest=digest,
+                    why="combine the readers' summaries into shared themes",
+                    depends_on=tuple(r.key for r in readers),
+                )
+            )
+
+    elif playbook.decomposition == "ensemble":
+        k = int(opts.get("k", 5))
+        fraction = float(opts.get("sample_fraction", 0.8))
+        for i in range(k):
+            rng = _rng(digest, f"ensemble-{i}")
+            size = max(1, round(len(files) * fraction))
+            sample = sorted(f.path for f in rng.sample(files, min(size, len(files))))
+            for lens in playbook.lenses:
+                specs.append(
+                    TaskSpec(
+                        step=f"vote-{i}",
+                        role=worker_role,
+                        lens=lens,
+                        scope={"files": sample, "voter": i},
+                        scope_label=f"voter {i + 1}/{k} · {len(sample)} files",
+                        snapshot_digest=digest,
+                        why=f"independent {lens} vote #{i + 1} of {k}",
+                    )
+                )
+    else:  # pragma: no cover - playbooks are validated at definition
+        raise PlanningError(f"Unknown decomposition {playbook.decomposition!r}")
+
+    if len(specs) > playbook.max_agents:
+        raise PlanningError(
+            f"This target needs {len(specs)} agents but the run allows {playbook.max_agents}: "
+            "raise max agents or pick a smaller target."
+        )
+    check_acyclic(specs)
+    return specs
+
+
+def _pick_document(manifest: dict[str, Any], wanted: str | None) -> str:
+    docs = _documents(manifest)
+    if wanted:
+        if wanted not in manifest["files"]:
+            raise PlanningError(f"The document {wanted!r} is not in the target.")
+        return str(wanted)
+    # The largest document is the one worth many perspectives.
+    return max(docs, key=lambda f: (f.size, f.path)).path
+
+
+def check_acyclic(specs: list[TaskSpec]) -> None:
+    """Refuse unknown dependencies and cycles (Kahn's algorithm)."""
+    keys = {s.key for s in specs}
+    if len(keys) != len(specs):
+        raise PlanningError("Two planned tasks have the same key (duplicate scope and lens).")
+    incoming = {s.key: set(s.depends_on) for s in specs}
+    for spec in specs:
+        unknown = set(spec.depends_on) - keys
+        if unknown:
+            raise PlanningError(f"Task {spec.scope_label} depends on a task that is not planned.")
+    ready = [k for k, deps in incoming.items() if not deps]
+    seen = 0
+    dependents: dict[str, list[str]] = {}
+    for spec in specs:
+        for dep in spec.depends_on:
+            dependents.setdefault(dep, []).append(spec.key)
+    while ready:
+        key = ready.pop()
+        seen += 1
+        for child in dependents.get(key, []):
+            incoming[child].discard(key)
+            if not incoming[child]:
+                ready.append(child)
+    if seen != len(specs):
+        raise PlanningError("The planned tasks have a dependency cycle.")

@@ -1,4 +1,4 @@
-"""The Celery app. Settings come from Django settings (CELERY_* names); tasks live in agents/."""
+"""The Celery app. Settings come from Django settings (CELERY_* names); tasks: runs/tasks.py."""
 
 from __future__ import annotations
 
@@ -7,23 +7,22 @@ import os
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
+from harness_site.telemetry import setup_telemetry, shutdown_telemetry
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "harness_site.settings")
 
 app = Celery("harness")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["agents"])
+# Every installed app's tasks module (the worker's tasks live in runs/tasks.py).
+app.autodiscover_tasks()
 
 
 @worker_process_init.connect
 def _start_telemetry_in_child(**_: object) -> None:
     # Exporters hold threads and sockets: they must be created after the prefork fork.
-    from harness_site.telemetry import setup_telemetry
-
     setup_telemetry(component="worker")
 
 
 @worker_process_shutdown.connect
 def _flush_telemetry(**_: object) -> None:
-    from harness_site.telemetry import shutdown_telemetry
-
     shutdown_telemetry()

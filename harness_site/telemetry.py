@@ -9,7 +9,7 @@ import threading
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
@@ -17,6 +17,15 @@ logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _forced = threading.local()
+# Processors the apps add to every process's provider (the runs app stores spans for the
+# dashboard); registered from AppConfig.ready, so this module never imports an app.
+_extra_processors: list[type[SpanProcessor]] = []
+
+
+def register_span_processor(processor: type[SpanProcessor]) -> None:
+    """Add a processor class to every provider set up from now on (idempotent)."""
+    if processor not in _extra_processors:
+        _extra_processors.append(processor)
 
 
 class RunIdGenerator(RandomIdGenerator):
@@ -72,9 +81,8 @@ def setup_telemetry(component: str = "web") -> TracerProvider:
             {"service.name": settings.OTEL_SERVICE_NAME, "service.component": component}
         )
         provider = TracerProvider(resource=resource, id_generator=RunIdGenerator())
-        from agents.spans import DatabaseSpanProcessor
-
-        provider.add_span_processor(DatabaseSpanProcessor())
+        for processor in _extra_processors:
+            provider.add_span_processor(processor())
         if settings.OTEL_EXPORTER_OTLP_ENDPOINT:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.trace.export import BatchSpanProcessor

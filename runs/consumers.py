@@ -28,6 +28,7 @@ from runs.access import get_run_for_user
 from runs.events import RUNS_LIST_GROUP
 from runs.models import Run
 from runs.views.live import HEAVY_INTERVAL, LiveState, render_update
+from runs.views.runs import RUNS_PER_PAGE, filtered_runs
 
 logger = logging.getLogger(__name__)
 
@@ -213,8 +214,6 @@ class RunListConsumer(_Batched):
             self.mark_dirty()
 
     def _page_ids(self) -> list[int]:
-        from runs.views.runs import RUNS_PER_PAGE, filtered_runs
-
         runs, _, _ = filtered_runs(self.scope["user"], self.params)
         page = max(1, _int(self.params.get("page")))
         start = (page - 1) * RUNS_PER_PAGE
@@ -235,8 +234,6 @@ class RunListConsumer(_Batched):
             await self.send(text_data=html)
 
     def _render(self, ids: set[int]) -> str:
-        from runs.views.runs import filtered_runs
-
         runs, _, _ = filtered_runs(self.scope["user"], self.params)
         first_page = _int(self.params.get("page")) <= 1
         parts = []

@@ -14,11 +14,12 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import F
 
-from runs.models import Event
+from runs.models import Event, Run
 
 if TYPE_CHECKING:
-    from runs.models import Run, Task
+    from runs.models import Task
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +49,8 @@ def record_events(run: Run, items: list[tuple[str, dict[str, Any], Task | None]]
         return []
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_events must run inside the transaction of its change")
-    from django.db.models import F
-
-    from runs.models import Run as RunModel
-
-    RunModel.objects.filter(pk=run.pk).update(last_seq=F("last_seq") + len(items))
-    last = RunModel.objects.filter(pk=run.pk).values_list("last_seq", flat=True).get()
+    Run.objects.filter(pk=run.pk).update(last_seq=F("last_seq") + len(items))
+    last = Run.objects.filter(pk=run.pk).values_list("last_seq", flat=True).get()
     run.last_seq = last
     first = last - len(items) + 1
     events = [

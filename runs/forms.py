@@ -9,31 +9,23 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
+from agents.aggregation import AGGREGATION_STEPS
+from agents.playbooks import PLAYBOOKS
+from agents.providers import provider_choices
+from runs.actions.launch import BUDGET_USD_MAX, BUDGET_USD_STEP, LAUNCH_BOUNDS
+from runs.models import Run
 from runs.targets import available_targets
 
 
-def _playbooks() -> dict[str, Any]:
-    from agents.playbooks import PLAYBOOKS
-
-    return PLAYBOOKS
-
-
-def _aggregation_steps() -> dict[str, str]:
-    from agents.aggregation import AGGREGATION_STEPS
-
-    return AGGREGATION_STEPS
-
-
-def _provider_choices() -> list[tuple[str, str]]:
-    from agents.providers import provider_choices
-
-    return provider_choices()
+def _bounded(name: str, **kwargs: Any) -> forms.IntegerField:
+    low, high = LAUNCH_BOUNDS[name]
+    return forms.IntegerField(min_value=low, max_value=high, **kwargs)
 
 
 def all_roles() -> dict[str, list[str]]:
     """Role name → the playbooks that use it (role model fields are shared across playbooks)."""
     roles: dict[str, list[str]] = {}
-    for name, playbook in _playbooks().items():
+    for name, playbook in PLAYBOOKS.items():
         for role in playbook.roles:
             roles.setdefault(role, []).append(name)
     return roles
@@ -55,21 +47,25 @@ class LaunchForm(forms.Form):
         required=False,
         help_text="Default model for every role (blank: the provider's default).",
     )
-    max_concurrency = forms.IntegerField(min_value=1, max_value=256)
+    max_concurrency = _bounded("max_concurrency")
     budget_usd = forms.DecimalField(
-        min_value=Decimal(0), max_digits=12, decimal_places=4, required=False, label="Budget (USD)"
+        min_value=BUDGET_USD_STEP,
+        max_value=BUDGET_USD_MAX,
+        max_digits=12,
+        decimal_places=6,
+        required=False,
+        label="Budget (USD)",
     )
-    budget_tokens = forms.IntegerField(min_value=1, required=False, label="Budget (tokens)")
-    max_depth = forms.IntegerField(min_value=0, max_value=10)
+    budget_tokens = _bounded("budget_tokens", required=False, label="Budget (tokens)")
+    max_depth = _bounded("max_depth")
     aggregation = forms.MultipleChoiceField(
         widget=forms.CheckboxSelectMultiple,
         required=False,
         label="Aggregation chain",
         help_text="Applied in this order once every agent has finished.",
     )
-    latency_ms = forms.IntegerField(
-        min_value=0,
-        max_value=60_000,
+    latency_ms = _bounded(
+        "latency_ms",
         required=False,
         initial=0,
         label="Simulated latency (ms)",
@@ -78,12 +74,12 @@ class LaunchForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        playbooks = _playbooks()
+        playbooks = PLAYBOOKS
         self.playbooks = playbooks
         self._choices("playbook", [(p.name, p.title) for p in playbooks.values()])
         self._choices("target", [("", "— choose a target —"), *available_targets()])
-        self._choices("provider", _provider_choices())
-        steps = _aggregation_steps()
+        self._choices("provider", provider_choices())
+        steps = AGGREGATION_STEPS
         self.aggregation_help = steps
         self._choices("aggregation", [(name, name) for name in steps])
         self.role_fields: list[str] = []
@@ -149,8 +145,6 @@ class RunFilterForm(forms.Form):
     playbook = forms.CharField(required=False, max_length=100)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from runs.models import Run
-
         super().__init__(*args, **kwargs)
         status = self.fields["status"]
         assert isinstance(status, forms.ChoiceField)

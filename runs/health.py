@@ -9,6 +9,8 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from harness_site.celery import app
+
 
 def check_database() -> dict[str, Any]:
     started = time.monotonic()
@@ -35,8 +37,6 @@ def check_redis() -> dict[str, Any]:
 
 
 def check_workers(timeout: float = 1.0) -> dict[str, Any]:
-    from harness_site.celery import app
-
     started = time.monotonic()
     try:
         replies = app.control.ping(timeout=timeout)

@@ -45,7 +45,8 @@ def _app_paths() -> list[str]:
 
 def _admin_paths() -> list[str]:
     return [
-        p for p in _project_paths()
+        p
+        for p in _project_paths()
         if p.startswith("/admin/") and not p.startswith(("/admin/login/", "/admin/logout/"))
     ]
 
@@ -84,16 +85,31 @@ def test_anonymous_get_redirects_to_login(path: str, some_run: Run) -> None:
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", _app_paths())
 def test_anonymous_post_changes_nothing(path: str, some_run: Run) -> None:
-    before = (Run.objects.count(), Task.objects.count(), Event.objects.count(),
-              Approval.objects.count())
+    before = (
+        Run.objects.count(),
+        Task.objects.count(),
+        Event.objects.count(),
+        Approval.objects.count(),
+    )
     client = Client(enforce_csrf_checks=False)
-    response = client.post(path, {"decision": "approved", "playbook": "codebase-audit",
-                                  "target_path": "samples/vulnerable_app", "comment": "x"})
+    response = client.post(
+        path,
+        {
+            "decision": "approved",
+            "playbook": "codebase-audit",
+            "target_path": "samples/vulnerable_app",
+            "comment": "x",
+        },
+    )
     assert response.status_code in (302, 403, 405), (path, response.status_code)
     if response.status_code == 302:
         assert urlsplit(response["Location"]).path == "/accounts/login/"
-    after = (Run.objects.count(), Task.objects.count(), Event.objects.count(),
-             Approval.objects.count())
+    after = (
+        Run.objects.count(),
+        Task.objects.count(),
+        Event.objects.count(),
+        Approval.objects.count(),
+    )
     assert after == before
     some_run.refresh_from_db()
     assert some_run.status == Run.Status.PENDING
@@ -117,9 +133,14 @@ def test_admin_login_page_itself_is_reachable() -> None:
 @pytest.mark.django_db
 def test_anonymous_admin_post_creates_no_user() -> None:
     before = User.objects.count()
-    response = Client().post("/admin/auth/user/add/", {
-        "username": "intruder", "password1": "Xx-very-long-pw-1", "password2": "Xx-very-long-pw-1",
-    })
+    response = Client().post(
+        "/admin/auth/user/add/",
+        {
+            "username": "intruder",
+            "password1": "Xx-very-long-pw-1",
+            "password2": "Xx-very-long-pw-1",
+        },
+    )
     assert response.status_code in (302, 403)
     assert User.objects.count() == before
 
@@ -168,9 +189,13 @@ def test_signed_in_websocket_on_the_same_route_is_accepted() -> None:
 
     async def attempt() -> bool:
         communicator = WebsocketCommunicator(
-            application, "/ws/runs/",
-            headers=[(b"origin", b"http://localhost"), (b"host", b"localhost"),
-                     (b"cookie", cookie.encode())],
+            application,
+            "/ws/runs/",
+            headers=[
+                (b"origin", b"http://localhost"),
+                (b"host", b"localhost"),
+                (b"cookie", cookie.encode()),
+            ],
         )
         connected, _ = await communicator.connect(timeout=5)
         if connected:

@@ -59,80 +59,169 @@ def _r(lens: str, title: str, severity: str, detail: str) -> RuleSpec:
 
 # One table so the Python (ast) path and the regex path explain a rule the same way.
 RULES: Final[dict[str, RuleSpec]] = {
-    "sec.eval": _r("security", "Dynamic code execution (eval/exec)", "high",
-                   "Evaluating strings as code runs whatever an attacker can get into them. "
-                   "Parse the data instead (ast.literal_eval, json) or dispatch via a lookup "
-                   "table."),
-    "sec.shell": _r("security", "Command run through a shell", "high",
-                    "Passing a command string to a shell allows command injection when any "
-                    "part comes from input. Pass an argument list with shell=False "
-                    "(subprocess.run([...])) and never pipe downloaded scripts into a shell."),
-    "sec.sql": _r("security", "SQL built from string formatting", "high",
-                  "Interpolating values into SQL text enables SQL injection. Use placeholders "
-                  "and pass the values separately (cursor.execute(sql, params))."),
-    "sec.secret": _r("security", "Hard-coded secret", "high",
-                     "Credentials in source end up in VCS history, logs and every copy of the "
-                     "repo. Load them from the environment or a secret manager and rotate this "
-                     "one."),
-    "sec.aws_key": _r("security", "AWS access key id in source", "critical",
-                      "A string shaped like an AWS access key id is committed. Remove it, "
-                      "rotate the key in IAM and load credentials from the environment."),
-    "sec.private_key": _r("security", "Private key material in source", "critical",
-                          "A PEM private key block is committed. Remove it, treat the key as "
-                          "compromised, and mount keys from a secret store at runtime."),
-    "sec.deserialize": _r("security", "Unsafe deserialization", "high",
-                          "pickle/marshal/yaml.load (without SafeLoader) can execute code "
-                          "while loading. Use json or yaml.safe_load for untrusted data."),
-    "sec.tls": _r("security", "TLS certificate verification disabled", "high",
-                  "Turning off certificate checks allows man-in-the-middle attacks. Keep "
-                  "verification on and point to a CA bundle if a private CA is used."),
-    "sec.weak_hash": _r("security", "Weak hash algorithm (MD5/SHA-1)", "medium",
-                        "MD5 and SHA-1 are broken for collision resistance. Use SHA-256+ (or "
-                        "a password KDF such as bcrypt/argon2 for passwords); pass "
-                        "usedforsecurity=False if this is a non-security checksum."),
-    "sec.debug": _r("security", "Debug mode enabled", "medium",
-                    "Debug mode exposes stack traces, settings and sometimes an interactive "
-                    "console. Drive it from the environment and default it to off."),
-    "rel.bare_except": _r("reliability", "Bare except clause", "medium",
-                          "`except:` also catches KeyboardInterrupt and SystemExit and hides "
-                          "real bugs. Catch the specific exceptions you expect."),
-    "rel.swallowed_exception": _r("reliability", "Exception swallowed silently", "medium",
-                                  "The handler catches everything and does nothing, so "
-                                  "failures vanish without a trace. Log it, re-raise, or "
-                                  "catch a narrower exception."),
-    "rel.no_timeout": _r("reliability", "Network call without a timeout", "medium",
-                         "Without a timeout a slow or dead peer blocks this call forever and "
-                         "ties up the worker. Pass an explicit timeout=..."),
-    "rel.open_leak": _r("reliability", "File opened outside a with-statement", "low",
-                        "The handle is only closed when garbage collected (or never on "
-                        "errors). Use `with open(...) as f:`."),
-    "rel.mutable_default": _r("reliability", "Mutable default argument", "medium",
-                              "Default values are created once and shared across calls, so "
-                              "mutations leak between calls. Default to None and create the "
-                              "object inside the function."),
-    "rel.empty_catch": _r("reliability", "Empty catch block", "medium",
-                          "Errors are discarded silently. Handle, log or rethrow them."),
-    "rel.no_set_e": _r("reliability", "Shell script does not stop on errors", "medium",
-                       "Without `set -e` (ideally `set -euo pipefail`) the script keeps going "
-                       "after a failed command and may deploy a half-built state."),
-    "mnt.long_function": _r("maintainability", "Very long function", "low",
-                            "Long functions are hard to read, test and review. Split it into "
-                            "smaller named steps."),
-    "mnt.deep_nesting": _r("maintainability", "Deeply nested code", "low",
-                           "Deep nesting hides the main path. Use early returns/continue or "
-                           "extract helpers."),
-    "mnt.todo": _r("maintainability", "Unresolved TODO/FIXME marker", "info",
-                   "Marker comments record known unfinished work. Resolve it or track it in "
-                   "the issue tracker."),
-    "mnt.too_many_params": _r("maintainability", "Too many parameters", "low",
-                              "Many parameters make calls error-prone. Group related values "
-                              "into a dataclass or split the function."),
-    "mnt.long_file": _r("maintainability", "Very long file", "low",
-                        "Very long modules mix responsibilities. Split it into focused "
-                        "modules."),
-    "mnt.complexity": _r("maintainability", "High cyclomatic complexity", "medium",
-                         "Many branches mean many paths to test. Simplify the logic or "
-                         "extract decision tables/helpers."),
+    "sec.eval": _r(
+        "security",
+        "Dynamic code execution (eval/exec)",
+        "high",
+        "Evaluating strings as code runs whatever an attacker can get into them. "
+        "Parse the data instead (ast.literal_eval, json) or dispatch via a lookup "
+        "table.",
+    ),
+    "sec.shell": _r(
+        "security",
+        "Command run through a shell",
+        "high",
+        "Passing a command string to a shell allows command injection when any "
+        "part comes from input. Pass an argument list with shell=False "
+        "(subprocess.run([...])) and never pipe downloaded scripts into a shell.",
+    ),
+    "sec.sql": _r(
+        "security",
+        "SQL built from string formatting",
+        "high",
+        "Interpolating values into SQL text enables SQL injection. Use placeholders "
+        "and pass the values separately (cursor.execute(sql, params)).",
+    ),
+    "sec.secret": _r(
+        "security",
+        "Hard-coded secret",
+        "high",
+        "Credentials in source end up in VCS history, logs and every copy of the "
+        "repo. Load them from the environment or a secret manager and rotate this "
+        "one.",
+    ),
+    "sec.aws_key": _r(
+        "security",
+        "AWS access key id in source",
+        "critical",
+        "A string shaped like an AWS access key id is committed. Remove it, "
+        "rotate the key in IAM and load credentials from the environment.",
+    ),
+    "sec.private_key": _r(
+        "security",
+        "Private key material in source",
+        "critical",
+        "A PEM private key block is committed. Remove it, treat the key as "
+        "compromised, and mount keys from a secret store at runtime.",
+    ),
+    "sec.deserialize": _r(
+        "security",
+        "Unsafe deserialization",
+        "high",
+        "pickle/marshal/yaml.load (without SafeLoader) can execute code "
+        "while loading. Use json or yaml.safe_load for untrusted data.",
+    ),
+    "sec.tls": _r(
+        "security",
+        "TLS certificate verification disabled",
+        "high",
+        "Turning off certificate checks allows man-in-the-middle attacks. Keep "
+        "verification on and point to a CA bundle if a private CA is used.",
+    ),
+    "sec.weak_hash": _r(
+        "security",
+        "Weak hash algorithm (MD5/SHA-1)",
+        "medium",
+        "MD5 and SHA-1 are broken for collision resistance. Use SHA-256+ (or "
+        "a password KDF such as bcrypt/argon2 for passwords); pass "
+        "usedforsecurity=False if this is a non-security checksum.",
+    ),
+    "sec.debug": _r(
+        "security",
+        "Debug mode enabled",
+        "medium",
+        "Debug mode exposes stack traces, settings and sometimes an interactive "
+        "console. Drive it from the environment and default it to off.",
+    ),
+    "rel.bare_except": _r(
+        "reliability",
+        "Bare except clause",
+        "medium",
+        "`except:` also catches KeyboardInterrupt and SystemExit and hides "
+        "real bugs. Catch the specific exceptions you expect.",
+    ),
+    "rel.swallowed_exception": _r(
+        "reliability",
+        "Exception swallowed silently",
+        "medium",
+        "The handler catches everything and does nothing, so "
+        "failures vanish without a trace. Log it, re-raise, or "
+        "catch a narrower exception.",
+    ),
+    "rel.no_timeout": _r(
+        "reliability",
+        "Network call without a timeout",
+        "medium",
+        "Without a timeout a slow or dead peer blocks this call forever and "
+        "ties up the worker. Pass an explicit timeout=...",
+    ),
+    "rel.open_leak": _r(
+        "reliability",
+        "File opened outside a with-statement",
+        "low",
+        "The handle is only closed when garbage collected (or never on "
+        "errors). Use `with open(...) as f:`.",
+    ),
+    "rel.mutable_default": _r(
+        "reliability",
+        "Mutable default argument",
+        "medium",
+        "Default values are created once and shared across calls, so "
+        "mutations leak between calls. Default to None and create the "
+        "object inside the function.",
+    ),
+    "rel.empty_catch": _r(
+        "reliability",
+        "Empty catch block",
+        "medium",
+        "Errors are discarded silently. Handle, log or rethrow them.",
+    ),
+    "rel.no_set_e": _r(
+        "reliability",
+        "Shell script does not stop on errors",
+        "medium",
+        "Without `set -e` (ideally `set -euo pipefail`) the script keeps going "
+        "after a failed command and may deploy a half-built state.",
+    ),
+    "mnt.long_function": _r(
+        "maintainability",
+        "Very long function",
+        "low",
+        "Long functions are hard to read, test and review. Split it into smaller named steps.",
+    ),
+    "mnt.deep_nesting": _r(
+        "maintainability",
+        "Deeply nested code",
+        "low",
+        "Deep nesting hides the main path. Use early returns/continue or extract helpers.",
+    ),
+    "mnt.todo": _r(
+        "maintainability",
+        "Unresolved TODO/FIXME marker",
+        "info",
+        "Marker comments record known unfinished work. Resolve it or track it in "
+        "the issue tracker.",
+    ),
+    "mnt.too_many_params": _r(
+        "maintainability",
+        "Too many parameters",
+        "low",
+        "Many parameters make calls error-prone. Group related values "
+        "into a dataclass or split the function.",
+    ),
+    "mnt.long_file": _r(
+        "maintainability",
+        "Very long file",
+        "low",
+        "Very long modules mix responsibilities. Split it into focused modules.",
+    ),
+    "mnt.complexity": _r(
+        "maintainability",
+        "High cyclomatic complexity",
+        "medium",
+        "Many branches mean many paths to test. Simplify the logic or "
+        "extract decision tables/helpers.",
+    ),
 }
 
 RULES_BY_LENS: Final[dict[str, tuple[str, ...]]] = {
@@ -147,7 +236,7 @@ def make_evidence(lines: list[str], start: int, end: int) -> str:
         return ""
     start = max(1, min(start, len(lines)))
     end = max(start, min(end, len(lines)))
-    text = "\n".join(line.strip() for line in lines[start - 1:end])
+    text = "\n".join(line.strip() for line in lines[start - 1 : end])
     return text[:MAX_EVIDENCE_CHARS]
 
 
@@ -186,24 +275,98 @@ def make_finding(
 # --- secrets ------------------------------------------------------------------------------
 
 _SECRET_WORDS: Final[frozenset[str]] = frozenset(
-    {"password", "passwd", "passphrase", "pwd", "secret", "token", "apikey", "credential",
-     "credentials"}
+    {
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "secret",
+        "token",
+        "apikey",
+        "credential",
+        "credentials",
+    }
 )
 _SECRET_PAIRS: Final[frozenset[tuple[str, str]]] = frozenset(
-    {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"),
-     ("auth", "token"), ("client", "secret"), ("signing", "key")}
+    {
+        ("api", "key"),
+        ("access", "key"),
+        ("private", "key"),
+        ("secret", "key"),
+        ("auth", "token"),
+        ("client", "secret"),
+        ("signing", "key"),
+    }
 )
 # A trailing word like these means the value describes the secret, not the secret itself.
 _NOT_SECRET_SUFFIXES: Final[frozenset[str]] = frozenset(
-    {"url", "uri", "field", "fields", "name", "env", "var", "path", "file", "header", "type",
-     "len", "length", "prefix", "pattern", "regex", "label", "id", "count", "expiry", "expires",
-     "ttl", "timeout", "min", "max", "format", "fmt", "mode", "required", "policy", "chars",
-     "endpoint", "param", "message", "msg", "hint", "placeholder", "help"}
+    {
+        "url",
+        "uri",
+        "field",
+        "fields",
+        "name",
+        "env",
+        "var",
+        "path",
+        "file",
+        "header",
+        "type",
+        "len",
+        "length",
+        "prefix",
+        "pattern",
+        "regex",
+        "label",
+        "id",
+        "count",
+        "expiry",
+        "expires",
+        "ttl",
+        "timeout",
+        "min",
+        "max",
+        "format",
+        "fmt",
+        "mode",
+        "required",
+        "policy",
+        "chars",
+        "endpoint",
+        "param",
+        "message",
+        "msg",
+        "hint",
+        "placeholder",
+        "help",
+    }
 )
 _PLACEHOLDERS: Final[frozenset[str]] = frozenset(
-    {"changeme", "change-me", "change_me", "password", "secret", "todo", "tbd", "none", "null",
-     "example", "dummy", "placeholder", "redacted", "test", "your-api-key", "your_api_key",
-     "your-token", "your_token", "xxxx", "notset", "not-set", "unset", "default"}
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "password",
+        "secret",
+        "todo",
+        "tbd",
+        "none",
+        "null",
+        "example",
+        "dummy",
+        "placeholder",
+        "redacted",
+        "test",
+        "your-api-key",
+        "your_api_key",
+        "your-token",
+        "your_token",
+        "xxxx",
+        "notset",
+        "not-set",
+        "unset",
+        "default",
+    }
 )
 # Templates and env-var *names* rather than values: <secret>, ${VAR}, {{ var }}, %(x)s, API_KEY.
 _TEMPLATE_RE = re.compile(r"<[^>]*>|\$\{?[\w.:-]+\}?|\{\{.*\}\}|%\(\w+\)s|[A-Z][A-Z0-9_]{2,}")
@@ -244,5 +407,8 @@ def mask_secret(value: str) -> str:
 
 def masked_line(line: str, value: str) -> str:
     """The stripped line with every occurrence of `value` masked (capped at 300 chars)."""
-    return line.strip().replace(value, mask_secret(value))[:MAX_EVIDENCE_CHARS] if value else \
-        line.strip()[:MAX_EVIDENCE_CHARS]
+    return (
+        line.strip().replace(value, mask_secret(value))[:MAX_EVIDENCE_CHARS]
+        if value
+        else line.strip()[:MAX_EVIDENCE_CHARS]
+    )

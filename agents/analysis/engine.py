@@ -49,7 +49,8 @@ def _python_findings(path: str, text: str, lines: list[str], lens: str) -> list[
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         # Not valid Python (or pathologically deep): fall back to line regexes.
         return text_findings(path, text, lines, "py") + todo_findings(
-            path, lines, text, python=False)
+            path, lines, text, python=False
+        )
 
 
 def analyze_code(path: str, text: str, lens: str) -> list[RawFinding]:
@@ -78,15 +79,24 @@ def analyze_code(path: str, text: str, lens: str) -> list[RawFinding]:
         found = _python_findings(path, text, lines, lens)
     elif lang is not None:
         found = text_findings(path, text, lines, lang) + todo_findings(
-            path, lines, text, python=False)
+            path, lines, text, python=False
+        )
     else:
         found = []
     found.extend(generic_secret_findings(path, lines))
     if lang is not None and total_lines > MAX_FILE_LINES:
-        found.append(make_finding("mnt.long_file", path, lines, 1, total_lines,
-                                  confidence=0.95, evidence=lines[0].strip() if lines else "",
-                                  extra=f"The file has {total_lines} lines "
-                                        f"(limit {MAX_FILE_LINES})."))
+        found.append(
+            make_finding(
+                "mnt.long_file",
+                path,
+                lines,
+                1,
+                total_lines,
+                confidence=0.95,
+                evidence=lines[0].strip() if lines else "",
+                extra=f"The file has {total_lines} lines (limit {MAX_FILE_LINES}).",
+            )
+        )
     unique: dict[tuple[str, int], RawFinding] = {}
     for f in sorted(found, key=lambda f: (f.line_start, f.rule, f.line_end, f.detail)):
         if RULES[f.rule].lens == lens:

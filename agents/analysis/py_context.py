@@ -54,8 +54,7 @@ class PyContext:
         for node in ast.walk(tree):
             for child in ast.iter_child_nodes(node):
                 parents[child] = node
-        return cls(path, lines, tree, _import_aliases(tree), _module_defined_names(tree),
-                   parents)
+        return cls(path, lines, tree, _import_aliases(tree), _module_defined_names(tree), parents)
 
     def qualname(self, node: ast.AST) -> str | None:
         """Dotted name of a Name/Attribute chain with the first segment import-resolved."""
@@ -70,8 +69,12 @@ class PyContext:
 
     def is_builtin_call(self, call: ast.Call, name: str) -> bool:
         """True for a plain `name(...)` call that is not shadowed by a module-level def."""
-        return (isinstance(call.func, ast.Name) and call.func.id == name
-                and name not in self.shadowed and name not in self.aliases)
+        return (
+            isinstance(call.func, ast.Name)
+            and call.func.id == name
+            and name not in self.shadowed
+            and name not in self.aliases
+        )
 
     def enclosing_function(self, node: ast.AST) -> ast.AST:
         """Nearest enclosing function, or the module for top-level code."""
@@ -80,15 +83,23 @@ class PyContext:
             cur = self.parents.get(cur)
         return cur if cur is not None else self.tree
 
-    def finding(self, rule: str, node: ast.AST, *, confidence: float,
-                end_node: ast.AST | None = None, **kwargs: object) -> RawFinding:
+    def finding(
+        self,
+        rule: str,
+        node: ast.AST,
+        *,
+        confidence: float,
+        end_node: ast.AST | None = None,
+        **kwargs: object,
+    ) -> RawFinding:
         """Finding anchored at `node` (line range of the node unless end_node is given)."""
         start = getattr(node, "lineno", 1)
         end = getattr(end_node or node, "end_lineno", None) or start
         # Multi-line statements are capped so evidence stays the offending lines, not a block.
         end = min(end, start + 4)
-        return make_finding(rule, self.path, self.lines, start, end,
-                            confidence=confidence, **kwargs)  # type: ignore[arg-type]
+        return make_finding(
+            rule, self.path, self.lines, start, end, confidence=confidence, **kwargs
+        )  # type: ignore[arg-type]
 
 
 def keyword(call: ast.Call, name: str) -> ast.keyword | None:
@@ -125,7 +136,10 @@ def is_dynamic_string(node: ast.AST) -> bool:
         has_text = any(is_str_const(s) or is_dynamic_string(s) for s in sides)
         has_var = any(not is_str_const(s) for s in sides)
         return has_text and has_var
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "format"):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "format"
+    ):
         return is_str_const(node.func.value)
     return False

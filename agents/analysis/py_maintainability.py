@@ -17,8 +17,17 @@ MAX_PARAMS = 7
 MAX_COMPLEXITY = 15
 
 TODO_RE = re.compile(r"\b(TODO|FIXME|XXX|HACK)\b")
-_NESTING = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.Try, ast.With, ast.AsyncWith,
-            ast.Match, *((ast.TryStar,) if hasattr(ast, "TryStar") else ()))
+_NESTING = (
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.Try,
+    ast.With,
+    ast.AsyncWith,
+    ast.Match,
+    *((ast.TryStar,) if hasattr(ast, "TryStar") else ()),
+)
 _SCOPES = (*FUNC_NODES, ast.ClassDef)
 
 
@@ -39,8 +48,11 @@ def _code_lines(ctx: PyContext, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> i
     """Non-blank, non-comment body lines of the function, excluding signature and docstring."""
     skip: set[int] = set()
     first = fn.body[0] if fn.body else None
-    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-            and isinstance(first.value.value, str):
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
         skip = set(range(first.lineno, (first.end_lineno or first.lineno) + 1))
     count = 0
     start = fn.body[0].lineno if fn.body else fn.lineno
@@ -59,8 +71,18 @@ def _complexity(fn: ast.AST) -> int:
         node = stack.pop()
         if isinstance(node, _SCOPES):
             continue
-        if isinstance(node, (ast.If, ast.IfExp, ast.For, ast.AsyncFor, ast.While,
-                             ast.ExceptHandler, ast.match_case)):
+        if isinstance(
+            node,
+            (
+                ast.If,
+                ast.IfExp,
+                ast.For,
+                ast.AsyncFor,
+                ast.While,
+                ast.ExceptHandler,
+                ast.match_case,
+            ),
+        ):
             score += 1
         elif isinstance(node, ast.BoolOp):
             score += len(node.values) - 1
@@ -70,31 +92,50 @@ def _complexity(fn: ast.AST) -> int:
     return score
 
 
-def _function_rules(ctx: PyContext, fn: ast.FunctionDef | ast.AsyncFunctionDef
-                    ) -> Iterator[RawFinding]:
+def _function_rules(
+    ctx: PyContext, fn: ast.FunctionDef | ast.AsyncFunctionDef
+) -> Iterator[RawFinding]:
     header = ctx.lines[fn.lineno - 1].strip()
     end = fn.end_lineno or fn.lineno
     length = _code_lines(ctx, fn)
     if length > MAX_FUNCTION_LINES:
-        yield make_finding("mnt.long_function", ctx.path, ctx.lines, fn.lineno, end,
-                           confidence=0.9, evidence=header,
-                           extra=f"`{fn.name}` has {length} code lines "
-                                 f"(limit {MAX_FUNCTION_LINES}).")
+        yield make_finding(
+            "mnt.long_function",
+            ctx.path,
+            ctx.lines,
+            fn.lineno,
+            end,
+            confidence=0.9,
+            evidence=header,
+            extra=f"`{fn.name}` has {length} code lines (limit {MAX_FUNCTION_LINES}).",
+        )
     a = fn.args
     params = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
     if params and params[0] in ("self", "cls"):
         params = params[1:]
     if len(params) > MAX_PARAMS:
-        yield make_finding("mnt.too_many_params", ctx.path, ctx.lines, fn.lineno, fn.lineno,
-                           confidence=0.9, evidence=header,
-                           extra=f"`{fn.name}` takes {len(params)} parameters "
-                                 f"(limit {MAX_PARAMS}).")
+        yield make_finding(
+            "mnt.too_many_params",
+            ctx.path,
+            ctx.lines,
+            fn.lineno,
+            fn.lineno,
+            confidence=0.9,
+            evidence=header,
+            extra=f"`{fn.name}` takes {len(params)} parameters (limit {MAX_PARAMS}).",
+        )
     score = _complexity(fn)
     if score > MAX_COMPLEXITY:
-        yield make_finding("mnt.complexity", ctx.path, ctx.lines, fn.lineno, end,
-                           confidence=0.8, evidence=header,
-                           extra=f"`{fn.name}` has cyclomatic complexity {score} "
-                                 f"(limit {MAX_COMPLEXITY}).")
+        yield make_finding(
+            "mnt.complexity",
+            ctx.path,
+            ctx.lines,
+            fn.lineno,
+            end,
+            confidence=0.8,
+            evidence=header,
+            extra=f"`{fn.name}` has cyclomatic complexity {score} (limit {MAX_COMPLEXITY}).",
+        )
 
 
 def _is_elif(ctx: PyContext, parent: ast.If) -> bool:
@@ -139,10 +180,13 @@ def _nesting(ctx: PyContext, owner: ast.AST, body: list[ast.stmt]) -> Iterator[R
                     stack.append((child, depth if same else here))
     if first_deep is not None:
         name = getattr(owner, "name", "module level")
-        yield ctx.finding("mnt.deep_nesting", first_deep, confidence=0.85,
-                          evidence=ctx.lines[first_deep.lineno - 1].strip(),
-                          extra=f"Nesting reaches {deepest} levels in `{name}` "
-                                f"(limit {MAX_NESTING}).")
+        yield ctx.finding(
+            "mnt.deep_nesting",
+            first_deep,
+            confidence=0.85,
+            evidence=ctx.lines[first_deep.lineno - 1].strip(),
+            extra=f"Nesting reaches {deepest} levels in `{name}` (limit {MAX_NESTING}).",
+        )
 
 
 def todo_findings(path: str, lines: list[str], text: str, python: bool) -> list[RawFinding]:
@@ -160,8 +204,10 @@ def todo_findings(path: str, lines: list[str], text: str, python: bool) -> list[
             hits = []
             python = False
     if not python:
-        comment = re.compile(r"(?:#|//|/\*|<!--|^\s*\*|^\s*--|^\s*;)[^\n]*?"
-                             r"\b(TODO|FIXME|XXX|HACK)\b")
+        comment = re.compile(
+            r"(?:#|//|/\*|<!--|^\s*\*|^\s*--|^\s*;)[^\n]*?"
+            r"\b(TODO|FIXME|XXX|HACK)\b"
+        )
         for i, line in enumerate(lines, 1):
             m = comment.search(line)
             if m:
@@ -169,7 +215,16 @@ def todo_findings(path: str, lines: list[str], text: str, python: bool) -> list[
     out = []
     for lineno, marker in hits:
         severity = "low" if marker in ("FIXME", "HACK", "XXX") else "info"
-        out.append(make_finding("mnt.todo", path, lines, lineno, lineno, severity=severity,
-                                confidence=0.95 if python else 0.8,
-                                extra=f"{marker} comment."))
+        out.append(
+            make_finding(
+                "mnt.todo",
+                path,
+                lines,
+                lineno,
+                lineno,
+                severity=severity,
+                confidence=0.95 if python else 0.8,
+                extra=f"{marker} comment.",
+            )
+        )
     return out

@@ -15,8 +15,16 @@ _REQUESTS_FUNCS = frozenset(
 _HTTPX_FUNCS = frozenset({f"httpx.{m}" for m in (*_HTTP_METHODS, "stream")})
 _URLOPEN = frozenset({"urllib.request.urlopen", "urllib2.urlopen"})
 _MUTABLE_CALLS = frozenset(
-    {"list", "dict", "set", "bytearray", "collections.defaultdict", "collections.OrderedDict",
-     "collections.deque", "collections.Counter"}
+    {
+        "list",
+        "dict",
+        "set",
+        "bytearray",
+        "collections.defaultdict",
+        "collections.OrderedDict",
+        "collections.deque",
+        "collections.Counter",
+    }
 )
 
 
@@ -50,19 +58,34 @@ def _except_rules(ctx: PyContext, handler: ast.ExceptHandler) -> Iterator[RawFin
     if handler.type is None:
         reraises = any(isinstance(s, ast.Raise) for s in handler.body)
         silent = _only_silences(handler.body)
-        extra = ("It also swallows the error." if silent else
-                 "It re-raises, but still intercepts SystemExit/KeyboardInterrupt."
-                 if reraises else "")
-        yield ctx.finding("rel.bare_except", handler, end_node=handler, confidence=0.95,
-                          severity="low" if reraises else ("high" if silent else None),
-                          extra=extra, evidence=ctx.lines[handler.lineno - 1].strip())
+        extra = (
+            "It also swallows the error."
+            if silent
+            else "It re-raises, but still intercepts SystemExit/KeyboardInterrupt."
+            if reraises
+            else ""
+        )
+        yield ctx.finding(
+            "rel.bare_except",
+            handler,
+            end_node=handler,
+            confidence=0.95,
+            severity="low" if reraises else ("high" if silent else None),
+            extra=extra,
+            evidence=ctx.lines[handler.lineno - 1].strip(),
+        )
         return
     types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
     broad = [ctx.qualname(t) for t in types if ctx.qualname(t) in ("Exception", "BaseException")]
     if broad and _only_silences(handler.body):
         end = handler.body[-1]
-        yield ctx.finding("rel.swallowed_exception", handler, end_node=end, confidence=0.85,
-                          extra=f"`except {broad[0]}` with a body that only passes.")
+        yield ctx.finding(
+            "rel.swallowed_exception",
+            handler,
+            end_node=end,
+            confidence=0.85,
+            extra=f"`except {broad[0]}` with a body that only passes.",
+        )
 
 
 def _timeout(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
@@ -71,20 +94,25 @@ def _timeout(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
     if name in _HTTPX_FUNCS:
         # httpx applies a 5 s default timeout, so only an explicit timeout=None is a problem.
         if timeout is not None and is_const(timeout.value, None):
-            yield ctx.finding("rel.no_timeout", call, confidence=0.85,
-                              extra=f"`{name}(timeout=None)` disables httpx's default "
-                                    "timeout.")
+            yield ctx.finding(
+                "rel.no_timeout",
+                call,
+                confidence=0.85,
+                extra=f"`{name}(timeout=None)` disables httpx's default timeout.",
+            )
         return
     if name not in _REQUESTS_FUNCS and name not in _URLOPEN:
         return
     if timeout is None and not has_star_kwargs(call):
         if name in _URLOPEN and len(call.args) >= 3:
             return  # urlopen(url, data, timeout) passed positionally
-        yield ctx.finding("rel.no_timeout", call, confidence=0.85,
-                          extra=f"`{name}()` waits forever by default.")
+        yield ctx.finding(
+            "rel.no_timeout", call, confidence=0.85, extra=f"`{name}()` waits forever by default."
+        )
     elif timeout is not None and is_const(timeout.value, None):
-        yield ctx.finding("rel.no_timeout", call, confidence=0.85,
-                          extra=f"`{name}(timeout=None)` waits forever.")
+        yield ctx.finding(
+            "rel.no_timeout", call, confidence=0.85, extra=f"`{name}(timeout=None)` waits forever."
+        )
 
 
 def _leaks(ctx: PyContext, call: ast.Call) -> bool:
@@ -102,15 +130,25 @@ def _leaks(ctx: PyContext, call: ast.Call) -> bool:
         var = owner.id
         scope = ctx.enclosing_function(call)
         for node in ast.walk(scope):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "close" and isinstance(node.func.value, ast.Name)
-                    and node.func.value.id == var):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "close"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == var
+            ):
                 return False
-            if isinstance(node, ast.withitem) and isinstance(node.context_expr, ast.Name) \
-                    and node.context_expr.id == var:
+            if (
+                isinstance(node, ast.withitem)
+                and isinstance(node.context_expr, ast.Name)
+                and node.context_expr.id == var
+            ):
                 return False
-            if isinstance(node, ast.Return) and isinstance(node.value, ast.Name) \
-                    and node.value.id == var:
+            if (
+                isinstance(node, ast.Return)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == var
+            ):
                 return False
     return True
 
@@ -118,10 +156,15 @@ def _leaks(ctx: PyContext, call: ast.Call) -> bool:
 def _mutable_defaults(ctx: PyContext, fn: ast.AST) -> Iterator[RawFinding]:
     args: ast.arguments = fn.args  # type: ignore[attr-defined]
     for default in [*args.defaults, *[d for d in args.kw_defaults if d is not None]]:
-        mutable = isinstance(default, (ast.List, ast.Dict, ast.Set, ast.ListComp,
-                                       ast.DictComp, ast.SetComp))
+        mutable = isinstance(
+            default, (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
+        )
         if isinstance(default, ast.Call):
             mutable = (ctx.qualname(default.func) or "") in _MUTABLE_CALLS
         if mutable:
-            yield ctx.finding("rel.mutable_default", default, confidence=0.9,
-                              evidence=ctx.lines[default.lineno - 1].strip())
+            yield ctx.finding(
+                "rel.mutable_default",
+                default,
+                confidence=0.9,
+                evidence=ctx.lines[default.lineno - 1].strip(),
+            )

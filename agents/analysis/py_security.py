@@ -22,16 +22,31 @@ from agents.analysis.py_context import (
 )
 
 _SUBPROCESS_FUNCS = frozenset(
-    {"subprocess.run", "subprocess.call", "subprocess.Popen", "subprocess.check_call",
-     "subprocess.check_output"}
+    {
+        "subprocess.run",
+        "subprocess.call",
+        "subprocess.Popen",
+        "subprocess.check_call",
+        "subprocess.check_output",
+    }
 )
 _ALWAYS_SHELL = frozenset(
     {"os.system", "os.popen", "subprocess.getoutput", "subprocess.getstatusoutput"}
 )
 _PICKLE_LIKE = frozenset(
-    {"pickle.load", "pickle.loads", "cPickle.load", "cPickle.loads", "marshal.load",
-     "marshal.loads", "dill.load", "dill.loads", "shelve.open", "jsonpickle.decode",
-     "yaml.unsafe_load"}
+    {
+        "pickle.load",
+        "pickle.loads",
+        "cPickle.load",
+        "cPickle.loads",
+        "marshal.load",
+        "marshal.loads",
+        "dill.load",
+        "dill.loads",
+        "shelve.open",
+        "jsonpickle.decode",
+        "yaml.unsafe_load",
+    }
 )
 _SAFE_YAML_LOADERS = ("SafeLoader", "CSafeLoader", "BaseLoader")
 _SQL_METHODS = frozenset({"execute", "executemany", "executescript", "raw", "extra"})
@@ -48,8 +63,12 @@ def check_security(ctx: PyContext) -> Iterator[RawFinding]:
             if name in ("ssl.CERT_NONE", "ssl._create_unverified_context"):
                 parent = ctx.parents.get(node)
                 if not (isinstance(parent, ast.Call) and parent.func is node):
-                    yield ctx.finding("sec.tls", node, confidence=0.85,
-                                      extra=f"`{name}` turns off certificate checks.")
+                    yield ctx.finding(
+                        "sec.tls",
+                        node,
+                        confidence=0.85,
+                        extra=f"`{name}` turns off certificate checks.",
+                    )
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             yield from _assignment_rules(ctx, node)
         elif isinstance(node, ast.Dict):
@@ -61,46 +80,81 @@ def check_security(ctx: PyContext) -> Iterator[RawFinding]:
 def _call_rules(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
     name = ctx.qualname(call.func) or ""
     # eval/exec: only the builtins; obj.eval() or a local def eval() are different things.
-    if ctx.is_builtin_call(call, "eval") or ctx.is_builtin_call(call, "exec") or name in (
-            "builtins.eval", "builtins.exec"):
+    if (
+        ctx.is_builtin_call(call, "eval")
+        or ctx.is_builtin_call(call, "exec")
+        or name in ("builtins.eval", "builtins.exec")
+    ):
         literal = bool(call.args) and is_str_const(call.args[0])
-        yield ctx.finding("sec.eval", call, confidence=0.6 if literal else 0.9,
-                          severity="medium" if literal else None,
-                          extra=f"`{name}()` is called on "
-                                + ("a literal." if literal else "a runtime value."))
+        yield ctx.finding(
+            "sec.eval",
+            call,
+            confidence=0.6 if literal else 0.9,
+            severity="medium" if literal else None,
+            extra=f"`{name}()` is called on " + ("a literal." if literal else "a runtime value."),
+        )
     shell_kw = keyword(call, "shell")
     if name in _SUBPROCESS_FUNCS and shell_kw is not None and not is_const(shell_kw.value, False):
         sure = is_const(shell_kw.value, True)
-        yield ctx.finding("sec.shell", call, confidence=0.9 if sure else 0.5,
-                          extra=f"`{name}(..., shell=True)` hands the string to /bin/sh.")
+        yield ctx.finding(
+            "sec.shell",
+            call,
+            confidence=0.9 if sure else 0.5,
+            extra=f"`{name}(..., shell=True)` hands the string to /bin/sh.",
+        )
     elif name in _ALWAYS_SHELL:
         literal = bool(call.args) and is_str_const(call.args[0])
-        yield ctx.finding("sec.shell", call, confidence=0.55 if literal else 0.85,
-                          severity="low" if literal else None,
-                          extra=f"`{name}()` always runs its argument through a shell.")
+        yield ctx.finding(
+            "sec.shell",
+            call,
+            confidence=0.55 if literal else 0.85,
+            severity="low" if literal else None,
+            extra=f"`{name}()` always runs its argument through a shell.",
+        )
     if isinstance(call.func, ast.Attribute) and call.func.attr in _SQL_METHODS and call.args:
         yield from _sql(ctx, call)
     if name in _PICKLE_LIKE:
-        yield ctx.finding("sec.deserialize", call, confidence=0.8,
-                          extra=f"`{name}()` can run arbitrary code from its input.")
+        yield ctx.finding(
+            "sec.deserialize",
+            call,
+            confidence=0.8,
+            extra=f"`{name}()` can run arbitrary code from its input.",
+        )
     elif name == "yaml.load" and not _safe_yaml_loader(ctx, call):
-        yield ctx.finding("sec.deserialize", call, confidence=0.85,
-                          extra="`yaml.load()` without Loader=SafeLoader can build arbitrary "
-                                "Python objects.")
+        yield ctx.finding(
+            "sec.deserialize",
+            call,
+            confidence=0.85,
+            extra="`yaml.load()` without Loader=SafeLoader can build arbitrary Python objects.",
+        )
     verify = keyword(call, "verify")
     if verify is not None and is_const(verify.value, False):
-        yield ctx.finding("sec.tls", call, confidence=0.9,
-                          extra="`verify=False` disables certificate checks.")
+        yield ctx.finding(
+            "sec.tls", call, confidence=0.9, extra="`verify=False` disables certificate checks."
+        )
     if name == "ssl._create_unverified_context":
-        yield ctx.finding("sec.tls", call, confidence=0.9,
-                          extra="An unverified SSL context accepts any certificate.")
+        yield ctx.finding(
+            "sec.tls",
+            call,
+            confidence=0.9,
+            extra="An unverified SSL context accepts any certificate.",
+        )
     yield from _weak_hash(ctx, call, name)
     debug = keyword(call, "debug")
-    if (isinstance(call.func, ast.Attribute) and call.func.attr == "run"
-            and debug is not None and is_const(debug.value, True)):
-        yield ctx.finding("sec.debug", call, confidence=0.8, severity="high",
-                          extra="`app.run(debug=True)` enables the Werkzeug debugger, which "
-                                "allows remote code execution if reachable.")
+    if (
+        isinstance(call.func, ast.Attribute)
+        and call.func.attr == "run"
+        and debug is not None
+        and is_const(debug.value, True)
+    ):
+        yield ctx.finding(
+            "sec.debug",
+            call,
+            confidence=0.8,
+            severity="high",
+            extra="`app.run(debug=True)` enables the Werkzeug debugger, which "
+            "allows remote code execution if reachable.",
+        )
     for kw in call.keywords:
         if kw.arg:
             yield from _secret(ctx, kw.arg, kw.value)
@@ -126,25 +180,31 @@ def _weak_hash(ctx: PyContext, call: ast.Call, name: str) -> Iterator[RawFinding
     flag = keyword(call, "usedforsecurity")
     if flag is not None and is_const(flag.value, False):
         return  # explicitly declared a non-security checksum
-    yield ctx.finding("sec.weak_hash", call, confidence=0.7,
-                      extra=f"`{name}` uses {algo.upper()}.")
+    yield ctx.finding("sec.weak_hash", call, confidence=0.7, extra=f"`{name}` uses {algo.upper()}.")
 
 
 def _sql(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
     arg = call.args[0]
     method = call.func.attr  # type: ignore[attr-defined]
     if is_dynamic_string(arg):
-        yield ctx.finding("sec.sql", call, confidence=0.85,
-                          extra=f"The query passed to `.{method}()` is assembled with string "
-                                "formatting.")
+        yield ctx.finding(
+            "sec.sql",
+            call,
+            confidence=0.85,
+            extra=f"The query passed to `.{method}()` is assembled with string formatting.",
+        )
         return
     if not isinstance(arg, ast.Name):
         return
     built_at = _dynamic_assignment_line(ctx, call, arg.id)
     if built_at:
-        yield ctx.finding("sec.sql", call, confidence=0.75,
-                          extra=f"`{arg.id}` passed to `.{method}()` is built with string "
-                                f"formatting on line {built_at}.")
+        yield ctx.finding(
+            "sec.sql",
+            call,
+            confidence=0.75,
+            extra=f"`{arg.id}` passed to `.{method}()` is built with string "
+            f"formatting on line {built_at}.",
+        )
 
 
 def _dynamic_assignment_line(ctx: PyContext, call: ast.Call, var: str) -> int:
@@ -157,10 +217,15 @@ def _dynamic_assignment_line(ctx: PyContext, call: ast.Call, var: str) -> int:
             continue
         value: ast.AST | None = None
         if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == var for t in node.targets):
+            isinstance(t, ast.Name) and t.id == var for t in node.targets
+        ):
             value = node.value
-        elif (isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name)
-              and node.target.id == var and isinstance(node.op, ast.Add)):
+        elif (
+            isinstance(node, ast.AugAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == var
+            and isinstance(node.op, ast.Add)
+        ):
             value = node.value
             if not is_str_const(value):
                 found = max(found, line)
@@ -179,18 +244,27 @@ def _assignment_rules(ctx: PyContext, node: ast.Assign | ast.AnnAssign) -> Itera
     if node.value is None:
         return
     for target in targets:
-        name = target.id if isinstance(target, ast.Name) else (
-            target.attr if isinstance(target, ast.Attribute) else None)
+        name = (
+            target.id
+            if isinstance(target, ast.Name)
+            else (target.attr if isinstance(target, ast.Attribute) else None)
+        )
         if name is None:
             continue
         if name == "DEBUG" and is_const(node.value, True) and ctx.parents.get(node) is ctx.tree:
-            yield ctx.finding("sec.debug", node, confidence=0.7,
-                              extra="Module-level `DEBUG = True` is easy to ship to "
-                                    "production.")
+            yield ctx.finding(
+                "sec.debug",
+                node,
+                confidence=0.7,
+                extra="Module-level `DEBUG = True` is easy to ship to production.",
+            )
         if name == "check_hostname" and is_const(node.value, False):
-            yield ctx.finding("sec.tls", node, confidence=0.8,
-                              extra="`check_hostname = False` accepts certificates for any "
-                                    "host.")
+            yield ctx.finding(
+                "sec.tls",
+                node,
+                confidence=0.8,
+                extra="`check_hostname = False` accepts certificates for any host.",
+            )
         yield from _secret(ctx, name, node.value)
 
 
@@ -201,6 +275,13 @@ def _secret(ctx: PyContext, name: str, value: ast.AST) -> Iterator[RawFinding]:
     if is_placeholder(literal) or AWS_KEY_RE.search(literal) or "PRIVATE KEY" in literal:
         return  # placeholders are fine; AWS keys / PEM blocks have their own text rules
     line = value.lineno
-    yield make_finding("sec.secret", ctx.path, ctx.lines, line, line, confidence=0.75,
-                       extra=f"`{name}` is assigned a string literal.",
-                       evidence=masked_line(ctx.lines[line - 1], literal))
+    yield make_finding(
+        "sec.secret",
+        ctx.path,
+        ctx.lines,
+        line,
+        line,
+        confidence=0.75,
+        extra=f"`{name}` is assigned a string literal.",
+        evidence=masked_line(ctx.lines[line - 1], literal),
+    )

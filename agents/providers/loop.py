@@ -69,6 +69,7 @@ OUTPUT_MESSAGES = semconv.OUTPUT_MESSAGES
 _tracer = trace.get_tracer("agents.providers.loop")
 Phase = Literal["tools", "final"]
 
+
 @dataclass
 class ToolCall:
     id: str
@@ -117,16 +118,25 @@ class Dialect(Protocol):
 
     def start(self, system: str, user: str) -> list[dict[str, Any]]: ...
 
-    def call(self, messages: list[dict[str, Any]], *, phase: Phase, tools: list[ToolSpec],
-             schema: dict[str, Any], max_tokens: int, timeout: float) -> Turn:
+    def call(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        phase: Phase,
+        tools: list[ToolSpec],
+        schema: dict[str, Any],
+        max_tokens: int,
+        timeout: float,
+    ) -> Turn:
         """One model call; raises ProviderError (mapped, secret-free) on any SDK failure.
         ``phase`` "final" must produce the structured answer (no further tool use)."""
         ...
 
     def append_assistant(self, messages: list[dict[str, Any]], turn: Turn) -> None: ...
 
-    def append_tool_results(self, messages: list[dict[str, Any]],
-                            results: list[tuple[ToolCall, str, bool]]) -> None: ...
+    def append_tool_results(
+        self, messages: list[dict[str, Any]], results: list[tuple[ToolCall, str, bool]]
+    ) -> None: ...
 
     def append_user(self, messages: list[dict[str, Any]], text: str) -> None: ...
 
@@ -168,8 +178,10 @@ class AgentLoop:
                 self.dialect.append_tool_results(messages, results)
                 if tool_turns >= self.request.max_steps:
                     phase = "final"
-                    self.dialect.append_user(messages, "Step limit reached: no more tools. "
-                                             + self.dialect.final_instructions)
+                    self.dialect.append_user(
+                        messages,
+                        "Step limit reached: no more tools. " + self.dialect.final_instructions,
+                    )
                 continue
             if phase == "tools" and turn.final is None and not looks_like_json(turn.text):
                 phase = "final"
@@ -181,7 +193,9 @@ class AgentLoop:
             if repaired:
                 raise ProviderError(
                     f"{self.provider.name} model {self.model} gave an invalid final answer "
-                    f"after one repair round: {safe_message(problems)}", permanent=True)
+                    f"after one repair round: {safe_message(problems)}",
+                    permanent=True,
+                )
             repaired, phase = True, "final"
             self.dialect.append_repair(messages, turn, problems)
 
@@ -190,8 +204,13 @@ class AgentLoop:
         extra = [s for s in self.spawns if json.dumps(s.model_dump(), sort_keys=True) not in seen]
         spawn = [*output.spawn, *extra][:50] if offered_can_spawn(self.request) else []
         output = output.model_copy(update={"spawn": spawn})
-        return AgentResult(output=output, usage=self.usage, model=self.model,
-                           provider=self.provider.name, steps=self.steps)
+        return AgentResult(
+            output=output,
+            usage=self.usage,
+            model=self.model,
+            provider=self.provider.name,
+            steps=self.steps,
+        )
 
     # -- model calls -------------------------------------------------------------------------
     def _model_step(self, messages: list[dict[str, Any]], phase: Phase) -> Turn:
@@ -201,8 +220,9 @@ class AgentLoop:
         if stored is not None:
             turn = Turn.from_data(stored)
             self.usage.add(turn.usage)
-            self.steps.append({"index": index, "kind": "model", "model": self.model,
-                               "replayed": True})
+            self.steps.append(
+                {"index": index, "kind": "model", "model": self.model, "replayed": True}
+            )
             return turn
         tools = self.tools  # a dialect may leave them out of a final turn (OpenAI does)
         estimate_in = estimate_input_tokens(messages, [asdict(t) for t in tools], self.schema)
@@ -211,14 +231,22 @@ class AgentLoop:
             ctx.check_cancelled()
         self._rate_limit(estimate_in + estimate_out)
         if ctx:
-            ctx.before_call(index, model=self.model, input_tokens=estimate_in,
-                            output_tokens=estimate_out)
+            ctx.before_call(
+                index, model=self.model, input_tokens=estimate_in, output_tokens=estimate_out
+            )
         started = time.monotonic()
-        with _tracer.start_as_current_span(f"chat {self.model}", kind=SpanKind.CLIENT,
-                                           attributes=self._attributes(semconv.OP_CHAT)) as span:
+        with _tracer.start_as_current_span(
+            f"chat {self.model}", kind=SpanKind.CLIENT, attributes=self._attributes(semconv.OP_CHAT)
+        ) as span:
             try:
-                turn = self.dialect.call(messages, phase=phase, tools=tools, schema=self.schema,
-                                         max_tokens=self.request.max_tokens, timeout=self.timeout)
+                turn = self.dialect.call(
+                    messages,
+                    phase=phase,
+                    tools=tools,
+                    schema=self.schema,
+                    max_tokens=self.request.max_tokens,
+                    timeout=self.timeout,
+                )
             except BaseException as exc:
                 if ctx:
                     ctx.release_call(index)
@@ -230,19 +258,38 @@ class AgentLoop:
         self._correct_rate(estimate_in + estimate_out, turn.usage)
         self.usage.add(turn.usage)
         if ctx:
-            ctx.after_call(index, model=self.model, usage=turn.usage, data=turn.to_data(),
-                           seconds=seconds, name=f"chat {self.model}")
-        self.steps.append({"index": index, "kind": "model", "model": self.model,
-                           "response_model": turn.response_model, "seconds": round(seconds, 3),
-                           "input_tokens": turn.usage.input_tokens,
-                           "output_tokens": turn.usage.output_tokens, "replayed": False})
+            ctx.after_call(
+                index,
+                model=self.model,
+                usage=turn.usage,
+                data=turn.to_data(),
+                seconds=seconds,
+                name=f"chat {self.model}",
+            )
+        self.steps.append(
+            {
+                "index": index,
+                "kind": "model",
+                "model": self.model,
+                "response_model": turn.response_model,
+                "seconds": round(seconds, 3),
+                "input_tokens": turn.usage.input_tokens,
+                "output_tokens": turn.usage.output_tokens,
+                "replayed": False,
+            }
+        )
         return turn
 
     def _attributes(self, operation: str) -> dict[str, Any]:
-        return {semconv.OPERATION: operation, semconv.PROVIDER: self.provider.name,
-                semconv.REQUEST_MODEL: self.model, semconv.RUN_ID: self.request.run_id,
-                semconv.TASK_ID: self.request.task_id, semconv.AGENT_NAME: self.request.lens,
-                semconv.AGENT_ID: self.request.task_key}
+        return {
+            semconv.OPERATION: operation,
+            semconv.PROVIDER: self.provider.name,
+            semconv.REQUEST_MODEL: self.model,
+            semconv.RUN_ID: self.request.run_id,
+            semconv.TASK_ID: self.request.task_id,
+            semconv.AGENT_NAME: self.request.lens,
+            semconv.AGENT_ID: self.request.task_key,
+        }
 
     def _annotate_chat(self, span: trace.Span, messages: list[dict[str, Any]], turn: Turn) -> None:
         from agents.pricing import price_call
@@ -267,8 +314,13 @@ class AgentLoop:
         from agents.limits import RateLimiter
         from harness_site.redis_client import get_redis
 
-        return RateLimiter(get_redis(), f"{self.provider.name}:{self.model}", self.provider.rpm,
-                           self.provider.tpm, key_prefix=settings.HARNESS_REDIS_PREFIX)
+        return RateLimiter(
+            get_redis(),
+            f"{self.provider.name}:{self.model}",
+            self.provider.rpm,
+            self.provider.tpm,
+            key_prefix=settings.HARNESS_REDIS_PREFIX,
+        )
 
     def _rate_limit(self, tokens: int) -> None:
         """Take a permit or raise a transient ProviderError carrying the wait (never sleep)."""
@@ -278,12 +330,14 @@ class AgentLoop:
             limiter = self._limiter()
             wait = limiter.try_acquire(tokens) if limiter else 0.0
         except redis.RedisError as exc:
-            raise ProviderError(f"rate limiter unavailable ({type(exc).__name__})",
-                                permanent=False, retry_after=2.0) from None
+            raise ProviderError(
+                f"rate limiter unavailable ({type(exc).__name__})", permanent=False, retry_after=2.0
+            ) from None
         if wait > 0:
             raise RateLimited(
                 f"rate limit of {self.provider.name}/{self.model} reached; retry in {wait:.1f}s",
-                retry_after=wait)
+                retry_after=wait,
+            )
 
     def _correct_rate(self, estimate: int, usage: TokenUsage) -> None:
         import redis
@@ -307,59 +361,99 @@ class AgentLoop:
             result = stored.get("result", stored)
             if call.name == SPAWN_TOOL and not result.get("refused"):
                 self._spawn(call)  # pure: re-collect the request the stored step answered
-            self.steps.append({"index": index, "kind": "tool", "name": call.name,
-                               "replayed": True, "refused": bool(result.get("refused"))})
+            self.steps.append(
+                {
+                    "index": index,
+                    "kind": "tool",
+                    "name": call.name,
+                    "replayed": True,
+                    "refused": bool(result.get("refused")),
+                }
+            )
             return str(result.get("content", "")), not result.get("ok", False)
         if ctx:
             ctx.check_cancelled()
         started = time.monotonic()
         name = call.name[:64]
-        attributes = {**self._attributes(semconv.OP_TOOL), semconv.TOOL_NAME: name,
-                      semconv.TOOL_CALL_ID: call.id[:100]}
-        with _tracer.start_as_current_span(f"execute_tool {name}", kind=SpanKind.INTERNAL,
-                                           attributes=attributes) as span:
+        attributes = {
+            **self._attributes(semconv.OP_TOOL),
+            semconv.TOOL_NAME: name,
+            semconv.TOOL_CALL_ID: call.id[:100],
+        }
+        with _tracer.start_as_current_span(
+            f"execute_tool {name}", kind=SpanKind.INTERNAL, attributes=attributes
+        ) as span:
             if call.name == SPAWN_TOOL and offered_can_spawn(self.request):
                 result = self._spawn(call)
             elif call.name == SPAWN_TOOL:
-                result = ToolResult(ok=False, refused=True, reason="this agent may not spawn",
-                                    content=f"Tool call {SPAWN_TOOL!r} was refused: this agent "
-                                            "may not spawn sub-agents.")
+                result = ToolResult(
+                    ok=False,
+                    refused=True,
+                    reason="this agent may not spawn",
+                    content=f"Tool call {SPAWN_TOOL!r} was refused: this agent "
+                    "may not spawn sub-agents.",
+                )
             else:
                 allowed = [n for n in self.request.allowed_tools if n != SPAWN_TOOL]
-                result = call_tool(call.name, call.arguments, snapshot=self.request.snapshot,
-                                   allowed=allowed)
+                result = call_tool(
+                    call.name, call.arguments, snapshot=self.request.snapshot, allowed=allowed
+                )
             span.set_attribute("harness.tool.refused", result.refused)
             span.set_attribute("harness.tool.ok", result.ok)
             if result.refused:
                 span.set_status(Status(StatusCode.ERROR, result.reason[:200]))
         seconds = time.monotonic() - started
-        arguments = (call.arguments if isinstance(call.arguments, dict)
-                     else {"_raw": str(call.arguments)[:2000]})
+        arguments = (
+            call.arguments
+            if isinstance(call.arguments, dict)
+            else {"_raw": str(call.arguments)[:2000]}
+        )
         if ctx:
-            ctx.tool_step(index, name=name, arguments=arguments,
-                          result={**result.to_dict(), "call_id": call.id}, seconds=seconds)
-        self.steps.append({"index": index, "kind": "tool", "name": name, "replayed": False,
-                           "refused": result.refused, "seconds": round(seconds, 3)})
+            ctx.tool_step(
+                index,
+                name=name,
+                arguments=arguments,
+                result={**result.to_dict(), "call_id": call.id},
+                seconds=seconds,
+            )
+        self.steps.append(
+            {
+                "index": index,
+                "kind": "tool",
+                "name": name,
+                "replayed": False,
+                "refused": result.refused,
+                "seconds": round(seconds, 3),
+            }
+        )
         return result.content, not result.ok
 
     def _spawn(self, call: ToolCall) -> Any:
         from agents.tools import ToolResult
 
         if len(self.spawns) >= self.request.max_children:
-            return ToolResult(ok=False, refused=True, reason="too many sub-agents",
-                              content=f"Refused: at most {self.request.max_children} sub-agents.")
+            return ToolResult(
+                ok=False,
+                refused=True,
+                reason="too many sub-agents",
+                content=f"Refused: at most {self.request.max_children} sub-agents.",
+            )
         arguments = call.arguments
         if isinstance(arguments, str):
             try:
                 arguments = json.loads(arguments)
             except ValueError:
-                return ToolResult(ok=False, content="Bad arguments: not valid JSON.",
-                                  reason="bad arguments")
+                return ToolResult(
+                    ok=False, content="Bad arguments: not valid JSON.", reason="bad arguments"
+                )
         output, problems = parse_output({"spawn": [arguments]})
         if output is None or not output.spawn or not output.spawn[0].scope:
             problems = problems or "empty scope"
-            return ToolResult(ok=False, reason="bad arguments",
-                              content=f"Bad arguments for {SPAWN_TOOL}: {problems}")
+            return ToolResult(
+                ok=False,
+                reason="bad arguments",
+                content=f"Bad arguments for {SPAWN_TOOL}: {problems}",
+            )
         self.spawns.append(output.spawn[0])
         return ToolResult(ok=True, content=SPAWN_ANSWER)
 
@@ -395,5 +489,7 @@ class LLMProvider:
         """First call's (input, output) upper-bound estimate, for budget reservations."""
         tools = [asdict(t) for t in offered_tools(request)]
         system = build_system_prompt(request, [t["name"] for t in tools], "")
-        return (estimate_input_tokens(system, build_user_prompt(request), tools),
-                request.max_tokens)
+        return (
+            estimate_input_tokens(system, build_user_prompt(request), tools),
+            request.max_tokens,
+        )

@@ -170,7 +170,8 @@ def builtin_configs() -> dict[str, ProviderConfig]:
             api_key_env="OPENAI_API_KEY",
             default_model=os.environ.get("OPENAI_MODEL") or "gpt-4o-mini",
             # api.openai.com's reasoning models refuse max_tokens; compatible servers take it.
-            max_tokens_param="max_tokens" if openai_url and "api.openai.com" not in openai_url
+            max_tokens_param="max_tokens"
+            if openai_url and "api.openai.com" not in openai_url
             else "max_completion_tokens",
         ),
         "anthropic": ProviderConfig(

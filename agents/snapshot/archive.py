@@ -30,12 +30,27 @@ from agents.snapshot.base import (
 LARGE_ENTRY_BYTES = 1 << 20  # the ratio check applies above this size: tiny files compress well
 _TarMode = Literal["r:", "r:gz", "r:bz2", "r:xz"]
 _TAR_MODES: dict[str, _TarMode] = {
-    ".tar": "r:", ".tar.gz": "r:gz", ".tgz": "r:gz", ".tar.bz2": "r:bz2", ".tbz2": "r:bz2",
-    ".tar.xz": "r:xz", ".txz": "r:xz",
+    ".tar": "r:",
+    ".tar.gz": "r:gz",
+    ".tgz": "r:gz",
+    ".tar.bz2": "r:bz2",
+    ".tbz2": "r:bz2",
+    ".tar.xz": "r:xz",
+    ".txz": "r:xz",
 }
 # What a damaged archive can raise from the stdlib readers (gzip/bz2 raise OSError/EOFError).
-_CORRUPT = (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError, OSError,
-            RuntimeError, NotImplementedError, ValueError)
+_CORRUPT = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+)
+
 
 def _refuse(reason: str) -> SnapshotError:
     return SnapshotError(f"Archive refused: {reason}.")
@@ -157,10 +172,17 @@ def _check_unique(listing: _Listing) -> None:
             raise _refuse(f"{path!r} is below an entry that is a file")
 
 
-def freeze_archive(fileobj: BinaryIO, filename: str, store: Path, *,
-                   max_file_bytes: int = 1_000_000, max_total_bytes: int = 200_000_000,
-                   max_files: int = 20_000, max_uncompressed_bytes: int = 500_000_000,
-                   max_ratio: int = 100) -> SnapshotManifest:
+def freeze_archive(
+    fileobj: BinaryIO,
+    filename: str,
+    store: Path,
+    *,
+    max_file_bytes: int = 1_000_000,
+    max_total_bytes: int = 200_000_000,
+    max_files: int = 20_000,
+    max_uncompressed_bytes: int = 500_000_000,
+    max_ratio: int = 100,
+) -> SnapshotManifest:
     """Freeze an uploaded zip or tar archive (.zip, .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz).
 
     Every entry is validated before any content is read, and the whole archive is refused with a
@@ -193,8 +215,16 @@ def freeze_archive(fileobj: BinaryIO, filename: str, store: Path, *,
             archive = tarfile.open(fileobj=fileobj, mode=tar_mode)  # noqa: SIM115
     except _CORRUPT as exc:
         raise SnapshotError(f"{name!r} is not a valid archive or is corrupt.") from exc
-    with archive, Builder(store, f"archive {name}", max_file_bytes=max_file_bytes,
-                           max_total_bytes=max_total_bytes, max_files=max_files) as builder:
+    with (
+        archive,
+        Builder(
+            store,
+            f"archive {name}",
+            max_file_bytes=max_file_bytes,
+            max_total_bytes=max_total_bytes,
+            max_files=max_files,
+        ) as builder,
+    ):
         try:
             if isinstance(archive, zipfile.ZipFile):
                 listing = _list_zip(archive, limits)

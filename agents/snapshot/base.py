@@ -122,8 +122,9 @@ class Builder:
     ``objects/`` or ``manifests/`` unless ``finish`` ran to completion.
     """
 
-    def __init__(self, store: Path, source: str, *, max_file_bytes: int, max_total_bytes: int,
-                 max_files: int) -> None:
+    def __init__(
+        self, store: Path, source: str, *, max_file_bytes: int, max_total_bytes: int, max_files: int
+    ) -> None:
         self.store = Store(store)
         self.source = source
         self.max_file_bytes = max_file_bytes
@@ -213,4 +214,3 @@ class Builder:
             tmp.write_text(json.dumps(manifest.to_dict(), indent=1, ensure_ascii=False), "utf-8")
             os.replace(tmp, target)
         return manifest
-

@@ -15,6 +15,7 @@ _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
+
 def _read_at(dir_fd: int, name: str, limit: int) -> bytes:
     """Read at most ``limit`` bytes of regular file ``name`` in ``dir_fd``, never via a symlink."""
     try:
@@ -55,8 +56,7 @@ def _walk(builder: Builder, dir_fd: int, rel: str, depth: int) -> None:
                 builder.skip(relpath, "too deep")
                 continue
             try:
-                child = os.open(entry.name, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW,
-                                dir_fd=dir_fd)
+                child = os.open(entry.name, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW, dir_fd=dir_fd)
             except OSError:
                 builder.skip(relpath, "unreadable")
                 continue
@@ -73,9 +73,15 @@ def _walk(builder: Builder, dir_fd: int, rel: str, depth: int) -> None:
             builder.skip(relpath, "special file")
 
 
-def freeze_directory(path: str | Path, allowed_roots: list[Path], store: Path, *,
-                     max_file_bytes: int = 1_000_000, max_total_bytes: int = 200_000_000,
-                     max_files: int = 20_000) -> SnapshotManifest:
+def freeze_directory(
+    path: str | Path,
+    allowed_roots: list[Path],
+    store: Path,
+    *,
+    max_file_bytes: int = 1_000_000,
+    max_total_bytes: int = 200_000_000,
+    max_files: int = 20_000,
+) -> SnapshotManifest:
     """Freeze the text files of directory ``path`` (or the one file ``path``, for a
     single-document review) into ``store`` and return the manifest.
 
@@ -98,8 +104,14 @@ def freeze_directory(path: str | Path, allowed_roots: list[Path], store: Path, *
         raise SnapshotError(f"Target {str(path)!r} does not exist.")
     if resolved.is_file():
         # A single document (multi-perspective review): a one-file snapshot.
-        with Builder(store, f"file {resolved}", max_file_bytes=max_file_bytes,
-                      max_total_bytes=max_total_bytes, max_files=max_files) as builder:
+        with Builder(
+            store,
+            f"file {resolved}",
+            max_file_bytes=max_file_bytes,
+            max_total_bytes=max_total_bytes,
+            max_files=max_files,
+        ) as builder:
+
             def read(limit: int) -> bytes:
                 with open(resolved, "rb") as fh:
                     return fh.read(limit)
@@ -108,8 +120,13 @@ def freeze_directory(path: str | Path, allowed_roots: list[Path], store: Path, *
             return builder.finish()
     if not resolved.is_dir():
         raise SnapshotError(f"Target {str(path)!r} is not a directory or a file.")
-    with Builder(store, f"directory {resolved}", max_file_bytes=max_file_bytes,
-                  max_total_bytes=max_total_bytes, max_files=max_files) as builder:
+    with Builder(
+        store,
+        f"directory {resolved}",
+        max_file_bytes=max_file_bytes,
+        max_total_bytes=max_total_bytes,
+        max_files=max_files,
+    ) as builder:
         try:
             root_fd = os.open(resolved, os.O_RDONLY | _O_DIRECTORY)
         except OSError as exc:
@@ -121,4 +138,3 @@ def freeze_directory(path: str | Path, allowed_roots: list[Path], store: Path, *
         finally:
             os.close(root_fd)
         return builder.finish()
-

@@ -20,6 +20,7 @@ _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 # quantifier, e.g. (a+)+ or (\w*\s)*. Python's re has no timeout, so refuse the shape instead.
 _NESTED_QUANTIFIER_RE = re.compile(r"\([^()]*[*+}][^()]*\)[*+{]")
 
+
 class Snapshot:
     """Read-only view of a frozen snapshot. Every path argument goes through ``normalise_path``."""
 
@@ -84,7 +85,7 @@ class Snapshot:
         """Lines ``start``..``end`` (1-based, inclusive; ``end=None`` means to the end)."""
         if start < 1 or (end is not None and end < start):
             raise SnapshotError("Line range must satisfy 1 <= start <= end.")
-        return self.read_text(path).splitlines()[start - 1: end]
+        return self.read_text(path).splitlines()[start - 1 : end]
 
     def list_dir(self, path: str = "") -> list[dict[str, Any]]:
         """Direct children of directory ``path``: dirs first, then files, each sorted by name.
@@ -97,9 +98,10 @@ class Snapshot:
         for file_path, meta in self.manifest.files.items():
             if not file_path.startswith(prefix):
                 continue
-            head, sep, _ = file_path[len(prefix):].partition("/")
+            head, sep, _ = file_path[len(prefix) :].partition("/")
             child = children.setdefault(
-                head, {"name": head, "type": "dir" if sep else "file", "size": 0})
+                head, {"name": head, "type": "dir" if sep else "file", "size": 0}
+            )
             child["size"] += meta["size"]
         if not children and clean:
             raise SnapshotError(f"No directory {clean!r} in the snapshot.")
@@ -112,8 +114,9 @@ class Snapshot:
             if not clean or file_path == clean or file_path.startswith(f"{clean}/"):
                 yield file_path
 
-    def search(self, pattern: str, *, regex: bool = False, path_prefix: str = "",
-               max_results: int = 200) -> list[dict[str, Any]]:
+    def search(
+        self, pattern: str, *, regex: bool = False, path_prefix: str = "", max_results: int = 200
+    ) -> list[dict[str, Any]]:
         """Lines matching ``pattern`` (a literal, or a Python regex if ``regex``), in path order.
 
         Patterns are capped at 200 characters, regexes with nested quantifiers are refused and
@@ -139,9 +142,9 @@ class Snapshot:
         for file_path in self.iter_files(path_prefix):
             for number, line in enumerate(self.read_text(file_path).splitlines(), start=1):
                 if matcher(line[:MAX_SEARCH_LINE_CHARS]):
-                    results.append({"path": file_path, "line": number,
-                                    "text": line[:MAX_RESULT_LINE_CHARS]})
+                    results.append(
+                        {"path": file_path, "line": number, "text": line[:MAX_RESULT_LINE_CHARS]}
+                    )
                     if len(results) >= max_results:
                         return results
         return results
-

@@ -75,8 +75,12 @@ class ToolResult:
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "content": self.content, "refused": self.refused,
-                "reason": self.reason}
+        return {
+            "ok": self.ok,
+            "content": self.content,
+            "refused": self.refused,
+            "reason": self.reason,
+        }
 
 
 TOOLS: dict[str, Tool] = {}
@@ -97,8 +101,11 @@ def validate_arguments(schema: Mapping[str, Any], arguments: Any) -> list[str]:
     if not isinstance(arguments, dict):
         return ["arguments must be a JSON object"]
     properties: Mapping[str, Any] = schema.get("properties", {})
-    problems = [f"missing required argument {name!r}"
-                for name in schema.get("required", []) if name not in arguments]
+    problems = [
+        f"missing required argument {name!r}"
+        for name in schema.get("required", [])
+        if name not in arguments
+    ]
     for name, value in arguments.items():
         spec = properties.get(name)
         if spec is None:
@@ -111,8 +118,10 @@ def validate_arguments(schema: Mapping[str, Any], arguments: Any) -> list[str]:
             continue
         python_types = tuple(t for name_ in allowed for t in _JSON_TYPES.get(name_, ()))
         # bool is an int in Python, but not an integer in JSON.
-        if python_types and (not isinstance(value, python_types) or
-                             (isinstance(value, bool) and "boolean" not in allowed)):
+        if python_types and (
+            not isinstance(value, python_types)
+            or (isinstance(value, bool) and "boolean" not in allowed)
+        ):
             problems.append(f"argument {name!r} must be of type {' or '.join(allowed)}")
             continue
         if "enum" in spec and value not in spec["enum"]:
@@ -130,17 +139,26 @@ def validate_arguments(schema: Mapping[str, Any], arguments: Any) -> list[str]:
 def _cap(text: str) -> str:
     if len(text) <= MAX_OUTPUT_CHARS:
         return text
-    return (f"{text[:MAX_OUTPUT_CHARS]}\n[output truncated: showing {MAX_OUTPUT_CHARS} of "
-            f"{len(text)} characters; narrow the request]")
+    return (
+        f"{text[:MAX_OUTPUT_CHARS]}\n[output truncated: showing {MAX_OUTPUT_CHARS} of "
+        f"{len(text)} characters; narrow the request]"
+    )
 
 
 def _refused(name: str, reason: str) -> ToolResult:
-    return ToolResult(ok=False, content=f"Tool call {name!r} was refused: {reason}.",
-                      refused=True, reason=reason)
+    return ToolResult(
+        ok=False, content=f"Tool call {name!r} was refused: {reason}.", refused=True, reason=reason
+    )
 
 
-def call_tool(name: str, arguments: dict[str, Any] | str | None, *, snapshot: Snapshot,
-              allowed: list[str], extra: Mapping[str, Any] | None = None) -> ToolResult:
+def call_tool(
+    name: str,
+    arguments: dict[str, Any] | str | None,
+    *,
+    snapshot: Snapshot,
+    allowed: list[str],
+    extra: Mapping[str, Any] | None = None,
+) -> ToolResult:
     """Run tool ``name`` for an agent allowed ``allowed``; never raises (see module contract).
 
     ``arguments`` may be a dict or a JSON string (OpenAI sends a string); ``None`` means {}.
@@ -159,8 +177,11 @@ def call_tool(name: str, arguments: dict[str, Any] | str | None, *, snapshot: Sn
             return ToolResult(ok=False, content=f"Bad arguments for {name!r}: not valid JSON.")
     problems = validate_arguments(tool.parameters, arguments)
     if problems:
-        return ToolResult(ok=False, content=f"Bad arguments for {name!r}: {'; '.join(problems)}.",
-                          reason="bad arguments")
+        return ToolResult(
+            ok=False,
+            content=f"Bad arguments for {name!r}: {'; '.join(problems)}.",
+            reason="bad arguments",
+        )
     assert isinstance(arguments, dict)  # validate_arguments guarantees it
     context = ToolContext(snapshot=snapshot, extra=dict(extra or {}))
     try:
@@ -174,8 +195,9 @@ def call_tool(name: str, arguments: dict[str, Any] | str | None, *, snapshot: Sn
     except Exception:
         # A bug in a tool must not kill the agent; the model gets a neutral message, we get a log.
         logger.exception("tool %s crashed", name)
-        return ToolResult(ok=False, content=f"{name} failed with an internal error.",
-                          reason="internal error")
+        return ToolResult(
+            ok=False, content=f"{name} failed with an internal error.", reason="internal error"
+        )
     return ToolResult(ok=True, content=_cap(content))
 
 
@@ -186,15 +208,25 @@ def _allowed_tools(allowed: list[str]) -> list[Tool]:
 
 def openai_tool_specs(allowed: list[str]) -> list[dict[str, Any]]:
     """The allowed tools in the OpenAI chat-completions ``tools`` format."""
-    return [{"type": "function", "function": {"name": tool.name, "description": tool.description,
-                                              "parameters": tool.parameters}}
-            for tool in _allowed_tools(allowed)]
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters,
+            },
+        }
+        for tool in _allowed_tools(allowed)
+    ]
 
 
 def anthropic_tool_specs(allowed: list[str]) -> list[dict[str, Any]]:
     """The allowed tools in the Anthropic messages ``tools`` format."""
-    return [{"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
-            for tool in _allowed_tools(allowed)]
+    return [
+        {"name": tool.name, "description": tool.description, "input_schema": tool.parameters}
+        for tool in _allowed_tools(allowed)
+    ]
 
 
 # Registers the built-in file-system tools; imported last because fs needs the names above.

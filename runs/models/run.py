@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -9,6 +10,8 @@ from django.db import models
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
+
+from agents.playbooks import Playbook
 
 
 class RunQuerySet(models.QuerySet["Run"]):
@@ -22,6 +25,7 @@ class RunQuerySet(models.QuerySet["Run"]):
         return self.filter(launched_by=user)
 
     def active(self) -> RunQuerySet:
+        """Runs still working: the same rule as ``Run.is_active``."""
         return self.filter(finished_at__isnull=True)
 
 
@@ -54,14 +58,6 @@ class Run(models.Model):
         CANCELLED = "cancelled"
         FAILED = "failed"
         BUDGET_EXHAUSTED = "budget_exhausted"
-
-        @classmethod
-        def active(cls) -> list[str]:
-            return [cls.PENDING, cls.PLANNING, cls.RUNNING, cls.AGGREGATING, cls.BUDGET_EXHAUSTED]
-
-        @classmethod
-        def final(cls) -> list[str]:
-            return [cls.APPROVED, cls.REJECTED, cls.CANCELLED, cls.FAILED, cls.AWAITING_REVIEW]
 
     TRANSITIONS: dict[str, tuple[str, ...]] = {
         Status.PLANNING: (Status.PENDING,),
@@ -136,7 +132,25 @@ class Run(models.Model):
 
     @property
     def is_active(self) -> bool:
+        """Still working: nothing more happens without a person once ``finished_at`` is set."""
         return self.finished_at is None
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in self.TRANSITIONS[Run.Status.CANCELLED]
+
+    @property
+    def can_retry(self) -> bool:
+        """Failed agents can be retried while the run runs, or from a state that may resume."""
+        resumable = self.status == Run.Status.RUNNING or (
+            self.status in self.TRANSITIONS[Run.Status.RUNNING]
+        )
+        return self.tasks_failed > 0 and resumable
+
+    @cached_property
+    def resolved_playbook(self) -> Playbook:
+        """The playbook as resolved at launch (the frozen ``config``, never today's defaults)."""
+        return Playbook.from_config(self.config)
 
     @property
     def is_finished(self) -> bool:

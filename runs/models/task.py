@@ -4,7 +4,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
+
+from runs.models.run import Run
 
 
 class Task(models.Model):
@@ -18,6 +21,9 @@ class Task(models.Model):
         pending | queued | retrying → skipped    (budget exhausted, dependency failed)
         pending | queued | running | retrying → cancelled
         failed → pending                         (operator retries failed agents)
+
+    The run's counters (``tasks_done``, ``tasks_failed``, ``tasks_skipped``) follow every move
+    made through ``move``/``move_many``, the only way statuses change after creation.
     """
 
     class Status(models.TextChoices):
@@ -109,17 +115,57 @@ class Task(models.Model):
 
     def move(self, new_status: str, *, allowed_from: list[str], **changes: Any) -> bool:
         """Conditional transition; True only for the one caller that won."""
-        won = (
-            Task.objects.filter(pk=self.pk, status__in=allowed_from).update(
-                status=new_status, **changes
+        return bool(Task.move_many([self], new_status, allowed_from=allowed_from, **changes))
+
+    @staticmethod
+    def move_many(
+        tasks: list[Task], new_status: str, *, allowed_from: list[str], **changes: Any
+    ) -> list[Task]:
+        """Move each task that is still in ``allowed_from`` (one conditional UPDATE each, so
+        racing callers each win different tasks) and keep the run's counters in step with one
+        UPDATE per run. Returns the tasks this caller moved.
+
+        ``allowed_from`` is either only unfinished statuses or exactly one finished status, so
+        the counter a moved task leaves is known without reading it back.
+        """
+        finished_from = [s for s in allowed_from if s in COUNTER_OF]
+        if finished_from and len(allowed_from) != 1:
+            raise ValueError(f"ambiguous counters moving from {allowed_from} to {new_status}")
+        moved = []
+        for task in tasks:
+            won = (
+                Task.objects.filter(pk=task.pk, status__in=allowed_from).update(
+                    status=new_status, **changes
+                )
+                == 1
             )
-            == 1
-        )
-        if won:
-            self.status = new_status
-            for name, value in changes.items():
-                setattr(self, name, value)
-        return won
+            if won:
+                task.status = new_status
+                for name, value in changes.items():
+                    setattr(task, name, value)
+                moved.append(task)
+        by_run: dict[int, int] = {}
+        for task in moved:
+            by_run[task.run_id] = by_run.get(task.run_id, 0) + 1
+        for run_id, count in by_run.items():
+            deltas: dict[str, Any] = {}
+            if new_status in COUNTER_OF:
+                deltas[COUNTER_OF[new_status]] = F(COUNTER_OF[new_status]) + count
+            if finished_from:
+                left = COUNTER_OF[finished_from[0]]
+                deltas[left] = deltas.get(left, F(left)) - count
+            if deltas:
+                Run.objects.filter(pk=run_id).update(**deltas)
+        return moved
+
+
+# The run's counter each finished status counts in (cancelled agents count as skipped).
+COUNTER_OF: dict[str, str] = {
+    Task.Status.SUCCEEDED: "tasks_done",
+    Task.Status.FAILED: "tasks_failed",
+    Task.Status.SKIPPED: "tasks_skipped",
+    Task.Status.CANCELLED: "tasks_skipped",
+}
 
 
 class Step(models.Model):

@@ -25,7 +25,7 @@ def filtered_runs(user: Any, params: dict[str, str]) -> tuple[RunQuerySet, str, 
     status = params.get("status", "")
     playbook = params.get("playbook", "")
     if status == "active":
-        runs = runs.filter(status__in=Run.Status.active())
+        runs = runs.active()
     elif status in Run.Status.values:
         runs = runs.filter(status=status)
     else:
@@ -51,7 +51,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
             "filter_status": status,
             "filter_playbook": playbook,
             "playbook_names": sorted(set(visible.values_list("playbook", flat=True))),
-            "active_count": visible.filter(status__in=Run.Status.active()).count(),
+            "active_count": visible.active().count(),
             "query_prefix": f"{prefix.urlencode()}&" if prefix else "",
         },
     )

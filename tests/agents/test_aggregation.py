@@ -26,21 +26,53 @@ CHAIN = ["dedup", "quorum", "confidence", "synthesis", "critic"]
 _ids = iter(range(1, 100_000))
 
 
-def row(task_id: int, *, path: str = "app/views.py", line: int | None = 10, rule: str = "PY001",
-        title: str = "SQL injection", severity: str = "high", conf: float = 0.5,
-        lens: str = "security", detail: str = "detail", evidence: str = "") -> FindingRow:
-    return FindingRow(id=next(_ids), task_id=task_id, lens=lens, rule=rule, title=title,
-                      detail=detail, severity=severity, confidence=conf, path=path,
-                      line_start=line, line_end=line, evidence=evidence)
+def row(
+    task_id: int,
+    *,
+    path: str = "app/views.py",
+    line: int | None = 10,
+    rule: str = "PY001",
+    title: str = "SQL injection",
+    severity: str = "high",
+    conf: float = 0.5,
+    lens: str = "security",
+    detail: str = "detail",
+    evidence: str = "",
+) -> FindingRow:
+    return FindingRow(
+        id=next(_ids),
+        task_id=task_id,
+        lens=lens,
+        rule=rule,
+        title=title,
+        detail=detail,
+        severity=severity,
+        confidence=conf,
+        path=path,
+        line_start=line,
+        line_end=line,
+        evidence=evidence,
+    )
 
 
 def facts(**overrides: Any) -> RunFacts:
     data: dict[str, Any] = dict(
-        run_id=1, playbook="codebase-audit", playbook_title="Codebase audit",
-        target="vulnerable_app", status="aggregating", provider="heuristic", is_llm=False,
-        agents={"succeeded": 3, "failed": 0, "skipped": 0, "total": 3}, cost_usd="0.00",
-        budget_usd="5.00", unpriced_calls=0, tokens={"input": 10, "output": 5},
-        skipped_files=[], failed_scopes=[], skipped_scopes=[], options={},
+        run_id=1,
+        playbook="codebase-audit",
+        playbook_title="Codebase audit",
+        target="vulnerable_app",
+        status="aggregating",
+        provider="heuristic",
+        is_llm=False,
+        agents={"succeeded": 3, "failed": 0, "skipped": 0, "total": 3},
+        cost_usd="0.00",
+        budget_usd="5.00",
+        unpriced_calls=0,
+        tokens={"input": 10, "output": 5},
+        skipped_files=[],
+        failed_scopes=[],
+        skipped_scopes=[],
+        options={},
     )
     data.update(overrides)
     return RunFacts(**data)
@@ -48,9 +80,20 @@ def facts(**overrides: Any) -> RunFacts:
 
 def cluster(**overrides: Any) -> Cluster:
     data: dict[str, Any] = dict(
-        key="k", title="t", severity="medium", confidence=0.9, path="a.py", line_start=1,
-        line_end=1, rule="R", lenses=["security"], detail="", evidence="", finding_ids=[1],
-        task_ids=[1], votes=1,
+        key="k",
+        title="t",
+        severity="medium",
+        confidence=0.9,
+        path="a.py",
+        line_start=1,
+        line_end=1,
+        rule="R",
+        lenses=["security"],
+        detail="",
+        evidence="",
+        finding_ids=[1],
+        task_ids=[1],
+        votes=1,
     )
     data.update(overrides)
     return Cluster(**data)
@@ -96,8 +139,10 @@ def test_dedup_keeps_different_places_or_rules_apart(other: dict[str, Any]) -> N
 
 
 def test_dedup_without_rule_matches_on_normalised_title() -> None:
-    rows = [row(1, rule="", title="Hard-coded  SECRET!"),
-            row(2, rule="", title="hard coded secret")]
+    rows = [
+        row(1, rule="", title="Hard-coded  SECRET!"),
+        row(2, rule="", title="hard coded secret"),
+    ]
     assert len(dedup(rows)) == 1
 
 
@@ -137,14 +182,21 @@ def test_confidence_keeps_first_drop_reason() -> None:
 
 
 def test_chain_applies_vote_quorum_and_min_confidence_options() -> None:
-    rows = [row(1, path="a.py", conf=0.9), row(2, path="a.py", conf=0.9),  # 2 votes: kept
-            row(3, path="b.py", conf=0.9),  # 1 vote: dropped by quorum
-            row(4, path="c.py", conf=0.1), row(5, path="c.py", conf=0.1)]  # 0.19: dropped
+    rows = [
+        row(1, path="a.py", conf=0.9),
+        row(2, path="a.py", conf=0.9),  # 2 votes: kept
+        row(3, path="b.py", conf=0.9),  # 1 vote: dropped by quorum
+        row(4, path="c.py", conf=0.1),
+        row(5, path="c.py", conf=0.1),
+    ]  # 0.19: dropped
     draft = run_chain(rows, facts(options={"vote_quorum": 2, "min_confidence": 0.3}), CHAIN)
     kept = [c.path for c in draft.clusters if c.kept]
     assert kept == ["a.py"]
     assert draft.stats == {
-        "raw_findings": 5, "clusters": 3, "kept": 1, "dropped": 2,
+        "raw_findings": 5,
+        "clusters": 3,
+        "kept": 1,
+        "dropped": 2,
         "by_severity": {"info": 0, "low": 0, "medium": 0, "high": 1, "critical": 0},
     }
 
@@ -193,9 +245,11 @@ def test_synthesis_reports_no_findings_plainly() -> None:
 
 
 def test_synthesis_ranks_by_severity_then_confidence() -> None:
-    rows = [row(1, path="a.py", severity="low", conf=0.9, title="Low one"),
-            row(2, path="b.py", severity="critical", conf=0.5, title="Critical one"),
-            row(3, path="c.py", severity="critical", conf=0.9, title="Sure critical")]
+    rows = [
+        row(1, path="a.py", severity="low", conf=0.9, title="Low one"),
+        row(2, path="b.py", severity="critical", conf=0.5, title="Critical one"),
+        row(3, path="c.py", severity="critical", conf=0.9, title="Sure critical"),
+    ]
     md = run_chain(rows, facts(), CHAIN).markdown
     assert md.index("Sure critical") < md.index("Critical one") < md.index("Low one")
 
@@ -210,7 +264,8 @@ def test_synthesis_mentions_budget_exhaustion() -> None:
 
 def test_critic_lists_failed_and_skipped_scopes() -> None:
     draft = run_chain(
-        [row(1)], facts(failed_scopes=["app/db.py", "app/views.py"], skipped_scopes=["web/"]),
+        [row(1)],
+        facts(failed_scopes=["app/db.py", "app/views.py"], skipped_scopes=["web/"]),
         CHAIN,
     )
     failed = next(n for n in draft.critique if "failed" in n)
@@ -223,9 +278,11 @@ def test_critic_lists_failed_and_skipped_scopes() -> None:
 
 
 def test_critic_flags_low_confidence_serious_findings() -> None:
-    rows = [row(1, path="a.py", severity="critical", conf=0.4),
-            row(2, path="b.py", severity="low", conf=0.4),
-            row(3, path="c.py", severity="high", conf=0.95)]
+    rows = [
+        row(1, path="a.py", severity="critical", conf=0.4),
+        row(2, path="b.py", severity="low", conf=0.4),
+        row(3, path="c.py", severity="high", conf=0.95),
+    ]
     draft = run_chain(rows, facts(), CHAIN)
     assert any("1 serious finding(s) have low confidence" in n for n in draft.critique)
     by_path = {c.path: c for c in draft.clusters}

@@ -27,6 +27,7 @@ def rules(path: str, text: str) -> set[str]:
 
 # --- API contract ----------------------------------------------------------------------------
 
+
 def test_unknown_lens_raises() -> None:
     with pytest.raises(ValueError, match="unknown lens"):
         analyze_code("a.py", "x = 1\n", "style")
@@ -45,15 +46,20 @@ def test_finding_shape_and_to_dict() -> None:
 def test_every_rule_belongs_to_its_lens() -> None:
     sample = (SAMPLE / "app" / "views.py").read_text()
     for lens in CODE_LENSES:
-        assert all(f.lens == lens and f.rule in RULES_BY_LENS[lens]
-                   for f in analyze_code("app/views.py", sample, lens))
+        assert all(
+            f.lens == lens and f.rule in RULES_BY_LENS[lens]
+            for f in analyze_code("app/views.py", sample, lens)
+        )
 
 
 # --- security ------------------------------------------------------------------------------
 
+
 def test_eval_only_real_builtin_calls() -> None:
-    code = ("import numpy as np\nmodel.eval()\ns = 'eval(x)'\n# eval(x)\n"
-            "exec(code)\nresult = eval(user)\n")
+    code = (
+        "import numpy as np\nmodel.eval()\ns = 'eval(x)'\n# eval(x)\n"
+        "exec(code)\nresult = eval(user)\n"
+    )
     assert rules_at("m.py", code) == {(5, "sec.eval"), (6, "sec.eval")}
 
 
@@ -62,8 +68,10 @@ def test_eval_shadowed_by_local_def_is_not_flagged() -> None:
 
 
 def test_shell_true_flagged_shell_false_fine() -> None:
-    code = ("import subprocess as sp\nimport os\nsp.run(cmd, shell=True)\n"
-            "sp.run(['ls', d], shell=False)\nsp.run(['ls'])\nos.popen(cmd)\n")
+    code = (
+        "import subprocess as sp\nimport os\nsp.run(cmd, shell=True)\n"
+        "sp.run(['ls', d], shell=False)\nsp.run(['ls'])\nos.popen(cmd)\n"
+    )
     assert rules_at("m.py", code) == {(3, "sec.shell"), (6, "sec.shell")}
 
 
@@ -82,10 +90,12 @@ def test_sql_formatting_vs_parameters() -> None:
 
 
 def test_secrets_masked_and_placeholders_ignored() -> None:
-    code = ('API_KEY = "sk-test-FAKE-not-a-real-key-123"\nDB_PASSWORD = ""\n'
-            'TOKEN = "changeme"\nPASSWORD_URL = "https://x.invalid/reset"\n'
-            'token_env = "DJANGO_TOKEN"\nmsg = {"password": "Invalid password"}\n'
-            'connect(password="FAKE-pw-1234")\n')
+    code = (
+        'API_KEY = "sk-test-FAKE-not-a-real-key-123"\nDB_PASSWORD = ""\n'
+        'TOKEN = "changeme"\nPASSWORD_URL = "https://x.invalid/reset"\n'
+        'token_env = "DJANGO_TOKEN"\nmsg = {"password": "Invalid password"}\n'
+        'connect(password="FAKE-pw-1234")\n'
+    )
     found = [f for f in run("m.py", code, "security") if f.rule == "sec.secret"]
     assert [f.line_start for f in found] == [1, 7]
     assert found[0].evidence == 'API_KEY = "sk****"'
@@ -94,52 +104,72 @@ def test_secrets_masked_and_placeholders_ignored() -> None:
 
 def test_aws_key_and_private_key_any_file_type() -> None:
     key = "AKIA" + "ABCDEFGHIJKLMNOP"
-    text = f"notes\nid: {key}\n-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH" \
-           " PRIVATE KEY-----\n"
+    text = (
+        f"notes\nid: {key}\n-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH"
+        " PRIVATE KEY-----\n"
+    )
     found = run("notes.txt", text, "security")
     assert [(f.rule, f.line_start, f.line_end) for f in found] == [
-        ("sec.aws_key", 2, 2), ("sec.private_key", 3, 5)]
+        ("sec.aws_key", 2, 2),
+        ("sec.private_key", 3, 5),
+    ]
     assert key not in found[0].evidence and "abc" not in found[1].evidence
 
 
 def test_deserialization() -> None:
-    code = ("import pickle, yaml\npickle.load(f)\nyaml.load(s)\n"
-            "yaml.load(s, Loader=yaml.SafeLoader)\nyaml.safe_load(s)\n")
+    code = (
+        "import pickle, yaml\npickle.load(f)\nyaml.load(s)\n"
+        "yaml.load(s, Loader=yaml.SafeLoader)\nyaml.safe_load(s)\n"
+    )
     assert rules_at("m.py", code) == {(2, "sec.deserialize"), (3, "sec.deserialize")}
 
 
 def test_tls_weak_hash_and_debug() -> None:
-    code = ("import hashlib, ssl, requests\nrequests.get(u, timeout=3, verify=False)\n"
-            "requests.get(u, timeout=3, verify=True)\nctx = ssl._create_unverified_context()\n"
-            "hashlib.md5(b'x')\nhashlib.sha1(b'x', usedforsecurity=False)\n"
-            "hashlib.new('sha1')\nhashlib.sha256(b'x')\nDEBUG = True\napp.run(debug=True)\n"
-            "def f():\n    DEBUG = True\n")
+    code = (
+        "import hashlib, ssl, requests\nrequests.get(u, timeout=3, verify=False)\n"
+        "requests.get(u, timeout=3, verify=True)\nctx = ssl._create_unverified_context()\n"
+        "hashlib.md5(b'x')\nhashlib.sha1(b'x', usedforsecurity=False)\n"
+        "hashlib.new('sha1')\nhashlib.sha256(b'x')\nDEBUG = True\napp.run(debug=True)\n"
+        "def f():\n    DEBUG = True\n"
+    )
     assert rules_at("m.py", code) == {
-        (2, "sec.tls"), (4, "sec.tls"), (5, "sec.weak_hash"), (7, "sec.weak_hash"),
-        (9, "sec.debug"), (10, "sec.debug")}
+        (2, "sec.tls"),
+        (4, "sec.tls"),
+        (5, "sec.weak_hash"),
+        (7, "sec.weak_hash"),
+        (9, "sec.debug"),
+        (10, "sec.debug"),
+    }
 
 
 # --- reliability ---------------------------------------------------------------------------
 
+
 def test_except_rules() -> None:
-    code = ("try:\n    a()\nexcept:\n    pass\n"
-            "try:\n    a()\nexcept Exception:\n    pass\n"
-            "try:\n    a()\nexcept Exception as e:\n    log(e)\n"
-            "try:\n    a()\nexcept ValueError:\n    pass\n")
+    code = (
+        "try:\n    a()\nexcept:\n    pass\n"
+        "try:\n    a()\nexcept Exception:\n    pass\n"
+        "try:\n    a()\nexcept Exception as e:\n    log(e)\n"
+        "try:\n    a()\nexcept ValueError:\n    pass\n"
+    )
     assert rules_at("m.py", code) == {(3, "rel.bare_except"), (7, "rel.swallowed_exception")}
 
 
 def test_timeouts() -> None:
-    code = ("import requests, httpx\nfrom urllib.request import urlopen\n"
-            "requests.get(u)\nrequests.post(u, timeout=5)\nrequests.get(u, **opts)\n"
-            "urlopen(u)\nurlopen(u, timeout=2)\nhttpx.get(u)\nhttpx.get(u, timeout=None)\n")
+    code = (
+        "import requests, httpx\nfrom urllib.request import urlopen\n"
+        "requests.get(u)\nrequests.post(u, timeout=5)\nrequests.get(u, **opts)\n"
+        "urlopen(u)\nurlopen(u, timeout=2)\nhttpx.get(u)\nhttpx.get(u, timeout=None)\n"
+    )
     assert {line for line, r in rules_at("m.py", code) if r == "rel.no_timeout"} == {3, 6, 9}
 
 
 def test_open_leak_and_mutable_default() -> None:
-    code = ("def f(p, x=[], *, y={}, z=None):\n    data = open(p).read()\n"
-            "    with open(p) as fh:\n        fh.read()\n    g = open(p)\n    g.close()\n"
-            "    return open(p)\n")
+    code = (
+        "def f(p, x=[], *, y={}, z=None):\n    data = open(p).read()\n"
+        "    with open(p) as fh:\n        fh.read()\n    g = open(p)\n    g.close()\n"
+        "    return open(p)\n"
+    )
     assert rules_at("m.py", code) == {(1, "rel.mutable_default"), (2, "rel.open_leak")}
     assert len([f for f in run("m.py", code) if f.rule == "rel.mutable_default"]) == 1
 
@@ -153,6 +183,7 @@ def test_js_empty_catch_and_shell_set_e() -> None:
 
 # --- maintainability -----------------------------------------------------------------------
 
+
 def test_long_function_threshold() -> None:
     def make(n: int) -> str:
         return "def f():\n" + "".join(f"    x{i} = {i}\n" for i in range(n))
@@ -164,18 +195,23 @@ def test_long_function_threshold() -> None:
 
 def test_deep_nesting_counts_elif_as_same_level() -> None:
     elifs = "def f(a):\n    if a == 1:\n        pass\n" + "".join(
-        f"    elif a == {i}:\n        pass\n" for i in range(2, 9))
+        f"    elif a == {i}:\n        pass\n" for i in range(2, 9)
+    )
     assert "mnt.deep_nesting" not in rules("m.py", elifs)
-    deep = ("def f(xs):\n    for a in xs:\n        if a:\n            while a:\n"
-            "                with a:\n                    if a:\n                        pass\n")
+    deep = (
+        "def f(xs):\n    for a in xs:\n        if a:\n            while a:\n"
+        "                with a:\n                    if a:\n                        pass\n"
+    )
     assert (6, "mnt.deep_nesting") in rules_at("m.py", deep)
     assert "mnt.complexity" in rules("m.py", elifs + "    " + " and ".join(["a"] * 10) + "\n")
 
 
 def test_params_todo_and_long_file() -> None:
-    code = ("def ok(self, a, b, c, d, e, f, g):\n    pass\n"
-            "def bad(a, b, c, d, e, f, g, h):\n    pass  # TODO: split\n"
-            "s = '# TODO not a comment'\n")
+    code = (
+        "def ok(self, a, b, c, d, e, f, g):\n    pass\n"
+        "def bad(a, b, c, d, e, f, g, h):\n    pass  # TODO: split\n"
+        "s = '# TODO not a comment'\n"
+    )
     assert rules_at("m.py", code) == {(3, "mnt.too_many_params"), (4, "mnt.todo")}
     assert "mnt.long_file" in rules("big.py", "x = 1\n" * 801)
     assert "mnt.long_file" not in rules("big.py", "x = 1\n" * 800)
@@ -183,8 +219,18 @@ def test_params_todo_and_long_file() -> None:
 
 # --- robustness and determinism ------------------------------------------------------------
 
-@pytest.mark.parametrize("text", ["", "   \n", "\x00\x01\x02binary\x00" * 50,
-                                  "def broken(:\n    eval(x)\n", "(" * 5000, "x = 1\n" * 20000])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n",
+        "\x00\x01\x02binary\x00" * 50,
+        "def broken(:\n    eval(x)\n",
+        "(" * 5000,
+        "x = 1\n" * 20000,
+    ],
+)
 def test_bad_input_never_raises(text: str) -> None:
     for lens in CODE_LENSES:
         assert isinstance(analyze_code("f.py", text, lens), list)
@@ -193,7 +239,10 @@ def test_bad_input_never_raises(text: str) -> None:
 def test_syntax_error_falls_back_to_text_rules() -> None:
     found = run("f.py", "def broken(:\n    eval(x)\n    requests.get(u)\nexcept:\n")
     assert {(f.line_start, f.rule) for f in found} == {
-        (2, "sec.eval"), (3, "rel.no_timeout"), (4, "rel.bare_except")}
+        (2, "sec.eval"),
+        (3, "rel.no_timeout"),
+        (4, "rel.bare_except"),
+    }
     assert all(f.confidence < 0.85 for f in found)
     assert analyze_code("f.py", "\x00\x01\x02" * 100, "security") == []
 
@@ -207,19 +256,21 @@ def test_deterministic_and_sorted() -> None:
 
 # --- sample target -------------------------------------------------------------------------
 
+
 def _sample_findings() -> set[tuple[str, int, str]]:
     out = set()
     for p in sorted(SAMPLE.rglob("*")):
         if p.is_file() and p.name != "EXPECTED.json":
             rel = p.relative_to(SAMPLE).as_posix()
-            out |= {(rel, f.line_start, f.rule)
-                    for f in run(rel, p.read_text(encoding="utf-8"))}
+            out |= {(rel, f.line_start, f.rule) for f in run(rel, p.read_text(encoding="utf-8"))}
     return out
 
 
 def test_sample_recall_and_precision() -> None:
-    expected = {(e["path"], e["line"], e["rule"])
-                for e in json.loads((SAMPLE / "EXPECTED.json").read_text())}
+    expected = {
+        (e["path"], e["line"], e["rule"])
+        for e in json.loads((SAMPLE / "EXPECTED.json").read_text())
+    }
     found = _sample_findings()
     assert not expected - found, f"missed: {sorted(expected - found)}"
     assert not found - expected, f"unexpected: {sorted(found - expected)}"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from agents.decompose import (
+from agents.planning import (
     FileInfo,
     PlanningError,
     TaskSpec,
@@ -139,8 +139,11 @@ def test_domain_plan_covers_every_manifest_file_once_per_lens(manifest: dict[str
 
 
 def test_domain_plan_respects_small_chunk_options(manifest: dict[str, Any]) -> None:
-    book = replace(PLAYBOOKS["codebase-audit"], lenses=("security",),
-                   options={"chunk_bytes": 2000, "chunk_files": 2})
+    book = replace(
+        PLAYBOOKS["codebase-audit"],
+        lenses=("security",),
+        options={"chunk_bytes": 2000, "chunk_files": 2},
+    )
     specs = plan(book, manifest)
     sizes = {p: meta["size"] for p, meta in manifest["files"].items()}
     flat = [p for s in specs for p in s.scope["files"]]
@@ -173,8 +176,16 @@ def test_document_synthesis_synthesizer_depends_on_every_reader(
 
 
 def _spec(name: str, deps: tuple[str, ...] = ()) -> TaskSpec:
-    return TaskSpec(step="s", role="r", lens=name, scope={"n": name}, scope_label=name, why="",
-                    snapshot_digest="d", depends_on=deps)
+    return TaskSpec(
+        step="s",
+        role="r",
+        lens=name,
+        scope={"n": name},
+        scope_label=name,
+        why="",
+        snapshot_digest="d",
+        depends_on=deps,
+    )
 
 
 def test_check_acyclic_accepts_a_dag() -> None:
@@ -287,8 +298,9 @@ def test_playbook_config_round_trips_through_json(name: str) -> None:
 
 def test_with_overrides_routes_models_per_role() -> None:
     book = PLAYBOOKS["codebase-audit"]
-    routed = book.with_overrides(provider="openai", model="small-model",
-                                 role_models={"synthesizer": "big-model"})
+    routed = book.with_overrides(
+        provider="openai", model="small-model", role_models={"synthesizer": "big-model"}
+    )
     assert routed.spec("auditor").provider == "openai"
     assert routed.spec("auditor").model == "small-model"
     assert routed.spec("synthesizer").provider == "openai"

@@ -15,9 +15,9 @@ from agents.snapshot import (
     Snapshot,
     SnapshotError,
     UnsafePathError,
+    freeze_archive,
     freeze_directory,
 )
-from agents.snapshot import freeze_archive
 
 
 def make_tree(root: Path) -> Path:
@@ -86,8 +86,13 @@ def test_skipped_files_are_listed_with_reasons(allowed: Path, store: Path) -> No
     (tree / "big.txt").write_text("x" * 2000)
     manifest = freeze_directory(tree, [allowed], store, max_file_bytes=1000)
     reasons = {item["path"]: item["reason"] for item in manifest.skipped}
-    assert reasons == {".git": "vcs folder", "node_modules": "dependency or cache folder",
-                       "image.png": "binary", "latin1.txt": "binary", "big.txt": "too large"}
+    assert reasons == {
+        ".git": "vcs folder",
+        "node_modules": "dependency or cache folder",
+        "image.png": "binary",
+        "latin1.txt": "binary",
+        "big.txt": "too large",
+    }
     assert ".git/config" not in manifest.files
 
 
@@ -97,8 +102,9 @@ def test_file_limit_skips_the_rest(allowed: Path, store: Path) -> None:
     assert [item["reason"] for item in manifest.skipped] == ["limit reached"]
 
 
-def test_symlink_leaving_the_tree_is_never_followed(tmp_path: Path, allowed: Path,
-                                                    store: Path) -> None:
+def test_symlink_leaving_the_tree_is_never_followed(
+    tmp_path: Path, allowed: Path, store: Path
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text("TOP-SECRET-VALUE\n")
@@ -126,8 +132,9 @@ def test_dotdot_escape_is_refused(tmp_path: Path, allowed: Path, store: Path) ->
         freeze_directory(f"{allowed}/../outside", [allowed], store)
 
 
-def test_symlinked_root_pointing_outside_is_refused(tmp_path: Path, allowed: Path,
-                                                    store: Path) -> None:
+def test_symlinked_root_pointing_outside_is_refused(
+    tmp_path: Path, allowed: Path, store: Path
+) -> None:
     make_tree(tmp_path / "outside")
     (allowed / "link").symlink_to(tmp_path / "outside")
     with pytest.raises(SnapshotError, match="outside the allowed folders"):
@@ -141,13 +148,17 @@ def test_single_document_target_is_a_one_file_snapshot(allowed: Path, store: Pat
     assert Snapshot.open(store, manifest.digest).read_text("policy.md").startswith("# Policy")
 
 
-@pytest.mark.parametrize("setup, message", [
-    (lambda root: None, "does not exist"),
-    (lambda root: root.write_bytes(b"\x00binary"), "Nothing to analyse"),
-    (lambda root: (root.mkdir(), (root / "a.bin").write_bytes(b"\x00")), "Nothing to analyse"),
-])
-def test_missing_file_or_empty_target_is_refused(allowed: Path, store: Path, setup: object,
-                                                 message: str) -> None:
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda root: None, "does not exist"),
+        (lambda root: root.write_bytes(b"\x00binary"), "Nothing to analyse"),
+        (lambda root: (root.mkdir(), (root / "a.bin").write_bytes(b"\x00")), "Nothing to analyse"),
+    ],
+)
+def test_missing_file_or_empty_target_is_refused(
+    allowed: Path, store: Path, setup: object, message: str
+) -> None:
     target = allowed / "t"
     setup(target)  # type: ignore[operator]
     with pytest.raises(SnapshotError, match=message):
@@ -156,6 +167,7 @@ def test_missing_file_or_empty_target_is_refused(allowed: Path, store: Path, set
 
 
 # --- archives ---------------------------------------------------------------------------------
+
 
 def zip_bytes(entries: dict[str, bytes], infos: list[zipfile.ZipInfo] | None = None) -> io.BytesIO:
     buffer = io.BytesIO()
@@ -170,10 +182,15 @@ def zip_bytes(entries: dict[str, bytes], infos: list[zipfile.ZipInfo] | None = N
 
 def test_zip_happy_path_matches_the_directory_digest(allowed: Path, store: Path) -> None:
     tree_digest = freeze_directory(make_tree(allowed / "a"), [allowed], store).digest
-    upload = zip_bytes({"README.md": b"# Demo\nhello world\n",
-                        "./src/app.py": b"import os\n\ndef main():\n    return 42\n",
-                        "src/copy.py": b"import os\n\ndef main():\n    return 42\n",
-                        "src/.git/HEAD": b"ref", "logo.bin": b"\x00\x01"})
+    upload = zip_bytes(
+        {
+            "README.md": b"# Demo\nhello world\n",
+            "./src/app.py": b"import os\n\ndef main():\n    return 42\n",
+            "src/copy.py": b"import os\n\ndef main():\n    return 42\n",
+            "src/.git/HEAD": b"ref",
+            "logo.bin": b"\x00\x01",
+        }
+    )
     manifest = freeze_archive(upload, "demo.zip", store)
     assert manifest.digest == tree_digest
     assert manifest.source == "archive demo.zip"
@@ -187,13 +204,16 @@ def symlink_info(name: str) -> zipfile.ZipInfo:
     return info
 
 
-@pytest.mark.parametrize("upload, message", [
-    (lambda: zip_bytes({"ok.txt": b"fine", "../evil.txt": b"x"}), "unsafe path"),
-    (lambda: zip_bytes({"ok.txt": b"fine", "a/../../evil.txt": b"x"}), "unsafe path"),
-    (lambda: zip_bytes({"ok.txt": b"fine", "/etc/cron.d/evil": b"x"}), "unsafe path"),
-    (lambda: zip_bytes({"ok.txt": b"fine", "C:/Windows/evil": b"x"}), "unsafe path"),
-    (lambda: zip_bytes({"ok.txt": b"fine"}, [symlink_info("link")]), "symlink"),
-])
+@pytest.mark.parametrize(
+    "upload, message",
+    [
+        (lambda: zip_bytes({"ok.txt": b"fine", "../evil.txt": b"x"}), "unsafe path"),
+        (lambda: zip_bytes({"ok.txt": b"fine", "a/../../evil.txt": b"x"}), "unsafe path"),
+        (lambda: zip_bytes({"ok.txt": b"fine", "/etc/cron.d/evil": b"x"}), "unsafe path"),
+        (lambda: zip_bytes({"ok.txt": b"fine", "C:/Windows/evil": b"x"}), "unsafe path"),
+        (lambda: zip_bytes({"ok.txt": b"fine"}, [symlink_info("link")]), "symlink"),
+    ],
+)
 def test_hostile_zip_is_refused_whole(store: Path, upload: object, message: str) -> None:
     with pytest.raises(SnapshotError, match=message):
         freeze_archive(upload(), "evil.zip", store)  # type: ignore[operator]
@@ -254,8 +274,13 @@ def tar_bytes(mode: str, members: list[tuple[tarfile.TarInfo, bytes | None]]) ->
 
 
 def test_tar_gz_happy_path(store: Path) -> None:
-    upload = tar_bytes("w:gz", [(tarfile.TarInfo("./pkg/main.py"), b"print('hi')\n"),
-                                (tarfile.TarInfo("pkg/data.bin"), b"\x00\x00")])
+    upload = tar_bytes(
+        "w:gz",
+        [
+            (tarfile.TarInfo("./pkg/main.py"), b"print('hi')\n"),
+            (tarfile.TarInfo("pkg/data.bin"), b"\x00\x00"),
+        ],
+    )
     manifest = freeze_archive(upload, "pkg.tar.gz", store)
     assert list(manifest.files) == ["pkg/main.py"]
     snapshot = Snapshot.open(store, manifest.digest)
@@ -281,6 +306,7 @@ def test_tar_bomb_is_refused(store: Path) -> None:
 
 # --- reading a snapshot -----------------------------------------------------------------------
 
+
 @pytest.fixture
 def snapshot(allowed: Path, store: Path) -> Snapshot:
     manifest = freeze_directory(make_tree(allowed / "a"), [allowed], store)
@@ -290,11 +316,14 @@ def snapshot(allowed: Path, store: Path) -> Snapshot:
 def test_snapshot_reads_lists_and_searches(snapshot: Snapshot) -> None:
     assert snapshot.paths() == ["README.md", "src/app.py", "src/copy.py"]
     assert snapshot.read_lines("./src/app.py", 3, 4) == ["def main():", "    return 42"]
-    assert snapshot.list_dir() == [{"name": "src", "type": "dir", "size": 74},
-                                   {"name": "README.md", "type": "file", "size": 19}]
+    assert snapshot.list_dir() == [
+        {"name": "src", "type": "dir", "size": 74},
+        {"name": "README.md", "type": "file", "size": 19},
+    ]
     assert [hit["path"] for hit in snapshot.search("return 42")] == ["src/app.py", "src/copy.py"]
     assert snapshot.search(r"ret\w+ \d+", regex=True, path_prefix="src/app.py") == [
-        {"path": "src/app.py", "line": 4, "text": "    return 42"}]
+        {"path": "src/app.py", "line": 4, "text": "    return 42"}
+    ]
     assert snapshot.total_bytes == 93
 
 

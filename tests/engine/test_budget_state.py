@@ -11,8 +11,8 @@ from django.core.management.color import no_style
 from django.db import connection
 from django.db.models import Sum
 
-from agents.runtime import budget_for
 from runs.actions import launch_run
+from runs.budget import budget_for
 from runs.models import Run, Step, Task
 from tests.engine.helpers import make_target, wait_for_run
 

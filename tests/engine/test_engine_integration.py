@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from django.db.models import Count, Sum
 
-from agents.runtime import budget_for
 from runs.actions import launch_run
+from runs.budget import budget_for
 from runs.models import Event, Finding, Report, Run, Span, Step, Task
 from runs.summary import run_summary
 from tests.engine.helpers import make_target, wait_for_run

@@ -16,16 +16,39 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 def test_launch_run_alone_starts_its_worker_and_prints_the_summary():
     result = subprocess.run(
-        [sys.executable, "manage.py", "launch_run", "--playbook", "codebase-audit",
-         "--target", "samples/vulnerable_app", "--max-concurrency", "3", "--wait", "--json"],
-        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "manage.py",
+            "launch_run",
+            "--playbook",
+            "codebase-audit",
+            "--target",
+            "samples/vulnerable_app",
+            "--max-concurrency",
+            "3",
+            "--wait",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
         check=False,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert set(summary) >= {
-        "run_id", "status", "agents", "max_in_flight", "cost_usd", "budget_usd", "tokens",
-        "findings", "events", "wall_seconds",
+        "run_id",
+        "status",
+        "agents",
+        "max_in_flight",
+        "cost_usd",
+        "budget_usd",
+        "tokens",
+        "findings",
+        "events",
+        "wall_seconds",
     }
     assert summary["status"] == "awaiting_review"
     assert summary["agents"] == {"total": 6, "succeeded": 6, "failed": 0, "skipped": 0}
@@ -39,9 +62,21 @@ def test_launch_run_alone_starts_its_worker_and_prints_the_summary():
 
 def test_launch_run_refuses_a_target_outside_the_roots_and_creates_nothing():
     result = subprocess.run(
-        [sys.executable, "manage.py", "launch_run", "--playbook", "codebase-audit",
-         "--target", "/etc", "--json"],
-        cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "manage.py",
+            "launch_run",
+            "--playbook",
+            "codebase-audit",
+            "--target",
+            "/etc",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
         check=False,
     )
     assert result.returncode != 0

@@ -32,7 +32,7 @@ def user(operator: User) -> User:
 @pytest.fixture(autouse=True)
 def _no_enqueue() -> Iterator[mock.MagicMock]:
     # Never reach Celery from these tests, even if a transaction commits.
-    with mock.patch("runs.actions._enqueue_plan") as enqueue:
+    with mock.patch("runs.actions.enqueue.send") as enqueue:
         yield enqueue
 
 
@@ -260,7 +260,7 @@ def test_valid_launch_creates_one_pending_run_with_created_event(
     _no_enqueue.assert_not_called()
     for callback in callbacks:
         callback()
-    _no_enqueue.assert_called_once_with(run.pk)
+    _no_enqueue.assert_called_once_with("runs.plan_run", run.pk)
 
 
 def test_valid_archive_launch_creates_one_pending_run(user: User) -> None:

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from agents import engine, outcomes
-from agents.playbooks import get_playbook
 from agents.contract import AgentOutput, AgentResult, SpawnOut, Usage
-from runs.actions import launch_run
+from agents.playbooks import get_playbook
+from runs.actions import enqueue, launch_run, outcomes
 from runs.models import Event, Run, Task
 from tests.engine.helpers import make_target
 
@@ -55,7 +54,7 @@ def _complete(task: Task, spawn: list[SpawnOut]) -> None:
         output=AgentOutput(spawn=spawn), usage=Usage(), model="m", provider="heuristic"
     )
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(engine, "_schedule_dispatch", lambda run_id: None)
+        mp.setattr(enqueue, "send", lambda name, object_id, countdown=None: None)
         assert outcomes.complete_task(task, result, get_playbook("codebase-audit"))
 
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from agents import worker
-from agents.engine import dispatch
-from agents.planning import plan_run
 from agents.contract import ProviderError
 from agents.providers.heuristic import HeuristicProvider
-from runs.actions import cancel_run, launch_run
+from runs import worker
+from runs.actions import cancel_run, enqueue, launch_run
+from runs.actions.dispatch import dispatch
+from runs.actions.planning import plan_run
 from runs.models import Event, Run, Task
 from tests.engine.helpers import make_target
 
@@ -41,11 +41,7 @@ class FlakyProvider(HeuristicProvider):
 def planned_run(tmp_path: Path, settings: Any, monkeypatch: Any) -> Run:
     settings.HARNESS_TARGET_ROOTS = [tmp_path.resolve()]
     # No Celery here: the test drives plan → dispatch → execute itself.
-    monkeypatch.setattr("agents.engine._enqueue", lambda ids: None)
-    monkeypatch.setattr("agents.engine._schedule_dispatch", lambda run_id: None)
-    monkeypatch.setattr("agents.engine._schedule_aggregate", lambda run_id: None)
-    monkeypatch.setattr("agents.engine._arm_watchdog", lambda run_id: None)
-    monkeypatch.setattr("runs.actions._enqueue_plan", lambda run_id: None)
+    monkeypatch.setattr(enqueue, "send", lambda name, object_id, countdown=None: None)
     target = make_target(tmp_path.resolve(), 3)
     run = launch_run(
         user=None,
@@ -154,7 +150,12 @@ def test_a_queued_agent_whose_message_was_lost_is_sent_again(
     from django.utils import timezone
 
     sent: list[list[int]] = []
-    monkeypatch.setattr("agents.engine._enqueue", lambda ids: sent.append(list(ids)))
+
+    def record(name: str, object_id: int, countdown: float | None = None) -> None:
+        if name == enqueue.RUN_AGENT:
+            sent.append([object_id])
+
+    monkeypatch.setattr(enqueue, "send", record)
     settings.HARNESS_REQUEUE_AFTER_S = 60
     queued = list(Task.objects.filter(run=planned_run, status="queued"))
     assert queued  # dispatched by the fixture, whose publish we dropped: the messages are lost

@@ -92,17 +92,26 @@ def brain_answer(view: View) -> dict[str, Any]:
             number, content = int(match.group(1)), match.group(2)
             for marker in MARKERS:
                 if marker.lower() in content.lower():
-                    findings.append({
-                        "title": f"{marker} at {path}:{number}", "detail": content.strip()[:200],
-                        "severity": "medium", "confidence": 0.7, "path": path,
-                        "line_start": number, "line_end": number,
-                        "evidence": content.strip()[:200], "rule": f"marker-{marker.strip('(')}",
-                    })
+                    findings.append(
+                        {
+                            "title": f"{marker} at {path}:{number}",
+                            "detail": content.strip()[:200],
+                            "severity": "medium",
+                            "confidence": 0.7,
+                            "path": path,
+                            "line_start": number,
+                            "line_end": number,
+                            "evidence": content.strip()[:200],
+                            "rule": f"marker-{marker.strip('(')}",
+                        }
+                    )
                     break
     refused = sum("refused" in text for text in view.tool_results)
     summary = f"Read {len(view.tool_results)} tool results; {len(findings)} findings"
-    answer: dict[str, Any] = {"summary": summary + (f"; {refused} refused" if refused else ""),
-                              "findings": findings[:20]}
+    answer: dict[str, Any] = {
+        "summary": summary + (f"; {refused} refused" if refused else ""),
+        "findings": findings[:20],
+    }
     if view.can_spawn:
         answer["spawn"] = []
     return answer
@@ -115,8 +124,9 @@ INVALID = {"summary": 5, "findings": [{"title": "", "severity": "catastrophic"}]
 class FakeServer:
     """Base class; subclasses implement ``respond(handler, recorded, behaviour)``."""
 
-    def __init__(self, *, api_key: str = "", retry_after: str = "7",
-                 slow_seconds: float = 3.0) -> None:
+    def __init__(
+        self, *, api_key: str = "", retry_after: str = "7", slow_seconds: float = 3.0
+    ) -> None:
         self.api_key = api_key
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
@@ -176,9 +186,14 @@ class FakeServer:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        recorded = Recorded(handler.command, handler.path,
-                            {k.lower(): v for k, v in handler.headers.items()}, body, raw,
-                            time.time())
+        recorded = Recorded(
+            handler.command,
+            handler.path,
+            {k.lower(): v for k, v in handler.headers.items()},
+            body,
+            raw,
+            time.time(),
+        )
         with self.lock:
             self.requests.append(recorded)
         behaviour = self._next_behaviour()
@@ -189,13 +204,16 @@ class FakeServer:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.respond(handler, recorded, behaviour)
 
-    def respond(self, handler: BaseHTTPRequestHandler, recorded: Recorded,
-                behaviour: str) -> None:
+    def respond(self, handler: BaseHTTPRequestHandler, recorded: Recorded, behaviour: str) -> None:
         raise NotImplementedError
 
     @staticmethod
-    def send(handler: BaseHTTPRequestHandler, status: int, body: Any,
-             headers: dict[str, str] | None = None) -> None:
+    def send(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         handler.send_response(status)
         handler.send_header("content-type", "application/json")
@@ -222,5 +240,15 @@ def masked(key: str) -> str:
     return f"{key[:5]}****{key[-4:]}" if len(key) > 12 else "****"
 
 
-__all__ = ["INVALID", "MALFORMED", "FakeServer", "Recorded", "View", "brain_answer",
-           "brain_next_calls", "field", "masked", "usage_for"]
+__all__ = [
+    "INVALID",
+    "MALFORMED",
+    "FakeServer",
+    "Recorded",
+    "View",
+    "brain_answer",
+    "brain_next_calls",
+    "field",
+    "masked",
+    "usage_for",
+]

@@ -47,7 +47,7 @@ def _text_of(block: dict[str, Any]) -> str:
 def check_conversation(body: dict[str, Any]) -> str:
     messages = body.get("messages") or []
     if not messages or messages[0].get("role") != "user":
-        return "messages: first message must use the \"user\" role"
+        return 'messages: first message must use the "user" role'
     declared = {tool["name"] for tool in body.get("tools") or []}
     pending: set[str] = set()
     for message in messages:
@@ -55,8 +55,10 @@ def check_conversation(body: dict[str, Any]) -> str:
         if message["role"] == "user":
             answered = {b["tool_use_id"] for b in blocks if b.get("type") == "tool_result"}
             if pending - answered:
-                return ("messages: `tool_use` ids were found without `tool_result` blocks "
-                        f"immediately after: {sorted(pending - answered)}")
+                return (
+                    "messages: `tool_use` ids were found without `tool_result` blocks "
+                    f"immediately after: {sorted(pending - answered)}"
+                )
             pending = set()
         else:
             uses = [b for b in blocks if b.get("type") == "tool_use"]
@@ -76,40 +78,70 @@ class FakeAnthropicServer(FakeServer):
     def view(self, body: dict[str, Any]) -> View:
         messages = body.get("messages", [])
         user = _text_of({"content": _blocks(messages[0])}) if messages else ""
-        calls = [(b["name"], b.get("input") or {}) for m in messages if m["role"] == "assistant"
-                 for b in _blocks(m) if b.get("type") == "tool_use"]
-        results = [_text_of(b) for m in messages if m["role"] == "user"
-                   for b in _blocks(m) if b.get("type") == "tool_result"]
+        calls = [
+            (b["name"], b.get("input") or {})
+            for m in messages
+            if m["role"] == "assistant"
+            for b in _blocks(m)
+            if b.get("type") == "tool_use"
+        ]
+        results = [
+            _text_of(b)
+            for m in messages
+            if m["role"] == "user"
+            for b in _blocks(m)
+            if b.get("type") == "tool_result"
+        ]
         offered = [t["name"] for t in body.get("tools") or [] if t["name"] != FINAL]
         forced = (body.get("tool_choice") or {}).get("type") == "tool"
-        final_schema = next((t["input_schema"] for t in body.get("tools") or []
-                             if t["name"] == FINAL), {})
-        return View(user_prompt=user, offered=offered, final_mode=forced, calls_made=calls,
-                    tool_results=results,
-                    can_spawn="spawn" in final_schema.get("properties", {}))
+        final_schema = next(
+            (t["input_schema"] for t in body.get("tools") or [] if t["name"] == FINAL), {}
+        )
+        return View(
+            user_prompt=user,
+            offered=offered,
+            final_mode=forced,
+            calls_made=calls,
+            tool_results=results,
+            can_spawn="spawn" in final_schema.get("properties", {}),
+        )
 
-    def respond(self, handler: BaseHTTPRequestHandler, recorded: Recorded,
-                behaviour: str) -> None:
-        headers = {"request-id": f"req_{uuid.uuid4().hex[:20]}",
-                   "anthropic-ratelimit-requests-limit": "4000"}
+    def respond(self, handler: BaseHTTPRequestHandler, recorded: Recorded, behaviour: str) -> None:
+        headers = {
+            "request-id": f"req_{uuid.uuid4().hex[:20]}",
+            "anthropic-ratelimit-requests-limit": "4000",
+        }
         # anthropic 2.x sends the key as a bearer token; older clients use x-api-key.
-        given = (recorded.headers.get("x-api-key")
-                 or recorded.headers.get("authorization", "").removeprefix("Bearer "))
+        given = recorded.headers.get("x-api-key") or recorded.headers.get(
+            "authorization", ""
+        ).removeprefix("Bearer ")
         if self.api_key and given != self.api_key:
-            self.send(handler, 401, _error("authentication_error",
-                                           f"invalid x-api-key {masked(given)}"), headers)
+            self.send(
+                handler,
+                401,
+                _error("authentication_error", f"invalid x-api-key {masked(given)}"),
+                headers,
+            )
             return
         if not recorded.headers.get("anthropic-version"):
-            self.send(handler, 400, _error("invalid_request_error",
-                                           "anthropic-version header is required"), headers)
+            self.send(
+                handler,
+                400,
+                _error("invalid_request_error", "anthropic-version header is required"),
+                headers,
+            )
             return
         if recorded.path != "/v1/messages" or not isinstance(recorded.body, dict):
             self.send(handler, 404, _error("not_found_error", "Not found"), headers)
             return
         body = recorded.body
         if behaviour in ("429", "500", "503", "529"):
-            kinds = {"429": "rate_limit_error", "529": "overloaded_error", "500": "api_error",
-                     "503": "api_error"}
+            kinds = {
+                "429": "rate_limit_error",
+                "529": "overloaded_error",
+                "500": "api_error",
+                "503": "api_error",
+            }
             if behaviour in ("429", "529"):
                 headers["retry-after"] = self.retry_after
             self.send(handler, int(behaviour), _error(kinds[behaviour], "fake"), headers)
@@ -127,25 +159,56 @@ class FakeAnthropicServer(FakeServer):
         if behaviour == "malformed":
             content, stop = [{"type": "text", "text": MALFORMED}], "end_turn"
         elif behaviour == "invalid":
-            content = [{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:16]}",
-                        "name": FINAL, "input": INVALID}]
+            content = [
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{uuid.uuid4().hex[:16]}",
+                    "name": FINAL,
+                    "input": INVALID,
+                }
+            ]
             stop = "tool_use"
         elif calls:
             content = [{"type": "text", "text": "Let me look."}] + [
-                {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:16]}", "name": name,
-                 "input": args} for name, args in calls]
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{uuid.uuid4().hex[:16]}",
+                    "name": name,
+                    "input": args,
+                }
+                for name, args in calls
+            ]
             stop = "tool_use"
         elif self.prose and not view.final_mode:
             content, stop = [{"type": "text", "text": "I have read what I need."}], "end_turn"
         else:
-            content = [{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:16]}",
-                        "name": FINAL, "input": brain_answer(view)}]
+            content = [
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{uuid.uuid4().hex[:16]}",
+                    "name": FINAL,
+                    "input": brain_answer(view),
+                }
+            ]
             stop = "tool_use"
         input_tokens, output_tokens = usage_for(body, content)
-        self.send(handler, 200, {
-            "id": f"msg_{uuid.uuid4().hex[:20]}", "type": "message", "role": "assistant",
-            "model": body.get("model", "unknown"), "content": content, "stop_reason": stop,
-            "stop_sequence": None,
-            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
-        }, headers)
+        self.send(
+            handler,
+            200,
+            {
+                "id": f"msg_{uuid.uuid4().hex[:20]}",
+                "type": "message",
+                "role": "assistant",
+                "model": body.get("model", "unknown"),
+                "content": content,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                },
+            },
+            headers,
+        )

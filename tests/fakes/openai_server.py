@@ -42,8 +42,10 @@ def check_conversation(messages: list[dict[str, Any]]) -> str:
             pending.discard(message["tool_call_id"])
             continue
         if pending:
-            return ("An assistant message with 'tool_calls' must be followed by tool messages "
-                    f"responding to each 'tool_call_id'. Missing: {sorted(pending)}")
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                f"responding to each 'tool_call_id'. Missing: {sorted(pending)}"
+            )
         if role == "assistant":
             pending = {call["id"] for call in message.get("tool_calls") or []}
     return ""
@@ -57,27 +59,44 @@ class FakeOpenAIServer(FakeServer):
     def view(self, body: dict[str, Any]) -> View:
         messages = body.get("messages", [])
         user = next((m["content"] for m in messages if m["role"] == "user"), "")
-        calls = [(c["function"]["name"], json.loads(c["function"]["arguments"] or "{}"))
-                 for m in messages if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+        calls = [
+            (c["function"]["name"], json.loads(c["function"]["arguments"] or "{}"))
+            for m in messages
+            if m["role"] == "assistant"
+            for c in m.get("tool_calls") or []
+        ]
         results = [m["content"] for m in messages if m["role"] == "tool"]
         offered = [t["function"]["name"] for t in body.get("tools") or []]
         schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema", {})
-        return View(user_prompt=user, offered=offered,
-                    final_mode="response_format" in body or not offered, calls_made=calls,
-                    tool_results=results,
-                    can_spawn="spawn" in schema.get("properties", {})
-                    or "spawn_subagent" in offered)
+        return View(
+            user_prompt=user,
+            offered=offered,
+            final_mode="response_format" in body or not offered,
+            calls_made=calls,
+            tool_results=results,
+            can_spawn="spawn" in schema.get("properties", {}) or "spawn_subagent" in offered,
+        )
 
-    def respond(self, handler: BaseHTTPRequestHandler, recorded: Recorded,
-                behaviour: str) -> None:
+    def respond(self, handler: BaseHTTPRequestHandler, recorded: Recorded, behaviour: str) -> None:
         request_id = f"req_{uuid.uuid4().hex[:16]}"
-        headers = {"x-request-id": request_id, "openai-processing-ms": "12",
-                   "x-ratelimit-limit-requests": "10000"}
+        headers = {
+            "x-request-id": request_id,
+            "openai-processing-ms": "12",
+            "x-ratelimit-limit-requests": "10000",
+        }
         if self.api_key and recorded.headers.get("authorization") != f"Bearer {self.api_key}":
             given = recorded.headers.get("authorization", "").removeprefix("Bearer ")
             # Like OpenAI: the message echoes part of the wrong key.
-            self.send(handler, 401, _error(f"Incorrect API key provided: {masked(given)}.",
-                                           "invalid_request_error", "invalid_api_key"), headers)
+            self.send(
+                handler,
+                401,
+                _error(
+                    f"Incorrect API key provided: {masked(given)}.",
+                    "invalid_request_error",
+                    "invalid_api_key",
+                ),
+                headers,
+            )
             return
         if recorded.path != "/v1/chat/completions" or not isinstance(recorded.body, dict):
             self.send(handler, 404, _error("Unknown endpoint.", "invalid_request_error"), headers)
@@ -105,9 +124,13 @@ class FakeOpenAIServer(FakeServer):
         calls = [] if behaviour in ("malformed", "invalid") else brain_next_calls(view)
         if calls:
             message["tool_calls"] = [
-                {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
-                 "function": {"name": name, "arguments": json.dumps(args)}}
-                for name, args in calls]
+                {
+                    "id": f"call_{uuid.uuid4().hex[:12]}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args)},
+                }
+                for name, args in calls
+            ]
             finish = "tool_calls"
         elif behaviour == "malformed":
             message["content"], finish = MALFORMED, "stop"
@@ -118,11 +141,22 @@ class FakeOpenAIServer(FakeServer):
         else:
             message["content"], finish = json.dumps(brain_answer(view)), "stop"
         prompt_tokens, completion_tokens = usage_for(body, message)
-        self.send(handler, 200, {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
-            "created": int(time.time()), "model": body.get("model", "unknown"),
-            "choices": [{"index": 0, "message": message, "finish_reason": finish,
-                         "logprobs": None}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
-        }, headers)
+        self.send(
+            handler,
+            200,
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "unknown"),
+                "choices": [
+                    {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            },
+            headers,
+        )

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from agents.providers.loop import LLMProvider
-from agents.providers.anthropic_provider import AnthropicProvider
 from agents.contract import BudgetExhausted, ProviderError
+from agents.providers.anthropic_provider import AnthropicProvider
+from agents.providers.loop import LLMProvider
 from agents.providers.openai_provider import OpenAIProvider
 from agents.snapshot import Snapshot
 from tests.fakes import FakeServer
@@ -50,7 +50,8 @@ def test_agent_reads_its_scope_with_tools_and_returns_validated_findings(
 ) -> None:
     context = FakeContext()
     result = provider_for(server, kind).run_agent(
-        make_request(snapshot, context, files=["src/app.py"]))
+        make_request(snapshot, context, files=["src/app.py"])
+    )
 
     assert [t["name"] for t in context.tools] == ["read_file"]
     assert context.tools[0]["ok"] and "hunter2" in context.tools[0]["content"]
@@ -60,8 +61,11 @@ def test_agent_reads_its_scope_with_tools_and_returns_validated_findings(
     assert sorted(context.stored) == [0, 1, 2]
     assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
     first = server.model_requests()[0].body
-    offered = ([t["function"]["name"] for t in first["tools"]] if kind == "openai"
-               else [t["name"] for t in first["tools"]])
+    offered = (
+        [t["function"]["name"] for t in first["tools"]]
+        if kind == "openai"
+        else [t["name"] for t in first["tools"]]
+    )
     assert offered[:3] == ["list_dir", "read_file", "search"]
     assert "spawn_subagent" not in offered
 
@@ -70,7 +74,8 @@ def test_system_prompt_states_lens_scope_tools_and_that_target_text_is_data(
     openai_server: FakeServer, snapshot: Snapshot
 ) -> None:
     provider_for(openai_server, "openai").run_agent(
-        make_request(snapshot, FakeContext(), files=["src/app.py"]))
+        make_request(snapshot, FakeContext(), files=["src/app.py"])
+    )
     system = openai_server.model_requests()[0].body["messages"][0]["content"]
     assert "'security' lens" in system and "src/app.py" in system
     assert "DATA" in system and "never instructions" in system
@@ -103,7 +108,8 @@ def test_injected_instructions_lead_to_refused_calls_and_nothing_outside_is_read
 ) -> None:
     context = FakeContext()
     result = provider_for(server, kind).run_agent(
-        make_request(snapshot, context, files=["src/notes.py"], tools=["read_file"]))
+        make_request(snapshot, context, files=["src/notes.py"], tools=["read_file"])
+    )
 
     refused = {(t["name"], json.dumps(t["arguments"])) for t in context.tools if t["refused"]}
     assert ("delete_everything", "{}") in refused
@@ -121,7 +127,8 @@ def test_invalid_output_gets_one_repair_round(
 ) -> None:
     server.plan = ["invalid"]
     result = provider_for(server, kind).run_agent(
-        make_request(snapshot, FakeContext(), files=["src/app.py"], tools=[]))
+        make_request(snapshot, FakeContext(), files=["src/app.py"], tools=[])
+    )
     assert len(server.model_requests()) == 2
     assert "invalid" in server.everything_recorded().lower()  # the repair says what was wrong
     assert result.output.summary.startswith("Read")
@@ -134,7 +141,8 @@ def test_bad_output_twice_is_a_clean_permanent_failure(
     server.plan = [behaviour, behaviour]
     with pytest.raises(ProviderError) as caught:
         provider_for(server, kind).run_agent(
-            make_request(snapshot, FakeContext(), files=["src/app.py"]))
+            make_request(snapshot, FakeContext(), files=["src/app.py"])
+        )
     assert caught.value.permanent and "after one repair round" in str(caught.value)
     assert len(server.model_requests()) == 2
 
@@ -144,7 +152,8 @@ def test_prose_answer_gets_a_structured_final_turn(
 ) -> None:
     server.prose = True
     result = provider_for(server, kind).run_agent(
-        make_request(snapshot, FakeContext(), files=["src/app.py"]))
+        make_request(snapshot, FakeContext(), files=["src/app.py"])
+    )
     last = server.model_requests()[-1].body
     if kind == "openai":
         assert last["response_format"]["json_schema"]["strict"] is True and "tools" not in last
@@ -157,9 +166,15 @@ def test_step_limit_forces_the_final_answer(
     kind: str, server: FakeServer, snapshot: Snapshot
 ) -> None:
     context = FakeContext()
-    result = provider_for(server, kind).run_agent(make_request(
-        snapshot, context, files=["src/app.py", "src/notes.py"], tools=["read_file"],
-        max_steps=1))
+    result = provider_for(server, kind).run_agent(
+        make_request(
+            snapshot,
+            context,
+            files=["src/app.py", "src/notes.py"],
+            tools=["read_file"],
+            max_steps=1,
+        )
+    )
     assert len(server.model_requests()) == 2  # one tool turn, then the final turn
     assert result.output.summary
 
@@ -172,8 +187,7 @@ def test_server_errors_are_transient_and_release_the_reservation(
     server.plan = [behaviour]
     context = FakeContext()
     with pytest.raises(ProviderError) as caught:
-        provider_for(server, kind).run_agent(
-            make_request(snapshot, context, files=["src/app.py"]))
+        provider_for(server, kind).run_agent(make_request(snapshot, context, files=["src/app.py"]))
     assert not caught.value.permanent
     assert context.released == [0] and context.after == []
     if behaviour == "429" or (behaviour == "529" and kind == "anthropic"):
@@ -188,7 +202,8 @@ def test_slow_response_times_out_as_transient(
     started = time.monotonic()
     with pytest.raises(ProviderError) as caught:
         provider_for(server, kind, timeout_s=0.5).run_agent(
-            make_request(snapshot, FakeContext(), files=["src/app.py"]))
+            make_request(snapshot, FakeContext(), files=["src/app.py"])
+        )
     assert not caught.value.permanent and "no response within 0.5s" in str(caught.value)
     assert time.monotonic() - started < 2.5
 
@@ -199,7 +214,8 @@ def test_connection_refused_is_transient(kind: str, snapshot: Snapshot) -> None:
 
     with pytest.raises(ProviderError) as caught:
         provider_for(Closed(), kind).run_agent(  # type: ignore[arg-type]
-            make_request(snapshot, FakeContext(), files=["src/app.py"]))
+            make_request(snapshot, FakeContext(), files=["src/app.py"])
+        )
     assert not caught.value.permanent and "cannot connect" in str(caught.value)
 
 
@@ -210,7 +226,8 @@ def test_wrong_key_is_permanent_and_no_key_appears_in_the_message(
     monkeypatch.setenv("TEST_OPENAI_KEY" if kind == "openai" else "TEST_ANTHROPIC_KEY", wrong)
     with pytest.raises(ProviderError) as caught:
         provider_for(server, kind).run_agent(
-            make_request(snapshot, FakeContext(), files=["src/app.py"]))
+            make_request(snapshot, FakeContext(), files=["src/app.py"])
+        )
     assert caught.value.permanent and "HTTP 401" in str(caught.value)
     assert wrong not in str(caught.value) and key_of(kind) not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
@@ -223,7 +240,8 @@ def test_missing_key_names_the_variable_and_calls_nothing(
     monkeypatch.delenv(variable)
     with pytest.raises(ProviderError) as caught:
         provider_for(server, kind).run_agent(
-            make_request(snapshot, FakeContext(), files=["src/app.py"]))
+            make_request(snapshot, FakeContext(), files=["src/app.py"])
+        )
     assert caught.value.permanent and variable in str(caught.value)
     assert server.requests == []
 
@@ -232,7 +250,8 @@ def test_key_is_sent_only_in_its_auth_header(
     kind: str, server: FakeServer, snapshot: Snapshot
 ) -> None:
     provider_for(server, kind).run_agent(
-        make_request(snapshot, FakeContext(), files=["src/app.py"]))
+        make_request(snapshot, FakeContext(), files=["src/app.py"])
+    )
     key = key_of(kind)
     assert key not in server.everything_recorded()
     for recorded in server.requests:
@@ -258,7 +277,8 @@ def test_budget_refusal_stops_before_calling(
 ) -> None:
     with pytest.raises(BudgetExhausted):
         provider_for(server, kind).run_agent(
-            make_request(snapshot, FakeContext(budget_tokens=10), files=["src/app.py"]))
+            make_request(snapshot, FakeContext(budget_tokens=10), files=["src/app.py"])
+        )
     assert server.requests == []
 
 
@@ -268,15 +288,21 @@ def test_spawn_requests_are_collected_not_executed(
     from agents.tools import ToolResult
 
     context = FakeContext()
-    request = make_request(snapshot, context, files=["src/app.py"],
-                           tools=["read_file", "spawn_subagent"], can_spawn=True,
-                           max_children=1)
+    request = make_request(
+        snapshot,
+        context,
+        files=["src/app.py"],
+        tools=["read_file", "spawn_subagent"],
+        can_spawn=True,
+        max_children=1,
+    )
     provider = provider_for(openai_server, "openai")
     from agents.providers.loop import AgentLoop, ToolCall
 
     loop = AgentLoop(request, provider.dialect("m"), provider.config, "m", 5.0)
     args = {"scope": {"files": ["src/app.py"], "document": None}, "why": "deeper", "lens": None}
     assert loop._spawn(ToolCall("c1", "spawn_subagent", args)) == ToolResult(
-        ok=True, content="spawn requested; the engine will decide")
+        ok=True, content="spawn requested; the engine will decide"
+    )
     assert loop._spawn(ToolCall("c2", "spawn_subagent", args)).refused  # max_children = 1
     assert loop.spawns[0].scope == {"files": ["src/app.py"]}

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from agents.pricing import price_call
 from agents.contract import Usage
+from agents.pricing import price_call
 from runs.actions import launch_run
 from runs.models import Event, Finding, Run, Span, Step, Task
 from tests.engine.helpers import make_target, wait_for_run
@@ -44,11 +44,17 @@ def assert_costs_match_the_price_table(run: Run, kind: str, model: str) -> None:
     assert abs(run.cost_usd - total) <= Decimal("0.000001") * len(chats)
 
 
-def run_against(server: FakeServer, kind: str, model: str, celery_worker: Any,
-                target: Path) -> Run:
+def run_against(server: FakeServer, kind: str, model: str, celery_worker: Any, target: Path) -> Run:
     worker = celery_worker(concurrency=4, name=f"full-{kind}")
-    run = launch_run(user=None, playbook="codebase-audit", target_path=str(target),
-                     provider=kind, model=model, options={"chunk_files": 1}, budget_usd="10")
+    run = launch_run(
+        user=None,
+        playbook="codebase-audit",
+        target_path=str(target),
+        provider=kind,
+        model=model,
+        options={"chunk_files": 1},
+        budget_usd="10",
+    )
     run = wait_for_run(run.pk, timeout=240)
     assert run.status == Run.Status.AWAITING_REVIEW, worker.tail()
     return run
@@ -89,8 +95,14 @@ def test_api_key_leaves_no_trace_in_database_logs_or_events(
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)  # type: ignore[attr-defined]
         monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
         worker = celery_worker(concurrency=2, name="secrets")
-        run = launch_run(user=None, playbook="codebase-audit", target_path=str(target),
-                         provider="openai", model="gpt-4o-mini", options={"chunk_files": 1})
+        run = launch_run(
+            user=None,
+            playbook="codebase-audit",
+            target_path=str(target),
+            provider="openai",
+            model="gpt-4o-mini",
+            options={"chunk_files": 1},
+        )
         run = wait_for_run(run.pk, timeout=240)
         assert server.requests and OPENAI_KEY not in server.everything_recorded()
     dump = io.StringIO()
@@ -102,24 +114,40 @@ def test_api_key_leaves_no_trace_in_database_logs_or_events(
 
 
 def test_rpm_limit_holds_across_two_worker_processes(
-    celery_worker: Any, target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    settings: Any
+    celery_worker: Any, target: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     rpm = 8
     with FakeOpenAIServer(api_key=OPENAI_KEY) as server:
         path = tmp_path / "providers.json"
-        path.write_text(json.dumps({"providers": {"limited": {
-            "kind": "openai", "base_url": server.base_url,  # type: ignore[attr-defined]
-            "api_key_env": "LIMITED_API_KEY", "default_model": "local-model", "rpm": rpm,
-            # A self-hosted model priced at 0 (a zero reservation once tripped HINCRBY "-0").
-            "prices": {"*": {"input": 0, "output": 0}}}}}))
+        path.write_text(
+            json.dumps(
+                {
+                    "providers": {
+                        "limited": {
+                            "kind": "openai",
+                            "base_url": server.base_url,  # type: ignore[attr-defined]
+                            "api_key_env": "LIMITED_API_KEY",
+                            "default_model": "local-model",
+                            "rpm": rpm,
+                            # A self-hosted model priced at 0 (a zero reservation once tripped HINCRBY "-0").
+                            "prices": {"*": {"input": 0, "output": 0}},
+                        }
+                    }
+                }
+            )
+        )
         monkeypatch.setenv("HARNESS_PROVIDERS_FILE", str(path))
         monkeypatch.setenv("LIMITED_API_KEY", OPENAI_KEY)
         settings.HARNESS_PROVIDERS_FILE = str(path)
         celery_worker(concurrency=4, name="rate-a")
         celery_worker(concurrency=4, name="rate-b")
-        run = launch_run(user=None, playbook="codebase-audit", target_path=str(target),
-                         provider="limited", options={"chunk_files": 1})
+        run = launch_run(
+            user=None,
+            playbook="codebase-audit",
+            target_path=str(target),
+            provider="limited",
+            options={"chunk_files": 1},
+        )
         run = wait_for_run(run.pk, timeout=240)
         times = sorted(r.at for r in server.model_requests())
     assert len(times) >= rpm  # the burst was used, then the limiter held the rest back

@@ -45,8 +45,7 @@ def test_builtins_read_the_sdk_environment(monkeypatch: pytest.MonkeyPatch) -> N
         assert provider_config("anthropic").api_key_env == "ANTHROPIC_API_KEY"
 
 
-def test_providers_file_adds_and_overrides(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_providers_file_adds_and_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "providers.yaml"
     path.write_text(VLLM_YAML)
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
@@ -61,39 +60,51 @@ def test_providers_file_adds_and_overrides(tmp_path: Path,
         assert provider.name == "vllm" and provider.concurrency == 8  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("entry, field", [
-    ({"kind": "openai", "base_url": "ftp://x", "default_model": "m"}, "providers.bad.base_url"),
-    ({"kind": "cohere", "default_model": "m"}, "providers.bad.kind"),
-    ({"kind": "openai", "default_model": "m", "rpm": 0}, "providers.bad.rpm"),
-    ({"kind": "openai", "default_model": "m", "colour": "red"}, "providers.bad.colour"),
-    ({"kind": "openai"}, "providers.bad.default_model"),
-])
-def test_bad_file_names_the_bad_field(tmp_path: Path, entry: dict[str, object],
-                                      field: str) -> None:
+@pytest.mark.parametrize(
+    "entry, field",
+    [
+        ({"kind": "openai", "base_url": "ftp://x", "default_model": "m"}, "providers.bad.base_url"),
+        ({"kind": "cohere", "default_model": "m"}, "providers.bad.kind"),
+        ({"kind": "openai", "default_model": "m", "rpm": 0}, "providers.bad.rpm"),
+        ({"kind": "openai", "default_model": "m", "colour": "red"}, "providers.bad.colour"),
+        ({"kind": "openai"}, "providers.bad.default_model"),
+    ],
+)
+def test_bad_file_names_the_bad_field(tmp_path: Path, entry: dict[str, object], field: str) -> None:
     path = tmp_path / "providers.json"
     path.write_text(json.dumps({"providers": {"bad": entry}}))
-    with override_settings(HARNESS_PROVIDERS_FILE=str(path)), \
-            pytest.raises(ImproperlyConfigured, match=field.replace(".", r"\.")):
+    with (
+        override_settings(HARNESS_PROVIDERS_FILE=str(path)),
+        pytest.raises(ImproperlyConfigured, match=field.replace(".", r"\.")),
+    ):
         provider_names()
 
 
 def test_a_pasted_key_is_refused_without_being_echoed(tmp_path: Path) -> None:
     key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
     path = tmp_path / "providers.json"
-    path.write_text(json.dumps({"providers": {"p": {
-        "kind": "openai", "default_model": "m", "api_key_env": key}}}))
-    with override_settings(HARNESS_PROVIDERS_FILE=str(path)), \
-            pytest.raises(ImproperlyConfigured) as caught:
+    path.write_text(
+        json.dumps(
+            {"providers": {"p": {"kind": "openai", "default_model": "m", "api_key_env": key}}}
+        )
+    )
+    with (
+        override_settings(HARNESS_PROVIDERS_FILE=str(path)),
+        pytest.raises(ImproperlyConfigured) as caught,
+    ):
         provider_names()
     assert "providers.p.api_key_env" in str(caught.value) and key not in str(caught.value)
 
 
 def test_heuristic_is_reserved_and_unknown_names_are_permanent_errors(tmp_path: Path) -> None:
     path = tmp_path / "providers.json"
-    path.write_text(json.dumps({"providers": {"heuristic": {"kind": "openai",
-                                                            "default_model": "m"}}}))
-    with override_settings(HARNESS_PROVIDERS_FILE=str(path)), \
-            pytest.raises(ImproperlyConfigured, match="reserved"):
+    path.write_text(
+        json.dumps({"providers": {"heuristic": {"kind": "openai", "default_model": "m"}}})
+    )
+    with (
+        override_settings(HARNESS_PROVIDERS_FILE=str(path)),
+        pytest.raises(ImproperlyConfigured, match="reserved"),
+    ):
         provider_names()
     with override_settings(HARNESS_PROVIDERS_FILE=""), pytest.raises(ProviderError) as caught:
         build_provider("nope")
@@ -121,7 +132,8 @@ def test_spans_carry_genai_and_harness_attributes_without_content(
     snapshot = Snapshot.open(tmp_path / "store", manifest.digest)
     with FakeOpenAIServer(api_key=OPENAI_KEY) as server:
         OpenAIProvider(config_for(server, "openai")).run_agent(
-            make_request(snapshot, FakeContext(), files=["app.py"]))
+            make_request(snapshot, FakeContext(), files=["app.py"])
+        )
     spans = {s.name: s for s in exporter.get_finished_spans()}
     chat, tool = spans["chat gpt-4o-mini"], spans["execute_tool read_file"]
     assert chat.kind.name == "CLIENT" and chat.attributes is not None

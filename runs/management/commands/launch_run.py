@@ -14,8 +14,14 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
+from harness_site.celery import app
+from harness_site.devstack import start_worker, stop_process
+from harness_site.localredis import ensure_private_redis, stop_private_redis
 from runs.actions import LaunchError, launch_run
+from runs.models import Run
 from runs.summary import run_summary
 
 
@@ -107,37 +113,26 @@ class Command(BaseCommand):
                 self._print_summary(summary)
         finally:
             if worker is not None:
-                from harness_site.devstack import stop_process
-
                 stop_process(worker)
             if redis_proc is not None:
-                from harness_site.localredis import stop_private_redis
-
                 stop_private_redis(redis_proc)
 
     # -- set-up -----------------------------------------------------------------------------
     def _ensure_redis(self) -> Any:
         if not settings.HARNESS_PRIVATE_REDIS:
             return None
-        from harness_site.localredis import ensure_private_redis
-
         proc = ensure_private_redis(settings.DATA_DIR, settings.HARNESS_PRIVATE_REDIS_PORT)
         if proc is not None:
             self.err.write("Started a private Redis for this command (REDIS_URL is unset).\n")
         return proc
 
     def _ensure_schema(self) -> None:
-        from django.db import connection
-        from django.db.migrations.executor import MigrationExecutor
-
         executor = MigrationExecutor(connection)
         if executor.migration_plan(executor.loader.graph.leaf_nodes()):
             self.err.write("Applying database migrations…\n")
             call_command("migrate", verbosity=0, interactive=False)
 
     def _ensure_worker(self, opts: dict[str, Any]) -> Any:
-        from harness_site.celery import app
-
         try:
             if _queue_has_consumer(app):
                 return None
@@ -145,8 +140,6 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Redis at REDIS_URL does not answer: {type(exc).__name__}"
             ) from None
-        from harness_site.devstack import start_worker
-
         concurrency = max(2, min(16, int(opts["max_concurrency"] or 4)))
         self.err.write(
             f"No Celery worker is answering: starting one ({concurrency} processes) for this "
@@ -163,8 +156,6 @@ class Command(BaseCommand):
 
     # -- following --------------------------------------------------------------------------
     def _follow(self, run_id: int, timeout: float) -> None:
-        from runs.models import Run
-
         tty = self.err.isatty()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -10,6 +10,7 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from agents import semconv
+from runs.models import Span
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ class DatabaseSpanProcessor(SpanProcessor):
         run_id = attributes.get(semconv.RUN_ID)
         if run_id is None or span.context is None:
             return
-        from runs.models import Span
-
         parent = span.parent.span_id if span.parent else None
         try:
             Span.objects.get_or_create(

@@ -1,22 +1,31 @@
-"""How an agent ends: succeeded (findings and spawn requests stored), failed, skipped for
-budget, or cancelled. Each is one transaction with its events, like every engine change; the
-next dispatch is scheduled after commit."""
+"""An agent's own state changes: claimed by a worker, put back to wait or retry, and how it ends:
+succeeded (findings and spawn requests stored), failed, skipped for budget, or cancelled.
+
+Each is one transaction with its events; the lock order is always the run row first, then its
+tasks (dispatch does the same), and the next dispatch is scheduled after commit.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
-from agents import engine
-from agents.decompose import scope_label, task_key
-from agents.playbooks import Playbook
 from agents.contract import AgentResult, SpawnOut
+from agents.planning import scope_label, task_key
+from agents.playbooks import Playbook
+from agents.snapshot import open_snapshot
+from runs.actions.dispatch import schedule_dispatch
+from runs.actions.planning import task_created
+from runs.budget import budget_for
+from runs.event_types import EventType
 from runs.events import record_event, record_events
 from runs.models import Finding, Run, Task
 
@@ -24,6 +33,56 @@ from runs.models import Finding, Run, Task
 def finding_fingerprint(lens: str, rule: str, path: str, line: int | None, title: str) -> str:
     raw = "\x1f".join([lens, rule, path, str(line or ""), title.strip().lower()])
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def claim_task(task: Task) -> bool:
+    """Take the agent for this worker: queued or retrying, or running under a holder whose
+    heartbeat is older than the lease (that holder died: a redelivered message, or a watchdog
+    re-send). True only for the one worker that won; ``task`` is refreshed then."""
+    now = timezone.now()
+    lease_before = now - timedelta(seconds=settings.HARNESS_AGENT_LEASE_S)
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=task.run_id)
+        won = (
+            Task.objects.filter(pk=task.pk)
+            .filter(
+                Q(status__in=[Task.Status.QUEUED, Task.Status.RETRYING])
+                | Q(status=Task.Status.RUNNING, heartbeat_at__lt=lease_before)
+                | Q(status=Task.Status.RUNNING, heartbeat_at__isnull=True)
+            )
+            .update(
+                status=Task.Status.RUNNING,
+                attempts=task.attempts + 1,
+                started_at=task.started_at or now,
+                heartbeat_at=now,
+            )
+            == 1
+        )
+        if won:
+            task.refresh_from_db()
+            record_event(run, EventType.TASK_STARTED, {"attempt": task.attempts}, task=task)
+    return won
+
+
+def wait_for_slot(task: Task) -> None:
+    """Every slot of the task's provider is busy: back to the queue, the claim not counted as
+    an attempt (the worker re-sends it after a short wait)."""
+    task.move(Task.Status.QUEUED, allowed_from=[Task.Status.RUNNING], attempts=task.attempts - 1)
+
+
+def retry_task(task: Task, *, delay: float, error: str = "", rate_limited: bool = False) -> None:
+    """Put a running agent aside to try again after ``delay`` seconds. Waiting for our own
+    shared rate limit is not a failed attempt; a provider or database error is."""
+    changes: dict[str, Any] = {"attempts": task.attempts - 1} if rate_limited else {}
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=task.run_id)
+        if not task.move(Task.Status.RETRYING, allowed_from=[Task.Status.RUNNING], **changes):
+            return
+        if rate_limited:
+            record_event(run, EventType.TASK_RATE_LIMITED, {"delay_s": round(delay, 2)}, task=task)
+        elif error:
+            payload = {"attempt": task.attempts, "delay_s": round(delay, 2), "error": error[:300]}
+            record_event(run, EventType.TASK_RETRYING, payload, task=task)
 
 
 def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
@@ -66,13 +125,12 @@ def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
             tokens_out=F("tokens_out") + tout,
             cost_usd=F("cost_usd") + cost,
             unpriced_calls=F("unpriced_calls") + (totals["unpriced"] or 0),
-            tasks_done=F("tasks_done") + 1,
             findings_count=F("findings_count") + len(findings),
             tasks_total=F("tasks_total") + children,
         )
         events: list[tuple[str, dict[str, Any], Task | None]] = [
             (
-                "finding.added",
+                EventType.FINDING_ADDED,
                 {"title": f.title[:120], "severity": f.severity, "location": f.location},
                 task,
             )
@@ -80,7 +138,7 @@ def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
         ]
         events.append(
             (
-                "task.succeeded",
+                EventType.TASK_SUCCEEDED,
                 {
                     "tokens": {"input": tin, "output": tout},
                     "cost_usd": str(cost),
@@ -91,7 +149,7 @@ def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
             )
         )
         record_events(run, events)
-        engine._schedule_dispatch(run.pk)
+        schedule_dispatch(run.pk)
     return True
 
 
@@ -129,8 +187,6 @@ def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut])
     if not requests:
         return 0
     spec = playbook.roles.get(parent.role)
-    from agents.snapshot import open_snapshot
-
     manifest_files = open_snapshot(run.snapshot_digest).manifest.files
     total = Task.objects.filter(run=run).count()
     existing_children = Task.objects.filter(parent=parent).count()
@@ -162,9 +218,9 @@ def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut])
         if not refusal and Task.objects.filter(run=run, key=key).exists():
             refusal = "duplicate: a task with this scope and lens already exists"
         payload = {"scope": label, "why": request.why[:300]}
-        events.append(("spawn.requested", payload, parent))
+        events.append((EventType.SPAWN_REQUESTED, payload, parent))
         if refusal:
-            events.append(("spawn.refused", {**payload, "reason": refusal}, parent))
+            events.append((EventType.SPAWN_REFUSED, {**payload, "reason": refusal}, parent))
             continue
         child = Task.objects.create(
             run=run,
@@ -183,41 +239,26 @@ def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut])
             needs_approval=parent.needs_approval,
         )
         created += 1
-        events.append(
-            (
-                "task.created",
-                {
-                    "key": key[:12],
-                    "step": child.step,
-                    "lens": child.lens,
-                    "scope": label,
-                    "why": child.why,
-                    "parent": parent.pk,
-                },
-                child,
-            )
-        )
+        events.append(task_created(child))
     record_events(run, events)
     return created
 
 
-def fail_task(task: Task, error: str, *, from_status: list[str] | None = None) -> bool:
+def fail_task(task: Task, error: str) -> bool:
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=task.run_id)
         won = task.move(
             Task.Status.FAILED,
-            allowed_from=from_status
-            or [Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING],
+            allowed_from=[Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING],
             finished_at=timezone.now(),
             error=error[:2000],
         )
         if not won:
             return False
-        Run.objects.filter(pk=run.pk).update(tasks_failed=F("tasks_failed") + 1)
         record_event(
-            run, "task.failed", {"error": error[:500], "attempts": task.attempts}, task=task
+            run, EventType.TASK_FAILED, {"error": error[:500], "attempts": task.attempts}, task=task
         )
-        playbook = Playbook.from_config(run.config)
+        playbook = run.resolved_playbook
         if run.status == Run.Status.RUNNING and (
             task.critical or playbook.failure.mode == "fail_fast"
         ):
@@ -227,8 +268,8 @@ def fail_task(task: Task, error: str, *, from_status: list[str] | None = None) -
                 else f"an agent failed (fail-fast policy): {error[:200]}"
             )
             if run.transition(Run.Status.FAILED, reason):
-                record_event(run, "run.failed", {"reason": reason})
-        engine._schedule_dispatch(run.pk)
+                record_event(run, EventType.RUN_FAILED, {"reason": reason})
+        schedule_dispatch(run.pk)
     return True
 
 
@@ -242,15 +283,12 @@ def budget_exhausted(task: Task, reason: str) -> None:
             finished_at=timezone.now(),
             error=f"budget exhausted: {reason}"[:2000],
         ):
-            Run.objects.filter(pk=run.pk).update(tasks_skipped=F("tasks_skipped") + 1)
-            record_event(run, "task.skipped", {"reason": "budget exhausted"}, task=task)
+            record_event(run, EventType.TASK_SKIPPED, {"reason": "budget exhausted"}, task=task)
         if run.transition(Run.Status.BUDGET_EXHAUSTED, "budget exhausted"):
-            record_event(run, "budget.exhausted", {"reason": reason[:300]})
-            from agents.runtime import budget_for
-
+            record_event(run, EventType.BUDGET_EXHAUSTED, {"reason": reason[:300]})
             # No later call of this run may reserve, even a smaller one that would still fit.
             transaction.on_commit(lambda: budget_for(run).exhaust())
-        engine._schedule_dispatch(run.pk)
+        schedule_dispatch(run.pk)
 
 
 def cancel_task(task: Task, reason: str) -> None:
@@ -267,6 +305,5 @@ def cancel_task(task: Task, reason: str) -> None:
             finished_at=timezone.now(),
             error=reason[:2000],
         ):
-            Run.objects.filter(pk=run.pk).update(tasks_skipped=F("tasks_skipped") + 1)
-            record_event(run, "task.cancelled", {"reason": reason[:300]}, task=task)
-        engine._schedule_dispatch(run.pk)
+            record_event(run, EventType.TASK_CANCELLED, {"reason": reason[:300]}, task=task)
+        schedule_dispatch(run.pk)

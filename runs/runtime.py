@@ -13,58 +13,19 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
 from django.utils import timezone
 
-from agents.limits import Budget, BudgetNotInitialized, LeaseSemaphore
-from agents.pricing import estimate_cost_upper_bound, price_call
+from agents.budget import BudgetNotInitialized
 from agents.contract import AgentCancelled, BudgetExhausted, Usage
-from harness_site.redis_client import get_redis
+from agents.limits import LeaseSemaphore
+from agents.pricing import estimate_cost_upper_bound, price_call
+from runs.budget import budget_for, rebuild_budget, step_reservation_id
+from runs.event_types import EventType
 from runs.events import record_event
 from runs.models import Run, Step, Task
 
 logger = logging.getLogger(__name__)
-
-
-def budget_for(run: Run) -> Budget:
-    return Budget(get_redis(), run.uid.hex, key_prefix=settings.HARNESS_REDIS_PREFIX)
-
-
-def step_reservation_id(task_id: int, index: int) -> str:
-    return f"t{task_id}:s{index}"
-
-
-def rebuild_budget(run: Run) -> bool:
-    """Write the run's budget state from the database unless Redis already holds it.
-
-    Spent = every stored model call of the run (finished or not: a step is stored before it is
-    settled, and a failed agent's calls were paid for too), and those calls' reservation ids
-    are marked settled so a late settle of one of them counts once. Called at planning and
-    whenever a worker finds the state missing (expired, Redis restarted) or foreign.
-    """
-    chat = Step.objects.filter(task__run=run, kind="chat")
-    totals = chat.aggregate(usd=Sum("cost_usd"), tokens=Sum(F("tokens_in") + F("tokens_out")))
-    settled = [step_reservation_id(t, i) for t, i in chat.values_list("task_id", "index")]
-    return budget_for(run).rebuild(
-        float(run.budget_usd) if run.budget_usd is not None else None,
-        int(run.budget_tokens) if run.budget_tokens is not None else None,
-        spent_usd=float(totals["usd"] or 0),
-        spent_tokens=int(totals["tokens"] or 0),
-        settled_ids=settled,
-        exhausted=run.status == Run.Status.BUDGET_EXHAUSTED,
-    )
-
-
-def provider_semaphore(provider: str, limit: int, lease_seconds: float) -> LeaseSemaphore:
-    return LeaseSemaphore(
-        get_redis(),
-        f"provider:{provider}",
-        limit,
-        lease_seconds=lease_seconds,
-        key_prefix=settings.HARNESS_REDIS_PREFIX,
-    )
 
 
 class AgentRuntime:
@@ -125,7 +86,7 @@ class AgentRuntime:
             run = Run.objects.get(pk=self.run_id)
             record_event(
                 run,
-                "budget.reserved",
+                EventType.BUDGET_RESERVED,
                 {"step": index, "usd": str(usd), "tokens": tokens, "model": model},
                 task=self.task,
             )
@@ -159,7 +120,7 @@ class AgentRuntime:
                 unpriced=price.unpriced,
                 seconds=seconds,
             ),
-            "budget.settled",
+            EventType.BUDGET_SETTLED,
             {
                 "step": index,
                 "model": model,
@@ -192,7 +153,7 @@ class AgentRuntime:
                 data={"arguments": arguments, "result": result},
                 seconds=seconds,
             ),
-            "tool.refused" if refused else "tool.called",
+            EventType.TOOL_REFUSED if refused else EventType.TOOL_CALLED,
             {"step": index, "tool": name, "reason": result.get("reason", "") if refused else ""},
         )
 

@@ -1,0 +1,22 @@
+"""Every state change of the records, each one transaction that writes its events with it.
+
+Where to look:
+
+- ``launch``: validate and create a run (the only launch bounds), enqueue its planning.
+- ``planning``: decompose the snapshot into the task DAG, create the tasks, start the run.
+- ``dispatch``: keep agents flowing under the concurrency cap, stop and finish runs.
+- ``outcomes``: an agent claimed, put aside to retry, succeeded (findings and spawns stored),
+  failed, skipped for budget, cancelled.
+- ``control``: an operator cancels a run or retries its failed agents.
+- ``review``: a reviewer's decision at a gate.
+- ``report``: aggregation into a versioned report, the reviewer's gate, the run's root span.
+- ``enqueue``: the Celery work each change hands on, after commit.
+
+Views, consumers, the worker and the Celery tasks call these; none of them writes a status.
+"""
+
+from runs.actions.control import cancel_run, retry_failed
+from runs.actions.launch import LaunchError, launch_run
+from runs.actions.review import decide_approval
+
+__all__ = ["LaunchError", "cancel_run", "decide_approval", "launch_run", "retry_failed"]

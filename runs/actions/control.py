@@ -1,0 +1,65 @@
+"""An operator's controls on a running run: cancel it, retry its failed agents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from runs.actions import enqueue
+from runs.event_types import EventType
+from runs.events import record_event, record_events
+from runs.models import Run, Task
+
+
+def cancel_run(run: Run, user: Any) -> bool:
+    """Stop queued agents from starting; running ones stop at their next step."""
+    with transaction.atomic():
+        if not run.transition(Run.Status.CANCELLED, f"cancelled by {user.get_username()}"):
+            return False
+        record_event(run, EventType.RUN_CANCELLED, {"by": user.get_username()})
+        unstarted = [
+            Task.Status.PENDING,
+            Task.Status.QUEUED,
+            Task.Status.AWAITING_APPROVAL,
+            Task.Status.RETRYING,
+        ]
+        moved = Task.move_many(
+            list(Task.objects.filter(run=run, status__in=unstarted)),
+            Task.Status.CANCELLED,
+            allowed_from=unstarted,
+            error="run cancelled",
+            finished_at=timezone.now(),
+        )
+        reason = "run cancelled"
+        record_events(run, [(EventType.TASK_CANCELLED, {"reason": reason}, t) for t in moved])
+    return True
+
+
+def retry_failed(run: Run, user: Any) -> int:
+    """Put failed agents back in the queue (fresh attempts) and resume the run."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        failed = list(Task.objects.filter(run=run, status=Task.Status.FAILED))
+        if not failed:
+            return 0
+        if run.status != Run.Status.RUNNING and not run.transition(
+            Run.Status.RUNNING, f"retry requested by {user.get_username()}"
+        ):
+            return 0
+        moved = Task.move_many(
+            failed,
+            Task.Status.PENDING,
+            allowed_from=[Task.Status.FAILED],
+            attempts=0,
+            error="",
+            finished_at=None,
+        )
+        record_events(
+            run,
+            [(EventType.RUN_RESUMED, {"by": user.get_username(), "retrying": len(moved)}, None)]
+            + [(EventType.TASK_RETRY_REQUESTED, {}, t) for t in moved],
+        )
+        enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk)
+    return len(moved)

@@ -1,0 +1,45 @@
+"""Work handed to the Celery workers, always after the commit of the change that caused it.
+
+Tasks are sent by name: ``runs.tasks`` calls these actions, so importing it here would make a
+cycle. The names are the contract between the two sides and live only here and in
+``runs/tasks.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import transaction
+
+from harness_site.celery import app
+from harness_site.redis_client import get_redis
+
+PLAN_RUN = "runs.plan_run"
+DISPATCH_RUN = "runs.dispatch_run"
+RUN_AGENT = "runs.run_agent"
+AGGREGATE_RUN = "runs.aggregate_run"
+
+
+def send(name: str, object_id: int, *, countdown: float | None = None) -> None:
+    """Publish now (outside any transaction, or from an on_commit callback)."""
+    app.send_task(name, args=[object_id], countdown=countdown)
+
+
+def after_commit(name: str, object_id: int) -> None:
+    transaction.on_commit(lambda: send(name, object_id))
+
+
+def agents_after_commit(task_ids: Iterable[int]) -> None:
+    ids = list(task_ids)
+    if ids:
+        transaction.on_commit(lambda: [send(RUN_AGENT, task_id) for task_id in ids])
+
+
+def arm_watchdog(run_id: int) -> None:
+    """At most one pending watchdog dispatch per run (a Redis key with the same lifetime), so a
+    run whose last message was lost still gets looked at."""
+    delay = settings.HARNESS_WATCHDOG_S
+    key = f"{settings.HARNESS_REDIS_PREFIX}watchdog:{run_id}"
+    if get_redis().set(key, 1, nx=True, px=int(delay * 1000)):
+        send(DISPATCH_RUN, run_id, countdown=delay)

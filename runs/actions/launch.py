@@ -1,0 +1,205 @@
+"""Launch: validate, freeze the target into a snapshot, create the Run, enqueue its planning.
+
+Validation happens before anything is written: a refused launch leaves no rows. The bounds
+below are the only ones: the launch form and ``manage.py launch_run`` both end here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from agents.aggregation import AGGREGATION_STEPS
+from agents.contract import ProviderError
+from agents.playbooks import PLAYBOOKS
+from agents.providers import default_model, get_provider
+from agents.snapshot import SnapshotError, freeze_archive, freeze_directory, snapshot_store
+from runs.actions import enqueue
+from runs.event_types import EventType
+from runs.events import record_event
+from runs.models import Run
+
+# (lowest, highest) accepted for each whole-number launch setting.
+LAUNCH_BOUNDS: dict[str, tuple[int, int]] = {
+    "max_concurrency": (1, 256),
+    "max_depth": (0, 10),
+    "latency_ms": (0, 600_000),
+    "budget_tokens": (1, 10**12),
+}
+BUDGET_USD_STEP = Decimal("0.000001")  # budgets are kept in micro-dollars
+BUDGET_USD_MAX = Decimal(100_000)
+
+
+class LaunchError(ValueError):
+    """A launch was refused. ``field`` names the form field at fault (None: the whole form)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _bounded_int(value: Any, field: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise LaunchError(
+            f"{field.replace('_', ' ').capitalize()} must be a whole number.", field
+        ) from None
+    if not low <= number <= high:
+        raise LaunchError(
+            f"{field.replace('_', ' ').capitalize()} must be between {low} and {high}.", field
+        )
+    return number
+
+
+def launch_run(
+    *,
+    user: Any,
+    playbook: str,
+    target_path: str | None = None,
+    archive: UploadedFile | None = None,
+    provider: str | None = None,
+    model: str | None = None,
+    role_models: dict[str, str] | None = None,
+    max_concurrency: int | None = None,
+    budget_usd: Decimal | float | str | None = None,
+    budget_tokens: int | None = None,
+    max_depth: int | None = None,
+    aggregation: list[str] | None = None,
+    latency_ms: int = 0,
+    options: dict[str, Any] | None = None,
+    title: str = "",
+) -> Run:
+    """Validate, freeze the target into a snapshot, create the Run and enqueue its planning."""
+    book = PLAYBOOKS.get(playbook)
+    if book is None:
+        raise LaunchError(f"Unknown playbook {playbook!r}.", "playbook")
+    provider = provider or "heuristic"
+    try:
+        get_provider(provider)
+    except (ProviderError, ValueError, KeyError) as exc:
+        raise LaunchError(f"Unknown or unusable provider {provider!r}: {exc}", "provider") from None
+    concurrency = _bounded_int(
+        max_concurrency if max_concurrency is not None else book.max_concurrency,
+        "max_concurrency",
+        *LAUNCH_BOUNDS["max_concurrency"],
+    )
+    depth = _bounded_int(
+        max_depth if max_depth is not None else book.max_depth,
+        "max_depth",
+        *LAUNCH_BOUNDS["max_depth"],
+    )
+    latency = _bounded_int(latency_ms or 0, "latency_ms", *LAUNCH_BOUNDS["latency_ms"])
+    # Every run has a ceiling: a blank budget means the playbook's default, never "no limit".
+    budget = _budget(budget_usd if budget_usd not in (None, "") else book.budget_usd)
+    tokens = None
+    if budget_tokens not in (None, ""):
+        tokens = _bounded_int(budget_tokens, "budget_tokens", *LAUNCH_BOUNDS["budget_tokens"])
+    chain = list(aggregation) if aggregation is not None else list(book.aggregation)
+    unknown = [step for step in chain if step not in AGGREGATION_STEPS]
+    if unknown:
+        raise LaunchError(f"Unknown aggregation step(s): {', '.join(unknown)}.", "aggregation")
+    if (target_path is None) == (archive is None):
+        raise LaunchError(
+            "Choose a target directory or upload an archive (one of the two).", "target"
+        )
+
+    store = snapshot_store()
+    try:
+        if archive is not None:
+            if archive.size is not None and archive.size > settings.HARNESS_MAX_UPLOAD_BYTES:
+                raise LaunchError(
+                    f"The archive is larger than {settings.HARNESS_MAX_UPLOAD_BYTES:,} bytes.",
+                    "archive",
+                )
+            manifest = freeze_archive(cast(BinaryIO, archive), archive.name or "upload", store)
+            kind, label = "archive", Path(archive.name or "upload").name
+        else:
+            path = Path(str(target_path)).expanduser()
+            manifest = freeze_directory(path, settings.HARNESS_TARGET_ROOTS, store)
+            kind, label = "directory", str(path)
+    except SnapshotError as exc:
+        raise LaunchError(str(exc), "archive" if archive is not None else "target") from None
+
+    resolved = book.with_overrides(
+        provider=provider,
+        model=model,
+        role_models=role_models,
+        options=options,
+        aggregation=chain,
+    )
+    max_agents = min(book.max_agents, settings.HARNESS_MAX_AGENTS)
+    if options and "max_agents" in options:
+        max_agents = _bounded_int(
+            options["max_agents"], "max_agents", 1, settings.HARNESS_MAX_AGENTS
+        )
+    config = resolved.to_config()
+    config["max_agents"] = max_agents
+    with transaction.atomic():
+        run = Run.objects.create(
+            title=title[:200],
+            playbook=book.name,
+            config=config,
+            target_kind=kind,
+            target_label=label[:500],
+            snapshot_digest=manifest.digest,
+            snapshot_info={
+                "files": len(manifest.files),
+                "bytes": manifest.total_bytes,
+                "skipped": len(manifest.skipped),
+                "source": manifest.source,
+            },
+            launched_by=user if getattr(user, "is_authenticated", False) else None,
+            provider=provider,
+            model=model or default_model(provider),
+            max_concurrency=concurrency,
+            budget_usd=budget,
+            budget_tokens=tokens,
+            max_depth=depth,
+            max_agents=max_agents,
+            max_children=book.max_children,
+            latency_ms=latency,
+            aggregation=chain,
+            trace_id=secrets.token_hex(16),
+            root_span_id=secrets.token_hex(8),
+        )
+        record_event(
+            run,
+            EventType.RUN_CREATED,
+            {
+                "playbook": book.name,
+                "target": run.target_label,
+                "provider": provider,
+                "files": len(manifest.files),
+                "skipped": len(manifest.skipped),
+                "launched_by": getattr(user, "username", None),
+            },
+        )
+        enqueue.after_commit(enqueue.PLAN_RUN, run.pk)
+    return run
+
+
+def _budget(value: Any) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise LaunchError("Budget must be an amount in USD, like 2.50.", "budget_usd") from None
+    if not amount.is_finite():
+        raise LaunchError("Budget must be an amount in USD, like 2.50.", "budget_usd")
+    # Rounded before the check: a budget that rounds to $0 is no budget.
+    if amount <= BUDGET_USD_MAX:
+        amount = amount.quantize(BUDGET_USD_STEP)
+    if amount <= 0 or amount > BUDGET_USD_MAX:
+        raise LaunchError(
+            f"Budget must be at least ${BUDGET_USD_STEP} and at most ${BUDGET_USD_MAX:,}.",
+            "budget_usd",
+        )
+    return amount

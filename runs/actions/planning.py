@@ -1,0 +1,109 @@
+"""Planning a run: decompose its snapshot with its playbook into the task DAG."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from agents.planning import PlanningError, TaskSpec, plan
+from agents.playbooks import Playbook
+from agents.snapshot import SnapshotError, open_snapshot
+from runs.actions.dispatch import schedule_dispatch
+from runs.budget import rebuild_budget
+from runs.event_types import EventType, TaskCreatedPayload, task_created_payload
+from runs.events import record_event, record_events
+from runs.models import Run, Task
+
+logger = logging.getLogger(__name__)
+
+
+def plan_run(run_id: int) -> None:
+    """Idempotent: a redelivered plan message continues a run left in ``planning``."""
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    if run.status == Run.Status.PENDING:
+        with transaction.atomic():
+            if run.transition(Run.Status.PLANNING):
+                record_event(run, EventType.RUN_PLANNING, {"playbook": run.playbook})
+    if run.status != Run.Status.PLANNING:
+        return
+    try:
+        playbook = run.resolved_playbook
+        snapshot = open_snapshot(run.snapshot_digest)
+        specs = plan(playbook, snapshot.manifest.to_dict())
+    except (PlanningError, SnapshotError) as exc:
+        _fail(run, str(exc))
+        return
+    rebuild_budget(run)
+    create_planned_tasks(run, playbook, specs)
+
+
+def _fail(run: Run, reason: str) -> None:
+    with transaction.atomic():
+        if run.transition(Run.Status.FAILED, reason):
+            record_event(run, EventType.RUN_FAILED, {"reason": reason})
+
+
+def create_planned_tasks(run: Run, playbook: Playbook, specs: list[TaskSpec]) -> int:
+    """Create the planned root tasks (idempotent: a re-plan after a crash creates nothing new)
+    and move the run to running. Returns the number of tasks created."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if run.status != Run.Status.PLANNING:
+            return 0
+        existing = set(Task.objects.filter(run=run).values_list("key", flat=True))
+        new = [s for s in specs if s.key not in existing]
+        tasks = [_task_from_spec(run, playbook, spec) for spec in new]
+        Task.objects.bulk_create(tasks)
+        by_key = {t.key: t for t in Task.objects.filter(run=run)}
+        through = Task.depends_on.through
+        links = [
+            through(from_task_id=by_key[s.key].pk, to_task_id=by_key[dep].pk)
+            for s in new
+            for dep in s.depends_on
+        ]
+        through.objects.bulk_create(links)
+        Run.objects.filter(pk=run.pk).update(tasks_total=len(by_key))
+        run.tasks_total = len(by_key)
+        record_events(run, [task_created(by_key[t.key]) for t in tasks])
+        run.transition(Run.Status.RUNNING)
+        record_event(run, EventType.RUN_RUNNING, {"tasks": len(by_key)})
+        schedule_dispatch(run.pk)
+    return len(new)
+
+
+def task_created(task: Task) -> tuple[EventType, TaskCreatedPayload, Task]:
+    """The ``task.created`` event of a planned or spawned task."""
+    payload = task_created_payload(
+        key=task.key,
+        step=task.step,
+        lens=task.lens,
+        scope=task.scope_label,
+        why=task.why,
+        parent=task.parent_id,
+    )
+    return EventType.TASK_CREATED, payload, task
+
+
+def _task_from_spec(
+    run: Run, playbook: Playbook, spec: TaskSpec, *, parent: Task | None = None
+) -> Task:
+    role = playbook.roles.get(spec.role) or next(iter(playbook.roles.values()))
+    return Task(
+        run=run,
+        parent=parent,
+        depth=(parent.depth + 1) if parent else 0,
+        key=spec.key,
+        step=spec.step,
+        role=role.role,
+        lens=spec.lens,
+        scope=spec.scope,
+        scope_label=spec.scope_label[:300],
+        why=spec.why[:500],
+        provider=role.provider or run.provider,
+        model=role.model or run.model,
+        critical=role.critical,
+        needs_approval=role.needs_approval,
+    )

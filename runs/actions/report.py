@@ -1,0 +1,173 @@
+"""Aggregate a finished run: gather its findings and facts, run the chain, store the report
+(a new version each time), request the reviewer's decision and close the run's trace."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.db import transaction
+from django.utils import timezone
+
+from agents import semconv
+from agents.aggregation import ReportDraft
+from agents.aggregation.stages import FindingRow, RunFacts, run_chain
+from agents.providers import get_provider
+from agents.snapshot import open_snapshot
+from harness_site.telemetry import emit_root_span
+from runs.event_types import EventType
+from runs.events import record_event
+from runs.models import Approval, Finding, Report, Run, Task
+from runs.rendering import render_markdown
+
+logger = logging.getLogger(__name__)
+
+
+def aggregate(run_id: int) -> None:
+    """Idempotent: does nothing unless the run is aggregating (or budget-exhausted without a
+    report yet) and every task is terminal."""
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    if run.status == Run.Status.BUDGET_EXHAUSTED:
+        if (
+            run.reports.exists()
+            or Task.objects.filter(run=run).exclude(status__in=Task.Status.terminal()).exists()
+        ):
+            return
+    elif run.status != Run.Status.AGGREGATING:
+        return
+    playbook = run.resolved_playbook
+    rows = [
+        FindingRow(**values)
+        for values in Finding.objects.filter(run=run).values(
+            "id",
+            "task_id",
+            "lens",
+            "rule",
+            "title",
+            "detail",
+            "severity",
+            "confidence",
+            "path",
+            "line_start",
+            "line_end",
+            "evidence",
+        )
+    ]
+    tasks = list(Task.objects.filter(run=run).values("status", "scope_label", "step", "summary"))
+    try:
+        is_llm = bool(getattr(get_provider(run.provider), "is_llm", False))
+    except Exception:
+        is_llm = False
+    try:
+        skipped_files = open_snapshot(run.snapshot_digest).manifest.skipped
+    except Exception:
+        skipped_files = []
+    facts = RunFacts(
+        run_id=run.pk,
+        playbook=playbook.name,
+        playbook_title=playbook.title,
+        target=run.target_label,
+        status=run.status,
+        provider=run.provider,
+        is_llm=is_llm,
+        agents={
+            "total": len(tasks),
+            "succeeded": sum(t["status"] == Task.Status.SUCCEEDED for t in tasks),
+            "failed": sum(t["status"] == Task.Status.FAILED for t in tasks),
+            "skipped": sum(
+                t["status"] in (Task.Status.SKIPPED, Task.Status.CANCELLED) for t in tasks
+            ),
+        },
+        cost_usd=f"{run.cost_usd:.6f}",
+        budget_usd=f"{run.budget_usd:.2f}" if run.budget_usd is not None else None,
+        unpriced_calls=run.unpriced_calls,
+        tokens={"input": run.tokens_in, "output": run.tokens_out},
+        skipped_files=list(skipped_files),
+        failed_scopes=[t["scope_label"] for t in tasks if t["status"] == Task.Status.FAILED],
+        skipped_scopes=[
+            t["scope_label"]
+            for t in tasks
+            if t["status"] in (Task.Status.SKIPPED, Task.Status.CANCELLED)
+        ],
+        options=playbook.options,
+        synthesis_texts=[
+            t["summary"]
+            for t in tasks
+            if t["step"] == "synthesize" and t["status"] == Task.Status.SUCCEEDED
+        ],
+    )
+    draft = run_chain(rows, facts, list(run.aggregation or playbook.aggregation))
+    store_report(run, draft)
+
+
+def store_report(run: Run, draft: ReportDraft) -> Report:
+    """Save the run's report, request the reviewer's decision, and finish the run. A run that
+    already finished keeps its report (duplicate deliveries); re-aggregation of a finished run
+    (no report yet, or a new version on request) stores a new version."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        # Duplicate aggregate messages (at-least-once delivery, several dispatchers noticing the
+        # end at once) must not make duplicate reports: only the first store wins.
+        finishing = run.status == Run.Status.AGGREGATING or (
+            run.status == Run.Status.BUDGET_EXHAUSTED and run.finished_at is None
+        )
+        if not finishing:
+            latest = run.reports.order_by("-version").first()
+            if latest is not None:
+                return latest
+        version = (
+            run.reports.order_by("-version").values_list("version", flat=True).first() or 0
+        ) + 1
+        report = Report.objects.create(
+            run=run,
+            version=version,
+            chain=draft.chain,
+            clusters=[c.to_dict() for c in draft.clusters],
+            stats=draft.stats,
+            source_text=draft.markdown,
+            html=render_markdown(draft.markdown),
+            notes=draft.notes + draft.critique,
+        )
+        Approval.objects.filter(
+            run=run, gate=Approval.Gate.REPORT, decision=Approval.Decision.PENDING
+        ).delete()
+        Approval.objects.create(
+            run=run,
+            gate=Approval.Gate.REPORT,
+            target_id=report.pk,
+            target_label=f"Report v{version}",
+        )
+        record_event(run, EventType.REPORT_CREATED, {"version": version, **draft.stats})
+        record_event(run, EventType.APPROVAL_REQUESTED, {"gate": "report", "version": version})
+        if run.status == Run.Status.AGGREGATING:
+            run.transition(Run.Status.AWAITING_REVIEW)
+            record_event(run, EventType.RUN_AWAITING_REVIEW, {})
+        elif run.status == Run.Status.BUDGET_EXHAUSTED:
+            Run.objects.filter(pk=run.pk).update(finished_at=timezone.now())
+        transaction.on_commit(lambda: _emit_workflow_span(run.pk))
+    return report
+
+
+def _emit_workflow_span(run_id: int) -> None:
+    """The run's root span (its agents' spans already point at its id)."""
+    run = Run.objects.get(pk=run_id)
+    if not run.trace_id or not run.root_span_id:
+        return
+    emit_root_span(
+        f"invoke_workflow {run.playbook}",
+        run.trace_id,
+        run.root_span_id,
+        int(run.created_at.timestamp() * 1e9),
+        time.time_ns(),
+        {
+            semconv.OPERATION: semconv.OP_WORKFLOW,
+            semconv.PROVIDER: run.provider,
+            semconv.RUN_ID: run.pk,
+            semconv.INPUT_TOKENS: run.tokens_in,
+            semconv.OUTPUT_TOKENS: run.tokens_out,
+            semconv.COST_USD: float(run.cost_usd),
+            "harness.status": run.status,
+        },
+    )

@@ -1,0 +1,43 @@
+"""A run's budget in Redis: named by the run's UUID, rebuilt from the database when missing.
+
+The reservation protocol itself (reserve before a call, settle after) is ``agents.budget``; the
+runtime (``runs/runtime.py``) reserves and settles around every model call of an agent.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import F, Sum
+
+from agents.budget import Budget
+from harness_site.redis_client import get_redis
+from runs.models import Run, Step
+
+
+def budget_for(run: Run) -> Budget:
+    return Budget(get_redis(), run.uid.hex, key_prefix=settings.HARNESS_REDIS_PREFIX)
+
+
+def step_reservation_id(task_id: int, index: int) -> str:
+    return f"t{task_id}:s{index}"
+
+
+def rebuild_budget(run: Run) -> bool:
+    """Write the run's budget state from the database unless Redis already holds it.
+
+    Spent = every stored model call of the run (finished or not: a step is stored before it is
+    settled, and a failed agent's calls were paid for too), and those calls' reservation ids
+    are marked settled so a late settle of one of them counts once. Called at planning and
+    whenever a worker finds the state missing (expired, Redis restarted) or foreign.
+    """
+    chat = Step.objects.filter(task__run=run, kind="chat")
+    totals = chat.aggregate(usd=Sum("cost_usd"), tokens=Sum(F("tokens_in") + F("tokens_out")))
+    settled = [step_reservation_id(t, i) for t, i in chat.values_list("task_id", "index")]
+    return budget_for(run).rebuild(
+        float(run.budget_usd) if run.budget_usd is not None else None,
+        int(run.budget_tokens) if run.budget_tokens is not None else None,
+        spent_usd=float(totals["usd"] or 0),
+        spent_tokens=int(totals["tokens"] or 0),
+        settled_ids=settled,
+        exhausted=run.status == Run.Status.BUDGET_EXHAUSTED,
+    )

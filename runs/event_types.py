@@ -1,0 +1,371 @@
+"""The vocabulary of a run's event log: every event type, the shape of its payload, and the
+channel-layer and websocket messages that carry the log to browsers.
+
+One catalog for the writers (engine, worker, runtime, actions), the dashboard and the tests, so a
+type string or a payload key cannot drift between the code that writes an event and the code that
+reads it. The log alone rebuilds the run page: every state change the page shows is recorded here
+as an event, in the transaction of the change (runs/events.py).
+
+Payloads are small facts (ids, counts, short labels, a truncated reason or error), never big
+content: agent outputs, findings' details, reports and step data live in their own tables and are
+read from there. ``check_payload`` enforces the keys (not the value types) cheaply on every write.
+
+Standard library only: importable without Django set up.
+"""
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Literal, NotRequired, TypedDict
+
+
+class EventType(StrEnum):
+    # run: the run's lifecycle. run.approved / run.rejected are written as f"run.{status}".
+    RUN_CREATED = "run.created"
+    RUN_PLANNING = "run.planning"
+    RUN_RUNNING = "run.running"
+    RUN_AGGREGATING = "run.aggregating"
+    RUN_AWAITING_REVIEW = "run.awaiting_review"
+    RUN_APPROVED = "run.approved"
+    RUN_REJECTED = "run.rejected"
+    RUN_CANCELLED = "run.cancelled"
+    RUN_FAILED = "run.failed"
+    RUN_RESUMED = "run.resumed"
+    # task: one agent's lifecycle. task.skipped / task.cancelled are also written as
+    # f"task.{status}" when a stopped run drops the tasks that had not started.
+    TASK_CREATED = "task.created"
+    TASK_QUEUED = "task.queued"
+    TASK_STARTED = "task.started"
+    TASK_RATE_LIMITED = "task.rate_limited"
+    TASK_RETRYING = "task.retrying"
+    TASK_RESENT = "task.resent"
+    TASK_SUCCEEDED = "task.succeeded"
+    TASK_FAILED = "task.failed"
+    TASK_SKIPPED = "task.skipped"
+    TASK_CANCELLED = "task.cancelled"
+    TASK_RETRY_REQUESTED = "task.retry_requested"
+    # budget: per model call (reserve before, settle after) and the run's budget running out.
+    BUDGET_RESERVED = "budget.reserved"
+    BUDGET_SETTLED = "budget.settled"
+    BUDGET_EXHAUSTED = "budget.exhausted"
+    # tool: one tool call of an agent.
+    TOOL_CALLED = "tool.called"
+    TOOL_REFUSED = "tool.refused"
+    # spawn: an agent asking for children; every request is followed by task.created or refused.
+    SPAWN_REQUESTED = "spawn.requested"
+    SPAWN_REFUSED = "spawn.refused"
+    # finding: one finding stored by an agent.
+    FINDING_ADDED = "finding.added"
+    # approval: a gate opened (task or report) and a reviewer's decision.
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVAL_DECIDED = "approval.decided"
+    # report: a report version stored by aggregation.
+    REPORT_CREATED = "report.created"
+
+
+class TokenCounts(TypedDict):
+    input: int
+    output: int
+
+
+# -- run ----------------------------------------------------------------------------------------
+class RunCreatedPayload(TypedDict):
+    playbook: str
+    target: str
+    provider: str
+    files: int
+    skipped: int
+    launched_by: str | None
+
+
+class RunPlanningPayload(TypedDict):
+    playbook: str
+
+
+class RunRunningPayload(TypedDict):
+    tasks: int  # tasks in the plan
+
+
+class RunAggregatingPayload(TypedDict):
+    """No payload."""
+
+
+class RunAwaitingReviewPayload(TypedDict):
+    """No payload."""
+
+
+class RunApprovedPayload(TypedDict):
+    by: str  # username
+
+
+class RunRejectedPayload(TypedDict):
+    by: str
+
+
+class RunCancelledPayload(TypedDict):
+    by: str
+
+
+class RunFailedPayload(TypedDict):
+    reason: str
+
+
+class RunResumedPayload(TypedDict):
+    by: str
+    retrying: int  # failed tasks put back to pending
+
+
+# -- task ---------------------------------------------------------------------------------------
+class TaskCreatedPayload(TypedDict):
+    key: str  # first 12 characters of the task key
+    step: str
+    lens: str
+    scope: str  # the scope's label
+    why: str
+    parent: int | None  # parent task id; None for a planned root task
+
+
+class TaskQueuedPayload(TypedDict):
+    """No payload."""
+
+
+class TaskStartedPayload(TypedDict):
+    attempt: int
+
+
+class TaskRateLimitedPayload(TypedDict):
+    delay_s: float
+
+
+class TaskRetryingPayload(TypedDict):
+    attempt: int
+    delay_s: float
+    error: str
+
+
+class TaskResentPayload(TypedDict):
+    was: str  # the task's status when re-sent: "queued" or "running"
+
+
+class TaskSucceededPayload(TypedDict):
+    tokens: TokenCounts
+    cost_usd: str  # a Decimal as text
+    findings: int
+    children: int
+
+
+class TaskFailedPayload(TypedDict):
+    error: str
+    attempts: int
+
+
+class TaskSkippedPayload(TypedDict):
+    reason: str
+
+
+class TaskCancelledPayload(TypedDict):
+    reason: str
+
+
+class TaskRetryRequestedPayload(TypedDict):
+    """No payload."""
+
+
+# -- budget -------------------------------------------------------------------------------------
+class BudgetReservedPayload(TypedDict):
+    step: int  # step index within the task
+    usd: str  # upper-bound estimate, a Decimal as text
+    tokens: int
+    model: str
+
+
+class BudgetSettledPayload(TypedDict):
+    step: int
+    model: str
+    usd: str  # actual cost, a Decimal as text ("0" when unpriced)
+    unpriced: bool
+    tokens: TokenCounts
+    price_version: str
+
+
+class BudgetExhaustedPayload(TypedDict):
+    reason: str
+
+
+# -- tool ---------------------------------------------------------------------------------------
+class ToolCalledPayload(TypedDict):
+    step: int
+    tool: str
+    reason: str  # always "" for a call that was not refused
+
+
+class ToolRefusedPayload(TypedDict):
+    step: int
+    tool: str
+    reason: str
+
+
+# -- spawn --------------------------------------------------------------------------------------
+class SpawnRequestedPayload(TypedDict):
+    scope: str  # the requested scope's label
+    why: str
+
+
+class SpawnRefusedPayload(TypedDict):
+    scope: str
+    why: str
+    reason: str
+
+
+# -- finding ------------------------------------------------------------------------------------
+class FindingAddedPayload(TypedDict):
+    title: str
+    severity: str
+    location: str  # "path:line"
+
+
+# -- approval -----------------------------------------------------------------------------------
+class ApprovalRequestedPayload(TypedDict):
+    gate: str  # "task" (engine.dispatch) or "report" (actions.store_report)
+    version: NotRequired[int]  # report version; only the report gate writes it
+
+
+class ApprovalDecidedPayload(TypedDict):
+    gate: str
+    decision: str  # "approved" or "rejected"
+    by: str
+    target: str  # the approval's target label
+
+
+# -- report -------------------------------------------------------------------------------------
+class ReportCreatedPayload(TypedDict):
+    version: int
+    # The draft's stats (agents/aggregation/stages.py run_chain), spread into the payload.
+    raw_findings: int
+    clusters: int
+    kept: int
+    dropped: int
+    by_severity: dict[str, int]
+
+
+PAYLOAD_TYPES: dict[EventType, type] = {
+    EventType.RUN_CREATED: RunCreatedPayload,
+    EventType.RUN_PLANNING: RunPlanningPayload,
+    EventType.RUN_RUNNING: RunRunningPayload,
+    EventType.RUN_AGGREGATING: RunAggregatingPayload,
+    EventType.RUN_AWAITING_REVIEW: RunAwaitingReviewPayload,
+    EventType.RUN_APPROVED: RunApprovedPayload,
+    EventType.RUN_REJECTED: RunRejectedPayload,
+    EventType.RUN_CANCELLED: RunCancelledPayload,
+    EventType.RUN_FAILED: RunFailedPayload,
+    EventType.RUN_RESUMED: RunResumedPayload,
+    EventType.TASK_CREATED: TaskCreatedPayload,
+    EventType.TASK_QUEUED: TaskQueuedPayload,
+    EventType.TASK_STARTED: TaskStartedPayload,
+    EventType.TASK_RATE_LIMITED: TaskRateLimitedPayload,
+    EventType.TASK_RETRYING: TaskRetryingPayload,
+    EventType.TASK_RESENT: TaskResentPayload,
+    EventType.TASK_SUCCEEDED: TaskSucceededPayload,
+    EventType.TASK_FAILED: TaskFailedPayload,
+    EventType.TASK_SKIPPED: TaskSkippedPayload,
+    EventType.TASK_CANCELLED: TaskCancelledPayload,
+    EventType.TASK_RETRY_REQUESTED: TaskRetryRequestedPayload,
+    EventType.BUDGET_RESERVED: BudgetReservedPayload,
+    EventType.BUDGET_SETTLED: BudgetSettledPayload,
+    EventType.BUDGET_EXHAUSTED: BudgetExhaustedPayload,
+    EventType.TOOL_CALLED: ToolCalledPayload,
+    EventType.TOOL_REFUSED: ToolRefusedPayload,
+    EventType.SPAWN_REQUESTED: SpawnRequestedPayload,
+    EventType.SPAWN_REFUSED: SpawnRefusedPayload,
+    EventType.FINDING_ADDED: FindingAddedPayload,
+    EventType.APPROVAL_REQUESTED: ApprovalRequestedPayload,
+    EventType.APPROVAL_DECIDED: ApprovalDecidedPayload,
+    EventType.REPORT_CREATED: ReportCreatedPayload,
+}
+
+# (required keys, allowed keys) per type, computed once: check_payload is two subset tests.
+_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    member: (
+        frozenset(PAYLOAD_TYPES[member].__required_keys__),  # type: ignore[attr-defined]
+        frozenset(PAYLOAD_TYPES[member].__required_keys__)  # type: ignore[attr-defined]
+        | frozenset(PAYLOAD_TYPES[member].__optional_keys__),  # type: ignore[attr-defined]
+    )
+    for member in EventType  # a member without a payload type fails here, at import
+}
+
+
+def check_payload(type: EventType, payload: Mapping[str, object]) -> None:
+    """Raise ``ValueError`` if ``payload`` has a key its type does not declare or lacks a required
+    one (keys only; value types are left to mypy at the call sites). A plain string equal to a
+    member's value is accepted too; an unknown type is an error."""
+    try:
+        required, allowed = _KEYS[type]
+    except KeyError:
+        raise ValueError(f"unknown event type {type!r}") from None
+    keys = payload.keys()
+    if required <= keys <= allowed:
+        return
+    unexpected = sorted(set(keys) - allowed)
+    missing = sorted(required - set(keys))
+    raise ValueError(f"{type} payload: unexpected keys {unexpected}, missing keys {missing}")
+
+
+# -- builders: payloads assembled in more than one place ----------------------------------------
+def task_created_payload(
+    *, key: str, step: str, lens: str, scope: str, why: str, parent: int | None
+) -> TaskCreatedPayload:
+    """``task.created`` for a planned root task (agents/engine.py, ``parent=None``) or a spawned
+    child (agents/outcomes.py, the parent's id). Takes the full key and the scope label; applies
+    the same caps as the Task row (key shown by its first 12 characters, scope 300, why 500)."""
+    return {
+        "key": key[:12],
+        "step": step,
+        "lens": lens,
+        "scope": scope[:300],
+        "why": why[:500],
+        "parent": parent,
+    }
+
+
+def token_counts(input_tokens: int, output_tokens: int) -> TokenCounts:
+    """The ``tokens`` value of ``task.succeeded`` and ``budget.settled``."""
+    return {"input": input_tokens, "output": output_tokens}
+
+
+def approval_requested_payload(gate: str, version: int | None = None) -> ApprovalRequestedPayload:
+    """``approval.requested``: the task gate (engine.dispatch) has no version; the report gate
+    (actions.store_report) names the report version awaiting review."""
+    if version is None:
+        return {"gate": gate}
+    return {"gate": gate, "version": version}
+
+
+# -- channel layer (runs/events.py → runs/consumers.py) -----------------------------------------
+class RunEventsMessage(TypedDict):
+    """Sent to group ``run-{run_id}`` once per committed transaction that wrote events for the
+    run. RunConsumer reads only ``last_seq``; ``run_id`` and ``types`` (sorted, distinct) are
+    not read by any consumer today."""
+
+    type: Literal["run.events"]  # dispatched to RunConsumer.run_events
+    run_id: int
+    last_seq: int
+    types: list[str]
+
+
+class RunsChangedMessage(TypedDict):
+    """Sent to group ``runs-list`` alongside every ``run.events``."""
+
+    type: Literal["runs.changed"]  # dispatched to RunListConsumer.runs_changed
+    run_id: int
+
+
+# -- websocket (browser <-> runs/consumers.py) --------------------------------------------------
+# Server → browser: raw HTML text only, no JSON and no wrapper. Each message is a concatenation of
+# htmx out-of-band fragments (panels, tree rows, appends, the event feed, the #live-seq marker on
+# the run page; rows and inserts on the runs list), each tagged with data-seq. Refusals are close
+# codes, not messages: 4401 (not logged in) and 4403 (may not see the run); never retried.
+# Browser → server: only the run page's hello below; the runs-list consumer receives nothing.
+class RunHelloMessage(TypedDict):
+    """Sent by harness.js on every (re)connect of the run page: its tree and feed are complete up
+    to this seq (the ``#live-seq`` marker). The consumer ignores anything it cannot parse."""
+
+    since: int

@@ -1,0 +1,51 @@
+"""Celery tasks: thin wrappers that take ids and call the actions and the worker.
+
+At-least-once delivery is assumed everywhere (acks late, reject on worker lost): each body is
+idempotent. The names are sent by ``runs.actions.enqueue``; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+from runs import worker
+from runs.actions import enqueue
+from runs.actions.dispatch import dispatch
+from runs.actions.outcomes import fail_task
+from runs.actions.planning import plan_run as _plan_run
+from runs.actions.report import aggregate
+from runs.models import Task
+
+
+@shared_task(name=enqueue.PLAN_RUN, acks_late=True)
+def plan_run(run_id: int) -> None:
+    _plan_run(run_id)
+
+
+@shared_task(name=enqueue.DISPATCH_RUN, acks_late=True)
+def dispatch_run(run_id: int) -> None:
+    dispatch(run_id)
+
+
+@shared_task(
+    name=enqueue.RUN_AGENT,
+    acks_late=True,
+    soft_time_limit=settings.HARNESS_AGENT_TIMEOUT_S,
+    time_limit=settings.HARNESS_AGENT_TIMEOUT_S + 30,
+)
+def run_agent(task_id: int) -> None:
+    try:
+        retry = worker.execute(task_id)
+    except SoftTimeLimitExceeded:
+        task = Task.objects.get(pk=task_id)
+        fail_task(task, f"agent timed out after {settings.HARNESS_AGENT_TIMEOUT_S:.0f}s")
+        return
+    if retry is not None:
+        run_agent.apply_async((task_id,), countdown=retry.countdown)
+
+
+@shared_task(name=enqueue.AGGREGATE_RUN, acks_late=True)
+def aggregate_run(run_id: int) -> None:
+    aggregate(run_id)

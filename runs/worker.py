@@ -1,0 +1,221 @@
+"""One agent, as run by the Celery task ``run_agent``.
+
+claim (conditional update) → provider slot → call the provider (budget reserved and settled per
+call by the runtime) → store results → release. Transient errors are retried with exponential
+backoff and full jitter through a new Celery message, never by sleeping while holding a slot;
+permanent errors fail only this task. A redelivered task (its worker was killed) re-claims a
+``running`` task and resumes from its stored steps. Every state change is an action in
+``runs.actions.outcomes``; this module only decides which.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DatabaseError
+
+from agents import semconv
+from agents.contract import (
+    AgentCancelled,
+    AgentRequest,
+    AgentResult,
+    BudgetExhausted,
+    Provider,
+    ProviderError,
+    RateLimited,
+)
+from agents.limits import LeaseSemaphore
+from agents.playbooks import Playbook
+from agents.providers import concurrency_cap, get_provider
+from agents.snapshot import open_snapshot
+from harness_site.logfilters import redact
+from harness_site.redis_client import get_redis
+from harness_site.telemetry import get_tracer, parent_context
+from runs.actions.outcomes import (
+    budget_exhausted,
+    cancel_task,
+    claim_task,
+    complete_task,
+    fail_task,
+    retry_task,
+    wait_for_slot,
+)
+from runs.models import Run, Task
+from runs.runtime import AgentRuntime
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_BASE_S = 2.0
+BACKOFF_CAP_S = 60.0
+SLOT_WAIT_S = 1.0
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    countdown: float
+    reason: str
+
+
+def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Full-jitter exponential backoff; never sooner than the server's Retry-After."""
+    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * (2 ** max(0, attempt - 1)))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+def execute(task_id: int) -> RetryLater | None:
+    """Run one agent. Returns RetryLater when the Celery task should re-send itself."""
+    task = Task.objects.select_related("run", "parent").filter(pk=task_id).first()
+    if task is None or task.is_terminal:
+        return None
+    run = task.run
+    if run.status in (Run.Status.CANCELLED, Run.Status.FAILED):
+        cancel_task(task, f"run {run.status}")
+        return None
+    if run.status == Run.Status.BUDGET_EXHAUSTED:
+        budget_exhausted(task, "the run's budget was already exhausted")
+        return None
+    if not claim_task(task):
+        if task.status == Task.Status.RUNNING:
+            # A live holder has it: look again after its lease, in case it dies.
+            return RetryLater(settings.HARNESS_AGENT_LEASE_S, "held by a live worker")
+        return None
+
+    playbook = run.resolved_playbook
+    try:
+        provider = get_provider(task.provider)
+    except ProviderError as exc:
+        fail_task(task, redact(str(exc)))
+        return None
+
+    holder = f"task:{task.pk}"
+    slot = _provider_slot(task.provider)
+    if slot is not None and not slot.acquire(holder):
+        # Every slot of this provider is busy across all runs: wait without holding one.
+        wait_for_slot(task)
+        return RetryLater(SLOT_WAIT_S * random.uniform(1, 2), "provider slots busy")
+    try:
+        result = _call(task, provider, playbook, slot, holder)
+    except BudgetExhausted as exc:
+        budget_exhausted(task, str(exc))
+        return None
+    except AgentCancelled as exc:
+        cancel_task(task, str(exc))
+        return None
+    except RateLimited as exc:
+        delay = (exc.retry_after or SLOT_WAIT_S) + random.uniform(0, 0.5)
+        retry_task(task, delay=delay, rate_limited=True)
+        return RetryLater(delay, str(exc))
+    except ProviderError as exc:
+        message = redact(str(exc))
+        if exc.permanent or task.attempts >= task.max_attempts:
+            suffix = "" if exc.permanent else f" (gave up after {task.attempts} attempts)"
+            fail_task(task, message + suffix)
+            return None
+        delay = backoff_delay(task.attempts, exc.retry_after)
+        retry_task(task, delay=delay, error=message)
+        return RetryLater(delay, message)
+    except DatabaseError as exc:
+        # A deadlock victim or a dropped connection is transient. If even this bookkeeping
+        # fails, the task stays running and the watchdog re-sends it once its lease expires.
+        logger.warning("agent %s hit a database error: %s", task.pk, type(exc).__name__)
+        delay = backoff_delay(task.attempts)
+        retry_task(task, delay=delay)
+        return RetryLater(delay, type(exc).__name__)
+    except Exception as exc:  # an unexpected bug fails this task only, never the worker
+        logger.exception("agent %s crashed", task.pk)
+        fail_task(task, redact(f"{type(exc).__name__}: {exc}"))
+        return None
+    finally:
+        if slot is not None:
+            slot.release(holder)
+
+    complete_task(task, result, playbook)
+    return None
+
+
+def _provider_slot(provider: str) -> LeaseSemaphore | None:
+    """The provider's concurrency cap across all runs and workers (None: uncapped)."""
+    cap = concurrency_cap(provider)
+    if not cap:
+        return None
+    return LeaseSemaphore(
+        get_redis(),
+        f"provider:{provider}",
+        cap,
+        lease_seconds=settings.HARNESS_CALL_TIMEOUT_S * 2,
+        key_prefix=settings.HARNESS_REDIS_PREFIX,
+    )
+
+
+def _call(
+    task: Task, provider: Provider, playbook: Playbook, slot: LeaseSemaphore | None, holder: str
+) -> AgentResult:
+    """The provider's agent loop inside the task's ``invoke_agent`` span."""
+    run = task.run
+    spec = playbook.roles.get(task.role) or next(iter(playbook.roles.values()))
+    runtime = AgentRuntime(
+        task, provider_kind=getattr(provider, "kind", task.provider), slot=slot, holder=holder
+    )
+    runtime.settle_stored_steps()
+    request = AgentRequest(
+        run_id=run.pk,
+        task_id=task.pk,
+        task_key=task.key,
+        step=task.step,
+        lens=task.lens,
+        scope=task.scope,
+        model=task.model or _default_model(provider),
+        snapshot=open_snapshot(run.snapshot_digest),
+        allowed_tools=list(spec.tools) + (["spawn_subagent"] if spec.can_spawn else []),
+        max_tokens=spec.max_tokens,
+        depth=task.depth,
+        can_spawn=spec.can_spawn and task.depth < run.max_depth,
+        latency_ms=run.latency_ms,
+        timeout_s=settings.HARNESS_CALL_TIMEOUT_S,
+        inputs=_inputs(task, playbook),
+        context=runtime,
+        max_steps=spec.max_steps,
+        max_children=run.max_children,
+    )
+    parent_span = task.parent.span_id if task.parent_id and task.parent else ""
+    context = (
+        parent_context(run.trace_id, parent_span or run.root_span_id) if run.trace_id else None
+    )
+    with get_tracer().start_as_current_span(
+        f"invoke_agent {task.role}",
+        context=context,
+        attributes={
+            semconv.OPERATION: semconv.OP_AGENT,
+            semconv.PROVIDER: getattr(provider, "name", task.provider),
+            semconv.AGENT_ID: str(task.pk),
+            semconv.AGENT_NAME: task.role,
+            semconv.REQUEST_MODEL: request.model,
+            semconv.RUN_ID: run.pk,
+            semconv.TASK_ID: task.pk,
+        },
+    ) as span:
+        span_id = f"{span.get_span_context().span_id:016x}"
+        Task.objects.filter(pk=task.pk).update(span_id=span_id)
+        task.span_id = span_id
+        result = provider.run_agent(request)
+        span.set_attribute(semconv.INPUT_TOKENS, result.usage.input_tokens)
+        span.set_attribute(semconv.OUTPUT_TOKENS, result.usage.output_tokens)
+    return result
+
+
+def _default_model(provider: object) -> str:
+    getter = getattr(provider, "default_model", None)
+    return str(getter()) if callable(getter) else ""
+
+
+def _inputs(task: Task, playbook: Playbook) -> dict[str, object]:
+    inputs: dict[str, object] = {"options": playbook.options}
+    deps = list(task.depends_on.filter(status=Task.Status.SUCCEEDED).order_by("id"))
+    if deps:
+        inputs["dependency_outputs"] = [dep.output.get("data", {}) for dep in deps]
+        inputs["dependency_summaries"] = [dep.summary for dep in deps]
+    return inputs
