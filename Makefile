@@ -44,9 +44,13 @@ run: $(STAMP_RUNTIME)
 test: $(STAMP_DEV)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The house rules a reader relies on: style, types (app and tests), and the architecture
+# (imports one way, no hidden function-level imports, files under 500 lines).
 lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+	$(PY) scripts/check_architecture.py
 
 venv: $(PY)
 

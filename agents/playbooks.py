@@ -58,9 +58,6 @@ class Playbook:
     max_agents: int = 500
     options: dict[str, Any] = field(default_factory=dict)
 
-    def spec(self, role: str) -> AgentSpec:
-        return self.roles[role]
-
     def to_config(self) -> dict[str, Any]:
         data = asdict(self)
         data["roles"] = {name: asdict(spec) for name, spec in self.roles.items()}

@@ -13,6 +13,7 @@ from decimal import Decimal
 import genai_prices
 
 from agents.contract import Usage
+from agents.providers.registry import price_overrides
 
 PRICE_DATA_VERSION = f"genai-prices {getattr(genai_prices, '__version__', 'unknown')}"
 
@@ -40,10 +41,6 @@ def per_million(usage: Usage, input_per_m: Decimal, output_per_m: Decimal) -> De
 @functools.cache
 def _overrides() -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
     """(provider, model) → per-million prices, from the provider registry's configuration."""
-    try:
-        from agents.providers.registry import price_overrides
-    except ImportError:
-        return {}
     return price_overrides()
 
 

@@ -1,5 +1,5 @@
 """OpenTelemetry GenAI semantic-convention names, in one place (the conventions are still in
-Development status and have moved repositories; NOTES.md)."""
+Development status and have moved repositories)."""
 
 OPERATION = "gen_ai.operation.name"
 PROVIDER = "gen_ai.provider.name"

@@ -12,8 +12,8 @@ looks alive.
 Every child runs in its own session so a terminal Ctrl-C reaches only this supervisor, which
 then stops things in order (web and worker before the Redis they use).
 
-Like localredis, this module reads the environment itself and never imports Django settings:
-REDIS_URL has to be decided before settings are read.
+Like localredis, this module never imports Django settings (REDIS_URL has to be decided before
+settings are read); it reads the environment through harness_site.env, as settings do.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from harness_site import localredis
+from harness_site import env, localredis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_SECONDS = 10.0
@@ -51,31 +51,17 @@ class DevstackError(RuntimeError):
 # --- environment -------------------------------------------------------------------------------
 
 
-def _env_int(name: str, default: int, minimum: int = 1, maximum: int = 2**31) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise DevstackError(f"{name} must be an integer, got {raw!r}") from None
-    if not minimum <= value <= maximum:
-        raise DevstackError(f"{name} must be between {minimum} and {maximum}, got {value}")
-    return value
-
-
+# Read through harness_site.env, the same readings settings make (a bad value is a ConfigError).
 def data_dir() -> Path:
-    """HARNESS_DATA_DIR, default <repo>/var (the same rule as settings)."""
-    raw = os.environ.get("HARNESS_DATA_DIR", "").strip()
-    return Path(raw).expanduser().resolve() if raw else REPO_ROOT / "var"
+    return env.data_dir(REPO_ROOT)
 
 
 def web_port() -> int:
-    return _env_int("HARNESS_PORT", 8000, maximum=65535)
+    return env.web_port()
 
 
 def worker_concurrency() -> int:
-    return _env_int("CELERY_WORKER_CONCURRENCY", 4, maximum=64)
+    return env.worker_concurrency()
 
 
 def child_env(extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -295,7 +281,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         try:
             return self._run()
-        except (DevstackError, localredis.PrivateRedisError) as exc:
+        except (DevstackError, env.ConfigError, localredis.PrivateRedisError) as exc:
             _say("harness", f"error: {exc}")
             return 1
         finally:
@@ -448,7 +434,7 @@ class Supervisor:
 def main() -> int:
     try:
         supervisor = Supervisor()
-    except DevstackError as exc:
+    except (DevstackError, env.ConfigError) as exc:
         _say("harness", f"error: {exc}")
         return 2
     code = supervisor.run()

@@ -8,6 +8,8 @@ with a default.
 from __future__ import annotations
 
 import os
+import secrets
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -124,9 +126,38 @@ def env_paths(
     return paths
 
 
+# -- readings shared by settings and the processes that start before Django (make run's
+# supervisor, the private Redis): one reading per setting, so their defaults cannot drift.
+
+
+def is_testing(environ: Mapping[str, str] | None = None) -> bool:
+    return "pytest" in sys.modules or env_bool("HARNESS_TESTING", False, environ)
+
+
+def data_dir(base_dir: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """HARNESS_DATA_DIR, default <repo>/var: the database, secret key, snapshots and logs."""
+    return Path(env_str("HARNESS_DATA_DIR", str(base_dir / "var"), environ)).expanduser().resolve()
+
+
+def web_port(environ: Mapping[str, str] | None = None) -> int:
+    return env_int("HARNESS_PORT", 8000, min_value=1, max_value=65535, environ=environ)
+
+
+def worker_concurrency(environ: Mapping[str, str] | None = None) -> int:
+    return env_int("CELERY_WORKER_CONCURRENCY", 4, min_value=1, max_value=64, environ=environ)
+
+
+def private_redis_port(environ: Mapping[str, str] | None = None) -> int:
+    """The private Redis's port (used when REDIS_URL is unset); tests default to another one
+    so a test session never touches a `make run` stack's Redis."""
+    default = 6391 if is_testing(environ) else 6389
+    return env_int(
+        "HARNESS_PRIVATE_REDIS_PORT", default, min_value=1, max_value=65535, environ=environ
+    )
+
+
 def load_or_create_secret(path: Path) -> str:
     """A local-use secret key kept in a 0600 file so sessions survive restarts."""
-    import secrets
 
     if path.exists():
         return path.read_text().strip()

@@ -18,7 +18,8 @@ import subprocess
 import time
 from pathlib import Path
 
-DEFAULT_PRIVATE_PORT = 6389
+from harness_site import env
+
 PING_TIMEOUT_SECONDS = 15.0
 
 
@@ -32,18 +33,11 @@ def private_redis_wanted() -> bool:
 
 
 def private_redis_port() -> int:
-    raw = os.environ.get("HARNESS_PRIVATE_REDIS_PORT", "").strip()
-    if not raw:
-        return DEFAULT_PRIVATE_PORT
+    """The same reading as settings' HARNESS_PRIVATE_REDIS_PORT (``harness_site.env``)."""
     try:
-        port = int(raw)
-    except ValueError:
-        raise PrivateRedisError(
-            f"HARNESS_PRIVATE_REDIS_PORT must be an integer, got {raw!r}"
-        ) from None
-    if not 0 < port < 65536:
-        raise PrivateRedisError(f"HARNESS_PRIVATE_REDIS_PORT out of range: {port}")
-    return port
+        return env.private_redis_port()
+    except env.ConfigError as exc:
+        raise PrivateRedisError(str(exc)) from None
 
 
 def private_redis_url() -> str:

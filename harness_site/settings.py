@@ -8,7 +8,6 @@ REDIS_URL; with those, `manage.py check --deploy` passes.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import dj_database_url
@@ -16,6 +15,7 @@ from django.utils.csp import CSP
 
 from harness_site.env import (
     ConfigError,
+    data_dir,
     env_bool,
     env_float,
     env_int,
@@ -23,16 +23,20 @@ from harness_site.env import (
     env_paths,
     env_str,
     env_url,
+    is_testing,
     load_or_create_secret,
+    private_redis_port,
+    web_port,
+    worker_concurrency,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env_str("HARNESS_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DATA_DIR = data_dir(BASE_DIR)
 HARNESS_DATA_DIR = DATA_DIR
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", True)
-TESTING = "pytest" in sys.modules or env_bool("HARNESS_TESTING", False)
+TESTING = is_testing()
 # Each test session (and the workers and daphne it starts, which inherit the variable) gets its
 # own SQLite file, Celery queue, channel prefix and Redis key prefix, so two test sessions on one
 # machine, or a test session next to `make run`, never consume each other's work.
@@ -46,7 +50,7 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-HARNESS_PORT = env_int("HARNESS_PORT", 8000, min_value=1, max_value=65535)
+HARNESS_PORT = web_port()
 
 INSTALLED_APPS = [
     "daphne",
@@ -116,9 +120,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # `make run` and `launch_run` start when nothing answers there.
 # Tests get their own private port, queue and channel prefix so a running `make run` stack
 # never picks up a test's tasks (or the other way round).
-HARNESS_PRIVATE_REDIS_PORT = env_int(
-    "HARNESS_PRIVATE_REDIS_PORT", 6391 if TESTING else 6389, min_value=1, max_value=65535
-)
+HARNESS_PRIVATE_REDIS_PORT = private_redis_port()
 HARNESS_PRIVATE_REDIS = not env_str("REDIS_URL")
 REDIS_URL = env_url(
     "REDIS_URL",
@@ -130,7 +132,7 @@ HARNESS_REDIS_PREFIX = f"harness-test-{TEST_SESSION}:" if TESTING else "harness:
 
 CHANNEL_LAYERS = {
     "default": {
-        # Pub/sub suits broadcast: no per-channel capacity to silently drop past (NOTES.md).
+        # Pub/sub suits broadcast: no per-channel capacity to silently drop past.
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
             "hosts": [REDIS_URL],
@@ -158,7 +160,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_DEFAULT_QUEUE = f"harness-test-{TEST_SESSION}" if TESTING else "harness"
-CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 4, min_value=1, max_value=64)
+CELERY_WORKER_CONCURRENCY = worker_concurrency()
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Targets: runs may only read directories under these roots (or uploaded archives).
@@ -168,7 +170,6 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
 
 # Default run limits.
-HARNESS_DEFAULT_MAX_CONCURRENCY = env_int("HARNESS_DEFAULT_MAX_CONCURRENCY", 4, min_value=1)
 HARNESS_DEFAULT_BUDGET_USD = env_float("HARNESS_DEFAULT_BUDGET_USD", 5.0, min_value=0)
 HARNESS_DEFAULT_MAX_DEPTH = env_int("HARNESS_DEFAULT_MAX_DEPTH", 3, min_value=0, max_value=10)
 HARNESS_MAX_AGENTS = env_int("HARNESS_MAX_AGENTS", 2000, min_value=1)

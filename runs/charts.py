@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from runs.dashboard import Budget, CostRow, Waterfall
+from runs.dashboard import BudgetForecast, CostRow, Waterfall
 
 BAR_H = 18
 GAP = 6
@@ -71,7 +71,7 @@ def bar_chart(rows: Sequence[CostRow], *, metric: str = "cost", width: int = 560
     )
 
 
-def gauge(b: Budget, width: int = 320) -> SafeString:
+def gauge(b: BudgetForecast, width: int = 320) -> SafeString:
     """A horizontal budget bar: spend so far, the forecast as a lighter extension and a marker."""
     h = 22
     spent_w = width * b.percent / 100

@@ -5,7 +5,7 @@ state first (every panel, plus the rows and events that changed since the seq th
 rendered at, given as ``?since=``). Group messages (``run.events``) only mark the connection
 dirty; one flusher per connection renders at most every ``MIN_INTERVAL`` seconds, so a burst of
 hundreds of events becomes one small message. A slow poll repairs messages the pub/sub layer
-lost (it is at-most-once, NOTES.md), so the page always converges on the database.
+lost (channels-redis delivers at most once), so the page always converges on the database.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from django.http import Http404
 from django.template.loader import render_to_string
 
 from runs.access import get_run_for_user
+from runs.event_types import RunEventsMessage, RunsChangedMessage
 from runs.events import RUNS_LIST_GROUP
+from runs.live import HEAVY_INTERVAL, LiveState, render_update
 from runs.models import Run
-from runs.views.live import HEAVY_INTERVAL, LiveState, render_update
 from runs.views.runs import RUNS_PER_PAGE, filtered_runs
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class RunConsumer(_Batched):
         if hasattr(self, "run"):
             await self.channel_layer.group_discard(self.run.channel_group, self.channel_name)
 
-    async def run_events(self, message: dict[str, Any]) -> None:
+    async def run_events(self, message: RunEventsMessage) -> None:
         # Before the catch-up, updates wait for it (it covers them): no push with a stale since.
         if self.caught_up and int(message.get("last_seq", 0)) > self.state.since:
             self.mark_dirty()
@@ -223,7 +224,7 @@ class RunListConsumer(_Batched):
         await super().disconnect(code)
         await self.channel_layer.group_discard(RUNS_LIST_GROUP, self.channel_name)
 
-    async def runs_changed(self, message: dict[str, Any]) -> None:
+    async def runs_changed(self, message: RunsChangedMessage) -> None:
         self.changed.add(int(message["run_id"]))
         self.mark_dirty()
 

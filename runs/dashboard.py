@@ -294,7 +294,7 @@ def waterfall(tasks: list[Task], now: datetime | None = None) -> Waterfall:
 
 
 @dataclass
-class Budget:
+class BudgetForecast:
     spent: Decimal
     limit: Decimal | None
     tokens: int
@@ -325,7 +325,7 @@ class Budget:
         )
 
 
-def budget(run: Run, tasks: list[Task], now: datetime | None = None) -> Budget:
+def budget(run: Run, tasks: list[Task], now: datetime | None = None) -> BudgetForecast:
     """Spend so far and a forecast: the mean cost of finished agents times the agents still to
     run, and a finish time from the agent throughput observed since the run started."""
     now = now or timezone.now()
@@ -343,7 +343,7 @@ def budget(run: Run, tasks: list[Task], now: datetime | None = None) -> Budget:
         elapsed = max(1e-3, (now - started).total_seconds())  # type: ignore[operator]
         rate = len(finished) / elapsed * 60
         forecast_finish = now + timedelta(seconds=remaining / (len(finished) / elapsed))
-    return Budget(
+    return BudgetForecast(
         spent=run.cost_usd,
         limit=run.budget_usd,
         tokens=run.tokens_in + run.tokens_out,

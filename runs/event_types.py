@@ -1,7 +1,7 @@
 """The vocabulary of a run's event log: every event type, the shape of its payload, and the
 channel-layer and websocket messages that carry the log to browsers.
 
-One catalog for the writers (engine, worker, runtime, actions), the dashboard and the tests, so a
+One catalog for the writers (``runs/actions/``, the runtime), the dashboard and the tests, so a
 type string or a payload key cannot drift between the code that writes an event and the code that
 reads it. The log alone rebuilds the run page: every state change the page shows is recorded here
 as an event, in the transaction of the change (runs/events.py).
@@ -225,7 +225,7 @@ class FindingAddedPayload(TypedDict):
 
 # -- approval -----------------------------------------------------------------------------------
 class ApprovalRequestedPayload(TypedDict):
-    gate: str  # "task" (engine.dispatch) or "report" (actions.store_report)
+    gate: str  # "task" (actions.dispatch) or "report" (actions.report.store_report)
     version: NotRequired[int]  # report version; only the report gate writes it
 
 
@@ -313,8 +313,8 @@ def check_payload(type: EventType, payload: Mapping[str, object]) -> None:
 def task_created_payload(
     *, key: str, step: str, lens: str, scope: str, why: str, parent: int | None
 ) -> TaskCreatedPayload:
-    """``task.created`` for a planned root task (agents/engine.py, ``parent=None``) or a spawned
-    child (agents/outcomes.py, the parent's id). Takes the full key and the scope label; applies
+    """``task.created`` for a planned root task (``parent=None``) or a spawned child (the
+    parent's id); ``runs.actions.planning.task_created`` builds it from a Task. Takes the full key and the scope label; applies
     the same caps as the Task row (key shown by its first 12 characters, scope 300, why 500)."""
     return {
         "key": key[:12],
@@ -332,8 +332,8 @@ def token_counts(input_tokens: int, output_tokens: int) -> TokenCounts:
 
 
 def approval_requested_payload(gate: str, version: int | None = None) -> ApprovalRequestedPayload:
-    """``approval.requested``: the task gate (engine.dispatch) has no version; the report gate
-    (actions.store_report) names the report version awaiting review."""
+    """``approval.requested``: the task gate (actions.dispatch) has no version; the report gate
+    (actions.report.store_report) names the report version awaiting review."""
     if version is None:
         return {"gate": gate}
     return {"gate": gate, "version": version}

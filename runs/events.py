@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import F
 
+from runs.event_types import EventType, RunEventsMessage, RunsChangedMessage, check_payload
 from runs.models import Event, Run
 
 if TYPE_CHECKING:
@@ -28,33 +32,38 @@ RUNS_LIST_GROUP = "runs-list"
 _pending = threading.local()
 
 
+# One event to write: its type, its payload (the shape ``runs.event_types`` declares), its task.
+EventItem = tuple[EventType, Mapping[str, Any], "Task | None"]
+
+
 def record_event(
-    run: Run, type: str, payload: dict[str, Any] | None = None, task: Task | None = None
+    run: Run,
+    type: EventType,
+    payload: Mapping[str, Any] | None = None,
+    task: Task | None = None,
 ) -> Event:
     """Append an event to the run's log. Call inside ``transaction.atomic()``."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("record_event must run inside the transaction of its change")
-    seq = run.next_seq()
-    event = Event.objects.create(
-        run_id=run.pk, seq=seq, type=type, task=task, payload=payload or {}
-    )
-    _queue_broadcast(run.pk, seq, type)
-    return event
+    return record_events(run, [(type, payload or {}, task)])[0]
 
 
-def record_events(run: Run, items: list[tuple[str, dict[str, Any], Task | None]]) -> list[Event]:
-    """Append several events at once (one seq allocation, one INSERT). Same rules as
-    ``record_event``; used where one change records many facts (a plan of 1,000 tasks)."""
+def record_events(run: Run, items: Sequence[EventItem]) -> list[Event]:
+    """Append events at once (one seq allocation under the run's row lock, one INSERT).
+
+    Every payload must match its type's declared shape (``runs.event_types``): a writer that
+    drifts from the vocabulary the dashboard and tests read fails loudly, before commit.
+    """
     if not items:
         return []
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_events must run inside the transaction of its change")
+    for type, payload, _ in items:
+        check_payload(type, payload)
     Run.objects.filter(pk=run.pk).update(last_seq=F("last_seq") + len(items))
     last = Run.objects.filter(pk=run.pk).values_list("last_seq", flat=True).get()
     run.last_seq = last
     first = last - len(items) + 1
     events = [
-        Event(run_id=run.pk, seq=first + i, type=type, task=task, payload=payload)
+        Event(run_id=run.pk, seq=first + i, type=str(type), task=task, payload=dict(payload))
         for i, (type, payload, task) in enumerate(items)
     ]
     Event.objects.bulk_create(events)
@@ -92,19 +101,23 @@ class _Batch:
 
 def broadcast_run_events(run_id: int, seqs: list[int], types: list[str]) -> None:
     """One channel-layer message per run per committed transaction. Delivery is at-most-once by
-    design (NOTES.md): a lost message is repaired by the consumer's resync on (re)connect."""
+    design (channels-redis drops rather than blocks): a lost message is repaired by the
+    consumer's resync on (re)connect."""
     try:
-        from asgiref.sync import async_to_sync
-        from channels.layers import get_channel_layer
-
         layer = get_channel_layer()
         if layer is None:
             return
-        message = {"type": "run.events", "run_id": run_id, "last_seq": max(seqs), "types": types}
+        message: RunEventsMessage = {
+            "type": "run.events",
+            "run_id": run_id,
+            "last_seq": max(seqs),
+            "types": types,
+        }
+        changed: RunsChangedMessage = {"type": "runs.changed", "run_id": run_id}
 
         async def send() -> None:
             await layer.group_send(f"run-{run_id}", message)
-            await layer.group_send(RUNS_LIST_GROUP, {"type": "runs.changed", "run_id": run_id})
+            await layer.group_send(RUNS_LIST_GROUP, changed)
 
         async_to_sync(send)()
     except Exception:  # a broadcast failure must never undo or fail the committed change

@@ -11,7 +11,7 @@ from django.conf import settings
 
 from agents.aggregation import AGGREGATION_STEPS
 from agents.playbooks import PLAYBOOKS
-from agents.providers import provider_choices
+from agents.providers.catalog import provider_choices
 from runs.actions.launch import BUDGET_USD_MAX, BUDGET_USD_STEP, LAUNCH_BOUNDS
 from runs.models import Run
 from runs.targets import available_targets

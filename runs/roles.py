@@ -39,17 +39,3 @@ def ensure_roles() -> dict[str, Group]:
         group.permissions.set(perms)
         groups[role] = group
     return groups
-
-
-def can_view(user: object) -> bool:
-    return bool(getattr(user, "is_authenticated", False)) and user.has_perm("runs.view_run")  # type: ignore[attr-defined]
-
-
-def can_operate(user: object) -> bool:
-    return bool(getattr(user, "is_authenticated", False)) and user.has_perm("runs.launch_run")  # type: ignore[attr-defined]
-
-
-def can_review(user: object) -> bool:
-    return bool(getattr(user, "is_authenticated", False)) and user.has_perm(  # type: ignore[attr-defined]
-        "runs.decide_approval"
-    )

@@ -158,7 +158,7 @@ class AgentRuntime:
         )
 
     # -- helpers ------------------------------------------------------------------------------
-    def _store(self, step: Step, event_type: str, payload: dict[str, Any]) -> Step:
+    def _store(self, step: Step, event_type: EventType, payload: dict[str, Any]) -> Step:
         try:
             self.heartbeat()
             with transaction.atomic():

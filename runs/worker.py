@@ -29,7 +29,7 @@ from agents.contract import (
 )
 from agents.limits import LeaseSemaphore
 from agents.playbooks import Playbook
-from agents.providers import concurrency_cap, get_provider
+from agents.providers.catalog import concurrency_cap, get_provider
 from agents.snapshot import open_snapshot
 from harness_site.logfilters import redact
 from harness_site.redis_client import get_redis

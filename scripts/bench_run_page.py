@@ -50,9 +50,9 @@ def run_benchmark(agents: int, repeat: int, capture: type, connection: object) -
     from django.contrib.auth.models import User
     from django.test import Client
 
+    from runs.live import LiveState, render_update
     from runs.models import Event, Finding, Run, Task
     from runs.roles import ensure_roles
-    from runs.views.live import LiveState, render_update
     from tests.runs.factories import make_run, task_fields
 
     groups = ensure_roles()

@@ -77,7 +77,8 @@ def test_private_redis_url_follows_the_port_setting(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.delenv("HARNESS_PRIVATE_REDIS_PORT", raising=False)
     assert localredis.private_redis_wanted() is True
-    assert localredis.private_redis_url() == "redis://127.0.0.1:6389/0"
+    # The same default as settings (a test session's own port, never a `make run` stack's).
+    assert localredis.private_redis_url() == "redis://127.0.0.1:6391/0"
     monkeypatch.setenv("HARNESS_PRIVATE_REDIS_PORT", "7001")
     assert localredis.private_redis_url() == "redis://127.0.0.1:7001/0"
     monkeypatch.setenv("REDIS_URL", "redis://example:6379/0")

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import asdict, dataclass
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Final
+
+from agents.analysis.finding import RawFinding, Severity
 
 CODE_LENSES: Final[tuple[str, ...]] = ("security", "reliability", "maintainability")
 SEVERITIES: Final[tuple[str, ...]] = ("info", "low", "medium", "high", "critical")
@@ -20,40 +22,16 @@ PRIVATE_KEY_RE: Final[re.Pattern[str]] = re.compile(
 
 
 @dataclass(frozen=True)
-class RawFinding:
-    """One problem found by a static rule, before the harness turns it into a `Finding` row.
-
-    Lines are 1-based and inclusive; `evidence` is the offending source, stripped, at most
-    300 characters, with secret values masked.
-    """
-
-    rule: str
-    lens: str
-    title: str
-    detail: str
-    severity: str
-    confidence: float
-    path: str
-    line_start: int
-    line_end: int
-    evidence: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serialisable dict with the same keys as the dataclass fields."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class RuleSpec:
     """Static description of a rule: which lens it belongs to and how to explain it."""
 
     lens: str
     title: str
-    severity: str
+    severity: Severity
     detail: str
 
 
-def _r(lens: str, title: str, severity: str, detail: str) -> RuleSpec:
+def _r(lens: str, title: str, severity: Severity, detail: str) -> RuleSpec:
     return RuleSpec(lens=lens, title=title, severity=severity, detail=detail)
 
 
@@ -248,7 +226,7 @@ def make_finding(
     line_end: int | None = None,
     *,
     confidence: float,
-    severity: str | None = None,
+    severity: Severity | None = None,
     title: str | None = None,
     extra: str = "",
     evidence: str | None = None,

@@ -6,6 +6,7 @@ import ast
 from dataclasses import dataclass, field
 
 from agents.analysis.base import RawFinding, make_finding
+from agents.analysis.finding import Severity
 
 FUNC_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
@@ -90,7 +91,10 @@ class PyContext:
         *,
         confidence: float,
         end_node: ast.AST | None = None,
-        **kwargs: object,
+        severity: Severity | None = None,
+        title: str | None = None,
+        extra: str = "",
+        evidence: str | None = None,
     ) -> RawFinding:
         """Finding anchored at `node` (line range of the node unless end_node is given)."""
         start = getattr(node, "lineno", 1)
@@ -98,8 +102,17 @@ class PyContext:
         # Multi-line statements are capped so evidence stays the offending lines, not a block.
         end = min(end, start + 4)
         return make_finding(
-            rule, self.path, self.lines, start, end, confidence=confidence, **kwargs
-        )  # type: ignore[arg-type]
+            rule,
+            self.path,
+            self.lines,
+            start,
+            end,
+            confidence=confidence,
+            severity=severity,
+            title=title,
+            extra=extra,
+            evidence=evidence,
+        )
 
 
 def keyword(call: ast.Call, name: str) -> ast.keyword | None:

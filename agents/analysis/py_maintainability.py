@@ -9,6 +9,7 @@ import tokenize
 from collections.abc import Iterator
 
 from agents.analysis.base import RawFinding, make_finding
+from agents.analysis.finding import Severity
 from agents.analysis.py_context import FUNC_NODES, PyContext
 
 MAX_FUNCTION_LINES = 60
@@ -214,7 +215,7 @@ def todo_findings(path: str, lines: list[str], text: str, python: bool) -> list[
                 hits.append((i, m.group(1)))
     out = []
     for lineno, marker in hits:
-        severity = "low" if marker in ("FIXME", "HACK", "XXX") else "info"
+        severity: Severity = "low" if marker in ("FIXME", "HACK", "XXX") else "info"
         out.append(
             make_finding(
                 "mnt.todo",

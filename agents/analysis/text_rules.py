@@ -19,6 +19,7 @@ from agents.analysis.base import (
     make_finding,
     masked_line,
 )
+from agents.analysis.finding import Severity
 
 ALL = frozenset({"py", "js", "sh", "go", "rb", "php", "java", "config"})
 CODE = frozenset({"py", "js", "sh", "go", "rb", "php", "java"})
@@ -33,7 +34,7 @@ class TextRule:
     confidence: float
     languages: frozenset[str]
     extra: str = ""
-    severity: str | None = None
+    severity: Severity | None = None
     unless: re.Pattern[str] | None = None  # same-line pattern that makes the match benign
 
 
@@ -43,7 +44,7 @@ def _t(
     confidence: float,
     langs: set[str] | frozenset[str],
     extra: str = "",
-    severity: str | None = None,
+    severity: Severity | None = None,
     unless: str | None = None,
 ) -> TextRule:
     return TextRule(

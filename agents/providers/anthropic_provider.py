@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import anthropic
 
+from agents.contract import ProviderError, Usage
 from agents.providers.loop import Dialect, LLMProvider, Phase, ToolCall, Turn
 from agents.providers.prompt import FINAL_TOOL, ToolSpec, retry_after_seconds, safe_message
-from agents.contract import ProviderError, Usage
 from agents.providers.registry import MissingApiKey, ProviderConfig
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 529})

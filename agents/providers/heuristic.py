@@ -15,13 +15,6 @@ import time
 from typing import Any
 
 from agents.analysis import CODE_LENSES, analyze_code
-from agents.docs_analysis import (
-    DOC_LENSES,
-    DocumentSummary,
-    analyze_document,
-    summarize_document,
-    synthesize,
-)
 from agents.contract import (
     AgentOutput,
     AgentRequest,
@@ -30,6 +23,13 @@ from agents.contract import (
     ProviderError,
     SpawnOut,
     Usage,
+)
+from agents.docs_analysis import (
+    DOC_LENSES,
+    DocumentSummary,
+    analyze_document,
+    summarize_document,
+    synthesize,
 )
 
 MODEL = "heuristic-v1"

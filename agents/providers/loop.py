@@ -39,6 +39,17 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agents import semconv
+from agents.contract import (
+    AgentOutput,
+    AgentRequest,
+    AgentResult,
+    ProviderError,
+    RateLimited,
+    SpawnOut,
+)
+from agents.contract import Usage as TokenUsage
+from agents.limits import RateLimiter
+from agents.pricing import price_call
 from agents.providers.prompt import (
     SPAWN_ANSWER,
     SPAWN_TOOL,
@@ -53,16 +64,9 @@ from agents.providers.prompt import (
     parse_output,
     safe_message,
 )
-from agents.contract import (
-    AgentOutput,
-    AgentRequest,
-    AgentResult,
-    ProviderError,
-    RateLimited,
-    SpawnOut,
-)
-from agents.contract import Usage as TokenUsage
 from agents.providers.registry import MissingApiKey, ProviderConfig, UnknownModel
+from agents.tools import ToolResult, call_tool
+from harness_site.redis_client import get_redis
 
 INPUT_MESSAGES = semconv.INPUT_MESSAGES
 OUTPUT_MESSAGES = semconv.OUTPUT_MESSAGES
@@ -292,8 +296,6 @@ class AgentLoop:
         }
 
     def _annotate_chat(self, span: trace.Span, messages: list[dict[str, Any]], turn: Turn) -> None:
-        from agents.pricing import price_call
-
         price = price_call(self.provider.kind, self.provider.name, self.model, turn.usage)
         span.set_attribute(semconv.RESPONSE_MODEL, turn.response_model or self.model)
         span.set_attribute(semconv.INPUT_TOKENS, turn.usage.input_tokens)
@@ -311,9 +313,6 @@ class AgentLoop:
     def _limiter(self) -> Any:
         if not (self.provider.rpm or self.provider.tpm):
             return None
-        from agents.limits import RateLimiter
-        from harness_site.redis_client import get_redis
-
         return RateLimiter(
             get_redis(),
             f"{self.provider.name}:{self.model}",
@@ -352,8 +351,6 @@ class AgentLoop:
     # -- tool calls --------------------------------------------------------------------------
     def _tool_step(self, call: ToolCall) -> tuple[str, bool]:
         """Run (or replay) one tool call; returns (content for the model, is_error)."""
-        from agents.tools import ToolResult, call_tool
-
         index, ctx = self.index, self.context
         self.index += 1
         stored = ctx.replay(index) if ctx else None
@@ -429,8 +426,6 @@ class AgentLoop:
         return result.content, not result.ok
 
     def _spawn(self, call: ToolCall) -> Any:
-        from agents.tools import ToolResult
-
         if len(self.spawns) >= self.request.max_children:
             return ToolResult(
                 ok=False,

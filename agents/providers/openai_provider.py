@@ -1,7 +1,7 @@
 """OpenAI-compatible chat completions through the official ``openai`` SDK.
 
 Works with OpenAI, Azure OpenAI (its ``/openai/v1/`` endpoint), vLLM, Ollama and llama.cpp's
-server by changing the base URL. Choices made for that portability (NOTES.md, "Model SDKs"):
+server by changing the base URL. Choices made for that portability (docs/providers.md):
 
 * Tool turns send ``tools`` and no ``tool_choice`` (Ollama ignores it; vLLM needs server flags
   for anything but "auto", which is also the API default).
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import openai
 
+from agents.contract import ProviderError, Usage
 from agents.providers.loop import Dialect, LLMProvider, Phase, ToolCall, Turn
 from agents.providers.prompt import (
     ToolSpec,
@@ -29,7 +30,6 @@ from agents.providers.prompt import (
     retry_after_seconds,
     safe_message,
 )
-from agents.contract import ProviderError, Usage
 from agents.providers.registry import MissingApiKey, ProviderConfig
 
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})

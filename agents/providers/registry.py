@@ -48,7 +48,7 @@ from django.core.exceptions import ImproperlyConfigured
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 if TYPE_CHECKING:
-    from agents.contract import Provider
+    pass
 
 ProviderKind = Literal["openai", "anthropic"]
 RESERVED_NAMES = frozenset({"heuristic"})
@@ -282,21 +282,3 @@ def price_overrides() -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
         for config in _configs().values()
         for model, price in config.prices.items()
     }
-
-
-def build_provider(name: str) -> Provider:
-    """A provider instance for ``name`` (its client is made per call, with the key read then).
-    An unknown name is a permanent ``ProviderError`` listing the known ones."""
-    from agents.contract import ProviderError
-
-    try:
-        config = provider_config(name)
-    except KeyError as exc:
-        raise ProviderError(str(exc.args[0]), permanent=True) from None
-    if config.kind == "anthropic":
-        from agents.providers.anthropic_provider import AnthropicProvider
-
-        return AnthropicProvider(config)
-    from agents.providers.openai_provider import OpenAIProvider
-
-    return OpenAIProvider(config)

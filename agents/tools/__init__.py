@@ -10,8 +10,9 @@ Contracts:
 * Output is capped at ``MAX_OUTPUT_CHARS`` with a note saying how much was cut.
 * Tool output is target text: data for the model, never instructions to the harness.
 
-Tools register themselves with ``register``; ``agents.tools.fs`` provides list/read/search and the
-engine registers ``spawn_subagent`` (which needs the run and task, passed via ``extra``).
+Tools register themselves with ``register``; ``agents.tools.fs`` provides list/read/search.
+``spawn_subagent`` is not a tool here: the agent loop answers it and the run's outcome applies
+the spawn limits.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from agents.snapshot import Snapshot, SnapshotError, UnsafePathError
@@ -51,10 +52,9 @@ class ToolArgumentError(ValueError):
 
 @dataclass(frozen=True)
 class ToolContext:
-    """What a tool may touch: the run's snapshot, plus engine-provided ``extra`` (run/task ids)."""
+    """What a tool may touch: the run's snapshot, nothing else."""
 
     snapshot: Snapshot
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,8 @@ TOOLS: dict[str, Tool] = {}
 
 
 def register(tool: Tool, *, replace: bool = False) -> Tool:
-    """Add ``tool`` to ``TOOLS``. Hook for the engine (e.g. ``spawn_subagent``); a second tool
-    with the same name is a programming error unless ``replace`` is set."""
+    """Add ``tool`` to ``TOOLS``. A second tool with the same name is a programming error
+    unless ``replace`` is set."""
     if tool.name in TOOLS and not replace:
         raise ValueError(f"tool {tool.name!r} is already registered")
     TOOLS[tool.name] = tool
@@ -157,7 +157,6 @@ def call_tool(
     *,
     snapshot: Snapshot,
     allowed: list[str],
-    extra: Mapping[str, Any] | None = None,
 ) -> ToolResult:
     """Run tool ``name`` for an agent allowed ``allowed``; never raises (see module contract).
 
@@ -183,7 +182,7 @@ def call_tool(
             reason="bad arguments",
         )
     assert isinstance(arguments, dict)  # validate_arguments guarantees it
-    context = ToolContext(snapshot=snapshot, extra=dict(extra or {}))
+    context = ToolContext(snapshot=snapshot)
     try:
         content = tool.func(context, **arguments)
     except ToolRefused as exc:

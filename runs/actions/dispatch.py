@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -18,7 +17,7 @@ from django.utils import timezone
 
 from runs.actions import enqueue
 from runs.event_types import EventType
-from runs.events import record_event, record_events
+from runs.events import EventItem, record_event, record_events
 from runs.models import Approval, Run, Task
 
 logger = logging.getLogger(__name__)
@@ -68,7 +67,7 @@ def dispatch(run_id: int) -> list[int]:
                 )
                 .order_by("depth", "id")[:free]
             )
-            events: list[tuple[str, dict[str, Any], Task | None]] = []
+            events: list[EventItem] = []
             now = timezone.now()
             for task in ready:
                 if task.needs_approval:

@@ -32,8 +32,13 @@ def after_commit(name: str, object_id: int) -> None:
 
 def agents_after_commit(task_ids: Iterable[int]) -> None:
     ids = list(task_ids)
+
+    def send_all() -> None:
+        for task_id in ids:
+            send(RUN_AGENT, task_id)
+
     if ids:
-        transaction.on_commit(lambda: [send(RUN_AGENT, task_id) for task_id in ids])
+        transaction.on_commit(send_all)
 
 
 def arm_watchdog(run_id: int) -> None:

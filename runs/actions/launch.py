@@ -18,7 +18,7 @@ from django.db import transaction
 from agents.aggregation import AGGREGATION_STEPS
 from agents.contract import ProviderError
 from agents.playbooks import PLAYBOOKS
-from agents.providers import default_model, get_provider
+from agents.providers.catalog import default_model, get_provider
 from agents.snapshot import SnapshotError, freeze_archive, freeze_directory, snapshot_store
 from runs.actions import enqueue
 from runs.event_types import EventType

@@ -26,7 +26,7 @@ from runs.actions.dispatch import schedule_dispatch
 from runs.actions.planning import task_created
 from runs.budget import budget_for
 from runs.event_types import EventType
-from runs.events import record_event, record_events
+from runs.events import EventItem, record_event, record_events
 from runs.models import Finding, Run, Task
 
 
@@ -128,7 +128,7 @@ def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
             findings_count=F("findings_count") + len(findings),
             tasks_total=F("tasks_total") + children,
         )
-        events: list[tuple[str, dict[str, Any], Task | None]] = [
+        events: list[EventItem] = [
             (
                 EventType.FINDING_ADDED,
                 {"title": f.title[:120], "severity": f.severity, "location": f.location},
@@ -191,7 +191,7 @@ def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut])
     total = Task.objects.filter(run=run).count()
     existing_children = Task.objects.filter(parent=parent).count()
     created = 0
-    events: list[tuple[str, dict[str, Any], Task | None]] = []
+    events: list[EventItem] = []
     for request in requests:
         label = scope_label([str(p) for p in request.scope.get("files", [])]) or str(
             request.scope.get("document", "scope")

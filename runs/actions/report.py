@@ -12,7 +12,7 @@ from django.utils import timezone
 from agents import semconv
 from agents.aggregation import ReportDraft
 from agents.aggregation.stages import FindingRow, RunFacts, run_chain
-from agents.providers import get_provider
+from agents.providers.catalog import get_provider
 from agents.snapshot import open_snapshot
 from harness_site.telemetry import emit_root_span
 from runs.event_types import EventType

@@ -1,4 +1,4 @@
-"""The records of a run (the contract in DESIGN.md "The records")."""
+"""The records of a run (their contract: docs/architecture.md, "The records")."""
 
 from runs.models.approval import Approval
 from runs.models.event import Event

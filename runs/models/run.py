@@ -7,7 +7,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -189,14 +188,6 @@ class Run(models.Model):
             for name, value in changes.items():
                 setattr(self, name, value)
         return won
-
-    def next_seq(self) -> int:
-        """Allocate the next event seq. Must run inside the transaction that writes the event:
-        the UPDATE takes the row lock, so concurrent writers serialize and no seq is skipped."""
-        Run.objects.filter(pk=self.pk).update(last_seq=F("last_seq") + 1)
-        seq = Run.objects.filter(pk=self.pk).values_list("last_seq", flat=True).get()
-        self.last_seq = seq
-        return seq
 
     @property
     def progress_percent(self) -> int:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -113,13 +114,13 @@ class Task(models.Model):
     def total_tokens(self) -> int:
         return self.tokens_in + self.tokens_out
 
-    def move(self, new_status: str, *, allowed_from: list[str], **changes: Any) -> bool:
+    def move(self, new_status: str, *, allowed_from: Sequence[str], **changes: Any) -> bool:
         """Conditional transition; True only for the one caller that won."""
         return bool(Task.move_many([self], new_status, allowed_from=allowed_from, **changes))
 
     @staticmethod
     def move_many(
-        tasks: list[Task], new_status: str, *, allowed_from: list[str], **changes: Any
+        tasks: Sequence[Task], new_status: str, *, allowed_from: Sequence[str], **changes: Any
     ) -> list[Task]:
         """Move each task that is still in ``allowed_from`` (one conditional UPDATE each, so
         racing callers each win different tasks) and keep the run's counters in step with one

@@ -301,13 +301,13 @@ def test_with_overrides_routes_models_per_role() -> None:
     routed = book.with_overrides(
         provider="openai", model="small-model", role_models={"synthesizer": "big-model"}
     )
-    assert routed.spec("auditor").provider == "openai"
-    assert routed.spec("auditor").model == "small-model"
-    assert routed.spec("synthesizer").provider == "openai"
-    assert routed.spec("synthesizer").model == "big-model"
+    assert routed.roles["auditor"].provider == "openai"
+    assert routed.roles["auditor"].model == "small-model"
+    assert routed.roles["synthesizer"].provider == "openai"
+    assert routed.roles["synthesizer"].model == "big-model"
     # The shared definition is untouched.
-    assert book.spec("auditor").model is None
-    assert PLAYBOOKS["codebase-audit"].spec("synthesizer").provider is None
+    assert book.roles["auditor"].model is None
+    assert PLAYBOOKS["codebase-audit"].roles["synthesizer"].provider is None
 
 
 def test_with_overrides_merges_options_and_replaces_chain() -> None:

@@ -8,6 +8,7 @@ import stat
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -262,7 +263,9 @@ def test_unsupported_extension_is_refused(store: Path) -> None:
         freeze_archive(io.BytesIO(b"x"), "notes.rar", store)
 
 
-def tar_bytes(mode: str, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> io.BytesIO:
+def tar_bytes(
+    mode: Literal["w", "w:gz"], members: list[tuple[tarfile.TarInfo, bytes | None]]
+) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode=mode) as archive:
         for info, data in members:

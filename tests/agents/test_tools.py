@@ -12,6 +12,7 @@ from agents.tools import (
     MAX_OUTPUT_CHARS,
     TOOLS,
     Tool,
+    ToolContext,
     ToolRefused,
     anthropic_tool_specs,
     call_tool,
@@ -36,13 +37,13 @@ def snapshot(tmp_path: Path) -> Snapshot:
 
 def test_tool_not_in_allow_list_is_refused_and_not_run(snapshot: Snapshot) -> None:
     calls: list[str] = []
+
+    def probe(context: ToolContext) -> str:
+        calls.append("ran")
+        return "ran"
+
     register(
-        Tool(
-            "probe",
-            "test probe",
-            {"type": "object", "properties": {}},
-            lambda context: calls.append("ran") or "ran",
-        ),
+        Tool("probe", "test probe", {"type": "object", "properties": {}}, probe),
         replace=True,
     )
     try:

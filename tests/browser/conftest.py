@@ -42,7 +42,7 @@ def _allow_orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    # Playwright's own browser download does not work here (NOTES.md): use the system Chromium.
+    # Playwright's own browser download does not work offline: use the system Chromium.
     return {
         **browser_type_launch_args,
         "executable_path": CHROMIUM,

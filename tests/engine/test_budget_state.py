@@ -46,6 +46,7 @@ def test_new_database_with_old_redis_never_overspends(
         )
         return wait_for_run(run.pk)
 
+    _fresh_database()  # ids from 1, whatever tests ran before in this database
     first = audit("100")
     assert first.status == Run.Status.AWAITING_REVIEW
     per_agent = first.cost_usd / first.tasks_total

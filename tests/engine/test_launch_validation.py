@@ -239,7 +239,8 @@ def test_valid_launch_creates_one_pending_run_with_created_event(
             user=user,
             playbook="codebase-audit",
             target_path=str(APP),
-            max_concurrency="3",
+            # Deliberate: a form-style string, coerced to an int by launch_run at runtime.
+            max_concurrency="3",  # type: ignore[arg-type]
             budget_usd="2.50",
         )
     assert Run.objects.count() == 1
@@ -288,8 +289,8 @@ def test_valid_launch_freezes_the_resolved_playbook_into_the_run(user: User) -> 
         | {"max_agents": run.config["max_agents"]}
     )
     assert book.options["k"] == 3
-    assert book.spec("synthesizer").model == "big-model"
-    assert book.spec("voter").provider == "heuristic"
+    assert book.roles["synthesizer"].model == "big-model"
+    assert book.roles["voter"].provider == "heuristic"
 
 
 def test_two_launches_of_the_same_target_share_the_snapshot(user: User) -> None:

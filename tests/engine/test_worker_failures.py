@@ -62,6 +62,7 @@ def _use(monkeypatch: Any, provider: Any) -> None:
 def test_transient_errors_are_retried_with_growing_delays(planned_run: Run, monkeypatch: Any):
     _use(monkeypatch, FlakyProvider(transient=3))
     task = Task.objects.filter(run=planned_run).first()
+    assert task is not None
     delays = []
     for _ in range(3):
         retry = worker.execute(task.pk)
@@ -90,6 +91,7 @@ def test_retry_after_is_honoured_over_backoff():
 def test_transient_errors_give_up_after_max_attempts(planned_run: Run, monkeypatch: Any):
     _use(monkeypatch, FlakyProvider(transient=99))
     task = Task.objects.filter(run=planned_run).first()
+    assert task is not None
     results = [worker.execute(task.pk) for _ in range(task.max_attempts)]
     assert all(r is not None for r in results[:-1]) and results[-1] is None
     task.refresh_from_db()
@@ -105,6 +107,7 @@ def test_permanent_error_fails_only_its_own_task(planned_run: Run, monkeypatch: 
     assert {s for label, s in statuses.items() if "mod1.py" in label} == {"failed"}
     assert {s for label, s in statuses.items() if "mod1.py" not in label} == {"succeeded"}
     failed = Task.objects.filter(run=planned_run, status="failed").first()
+    assert failed is not None
     assert "400 bad request" in failed.error and failed.attempts == 1
     # codebase-audit waits for all: the run goes on to aggregation with what succeeded.
     dispatch(planned_run.pk)
@@ -179,6 +182,7 @@ def test_a_running_agent_is_taken_over_only_after_its_lease(
     _use(monkeypatch, HeuristicProvider())
     settings.HARNESS_AGENT_LEASE_S = 30
     task = Task.objects.filter(run=planned_run).first()
+    assert task is not None
     Task.objects.filter(pk=task.pk).update(status="running", heartbeat_at=timezone.now())
     retry = worker.execute(task.pk)  # a duplicate message while the holder is alive
     assert retry is not None and retry.countdown == 30

@@ -94,7 +94,7 @@ class FakeAnthropicServer(FakeServer):
         ]
         offered = [t["name"] for t in body.get("tools") or [] if t["name"] != FINAL]
         forced = (body.get("tool_choice") or {}).get("type") == "tool"
-        final_schema = next(
+        final_schema: dict[str, Any] = next(
             (t["input_schema"] for t in body.get("tools") or [] if t["name"] == FINAL), {}
         )
         return View(

@@ -129,7 +129,8 @@ def test_rpm_limit_holds_across_two_worker_processes(
                             "api_key_env": "LIMITED_API_KEY",
                             "default_model": "local-model",
                             "rpm": rpm,
-                            # A self-hosted model priced at 0 (a zero reservation once tripped HINCRBY "-0").
+                            # A self-hosted model priced at 0 (a zero reservation once
+                            # tripped HINCRBY "-0").
                             "prices": {"*": {"input": 0, "output": 0}},
                         }
                     }

@@ -11,7 +11,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from runs.events import record_event
+from runs.actions.planning import task_created
+from runs.event_types import EventType
+from runs.events import record_event, record_events
 from runs.models import Event, Finding, Report, Run, Task
 
 _counter = itertools.count(1)
@@ -107,11 +109,28 @@ def make_finding(run: Run, task: Task, **fields: Any) -> Finding:
     return Finding.objects.create(**defaults)
 
 
+# The smallest valid payload of the types tests emit; a test passes only what it cares about.
+MINIMAL_PAYLOADS: dict[str, dict[str, Any]] = {
+    "task.started": {"attempt": 1},
+    "task.succeeded": {
+        "tokens": {"input": 0, "output": 0},
+        "cost_usd": "0",
+        "findings": 0,
+        "children": 0,
+    },
+    "task.failed": {"error": "", "attempts": 1},
+    "tool.called": {"step": 0, "tool": "read_file", "reason": ""},
+}
+
+
 def emit(run: Run, type: str, task: Task | None = None, **payload: Any) -> Event:
     """Record an event the way the engine does (inside a transaction, broadcast after commit)."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
-        return record_event(run, type, payload, task=task)
+        if type == EventType.TASK_CREATED and task is not None:
+            return record_events(run, [task_created(task)])[0]
+        full = {**MINIMAL_PAYLOADS.get(type, {}), **payload}
+        return record_event(run, EventType(type), full, task=task)
 
 
 def make_report(run: Run, html: str = "<h2>Summary</h2><p>Three issues.</p>") -> Report:

@@ -118,6 +118,7 @@ async def test_updates_swap_changed_nodes_by_id_in_seq_order(
     assert 'id="event-2"' in joined
     assert 'id="children-root"' not in joined
     by_id = {t.pk: t for t in tasks}
+    assert leaf.parent_id is not None
     chain = {leaf.pk, leaf.parent_id, by_id[leaf.parent_id].parent_id}
     untouched = [t for t in tasks if t.pk not in chain]
     assert not any(f'id="task-{t.pk}"' in joined for t in untouched)
@@ -136,7 +137,7 @@ async def test_a_burst_of_events_is_batched(
 
     def burst() -> None:
         for i in range(120):
-            emit(run, "task.progress", tasks[i % len(tasks)], step=i)
+            emit(run, "tool.called", tasks[i % len(tasks)], step=i)
 
     started = time.monotonic()
     await database_sync_to_async(burst)()
@@ -158,7 +159,7 @@ async def test_reconnect_catches_up_on_everything_missed(
 
     def missed() -> Task:
         new = make_task(run, parent=tasks[0], scope_label="app/late.py")
-        emit(run, "task.spawned", new)
+        emit(run, "task.created", new)
         Task.objects.filter(pk=tasks[1].pk).update(status=Task.Status.FAILED, error="boom")
         emit(run, "task.failed", tasks[1], error="boom")
         return new
@@ -207,7 +208,7 @@ async def test_runs_list_hides_runs_the_user_may_not_see(
 def test_no_fragment_is_pushed_for_unchanged_panels(operator: User) -> None:
     from django.utils import timezone
 
-    from runs.views.live import LiveState, render_update
+    from runs.live import LiveState, render_update
 
     run = make_run(operator, status=Run.Status.APPROVED, finished_at=timezone.now())
     make_tree(run)
@@ -225,7 +226,7 @@ async def test_hello_limits_the_catch_up_to_what_the_page_missed(
     run, tasks = run_with_tree
 
     def two_changes() -> int:
-        emit(run, "task.progress", tasks[0])
+        emit(run, "tool.called", tasks[0])
         seen = Run.objects.get(pk=run.pk).last_seq
         Task.objects.filter(pk=tasks[2].pk).update(status=Task.Status.FAILED, error="late")
         emit(run, "task.failed", tasks[2], error="late")
@@ -252,7 +253,7 @@ async def test_runs_list_sends_the_page_rows_first_and_inserts_new_runs(
     first = await comm.receive_from(timeout=5)
     assert f'<tr id="run-{old.pk}"' in first and "runs-tbody" not in first  # swapped, not inserted
     new = await database_sync_to_async(make_run)(operator, title="brand-new")
-    await database_sync_to_async(emit)(new, "run.planning")
+    await database_sync_to_async(emit)(new, "run.planning", playbook=new.playbook)
     joined = "".join(await receive_all(comm, quiet=1.5))
     assert '<tbody id="runs-tbody" hx-swap-oob="afterbegin">' in joined and "brand-new" in joined
     await comm.disconnect()

@@ -220,7 +220,9 @@ def test_run_page_query_count_does_not_grow_with_agents(
 ) -> None:
     small = make_run(operator)
     make_tree(small, roots=1, children=1, grandchildren=1)
-    make_finding(small, small.tasks.first())
+    first_task = small.tasks.first()
+    assert first_task is not None
+    make_finding(small, first_task)
     emit(small, "task.started", small.tasks.last())
     big = make_run(operator)
     tasks = make_tree(big, roots=10, children=5, grandchildren=4)
