@@ -16,7 +16,7 @@ import hashlib
 import json
 import posixpath
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,103 +109,13 @@ def _rng(digest: str, salt: str) -> random.Random:
 
 def plan(playbook: Playbook, manifest: dict[str, Any]) -> list[TaskSpec]:
     """All root tasks of a run. Raises PlanningError with a clear message."""
-    digest = manifest["digest"]
     files = _files(manifest)
     if not files:
         raise PlanningError("The target has no readable text files to analyse.")
-    opts = playbook.options
-    worker_role = next(iter(playbook.roles))
-    specs: list[TaskSpec] = []
-
-    if playbook.decomposition == "domain":
-        chunks = chunk_files(
-            files, int(opts.get("chunk_bytes", 24_000)), int(opts.get("chunk_files", 6))
-        )
-        for chunk in chunks:
-            paths = [f.path for f in chunk]
-            for lens in playbook.lenses:
-                specs.append(
-                    TaskSpec(
-                        step="audit",
-                        role=worker_role,
-                        lens=lens,
-                        scope={"files": paths},
-                        scope_label=scope_label(paths),
-                        snapshot_digest=digest,
-                        why=f"{lens} review of {scope_label(paths)}",
-                    )
-                )
-
-    elif playbook.decomposition == "perspective":
-        document = _pick_document(manifest, opts.get("document"))
-        for lens in playbook.lenses:
-            specs.append(
-                TaskSpec(
-                    step="review",
-                    role=worker_role,
-                    lens=lens,
-                    scope={"document": document},
-                    scope_label=document,
-                    snapshot_digest=digest,
-                    why=f"{document} read as the {lens}",
-                )
-            )
-
-    elif playbook.decomposition in ("hierarchical", "sampling"):
-        docs = _documents(manifest)
-        limit = int(opts.get("max_documents", 200))
-        if playbook.decomposition == "sampling" or len(docs) > limit:
-            rng = _rng(digest, "sample")
-            docs = sorted(rng.sample(docs, min(limit, len(docs))), key=lambda f: f.path)
-        readers = [
-            TaskSpec(
-                step="read",
-                role=worker_role,
-                lens=playbook.lenses[0],
-                scope={"document": doc.path},
-                scope_label=doc.path,
-                snapshot_digest=digest,
-                why=f"extract the key points of {doc.path}",
-            )
-            for doc in docs
-        ]
-        specs.extend(readers)
-        if "synthesizer" in playbook.roles:
-            specs.append(
-                TaskSpec(
-                    step="synthesize",
-                    role="synthesizer",
-                    lens="synthesis",
-                    scope={"documents": [d.path for d in docs]},
-                    scope_label=f"{len(docs)} documents",
-                    snapshot_digest=digest,
-                    why="combine the readers' summaries into shared themes",
-                    depends_on=tuple(r.key for r in readers),
-                )
-            )
-
-    elif playbook.decomposition == "ensemble":
-        k = int(opts.get("k", 5))
-        fraction = float(opts.get("sample_fraction", 0.8))
-        for i in range(k):
-            rng = _rng(digest, f"ensemble-{i}")
-            size = max(1, round(len(files) * fraction))
-            sample = sorted(f.path for f in rng.sample(files, min(size, len(files))))
-            for lens in playbook.lenses:
-                specs.append(
-                    TaskSpec(
-                        step=f"vote-{i}",
-                        role=worker_role,
-                        lens=lens,
-                        scope={"files": sample, "voter": i},
-                        scope_label=f"voter {i + 1}/{k} · {len(sample)} files",
-                        snapshot_digest=digest,
-                        why=f"independent {lens} vote #{i + 1} of {k}",
-                    )
-                )
-    else:  # pragma: no cover - playbooks are validated at definition
+    decompose = _DECOMPOSITIONS.get(playbook.decomposition)
+    if decompose is None:  # pragma: no cover - playbooks are validated at definition
         raise PlanningError(f"Unknown decomposition {playbook.decomposition!r}")
-
+    specs = decompose(playbook, manifest, files)
     if len(specs) > playbook.max_agents:
         raise PlanningError(
             f"This target needs {len(specs)} agents but the run allows {playbook.max_agents}: "
@@ -213,6 +123,123 @@ def plan(playbook: Playbook, manifest: dict[str, Any]) -> list[TaskSpec]:
         )
     check_acyclic(specs)
     return specs
+
+
+def _by_domain(
+    playbook: Playbook, manifest: dict[str, Any], files: list[FileInfo]
+) -> list[TaskSpec]:
+    """Size-balanced chunks of files, each read through every lens."""
+    opts, worker_role = playbook.options, next(iter(playbook.roles))
+    chunks = chunk_files(
+        files, int(opts.get("chunk_bytes", 24_000)), int(opts.get("chunk_files", 6))
+    )
+    return [
+        TaskSpec(
+            step="audit",
+            role=worker_role,
+            lens=lens,
+            scope={"files": paths},
+            scope_label=scope_label(paths),
+            snapshot_digest=manifest["digest"],
+            why=f"{lens} review of {scope_label(paths)}",
+        )
+        for paths in ([f.path for f in chunk] for chunk in chunks)
+        for lens in playbook.lenses
+    ]
+
+
+def _by_perspective(
+    playbook: Playbook, manifest: dict[str, Any], files: list[FileInfo]
+) -> list[TaskSpec]:
+    """One document, read once per lens (persona)."""
+    document = _pick_document(manifest, playbook.options.get("document"))
+    return [
+        TaskSpec(
+            step="review",
+            role=next(iter(playbook.roles)),
+            lens=lens,
+            scope={"document": document},
+            scope_label=document,
+            snapshot_digest=manifest["digest"],
+            why=f"{document} read as the {lens}",
+        )
+        for lens in playbook.lenses
+    ]
+
+
+def _by_reader(
+    playbook: Playbook, manifest: dict[str, Any], files: list[FileInfo]
+) -> list[TaskSpec]:
+    """One reader per document (a seeded sample past ``max_documents``), then one synthesis
+    that depends on every reader."""
+    digest, opts = manifest["digest"], playbook.options
+    docs = _documents(manifest)
+    limit = int(opts.get("max_documents", 200))
+    if playbook.decomposition == "sampling" or len(docs) > limit:
+        rng = _rng(digest, "sample")
+        docs = sorted(rng.sample(docs, min(limit, len(docs))), key=lambda f: f.path)
+    specs = [
+        TaskSpec(
+            step="read",
+            role=next(iter(playbook.roles)),
+            lens=playbook.lenses[0],
+            scope={"document": doc.path},
+            scope_label=doc.path,
+            snapshot_digest=digest,
+            why=f"extract the key points of {doc.path}",
+        )
+        for doc in docs
+    ]
+    if "synthesizer" in playbook.roles:
+        specs.append(
+            TaskSpec(
+                step="synthesize",
+                role="synthesizer",
+                lens="synthesis",
+                scope={"documents": [d.path for d in docs]},
+                scope_label=f"{len(docs)} documents",
+                snapshot_digest=digest,
+                why="combine the readers' summaries into shared themes",
+                depends_on=tuple(r.key for r in specs),
+            )
+        )
+    return specs
+
+
+def _by_ensemble(
+    playbook: Playbook, manifest: dict[str, Any], files: list[FileInfo]
+) -> list[TaskSpec]:
+    """``k`` independent voters, each on its own seeded sample of the files, every lens."""
+    digest, opts = manifest["digest"], playbook.options
+    k = int(opts.get("k", 5))
+    fraction = float(opts.get("sample_fraction", 0.8))
+    specs: list[TaskSpec] = []
+    for i in range(k):
+        rng = _rng(digest, f"ensemble-{i}")
+        size = max(1, round(len(files) * fraction))
+        sample = sorted(f.path for f in rng.sample(files, min(size, len(files))))
+        specs.extend(
+            TaskSpec(
+                step=f"vote-{i}",
+                role=next(iter(playbook.roles)),
+                lens=lens,
+                scope={"files": sample, "voter": i},
+                scope_label=f"voter {i + 1}/{k} · {len(sample)} files",
+                snapshot_digest=digest,
+                why=f"independent {lens} vote #{i + 1} of {k}",
+            )
+            for lens in playbook.lenses
+        )
+    return specs
+
+
+_DECOMPOSITIONS: dict[str, Callable[[Playbook, dict[str, Any], list[FileInfo]], list[TaskSpec]]] = {
+    "domain": _by_domain,
+    "perspective": _by_perspective,
+    "hierarchical": _by_reader,
+    "sampling": _by_reader,
+    "ensemble": _by_ensemble,
+}
 
 
 def _pick_document(manifest: dict[str, Any], wanted: str | None) -> str:

@@ -314,8 +314,9 @@ def task_created_payload(
     *, key: str, step: str, lens: str, scope: str, why: str, parent: int | None
 ) -> TaskCreatedPayload:
     """``task.created`` for a planned root task (``parent=None``) or a spawned child (the
-    parent's id); ``runs.actions.planning.task_created`` builds it from a Task. Takes the full key and the scope label; applies
-    the same caps as the Task row (key shown by its first 12 characters, scope 300, why 500)."""
+    parent's id); ``runs.actions.planning.task_created`` builds it from a Task. Takes the full
+    key and the scope label; applies the same caps as the Task row (key shown by its first 12
+    characters, scope 300, why 500)."""
     return {
         "key": key[:12],
         "step": step,

@@ -19,7 +19,13 @@ from agents.aggregation import AGGREGATION_STEPS
 from agents.contract import ProviderError
 from agents.playbooks import PLAYBOOKS
 from agents.providers.catalog import default_model, get_provider
-from agents.snapshot import SnapshotError, freeze_archive, freeze_directory, snapshot_store
+from agents.snapshot import (
+    SnapshotError,
+    SnapshotManifest,
+    freeze_archive,
+    freeze_directory,
+    snapshot_store,
+)
 from runs.actions import enqueue
 from runs.event_types import EventType
 from runs.events import record_event
@@ -110,37 +116,20 @@ def launch_run(
             "Choose a target directory or upload an archive (one of the two).", "target"
         )
 
-    store = snapshot_store()
-    try:
-        if archive is not None:
-            if archive.size is not None and archive.size > settings.HARNESS_MAX_UPLOAD_BYTES:
-                raise LaunchError(
-                    f"The archive is larger than {settings.HARNESS_MAX_UPLOAD_BYTES:,} bytes.",
-                    "archive",
-                )
-            manifest = freeze_archive(cast(BinaryIO, archive), archive.name or "upload", store)
-            kind, label = "archive", Path(archive.name or "upload").name
-        else:
-            path = Path(str(target_path)).expanduser()
-            manifest = freeze_directory(path, settings.HARNESS_TARGET_ROOTS, store)
-            kind, label = "directory", str(path)
-    except SnapshotError as exc:
-        raise LaunchError(str(exc), "archive" if archive is not None else "target") from None
-
-    resolved = book.with_overrides(
-        provider=provider,
-        model=model,
-        role_models=role_models,
-        options=options,
-        aggregation=chain,
-    )
     max_agents = min(book.max_agents, settings.HARNESS_MAX_AGENTS)
     if options and "max_agents" in options:
         max_agents = _bounded_int(
             options["max_agents"], "max_agents", 1, settings.HARNESS_MAX_AGENTS
         )
-    config = resolved.to_config()
+    config = book.with_overrides(
+        provider=provider,
+        model=model,
+        role_models=role_models,
+        options=options,
+        aggregation=chain,
+    ).to_config()
     config["max_agents"] = max_agents
+    manifest, kind, label = _freeze(target_path, archive)
     with transaction.atomic():
         run = Run.objects.create(
             title=title[:200],
@@ -183,6 +172,27 @@ def launch_run(
         )
         enqueue.after_commit(enqueue.PLAN_RUN, run.pk)
     return run
+
+
+def _freeze(
+    target_path: str | None, archive: UploadedFile | None
+) -> tuple[SnapshotManifest, str, str]:
+    """Freeze the target into the snapshot store: (manifest, target kind, label)."""
+    store = snapshot_store()
+    try:
+        if archive is not None:
+            if archive.size is not None and archive.size > settings.HARNESS_MAX_UPLOAD_BYTES:
+                raise LaunchError(
+                    f"The archive is larger than {settings.HARNESS_MAX_UPLOAD_BYTES:,} bytes.",
+                    "archive",
+                )
+            manifest = freeze_archive(cast(BinaryIO, archive), archive.name or "upload", store)
+            return manifest, "archive", Path(archive.name or "upload").name
+        path = Path(str(target_path)).expanduser()
+        manifest = freeze_directory(path, settings.HARNESS_TARGET_ROOTS, store)
+        return manifest, "directory", str(path)
+    except SnapshotError as exc:
+        raise LaunchError(str(exc), "archive" if archive is not None else "target") from None
 
 
 def _budget(value: Any) -> Decimal | None:
