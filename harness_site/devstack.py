@@ -64,6 +64,10 @@ def worker_concurrency() -> int:
     return env.worker_concurrency()
 
 
+def worker_pool() -> str:
+    return env.worker_pool()
+
+
 def child_env(extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment every child gets: ours, plus the decisions settings must agree with."""
     env = dict(os.environ)
@@ -101,7 +105,9 @@ def _spawn(
     return proc
 
 
-def worker_argv(name: str = "harness@%h", concurrency: int | None = None) -> list[str]:
+def worker_argv(
+    name: str = "harness@%h", concurrency: int | None = None, pool: str | None = None
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -111,6 +117,8 @@ def worker_argv(name: str = "harness@%h", concurrency: int | None = None) -> lis
         "worker",
         "-l",
         "INFO",
+        "--pool",
+        pool or worker_pool(),
         "--concurrency",
         str(concurrency if concurrency is not None else worker_concurrency()),
         "-n",

@@ -143,8 +143,27 @@ def web_port(environ: Mapping[str, str] | None = None) -> int:
     return env_int("HARNESS_PORT", 8000, min_value=1, max_value=65535, environ=environ)
 
 
+WORKER_POOLS = ("threads", "prefork")
+
+
+def worker_pool(environ: Mapping[str, str] | None = None) -> str:
+    """Celery's pool. ``threads`` (default): an agent waiting on its model holds a thread, not
+    a process, so one worker keeps hundreds in flight. ``prefork``: one process per agent."""
+    pool = env_str("CELERY_WORKER_POOL", "threads", environ)
+    if pool not in WORKER_POOLS:
+        raise ConfigError(
+            f"CELERY_WORKER_POOL must be one of {', '.join(WORKER_POOLS)}, got {pool!r}"
+        )
+    return pool
+
+
 def worker_concurrency(environ: Mapping[str, str] | None = None) -> int:
-    return env_int("CELERY_WORKER_CONCURRENCY", 4, min_value=1, max_value=64, environ=environ)
+    """Agents one worker runs at once: threads are cheap (the default covers any run's cap),
+    processes are not."""
+    default = 256 if worker_pool(environ) == "threads" else 4
+    return env_int(
+        "CELERY_WORKER_CONCURRENCY", default, min_value=1, max_value=1024, environ=environ
+    )
 
 
 def private_redis_port(environ: Mapping[str, str] | None = None) -> int:

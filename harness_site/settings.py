@@ -113,6 +113,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # Browser tests run daphne in another process: the test database must be a file.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-db-{TEST_SESSION}.sqlite3")}
+else:
+    # A worker runs hundreds of agents as threads; each borrows a connection only while it
+    # writes (the runtime gives it back before every model call), so a small pool serves them.
+    HARNESS_DB_POOL_SIZE = env_int("HARNESS_DB_POOL_SIZE", 20, min_value=2, max_value=500)
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": HARNESS_DB_POOL_SIZE,
+        "timeout": 60,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: one server for the Celery broker, the channel layer and the limits. When REDIS_URL is

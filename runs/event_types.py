@@ -44,7 +44,7 @@ class EventType(StrEnum):
     TASK_CANCELLED = "task.cancelled"
     TASK_RETRY_REQUESTED = "task.retry_requested"
     # budget: per model call (reserve before, settle after) and the run's budget running out.
-    BUDGET_RESERVED = "budget.reserved"
+    BUDGET_RESERVED = "budget.reserved"  # no longer written; older runs' logs contain it
     BUDGET_SETTLED = "budget.settled"
     BUDGET_EXHAUSTED = "budget.exhausted"
     # tool: one tool call of an agent.

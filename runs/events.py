@@ -2,9 +2,10 @@
 
 ``record_event`` must be called inside the transaction that makes the change it records: the seq
 comes from a row-locked counter on the Run, so seqs are gap-free per run and an event exists if
-and only if its change committed. Broadcasts go out only after commit, batched: every event a
-transaction wrote for a run becomes one small channel-layer message (seqs and types, never big
-content), which the run page's consumer turns into fragments.
+and only if its change committed. Broadcasts go out only after commit: the events a transaction
+wrote for a run go to this process's broadcaster (``runs/broadcast.py``), which sends one small
+channel-layer message per run per short window (seqs and types, never big content); the run
+page's consumer turns it into fragments.
 """
 
 from __future__ import annotations
@@ -14,20 +15,17 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import F
 
-from runs.event_types import EventType, RunEventsMessage, RunsChangedMessage, check_payload
+from runs.broadcast import broadcast_run_events
+from runs.event_types import EventType, check_payload
 from runs.models import Event, Run
 
 if TYPE_CHECKING:
     from runs.models import Task
 
 logger = logging.getLogger(__name__)
-
-RUNS_LIST_GROUP = "runs-list"
 
 _pending = threading.local()
 
@@ -97,28 +95,3 @@ class _Batch:
             _pending.batch = None
         for run_id, events in items.items():
             broadcast_run_events(run_id, [s for s, _ in events], sorted({t for _, t in events}))
-
-
-def broadcast_run_events(run_id: int, seqs: list[int], types: list[str]) -> None:
-    """One channel-layer message per run per committed transaction. Delivery is at-most-once by
-    design (channels-redis drops rather than blocks): a lost message is repaired by the
-    consumer's resync on (re)connect."""
-    try:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        message: RunEventsMessage = {
-            "type": "run.events",
-            "run_id": run_id,
-            "last_seq": max(seqs),
-            "types": types,
-        }
-        changed: RunsChangedMessage = {"type": "runs.changed", "run_id": run_id}
-
-        async def send() -> None:
-            await layer.group_send(f"run-{run_id}", message)
-            await layer.group_send(RUNS_LIST_GROUP, changed)
-
-        async_to_sync(send)()
-    except Exception:  # a broadcast failure must never undo or fail the committed change
-        logger.warning("broadcast for run %s failed; clients resync on reconnect", run_id)

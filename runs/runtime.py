@@ -10,14 +10,16 @@ reservation rather than leaking it.
 from __future__ import annotations
 
 import logging
+import time
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.budget import BudgetNotInitialized
-from agents.contract import AgentCancelled, BudgetExhausted, Usage
+from agents.contract import AgentCancelled, BudgetExhausted, ProviderError, Usage
 from agents.limits import LeaseSemaphore
 from agents.pricing import estimate_cost_upper_bound, price_call
 from runs.budget import budget_for, rebuild_budget, step_reservation_id
@@ -26,6 +28,13 @@ from runs.events import record_event
 from runs.models import Run, Step, Task
 
 logger = logging.getLogger(__name__)
+
+
+def release_connection() -> None:
+    """Give this thread's database connection back (to the pool on PostgreSQL) before a slow
+    model call, so agents in flight do not each hold one. Never inside a transaction."""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        connection.close()
 
 
 class AgentRuntime:
@@ -46,6 +55,7 @@ class AgentRuntime:
         self.slot = slot
         self.holder = holder
         self._stored: dict[int, Step] = {s.index: s for s in task.steps.all()}
+        self.deadline = time.monotonic() + settings.HARNESS_AGENT_TIMEOUT_S
 
     def _rid(self, index: int) -> str:
         return step_reservation_id(self.task.pk, index)
@@ -63,6 +73,11 @@ class AgentRuntime:
         status = Run.objects.filter(pk=self.run_id).values_list("status", flat=True).first()
         if status in (Run.Status.CANCELLED, Run.Status.FAILED, None):
             raise AgentCancelled(f"run {self.run_id} is {status or 'gone'}")
+        # The agent's own time limit, checked between steps (a thread cannot be interrupted
+        # the way a prefork child can; every model call has its own timeout besides).
+        if time.monotonic() > self.deadline:
+            limit = settings.HARNESS_AGENT_TIMEOUT_S
+            raise ProviderError(f"agent timed out after {limit:.0f}s", permanent=True)
 
     def before_call(self, index: int, *, model: str, input_tokens: int, output_tokens: int) -> None:
         self.check_cancelled()
@@ -82,14 +97,9 @@ class AgentRuntime:
             raise BudgetExhausted(
                 f"the run's budget cannot cover the next call (~${usd:.6f}, {tokens} tokens)"
             )
-        with transaction.atomic():
-            run = Run.objects.get(pk=self.run_id)
-            record_event(
-                run,
-                EventType.BUDGET_RESERVED,
-                {"step": index, "usd": str(usd), "tokens": tokens, "model": model},
-                task=self.task,
-            )
+        # The reservation is transient (Redis); what the call cost is recorded with its step
+        # (budget.settled), so the log keeps every budget movement without a row per reserve.
+        release_connection()
 
     def release_call(self, index: int) -> None:
         self.budget.release(self._rid(index))

@@ -29,7 +29,7 @@ NOT_SUCCEEDED = [Task.Status.FAILED, Task.Status.SKIPPED, Task.Status.CANCELLED]
 
 def schedule_dispatch(run_id: int) -> None:
     """Look at the run again once the current transaction commits."""
-    enqueue.after_commit(enqueue.DISPATCH_RUN, run_id)
+    transaction.on_commit(lambda: enqueue.request_dispatch(run_id))
 
 
 # -- dispatch -----------------------------------------------------------------------------------
@@ -41,6 +41,7 @@ def dispatch(run_id: int) -> list[int]:
     Returns the ids it queued.
     """
     queued: list[int] = []
+    enqueue.dispatch_starting(run_id)
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(pk=run_id).first()
         if run is None:  # deleted, or a stale message from another database

@@ -41,6 +41,27 @@ def agents_after_commit(task_ids: Iterable[int]) -> None:
         transaction.on_commit(send_all)
 
 
+# While a dispatch of a run is pending, further requests send nothing: one dispatch fills every
+# free slot, so a hundred agents finishing at once cost one dispatch, not a hundred. The key
+# expires on its own, so a lost message delays the run by this much at worst.
+DISPATCH_PENDING_S = 10
+
+
+def _pending_key(run_id: int) -> str:
+    return f"{settings.HARNESS_REDIS_PREFIX}dispatch-pending:{run_id}"
+
+
+def request_dispatch(run_id: int) -> None:
+    """Send a dispatch of the run unless one is already waiting to start."""
+    if get_redis().set(_pending_key(run_id), 1, nx=True, ex=DISPATCH_PENDING_S):
+        send(DISPATCH_RUN, run_id)
+
+
+def dispatch_starting(run_id: int) -> None:
+    """Called by dispatch before it reads anything: a change committed from now on asks again."""
+    get_redis().delete(_pending_key(run_id))
+
+
 def arm_watchdog(run_id: int) -> None:
     """At most one pending watchdog dispatch per run (a Redis key with the same lifetime), so a
     run whose last message was lost still gets looked at."""

@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from harness_site.celery import app
-from harness_site.devstack import start_worker, stop_process
+from harness_site.devstack import start_worker, stop_process, worker_pool
 from harness_site.localredis import ensure_private_redis, stop_private_redis
 from runs.actions import LaunchError, launch_run
 from runs.models import Run
@@ -140,9 +140,12 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Redis at REDIS_URL does not answer: {type(exc).__name__}"
             ) from None
-        concurrency = max(2, min(16, int(opts["max_concurrency"] or 4)))
+        cap = int(opts["max_concurrency"] or 4)
+        pool = worker_pool()
+        # Threads: one per agent the run may have in flight. Processes cost memory each.
+        concurrency = max(4, cap) if pool == "threads" else max(2, min(16, cap))
         self.err.write(
-            f"No Celery worker is answering: starting one ({concurrency} processes) for this "
+            f"No Celery worker is answering: starting one ({concurrency} {pool}) for this "
             "run; its log is in var/logs/worker.log.\n"
         )
         proc = start_worker(concurrency=concurrency, name=f"launch-{time.monotonic_ns()}@%h")

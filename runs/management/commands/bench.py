@@ -1,0 +1,267 @@
+"""``manage.py bench``: measure the product the way a user runs it, next to its simplest peers.
+
+Scenarios (one JSON object each with ``--json``):
+
+- ``fanout``: ``launch_run`` of the ensemble playbook over a one-file target, N agents of one
+  model call each at concurrency C and simulated latency L, through the whole product path
+  (Celery worker started by ``launch_run``, Redis, the database). Wall, ideal = ceil(N/C)·L,
+  efficiency, max in flight, events per agent, harness CPU per agent (every process of the run:
+  this one and the worker it starts; the offline analyzer's own work on one small file is
+  included), peak worker memory.
+- ``peers``: the same N, C, L as a bare ``asyncio.gather`` under a semaphore (the physical limit
+  of one process) and, when installed, LangGraph's ``Send`` fan-out; each with its wall and our
+  fan-out wall as a ratio.
+- ``aggregation``: the aggregation chain over 1,000 and 10,000 synthetic findings (in memory).
+
+Benchmarks report; nothing here asserts a time. Run it on an idle machine, with no ``make run``
+stack consuming this deployment's queue (its worker would take the run instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import math
+import os
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+
+from agents.aggregation.stages import FindingRow, RunFacts, run_chain
+
+SCENARIOS = ("fanout", "peers", "aggregation")
+TARGET_SOURCE = "import os\n\n\ndef handler(expr):\n    return eval(expr)\n"
+
+
+def machine() -> dict[str, Any]:
+    redis_host = str(settings.REDIS_URL).rsplit("@", 1)[-1]  # never a password
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "database": connection.vendor,
+        "redis": "private" if settings.HARNESS_PRIVATE_REDIS else redis_host,
+        "worker_pool": os.environ.get("CELERY_WORKER_POOL", "threads"),
+    }
+
+
+class _PeakMemory:
+    """Samples the resident memory of this process's children (the worker) until stopped."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> _PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.2):
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak = max(self.peak, total)
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def fanout(n: int, c: int, latency_ms: int, target: Path) -> dict[str, Any]:
+    out = io.StringIO()
+    cpu_before = _cpu_seconds()
+    with _PeakMemory() as memory:
+        call_command(
+            "launch_run",
+            playbook="ensemble",
+            target=str(target),
+            max_concurrency=c,
+            latency_ms=latency_ms,
+            options=[f"k={n}", f"max_agents={n}"],
+            budget_usd="1000",
+            wait=True,
+            json=True,
+            stdout=out,
+        )
+    cpu = _cpu_seconds() - cpu_before
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    wall = float(summary["wall_seconds"])
+    ideal = math.ceil(n / c) * latency_ms / 1000
+    return {
+        "wall_s": wall,
+        "ideal_s": ideal,
+        "efficiency": round(ideal / wall, 3) if wall else None,
+        "max_in_flight": summary["max_in_flight"],
+        "succeeded": summary["agents"]["succeeded"],
+        "events_per_agent": round(summary["events"] / n, 2),
+        "harness_cpu_ms_per_agent": round(cpu / n * 1000, 2),
+        "peak_worker_memory_mb": round(memory.peak / 2**20, 1),
+    }
+
+
+async def _gather(n: int, c: int, latency_s: float) -> float:
+    gate = asyncio.Semaphore(c)
+
+    async def agent() -> None:
+        async with gate:
+            await asyncio.sleep(latency_s)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(agent() for _ in range(n)))
+    return time.perf_counter() - started
+
+
+def _langgraph(n: int, c: int, latency_s: float) -> float | str:
+    try:
+        from langgraph.graph import END, START, StateGraph
+        from langgraph.types import Send
+    except ImportError:
+        return "not installed (pip install langgraph)"
+    import operator
+    from typing import Annotated, TypedDict
+
+    class State(TypedDict):
+        done: Annotated[list[int], operator.add]
+
+    def agent(item: dict[str, int]) -> dict[str, list[int]]:
+        time.sleep(latency_s)
+        return {"done": [item["i"]]}
+
+    graph = StateGraph(State)
+    graph.add_node("agent", agent)
+    graph.add_conditional_edges(START, lambda _: [Send("agent", {"i": i}) for i in range(n)])
+    graph.add_edge("agent", END)
+    started = time.perf_counter()
+    graph.compile().invoke({"done": []}, config={"max_concurrency": c})
+    return time.perf_counter() - started
+
+
+def peers(n: int, c: int, latency_ms: int, ours: float | None) -> dict[str, Any]:
+    latency = latency_ms / 1000
+    result: dict[str, Any] = {"asyncio_gather_s": round(asyncio.run(_gather(n, c, latency)), 3)}
+    graph = _langgraph(n, c, latency)
+    result["langgraph_s"] = round(graph, 3) if isinstance(graph, float) else graph
+    if ours:
+        result["ours_vs_asyncio"] = round(ours / result["asyncio_gather_s"], 2)
+        if isinstance(graph, float):
+            result["ours_vs_langgraph"] = round(ours / graph, 2)
+    return result
+
+
+def aggregation(findings: int) -> dict[str, Any]:
+    rng = random.Random(findings)
+    # Many agents reporting overlapping problems: about one distinct problem per five findings.
+    rows = [
+        FindingRow(
+            id=i,
+            task_id=i // 3,
+            lens="security",
+            rule=f"sec.rule{rng.randrange(20)}",
+            title=f"Problem {rng.randrange(findings // 5 or 1)}",
+            detail="detail",
+            severity=rng.choice(["low", "medium", "high"]),
+            confidence=rng.random(),
+            path=f"pkg/mod{rng.randrange(findings // 10 or 1)}.py",
+            line_start=rng.randrange(1, 400),
+            line_end=None,
+            evidence="eval(x)",
+        )
+        for i in range(findings)
+    ]
+    facts = RunFacts(
+        run_id=0,
+        playbook="ensemble",
+        playbook_title="Ensemble",
+        target="bench",
+        status="aggregating",
+        provider="heuristic",
+        is_llm=False,
+        agents={"total": findings // 3, "succeeded": findings // 3, "failed": 0, "skipped": 0},
+        cost_usd="0",
+        budget_usd=None,
+        unpriced_calls=0,
+        tokens={"input": 0, "output": 0},
+        skipped_files=[],
+        failed_scopes=[],
+        skipped_scopes=[],
+        options={},
+    )
+    started = time.perf_counter()
+    draft = run_chain(rows, facts, ["dedup", "quorum", "confidence", "synthesis", "critic"])
+    return {"wall_s": round(time.perf_counter() - started, 3), "clusters": len(draft.clusters)}
+
+
+class Command(BaseCommand):
+    help = "Benchmark the fan-out against its peers, and the aggregation (see the module doc)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=", ".join(SCENARIOS))
+        parser.add_argument("--n", type=int, nargs="+", default=[100, 1000])
+        parser.add_argument("--c", type=int, nargs="+", default=[10, 100])
+        parser.add_argument("--latency-ms", type=int, default=1000)
+        parser.add_argument("--findings", type=int, nargs="+", default=[1000, 10_000])
+        parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        chosen = opts["scenarios"] or list(SCENARIOS)
+        unknown = sorted(set(chosen) - set(SCENARIOS))
+        if unknown:
+            raise CommandError(f"unknown scenario(s) {', '.join(unknown)}; choose from {SCENARIOS}")
+        host = machine()
+        latency = opts["latency_ms"]
+        with tempfile.TemporaryDirectory(dir=settings.DATA_DIR) as root:
+            target = Path(root) / "one-file"
+            target.mkdir()
+            (target / "app.py").write_text(TARGET_SOURCE)
+            # The bench's own target, allowed for this process only (launch_run checks roots).
+            settings.HARNESS_TARGET_ROOTS = [*settings.HARNESS_TARGET_ROOTS, Path(root)]
+            for n in opts["n"]:
+                for c in opts["c"]:
+                    if c > n:
+                        continue
+                    params = {"n": n, "c": c, "latency_ms": latency}
+                    ours = None
+                    if "fanout" in chosen:
+                        figures = fanout(n, c, latency, target)
+                        ours = figures["wall_s"]
+                        self._emit(opts, "fanout", params, host, figures)
+                    if "peers" in chosen:
+                        self._emit(opts, "peers", params, host, peers(n, c, latency, ours))
+        if "aggregation" in chosen:
+            for count in opts["findings"]:
+                self._emit(opts, "aggregation", {"findings": count}, host, aggregation(count))
+
+    def _emit(
+        self,
+        opts: dict[str, Any],
+        scenario: str,
+        params: dict[str, Any],
+        host: dict[str, Any],
+        figures: dict[str, Any],
+    ) -> None:
+        record = {"scenario": scenario, "parameters": params, "machine": host, "figures": figures}
+        if opts["json"]:
+            self.stdout.write(json.dumps(record))
+        else:
+            shown = ", ".join(f"{k}={v}" for k, v in figures.items())
+            self.stdout.write(f"{scenario} {params}: {shown}")
