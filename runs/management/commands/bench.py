@@ -211,13 +211,25 @@ def aggregation(findings: int) -> dict[str, Any]:
     return {"wall_s": round(time.perf_counter() - started, 3), "clusters": len(draft.clusters)}
 
 
+def _size(text: str) -> tuple[int, int]:
+    n, sep, c = text.lower().partition("x")
+    if not sep or not n.isdigit() or not c.isdigit() or int(n) < 1 or int(c) < 1:
+        raise CommandError(f"--size takes NxC with positive whole numbers, got {text!r}")
+    return int(n), int(c)
+
+
 class Command(BaseCommand):
     help = "Benchmark the fan-out against its peers, and the aggregation (see the module doc)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help=", ".join(SCENARIOS))
-        parser.add_argument("--n", type=int, nargs="+", default=[100, 1000])
-        parser.add_argument("--c", type=int, nargs="+", default=[10, 100])
+        parser.add_argument(
+            "--size",
+            nargs="+",
+            default=["100x10", "1000x100"],
+            metavar="NxC",
+            help="agents x concurrency, e.g. 10000x1000 (raise HARNESS_MAX_AGENTS for that)",
+        )
         parser.add_argument("--latency-ms", type=int, default=1000)
         parser.add_argument("--findings", type=int, nargs="+", default=[1000, 10_000])
         parser.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -227,6 +239,7 @@ class Command(BaseCommand):
         unknown = sorted(set(chosen) - set(SCENARIOS))
         if unknown:
             raise CommandError(f"unknown scenario(s) {', '.join(unknown)}; choose from {SCENARIOS}")
+        sizes = [_size(text) for text in opts["size"]]
         host = machine()
         latency = opts["latency_ms"]
         with tempfile.TemporaryDirectory(dir=settings.DATA_DIR) as root:
@@ -235,18 +248,15 @@ class Command(BaseCommand):
             (target / "app.py").write_text(TARGET_SOURCE)
             # The bench's own target, allowed for this process only (launch_run checks roots).
             settings.HARNESS_TARGET_ROOTS = [*settings.HARNESS_TARGET_ROOTS, Path(root)]
-            for n in opts["n"]:
-                for c in opts["c"]:
-                    if c > n:
-                        continue
-                    params = {"n": n, "c": c, "latency_ms": latency}
-                    ours = None
-                    if "fanout" in chosen:
-                        figures = fanout(n, c, latency, target)
-                        ours = figures["wall_s"]
-                        self._emit(opts, "fanout", params, host, figures)
-                    if "peers" in chosen:
-                        self._emit(opts, "peers", params, host, peers(n, c, latency, ours))
+            for n, c in sizes:
+                params = {"n": n, "c": c, "latency_ms": latency}
+                ours = None
+                if "fanout" in chosen:
+                    figures = fanout(n, c, latency, target)
+                    ours = figures["wall_s"]
+                    self._emit(opts, "fanout", params, host, figures)
+                if "peers" in chosen:
+                    self._emit(opts, "peers", params, host, peers(n, c, latency, ours))
         if "aggregation" in chosen:
             for count in opts["findings"]:
                 self._emit(opts, "aggregation", {"findings": count}, host, aggregation(count))
