@@ -56,6 +56,9 @@ class AgentRuntime:
         self.holder = holder
         self._stored: dict[int, Step] = {s.index: s for s in task.steps.all()}
         self.deadline = time.monotonic() + settings.HARNESS_AGENT_TIMEOUT_S
+        # The claim wrote the first heartbeat.
+        self._last_beat = time.monotonic()
+        self._beat_every = min(10.0, settings.HARNESS_AGENT_LEASE_S / 4)
 
     def _rid(self, index: int) -> str:
         return step_reservation_id(self.task.pk, index)
@@ -66,6 +69,13 @@ class AgentRuntime:
         return None if step is None else dict(step.data)
 
     def heartbeat(self) -> None:
+        """Tell the dispatcher this agent is alive. A write, so at most every few seconds: the
+        lease it feeds is minutes long, and a hundred agents beating at every step would queue
+        on the database's write lock for nothing."""
+        now = time.monotonic()
+        if now - self._last_beat < self._beat_every:
+            return
+        self._last_beat = now
         Task.objects.filter(pk=self.task.pk).update(heartbeat_at=timezone.now())
 
     def check_cancelled(self) -> None:

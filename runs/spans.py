@@ -37,20 +37,24 @@ class DatabaseSpanProcessor(SpanProcessor):
             return
         parent = span.parent.span_id if span.parent else None
         try:
-            Span.objects.get_or_create(
-                trace_id=f"{span.context.trace_id:032x}",
-                span_id=f"{span.context.span_id:016x}",
-                defaults={
-                    "parent_span_id": f"{parent:016x}" if parent else "",
-                    "run_id": int(str(run_id)),
-                    "task_id": _int_or_none(attributes.get(semconv.TASK_ID)),
-                    "name": span.name[:200],
-                    "kind": span.kind.name,
-                    "start": _ts(span.start_time),
-                    "end": _ts(span.end_time),
-                    "attributes": {k: _jsonable(v) for k, v in attributes.items()},
-                    "status": span.status.status_code.name,
-                },
+            # One INSERT; a span stored twice (a redelivered agent) is ignored by the unique key.
+            Span.objects.bulk_create(
+                [
+                    Span(
+                        trace_id=f"{span.context.trace_id:032x}",
+                        span_id=f"{span.context.span_id:016x}",
+                        parent_span_id=f"{parent:016x}" if parent else "",
+                        run_id=int(str(run_id)),
+                        task_id=_int_or_none(attributes.get(semconv.TASK_ID)),
+                        name=span.name[:200],
+                        kind=span.kind.name,
+                        start=_ts(span.start_time),
+                        end=_ts(span.end_time),
+                        attributes={k: _jsonable(v) for k, v in attributes.items()},
+                        status=span.status.status_code.name,
+                    )
+                ],
+                ignore_conflicts=True,
             )
         except Exception:  # telemetry must never break the work it observes
             logger.warning("could not store span %s", span.name, exc_info=True)

@@ -6,8 +6,8 @@ Scenarios (one JSON object each with ``--json``):
   model call each at concurrency C and simulated latency L, through the whole product path
   (Celery worker started by ``launch_run``, Redis, the database). Wall, ideal = ceil(N/C)·L,
   efficiency, max in flight, events per agent, harness CPU per agent (every process of the run:
-  this one and the worker it starts; the offline analyzer's own work on one small file is
-  included), peak worker memory.
+  this one and the worker it starts, including the worker's start-up, about 1.5 s of CPU, and
+  the offline analyzer's own work on one small file; not the Redis server), peak worker memory.
 - ``peers``: the same N, C, L as a bare ``asyncio.gather`` under a semaphore (the physical limit
   of one process) and, when installed, LangGraph's ``Send`` fan-out; each with its wall and our
   fan-out wall as a ratio.
@@ -38,6 +38,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from agents.aggregation.stages import FindingRow, RunFacts, run_chain
+from harness_site.localredis import ensure_private_redis, stop_private_redis
 
 SCENARIOS = ("fanout", "peers", "aggregation")
 TARGET_SOURCE = "import os\n\n\ndef handler(expr):\n    return eval(expr)\n"
@@ -241,6 +242,26 @@ class Command(BaseCommand):
             raise CommandError(f"unknown scenario(s) {', '.join(unknown)}; choose from {SCENARIOS}")
         sizes = [_size(text) for text in opts["size"]]
         host = machine()
+        # One Redis for the whole bench: launch_run stops a private Redis it started itself,
+        # and this process's connections must outlive each run.
+        redis_proc = None
+        if "fanout" in chosen and settings.HARNESS_PRIVATE_REDIS:
+            redis_proc = ensure_private_redis(
+                settings.DATA_DIR, settings.HARNESS_PRIVATE_REDIS_PORT
+            )
+        try:
+            self._run(chosen, sizes, host, opts)
+        finally:
+            if redis_proc is not None:
+                stop_private_redis(redis_proc)
+
+    def _run(
+        self,
+        chosen: list[str],
+        sizes: list[tuple[int, int]],
+        host: dict[str, Any],
+        opts: dict[str, Any],
+    ) -> None:
         latency = opts["latency_ms"]
         with tempfile.TemporaryDirectory(dir=settings.DATA_DIR) as root:
             target = Path(root) / "one-file"
