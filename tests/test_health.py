@@ -39,17 +39,30 @@ def test_healthz_reveals_no_run_data_and_needs_no_login(client: Client) -> None:
     assert "/accounts/login/" not in response.get("Location", "")
 
 
+def test_healthz_tells_anonymous_callers_the_status_only(client: Client) -> None:
+    body = client.get("/healthz").json()
+    assert set(body) == {"status", "database", "redis", "workers"}
+    assert all(body[part] == {"ok": body[part]["ok"]} for part in ("database", "redis", "workers"))
+
+
+def test_healthz_details_are_for_staff(admin_client: Client, viewer_client: Client) -> None:
+    assert set(viewer_client.get("/healthz").json()["database"]) == {"ok"}
+    details = admin_client.get("/healthz").json()
+    assert details["database"]["vendor"] and "ms" in details["redis"]
+    assert "workers" in details["workers"]
+
+
 def test_healthz_refuses_post(client: Client) -> None:
     assert client.post("/healthz").status_code == 405
 
 
-def test_healthz_without_a_worker_is_503_with_workers_down(client: Client) -> None:
+def test_healthz_without_a_worker_is_503_with_workers_down(admin_client: Client) -> None:
     # Redis is real; no worker answers the ping. (Patched rather than relying on an empty
     # machine: other test sessions may have workers on the same broker.)
     from harness_site.celery import app
 
     with mock.patch.object(app.control, "ping", return_value=[]) as ping:
-        response = client.get("/healthz")
+        response = admin_client.get("/healthz")
     ping.assert_called_once()
     body = response.json()
     assert body["redis"]["ok"] is True
@@ -79,19 +92,21 @@ def test_healthz_with_redis_down_does_not_echo_the_redis_url(client: Client, set
     assert "s3cret-pass" not in response.content.decode()
 
 
-def test_healthz_reports_a_broken_worker_ping_as_down(client: Client) -> None:
+def test_healthz_reports_a_broken_worker_ping_as_down(admin_client: Client) -> None:
     from harness_site.celery import app
 
     with mock.patch.object(app.control, "ping", side_effect=ConnectionError("boom")):
-        response = client.get("/healthz")
+        response = admin_client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["workers"] == {"ok": False, "workers": [], "error": "ConnectionError"}
 
 
 @pytest.mark.django_db(transaction=True)
-def test_healthz_with_a_live_worker_is_200(celery_worker: Callable[..., Any]) -> None:
+def test_healthz_with_a_live_worker_is_200(
+    celery_worker: Callable[..., Any], admin_client: Client
+) -> None:
     worker = celery_worker(concurrency=1, name="health")
-    response = Client().get("/healthz")
+    response = admin_client.get("/healthz")
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ok"

@@ -12,5 +12,12 @@ from runs.health import health
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Status for anyone; the details (database vendor, worker names, timings, error types)
+    only for signed-in staff: they help an attacker map the deployment."""
     ok, body = health()
+    if not (request.user.is_authenticated and request.user.is_staff):
+        body = {
+            "status": body["status"],
+            **{part: {"ok": body[part]["ok"]} for part in ("database", "redis", "workers")},
+        }
     return JsonResponse(body, status=200 if ok else 503)
