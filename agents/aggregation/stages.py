@@ -171,9 +171,20 @@ def _location(c: Cluster) -> str:
     return f"{c.path}:{c.line_start}" if c.line_start else c.path
 
 
+_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
+
+
 def _md_escape(text: str) -> str:
-    # Untrusted text goes into a markdown table: neutralise pipes and newlines.
-    return text.replace("|", "\\|").replace("\n", " ").strip()
+    """Untrusted text (target names, paths, titles) as literal Markdown text: every Markdown
+    punctuation character backslash-escaped, so ``[x](https:evil)`` never becomes a link and a
+    pipe never splits a table row; newlines folded."""
+    return _MD_PUNCTUATION.sub(r"\\\1", " ".join(text.split()))
+
+
+def _md_code(text: str) -> str:
+    """Untrusted text as an inline code span (backslashes do not escape inside one, so a
+    backtick in the text is replaced rather than allowed to close the span)."""
+    return "`" + " ".join(text.split()).replace("`", "'").replace("|", "\\|") + "`"
 
 
 def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
@@ -181,7 +192,7 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
     by_sev: dict[str, int] = {}
     for c in kept:
         by_sev[c.severity] = by_sev.get(c.severity, 0) + 1
-    lines = [f"# {facts.playbook_title}: {facts.target}", ""]
+    lines = [f"# {facts.playbook_title}: {_md_escape(facts.target)}", ""]
     if not facts.is_llm:
         lines += [
             "> Produced by the offline heuristic analyzer (deterministic static analysis, "
@@ -223,7 +234,7 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
         ]
         for c in kept[:200]:
             lines.append(
-                f"| {c.severity} | {_md_escape(c.title)} | `{_md_escape(_location(c))}` | "
+                f"| {c.severity} | {_md_escape(c.title)} | {_md_code(_location(c))} | "
                 f"{c.confidence:.2f} | {c.votes} |"
             )
         if len(kept) > 200:
@@ -234,7 +245,7 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
             lines += ["## Most serious", ""]
             for c in top:
                 lines += [
-                    f"### {_md_escape(c.title)} (`{_md_escape(_location(c))}`)",
+                    f"### {_md_escape(c.title)} ({_md_code(_location(c))})",
                     "",
                     _md_escape(c.detail) or "—",
                     "",

@@ -274,7 +274,8 @@ def test_critic_lists_failed_and_skipped_scopes() -> None:
     skipped = next(n for n in draft.critique if "skipped" in n)
     assert "web/" in skipped
     assert "## Critique" in draft.markdown
-    assert "app/db.py" in draft.markdown.split("## Critique")[1]
+    # Shown to the reviewer as typed (the Markdown source escapes its punctuation).
+    assert "app/db.py" in render_markdown(draft.markdown).split("Critique")[1]
 
 
 def test_critic_flags_low_confidence_serious_findings() -> None:
@@ -379,3 +380,24 @@ def test_render_markdown_keeps_ordinary_formatting_and_safe_links() -> None:
 
 def test_render_markdown_of_empty_input_is_empty() -> None:
     assert render_markdown("") == ""
+
+
+def test_user_supplied_names_are_literal_text_in_the_report() -> None:
+    # An archive named like a Markdown link, a path and a title crafted the same way.
+    hostile = row(
+        1,
+        path="docs/[x](https:evil.example)`|.py",
+        title="Leak ![img](https://evil.example/p.png) | [click](https://evil.example)",
+        severity="critical",
+        conf=0.9,
+    )
+    draft = run_chain(
+        [hostile], facts(target="[phish](https:evil.example).zip"), ["dedup", "synthesis"]
+    )
+    html = render_markdown(draft.markdown)
+    assert "<a " not in html and "<img" not in html
+    assert "[phish](https:evil.example).zip" in html  # shown as typed, not as a link
+    assert "[click](https://evil.example)" in html
+    # The pipe in the title and path did not split the findings table's row.
+    rows = [line for line in draft.markdown.splitlines() if line.startswith("| critical")]
+    assert len(rows) == 1 and rows[0].count(" | ") == 4
