@@ -216,3 +216,31 @@ def test_killed_worker_loses_nothing_and_pays_nothing_twice(celery_worker, targe
     assert len(per_file) == 12 and len(counts) == 1
     assert run.findings_count == Finding.objects.filter(run=run).count()
     assert_event_log_is_gap_free(run)
+
+
+def test_a_threads_worker_keeps_many_agents_in_flight_under_the_cap(celery_worker, target_root):
+    # The default pool: many agents per process, still never more than the run's cap.
+    celery_worker(concurrency=40, name="threads", pool="threads")
+    target = make_target(target_root, 20)  # 20 files x 3 lenses = 60 agents
+    run = launch_run(
+        user=None,
+        playbook="codebase-audit",
+        target_path=str(target),
+        max_concurrency=12,
+        latency_ms=400,
+        options={"chunk_files": 1},
+        budget_usd="100",
+    )
+    run = wait_for_run(run.pk, timeout=240)
+    summary = run_summary(run)
+    assert run.status == Run.Status.AWAITING_REVIEW
+    assert summary["agents"]["succeeded"] == 60
+    # More than a process-per-agent worker of this size could ever hold, never above the cap.
+    assert 4 < summary["max_in_flight"] <= 12
+    steps_cost = Step.objects.filter(task__run=run).aggregate(c=Sum("cost_usd"))["c"]
+    assert steps_cost == run.cost_usd
+    # Redis rounds each call up to the micro-dollar: at most 1 µ$ per stored step apart.
+    steps = Step.objects.filter(task__run=run).count()
+    spent = budget_for(run).state().spent_usd
+    assert spent == pytest.approx(float(run.cost_usd), abs=1e-6 * steps)
+    assert_event_log_is_gap_free(run)
