@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
+from django.conf import settings
 
 from harness_site.telemetry import setup_telemetry, shutdown_telemetry
 
@@ -17,12 +23,22 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+@worker_init.connect
+def _worker_start(**_: object) -> None:
+    # With DEBUG on, Django formats and keeps every query a worker runs (each agent makes a
+    # dozen, under the database's write lock): a memory leak, and CPU spent holding that lock.
+    # Celery's own documentation says never to run a worker with it; the web process keeps it.
+    settings.DEBUG = False
+
+
 @worker_process_init.connect
 def _start_telemetry_in_child(**_: object) -> None:
     # Exporters hold threads and sockets: they must be created after the prefork fork.
     setup_telemetry(component="worker")
 
 
+@worker_shutdown.connect
 @worker_process_shutdown.connect
 def _flush_telemetry(**_: object) -> None:
+    # Prefork children flush at their own shutdown; the threads pool at the worker's.
     shutdown_telemetry()

@@ -275,6 +275,10 @@ LOGGING = {
     "loggers": {
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # Celery's "received" and "succeeded" lines, one pair per agent: noise at a thousand
+        # agents a run (the run's event log has each one), and CPU in a busy worker.
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
     },
 }
 

@@ -15,8 +15,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from runs.broadcast import broadcast_run_events
 from runs.event_types import EventType, check_payload
@@ -56,8 +55,7 @@ def record_events(run: Run, items: Sequence[EventItem]) -> list[Event]:
         raise RuntimeError("record_events must run inside the transaction of its change")
     for type, payload, _ in items:
         check_payload(type, payload)
-    Run.objects.filter(pk=run.pk).update(last_seq=F("last_seq") + len(items))
-    last = Run.objects.filter(pk=run.pk).values_list("last_seq", flat=True).get()
+    last = _allocate(run.pk, len(items))
     run.last_seq = last
     first = last - len(items) + 1
     events = [
@@ -68,6 +66,21 @@ def record_events(run: Run, items: Sequence[EventItem]) -> list[Event]:
     for event in events:
         _queue_broadcast(run.pk, event.seq, event.type)
     return events
+
+
+def _allocate(run_id: int, count: int) -> int:
+    """Take ``count`` seqs of the run in one statement (the row stays locked to commit); returns
+    the last. RETURNING is in PostgreSQL and in SQLite since 3.35."""
+    table = connection.ops.quote_name(Run._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_seq = last_seq + %s WHERE id = %s RETURNING last_seq",  # noqa: S608 (our own table name)
+            [count, run_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Run.DoesNotExist(f"run {run_id} is gone")
+    return int(row[0])
 
 
 def _queue_broadcast(run_id: int, seq: int, type: str) -> None:

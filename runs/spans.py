@@ -1,18 +1,39 @@
 """Stores finished spans that belong to a run, so the dashboard's timeline and the audit trail
-do not depend on an external trace backend."""
+do not depend on an external trace backend.
+
+Spans are written in batches by one background thread per process (like OpenTelemetry's own
+``BatchSpanProcessor``): an agent's thread never waits on the database to record its span, and a
+hundred agents ending at once cost one INSERT, not a hundred write transactions. A process
+killed outright loses at most the last ``FLUSH_EVERY_S`` of spans; a clean shutdown flushes.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db import connection
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from agents import semconv
 from runs.models import Span
 
 logger = logging.getLogger(__name__)
+
+FLUSH_EVERY_S = 0.2
+BATCH_ROWS = 500
+# Celery worker processes turn batching on (``runs.tasks``). Elsewhere (the web process, a
+# management command, a test calling the worker in-process) each span is stored as it ends, in
+# the caller's own connection and transaction, as a test's rollback expects.
+_batching = False
+
+
+def batch_spans() -> None:
+    global _batching
+    _batching = True
 
 
 def _ts(ns: int | None) -> datetime:
@@ -29,32 +50,93 @@ def _int_or_none(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else None
 
 
+def span_row(span: ReadableSpan) -> Span | None:
+    """The row for a span of a run (None for spans outside any run)."""
+    attributes = dict(span.attributes or {})
+    run_id = attributes.get(semconv.RUN_ID)
+    if run_id is None or span.context is None:
+        return None
+    parent = span.parent.span_id if span.parent else None
+    return Span(
+        trace_id=f"{span.context.trace_id:032x}",
+        span_id=f"{span.context.span_id:016x}",
+        parent_span_id=f"{parent:016x}" if parent else "",
+        run_id=int(str(run_id)),
+        task_id=_int_or_none(attributes.get(semconv.TASK_ID)),
+        name=span.name[:200],
+        kind=span.kind.name,
+        start=_ts(span.start_time),
+        end=_ts(span.end_time),
+        attributes={k: _jsonable(v) for k, v in attributes.items()},
+        status=span.status.status_code.name,
+    )
+
+
 class DatabaseSpanProcessor(SpanProcessor):
+    def __init__(self) -> None:
+        self._rows: list[Span] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
     def on_end(self, span: ReadableSpan) -> None:
-        attributes = dict(span.attributes or {})
-        run_id = attributes.get(semconv.RUN_ID)
-        if run_id is None or span.context is None:
-            return
-        parent = span.parent.span_id if span.parent else None
         try:
-            # One INSERT; a span stored twice (a redelivered agent) is ignored by the unique key.
-            Span.objects.bulk_create(
-                [
-                    Span(
-                        trace_id=f"{span.context.trace_id:032x}",
-                        span_id=f"{span.context.span_id:016x}",
-                        parent_span_id=f"{parent:016x}" if parent else "",
-                        run_id=int(str(run_id)),
-                        task_id=_int_or_none(attributes.get(semconv.TASK_ID)),
-                        name=span.name[:200],
-                        kind=span.kind.name,
-                        start=_ts(span.start_time),
-                        end=_ts(span.end_time),
-                        attributes={k: _jsonable(v) for k, v in attributes.items()},
-                        status=span.status.status_code.name,
-                    )
-                ],
-                ignore_conflicts=True,
-            )
+            row = span_row(span)
         except Exception:  # telemetry must never break the work it observes
             logger.warning("could not store span %s", span.name, exc_info=True)
+            return
+        if row is None:
+            return
+        if not _batching:
+            self._store([row])
+            return
+        with self._lock:
+            self._rows.append(row)
+            self._ensure_thread()
+            if len(self._rows) >= BATCH_ROWS:
+                self._wake.set()
+
+    def _ensure_thread(self) -> None:
+        # Started on first use and again after a fork (a prefork child inherits no threads).
+        if self._thread is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._loop, name="span-writer", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopped:
+            self._wake.wait(FLUSH_EVERY_S)
+            self._wake.clear()
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if not rows:
+            return
+        try:
+            self._store(rows)
+        finally:
+            if connection.vendor == "postgresql":
+                connection.close()  # back to the pool between batches
+
+    @staticmethod
+    def _store(rows: list[Span]) -> None:
+        try:
+            # A span stored twice (a redelivered agent) is ignored by the unique key.
+            Span.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BATCH_ROWS)
+        except Exception:  # telemetry must never break the work it observes
+            logger.warning("could not store %d span(s)", len(rows), exc_info=True)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        self._flush()
+        return True
+
+    def shutdown(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self._flush()

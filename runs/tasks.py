@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_init
 from django.conf import settings
 
 from runs import worker
@@ -17,6 +18,13 @@ from runs.actions.outcomes import fail_task
 from runs.actions.planning import plan_run as _plan_run
 from runs.actions.report import aggregate
 from runs.models import Task
+from runs.spans import batch_spans
+
+
+@worker_init.connect
+def _worker_settings(**_: object) -> None:
+    # A worker's agents end by the hundred a second: their spans go to the database in batches.
+    batch_spans()
 
 
 @shared_task(name=enqueue.PLAN_RUN, acks_late=True)

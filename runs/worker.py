@@ -34,6 +34,7 @@ from agents.snapshot import open_snapshot
 from harness_site.logfilters import redact
 from harness_site.redis_client import get_redis
 from harness_site.telemetry import get_tracer, parent_context
+from runs.actions.dispatch import has_dependencies
 from runs.actions.outcomes import (
     budget_exhausted,
     cancel_task,
@@ -78,6 +79,8 @@ def execute(task_id: int) -> RetryLater | None:
     if run.status == Run.Status.BUDGET_EXHAUSTED:
         budget_exhausted(task, "the run's budget was already exhausted")
         return None
+    # Read before the claim sets it: no earlier holder means no stored steps to replay.
+    fresh = task.started_at is None
     if not claim_task(task):
         if task.status == Task.Status.RUNNING:
             # A live holder has it: look again after its lease, in case it dies.
@@ -98,7 +101,7 @@ def execute(task_id: int) -> RetryLater | None:
         wait_for_slot(task)
         return RetryLater(SLOT_WAIT_S * random.uniform(1, 2), "provider slots busy")
     try:
-        result = _call(task, provider, playbook, slot, holder)
+        result = _call(task, provider, playbook, slot, holder, fresh=fresh)
     except BudgetExhausted as exc:
         budget_exhausted(task, str(exc))
         return None
@@ -152,13 +155,23 @@ def _provider_slot(provider: str) -> LeaseSemaphore | None:
 
 
 def _call(
-    task: Task, provider: Provider, playbook: Playbook, slot: LeaseSemaphore | None, holder: str
+    task: Task,
+    provider: Provider,
+    playbook: Playbook,
+    slot: LeaseSemaphore | None,
+    holder: str,
+    *,
+    fresh: bool,
 ) -> AgentResult:
     """The provider's agent loop inside the task's ``invoke_agent`` span."""
     run = task.run
     spec = playbook.roles.get(task.role) or next(iter(playbook.roles.values()))
     runtime = AgentRuntime(
-        task, provider_kind=getattr(provider, "kind", task.provider), slot=slot, holder=holder
+        task,
+        provider_kind=getattr(provider, "kind", task.provider),
+        slot=slot,
+        holder=holder,
+        fresh=fresh,
     )
     runtime.settle_stored_steps()
     request = AgentRequest(
@@ -198,9 +211,9 @@ def _call(
             semconv.TASK_ID: task.pk,
         },
     ) as span:
-        span_id = f"{span.get_span_context().span_id:016x}"
-        Task.objects.filter(pk=task.pk).update(span_id=span_id)
-        task.span_id = span_id
+        # Written with the agent's outcome (one transaction fewer per agent); its children,
+        # the only readers, are created in that same transaction.
+        task.span_id = f"{span.get_span_context().span_id:016x}"
         result = provider.run_agent(request)
         span.set_attribute(semconv.INPUT_TOKENS, result.usage.input_tokens)
         span.set_attribute(semconv.OUTPUT_TOKENS, result.usage.output_tokens)
@@ -214,6 +227,8 @@ def _default_model(provider: object) -> str:
 
 def _inputs(task: Task, playbook: Playbook) -> dict[str, object]:
     inputs: dict[str, object] = {"options": playbook.options}
+    if not has_dependencies(task.run_id):
+        return inputs
     deps = list(task.depends_on.filter(status=Task.Status.SUCCEEDED).order_by("id"))
     if deps:
         inputs["dependency_outputs"] = [dep.output.get("data", {}) for dep in deps]

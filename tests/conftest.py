@@ -113,7 +113,7 @@ def reviewer_client(reviewer: User) -> Client:
 def test_database_url() -> str:
     """DATABASE_URL for a subprocess (worker, daphne) that must see the test database."""
     db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
+    if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
     user = db.get("USER") or ""
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""

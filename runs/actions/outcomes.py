@@ -22,7 +22,8 @@ from agents.contract import AgentResult, SpawnOut
 from agents.planning import scope_label, task_key
 from agents.playbooks import Playbook
 from agents.snapshot import open_snapshot
-from runs.actions.dispatch import schedule_dispatch
+from runs.actions import enqueue
+from runs.actions.dispatch import hand_over_slot, schedule_dispatch
 from runs.actions.planning import task_created
 from runs.budget import budget_for
 from runs.event_types import EventType
@@ -35,6 +36,18 @@ def finding_fingerprint(lens: str, rule: str, path: str, line: int | None, title
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+def lock_run(run_id: int) -> Run:
+    """The run's row lock, taken first in every transaction that writes a run's tasks (the one
+    lock order: run, then its tasks). Reads only what the log needs; a caller that needs more of
+    the run loads it."""
+    return Run.objects.select_for_update().only("id", "last_seq", "status").get(pk=run_id)
+
+
+def _span(task: Task) -> dict[str, Any]:
+    # The agent's span id is written with its outcome, not when the span starts.
+    return {"span_id": task.span_id} if task.span_id else {}
+
+
 def claim_task(task: Task) -> bool:
     """Take the agent for this worker: queued or retrying, or running under a holder whose
     heartbeat is older than the lease (that holder died: a redelivered message, or a watchdog
@@ -42,7 +55,7 @@ def claim_task(task: Task) -> bool:
     now = timezone.now()
     lease_before = now - timedelta(seconds=settings.HARNESS_AGENT_LEASE_S)
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=task.run_id)
+        run = lock_run(task.run_id)
         won = (
             Task.objects.filter(pk=task.pk)
             .filter(
@@ -59,7 +72,10 @@ def claim_task(task: Task) -> bool:
             == 1
         )
         if won:
-            task.refresh_from_db()
+            task.status = Task.Status.RUNNING
+            task.attempts += 1
+            task.started_at = task.started_at or now
+            task.heartbeat_at = now
             record_event(run, EventType.TASK_STARTED, {"attempt": task.attempts}, task=task)
     return won
 
@@ -75,8 +91,10 @@ def retry_task(task: Task, *, delay: float, error: str = "", rate_limited: bool 
     shared rate limit is not a failed attempt; a provider or database error is."""
     changes: dict[str, Any] = {"attempts": task.attempts - 1} if rate_limited else {}
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=task.run_id)
-        if not task.move(Task.Status.RETRYING, allowed_from=[Task.Status.RUNNING], **changes):
+        run = lock_run(task.run_id)
+        if not task.move(
+            Task.Status.RETRYING, allowed_from=[Task.Status.RUNNING], **changes, **_span(task)
+        ):
             return
         if rate_limited:
             record_event(run, EventType.TASK_RATE_LIMITED, {"delay_s": round(delay, 2)}, task=task)
@@ -89,7 +107,7 @@ def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
     """Store the agent's findings and spawn requests and mark it succeeded — all or nothing.
     Returns False when another delivery already completed it."""
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=task.run_id)
+        run = lock_run(task.run_id)
         totals = task.steps.aggregate(
             tin=Sum("tokens_in"),
             tout=Sum("tokens_out"),
@@ -101,9 +119,21 @@ def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
         tin, tout = totals["tin"] or 0, totals["tout"] or 0
         cost = totals["cost"] or Decimal(0)
         output = result.output
+        findings = _findings(run, task, output.findings)
         won = task.move(
             Task.Status.SUCCEEDED,
             allowed_from=[Task.Status.RUNNING],
+            run_deltas={
+                name: F(name) + value
+                for name, value in (
+                    ("tokens_in", tin),
+                    ("tokens_out", tout),
+                    ("cost_usd", cost),
+                    ("unpriced_calls", totals["unpriced"] or 0),
+                    ("findings_count", len(findings)),
+                )
+                if value
+            },
             finished_at=timezone.now(),
             tokens_in=tin,
             tokens_out=tout,
@@ -114,20 +144,17 @@ def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
             summary=output.summary,
             output={"data": output.data, "model": result.model, "provider": result.provider},
             error="",
+            **_span(task),
         )
         if not won:
             return False
-        findings = _findings(run, task, output.findings)
         Finding.objects.bulk_create(findings, ignore_conflicts=True)
-        children = _spawn(run, task, playbook, output.spawn)
-        Run.objects.filter(pk=run.pk).update(
-            tokens_in=F("tokens_in") + tin,
-            tokens_out=F("tokens_out") + tout,
-            cost_usd=F("cost_usd") + cost,
-            unpriced_calls=F("unpriced_calls") + (totals["unpriced"] or 0),
-            findings_count=F("findings_count") + len(findings),
-            tasks_total=F("tasks_total") + children,
-        )
+        children = 0
+        if output.spawn:
+            # Spawning reads the run's limits and status as of now, under its lock.
+            children = _spawn(Run.objects.get(pk=run.pk), task, playbook, output.spawn)
+            if children:
+                Run.objects.filter(pk=run.pk).update(tasks_total=F("tasks_total") + children)
         events: list[EventItem] = [
             (
                 EventType.FINDING_ADDED,
@@ -148,8 +175,12 @@ def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
                 task,
             )
         )
+        handed = hand_over_slot(run, events) if run.status == Run.Status.RUNNING else None
         record_events(run, events)
-        schedule_dispatch(run.pk)
+        if handed is None:
+            schedule_dispatch(run.pk)
+        else:
+            enqueue.agents_after_commit([handed])
     return True
 
 
@@ -184,8 +215,6 @@ def _findings(run: Run, task: Task, outs: Iterable[Any]) -> list[Finding]:
 def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut]) -> int:
     """Create the children an agent asked for, within depth, fan-out and total limits, and
     refuse duplicates. Every request ends as an event, accepted or refused."""
-    if not requests:
-        return 0
     spec = playbook.roles.get(parent.role)
     manifest_files = open_snapshot(run.snapshot_digest).manifest.files
     total = Task.objects.filter(run=run).count()
@@ -252,6 +281,7 @@ def fail_task(task: Task, error: str) -> bool:
             allowed_from=[Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING],
             finished_at=timezone.now(),
             error=error[:2000],
+            **_span(task),
         )
         if not won:
             return False
@@ -282,6 +312,7 @@ def budget_exhausted(task: Task, reason: str) -> None:
             allowed_from=[Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING],
             finished_at=timezone.now(),
             error=f"budget exhausted: {reason}"[:2000],
+            **_span(task),
         ):
             record_event(run, EventType.TASK_SKIPPED, {"reason": "budget exhausted"}, task=task)
         if run.transition(Run.Status.BUDGET_EXHAUSTED, "budget exhausted"):
@@ -293,7 +324,7 @@ def budget_exhausted(task: Task, reason: str) -> None:
 
 def cancel_task(task: Task, reason: str) -> None:
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=task.run_id)
+        run = lock_run(task.run_id)
         if task.move(
             Task.Status.CANCELLED,
             allowed_from=[
@@ -304,6 +335,7 @@ def cancel_task(task: Task, reason: str) -> None:
             ],
             finished_at=timezone.now(),
             error=reason[:2000],
+            **_span(task),
         ):
             record_event(run, EventType.TASK_CANCELLED, {"reason": reason[:300]}, task=task)
         schedule_dispatch(run.pk)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -114,13 +114,30 @@ class Task(models.Model):
     def total_tokens(self) -> int:
         return self.tokens_in + self.tokens_out
 
-    def move(self, new_status: str, *, allowed_from: Sequence[str], **changes: Any) -> bool:
-        """Conditional transition; True only for the one caller that won."""
-        return bool(Task.move_many([self], new_status, allowed_from=allowed_from, **changes))
+    def move(
+        self,
+        new_status: str,
+        *,
+        allowed_from: Sequence[str],
+        run_deltas: Mapping[str, Any] | None = None,
+        **changes: Any,
+    ) -> bool:
+        """Conditional transition; True only for the one caller that won. ``run_deltas`` (F
+        expressions for the run's own totals) go into the same UPDATE of the run as its
+        counters, and only if this caller won."""
+        moved = Task.move_many(
+            [self], new_status, allowed_from=allowed_from, run_deltas=run_deltas, **changes
+        )
+        return bool(moved)
 
     @staticmethod
     def move_many(
-        tasks: Sequence[Task], new_status: str, *, allowed_from: Sequence[str], **changes: Any
+        tasks: Sequence[Task],
+        new_status: str,
+        *,
+        allowed_from: Sequence[str],
+        run_deltas: Mapping[str, Any] | None = None,
+        **changes: Any,
     ) -> list[Task]:
         """Move each task that is still in ``allowed_from`` (one conditional UPDATE each, so
         racing callers each win different tasks) and keep the run's counters in step with one
@@ -149,7 +166,7 @@ class Task(models.Model):
         for task in moved:
             by_run[task.run_id] = by_run.get(task.run_id, 0) + 1
         for run_id, count in by_run.items():
-            deltas: dict[str, Any] = {}
+            deltas: dict[str, Any] = dict(run_deltas or {})
             if new_status in COUNTER_OF:
                 deltas[COUNTER_OF[new_status]] = F(COUNTER_OF[new_status]) + count
             if finished_from:

@@ -1,0 +1,72 @@
+"""Spans of a run are stored for the dashboard: in a worker in batches by one writer thread, so
+an agent never waits on the database for its span; elsewhere as each span ends."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from agents import semconv
+from runs import spans
+from runs.models import Span
+from tests.runs.factories import make_run
+
+
+def _tracer(processor: spans.DatabaseSpanProcessor) -> Any:
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    return provider.get_tracer("test")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_stores_spans_in_batches_off_the_agents_thread(
+    monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    run = make_run()
+    monkeypatch.setattr(spans, "_batching", True)
+    processor = spans.DatabaseSpanProcessor()
+    tracer = _tracer(processor)
+
+    with django_assert_num_queries(0):  # nothing on this thread's connection
+        for i in range(5):
+            with tracer.start_as_current_span(f"agent {i}", attributes={semconv.RUN_ID: run.pk}):
+                pass
+        with tracer.start_as_current_span("outside any run"):
+            pass
+
+    processor.shutdown()  # a clean shutdown writes what is still queued
+    names = sorted(Span.objects.filter(run=run).values_list("name", flat=True))
+    assert names == [f"agent {i}" for i in range(5)]
+    assert Span.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_thread_stores_spans_without_being_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = make_run()
+    monkeypatch.setattr(spans, "_batching", True)
+    processor = spans.DatabaseSpanProcessor()
+    tracer = _tracer(processor)
+    with tracer.start_as_current_span("agent", attributes={semconv.RUN_ID: run.pk}):
+        pass
+    deadline = time.monotonic() + 5
+    while not Span.objects.filter(run=run).exists():
+        assert time.monotonic() < deadline, "the writer thread never stored the span"
+        time.sleep(0.05)
+    processor.shutdown()
+    assert Span.objects.filter(run=run).count() == 1
+
+
+@pytest.mark.django_db
+def test_outside_a_worker_each_span_is_stored_as_it_ends() -> None:
+    run = make_run()
+    processor = spans.DatabaseSpanProcessor()
+    tracer = _tracer(processor)
+    with tracer.start_as_current_span("aggregate", attributes={semconv.RUN_ID: run.pk}):
+        pass
+    # In this thread's own transaction: a test's rollback removes it with the rest.
+    assert Span.objects.filter(run=run, name="aggregate").count() == 1
