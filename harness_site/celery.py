@@ -9,10 +9,12 @@ from celery.signals import (
     worker_init,
     worker_process_init,
     worker_process_shutdown,
+    worker_ready,
     worker_shutdown,
 )
 from django.conf import settings
 
+from harness_site import workers
 from harness_site.telemetry import setup_telemetry, shutdown_telemetry
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "harness_site.settings")
@@ -29,6 +31,23 @@ def _worker_start(**_: object) -> None:
     # dozen, under the database's write lock): a memory leak, and CPU spent holding that lock.
     # Celery's own documentation says never to run a worker with it; the web process keeps it.
     settings.DEBUG = False
+
+
+@worker_ready.connect
+def _advertise_slots(sender: object = None, **_: object) -> None:
+    # The pool's size: threads (one agent each) or processes.
+    controller = getattr(sender, "controller", None)
+    slots = int(getattr(controller, "concurrency", 0) or 0)
+    hostname = str(getattr(sender, "hostname", "") or "")
+    if slots and hostname:
+        workers.advertise(hostname, slots)
+
+
+@worker_shutdown.connect
+def _withdraw_slots(sender: object = None, **_: object) -> None:
+    hostname = str(getattr(sender, "hostname", "") or "")
+    if hostname:
+        workers.withdraw(hostname)
 
 
 @worker_process_init.connect

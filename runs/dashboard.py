@@ -360,3 +360,67 @@ def status_counts(tasks: list[Task]) -> dict[str, int]:
     for t in tasks:
         counts[t.status] += 1
     return dict(counts)
+
+
+# A queued agent not taken by a worker after this long is waiting for a free worker slot.
+QUEUE_GRACE_S = 3.0
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """Agents of a run in flight against its cap, and why fewer run when they do."""
+
+    running: int
+    queued: int
+    retrying: int
+    cap: int
+    reason: str
+
+
+def concurrency(
+    run: Run,
+    tasks: list[Task],
+    now: datetime,
+    *,
+    worker_slots: int | None,
+    workers: int | None,
+    provider_cap: int | None,
+) -> Concurrency:
+    """``worker_slots``/``workers``: what the live workers advertise (None: unknown);
+    ``provider_cap``: the run's provider's limit on calls at once across all runs (None: none)."""
+    counts = status_counts(tasks)
+    running = counts.get(Task.Status.RUNNING, 0)
+    queued = counts.get(Task.Status.QUEUED, 0)
+    retrying = counts.get(Task.Status.RETRYING, 0)
+    cap = run.max_concurrency
+    reason = ""
+    if run.status == run.Status.RUNNING and running < cap:
+        waiting = [
+            t
+            for t in tasks
+            if t.status == Task.Status.QUEUED
+            and t.queued_at
+            and (now - t.queued_at).total_seconds() > QUEUE_GRACE_S
+        ]
+        approval = counts.get(Task.Status.AWAITING_APPROVAL, 0)
+        ready = counts.get(Task.Status.PENDING, 0) + queued
+        if workers == 0:
+            reason = "No worker is running: queued agents start when one does."
+        elif provider_cap and provider_cap < cap and ready:
+            reason = (
+                f"The {run.provider} provider allows {provider_cap} calls at once, across all runs."
+            )
+        elif waiting:
+            shared = f"the workers run {worker_slots} agents at once in all" if worker_slots else ""
+            reason = f"{len(waiting)} queued agents wait for a free worker" + (
+                f": {shared}, shared by every run." if shared else "."
+            )
+        elif retrying:
+            reason = f"{retrying} waiting to retry after a rate limit or a transient error."
+        elif approval:
+            reason = f"{approval} waiting for approval."
+        elif worker_slots is not None and worker_slots < cap and ready:
+            reason = f"The workers run {worker_slots} agents at once in all, below this cap."
+        elif not ready:
+            reason = "No more agents are ready to start."
+    return Concurrency(running=running, queued=queued, retrying=retrying, cap=cap, reason=reason)

@@ -18,6 +18,9 @@ from django.contrib.auth.context_processors import PermWrapper
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from agents.contract import ProviderError
+from agents.providers.catalog import concurrency_cap
+from harness_site.workers import worker_slots
 from runs import charts, dashboard
 from runs.models import Event, Finding, Run, Task
 
@@ -64,6 +67,7 @@ def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
             "created_at",
         )[:FINDINGS_IN_PAGE]
     )
+    slots = worker_slots()
     report = run.reports.order_by("-version").first()
     pending_approval = None
     if report is not None and run.status == Run.Status.AWAITING_REVIEW:
@@ -74,6 +78,14 @@ def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
         "perms": PermWrapper(user),
         "user": user,
         "status_counts": dashboard.status_counts(tasks),
+        "concurrency": dashboard.concurrency(
+            run,
+            tasks,
+            now,
+            worker_slots=slots.total if slots.known else None,
+            workers=slots.count if slots.known else None,
+            provider_cap=_provider_cap(run.provider),
+        ),
         "budget": budget,
         "gauge_svg": charts.gauge(budget),
         "cost_by_agent": by_agent,
@@ -87,6 +99,13 @@ def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
         "report": report,
         "pending_approval": pending_approval,
     }
+
+
+def _provider_cap(name: str) -> int | None:
+    try:
+        return concurrency_cap(name)
+    except (ProviderError, KeyError, ValueError):  # a provider removed from the config since
+        return None
 
 
 def render_panel(name: str, context: dict[str, Any], *, oob: bool) -> str:

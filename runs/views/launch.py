@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from harness_site.workers import worker_slots
 from runs.access import require_perm
 from runs.actions import LaunchError, launch_run
 from runs.forms import LaunchForm
@@ -35,6 +36,7 @@ def launch(request: HttpRequest) -> HttpResponse:
             "role_fields": [form[name] for name in form.role_fields],
             "role_errors": any(form[name].errors for name in form.role_fields),
             "selected_aggregation": form["aggregation"].value() or [],
+            "worker_slots": worker_slots(),
         },
         status=status,
     )
