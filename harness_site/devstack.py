@@ -165,6 +165,22 @@ def start_worker(
         return _spawn(worker_argv(name, concurrency), child_env(extra_env), log)
 
 
+def start_web(port: int, *, output: int | IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """Start daphne on 127.0.0.1:``port`` in its own process group; output as for start_worker
+    (by default appended to <data dir>/logs/web.log). Stop it with stop_process."""
+    if output is not None:
+        return _spawn(web_argv(port), child_env(), output)
+    log_dir = data_dir() / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "web.log", "ab") as log:
+        return _spawn(web_argv(port), child_env(), log)
+
+
+def web_answers(port: int) -> bool:
+    """True once /healthz answers at all (200 or 503: the server is up)."""
+    return _probe_health(port) is not None
+
+
 def stop_process(p: subprocess.Popen[bytes], timeout: float = STOP_GRACE_SECONDS) -> int | None:
     """SIGTERM the process group of ``p``, wait up to ``timeout``, then SIGKILL what is left.
 

@@ -3,9 +3,11 @@
 Flow of one run page: ``connect`` checks the user, joins the run's group and sends the current
 state first (every panel, plus the rows and events that changed since the seq the page was
 rendered at, given as ``?since=``). Group messages (``run.events``) only mark the connection
-dirty; one flusher per connection renders at most every ``MIN_INTERVAL`` seconds, so a burst of
-hundreds of events becomes one small message. A slow poll repairs messages the pub/sub layer
-lost (channels-redis delivers at most once), so the page always converges on the database.
+dirty; one flusher per connection renders at most every ``MIN_INTERVAL`` seconds, or every
+``RENDER_SHARE``-th of its time when renders are slow (a big run), so a burst of hundreds of
+events becomes one small message and a busy page cannot eat the server. A slow poll repairs
+messages the pub/sub layer lost (channels-redis delivers at most once), so the page always
+converges on the database.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
-MIN_INTERVAL = 0.25  # seconds between two pushes to one connection
+# Seconds between two pushes to one connection: short enough that an event shows within about
+# a tenth of a second, and stretched so that rendering takes at most 1/RENDER_SHARE of the time.
+MIN_INTERVAL = 0.1
+RENDER_SHARE = 5
 HELLO_WAIT = 0.5  # how long the tree/feed catch-up waits for the page to say what it has
 RESYNC_EVERY = 5.0  # seconds between checks for updates the channel layer may have lost
 
@@ -74,11 +79,14 @@ class _Batched(AsyncWebsocketConsumer):
             if wait > 0:
                 await asyncio.sleep(wait)
             self._dirty = False
+            started = time.monotonic()
             try:
                 await self.flush()
             except Exception:  # a render error must not kill the connection's updates
                 logger.exception("live update failed")
             self._last_push = time.monotonic()
+            took = self._last_push - started
+            self.interval = max(type(self).interval, took * RENDER_SHARE)
 
     async def _poll(self) -> None:
         while True:

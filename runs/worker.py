@@ -126,7 +126,7 @@ def execute(task_id: int) -> RetryLater | None:
         # fails, the task stays running and the watchdog re-sends it once its lease expires.
         logger.warning("agent %s hit a database error: %s", task.pk, type(exc).__name__)
         delay = backoff_delay(task.attempts)
-        retry_task(task, delay=delay)
+        retry_task(task, delay=delay, error=f"database error: {type(exc).__name__}")
         return RetryLater(delay, type(exc).__name__)
     except Exception as exc:  # an unexpected bug fails this task only, never the worker
         logger.exception("agent %s crashed", task.pk)

@@ -132,16 +132,21 @@ def hand_over_slot(run: Run, events: list[EventItem]) -> int | None:
 
 def _resend_stale(run: Run) -> list[int]:
     """Re-send the message of agents that look lost: queued but never started for too long (a
-    dispatcher died between its commit and its publish), or running with a heartbeat older than
-    the lease (its worker died). Duplicates are harmless: claims are conditional and a live
-    holder's heartbeat turns a duplicate away."""
+    dispatcher died between its commit and its publish), running with a heartbeat older than
+    the lease (its worker died), or waiting to retry for longer than the lease (the worker that
+    scheduled the retry died, or its delayed message was lost: retries wait at most a minute).
+    Duplicates are harmless: claims are conditional and a live holder's heartbeat turns a
+    duplicate away."""
     now = timezone.now()
     requeue_before = now - timedelta(seconds=settings.HARNESS_REQUEUE_AFTER_S)
     lease_before = now - timedelta(seconds=settings.HARNESS_AGENT_LEASE_S)
     stale = list(
         Task.objects.filter(run=run, queued_at__lt=requeue_before).filter(
             Q(status=Task.Status.QUEUED)
-            | Q(status=Task.Status.RUNNING, heartbeat_at__lt=lease_before)
+            | Q(
+                status__in=[Task.Status.RUNNING, Task.Status.RETRYING],
+                heartbeat_at__lt=lease_before,
+            )
         )
     )
     if stale:

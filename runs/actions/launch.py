@@ -33,7 +33,7 @@ from runs.models import Run
 
 # (lowest, highest) accepted for each whole-number launch setting.
 LAUNCH_BOUNDS: dict[str, tuple[int, int]] = {
-    "max_concurrency": (1, 256),
+    "max_concurrency": (1, settings.HARNESS_MAX_CONCURRENCY),
     "max_depth": (0, 10),
     "latency_ms": (0, 600_000),
     "budget_tokens": (1, 10**12),

@@ -3,10 +3,12 @@ transaction as its outcome; a dispatch is asked for only when there is nothing t
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from agents.contract import AgentOutput, AgentResult, Usage
 from agents.playbooks import get_playbook
@@ -124,3 +126,23 @@ def test_no_hand_over_once_the_run_is_cancelled(
 
     assert _statuses(run)[2:] == ["pending", "pending"]
     assert sent == [(enqueue.DISPATCH_RUN, run.pk)]
+
+
+def test_a_retry_whose_message_was_lost_is_sent_again(
+    run: Run, sent: list[tuple[str, int]], django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    first = Task.objects.filter(run=run).order_by("id").first()
+    assert first is not None
+    with django_capture_on_commit_callbacks(execute=True):
+        assert outcomes.claim_task(first)
+        outcomes.retry_task(first, delay=5, error="database error: OperationalError")
+    assert Event.objects.filter(task=first, type="task.retrying").count() == 1
+    # Its delayed message never arrives; once the lease is over, dispatch sends it again.
+    long_ago = timezone.now() - timedelta(seconds=settings.HARNESS_AGENT_LEASE_S + 60)
+    Task.objects.filter(pk=first.pk).update(heartbeat_at=long_ago, queued_at=long_ago)
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch(run.pk)
+    assert (enqueue.RUN_AGENT, first.pk) in sent
+    resent = Event.objects.get(task=first, type="task.resent")
+    assert resent.payload == {"was": "retrying"}

@@ -11,6 +11,8 @@ Scenarios (one JSON object each with ``--json``):
 - ``peers``: the same N, C, L as a bare ``asyncio.gather`` under a semaphore (the physical limit
   of one process) and, when installed, LangGraph's ``Send`` fan-out; each with its wall and our
   fan-out wall as a ratio.
+- ``live``: an event's commit in a worker → its fragment in a real Chromium page, p50/p95, at
+  50 and 500 events/s with 1 and 10 pages open (``runs/benchmarks/live.py``; needs Playwright).
 - ``aggregation``: the aggregation chain over 1,000 and 10,000 synthetic findings (in memory).
 
 Benchmarks report; nothing here asserts a time. Run it on an idle machine, with no ``make run``
@@ -23,13 +25,14 @@ import asyncio
 import io
 import json
 import math
+import operator
 import os
 import random
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import psutil
 from django.conf import settings
@@ -39,8 +42,9 @@ from django.db import connection
 
 from agents.aggregation.stages import FindingRow, RunFacts, run_chain
 from harness_site.localredis import ensure_private_redis, stop_private_redis
+from runs.benchmarks.live import live_latency
 
-SCENARIOS = ("fanout", "peers", "aggregation")
+SCENARIOS = ("fanout", "peers", "live", "aggregation")
 TARGET_SOURCE = "import os\n\n\ndef handler(expr):\n    return eval(expr)\n"
 
 
@@ -132,24 +136,28 @@ async def _gather(n: int, c: int, latency_s: float) -> float:
     return time.perf_counter() - started
 
 
+class _GraphState(TypedDict):
+    # LangGraph reads this at run time: it must live at module level, imports and all.
+    done: Annotated[list[int], operator.add]
+
+
+class _GraphItem(TypedDict):
+    i: int
+
+
 def _langgraph(n: int, c: int, latency_s: float) -> float | str:
     try:
         from langgraph.graph import END, START, StateGraph
         from langgraph.types import Send
     except ImportError:
         return "not installed (pip install langgraph)"
-    import operator
-    from typing import Annotated, TypedDict
 
-    class State(TypedDict):
-        done: Annotated[list[int], operator.add]
-
-    def agent(item: dict[str, int]) -> dict[str, list[int]]:
+    def agent(item: _GraphItem) -> dict[str, list[int]]:
         time.sleep(latency_s)
         return {"done": [item["i"]]}
 
-    graph = StateGraph(State)
-    graph.add_node("agent", agent)
+    graph = StateGraph(_GraphState)
+    graph.add_node("agent", agent)  # type: ignore[call-overload]  # Send gives it one item, not the state
     graph.add_conditional_edges(START, lambda _: [Send("agent", {"i": i}) for i in range(n)])
     graph.add_edge("agent", END)
     started = time.perf_counter()
@@ -233,6 +241,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--latency-ms", type=int, default=1000)
         parser.add_argument("--findings", type=int, nargs="+", default=[1000, 10_000])
+        parser.add_argument("--rates", type=int, nargs="+", default=[50, 500], metavar="PER_S")
+        parser.add_argument("--pages", type=int, nargs="+", default=[1, 10])
+        parser.add_argument("--live-seconds", type=float, default=5.0)
         parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -245,7 +256,7 @@ class Command(BaseCommand):
         # One Redis for the whole bench: launch_run stops a private Redis it started itself,
         # and this process's connections must outlive each run.
         redis_proc = None
-        if "fanout" in chosen and settings.HARNESS_PRIVATE_REDIS:
+        if {"fanout", "live"} & set(chosen) and settings.HARNESS_PRIVATE_REDIS:
             redis_proc = ensure_private_redis(
                 settings.DATA_DIR, settings.HARNESS_PRIVATE_REDIS_PORT
             )
@@ -278,6 +289,12 @@ class Command(BaseCommand):
                     self._emit(opts, "fanout", params, host, figures)
                 if "peers" in chosen:
                     self._emit(opts, "peers", params, host, peers(n, c, latency, ours))
+            if "live" in chosen:
+                for rate in opts["rates"]:
+                    for pages in opts["pages"]:
+                        figures = live_latency(rate, pages, opts["live_seconds"], target)
+                        params = {"events_per_s": rate, "pages": pages}
+                        self._emit(opts, "live", params, host, figures)
         if "aggregation" in chosen:
             for count in opts["findings"]:
                 self._emit(opts, "aggregation", {"findings": count}, host, aggregation(count))

@@ -1,0 +1,1 @@
+"""Benchmark scenarios too big for the ``bench`` command's own module."""
