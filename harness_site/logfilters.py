@@ -43,3 +43,14 @@ class RedactSecrets(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
+
+
+class QuietRefusals(logging.Filter):
+    """A refused request (403) or a missing page (404) is one line: Django attaches the
+    exception, whose traceback says nothing the line does not, to every one of them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "django.request" and getattr(record, "status_code", None) in (403, 404):
+            record.exc_info = None
+            record.exc_text = None
+        return True

@@ -39,6 +39,7 @@ def run_summary(run: Run) -> dict[str, Any]:
     return {
         "run_id": run.pk,
         "status": run.status,
+        "reason": run.status_reason,
         "agents": counts,
         "max_in_flight": max_in_flight(intervals),
         "cost_usd": float(run.cost_usd),

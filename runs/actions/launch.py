@@ -19,6 +19,7 @@ from agents.aggregation import AGGREGATION_STEPS
 from agents.contract import ProviderError
 from agents.playbooks import PLAYBOOKS
 from agents.providers.catalog import default_model, get_provider
+from agents.providers.registry import MissingApiKey
 from agents.snapshot import (
     SnapshotError,
     SnapshotManifest,
@@ -88,7 +89,12 @@ def launch_run(
         raise LaunchError(f"Unknown playbook {playbook!r}.", "playbook")
     provider = provider or "heuristic"
     try:
-        get_provider(provider)
+        config = getattr(get_provider(provider), "config", None)
+        if config is not None:
+            # Read again by each call; unset now, every agent of the run would fail on it.
+            config.api_key()
+    except MissingApiKey as exc:
+        raise LaunchError(f"{exc}, then launch again.", "provider") from None
     except (ProviderError, ValueError, KeyError) as exc:
         raise LaunchError(f"Unknown or unusable provider {provider!r}: {exc}", "provider") from None
     concurrency = _bounded_int(

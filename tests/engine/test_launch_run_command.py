@@ -82,3 +82,32 @@ def test_launch_run_refuses_a_target_outside_the_roots_and_creates_nothing():
     assert result.returncode != 0
     assert "outside the allowed folders" in result.stderr
     assert not Run.objects.exists()
+
+
+def test_a_run_that_ends_early_says_why_and_exits_non_zero():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "launch_run",
+            "--playbook",
+            "codebase-audit",
+            "--target",
+            "samples/vulnerable_app",
+            "--budget-usd",
+            "0.000001",
+            "--wait",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "budget_exhausted"
+    assert result.returncode == 3, result.stderr
+    assert summary["reason"] == "budget exhausted"
+    assert f"Run #{summary['run_id']} budget_exhausted: budget exhausted" in result.stderr

@@ -299,3 +299,15 @@ def test_two_launches_of_the_same_target_share_the_snapshot(user: User) -> None:
     assert first.pk != second.pk
     assert first.snapshot_digest == second.snapshot_digest
     assert Event.objects.filter(run=second).values_list("seq", flat=True).get() == 1
+
+
+@pytest.mark.usefixtures("nothing_written")
+@pytest.mark.parametrize(
+    ("provider", "variable"), [("openai", "OPENAI_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY")]
+)
+def test_a_provider_without_its_key_is_refused_naming_the_variable(
+    user: User, monkeypatch: pytest.MonkeyPatch, provider: str, variable: str
+) -> None:
+    monkeypatch.delenv(variable, raising=False)
+    error = _refused(user, "provider", provider=provider)
+    assert variable in str(error)

@@ -2,6 +2,11 @@
 
 Works alone on a fresh machine: it applies migrations, starts the private Redis when REDIS_URL is
 unset, and starts its own Celery worker for the run's duration when none answers.
+
+Exit status: 0 when the launch was accepted (and, with ``--wait``, the run ended with a report to
+review); 1 when the launch was refused or the wait timed out; with ``--wait``, 2 when the run
+failed, 3 when its budget ran out, 4 when it was cancelled (the reason is printed on stderr, and
+in the JSON summary as ``reason``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from harness_site.localredis import ensure_private_redis, stop_private_redis
 from runs.actions import LaunchError, launch_run
 from runs.models import Run
 from runs.summary import run_summary
+
+# How a followed run's end becomes the command's exit status (see the module doc).
+EXIT_STATUS = {Run.Status.FAILED: 2, Run.Status.BUDGET_EXHAUSTED: 3, Run.Status.CANCELLED: 4}
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -111,6 +119,10 @@ class Command(BaseCommand):
                 self.stdout.write(json.dumps(summary))
             else:
                 self._print_summary(summary)
+            code = EXIT_STATUS.get(summary["status"])
+            if code:
+                reason = summary["reason"] or "no reason recorded"
+                raise CommandError(f"Run #{run.pk} {summary['status']}: {reason}", returncode=code)
         finally:
             if worker is not None:
                 stop_process(worker)

@@ -1,0 +1,67 @@
+"""Refusals and missing pages come in the site's layout with a way back, and a refusal is one
+log line, not a traceback."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from harness_site.logfilters import QuietRefusals
+from runs.models import Run
+from tests.runs.factories import make_run
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_403_has_the_navigation_and_says_what_is_missing(viewer_client: Client) -> None:
+    response = viewer_client.get(reverse("runs:launch"))
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert 'class="topbar"' in html and 'class="mainnav"' in html
+    assert "You need the launch run permission." in html
+    assert f'href="{reverse("runs:list")}"' in html
+
+
+def test_a_404_is_in_the_layout_with_a_way_back(viewer_client: Client) -> None:
+    response = viewer_client.get("/runs/999999/")
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "Nothing here" in html and 'class="topbar"' in html
+
+
+def test_the_run_page_says_without_javascript_that_it_is_a_snapshot(viewer_client: Client) -> None:
+    run = make_run(status=Run.Status.RUNNING)
+    html = viewer_client.get(run.get_absolute_url()).content.decode()
+    noscript = html.split("<noscript>", 1)[1].split("</noscript>", 1)[0]
+    assert "snapshot" in noscript and "Reload" in noscript
+
+
+def _record(status: int) -> logging.LogRecord:
+    try:
+        raise PermissionError("nope")
+    except PermissionError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "django.request", logging.WARNING, __file__, 1, "Forbidden: /runs/new/", None, exc_info
+    )
+    record.status_code = status
+    return record
+
+
+def test_refusals_are_logged_without_their_traceback() -> None:
+    forbidden, broken = _record(403), _record(500)
+    quiet = QuietRefusals()
+    assert quiet.filter(forbidden) and quiet.filter(broken)
+    assert forbidden.exc_info is None
+    assert broken.exc_info is not None  # a real error keeps its traceback
+
+
+def test_the_console_log_uses_the_filter(settings: Any) -> None:
+    assert "quiet_refusals" in settings.LOGGING["handlers"]["console"]["filters"]
+    path = settings.LOGGING["filters"]["quiet_refusals"]["()"]
+    assert path == f"{QuietRefusals.__module__}.{QuietRefusals.__name__}"
