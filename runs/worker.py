@@ -227,7 +227,7 @@ def _default_model(provider: object) -> str:
 
 def _inputs(task: Task, playbook: Playbook) -> dict[str, object]:
     inputs: dict[str, object] = {"options": playbook.options}
-    if not has_dependencies(task.run_id):
+    if not has_dependencies(task.run):
         return inputs
     deps = list(task.depends_on.filter(status=Task.Status.SUCCEEDED).order_by("id"))
     if deps:

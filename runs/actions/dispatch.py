@@ -8,6 +8,7 @@ deliveries and racing workers are harmless: exactly one caller wins each transit
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -56,7 +57,7 @@ def dispatch(run_id: int) -> list[int]:
         in_flight = Task.objects.filter(run=run, status__in=IN_FLIGHT).count()
         free = run.max_concurrency - in_flight
         if free > 0:
-            ready = list(_ready(run.pk)[:free])
+            ready = list(_ready(run)[:free])
             events: list[EventItem] = []
             now = timezone.now()
             for task in ready:
@@ -84,24 +85,25 @@ def dispatch(run_id: int) -> list[int]:
 
 # Runs whose tasks have dependency edges. Edges are made only when a run is planned, before any
 # of its agents is dispatched, so the answer never changes once asked; agents and dispatch ask
-# it per agent, and most runs have none (every agent independent).
-_has_dependencies: dict[int, bool] = {}
+# it per agent, and most runs have none (every agent independent). Keyed by the run's UUID, not
+# its id: a database restored or reset under a live worker reuses ids.
+_has_dependencies: dict[uuid.UUID, bool] = {}
 
 
-def has_dependencies(run_id: int) -> bool:
-    known = _has_dependencies.get(run_id)
+def has_dependencies(run: Run) -> bool:
+    known = _has_dependencies.get(run.uid)
     if known is None:
-        known = Task.depends_on.through.objects.filter(from_task__run_id=run_id).exists()
+        known = Task.depends_on.through.objects.filter(from_task__run_id=run.pk).exists()
         if len(_has_dependencies) > 10_000:  # a long-lived worker sees many runs
             _has_dependencies.clear()
-        _has_dependencies[run_id] = known
+        _has_dependencies[run.uid] = known
     return known
 
 
-def _ready(run_id: int) -> QuerySet[Task]:
+def _ready(run: Run) -> QuerySet[Task]:
     """The run's pending tasks whose dependencies all succeeded, in dispatch order."""
-    pending = Task.objects.filter(run_id=run_id, status=Task.Status.PENDING)
-    if has_dependencies(run_id):
+    pending = Task.objects.filter(run_id=run.pk, status=Task.Status.PENDING)
+    if has_dependencies(run):
         pending = pending.exclude(
             depends_on__status__in=[
                 *NOT_SUCCEEDED,
@@ -119,7 +121,7 @@ def hand_over_slot(run: Run, events: list[EventItem]) -> int | None:
     running). One UPDATE instead of a dispatch round trip per agent: the next agent's message
     goes out on the same commit. Returns its id to send, or None when a dispatch must look
     (nothing ready, or the next task waits at an approval gate)."""
-    task = _ready(run.pk).first()
+    task = _ready(run).first()
     if task is None or task.needs_approval:
         return None
     if not task.move(

@@ -40,7 +40,7 @@ def lock_run(run_id: int) -> Run:
     """The run's row lock, taken first in every transaction that writes a run's tasks (the one
     lock order: run, then its tasks). Reads only what the log needs; a caller that needs more of
     the run loads it."""
-    return Run.objects.select_for_update().only("id", "last_seq", "status").get(pk=run_id)
+    return Run.objects.select_for_update().only("id", "uid", "last_seq", "status").get(pk=run_id)
 
 
 def _span(task: Task) -> dict[str, Any]:

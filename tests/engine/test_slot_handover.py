@@ -3,6 +3,7 @@ transaction as its outcome; a dispatch is asked for only when there is nothing t
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from django.utils import timezone
 from agents.contract import AgentOutput, AgentResult, Usage
 from agents.playbooks import get_playbook
 from runs.actions import enqueue, launch_run, outcomes
-from runs.actions.dispatch import dispatch
+from runs.actions.dispatch import dispatch, has_dependencies
 from runs.actions.planning import plan_run
 from runs.models import Event, Run, Task
 from tests.engine.helpers import make_target
@@ -146,3 +147,15 @@ def test_a_retry_whose_message_was_lost_is_sent_again(
     assert (enqueue.RUN_AGENT, first.pk) in sent
     resent = Event.objects.get(task=first, type="task.resent")
     assert resent.payload == {"was": "retrying"}
+
+
+def test_the_dependency_cache_is_per_run_not_per_id(run: Run) -> None:
+    first, second = list(Task.objects.filter(run=run).order_by("id"))[:2]
+    assert not has_dependencies(run)
+    second.depends_on.add(first)
+    # Edges exist only from planning on, so the answer is kept ...
+    assert not has_dependencies(run)
+    # ... but only for this run: a database reset under a live worker reuses ids, not UUIDs.
+    reused_id = Run.objects.get(pk=run.pk)
+    reused_id.uid = uuid.uuid4()
+    assert has_dependencies(reused_id)
