@@ -15,8 +15,15 @@ Where to look:
 Views, consumers, the worker and the Celery tasks call these; none of them writes a status.
 """
 
-from runs.actions.control import cancel_run, retry_failed
+from runs.actions.control import RetryRefused, cancel_run, retry_failed
 from runs.actions.launch import LaunchError, launch_run
 from runs.actions.review import decide_approval
 
-__all__ = ["LaunchError", "cancel_run", "decide_approval", "launch_run", "retry_failed"]
+__all__ = [
+    "LaunchError",
+    "RetryRefused",
+    "cancel_run",
+    "decide_approval",
+    "launch_run",
+    "retry_failed",
+]

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from runs.actions import enqueue
+from runs.actions.launch import LaunchError, check_provider
 from runs.event_types import EventType
 from runs.events import record_event, record_events
 from runs.models import Run, Task
@@ -37,13 +38,24 @@ def cancel_run(run: Run, user: Any) -> bool:
     return True
 
 
+class RetryRefused(ValueError):
+    """A retry that would fail the same way: its message says what to fix first."""
+
+
 def retry_failed(run: Run, user: Any) -> int:
-    """Put failed agents back in the queue (fresh attempts) and resume the run."""
+    """Put failed agents back in the queue (fresh attempts) and resume the run. Refused, changing
+    nothing, while a provider of those agents is not configured (its key unset): they would only
+    fail again on it."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
         failed = list(Task.objects.filter(run=run, status=Task.Status.FAILED))
         if not failed:
             return 0
+        for provider in sorted({t.provider or run.provider for t in failed}):
+            try:
+                check_provider(provider)
+            except LaunchError as exc:
+                raise RetryRefused(str(exc)) from None
         if run.status != Run.Status.RUNNING and not run.transition(
             Run.Status.RUNNING, f"retry requested by {user.get_username()}"
         ):

@@ -65,6 +65,19 @@ def _bounded_int(value: Any, field: str, low: int, high: int) -> int:
     return number
 
 
+def check_provider(name: str) -> None:
+    """Refuse a provider that is unknown or not configured here (its API key variable unset):
+    every agent of the run would fail on it. Raises LaunchError on the ``provider`` field."""
+    try:
+        config = getattr(get_provider(name), "config", None)
+        if config is not None:
+            config.api_key()  # read again by each call; checked now so nothing starts in vain
+    except MissingApiKey as exc:
+        raise LaunchError(f"{exc}, then try again.", "provider") from None
+    except (ProviderError, ValueError, KeyError) as exc:
+        raise LaunchError(f"Unknown or unusable provider {name!r}: {exc}", "provider") from None
+
+
 def launch_run(
     *,
     user: Any,
@@ -88,15 +101,7 @@ def launch_run(
     if book is None:
         raise LaunchError(f"Unknown playbook {playbook!r}.", "playbook")
     provider = provider or "heuristic"
-    try:
-        config = getattr(get_provider(provider), "config", None)
-        if config is not None:
-            # Read again by each call; unset now, every agent of the run would fail on it.
-            config.api_key()
-    except MissingApiKey as exc:
-        raise LaunchError(f"{exc}, then launch again.", "provider") from None
-    except (ProviderError, ValueError, KeyError) as exc:
-        raise LaunchError(f"Unknown or unusable provider {provider!r}: {exc}", "provider") from None
+    check_provider(provider)
     concurrency = _bounded_int(
         max_concurrency if max_concurrency is not None else book.max_concurrency,
         "max_concurrency",

@@ -8,7 +8,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from runs.access import get_run_for_user, require_perm
-from runs.actions import cancel_run, decide_approval, retry_failed
+from runs.actions import RetryRefused, cancel_run, decide_approval, retry_failed
 from runs.forms import DecisionForm
 from runs.models import Approval
 
@@ -28,7 +28,11 @@ def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 def retry(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     require_perm(request.user, "runs.cancel_run")
-    count = retry_failed(run, request.user)
+    try:
+        count = retry_failed(run, request.user)
+    except RetryRefused as exc:
+        messages.error(request, f"Retry refused: {exc}")
+        return redirect(run)
     if count:
         messages.success(request, f"Re-queued {count} failed agent{'s' if count != 1 else ''}.")
     else:

@@ -1,19 +1,20 @@
-"""Refusals and missing pages come in the site's layout with a way back, and a refusal is one
-log line, not a traceback."""
+"""Refusals and missing pages come in the site's layout with a way back, a refusal is one log
+line, not a traceback, and a retry that could only fail the same way is refused."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from harness_site.logfilters import QuietRefusals
-from runs.models import Run
-from tests.runs.factories import make_run
+from runs.models import Event, Run, Task
+from tests.runs.factories import make_run, make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +66,29 @@ def test_the_console_log_uses_the_filter(settings: Any) -> None:
     assert "quiet_refusals" in settings.LOGGING["handlers"]["console"]["filters"]
     path = settings.LOGGING["filters"]["quiet_refusals"]["()"]
     assert path == f"{QuietRefusals.__module__}.{QuietRefusals.__name__}"
+
+
+@pytest.mark.parametrize("key_set", [False, True])
+def test_retry_is_refused_while_the_failures_cause_is_configuration(
+    operator_client: Client, monkeypatch: pytest.MonkeyPatch, key_set: bool
+) -> None:
+    run = make_run(status=Run.Status.FAILED, provider="openai")
+    task = make_task(run, status=Task.Status.FAILED, provider="openai", error="needs an API key")
+    Run.objects.filter(pk=run.pk).update(tasks_total=1, tasks_failed=1)
+    if key_set:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key-123")
+    else:
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    events_before = Event.objects.filter(run=run).count()
+    with mock.patch("runs.actions.enqueue.send"):
+        response = operator_client.post(reverse("runs:retry", args=[run.pk]), follow=True)
+    html = response.content.decode()
+    task.refresh_from_db()
+    if key_set:
+        assert task.status == Task.Status.PENDING
+        assert "Re-queued 1 failed agent." in html
+    else:
+        assert "Retry refused: provider &#x27;openai&#x27; needs an API key" in html
+        assert "OPENAI_API_KEY" in html
+        assert task.status == Task.Status.FAILED  # nothing changed
+        assert Event.objects.filter(run=run).count() == events_before
