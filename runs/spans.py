@@ -15,7 +15,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from agents import semconv
@@ -125,10 +125,27 @@ class DatabaseSpanProcessor(SpanProcessor):
     @staticmethod
     def _store(rows: list[Span]) -> None:
         try:
-            # A span stored twice (a redelivered agent) is ignored by the unique key.
-            Span.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BATCH_ROWS)
+            # A span stored twice (a redelivered agent) is ignored by the unique key. In a
+            # savepoint: a failure here must not spoil a caller's transaction.
+            with transaction.atomic():
+                Span.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BATCH_ROWS)
+            return
+        except IntegrityError:
+            pass  # a run deleted since its spans ended: keep every other run's spans below
         except Exception:  # telemetry must never break the work it observes
             logger.warning("could not store %d span(s)", len(rows), exc_info=True)
+            return
+        dropped = 0
+        for row in rows:
+            try:
+                with transaction.atomic():
+                    Span.objects.bulk_create([row], ignore_conflicts=True)
+            except IntegrityError:
+                dropped += 1
+            except Exception:
+                logger.warning("could not store span %s", row.name, exc_info=True)
+                return
+        logger.info("dropped %d span(s) of deleted runs", dropped)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         self._flush()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from runs.models import Run
+from runs.models import Run, Span
+from runs.spans import FLUSH_EVERY_S
 
 VULNERABLE_MODULE = """\
 import os
@@ -57,3 +58,17 @@ def wait_for_run(run_id: int, timeout: float = 180) -> Run:
         f"done={run.tasks_done} failed={run.tasks_failed} skipped={run.tasks_skipped} "
         f"total={run.tasks_total}"
     )
+
+
+def wait_for_spans(run: Run, timeout: float = 15) -> None:
+    """Until the run's spans are all stored: its root span (emitted last, after the report) is
+    there and the count holds still for two of the workers' span-flush periods."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while time.monotonic() < deadline:
+        count = Span.objects.filter(run=run).count()
+        if count == last and Span.objects.filter(run=run, span_id=run.root_span_id).exists():
+            return
+        last = count
+        time.sleep(2 * FLUSH_EVERY_S)
+    raise AssertionError(f"the spans of run {run.pk} were still being written after {timeout}s")

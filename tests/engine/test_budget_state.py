@@ -14,7 +14,7 @@ from django.db.models import Sum
 from runs.actions import launch_run
 from runs.budget import budget_for
 from runs.models import Run, Step, Task
-from tests.engine.helpers import make_target, wait_for_run
+from tests.engine.helpers import make_target, wait_for_run, wait_for_spans
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -54,6 +54,9 @@ def test_new_database_with_old_redis_never_overspends(
     # Redis keeps the first run's spending (and every reservation id it settled).
     assert budget_for(first).state().spent_usd == pytest.approx(float(first.cost_usd))
 
+    # The worker writes spans in batches, after the run's status: let the last ones land
+    # before the database is wiped (as an operator would restore a backup of a quiet system).
+    wait_for_spans(first)
     _fresh_database()
     budget = (per_agent * 10).quantize(Decimal("0.000001"))
     second = audit(str(budget))

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from opentelemetry.sdk.trace import TracerProvider
 
 from agents import semconv
@@ -70,3 +71,22 @@ def test_outside_a_worker_each_span_is_stored_as_it_ends() -> None:
         pass
     # In this thread's own transaction: a test's rollback removes it with the rest.
     assert Span.objects.filter(run=run, name="aggregate").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_spans_of_a_deleted_run_do_not_take_the_batch_with_them() -> None:
+    kept, deleted = make_run(), make_run()
+    rows = [
+        Span(
+            trace_id="1" * 32,
+            span_id=f"{i:016x}",
+            run_id=run.pk,
+            name=f"agent {i}",
+            start=timezone.now(),
+            end=timezone.now(),
+        )
+        for i, run in enumerate([kept, deleted, kept])
+    ]
+    deleted.delete()  # between the spans' end and the writer's batch
+    spans.DatabaseSpanProcessor._store(rows)
+    assert sorted(Span.objects.values_list("name", flat=True)) == ["agent 0", "agent 2"]
