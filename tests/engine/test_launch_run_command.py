@@ -14,27 +14,29 @@ from tests.conftest import ROOT, subprocess_env
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def test_launch_run_alone_starts_its_worker_and_prints_the_summary():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "launch_run",
-            "--playbook",
-            "codebase-audit",
-            "--target",
-            "samples/vulnerable_app",
-            "--max-concurrency",
-            "3",
-            "--wait",
-            "--json",
-        ],
+def launch_run_command(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """``manage.py launch_run`` in its own process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "launch_run", *args],
         cwd=ROOT,
         env=subprocess_env(),
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
+    )
+
+
+def test_launch_run_alone_starts_its_worker_and_prints_the_summary():
+    result = launch_run_command(
+        "--playbook",
+        "codebase-audit",
+        "--target",
+        "samples/vulnerable_app",
+        "--max-concurrency",
+        "3",
+        "--wait",
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -49,6 +51,7 @@ def test_launch_run_alone_starts_its_worker_and_prints_the_summary():
         "findings",
         "events",
         "wall_seconds",
+        "reason",
     }
     assert summary["status"] == "awaiting_review"
     assert summary["agents"] == {"total": 6, "succeeded": 6, "failed": 0, "skipped": 0}
@@ -61,23 +64,8 @@ def test_launch_run_alone_starts_its_worker_and_prints_the_summary():
 
 
 def test_launch_run_refuses_a_target_outside_the_roots_and_creates_nothing():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "launch_run",
-            "--playbook",
-            "codebase-audit",
-            "--target",
-            "/etc",
-            "--json",
-        ],
-        cwd=ROOT,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = launch_run_command(
+        "--playbook", "codebase-audit", "--target", "/etc", "--json", timeout=120
     )
     assert result.returncode != 0
     assert "outside the allowed folders" in result.stderr
@@ -85,26 +73,15 @@ def test_launch_run_refuses_a_target_outside_the_roots_and_creates_nothing():
 
 
 def test_a_run_that_ends_early_says_why_and_exits_non_zero():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "launch_run",
-            "--playbook",
-            "codebase-audit",
-            "--target",
-            "samples/vulnerable_app",
-            "--budget-usd",
-            "0.000001",
-            "--wait",
-            "--json",
-        ],
-        cwd=ROOT,
-        env=subprocess_env(),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    result = launch_run_command(
+        "--playbook",
+        "codebase-audit",
+        "--target",
+        "samples/vulnerable_app",
+        "--budget-usd",
+        "0.000001",
+        "--wait",
+        "--json",
     )
     summary = json.loads(result.stdout)
     assert summary["status"] == "budget_exhausted"
