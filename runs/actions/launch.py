@@ -17,7 +17,8 @@ from django.db import transaction
 
 from agents.aggregation import AGGREGATION_STEPS
 from agents.contract import ProviderError
-from agents.playbooks import PLAYBOOKS
+from agents.planning import PlanningError, plan
+from agents.playbooks import PLAYBOOKS, Playbook
 from agents.providers.catalog import default_model, get_provider
 from agents.providers.registry import MissingApiKey
 from agents.snapshot import (
@@ -141,6 +142,14 @@ def launch_run(
     ).to_config()
     config["max_agents"] = max_agents
     manifest, kind, label = _freeze(target_path, archive)
+    try:
+        # The same deterministic plan the run will make: a target this run cannot cover is
+        # refused now, with what to change, rather than failing once launched.
+        plan(Playbook.from_config(config), manifest.to_dict())
+    except PlanningError as exc:
+        hint = f" (at most {settings.HARNESS_MAX_AGENTS}, HARNESS_MAX_AGENTS)"
+        message = str(exc).replace("raise max agents", f"raise max agents{hint}")
+        raise LaunchError(message, "target") from None
     with transaction.atomic():
         run = Run.objects.create(
             title=title[:200],

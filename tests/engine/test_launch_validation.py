@@ -311,3 +311,13 @@ def test_a_provider_without_its_key_is_refused_naming_the_variable(
     monkeypatch.delenv(variable, raising=False)
     error = _refused(user, "provider", provider=provider)
     assert variable in str(error)
+
+
+@pytest.mark.usefixtures("nothing_written")
+def test_a_target_needing_more_agents_than_the_run_allows_is_refused_before_any_row(
+    user: User, settings: Any
+) -> None:
+    # The sample needs 6 agents (2 chunks x 3 lenses); this run allows 4.
+    error = _refused(user, "target", options={"max_agents": 4})
+    assert "needs 6 agents but the run allows 4" in str(error)
+    assert f"at most {settings.HARNESS_MAX_AGENTS}" in str(error)
