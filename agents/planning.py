@@ -152,7 +152,16 @@ def _by_perspective(
     playbook: Playbook, manifest: dict[str, Any], files: list[FileInfo]
 ) -> list[TaskSpec]:
     """One document, read once per lens (persona)."""
-    document = _pick_document(manifest, playbook.options.get("document"))
+    wanted = playbook.options.get("document")
+    document = _pick_document(manifest, wanted)
+    # Never a silent choice: a target with several documents says which one was taken and why.
+    others = len(_documents(manifest)) - 1
+    chosen = (
+        f" (the largest of {others + 1} documents in the target; "
+        "set the document option to review another)"
+        if others and not wanted
+        else ""
+    )
     return [
         TaskSpec(
             step="review",
@@ -161,7 +170,7 @@ def _by_perspective(
             scope={"document": document},
             scope_label=document,
             snapshot_digest=manifest["digest"],
-            why=f"{document} read as the {lens}",
+            why=f"{document} read as the {lens}{chosen}",
         )
         for lens in playbook.lenses
     ]

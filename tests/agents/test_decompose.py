@@ -279,6 +279,23 @@ def test_perspective_review_has_one_task_per_persona_on_one_document(
     assert len({s.scope["document"] for s in specs}) == 1
 
 
+def test_perspective_review_says_which_of_several_documents_it_took() -> None:
+    files = {
+        "notes/short.md": {"size": 100},
+        "notes/long.md": {"size": 9000},
+        "notes/mid.txt": {"size": 500},
+    }
+    manifest = {"digest": "d" * 64, "files": files}
+    specs = plan(PLAYBOOKS["multi-perspective-review"], manifest)
+    assert {s.scope["document"] for s in specs} == {"notes/long.md"}
+    assert all("the largest of 3 documents in the target" in s.why for s in specs)
+    # Chosen on purpose: nothing to explain.
+    book = PLAYBOOKS["multi-perspective-review"].with_overrides(
+        options={"document": "notes/mid.txt"}
+    )
+    assert all("largest" not in s.why for s in plan(book, manifest))
+
+
 # --- playbook config round trip and overrides ------------------------------------------------
 
 
