@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.analysis.text_rules import language_for
 from agents.playbooks import Playbook
 
 DOC_EXTENSIONS = (".md", ".markdown", ".txt", ".rst")
@@ -112,6 +113,13 @@ def plan(playbook: Playbook, manifest: dict[str, Any]) -> list[TaskSpec]:
     files = _files(manifest)
     if not files:
         raise PlanningError("The target has no readable text files to analyse.")
+    if playbook.target_kind == "code" and not any(language_for(f.path) for f in files):
+        example = files[0].path
+        raise PlanningError(
+            f"{playbook.title} reads source code and configuration, and this target has none "
+            f"({len(files)} file{'s' if len(files) != 1 else ''} such as {example}). For "
+            "documents, use Document synthesis or Multi-perspective review."
+        )
     decompose = _DECOMPOSITIONS.get(playbook.decomposition)
     if decompose is None:  # pragma: no cover - playbooks are validated at definition
         raise PlanningError(f"Unknown decomposition {playbook.decomposition!r}")

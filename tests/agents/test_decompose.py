@@ -262,6 +262,15 @@ def test_plan_of_an_empty_manifest_is_refused() -> None:
         plan(PLAYBOOKS["codebase-audit"], {"digest": "d" * 64, "files": {}})
 
 
+@pytest.mark.parametrize("name", ["codebase-audit", "ensemble"])
+def test_a_code_playbook_refuses_a_target_without_code(name: str) -> None:
+    files = {"README.md": {"size": 900}, "docs/guide.md": {"size": 4000}}
+    with pytest.raises(PlanningError, match="reads source code and configuration"):
+        plan(PLAYBOOKS[name], {"digest": "d" * 64, "files": files})
+    # The same folder is what the document playbooks are for.
+    assert plan(PLAYBOOKS["document-synthesis"], {"digest": "d" * 64, "files": files})
+
+
 def test_perspective_review_refuses_a_document_not_in_the_target(
     manifest: dict[str, Any],
 ) -> None:
