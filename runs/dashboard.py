@@ -385,10 +385,12 @@ def concurrency(
     worker_slots: int | None,
     workers: int | None,
     provider_cap: int | None,
+    counts: dict[str, int] | None = None,
 ) -> Concurrency:
     """``worker_slots``/``workers``: what the live workers advertise (None: unknown);
-    ``provider_cap``: the run's provider's limit on calls at once across all runs (None: none)."""
-    counts = status_counts(tasks)
+    ``provider_cap``: the run's provider's limit on calls at once across all runs (None: none);
+    ``counts``: ``status_counts(tasks)`` when the caller has it already."""
+    counts = counts if counts is not None else status_counts(tasks)
     running = counts.get(Task.Status.RUNNING, 0)
     queued = counts.get(Task.Status.QUEUED, 0)
     retrying = counts.get(Task.Status.RETRYING, 0)

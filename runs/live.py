@@ -68,6 +68,7 @@ def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
         )[:FINDINGS_IN_PAGE]
     )
     slots = worker_slots()
+    counts = dashboard.status_counts(tasks)
     report = run.reports.order_by("-version").first()
     pending_approval = None
     if report is not None and run.status == Run.Status.AWAITING_REVIEW:
@@ -77,7 +78,7 @@ def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
         "seq": run.last_seq,
         "perms": PermWrapper(user),
         "user": user,
-        "status_counts": dashboard.status_counts(tasks),
+        "status_counts": counts,
         "concurrency": dashboard.concurrency(
             run,
             tasks,
@@ -85,6 +86,7 @@ def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
             worker_slots=slots.total if slots.known else None,
             workers=slots.count if slots.known else None,
             provider_cap=_provider_cap(run.provider),
+            counts=counts,
         ),
         "budget": budget,
         "gauge_svg": charts.gauge(budget),
