@@ -46,6 +46,9 @@ class TaskSpec:
     why: str
     snapshot_digest: str
     depends_on: tuple[str, ...] = ()
+    # Where the task sits in the run's structure, '/'-separated (a folder, a document, a voter):
+    # the dashboard's tree groups agents by it. Not part of the key.
+    group: str = ""
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +67,12 @@ def scope_label(files: list[str]) -> str:
     common = posixpath.commonpath(files) if files else ""
     where = f"{common}/" if common else "(root)/"
     return f"{where} · {len(files)} files"
+
+
+def folder_of(files: list[str]) -> str:
+    """The folder holding every file of a chunk ("" at the target's root)."""
+    folders = [posixpath.dirname(f) for f in files]
+    return posixpath.commonpath(folders) if folders else ""
 
 
 def chunk_files(files: Iterable[FileInfo], max_bytes: int, max_files: int) -> list[list[FileInfo]]:
@@ -150,6 +159,7 @@ def _by_domain(
             scope_label=scope_label(paths),
             snapshot_digest=manifest["digest"],
             why=f"{lens} review of {scope_label(paths)}",
+            group=folder_of(paths),
         )
         for paths in ([f.path for f in chunk] for chunk in chunks)
         for lens in playbook.lenses
@@ -179,6 +189,7 @@ def _by_perspective(
             scope_label=document,
             snapshot_digest=manifest["digest"],
             why=f"{document} read as the {lens}{chosen}",
+            group=document,
         )
         for lens in playbook.lenses
     ]
@@ -204,6 +215,7 @@ def _by_reader(
             scope_label=doc.path,
             snapshot_digest=digest,
             why=f"extract the key points of {doc.path}",
+            group=posixpath.dirname(doc.path),
         )
         for doc in docs
     ]
@@ -244,6 +256,7 @@ def _by_ensemble(
                 scope_label=f"voter {i + 1}/{k} · {len(sample)} files",
                 snapshot_digest=digest,
                 why=f"independent {lens} vote #{i + 1} of {k}",
+                group=f"voter {i + 1}",
             )
             for lens in playbook.lenses
         )

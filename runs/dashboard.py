@@ -8,7 +8,7 @@ derived in Python so the page costs the same handful of queries for 10 agents or
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -30,6 +30,7 @@ TASK_FIELDS = (
     "role",
     "lens",
     "scope_label",
+    "group",
     "why",
     "provider",
     "model",
@@ -49,8 +50,6 @@ TASK_FIELDS = (
     "tool_seconds",
     "error",
 )
-# Past this many agents the tree starts collapsed: a closed <details> costs nothing to scan.
-COLLAPSE_ABOVE = 50
 TOP_AGENTS = 12
 WATERFALL_MAX_ROWS = 150
 TERMINAL = frozenset(Task.Status.terminal())
@@ -60,110 +59,6 @@ DONE = Task.Status.SUCCEEDED
 def load_tasks(run: Run) -> list[Task]:
     """All tasks of ``run`` in one query, light columns only, in creation (= tree) order."""
     return list(Task.objects.filter(run_id=run.pk).only(*TASK_FIELDS).order_by("id"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Tree
-
-
-@dataclass
-class Subtree:
-    """Counts over a node and all its descendants."""
-
-    total: int = 0
-    done: int = 0
-    failed: int = 0
-    active: int = 0
-    cost: Decimal = field(default_factory=lambda: Decimal(0))
-    tokens: int = 0
-
-    def add(self, other: Subtree) -> None:
-        self.total += other.total
-        self.done += other.done
-        self.failed += other.failed
-        self.active += other.active
-        self.cost += other.cost
-        self.tokens += other.tokens
-
-
-@dataclass
-class Tree:
-    tasks: dict[int, Task]
-    children: dict[int | None, list[int]]
-    subtree: dict[int, Subtree]
-    collapsed: bool
-
-    @property
-    def roots(self) -> list[int]:
-        return self.children.get(None, [])
-
-    def ancestors(self, task_id: int) -> list[int]:
-        out: list[int] = []
-        parent = self.tasks[task_id].parent_id if task_id in self.tasks else None
-        while parent is not None and parent in self.tasks:
-            out.append(parent)
-            parent = self.tasks[parent].parent_id
-        return out
-
-    def walk(self, matching: set[int] | None = None) -> list[tuple[str, Task, Subtree, bool]]:
-        """Depth-first ("open", …) … ("close", …) items, so a template renders the nested lists
-        in one flat loop instead of one recursive include per node."""
-        items: list[tuple[str, Task, Subtree, bool]] = []
-        stack: list[tuple[int, bool]] = [(tid, False) for tid in reversed(self.roots)]
-        while stack:
-            tid, closing = stack.pop()
-            task = self.tasks[tid]
-            kids = self.children.get(tid, [])
-            if closing:
-                items.append(("close", task, self.subtree[tid], bool(kids)))
-                continue
-            if matching is not None and tid not in matching:
-                continue
-            items.append(("open", task, self.subtree[tid], bool(kids)))
-            stack.append((tid, True))
-            stack.extend((c, False) for c in reversed(kids))
-        return items
-
-
-def build_tree(tasks: list[Task]) -> Tree:
-    by_id = {t.pk: t for t in tasks}
-    children: dict[int | None, list[int]] = defaultdict(list)
-    for t in tasks:
-        # An orphan (parent not loaded) is shown as a root rather than lost.
-        parent = t.parent_id if t.parent_id in by_id else None
-        children[parent].append(t.pk)
-    subtree: dict[int, Subtree] = {}
-    # Children have larger ids than their parents, so one reverse pass sums bottom-up.
-    for t in reversed(tasks):
-        own = Subtree(
-            total=1,
-            done=int(t.status == DONE),
-            failed=int(t.status == Task.Status.FAILED),
-            active=int(t.status in Task.Status.in_flight()),
-            cost=t.cost_usd,
-            tokens=t.tokens_in + t.tokens_out,
-        )
-        for child in children.get(t.pk, []):
-            own.add(subtree[child])
-        subtree[t.pk] = own
-    return Tree(by_id, dict(children), subtree, collapsed=len(tasks) > COLLAPSE_ABOVE)
-
-
-def filter_tree(tree: Tree, query: str = "", status: str = "") -> set[int] | None:
-    """Ids to show for a text/status filter: every match plus its ancestors (None = all)."""
-    query = query.strip().lower()
-    if not query and not status:
-        return None
-    keep: set[int] = set()
-    for tid, t in tree.tasks.items():
-        if status and t.status != status:
-            continue
-        text = f"{t.step} {t.role} {t.lens} {t.scope_label} {t.why} {t.model} {t.error}".lower()
-        if query and query not in text:
-            continue
-        keep.add(tid)
-        keep.update(tree.ancestors(tid))
-    return keep
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Fragments of the run page, shared by the page view (first render) and the websocket consumer
 (live re-renders). One partial per swap target; every fragment carries the run's ``data-seq``.
 
-The consumer never re-renders the tree: it renders the rows (``#task-{id}``) of the agents whose
-events arrived since the last push, plus their ancestors (whose subtree counts moved), and an
-append (``#children-{parent}``, beforeend) so a new agent appears under its parent.
+The consumer never re-renders the tree (see ``_tree_and_feed``): it sends the rows of the agents
+whose events arrived since the last push and of the agents and groups above them (whose counts
+moved), and new agents to append under their parent.
 """
 
 from __future__ import annotations
@@ -22,13 +22,18 @@ from agents.contract import ProviderError
 from agents.providers.catalog import concurrency_cap
 from harness_site.workers import worker_slots
 from runs import charts, dashboard
+from runs import tree as agent_tree
+from runs.event_types import EventType
 from runs.models import Event, Finding, Run, Task
+from runs.tree import AgentTree
 
 EVENTS_IN_PAGE = 50
 # Panels whose render is big (a bar or lane per agent): pushed at most this often per connection.
 HEAVY_PANELS = {"run-costs", "run-timeline"}
 HEAVY_INTERVAL = 1.0
 FINDINGS_IN_PAGE = 50
+# Past this many new agents in one push, the tree's first view is re-rendered instead.
+APPEND_MAX = 50
 _SEQ = re.compile(r' data-seq="\d+"')
 
 # Fragment id → partial. Each is swapped by id with hx-swap-oob="true".
@@ -114,33 +119,27 @@ def render_panel(name: str, context: dict[str, Any], *, oob: bool) -> str:
     return render_to_string(PANELS[name], {**context, "oob": oob})
 
 
-def render_node(task: Task, tree: dashboard.Tree, seq: int, *, oob: bool) -> str:
-    """The row of one agent (``#task-{id}``), swapped in place."""
-    return render_to_string(
-        "runs/_node_row.html",
-        {
-            "task": task,
-            "sub": tree.subtree.get(task.pk),
-            "seq": seq,
-            "oob": oob,
-            "has_children": bool(tree.children.get(task.pk)),
-        },
-    )
-
-
-def render_append(task: Task, tree: dashboard.Tree, seq: int) -> str:
-    """A new agent appended under its parent; harness.js drops it if the node already exists."""
-    parent = task.parent_id if task.parent_id in tree.tasks else None
-    return render_to_string(
-        "runs/_node_append.html",
-        {
-            "task": task,
-            "sub": tree.subtree.get(task.pk),
-            "seq": seq,
-            "parent_dom": f"children-{parent}" if parent else "children-root",
-            "collapsed": tree.collapsed,
-        },
-    )
+def render_rows(tree: AgentTree, keys: list[str], context: dict[str, Any]) -> dict[str, str]:
+    """The rows (``#task-{id}`` or ``#row-{group}``) of these nodes, by row id."""
+    out: dict[str, str] = {}
+    for key in keys:
+        node = tree.nodes[key]
+        if node.task is not None:
+            html = render_to_string(
+                "runs/_node_row.html",
+                {
+                    "task": node.task,
+                    "sub": node.counts,
+                    "seq": context["seq"],
+                    "oob": False,
+                    "has_children": bool(node.children),
+                },
+            )
+            out[f"task-{node.task.pk}"] = html
+        else:
+            html = render_to_string("runs/_group_row.html", {**context, "node": node})
+            out[f"row-{node.dom}"] = html
+    return out
 
 
 def render_events(events: list[Event], seq: int, *, replace: bool) -> str:
@@ -162,7 +161,6 @@ class LiveState:
 
     since: int = 0
     sent: dict[str, str] = field(default_factory=dict)
-    appended: set[int] = field(default_factory=set)
     heavy_at: float = 0.0
     # True when a heavy panel was held back: the consumer schedules one more push for it.
     heavy_pending: bool = False
@@ -190,7 +188,6 @@ def render_update(
     run = Run.objects.select_related("launched_by").get(pk=run_id)
     seq = run.last_seq
     tasks = dashboard.load_tasks(run)
-    tree = dashboard.build_tree(tasks)
     parts: list[str] = []
     context = {**panel_context(run, tasks, user), "csrf_token": state.csrf_token}
     now = time.monotonic() if now is None else now
@@ -208,38 +205,70 @@ def render_update(
     if heavy_due:
         state.heavy_at = now
     if deltas and seq > state.since:
-        parts.extend(_tree_and_feed(run, tree, state, seq))
+        parts.extend(_tree_and_feed(run, tasks, state, seq))
         parts.append(render_to_string("runs/_live_seq.html", {"seq": seq, "oob": True}))
         state.since = seq
     return "".join(parts)
 
 
-def _tree_and_feed(run: Run, tree: dashboard.Tree, state: LiveState, seq: int) -> list[str]:
+def _tree_and_feed(run: Run, tasks: list[Task], state: LiveState, seq: int) -> list[str]:
+    """The tree's changes since ``state.since`` and the new events.
+
+    Rows go in ``#tree-live``, which harness.js empties into the tree: a row replaces the one
+    with its id if the page shows it (and is not newer), and is dropped otherwise, so the server
+    never needs to know which groups a page has opened. A new agent is appended to its parent's
+    list if the page has loaded that list whole. A planning burst (many new agents at once)
+    re-renders the tree's first view instead of appending hundreds of nodes.
+    """
     rows = list(
         Event.objects.filter(run_id=run.pk, seq__gt=state.since, seq__lte=seq)
         .order_by("-seq")
-        .values_list("seq", "task_id")
+        .values_list("seq", "task_id", "type")
     )
-    changed = {task_id for _, task_id in rows if task_id in tree.tasks}
-    touched = set(changed)
-    for task_id in changed:
-        touched.update(tree.ancestors(task_id))
+    tree = agent_tree.build(tasks)
+    context = {
+        "run": run,
+        "seq": seq,
+        "planned_note": planned_note(run, tree),
+        "group_kind": group_kind(run),
+    }
+    changed = {f"t:{task_id}" for _, task_id, _ in rows if f"t:{task_id}" in tree.nodes}
+    created = [
+        f"t:{task_id}"
+        for _, task_id, kind in rows
+        if kind == EventType.TASK_CREATED and f"t:{task_id}" in tree.nodes
+    ]
     parts: list[str] = []
-    for task_id in sorted(touched):  # parents first: an append needs its parent's list
-        task = tree.tasks[task_id]
-        if task_id in changed and task_id not in state.appended:
-            parts.append(render_append(task, tree, seq))
-            state.appended.add(task_id)
-        html = render_node(task, tree, seq, oob=True)
-        digest = fingerprint(html)
-        if state.sent.get(f"task-{task_id}") != digest:
-            parts.append(html)
-            state.sent[f"task-{task_id}"] = digest
+    if len(created) > APPEND_MAX or (created and len(created) == len(tasks)):
+        # Re-rendered whole (bounded by INITIAL_ROWS); every row in it is current.
+        parts.append(render_to_string("runs/_tree_body_oob.html", tree_body_context(run, tree)))
+    else:
+        touched = set(changed)
+        for key in changed:
+            touched.update(tree.ancestors(key))
+        live: list[str] = []
+        for key in sorted(created, key=lambda k: int(k[2:])):  # parents before children
+            node = tree.nodes[key]
+            parent = tree.nodes[node.parent] if node.parent else tree.root
+            items = agent_tree.walk_one(tree, key)
+            live.append(
+                render_to_string(
+                    "runs/_tree_append.html",
+                    {"run": run, "seq": seq, "tree_items": items, "container": parent.dom},
+                )
+            )
+        for row_id, html in render_rows(tree, sorted(touched), context).items():
+            digest = fingerprint(html)
+            if state.sent.get(row_id) != digest:
+                live.append(html)
+                state.sent[row_id] = digest
+        if live:
+            parts.append(f'<div id="tree-live" hidden hx-swap-oob="true">{"".join(live)}</div>')
     if rows:
         replace = len(rows) > EVENTS_IN_PAGE
         newest = rows[:EVENTS_IN_PAGE]
         events = list(
-            Event.objects.filter(run_id=run.pk, seq__in=[s for s, _ in newest])
+            Event.objects.filter(run_id=run.pk, seq__in=[s for s, _, _ in newest])
             .select_related("task")
             .order_by("-seq")
         )
@@ -247,16 +276,68 @@ def _tree_and_feed(run: Run, tree: dashboard.Tree, state: LiveState, seq: int) -
     return parts
 
 
-def tree_context(run: Run, tasks: list[Task], query: str = "", status: str = "") -> dict[str, Any]:
-    tree = dashboard.build_tree(tasks)
-    matching = dashboard.filter_tree(tree, query, status)
+def planned_note(run: Run, tree: AgentTree) -> str:
+    """Why the agents appeared as they did: every decomposition plans all of its agents at once,
+    before any of them starts; only spawned agents appear later, under their parent."""
+    agents = [n.task for n in tree.nodes.values() if n.task is not None]
+    planned = sum(1 for t in agents if t.parent_id is None)
+    if not planned:
+        return ""
+    spawned = len(agents) - planned
+    note = f"planned {planned} agent{'s' if planned != 1 else ''} at once, from the whole target"
+    if spawned:
+        note += f"; {spawned} more spawned by agents, shown under them"
+    return note
+
+
+# What a group of the tree is, by decomposition (the planner's ``Task.group``).
+GROUP_KINDS = {"perspective": "Document", "ensemble": "Voter"}
+
+
+def group_kind(run: Run) -> str:
+    decomposition = str(run.config.get("decomposition", "")) if run.config else ""
+    return GROUP_KINDS.get(decomposition, "Folder")
+
+
+def tree_body_context(
+    run: Run, tree: AgentTree, view: agent_tree.View | None = None
+) -> dict[str, Any]:
+    view = view or agent_tree.initial_view(tree)
     return {
+        "run": run,
+        "seq": run.last_seq,
         "tree": tree,
-        "tree_items": tree.walk(matching),
-        "tree_filtered": matching is not None,
-        "tree_matches": len(matching) if matching is not None else len(tasks),
+        "tree_items": agent_tree.walk(tree, agent_tree.ROOT, view),
+        "tree_revealed": view.revealed,
+        "planned_note": planned_note(run, tree),
+        "group_kind": group_kind(run),
+    }
+
+
+def tree_context(run: Run, tasks: list[Task], params: dict[str, str]) -> dict[str, Any]:
+    """The tree panel's first render: its first view (or the path to ``reveal``/``open``) and
+    the search results of ``q``/``status``."""
+    tree = agent_tree.build(tasks)
+    reveal = params.get("reveal", "")
+    key = f"t:{reveal}" if reveal.isdigit() else params.get("open", "")
+    view = agent_tree.initial_view(tree, key or None)
+    return {
+        **tree_body_context(run, tree, view),
+        **search_context(tree, params),
+        "task_statuses": Task.Status.choices,
+    }
+
+
+def search_context(tree: AgentTree, params: dict[str, str]) -> dict[str, Any]:
+    query = params.get("q", "")[:200]
+    status = params.get("status", "")
+    if status not in Task.Status.values:
+        status = ""
+    total, found = tree.search(query, status) if query.strip() or status else (0, [])
+    return {
         "tree_query": query,
         "tree_status": status,
-        "task_statuses": Task.Status.choices,
-        "seq": run.last_seq,
+        "search_active": bool(query.strip() or status),
+        "search_total": total,
+        "search_results": found,
     }

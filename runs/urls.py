@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs.views import control, launch, records, runs
+from runs.views import control, launch, records, runs, tree
 
 app_name = "runs"
 
@@ -8,6 +8,8 @@ urlpatterns = [
     path("", runs.run_list, name="list"),
     path("runs/new/", launch.launch, name="launch"),
     path("runs/<int:run_id>/", runs.run_detail, name="detail"),
+    path("runs/<int:run_id>/tree/", tree.tree_children, name="tree"),
+    path("runs/<int:run_id>/tree/search/", tree.tree_search, name="tree_search"),
     path("runs/<int:run_id>/events/", records.events, name="events"),
     path("runs/<int:run_id>/findings/", records.findings, name="findings"),
     path("runs/<int:run_id>/agents/<int:task_id>/", records.task_detail, name="task"),

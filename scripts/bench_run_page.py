@@ -27,6 +27,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--shape",
+        choices=["audit", "spawned"],
+        default="audit",
+        help="audit: planned agents in nested folders, 3 lenses (what a codebase audit plans); "
+        "spawned: 1%% planned agents, the rest spawned two levels under them",
+    )
     args = parser.parse_args()
 
     import django
@@ -41,12 +48,12 @@ def main() -> None:
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     old_name = connection.creation.create_test_db(verbosity=0, keepdb=False)
     try:
-        run_benchmark(args.agents, args.repeat, CaptureQueriesContext, connection)
+        run_benchmark(args.agents, args.repeat, args.shape, CaptureQueriesContext, connection)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
-def run_benchmark(agents: int, repeat: int, capture: type, connection: object) -> None:
+def run_benchmark(agents: int, repeat: int, shape: str, capture: type, connection: object) -> None:
     from django.contrib.auth.models import User
     from django.test import Client
 
@@ -59,21 +66,43 @@ def run_benchmark(agents: int, repeat: int, capture: type, connection: object) -
     user = User.objects.create_user("bench", password=None)
     user.groups.add(groups["operator"])
     run = make_run(user)
-    # 10 roots x 9 children x 10 grandchildren = about 1,000 agents, created level by level.
-    roots = agents // 100 or 1
-    top = Task.objects.bulk_create([Task(**task_fields(run)) for _ in range(roots)])
-    mid = Task.objects.bulk_create(
-        [Task(**task_fields(run, parent=p, lens="reliability")) for p in top for _ in range(9)]
-    )
-    per = max(1, (agents - len(top) - len(mid)) // max(1, len(mid)))
-    low = Task.objects.bulk_create(
-        [
-            Task(**task_fields(run, parent=p, status="running", finished_at=None))
-            for p in mid
-            for _ in range(per)
-        ]
-    )
-    tasks = top + mid + low
+    if shape == "audit":
+        # Files of 20 packages x N modules, 3 lenses each, a tenth of them still running.
+        lenses = ("security", "reliability", "maintainability")
+        files = max(1, agents // len(lenses))
+        tasks = Task.objects.bulk_create(
+            [
+                Task(
+                    **task_fields(
+                        run,
+                        group=f"src/pkg{i % 20}/mod{i % 7}",
+                        scope_label=f"src/pkg{i % 20}/mod{i % 7}/file_{i}.py",
+                        lens=lens,
+                        status="running" if i % 10 == 0 else "succeeded",
+                    )
+                )
+                for i in range(files)
+                for lens in lenses
+            ],
+            batch_size=1000,
+        )
+        low = tasks
+    else:
+        # 1% roots x 9 children x the rest as grandchildren, created level by level.
+        roots = agents // 100 or 1
+        top = Task.objects.bulk_create([Task(**task_fields(run)) for _ in range(roots)])
+        mid = Task.objects.bulk_create(
+            [Task(**task_fields(run, parent=p, lens="reliability")) for p in top for _ in range(9)]
+        )
+        per = max(1, (agents - len(top) - len(mid)) // max(1, len(mid)))
+        low = Task.objects.bulk_create(
+            [
+                Task(**task_fields(run, parent=p, status="running", finished_at=None))
+                for p in mid
+                for _ in range(per)
+            ]
+        )
+        tasks = top + mid + low
     Finding.objects.bulk_create(
         [
             Finding(
@@ -94,7 +123,7 @@ def run_benchmark(agents: int, repeat: int, capture: type, connection: object) -
     Run.objects.filter(pk=run.pk).update(
         last_seq=len(tasks),
         tasks_total=len(tasks),
-        tasks_done=len(top) + len(mid),
+        tasks_done=sum(1 for t in tasks if t.status == "succeeded"),
         findings_count=200,
     )
     client = Client()
@@ -126,7 +155,7 @@ def run_benchmark(agents: int, repeat: int, capture: type, connection: object) -
     took = time.perf_counter() - started
     print(
         f"live update after one agent finished: {took * 1000:.0f} ms, "
-        f"{len(html) / 1024:.1f} KiB pushed, tree re-rendered: {'children-root' in html}"
+        f"{len(html) / 1024:.1f} KiB pushed, tree re-rendered: {'id="tree-body"' in html}"
     )
 
 

@@ -261,6 +261,7 @@ def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut])
             lens=request.lens or parent.lens,
             scope=request.scope,
             scope_label=label[:300],
+            group=parent.group,
             why=request.why[:500],
             provider=parent.provider,
             model=parent.model,

@@ -101,6 +101,7 @@ def _task_from_spec(
         lens=spec.lens,
         scope=spec.scope,
         scope_label=spec.scope_label[:300],
+        group=spec.group[:300],
         why=spec.why[:500],
         provider=role.provider or run.provider,
         model=role.model or run.model,

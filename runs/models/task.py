@@ -57,6 +57,11 @@ class Task(models.Model):
     lens = models.CharField(max_length=100, blank=True)
     scope = models.JSONField(default=dict)
     scope_label = models.CharField(max_length=300, blank=True)
+    group = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Where the planner put it in the run's structure ('/'-separated, e.g. a folder).",
+    )
     depends_on = models.ManyToManyField(
         "self", symmetrical=False, related_name="dependents", blank=True
     )

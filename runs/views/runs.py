@@ -66,7 +66,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     )
     context = {
         **panel_context(run, tasks, request.user),
-        **tree_context(run, tasks, request.GET.get("q", ""), request.GET.get("status", "")),
+        **tree_context(run, tasks, request.GET.dict()),
         "events": events,
     }
     return render(request, "runs/detail.html", context)

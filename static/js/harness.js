@@ -36,8 +36,7 @@
     });
     var emptyRow = document.getElementById("runs-empty");
     if (emptyRow && emptyRow.parentNode.children.length > 1) emptyRow.remove();
-    var page = document.querySelector("[data-run-page]");
-    if (page) applyTreeFilter();
+    applyTreeLive();
   });
 
   // 3. Connection. htmx reconnects only after abnormal closes; a server restart or an idle
@@ -78,40 +77,50 @@
     if (state) setLive(state);
   });
 
-  // 4. The agent tree: instant client-side filter (the server-side ?q= works without JS),
-  //    expand/collapse all.
-  var filterTimer = null;
-  function applyTreeFilter() {
-    var input = document.querySelector("[data-tree-filter]");
-    if (!input) return;
-    var q = input.value.trim().toLowerCase();
-    var tree = document.getElementById("children-root");
-    if (!tree) return;
-    var nodes = tree.querySelectorAll("li.node");
-    if (!q) { nodes.forEach(function (li) { li.hidden = false; }); return; }
-    nodes.forEach(function (li) { li.hidden = true; });
-    nodes.forEach(function (li) {
-      var row = li.querySelector(":scope > details > summary > .node-row");
-      if (row && row.textContent.toLowerCase().indexOf(q) >= 0) {
-        var el = li;
-        while (el && el !== tree) {
-          if (el.tagName === "LI") el.hidden = false;
-          if (el.tagName === "DETAILS" && el !== li.firstElementChild) el.open = true;
-          el = el.parentElement;
-        }
+  // 4. The agent tree. Live rows arrive in #tree-live: each replaces the row with its id if the
+  //    page shows it (and it is not older), or is dropped (its group is closed or not loaded: the
+  //    group's own row carries the counts). A new agent ([data-append]) joins its parent's list
+  //    only if that list is loaded whole (no "show more" button); otherwise it is fetched with
+  //    the list. Groups load their children when first opened (hx-get on <details>).
+  function applyTreeLive() {
+    var live = document.getElementById("tree-live");
+    if (!live || !live.firstElementChild) return;
+    Array.prototype.slice.call(live.children).forEach(function (el) {
+      var into = el.getAttribute("data-append");
+      if (into) {
+        var list = document.getElementById(into);
+        if (!list || list.querySelector(":scope > .lazy, :scope > .more")) return;
+        Array.prototype.slice.call(el.children).forEach(function (li) {
+          if (li.id && document.getElementById(li.id)) return;
+          list.appendChild(li);
+          if (window.htmx) window.htmx.process(li);
+        });
+        return;
       }
+      var current = el.id && document.getElementById(el.id);
+      if (!current || current === el) return;
+      var incoming = seqOf(el), shown = seqOf(current);
+      if (incoming !== null && shown !== null && incoming < shown) return;
+      current.replaceWith(el);
     });
+    live.replaceChildren();
   }
-  document.addEventListener("input", function (evt) {
-    if (!evt.target.matches || !evt.target.matches("[data-tree-filter]")) return;
-    clearTimeout(filterTimer);
-    filterTimer = setTimeout(applyTreeFilter, 120);
+  // "Clear" without JS reloads the page; with it, the search box and results just empty.
+  document.addEventListener("click", function (evt) {
+    var clear = evt.target.closest && evt.target.closest("[data-search-clear]");
+    if (!clear) return;
+    evt.preventDefault();
+    var form = document.querySelector(".tree-filter");
+    if (form) form.reset();
+    form && form.querySelectorAll("input[type=search]").forEach(function (i) { i.value = ""; });
+    form && form.querySelectorAll("select").forEach(function (s) { s.value = ""; });
+    var results = document.getElementById("tree-search");
+    if (results) results.replaceChildren();
   });
   document.addEventListener("click", function (evt) {
     var btn = evt.target.closest && evt.target.closest("[data-tree-toggle]");
     if (!btn) return;
-    var open = btn.getAttribute("data-tree-toggle") === "open";
-    document.querySelectorAll("#children-root details").forEach(function (d) { d.open = open; });
+    document.querySelectorAll("#kids-root details[open]").forEach(function (d) { d.open = false; });
   });
 
   // 5. Confirm destructive actions (the server still checks permissions and state).

@@ -135,3 +135,36 @@ def emit(run: Run, type: str, task: Task | None = None, **payload: Any) -> Event
 
 def make_report(run: Run, html: str = "<h2>Summary</h2><p>Three issues.</p>") -> Report:
     return Report.objects.create(run=run, chain=["dedup", "synthesis"], html=html, source_text="")
+
+
+def make_audit(
+    run: Run, folders: list[str], files: int, lenses: tuple[str, ...] = ("security", "reliability")
+) -> list[Task]:
+    """Planned agents as a folder-by-folder audit plans them: one per file and lens, grouped by
+    the file's folder (bulk-created: thousands take a fraction of a second)."""
+    tasks = Task.objects.bulk_create(
+        [
+            Task(
+                **task_fields(
+                    run,
+                    scope_label=f"{folder}/file_{i}.py",
+                    group=folder,
+                    lens=lens,
+                    status=Task.Status.PENDING,
+                    queued_at=None,
+                    started_at=None,
+                    finished_at=None,
+                    tokens_in=0,
+                    tokens_out=0,
+                    cost_usd=Decimal(0),
+                )
+            )
+            for folder in folders
+            for i in range(files)
+            for lens in lenses
+        ],
+        batch_size=1000,
+    )
+    Run.objects.filter(pk=run.pk).update(tasks_total=len(tasks))
+    run.refresh_from_db()
+    return tasks

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from decimal import Decimal
 
 import pytest
 from channels.db import database_sync_to_async
@@ -169,10 +170,8 @@ async def test_reconnect_catches_up_on_everything_missed(
     panels = await comm.receive_from(timeout=5)
     assert 'id="run-header"' in panels and 'data-seq="3"' in panels
     snapshot = "".join(await receive_all(comm))  # the catch-up, without a hello
-    assert (
-        f'<ul id="children-{tasks[0].pk}" hx-swap-oob="beforeend">'
-        f'<li class="node" id="node-{new.pk}"' in snapshot
-    )
+    append = f'<ul data-append="kids-{tasks[0].pk}" data-seq="3">'
+    assert f'{append}<li class="node" id="node-{new.pk}"' in snapshot
     assert f'id="task-{tasks[1].pk}"' in snapshot and "boom" in snapshot
     assert 'id="event-3"' in snapshot and 'id="event-2"' in snapshot
     await comm.disconnect()
@@ -256,4 +255,37 @@ async def test_runs_list_sends_the_page_rows_first_and_inserts_new_runs(
     await database_sync_to_async(emit)(new, "run.planning", playbook=new.playbook)
     joined = "".join(await receive_all(comm, quiet=1.5))
     assert '<tbody id="runs-tbody" hx-swap-oob="afterbegin">' in joined and "brand-new" in joined
+    await comm.disconnect()
+
+
+@anyio
+async def test_a_collapsed_groups_counters_follow_its_agents(viewer: User, operator: User) -> None:
+    from runs.tree import dom_id
+    from tests.runs.factories import make_audit
+
+    def big() -> tuple[Run, list[Task]]:
+        run = make_run(operator)
+        tasks = make_audit(run, [f"pkg{i}/mod" for i in range(40)], files=25)
+        run.refresh_from_db()
+        return run, tasks
+
+    run, tasks = await database_sync_to_async(big)()
+    comm = await connected(f"/ws/runs/{run.pk}/?since={run.last_seq}", viewer)
+    await comm.receive_from(timeout=5)
+    deep = tasks[1_733]
+
+    def finish() -> None:
+        Task.objects.filter(pk=deep.pk).update(
+            status=Task.Status.SUCCEEDED, cost_usd=Decimal("0.25")
+        )
+        emit(run, "task.succeeded", deep)
+
+    await database_sync_to_async(finish)()
+    joined = "".join(await receive_all(comm))
+    live = joined[joined.index('<div id="tree-live"') :]
+    group = f'id="row-{dom_id("g:" + deep.group)}"'
+    assert group in live and 'id="row-root"' in live
+    row = live[live.index(group) :].split('<span class="node-row', 1)[0]
+    assert "1 done" in row and "$0.2500" in row
+    assert f'id="task-{deep.pk}"' in live
     await comm.disconnect()
