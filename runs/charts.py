@@ -12,7 +12,8 @@ from decimal import Decimal
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from runs.dashboard import BudgetForecast, CostRow, Waterfall
+from runs.dashboard import BudgetForecast, CostRow
+from runs.timeline import Waterfall
 
 BAR_H = 18
 GAP = 6

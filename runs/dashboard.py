@@ -1,8 +1,9 @@
 """What the run page shows, computed from one query of a run's tasks.
 
 Pure functions over already-loaded rows: ``load_tasks`` is the only query (light columns, no big
-output), everything else (tree, subtree counts, cost tables, waterfall, budget forecast) is
-derived in Python so the page costs the same handful of queries for 10 agents or 1,000.
+output), everything else (tree, subtree counts, cost tables, budget forecast; the timeline in
+``runs/timeline.py``) is derived in Python so the page costs the same handful of queries for 10
+agents or 1,000.
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ TASK_FIELDS = (
 # Past this many agents the tree starts collapsed: a closed <details> costs nothing to scan.
 COLLAPSE_ABOVE = 50
 TOP_AGENTS = 12
-WATERFALL_MAX_ROWS = 150
 TERMINAL = frozenset(Task.Status.terminal())
 DONE = Task.Status.SUCCEEDED
 
@@ -223,70 +223,6 @@ def cost_by_model(tasks: list[Task]) -> list[CostRow]:
         row.cost += t.cost_usd
         row.unpriced = row.unpriced or t.unpriced
     return sorted(grouped.values(), key=lambda r: (r.cost, r.tokens), reverse=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Timeline (waterfall)
-
-
-@dataclass
-class Lane:
-    task: Task
-    label: str
-    start: float  # seconds since the first queued_at
-    queue: float
-    model: float
-    tool: float
-    other: float  # running time not spent in model or tool calls
-    running: bool
-
-
-@dataclass
-class Waterfall:
-    lanes: list[Lane]
-    span: float  # seconds covered by the x axis
-    hidden: int  # lanes left out past WATERFALL_MAX_ROWS
-
-
-def waterfall(tasks: list[Task], now: datetime | None = None) -> Waterfall:
-    now = now or timezone.now()
-    timed = [t for t in tasks if t.queued_at or t.started_at]
-    if not timed:
-        return Waterfall([], 0.0, 0)
-
-    def entered(t: Task) -> datetime:
-        return t.queued_at or t.started_at or now
-
-    origin = min(entered(t) for t in timed)
-    timed.sort(key=lambda t: (entered(t), t.pk))
-    lanes: list[Lane] = []
-    span = 0.0
-    for t in timed:
-        queued = entered(t)
-        start = (queued - origin).total_seconds()
-        queue = ((t.started_at or t.finished_at or now) - queued).total_seconds()
-        run_s = 0.0
-        if t.started_at:
-            run_s = max(0.0, ((t.finished_at or now) - t.started_at).total_seconds())
-        model_s = min(t.model_seconds, run_s) if run_s else t.model_seconds
-        tool_s = min(t.tool_seconds, max(0.0, run_s - model_s)) if run_s else t.tool_seconds
-        other = max(0.0, run_s - model_s - tool_s)
-        queue = max(0.0, queue)
-        span = max(span, start + queue + max(run_s, model_s + tool_s))
-        lanes.append(
-            Lane(
-                t,
-                agent_label(t),
-                start,
-                queue,
-                model_s,
-                tool_s,
-                other,
-                running=t.status not in TERMINAL,
-            )
-        )
-    hidden = max(0, len(lanes) - WATERFALL_MAX_ROWS)
-    return Waterfall(lanes[:WATERFALL_MAX_ROWS], max(span, 0.001), hidden)
 
 
 # ---------------------------------------------------------------------------------------------

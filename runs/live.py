@@ -21,7 +21,7 @@ from django.utils import timezone
 from agents.contract import ProviderError
 from agents.providers.catalog import concurrency_cap
 from harness_site.workers import worker_slots
-from runs import charts, dashboard
+from runs import charts, dashboard, timeline
 from runs.models import Event, Finding, Run, Task
 
 EVENTS_IN_PAGE = 50
@@ -49,7 +49,7 @@ def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
     budget = dashboard.budget(run, tasks, now)
     by_agent = dashboard.cost_by_agent(tasks)
     by_model = dashboard.cost_by_model(tasks)
-    timeline = dashboard.waterfall(tasks, now)
+    waterfall = timeline.waterfall(tasks, now)
     findings = list(
         Finding.objects.filter(run_id=run.pk)
         .select_related(None)
@@ -95,8 +95,8 @@ def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
         "agent_chart": charts.bar_chart(by_agent, metric="cost"),
         "token_chart": charts.bar_chart(by_agent, metric="tokens"),
         "model_chart": charts.bar_chart(by_model, metric="cost"),
-        "timeline": timeline,
-        "timeline_svg": charts.waterfall_svg(timeline),
+        "timeline": waterfall,
+        "timeline_svg": charts.waterfall_svg(waterfall),
         "findings": findings,
         "report": report,
         "pending_approval": pending_approval,
