@@ -6,13 +6,14 @@ the target (file names, model names) can never inject markup.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from runs.dashboard import BudgetForecast, CostRow, Waterfall
+from runs.dashboard import BudgetForecast, CostRow
+from runs.timeline import ConcurrencySeries, Waterfall
 
 BAR_H = 18
 GAP = 6
@@ -117,64 +118,71 @@ def gauge(b: BudgetForecast, width: int = 320) -> SafeString:
     )
 
 
-def waterfall_svg(w: Waterfall, width: int = 900) -> SafeString:
-    """One lane per agent: queue wait, model time, tool time and other running time."""
-    if not w.lanes:
-        return SafeString("")
-    lane_h, gap, label_w = 12, 4, 230
-    plot_w = width - label_w - 10
-    scale = plot_w / w.span
-    height = len(w.lanes) * (lane_h + gap) + 24
+def _ticks(span: float, left: float, scale: float, top: float, bottom: float) -> list[str]:
+    """Grid lines and second labels at six even points of a time axis."""
     parts: list[str] = []
-    # Axis ticks at five even points.
     for i in range(6):
-        sec = w.span * i / 5
-        x = label_w + sec * scale
+        sec = span * i / 5
+        x = left + sec * scale
         parts.append(
             format_html(
-                '<line x1="{}" x2="{}" y1="0" y2="{}" class="w-grid"/>'
+                '<line x1="{}" x2="{}" y1="{}" y2="{}" class="w-grid"/>'
                 '<text x="{}" y="{}" class="w-tick" text-anchor="middle">{}s</text>',
                 _num(x),
                 _num(x),
-                height - 18,
+                _num(top),
+                _num(bottom),
                 _num(x),
-                height - 4,
-                f"{sec:.2f}" if w.span < 2 else f"{sec:.1f}" if w.span < 20 else f"{sec:.0f}",
+                _num(bottom + 14),
+                f"{sec:.2f}" if span < 2 else f"{sec:.1f}" if span < 20 else f"{sec:.0f}",
             )
         )
+    return parts
+
+
+WATERFALL_LABEL_W = 230
+
+
+def waterfall_svg(w: Waterfall, width: int = 900) -> SafeString:
+    """One lane per agent (or per group of agents): wait, model, tool and other running time."""
+    if not w.lanes:
+        return SafeString("")
+    lane_h, gap, label_w = 12, 4, WATERFALL_LABEL_W
+    plot_w = width - label_w - 10
+    scale = plot_w / w.span
+    height = len(w.lanes) * (lane_h + gap) + 24
+    parts = _ticks(w.span, label_w, scale, 0, height - 18)
     for i, lane in enumerate(w.lanes):
         y = i * (lane_h + gap) + 2
         x = label_w + lane.start * scale
         segs = []
         for kind, seconds in (
-            ("queue", lane.queue),
+            ("queue", lane.wait),
             ("model", lane.model),
             ("tool", lane.tool),
             ("other", lane.other),
         ):
             if seconds <= 0:
                 continue
-            seg_w = max(1.0, seconds * scale)
             segs.append(
                 format_html(
                     '<rect x="{}" y="{}" width="{}" height="{}" class="w-{}"/>',
                     _num(x),
                     y,
-                    _num(seg_w),
+                    _num(max(1.0, seconds * scale)),
                     lane_h,
                     kind,
                 )
             )
             x += seconds * scale
+        state = " w-running" if lane.running else " w-waiting" if lane.waiting else ""
         parts.append(
             format_html(
-                '<g class="w-lane{}"><title>{} — queue {}s, model {}s, tools {}s</title>'
+                '<g class="w-lane{}{}"><title>{}</title>'
                 '<text x="{}" y="{}" class="w-label" text-anchor="end">{}</text>{}</g>',
-                " w-running" if lane.running else "",
-                lane.label,
-                f"{lane.queue:.2f}",
-                f"{lane.model:.2f}",
-                f"{lane.tool:.2f}",
+                state,
+                " w-group" if lane.agents > 1 else "",
+                lane.title,
                 label_w - 6,
                 y + lane_h - 2,
                 _short(lane.label, 36),
@@ -183,9 +191,124 @@ def waterfall_svg(w: Waterfall, width: int = 900) -> SafeString:
         )
     return format_html(
         '<svg class="waterfall" viewBox="0 0 {} {}" width="100%" role="img" '
-        'aria-label="Timeline of agents">{}</svg>',
+        'aria-label="Timeline of {} agents">{}</svg>',
         width,
         height,
+        w.agents,
+        mark_safe("".join(parts)),  # noqa: S308 - format_html output
+    )
+
+
+def _step_path(
+    times: list[float], values: list[int], x: Callable[[float], float], y: Callable[[float], float]
+) -> str:
+    """An SVG path of a step function: hold each value until the next sample."""
+    out = [f"M{_num(x(times[0]))},{_num(y(values[0]))}"]
+    for t, v in zip(times[1:], values[1:], strict=True):
+        out.append(f"H{_num(x(t))}V{_num(y(v))}")
+    return "".join(out)
+
+
+def _band_axis(
+    values: tuple[int, ...], y: Callable[[float], float], left: float, right: float
+) -> list[str]:
+    parts: list[str] = []
+    for value in values:
+        parts.append(
+            format_html(
+                '<line x1="{}" x2="{}" y1="{}" y2="{}" class="w-grid"/>'
+                '<text x="{}" y="{}" class="w-tick" text-anchor="end">{}</text>',
+                left,
+                right,
+                _num(y(value)),
+                _num(y(value)),
+                left - 6,
+                _num(y(value) + 3),
+                value,
+            )
+        )
+    return parts
+
+
+def concurrency_svg(c: ConcurrencySeries, span: float, width: int = 900) -> SafeString:
+    """Two bands on one time axis (``span``: the waterfall's, so the charts line up): agents
+    running and waiting to retry against the cap, and below, on its own scale, agents waiting
+    to start (hundreds can wait under a cap of ten; one scale would flatten the running line)."""
+    if not c.times:
+        return SafeString("")
+    label_w, top, run_h, gap, wait_h = WATERFALL_LABEL_W, 8, 110, 22, 50
+    right = width - 10
+    span = max(span, c.span)
+    scale = (right - label_w) / span
+    run_top = max(c.cap, c.peak_running, c.peak_retrying, 1)
+    wait_top = max(c.peak_waiting, 1)
+    wait_y0 = top + run_h + gap
+
+    def x(sec: float) -> float:
+        return label_w + sec * scale
+
+    def y_run(value: float) -> float:
+        return top + run_h * (1 - value / (run_top * 1.1))
+
+    def y_wait(value: float) -> float:
+        return wait_y0 + wait_h * (1 - value / wait_top)
+
+    bottom = wait_y0 + wait_h
+    parts = _ticks(span, label_w, scale, top, bottom)
+    parts += _band_axis(
+        (0, c.cap) if c.cap == run_top else (0, c.cap, run_top), y_run, label_w, right
+    )
+    parts += _band_axis((0, wait_top), y_wait, label_w, right)
+    parts.append(
+        format_html(
+            '<text x="{}" y="{}" class="w-tick cc-band" text-anchor="end">running</text>'
+            '<text x="{}" y="{}" class="w-tick cc-band" text-anchor="end">waiting to start</text>',
+            label_w - 34,
+            _num(top + run_h / 2),
+            label_w - 34,
+            _num(wait_y0 + wait_h / 2 + 3),
+        )
+    )
+    parts.append(
+        format_html(
+            '<path d="{}V{}H{}Z" class="cc-waiting"/>',
+            _step_path(c.times, c.waiting, x, y_wait),
+            _num(y_wait(0)),
+            _num(x(c.times[0])),
+        )
+    )
+    parts.append(
+        format_html(
+            '<line x1="{}" x2="{}" y1="{}" y2="{}" class="cc-cap"/>'
+            '<text x="{}" y="{}" class="w-tick cc-cap-label" text-anchor="end">cap {}</text>',
+            label_w,
+            right,
+            _num(y_run(c.cap)),
+            _num(y_run(c.cap)),
+            right - 2,
+            _num(y_run(c.cap) - 4),
+            c.cap,
+        )
+    )
+    if c.peak_retrying:
+        parts.append(
+            format_html(
+                '<path d="{}" class="cc-retrying"/>', _step_path(c.times, c.retrying, x, y_run)
+            )
+        )
+    parts.append(
+        format_html('<path d="{}" class="cc-running"/>', _step_path(c.times, c.running, x, y_run))
+    )
+    return format_html(
+        '<svg class="concurrency" viewBox="0 0 {} {}" width="100%" role="img" '
+        'aria-label="Agents running (peak {}) against the cap of {}, waiting to start (peak {}) '
+        'and waiting to retry (peak {}), over time">{}</svg>',
+        width,
+        _num(bottom + 20),
+        c.peak_running,
+        c.cap,
+        c.peak_waiting,
+        c.peak_retrying,
         mark_safe("".join(parts)),  # noqa: S308 - format_html output
     )
 

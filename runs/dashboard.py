@@ -1,8 +1,9 @@
 """What the run page shows, computed from one query of a run's tasks.
 
 Pure functions over already-loaded rows: ``load_tasks`` is the only query (light columns, no big
-output), everything else (tree, subtree counts, cost tables, waterfall, budget forecast) is
-derived in Python so the page costs the same handful of queries for 10 agents or 1,000.
+output), everything else (tree, subtree counts, cost tables, budget forecast; the timeline in
+``runs/timeline.py``) is derived in Python so the page costs the same handful of queries for 10
+agents or 1,000.
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ TASK_FIELDS = (
     "error",
 )
 TOP_AGENTS = 12
-WATERFALL_MAX_ROWS = 150
 TERMINAL = frozenset(Task.Status.terminal())
 DONE = Task.Status.SUCCEEDED
 
@@ -121,70 +121,6 @@ def cost_by_model(tasks: list[Task]) -> list[CostRow]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Timeline (waterfall)
-
-
-@dataclass
-class Lane:
-    task: Task
-    label: str
-    start: float  # seconds since the first queued_at
-    queue: float
-    model: float
-    tool: float
-    other: float  # running time not spent in model or tool calls
-    running: bool
-
-
-@dataclass
-class Waterfall:
-    lanes: list[Lane]
-    span: float  # seconds covered by the x axis
-    hidden: int  # lanes left out past WATERFALL_MAX_ROWS
-
-
-def waterfall(tasks: list[Task], now: datetime | None = None) -> Waterfall:
-    now = now or timezone.now()
-    timed = [t for t in tasks if t.queued_at or t.started_at]
-    if not timed:
-        return Waterfall([], 0.0, 0)
-
-    def entered(t: Task) -> datetime:
-        return t.queued_at or t.started_at or now
-
-    origin = min(entered(t) for t in timed)
-    timed.sort(key=lambda t: (entered(t), t.pk))
-    lanes: list[Lane] = []
-    span = 0.0
-    for t in timed:
-        queued = entered(t)
-        start = (queued - origin).total_seconds()
-        queue = ((t.started_at or t.finished_at or now) - queued).total_seconds()
-        run_s = 0.0
-        if t.started_at:
-            run_s = max(0.0, ((t.finished_at or now) - t.started_at).total_seconds())
-        model_s = min(t.model_seconds, run_s) if run_s else t.model_seconds
-        tool_s = min(t.tool_seconds, max(0.0, run_s - model_s)) if run_s else t.tool_seconds
-        other = max(0.0, run_s - model_s - tool_s)
-        queue = max(0.0, queue)
-        span = max(span, start + queue + max(run_s, model_s + tool_s))
-        lanes.append(
-            Lane(
-                t,
-                agent_label(t),
-                start,
-                queue,
-                model_s,
-                tool_s,
-                other,
-                running=t.status not in TERMINAL,
-            )
-        )
-    hidden = max(0, len(lanes) - WATERFALL_MAX_ROWS)
-    return Waterfall(lanes[:WATERFALL_MAX_ROWS], max(span, 0.001), hidden)
-
-
-# ---------------------------------------------------------------------------------------------
 # Budget and forecast
 
 
@@ -220,28 +156,72 @@ class BudgetForecast:
         )
 
 
-def budget(run: Run, tasks: list[Task], now: datetime | None = None) -> BudgetForecast:
-    """Spend so far and a forecast: the mean cost of finished agents times the agents still to
-    run, and a finish time from the agent throughput observed since the run started."""
+@dataclass(frozen=True)
+class Totals:
+    """Spend and tokens as the agents report them (each when it finishes): the one source of
+    the counters, the budget panel and the cost panel of a render, so they always agree."""
+
+    cost: Decimal
+    tokens_in: int
+    tokens_out: int
+    agents: int  # agents that reported usage
+    unpriced_agents: int
+    of_agents: int  # every agent of the run
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_in + self.tokens_out
+
+
+def totals(tasks: list[Task]) -> Totals:
+    used = [t for t in tasks if t.tokens_in or t.tokens_out or t.cost_usd]
+    return Totals(
+        cost=sum((t.cost_usd for t in used), Decimal(0)),
+        tokens_in=sum(t.tokens_in for t in used),
+        tokens_out=sum(t.tokens_out for t in used),
+        agents=len(used),
+        unpriced_agents=sum(1 for t in used if t.unpriced),
+        of_agents=len(tasks),
+    )
+
+
+def forecast_at(
+    finished: list[Task], spent: Decimal, remaining: int, started: datetime, at: datetime
+) -> tuple[Decimal, datetime, float]:
+    """(cost, finish time, agents per second) as forecast at ``at`` from the agents
+    ``finished`` by then: their mean cost for each remaining agent, and their throughput since
+    ``started`` for the time left. ``finished`` must not be empty."""
+    mean = sum((t.cost_usd for t in finished), Decimal(0)) / len(finished)
+    elapsed = max(1e-3, (at - started).total_seconds())
+    per_second = len(finished) / elapsed
+    return spent + mean * remaining, at + timedelta(seconds=remaining / per_second), per_second
+
+
+def budget(
+    run: Run, tasks: list[Task], now: datetime | None = None, spent: Totals | None = None
+) -> BudgetForecast:
+    """Spend so far (``spent``: ``totals(tasks)`` when the caller has it) and a forecast: the
+    mean cost of finished agents times the agents still to run, and a finish time from the
+    agent throughput observed since the run started."""
     now = now or timezone.now()
+    spent = spent or totals(tasks)
     finished = [t for t in tasks if t.status in TERMINAL and t.started_at]
     remaining = sum(1 for t in tasks if t.status not in TERMINAL)
     forecast_cost: Decimal | None = None
     forecast_finish: datetime | None = None
     rate: float | None = None
     if run.is_finished:
-        forecast_cost, forecast_finish = run.cost_usd, run.finished_at
+        forecast_cost, forecast_finish = spent.cost, run.finished_at
     elif finished:
-        mean = sum((t.cost_usd for t in finished), Decimal(0)) / len(finished)
-        forecast_cost = run.cost_usd + mean * remaining
-        started = run.started_at or min(t.started_at for t in finished)  # type: ignore[type-var]
-        elapsed = max(1e-3, (now - started).total_seconds())  # type: ignore[operator]
-        rate = len(finished) / elapsed * 60
-        forecast_finish = now + timedelta(seconds=remaining / (len(finished) / elapsed))
+        started = run.started_at or min(t.started_at for t in finished if t.started_at)
+        forecast_cost, forecast_finish, per_second = forecast_at(
+            finished, spent.cost, remaining, started, now
+        )
+        rate = per_second * 60
     return BudgetForecast(
-        spent=run.cost_usd,
+        spent=spent.cost,
         limit=run.budget_usd,
-        tokens=run.tokens_in + run.tokens_out,
+        tokens=spent.tokens,
         token_limit=run.budget_tokens,
         forecast_cost=forecast_cost,
         forecast_finish=forecast_finish,

@@ -21,15 +21,17 @@ from django.utils import timezone
 from agents.contract import ProviderError
 from agents.providers.catalog import concurrency_cap
 from harness_site.workers import worker_slots
-from runs import charts, dashboard
+from runs import charts, dashboard, forecast, timeline
 from runs import tree as agent_tree
 from runs.event_types import EventType
 from runs.models import Event, Finding, Run, Task
 from runs.tree import AgentTree
 
 EVENTS_IN_PAGE = 50
-# Panels whose render is big (a bar or lane per agent): pushed at most this often per connection.
-HEAVY_PANELS = {"run-costs", "run-timeline"}
+# Panels whose render is big (a lane per agent, up to 150): pushed at most this often per
+# connection. The cost panel is not one of them: its size is bounded (top agents, per model),
+# and it must go out with the counters, which show the same totals.
+HEAVY_PANELS = {"run-timeline"}
 HEAVY_INTERVAL = 1.0
 FINDINGS_IN_PAGE = 50
 # Past this many new agents in one push, the tree's first view is re-rendered instead.
@@ -51,10 +53,15 @@ PANELS = {
 def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
     """Everything the aggregate panels need, from the run row and one list of tasks."""
     now = timezone.now()
-    budget = dashboard.budget(run, tasks, now)
+    # One source for every figure of spend in this render: the tasks list, read in one query.
+    # The run row's totals are written in the same transactions, but read in another statement
+    # they can be a finished agent ahead of (or behind) the list.
+    totals = dashboard.totals(tasks)
+    budget = dashboard.budget(run, tasks, now, totals)
     by_agent = dashboard.cost_by_agent(tasks)
     by_model = dashboard.cost_by_model(tasks)
-    timeline = dashboard.waterfall(tasks, now)
+    waterfall = timeline.waterfall(run, tasks, now)
+    series = timeline.concurrency_series(run, tasks, timeline.load_retry_waits(run), now)
     findings = list(
         Finding.objects.filter(run_id=run.pk)
         .select_related(None)
@@ -93,15 +100,20 @@ def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
             provider_cap=_provider_cap(run.provider),
             counts=counts,
         ),
+        "queue_wait": timeline.queue_wait(run, tasks, now),
+        "totals": totals,
         "budget": budget,
+        "forecast_checks": forecast.forecast_checks(run, tasks, budget),
         "gauge_svg": charts.gauge(budget),
         "cost_by_agent": by_agent,
         "cost_by_model": by_model,
         "agent_chart": charts.bar_chart(by_agent, metric="cost"),
         "token_chart": charts.bar_chart(by_agent, metric="tokens"),
         "model_chart": charts.bar_chart(by_model, metric="cost"),
-        "timeline": timeline,
-        "timeline_svg": charts.waterfall_svg(timeline),
+        "timeline": waterfall,
+        "timeline_svg": charts.waterfall_svg(waterfall),
+        "concurrency_series": series,
+        "concurrency_svg": charts.concurrency_svg(series, waterfall.span),
         "findings": findings,
         "report": report,
         "pending_approval": pending_approval,

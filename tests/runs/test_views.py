@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -11,7 +13,15 @@ from django.test import Client
 from django.urls import reverse
 
 from runs.models import Approval, Run, Task
-from tests.runs.factories import emit, make_finding, make_report, make_run, make_task, make_tree
+from tests.runs.factories import (
+    emit,
+    make_finding,
+    make_report,
+    make_run,
+    make_task,
+    make_tree,
+    task_fields,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -223,3 +233,36 @@ def test_run_page_query_count_does_not_grow_with_agents(
     many = _queries(None, viewer_client, reverse("runs:detail", args=[big.pk]))
     assert many == few
     assert many <= 15
+
+
+def test_run_page_of_many_agents_draws_the_concurrency_chart_and_every_agent_aggregated(
+    viewer_client: Client, operator: User
+) -> None:
+    run = make_run(operator, max_concurrency=8)
+    Task.objects.bulk_create([Task(**task_fields(run)) for _ in range(160)])
+    Task.objects.bulk_create(
+        [Task(**task_fields(run, status=Task.Status.PENDING, started_at=None, finished_at=None))]
+    )
+    html = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert 'data-chart="concurrency"' in html
+    assert "cap 8" in html
+    assert "All 161 agents, 2 to a row" in html
+    assert "not drawn" not in html
+    assert "agents 161-161" in html
+    assert "1 waiting to start, the longest for" in html
+
+
+def test_counters_and_cost_panel_show_the_same_total_in_one_render(
+    viewer_client: Client, operator: User
+) -> None:
+    # The run row a finished agent behind its tasks: what a render between two reads saw.
+    run = make_run(operator, cost_usd=Decimal("0.0021"))
+    for cost in ("0.0021", "0.0033", "0.0077"):
+        make_task(run, cost_usd=Decimal(cost))
+    make_task(run, status=Task.Status.RUNNING, finished_at=None, cost_usd=0, tokens_in=0)
+    html = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    counter = re.search(r'data-stat="cost">\$([\d.]+)<', html)
+    panel = re.search(r'data-stat="cost-total"><b>\$([\d.]+)<', html)
+    assert counter and panel
+    assert counter.group(1) == panel.group(1) == "0.0131"
+    assert "<b>$0.0131</b> of $5.00" in html  # the budget panel's spend too
