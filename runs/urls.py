@@ -7,6 +7,7 @@ app_name = "runs"
 urlpatterns = [
     path("", runs.run_list, name="list"),
     path("runs/new/", launch.launch, name="launch"),
+    path("runs/new/estimate/", launch.estimate, name="estimate"),
     path("runs/<int:run_id>/", runs.run_detail, name="detail"),
     path("runs/<int:run_id>/events/", records.events, name="events"),
     path("runs/<int:run_id>/findings/", records.findings, name="findings"),
