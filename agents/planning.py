@@ -4,7 +4,7 @@ The same snapshot and playbook always give the same TaskSpecs, in the same order
 keys: key = SHA-256 of step, lens, canonical scope and snapshot digest. Strategies:
 
 - domain: files grouped by directory, packed into size-balanced chunks, x lenses;
-- perspective: one document x lenses (personas);
+- perspective: one document x lenses (personas), or every document x lenses (document = "*");
 - hierarchical: one reader per document, then a synthesis task depending on all of them;
 - sampling: a seeded random subset of a large corpus (the seed comes from the snapshot digest);
 - ensemble: K agents on seeded samples of the same target, same lens (for voting).
@@ -24,6 +24,8 @@ from agents.analysis.text_rules import language_for
 from agents.playbooks import Playbook
 
 DOC_EXTENSIONS = (".md", ".markdown", ".txt", ".rst")
+# The ``document`` option value that fans a one-document review out over every document.
+EVERY_DOCUMENT = "*"
 
 
 class PlanningError(ValueError):
@@ -169,17 +171,23 @@ def _by_domain(
 def _by_perspective(
     playbook: Playbook, manifest: dict[str, Any], files: list[FileInfo]
 ) -> list[TaskSpec]:
-    """One document, read once per lens (persona)."""
+    """One document, read once per lens (persona); ``document = "*"`` (EVERY_DOCUMENT) reads
+    every document of the target through every lens instead."""
     wanted = playbook.options.get("document")
-    document = _pick_document(manifest, wanted)
-    # Never a silent choice: a target with several documents says which one was taken and why.
-    others = len(_documents(manifest)) - 1
-    chosen = (
-        f" (the largest of {others + 1} documents in the target; "
-        "set the document option to review another)"
-        if others and not wanted
-        else ""
-    )
+    if wanted == EVERY_DOCUMENT:
+        documents = document_paths(manifest)
+        reason = f" (every one of the {len(documents)} documents: document = {EVERY_DOCUMENT})"
+    else:
+        documents = [pick_document(manifest, wanted)]
+        # Never a silent choice: a target with several documents says which one was taken and
+        # why.
+        count = len(_documents(manifest))
+        reason = (
+            f" (the largest of {count} documents in the target; "
+            "set the document option to review another)"
+            if count > 1 and not wanted
+            else ""
+        )
     return [
         TaskSpec(
             step="review",
@@ -188,9 +196,10 @@ def _by_perspective(
             scope={"document": document},
             scope_label=document,
             snapshot_digest=manifest["digest"],
-            why=f"{document} read as the {lens}{chosen}",
+            why=f"{document} read as the {lens}{reason}",
             group=document,
         )
+        for document in documents
         for lens in playbook.lenses
     ]
 
@@ -272,7 +281,13 @@ _DECOMPOSITIONS: dict[str, Callable[[Playbook, dict[str, Any], list[FileInfo]], 
 }
 
 
-def _pick_document(manifest: dict[str, Any], wanted: str | None) -> str:
+def document_paths(manifest: dict[str, Any]) -> list[str]:
+    """The documents a document playbook reads (every file when none looks like a document)."""
+    return [doc.path for doc in _documents(manifest)]
+
+
+def pick_document(manifest: dict[str, Any], wanted: str | None) -> str:
+    """The document a one-document review reads: ``wanted``, or else the largest."""
     docs = _documents(manifest)
     if wanted:
         if wanted not in manifest["files"]:

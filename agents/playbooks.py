@@ -155,6 +155,8 @@ PLAYBOOKS: dict[str, Playbook] = {
                 "synthesizer": AgentSpec(role="synthesizer", tools=(), can_spawn=False),
             },
             aggregation=STANDARD_CHAIN,
+            # Blank: the largest document of the target; "*": every document x every persona.
+            options={"document": ""},
         ),
         Playbook(
             name="ensemble",

@@ -8,11 +8,22 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 
 from agents.aggregation import AGGREGATION_STEPS
+from agents.planning import EVERY_DOCUMENT
 from agents.playbooks import PLAYBOOKS
-from agents.providers.catalog import provider_choices
-from runs.actions.launch import BUDGET_USD_MAX, BUDGET_USD_STEP, LAUNCH_BOUNDS
+from agents.providers.catalog import missing_key_variable, provider_choices
+from runs.actions.launch import (
+    BUDGET_USD_MAX,
+    BUDGET_USD_STEP,
+    LAUNCH_BOUNDS,
+    OPTION_BOUNDS,
+    OPTION_LABELS,
+    LaunchError,
+    check_options,
+    offered_options,
+)
 from runs.models import Run
 from runs.targets import available_targets
 
@@ -20,6 +31,29 @@ from runs.targets import available_targets
 def _bounded(name: str, **kwargs: Any) -> forms.IntegerField:
     low, high = LAUNCH_BOUNDS[name]
     return forms.IntegerField(min_value=low, max_value=high, **kwargs)
+
+
+def _option(name: str, help_text: str) -> forms.CharField:
+    """A playbook option. Text, not a number field: options of a playbook other than the chosen
+    one are ignored, even garbage, so ``clean`` checks only the chosen playbook's (with the bounds
+    of ``runs.actions.launch``); min/max still reach the browser's number input."""
+    low, high = OPTION_BOUNDS[name]
+    widget = forms.NumberInput(attrs={"min": low, "max": high, "step": 1})
+    return forms.CharField(
+        required=False, label=OPTION_LABELS[name], help_text=help_text, widget=widget
+    )
+
+
+def document_choices(documents: list[str], current: str = "") -> list[tuple[str, str]]:
+    """The choices of the document option: automatic, every document, then the target's."""
+    choices = [
+        ("", "The largest document (automatic)"),
+        (EVERY_DOCUMENT, "Every document, each read by every persona (fan out)"),
+        *((path, path) for path in documents),
+    ]
+    if current and current not in dict(choices):
+        choices.append((current, current))  # kept as typed; the estimate says if it is missing
+    return choices
 
 
 def all_roles() -> dict[str, list[str]]:
@@ -58,6 +92,20 @@ class LaunchForm(forms.Form):
     )
     budget_tokens = _bounded("budget_tokens", required=False, label="Budget (tokens)")
     max_depth = _bounded("max_depth")
+    max_agents = forms.IntegerField(
+        min_value=1,
+        required=False,
+        label="Max agents",
+        help_text="Agents this run may have in all; a target that needs more is refused.",
+    )
+    k = _option("k", "Independent voters; each reads its own seeded sample of the target.")
+    chunk_files = _option("chunk_files", "Files one auditor reads (chunks also stop at a size).")
+    document = forms.CharField(
+        required=False,
+        max_length=500,
+        widget=forms.Select,
+        help_text="The document the personas review, or every document.",
+    )
     aggregation = forms.MultipleChoiceField(
         widget=forms.CheckboxSelectMultiple,
         required=False,
@@ -78,7 +126,7 @@ class LaunchForm(forms.Form):
         self.playbooks = playbooks
         self._choices("playbook", [(p.name, p.title) for p in playbooks.values()])
         self._choices("target", [("", "— choose a target —"), *available_targets()])
-        self._choices("provider", provider_choices())
+        self._choices("provider", self._provider_choices())
         steps = AGGREGATION_STEPS
         self.aggregation_help = steps
         self._choices("aggregation", [(name, name) for name in steps])
@@ -99,6 +147,34 @@ class LaunchForm(forms.Form):
         self.initial.setdefault("budget_usd", Decimal(str(settings.HARNESS_DEFAULT_BUDGET_USD)))
         self.initial.setdefault("max_depth", settings.HARNESS_DEFAULT_MAX_DEPTH)
         self.initial.setdefault("aggregation", list(first.aggregation))
+        # Read per form, not at import, so the limit follows the settings in use.
+        max_agents = self.fields["max_agents"]
+        assert isinstance(max_agents, forms.IntegerField)
+        max_agents.max_value = settings.HARNESS_MAX_AGENTS
+        max_agents.validators.append(MaxValueValidator(settings.HARNESS_MAX_AGENTS))
+        max_agents.widget.attrs.update({"min": 1, "max": settings.HARNESS_MAX_AGENTS})
+        self.initial.setdefault("max_agents", min(first.max_agents, settings.HARNESS_MAX_AGENTS))
+        # Option name -> the playbooks it applies to (shown without JS; JS hides the others).
+        self.option_playbooks: dict[str, list[str]] = {}
+        for book in playbooks.values():
+            for name in offered_options(book):
+                self.option_playbooks.setdefault(name, []).append(book.name)
+        self.offer_documents([])
+
+    def _provider_choices(self) -> list[tuple[str, str]]:
+        """Providers, those missing their API key marked: launching on them is refused."""
+        choices = []
+        for name, label in provider_choices():
+            variable = missing_key_variable(name)
+            choices.append((name, f"{label} — needs {variable}" if variable else label))
+        return choices
+
+    def offer_documents(self, documents: list[str]) -> None:
+        """Offer the target's documents in the document select (known once it is listed)."""
+        current = str(self["document"].value() or "")
+        widget = self.fields["document"].widget
+        assert isinstance(widget, forms.Select)
+        widget.choices = document_choices(documents, current)
 
     def _choices(self, name: str, choices: list[tuple[str, str]]) -> None:
         field = self.fields[name]
@@ -111,6 +187,19 @@ class LaunchForm(forms.Form):
             self.add_error("target", "Choose a target or upload an archive.")
         elif data.get("target") and data.get("archive"):
             self.add_error("archive", "Choose a listed target or upload an archive, not both.")
+        # Only the chosen playbook's options count; the others' fields are ignored entirely.
+        book = self.playbooks.get(data.get("playbook") or "")
+        self.options: dict[str, Any] = {}
+        for name in offered_options(book) if book else []:
+            value = data.get(name)
+            if value in (None, ""):
+                continue
+            try:
+                self.options.update(check_options({name: value}))
+            except LaunchError as exc:
+                self.add_error(name, str(exc))
+        if data.get("max_agents") is not None:
+            self.options["max_agents"] = data["max_agents"]
         return data
 
     def launch_kwargs(self) -> dict[str, Any]:
@@ -134,6 +223,7 @@ class LaunchForm(forms.Form):
             "max_depth": data.get("max_depth"),
             "aggregation": chain,
             "latency_ms": data.get("latency_ms") or 0,
+            "options": dict(self.options) or None,
             "title": data.get("title") or "",
         }
 

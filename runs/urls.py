@@ -7,6 +7,7 @@ app_name = "runs"
 urlpatterns = [
     path("", runs.run_list, name="list"),
     path("runs/new/", launch.launch, name="launch"),
+    path("runs/new/estimate/", launch.estimate, name="estimate"),
     path("runs/<int:run_id>/", runs.run_detail, name="detail"),
     path("runs/<int:run_id>/tree/", tree.tree_children, name="tree"),
     path("runs/<int:run_id>/tree/search/", tree.tree_search, name="tree_search"),

@@ -11,7 +11,7 @@ from agents.contract import Provider, ProviderError
 from agents.providers.anthropic_provider import AnthropicProvider
 from agents.providers.heuristic import HeuristicProvider
 from agents.providers.openai_provider import OpenAIProvider
-from agents.providers.registry import provider_config, provider_names
+from agents.providers.registry import MissingApiKey, provider_config, provider_names
 
 
 @functools.cache
@@ -39,6 +39,22 @@ def provider_choices() -> list[tuple[str, str]]:
     return choices + [(name, name) for name in provider_names() if name != "heuristic"]
 
 
+def missing_key_variable(name: str) -> str | None:
+    """The environment variable ``name`` still needs (its API key is unset), else None. Unknown
+    names are None too: the launch refuses those with their own message."""
+    try:
+        config = getattr(get_provider(name), "config", None)
+    except (ProviderError, ValueError, KeyError):
+        return None
+    if config is None:
+        return None
+    try:
+        config.api_key()
+    except MissingApiKey:
+        return str(config.api_key_env or "an API key variable")
+    return None
+
+
 def default_model(name: str) -> str:
     provider = get_provider(name)
     getter = getattr(provider, "default_model", None)
@@ -51,4 +67,10 @@ def concurrency_cap(name: str) -> int | None:
     return int(cap) if cap else None
 
 
-__all__ = ["Provider", "ProviderError", "get_provider", "provider_choices"]
+__all__ = [
+    "Provider",
+    "ProviderError",
+    "get_provider",
+    "missing_key_variable",
+    "provider_choices",
+]

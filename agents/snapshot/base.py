@@ -119,13 +119,21 @@ class Builder:
     """Collects files into a staging folder; ``finish`` commits them and writes the manifest.
 
     Use as a context manager: the staging folder is always removed, and nothing reaches
-    ``objects/`` or ``manifests/`` unless ``finish`` ran to completion.
+    ``objects/`` or ``manifests/`` unless ``finish`` ran to completion. With ``store=None`` it
+    only lists: the same checks and the same manifest (digest included), nothing written. The
+    launch form's estimate plans from such a listing, so estimating never fills the store.
     """
 
     def __init__(
-        self, store: Path, source: str, *, max_file_bytes: int, max_total_bytes: int, max_files: int
+        self,
+        store: Path | None,
+        source: str,
+        *,
+        max_file_bytes: int,
+        max_total_bytes: int,
+        max_files: int,
     ) -> None:
-        self.store = Store(store)
+        self.store = Store(store) if store is not None else None
         self.source = source
         self.max_file_bytes = max_file_bytes
         self.max_total_bytes = max_total_bytes
@@ -137,12 +145,15 @@ class Builder:
         self.staged: set[str] = set()
 
     def __enter__(self) -> Builder:
-        self.store.tmp.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(prefix="stage-", dir=self.store.tmp))
+        self.staging: Path | None = None
+        if self.store is not None:
+            self.store.tmp.mkdir(parents=True, exist_ok=True)
+            self.staging = Path(tempfile.mkdtemp(prefix="stage-", dir=self.store.tmp))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        shutil.rmtree(self.staging, ignore_errors=True)
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
 
     def skip(self, path: str, reason: str) -> None:
         self.skipped_count += 1
@@ -175,7 +186,7 @@ class Builder:
         except UnicodeDecodeError:
             return self.skip(path, "binary")
         sha = hashlib.sha256(data).hexdigest()
-        if sha not in self.staged:
+        if self.staging is not None and sha not in self.staged:
             staged = self.staging / sha
             staged.write_bytes(data)
             os.chmod(staged, 0o444)  # blobs are immutable once written
@@ -199,6 +210,8 @@ class Builder:
             total_bytes=self.total_bytes,
             source=self.source,
         )
+        if self.store is None or self.staging is None:
+            return manifest  # a listing only
         for sha in sorted(self.staged):
             dest = self.store.blob_path(sha)
             if dest.exists():  # identical content is stored once

@@ -76,7 +76,7 @@ def _walk(builder: Builder, dir_fd: int, rel: str, depth: int) -> None:
 def freeze_directory(
     path: str | Path,
     allowed_roots: list[Path],
-    store: Path,
+    store: Path | None,
     *,
     max_file_bytes: int = 1_000_000,
     max_total_bytes: int = 200_000_000,
@@ -89,6 +89,7 @@ def freeze_directory(
     inside the tree are listed as skipped and never read; VCS and dependency folders, binaries,
     files over ``max_file_bytes`` and files past ``max_files`` / ``max_total_bytes`` are skipped
     too. Raises ``SnapshotError`` if the path is refused, missing, not a directory, or empty.
+    ``store=None`` lists without writing: the same manifest and digest, no blob, no manifest file.
     """
     if not allowed_roots:
         raise SnapshotError("No target folders are allowed on this server.")

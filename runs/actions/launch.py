@@ -17,7 +17,7 @@ from django.db import transaction
 
 from agents.aggregation import AGGREGATION_STEPS
 from agents.contract import ProviderError
-from agents.planning import PlanningError, plan
+from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, plan
 from agents.playbooks import PLAYBOOKS, Playbook
 from agents.providers.catalog import default_model, get_provider
 from agents.providers.registry import MissingApiKey
@@ -42,6 +42,20 @@ LAUNCH_BOUNDS: dict[str, tuple[int, int]] = {
 }
 BUDGET_USD_STEP = Decimal("0.000001")  # budgets are kept in micro-dollars
 BUDGET_USD_MAX = Decimal(100_000)
+# Playbook options a launch may set, (lowest, highest) for the whole numbers. An option applies
+# to the playbooks that declare it in ``Playbook.options``; ``max_agents`` (a limit every
+# playbook has) is bounded by settings.HARNESS_MAX_AGENTS, read at each launch.
+OPTION_BOUNDS: dict[str, tuple[int, int]] = {
+    "k": (1, 50),  # voters of an ensemble
+    "chunk_files": (1, 100),  # files per chunk of a codebase audit
+}
+OPTION_LABELS = {
+    "k": "Voters (K)",
+    "chunk_files": "Files per chunk",
+    "document": "Document",
+    "max_agents": "Max agents",
+}
+DOCUMENT_MAX_CHARS = 500
 
 
 class LaunchError(ValueError):
@@ -53,17 +67,84 @@ class LaunchError(ValueError):
 
 
 def _bounded_int(value: Any, field: str, low: int, high: int) -> int:
+    label = OPTION_LABELS.get(field) or field.replace("_", " ").capitalize()
+    # bool is an int to Python (True agents is a mistake, not 1); int(2.7) would truncate.
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise LaunchError(f"{label} must be a whole number.", field)
     try:
         number = int(value)
-    except (TypeError, ValueError):
-        raise LaunchError(
-            f"{field.replace('_', ' ').capitalize()} must be a whole number.", field
-        ) from None
+    except (TypeError, ValueError, OverflowError):
+        raise LaunchError(f"{label} must be a whole number.", field) from None
     if not low <= number <= high:
-        raise LaunchError(
-            f"{field.replace('_', ' ').capitalize()} must be between {low} and {high}.", field
-        )
+        raise LaunchError(f"{label} must be between {low} and {high}.", field)
     return number
+
+
+def offered_options(book: Playbook) -> list[str]:
+    """The options the launch form offers for ``book``, besides max agents (every playbook)."""
+    return [name for name in ("k", "chunk_files", "document") if name in book.options]
+
+
+def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """``options`` with the bounded ones checked and made whole numbers; the first one out of
+    bounds raises LaunchError on its own field. Unknown keys pass through (``--set`` may tune
+    any playbook option)."""
+    checked = dict(options or {})
+    for name, (low, high) in OPTION_BOUNDS.items():
+        if name in checked:
+            checked[name] = _bounded_int(checked[name], name, low, high)
+    if "max_agents" in checked:
+        checked["max_agents"] = _bounded_int(
+            checked["max_agents"], "max_agents", 1, settings.HARNESS_MAX_AGENTS
+        )
+    if "document" in checked:
+        document = checked["document"]
+        if not isinstance(document, str) or len(document) > DOCUMENT_MAX_CHARS:
+            raise LaunchError("Document must be a path inside the target, or *.", "document")
+        checked["document"] = document.strip()
+    return checked
+
+
+def resolve_config(
+    book: Playbook,
+    *,
+    provider: str,
+    model: str | None = None,
+    role_models: dict[str, str] | None = None,
+    options: dict[str, Any] | None = None,
+    aggregation: list[str] | None = None,
+) -> dict[str, Any]:
+    """The run's frozen playbook config: overrides applied, options checked, ``max_agents`` set
+    (the playbook's, capped by HARNESS_MAX_AGENTS, unless the options say otherwise)."""
+    options = check_options(options)
+    max_agents = options.pop("max_agents", min(book.max_agents, settings.HARNESS_MAX_AGENTS))
+    config = book.with_overrides(
+        provider=provider,
+        model=model,
+        role_models=role_models,
+        options=options,
+        aggregation=aggregation,
+    ).to_config()
+    config["max_agents"] = max_agents
+    return config
+
+
+def plan_target(config: dict[str, Any], manifest: dict[str, Any]) -> list[TaskSpec]:
+    """The same deterministic plan the run will make, or the LaunchError a launch gives: a
+    target this run cannot cover is refused before anything starts, saying what to change."""
+    document = config["options"].get("document")
+    if document and document != EVERY_DOCUMENT and document not in manifest["files"]:
+        raise LaunchError(
+            f"The document {document!r} is not in the target: pick one of its documents, "
+            f"or {EVERY_DOCUMENT} for every document.",
+            "document",
+        )
+    try:
+        return plan(Playbook.from_config(config), manifest)
+    except PlanningError as exc:
+        hint = f" (at most {settings.HARNESS_MAX_AGENTS}, HARNESS_MAX_AGENTS)"
+        message = str(exc).replace("raise max agents", f"raise max agents{hint}")
+        raise LaunchError(message, "target") from None
 
 
 def check_provider(name: str) -> None:
@@ -128,28 +209,17 @@ def launch_run(
             "Choose a target directory or upload an archive (one of the two).", "target"
         )
 
-    max_agents = min(book.max_agents, settings.HARNESS_MAX_AGENTS)
-    if options and "max_agents" in options:
-        max_agents = _bounded_int(
-            options["max_agents"], "max_agents", 1, settings.HARNESS_MAX_AGENTS
-        )
-    config = book.with_overrides(
+    config = resolve_config(
+        book,
         provider=provider,
         model=model,
         role_models=role_models,
         options=options,
         aggregation=chain,
-    ).to_config()
-    config["max_agents"] = max_agents
+    )
+    max_agents = config["max_agents"]
     manifest, kind, label = _freeze(target_path, archive)
-    try:
-        # The same deterministic plan the run will make: a target this run cannot cover is
-        # refused now, with what to change, rather than failing once launched.
-        plan(Playbook.from_config(config), manifest.to_dict())
-    except PlanningError as exc:
-        hint = f" (at most {settings.HARNESS_MAX_AGENTS}, HARNESS_MAX_AGENTS)"
-        message = str(exc).replace("raise max agents", f"raise max agents{hint}")
-        raise LaunchError(message, "target") from None
+    plan_target(config, manifest.to_dict())
     with transaction.atomic():
         run = Run.objects.create(
             title=title[:200],

@@ -1,16 +1,20 @@
-"""Launching a run from the browser (operators only)."""
+"""Launching a run from the browser (operators only), and its estimate before launch."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_GET, require_http_methods
 
 from harness_site.workers import worker_slots
 from runs.access import require_perm
 from runs.actions import LaunchError, launch_run
 from runs.forms import LaunchForm
+from runs.launch_estimate import Estimate, estimate_launch
 
 
 @require_http_methods(["GET", "POST"])
@@ -28,15 +32,39 @@ def launch(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Run #{run.pk} launched.")
             return redirect(run)
     status = 400 if form.is_bound else 200
-    return render(
-        request,
-        "runs/launch.html",
-        {
-            "form": form,
-            "role_fields": [form[name] for name in form.role_fields],
-            "role_errors": any(form[name].errors for name in form.role_fields),
-            "selected_aggregation": form["aggregation"].value() or [],
-            "worker_slots": worker_slots(),
-        },
-        status=status,
-    )
+    return render(request, "runs/launch.html", _page(form, None), status=status)
+
+
+@require_GET
+def estimate(request: HttpRequest) -> HttpResponse:
+    """The estimate of the form's current values. htmx gets the estimate panel (and the document
+    select, refilled from the target, out of band); a plain GET (the form's Estimate button,
+    without JS) gets the whole launch page with the estimate in it."""
+    require_perm(request.user, "runs.launch_run")
+    form = LaunchForm(request.GET)
+    result = estimate_launch(form)
+    if getattr(request, "htmx", False):
+        # 200 even for bad input: htmx swaps only successful responses, and the panel is where
+        # the message belongs.
+        context = {"estimate": result, "form": form}
+        html = render_to_string("runs/_estimate.html", context, request)
+        html += render_to_string("runs/_document_field.html", {**context, "oob": True}, request)
+        return HttpResponse(html)
+    status = 400 if result.problems else 200
+    return render(request, "runs/launch.html", _page(form, result), status=status)
+
+
+def _page(form: LaunchForm, result: Estimate | None) -> dict[str, Any]:
+    return {
+        "form": form,
+        "estimate": result,
+        # (bound field, names of the playbooks it applies to, their titles)
+        "option_fields": [
+            (form[name], " ".join(names), ", ".join(form.playbooks[n].title for n in names))
+            for name, names in form.option_playbooks.items()
+        ],
+        "role_fields": [form[name] for name in form.role_fields],
+        "role_errors": any(form[name].errors for name in form.role_fields),
+        "selected_aggregation": form["aggregation"].value() or [],
+        "worker_slots": worker_slots(),
+    }

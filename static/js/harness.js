@@ -130,7 +130,21 @@
   });
 
   // 6. Launch form: picking a playbook pre-selects its own aggregation chain and limits (only
-  //    while the user has not edited them; the server applies the same defaults anyway).
+  //    while the user has not edited them; the server applies the same defaults anyway), and
+  //    shows only its own options (without JS all are shown, each naming its playbooks; the
+  //    server ignores the options of other playbooks). The estimate panel refreshes itself
+  //    through htmx on any change of the form.
+  var LIMITS = [
+    ["max_concurrency", "data-concurrency"], ["max_depth", "data-depth"],
+    ["max_agents", "data-max-agents"]
+  ];
+  function showPlaybookOptions() {
+    var radio = document.querySelector("input[name=playbook][data-chain]:checked");
+    if (!radio) return;
+    document.querySelectorAll(".launch-option[data-playbooks]").forEach(function (el) {
+      el.hidden = el.getAttribute("data-playbooks").split(" ").indexOf(radio.value) < 0;
+    });
+  }
   document.addEventListener("change", function (evt) {
     var radio = evt.target;
     if (!radio.matches || !radio.matches("input[name=playbook][data-chain]")) return;
@@ -138,18 +152,28 @@
     document.querySelectorAll("input[name=aggregation]").forEach(function (box) {
       box.checked = chain.indexOf(box.value) >= 0;
     });
-    [["max_concurrency", "data-concurrency"], ["max_depth", "data-depth"]].forEach(function (pair) {
+    LIMITS.forEach(function (pair) {
       var input = document.querySelector("input[name=" + pair[0] + "]");
-      if (input && !input.dataset.touched) input.value = radio.getAttribute(pair[1]);
+      var value = radio.getAttribute(pair[1]);
+      if (input && value && !input.dataset.touched) {
+        // The playbook's default, never above the field's own max (HARNESS_MAX_AGENTS).
+        var max = parseInt(input.getAttribute("max"), 10);
+        input.value = isNaN(max) ? value : Math.min(parseInt(value, 10), max);
+      }
     });
+    showPlaybookOptions();
   });
   document.addEventListener("input", function (evt) {
-    if (evt.target.name === "max_concurrency" || evt.target.name === "max_depth") {
+    var name = evt.target.name;
+    if (LIMITS.some(function (pair) { return pair[0] === name; })) {
       evt.target.dataset.touched = "1";
     }
   });
+  // The estimate re-renders the document select out of band: keep it hidden if it should be.
+  document.addEventListener("htmx:oobAfterSwap", showPlaybookOptions);
 
   document.addEventListener("DOMContentLoaded", function () {
     document.documentElement.classList.add("js");
+    showPlaybookOptions();
   });
 })();

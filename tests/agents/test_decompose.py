@@ -349,3 +349,25 @@ def test_with_overrides_merges_options_and_replaces_chain() -> None:
 def test_get_playbook_unknown_lists_known_names() -> None:
     with pytest.raises(ValueError, match="codebase-audit"):
         get_playbook("nope")
+
+
+def test_perspective_review_fans_out_over_every_document_with_the_star_option() -> None:
+    files = {
+        "notes/short.md": {"size": 100},
+        "notes/long.md": {"size": 9000},
+        "notes/mid.txt": {"size": 500},
+        "code.py": {"size": 50},  # not a document: not reviewed
+    }
+    manifest = {"digest": "d" * 64, "files": files}
+    book = PLAYBOOKS["multi-perspective-review"].with_overrides(options={"document": "*"})
+    specs = plan(book, manifest)
+    documents = ["notes/long.md", "notes/mid.txt", "notes/short.md"]
+    assert len(specs) == len(documents) * len(book.lenses)
+    assert {(s.scope["document"], s.lens) for s in specs} == {
+        (doc, lens) for doc in documents for lens in book.lenses
+    }
+    assert all("every one of the 3 documents" in s.why for s in specs)
+    # Deterministic, and capped by max agents like every plan.
+    assert [s.key for s in plan(book, manifest)] == [s.key for s in specs]
+    with pytest.raises(PlanningError, match="needs 18 agents but the run allows 10"):
+        plan(replace(book, max_agents=10), manifest)

@@ -77,6 +77,19 @@ def test_identical_contents_are_stored_once(allowed: Path, store: Path) -> None:
     assert (store / "objects" / sha[:2] / sha).read_text() == "# Demo\nhello world\n"
 
 
+def test_a_listing_without_a_store_gives_the_same_manifest_and_writes_nothing(
+    allowed: Path, store: Path
+) -> None:
+    tree = make_tree(allowed / "a")
+    (tree / "image.png").write_bytes(b"\x89PNG\x00\x01")
+    listed = freeze_directory(tree, [allowed], None)
+    assert not store.exists()
+    frozen = freeze_directory(tree, [allowed], store)
+    assert listed.to_dict() == frozen.to_dict()
+    with pytest.raises(SnapshotError, match="outside the allowed folders"):
+        freeze_directory(allowed.parent, [allowed], None)
+
+
 def test_skipped_files_are_listed_with_reasons(allowed: Path, store: Path) -> None:
     tree = make_tree(allowed / "a")
     (tree / ".git").mkdir()

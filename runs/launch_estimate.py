@@ -1,0 +1,144 @@
+"""The launch form's estimate: how many agents a launch would plan, what it may cost, and the
+refusals the launch would give, from the form's current values. Nothing is written.
+
+The target is listed, not frozen: ``freeze_directory(..., store=None)`` reads every file with
+the same checks and gives the same manifest and digest a launch would freeze, without copying a
+byte into the snapshot store. Planning is deterministic, so the count is the one the run plans.
+An uploaded archive is only read at launch: the estimate covers listed targets.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from django.conf import settings
+
+from agents.estimate import CostEstimate, describe_plan, estimate_cost
+from agents.planning import EVERY_DOCUMENT, PlanningError, document_paths, pick_document, plan
+from agents.playbooks import PLAYBOOKS, Playbook
+from agents.snapshot import SnapshotError, freeze_directory
+from runs.actions.launch import LaunchError, check_provider, plan_target, resolve_config
+from runs.forms import LaunchForm
+
+# Fields whose errors stop an estimate (the rest of the form does not change the plan).
+ESTIMATE_FIELDS = (
+    "playbook",
+    "target",
+    "provider",
+    "model",
+    "max_agents",
+    "k",
+    "chunk_files",
+    "document",
+)
+
+
+@dataclass
+class Refusal:
+    field: str
+    message: str
+
+
+@dataclass
+class Estimate:
+    """``problems``: the input cannot be estimated (field → message). Otherwise ``agents`` is
+    the number of agents the plan needs (known even when launch would refuse it)."""
+
+    playbook: Playbook | None = None
+    problems: dict[str, str] = field(default_factory=dict)
+    agents: int | None = None
+    breakdown: str = ""
+    max_agents: int | None = None
+    cost: CostEstimate | None = None
+    refusals: list[Refusal] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    document: str = ""  # the one a one-document review reads; "" when fanned out or unknown
+    fan_out: bool = False
+    limit: int = 0  # settings.HARNESS_MAX_AGENTS
+
+    @property
+    def launchable(self) -> bool:
+        return not self.problems and not self.refusals
+
+
+def estimate_launch(form: LaunchForm) -> Estimate:
+    """Estimate the launch ``form`` describes; ``form`` is bound and validated here, and learns
+    the target's documents (for its document select)."""
+    form.is_valid()
+    result = Estimate(limit=settings.HARNESS_MAX_AGENTS)
+    data = form.cleaned_data
+    for name in ESTIMATE_FIELDS:
+        if name == "provider" and not form.data.get("provider"):
+            continue  # blank: the offline analyzer, as at launch
+        if form.errors.get(name):
+            result.problems[name] = " ".join(str(e) for e in form.errors[name])
+    book = PLAYBOOKS.get(data.get("playbook") or "")
+    result.playbook = book
+    if book is None or "playbook" in result.problems:
+        result.problems.setdefault("playbook", "Choose a playbook.")
+        return result
+    if not form.data.get("target"):
+        result.problems["target"] = (
+            "Choose a listed target to see an estimate (an archive is read at launch)."
+        )
+    if result.problems:
+        return result
+    provider = data.get("provider") or "heuristic"
+    try:
+        check_provider(provider)
+    except LaunchError as exc:
+        result.refusals.append(Refusal("provider", str(exc)))
+    try:
+        config = resolve_config(
+            book,
+            provider=provider,
+            model=data.get("model") or None,
+            role_models=form.launch_kwargs()["role_models"],
+            options=form.options,
+        )
+        manifest = freeze_directory(data["target"], settings.HARNESS_TARGET_ROOTS, None).to_dict()
+    except (LaunchError, SnapshotError) as exc:
+        result.problems[getattr(exc, "field", None) or "target"] = str(exc)
+        return result
+    result.max_agents = config["max_agents"]
+    _documents(result, book, config, manifest, form)
+    try:
+        specs = plan_target(config, manifest)
+    except LaunchError as exc:
+        result.refusals.append(Refusal(exc.field or "target", str(exc)))
+        specs = _uncapped_plan(config, manifest)
+    if specs:
+        playbook = Playbook.from_config(config)
+        result.agents = len(specs)
+        result.breakdown = describe_plan(playbook, specs)
+        result.cost = estimate_cost(playbook, specs, manifest["files"], provider)
+    return result
+
+
+def _uncapped_plan(config: dict[str, Any], manifest: dict[str, Any]) -> list[Any]:
+    """The plan without the max-agents cap, to say how many agents a refused target needs;
+    empty when it cannot be planned at all (no code for an audit, a missing document)."""
+    try:
+        return plan(replace(Playbook.from_config(config), max_agents=sys.maxsize), manifest)
+    except PlanningError:
+        return []
+
+
+def _documents(
+    result: Estimate, book: Playbook, config: dict[str, Any], manifest: dict[str, Any], form: Any
+) -> None:
+    """For the one-document review: which document it reads, and the others to pick from."""
+    if "document" not in book.options:
+        return
+    result.documents = document_paths(manifest)
+    form.offer_documents(result.documents)
+    wanted = config["options"].get("document") or None
+    if wanted == EVERY_DOCUMENT:
+        result.fan_out = True
+        return
+    try:
+        result.document = pick_document(manifest, wanted)
+    except PlanningError:
+        result.document = ""  # plan_target names the missing document

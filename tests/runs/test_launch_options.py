@@ -1,0 +1,149 @@
+"""The launch form's playbook options: bounded on the server, errors on their own field,
+ignored for other playbooks; unconfigured providers marked and refused on the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+
+from runs.actions import LaunchError, launch_run
+from runs.actions.launch import OPTION_BOUNDS
+from runs.models import Run
+from tests.runs.test_launch import form_data, nothing_created
+
+pytestmark = pytest.mark.django_db
+
+CORPUS = str((settings.BASE_DIR / "samples" / "corpus").resolve())
+
+
+def field_errors(html: str, name: str) -> str:
+    """The markup right after the field named ``name``: where its error list is rendered."""
+    return html.split(f'name="{name}"', 1)[1][:1200]
+
+
+@pytest.mark.parametrize(
+    ("playbook", "option"), [("ensemble", "k"), ("codebase-audit", "chunk_files")]
+)
+@pytest.mark.parametrize("side", ["below", "above"])
+def test_an_option_out_of_bounds_is_an_error_on_its_field_and_creates_nothing(
+    operator_client: Client, playbook: str, option: str, side: str
+) -> None:
+    low, high = OPTION_BOUNDS[option]
+    value = low - 1 if side == "below" else high + 1
+    response = operator_client.post(
+        reverse("runs:launch"), form_data(playbook=playbook, **{option: value})
+    )
+    assert response.status_code == 400
+    errors = field_errors(response.content.decode(), option)
+    assert "errorlist" in errors and f"must be between {low} and {high}" in errors
+    assert nothing_created()
+
+
+def test_a_garbage_option_is_an_error_on_its_field(operator_client: Client) -> None:
+    response = operator_client.post(
+        reverse("runs:launch"), form_data(playbook="ensemble", k="9e9x")
+    )
+    assert response.status_code == 400
+    assert "Voters (K) must be a whole number." in field_errors(response.content.decode(), "k")
+    assert nothing_created()
+
+
+def test_options_of_another_playbook_are_ignored(operator_client: Client) -> None:
+    response = operator_client.post(
+        reverse("runs:launch"), form_data(playbook="codebase-audit", k="garbage", document="x")
+    )
+    assert response.status_code == 302
+    options = Run.objects.get().config["options"]
+    assert "k" not in options and "document" not in options
+
+
+def test_chosen_options_reach_the_run(operator_client: Client) -> None:
+    response = operator_client.post(
+        reverse("runs:launch"), form_data(playbook="ensemble", k="3", max_agents="40")
+    )
+    assert response.status_code == 302
+    run = Run.objects.get()
+    assert run.config["options"]["k"] == 3
+    assert run.max_agents == 40 and run.config["max_agents"] == 40
+
+
+def test_max_agents_defaults_to_the_playbooks_capped_by_the_setting(settings: Any) -> None:
+    from runs.forms import LaunchForm
+
+    assert LaunchForm().initial["max_agents"] == 500
+    settings.HARNESS_MAX_AGENTS = 50
+    form = LaunchForm()
+    assert form.initial["max_agents"] == 50
+    assert form.fields["max_agents"].widget.attrs["max"] == 50
+
+
+def test_max_agents_above_the_setting_is_refused_on_the_field(
+    operator_client: Client, settings: Any
+) -> None:
+    settings.HARNESS_MAX_AGENTS = 10
+    response = operator_client.post(reverse("runs:launch"), form_data(max_agents="11"))
+    assert response.status_code == 400
+    assert "less than or equal to 10" in field_errors(response.content.decode(), "max_agents")
+    assert nothing_created()
+
+
+def test_max_agents_above_the_setting_is_refused_by_launch_run_too(settings: Any) -> None:
+    settings.HARNESS_MAX_AGENTS = 10
+    with pytest.raises(LaunchError) as info:
+        launch_run(user=None, playbook="ensemble", target_path=CORPUS, options={"max_agents": 11})
+    assert info.value.field == "max_agents"
+    with pytest.raises(LaunchError) as info:
+        launch_run(user=None, playbook="ensemble", target_path=CORPUS, options={"k": 0})
+    assert info.value.field == "k"
+    assert not Run.objects.exists()
+
+
+def test_a_document_not_in_the_target_is_refused_on_the_document_field(
+    operator_client: Client,
+) -> None:
+    response = operator_client.post(
+        reverse("runs:launch"),
+        form_data(playbook="multi-perspective-review", target=CORPUS, document="nope.md"),
+    )
+    assert response.status_code == 400
+    assert "is not in the target" in field_errors(response.content.decode(), "document")
+    assert nothing_created()
+
+
+def test_every_document_can_be_chosen_for_the_review(operator_client: Client) -> None:
+    response = operator_client.post(
+        reverse("runs:launch"),
+        form_data(playbook="multi-perspective-review", target=CORPUS, document="*"),
+    )
+    assert response.status_code == 302
+    assert Run.objects.get().config["options"]["document"] == "*"
+
+
+def test_without_js_every_option_is_shown_naming_its_playbooks(operator_client: Client) -> None:
+    html = operator_client.get(reverse("runs:launch")).content.decode()
+    for name, playbook in [
+        ("k", "ensemble"),
+        ("chunk_files", "codebase-audit"),
+        ("document", "multi-perspective-review"),
+    ]:
+        assert f'data-playbooks="{playbook}"' in html
+        assert f'name="{name}"' in html
+    assert 'name="max_agents"' in html and 'value="500"' in html
+
+
+def test_an_unconfigured_provider_is_marked_and_refused_on_its_field(
+    operator_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    html = operator_client.get(reverse("runs:launch")).content.decode()
+    assert "openai — needs OPENAI_API_KEY" in html
+    assert "Offline analyzer (heuristic, no LLM)<" in html  # needs nothing: not marked
+    response = operator_client.post(reverse("runs:launch"), form_data(provider="openai"))
+    assert response.status_code == 400
+    errors = field_errors(response.content.decode(), "provider")
+    assert "errorlist" in errors and "set the environment variable OPENAI_API_KEY" in errors
+    assert nothing_created()
