@@ -22,8 +22,8 @@ from runs.models import Event, Run, Task
 
 # Up to this many agents the waterfall draws one lane each; past it, every agent is still
 # counted, in at most AGGREGATE_ROWS rows of consecutive agents (in the order they could start).
-WATERFALL_MAX_ROWS = 150
-AGGREGATE_ROWS = 100
+WATERFALL_MAX_ROWS = 100
+AGGREGATE_ROWS = 50
 # The concurrency chart samples its step functions on this many instants at most.
 SERIES_POINTS = 200
 RETRY_TYPES = (EventType.TASK_RETRYING, EventType.TASK_RATE_LIMITED)

@@ -23,7 +23,7 @@ from runs.models import Task
 
 ROOT = "g:"
 PAGE = 100  # children of one node rendered per request
-INITIAL_ROWS = 80  # the first render opens nodes breadth-first while it stays under this many rows
+INITIAL_ROWS = 60  # the first render opens nodes breadth-first while it stays under this many rows
 SEARCH_LIMIT = 50
 DONE = Task.Status.SUCCEEDED
 IN_FLIGHT = frozenset(Task.Status.in_flight())

@@ -57,15 +57,16 @@ def test_past_the_limit_every_agent_is_counted_in_aggregated_rows() -> None:
     ]
     w = timeline.waterfall(finished_run(500), tasks, at(600))
     assert w.aggregated
-    assert w.per_row == 5  # ceil(401 / 100)
-    assert len(w.lanes) == 81
+    per_row = -(-401 // timeline.AGGREGATE_ROWS)  # ceil(401 / 50) = 9
+    assert w.per_row == per_row
+    assert len(w.lanes) == -(-401 // per_row)
     assert sum(lane.agents for lane in w.lanes) == 401
-    assert w.lanes[0].label == "agents 1-5 · pkg/"
-    assert w.lanes[-1].label == "agents 401-401 · pkg/"
+    assert w.lanes[0].label == f"agents 1-{per_row} · pkg/"
+    assert w.lanes[-1].label == f"agents {400 // per_row * per_row + 1}-401 · pkg/"
     # A row spans its first agent's ready time to its last one's finish, split by shares.
     row = w.lanes[0]
     assert row.start == 0
-    assert row.wait + row.model + row.tool + row.other == 7  # from 0 to 4 + 3
+    assert row.wait + row.model + row.tool + row.other == per_row + 2  # from 0 to (n-1)+3
     assert "summed time: wait 33%" in row.title
 
 

@@ -130,3 +130,15 @@ def test_a_failed_run_without_agents_says_why(viewer_client: Client, operator: U
     html = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
     assert "No agents were created: This target needs 729 agents" in html
     assert "the planner is splitting" not in html
+
+
+def test_light_rows_are_tasks_whose_other_columns_load_on_demand(operator: User) -> None:
+    from runs.dashboard import load_tasks
+
+    run = make_run(operator)
+    make_task(run, summary="a long summary", cost_usd=Decimal("0.125"))
+    (task,) = load_tasks(run)
+    assert isinstance(task, Task) and task.pk == task.id and not task._state.adding
+    assert task.cost_usd == Decimal("0.125") and task.get_status_display() == "Succeeded"
+    assert "summary" in task.get_deferred_fields()
+    assert task.summary == "a long summary"  # deferred: fetched when read

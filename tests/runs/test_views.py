@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -12,6 +13,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
+from runs import timeline
 from runs.models import Approval, Run, Task
 from tests.runs.factories import (
     emit,
@@ -246,9 +248,11 @@ def test_run_page_of_many_agents_draws_the_concurrency_chart_and_every_agent_agg
     html = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
     assert 'data-chart="concurrency"' in html
     assert "cap 8" in html
-    assert "All 161 agents, 2 to a row" in html
+    per_row = math.ceil(161 / timeline.AGGREGATE_ROWS)
+    assert f"All 161 agents, {per_row} to a row" in html
     assert "not drawn" not in html
-    assert "agents 161-161" in html
+    last = 160 // per_row * per_row + 1
+    assert f"agents {last}-161" in html
     assert "1 waiting to start, the longest for" in html
 
 
