@@ -66,6 +66,10 @@ def retry_failed(run: Run, user: Any) -> int:
             allowed_from=[Task.Status.FAILED],
             attempts=0,
             error="",
+            # A new try: its duration and queue wait are its own (the agent page lists every
+            # attempt, of every try, from the events).
+            started_at=None,
+            queued_at=None,
             finished_at=None,
         )
         record_events(

@@ -8,8 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
+from runs import attempts
 from runs.access import get_run_for_user
-from runs.models import Finding, Task
+from runs.models import Event, Finding, Task
 
 PER_PAGE = 100
 
@@ -18,10 +19,21 @@ PER_PAGE = 100
 def task_detail(request: HttpRequest, run_id: int, task_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     task = get_object_or_404(Task, run=run, pk=task_id)
+    rows = (
+        Event.objects.filter(run_id=run.pk, task_id=task.pk, type__in=attempts.KINDS)
+        .order_by("seq")
+        .values_list("type", "created_at", "payload")
+    )
     return render(
         request,
         "runs/task.html",
-        {"run": run, "task": task, "findings": task.findings.all(), "steps": task.steps.all()},
+        {
+            "run": run,
+            "task": task,
+            "findings": task.findings.all(),
+            "steps": task.steps.all(),
+            "history": attempts.history(list(rows)),
+        },
     )
 
 
