@@ -2,8 +2,9 @@
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
-They come from the browser test that launches a real run from the form (daphne + a Celery
-worker + Redis + Chromium), so the README always shows what the product really renders.
+They come from the browser tests (daphne + a Celery worker + Redis + Chromium): the one that
+launches a real run from the form, and the 2,000-agent tree, so the README always shows what the
+product really renders.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST = (
-    "tests/browser/test_live_dashboard.py::test_operator_launches_from_the_form_and_watches_it_live"
-)
+TESTS = [
+    "tests/browser/test_live_dashboard.py::test_operator_launches_from_the_form_and_watches_it_live",
+    "tests/browser/test_big_tree.py::test_a_group_opens_on_demand_and_closes",
+]
 
 
 def main() -> int:
@@ -27,7 +29,7 @@ def main() -> int:
     out = Path(args.out).resolve()
     env = {**os.environ, "HARNESS_SCREENSHOTS_DIR": str(out)}
     result = subprocess.run(  # noqa: S603 - our own interpreter running our own test
-        [sys.executable, "-m", "pytest", TEST, "-q", "-p", "no:warnings"],
+        [sys.executable, "-m", "pytest", *TESTS, "-q", "-p", "no:warnings"],
         cwd=ROOT,
         env=env,
         check=False,

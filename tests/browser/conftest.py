@@ -32,6 +32,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _database_before_the_browser(django_db_setup: Any) -> None:
+    """The test database is created before Playwright starts its event loop: created after, in
+    a session whose first test is a browser test, Django refuses the blocking calls."""
+
+
 @pytest.fixture(autouse=True)
 def _allow_orm_beside_playwright(monkeypatch: pytest.MonkeyPatch) -> None:
     # The sync Playwright API runs an event loop in the test's thread; the ORM calls the tests

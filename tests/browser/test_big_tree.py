@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -23,8 +24,21 @@ FOLDERS = [f"pkg{i}/mod" for i in range(40)]
 
 @pytest.fixture
 def big_run(operator: User) -> tuple[Run, list[Task]]:
-    run = make_run(operator, title="2,000 agents")
+    run = make_run(operator, title="Audit of a 2,000-agent monorepo", max_concurrency=128)
     tasks = make_audit(run, FOLDERS, files=25)  # 40 folders x 25 files x 2 lenses
+    # Half the folders under way (pkg7, watched live below, stays untouched).
+    mix = [Task.Status.SUCCEEDED] * 6 + [Task.Status.RUNNING, Task.Status.FAILED]
+    for i, task in enumerate(tasks[:1000]):
+        if task.group != "pkg7/mod" and i % 10 < len(mix):
+            Task.objects.filter(pk=task.pk).update(
+                status=mix[i % 10], cost_usd=Decimal("0.0021"), tokens_in=1200, tokens_out=300
+            )
+    statuses = list(Task.objects.filter(run=run).values_list("status", flat=True))
+    Run.objects.filter(pk=run.pk).update(
+        tasks_done=statuses.count(Task.Status.SUCCEEDED),
+        tasks_failed=statuses.count(Task.Status.FAILED),
+    )
+    run.refresh_from_db()
     return run, tasks
 
 
@@ -45,6 +59,7 @@ def test_a_group_opens_on_demand_and_closes(
     operator: User,
     big_run: tuple[Run, list[Task]],
     sign_in: Callable[[Page, User], None],
+    screenshot_dir: Path | None,
 ) -> None:
     run, tasks = big_run
     errors = _errors(page)
@@ -58,6 +73,9 @@ def test_a_group_opens_on_demand_and_closes(
     page.locator(f"#row-{group}").click()
     expect(page.locator(f"#task-{first.pk}")).to_be_visible()
     expect(page.locator(f"#kids-{group} > li.node")).to_have_count(50)
+    if screenshot_dir:
+        page.locator(f"#row-{dom_id('g:pkg10/mod')}").scroll_into_view_if_needed()
+        page.screenshot(path=str(screenshot_dir / "run-big.png"))
     page.locator(f"#row-{group}").click()
     expect(page.locator(f"#task-{first.pk}")).to_be_hidden()
     page.locator(f"#row-{group}").click()  # reopened from what was loaded: no second fetch

@@ -27,7 +27,7 @@ FINAL = ["awaiting_review", "approved", "rejected", "failed", "cancelled"]
 def page_rows(page: Page) -> dict[int, str]:
     """Agent id → status class of every row on the page."""
     rows = page.eval_on_selector_all(
-        "#children-root .node-row",
+        "#children-root .node-row[id^='task-']",
         "els => els.map(e => [e.id, (e.className.match(/st-(\\w+)/) || [])[1]])",
     )
     return {int(row_id.removeprefix("task-")): status for row_id, status in rows}
