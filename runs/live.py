@@ -50,8 +50,9 @@ PANELS = {
 }
 
 
-def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
-    """Everything the aggregate panels need, from the run row and one list of tasks."""
+def panel_context(run: Run, tasks: list[Task], user: Any, *, heavy: bool = True) -> dict[str, Any]:
+    """Everything the aggregate panels need, from the run row and one list of tasks; without
+    ``heavy``, not the timeline's (a live push that holds the timeline back skips its cost)."""
     now = timezone.now()
     # One source for every figure of spend in this render: the tasks list, read in one query.
     # The run row's totals are written in the same transactions, but read in another statement
@@ -60,8 +61,16 @@ def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
     budget = dashboard.budget(run, tasks, now, totals)
     by_agent = dashboard.cost_by_agent(tasks)
     by_model = dashboard.cost_by_model(tasks)
-    waterfall = timeline.waterfall(run, tasks, now)
-    series = timeline.concurrency_series(run, tasks, timeline.load_retry_waits(run), now)
+    heavy_context: dict[str, Any] = {}
+    if heavy:
+        waterfall = timeline.waterfall(run, tasks, now)
+        series = timeline.concurrency_series(run, tasks, timeline.load_retry_waits(run), now)
+        heavy_context = {
+            "timeline": waterfall,
+            "timeline_svg": charts.waterfall_svg(waterfall),
+            "concurrency_series": series,
+            "concurrency_svg": charts.concurrency_svg(series, waterfall.span),
+        }
     findings = list(
         Finding.objects.filter(run_id=run.pk)
         .select_related(None)
@@ -110,10 +119,7 @@ def panel_context(run: Run, tasks: list[Task], user: Any) -> dict[str, Any]:
         "agent_chart": charts.bar_chart(by_agent, metric="cost"),
         "token_chart": charts.bar_chart(by_agent, metric="tokens"),
         "model_chart": charts.bar_chart(by_model, metric="cost"),
-        "timeline": waterfall,
-        "timeline_svg": charts.waterfall_svg(waterfall),
-        "concurrency_series": series,
-        "concurrency_svg": charts.concurrency_svg(series, waterfall.span),
+        **heavy_context,
         "findings": findings,
         "report": report,
         "pending_approval": pending_approval,
@@ -201,9 +207,12 @@ def render_update(
     seq = run.last_seq
     tasks = dashboard.load_tasks(run)
     parts: list[str] = []
-    context = {**panel_context(run, tasks, user), "csrf_token": state.csrf_token}
     now = time.monotonic() if now is None else now
     heavy_due = snapshot or now - state.heavy_at >= HEAVY_INTERVAL
+    context = {
+        **panel_context(run, tasks, user, heavy=heavy_due),
+        "csrf_token": state.csrf_token,
+    }
     state.heavy_pending = False
     for name in PANELS:
         if name in HEAVY_PANELS and not heavy_due:
