@@ -67,7 +67,7 @@ def forecast_checks(run: Run, tasks: list[Task], current: BudgetForecast) -> lis
     and the agents' total cost; a live one with ``current`` (nothing before it has one)."""
     done = sorted(
         (t for t in tasks if t.status in TERMINAL and t.finished_at),
-        key=lambda t: (t.finished_at, t.pk),
+        key=lambda t: (t.finished_at, t.id),
     )
     started = run.started_at or min((t.started_at for t in tasks if t.started_at), default=None)
     if not done or started is None:

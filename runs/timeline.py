@@ -110,10 +110,11 @@ def waterfall(run: Run, tasks: list[Task], now: datetime) -> Waterfall:
     if not tasks:
         return Waterfall([], 0.0, 0, 1)
     end = until(run, now)
-    readies = {t.pk: ready_at(t, run.started_at) for t in tasks}
+    # ``id``, not ``pk`` (a property lookup per call), in the loops over every agent.
+    readies = {t.id: ready_at(t, run.started_at) for t in tasks}
     origin = min(readies.values())
     times = sorted(
-        (_times(t, origin, readies[t.pk], end) for t in tasks), key=lambda x: (x.ready, x.task.pk)
+        (_times(t, origin, readies[t.id], end) for t in tasks), key=lambda x: (x.ready, x.task.id)
     )
     span = max(0.001, max(x.end for x in times))
     live = run.is_active
@@ -300,9 +301,10 @@ def concurrency_series(
     if not tasks:
         return series
     end = until(run, now)
-    origin = min(ready_at(t, run.started_at) for t in tasks)
+    readies = [ready_at(t, run.started_at) for t in tasks]
+    origin = min(readies)
     changes: list[tuple[float, int, int]] = []  # (second, series index, +1/-1)
-    by_id = {t.pk: t for t in tasks}
+    by_id = {t.id: t for t in tasks}
 
     def add(kind: int, since: datetime, stop: datetime | None) -> None:
         """``stop`` None: still open, so the last sample shows it (no end at ``end``)."""
@@ -313,8 +315,8 @@ def concurrency_series(
             if stop:
                 changes.append((b, kind, -1))
 
-    for t in tasks:
-        add(1, ready_at(t, run.started_at), t.started_at or t.finished_at or _open(t, end))
+    for t, ready in zip(tasks, readies, strict=True):
+        add(1, ready, t.started_at or t.finished_at or _open(t, end))
         if t.started_at:
             add(0, t.started_at, t.finished_at or _open(t, end))
     for r in retries:
