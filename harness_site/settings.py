@@ -94,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "runs.context_processors.approvals",
             ],
         },
     },
@@ -198,6 +199,8 @@ HARNESS_REQUEUE_AFTER_S = env_float("HARNESS_REQUEUE_AFTER_S", 120.0, min_value=
 HARNESS_WATCHDOG_S = env_float("HARNESS_WATCHDOG_S", 15.0, min_value=0.5)
 HARNESS_PROVIDERS_FILE = env_str("HARNESS_PROVIDERS_FILE")
 HARNESS_CAPTURE_CONTENT = env_bool("HARNESS_CAPTURE_CONTENT", False)
+# Four-eyes rule: whoever launched a run may not decide its report or budget gates.
+HARNESS_FOUR_EYES = env_bool("HARNESS_FOUR_EYES", False)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -58,6 +58,7 @@ class EventType(StrEnum):
     # approval: a gate opened (task or report) and a reviewer's decision.
     APPROVAL_REQUESTED = "approval.requested"
     APPROVAL_DECIDED = "approval.decided"
+    APPROVAL_CHANGES_REQUESTED = "approval.changes_requested"
     # report: a report version stored by aggregation.
     REPORT_CREATED = "report.created"
 
@@ -234,6 +235,17 @@ class ApprovalDecidedPayload(TypedDict):
     decision: str  # "approved" or "rejected"
     by: str
     target: str  # the approval's target label
+    comment: str
+
+
+class ApprovalChangesRequestedPayload(TypedDict):
+    """A reviewer asks for changes: the gate stays open (a new report version, or a later
+    approve or reject, closes it)."""
+
+    gate: str
+    by: str
+    target: str
+    comment: str
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -279,6 +291,7 @@ PAYLOAD_TYPES: dict[EventType, type] = {
     EventType.FINDING_ADDED: FindingAddedPayload,
     EventType.APPROVAL_REQUESTED: ApprovalRequestedPayload,
     EventType.APPROVAL_DECIDED: ApprovalDecidedPayload,
+    EventType.APPROVAL_CHANGES_REQUESTED: ApprovalChangesRequestedPayload,
     EventType.REPORT_CREATED: ReportCreatedPayload,
 }
 

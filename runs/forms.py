@@ -246,7 +246,15 @@ class RunFilterForm(forms.Form):
 
 
 class DecisionForm(forms.Form):
-    decision = forms.ChoiceField(choices=[("approved", "Approve"), ("rejected", "Reject")])
+    decision = forms.ChoiceField(
+        choices=[
+            ("approved", "Approve"),
+            ("rejected", "Reject"),
+            ("changes_requested", "Request changes"),
+        ]
+    )
     comment = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000
     )
+    # The gate the reviewer saw: a decision on a gate since closed or replaced is refused.
+    approval = forms.IntegerField(required=False, min_value=1)

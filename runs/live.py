@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.context_processors import PermWrapper
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -92,8 +93,17 @@ def panel_context(run: Run, tasks: list[Task], user: Any, *, heavy: bool = True)
     counts = dashboard.status_counts(tasks)
     report = run.reports.order_by("-version").first()
     pending_approval = None
+    changes: list[Event] = []
     if report is not None and run.status == Run.Status.AWAITING_REVIEW:
         pending_approval = run.approvals.filter(gate="report", decision="pending").first()
+        # Requests for changes on this version (a new version opens a new gate).
+        changes = list(
+            Event.objects.filter(
+                run_id=run.pk,
+                type=EventType.APPROVAL_CHANGES_REQUESTED,
+                created_at__gte=report.created_at,
+            ).order_by("-seq")[:5]
+        )
     return {
         "run": run,
         "seq": run.last_seq,
@@ -123,6 +133,8 @@ def panel_context(run: Run, tasks: list[Task], user: Any, *, heavy: bool = True)
         "findings": findings,
         "report": report,
         "pending_approval": pending_approval,
+        "changes_requested": changes,
+        "four_eyes": settings.HARNESS_FOUR_EYES,
     }
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs.views import control, launch, records, runs, tree
+from runs.views import approvals, control, launch, records, runs, tree
 
 app_name = "runs"
 
@@ -16,5 +16,6 @@ urlpatterns = [
     path("runs/<int:run_id>/agents/<int:task_id>/", records.task_detail, name="task"),
     path("runs/<int:run_id>/cancel/", control.cancel, name="cancel"),
     path("runs/<int:run_id>/retry/", control.retry, name="retry"),
-    path("runs/<int:run_id>/decide/", control.decide, name="decide"),
+    path("runs/<int:run_id>/decide/", approvals.decide, name="decide"),
+    path("approvals/", approvals.inbox, name="inbox"),
 ]

@@ -17,9 +17,10 @@ Views, consumers, the worker and the Celery tasks call these; none of them write
 
 from runs.actions.control import RetryRefused, cancel_run, retry_failed
 from runs.actions.launch import LaunchError, launch_run
-from runs.actions.review import decide_approval
+from runs.actions.review import DecisionRefused, decide_approval
 
 __all__ = [
+    "DecisionRefused",
     "LaunchError",
     "RetryRefused",
     "cancel_run",

@@ -1,9 +1,15 @@
-"""A reviewer's decisions at the approval gates (report, task, finding)."""
+"""A reviewer's decisions at the approval gates (report, task, finding).
+
+Every decision is an event. A decision is taken once: the conditional UPDATE lets one reviewer
+win, and anyone deciding the same gate later is told who decided, when and how. Refusals
+(``DecisionRefused``) change nothing and say why in words the page shows as they are.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -12,23 +18,69 @@ from runs.event_types import EventType
 from runs.events import record_event
 from runs.models import Approval, Finding, Run, Task
 
+CHANGES_REQUESTED = "changes_requested"
+DECISIONS = (Approval.Decision.APPROVED, Approval.Decision.REJECTED, CHANGES_REQUESTED)
 
-def decide_approval(approval: Approval, user: Any, decision: str, comment: str = "") -> bool:
-    """Record a reviewer's decision once; the run or task moves on accordingly."""
-    if decision not in (Approval.Decision.APPROVED, Approval.Decision.REJECTED):
-        raise ValueError("decision must be approved or rejected")
+
+class DecisionRefused(Exception):
+    """The decision cannot be taken; the message says why (shown to the reviewer as is)."""
+
+
+def _who(user: Any) -> str:
+    return str(user.get_username()) if user is not None else "someone"
+
+
+def check_decision(approval: Approval, user: Any, decision: str, comment: str) -> None:
+    """Raise DecisionRefused when ``user`` may not take ``decision`` at ``approval`` now."""
+    if decision not in DECISIONS:
+        raise DecisionRefused("Choose approve, reject or request changes.")
+    if decision == CHANGES_REQUESTED and approval.gate != Approval.Gate.REPORT:
+        raise DecisionRefused("Changes can be requested on a report only.")
+    if decision != Approval.Decision.APPROVED and not comment.strip():
+        what = "A rejection" if decision == Approval.Decision.REJECTED else "A request for changes"
+        raise DecisionRefused(f"{what} needs a comment saying why.")
+    if approval.decision != Approval.Decision.PENDING:
+        when = (
+            f" at {timezone.localtime(approval.decided_at):%H:%M:%S on %d %b}"
+            if approval.decided_at
+            else ""
+        )
+        raise DecisionRefused(
+            f"Already decided: {approval.decision} by {_who(approval.decided_by)}{when}."
+        )
+    if (
+        settings.HARNESS_FOUR_EYES
+        and approval.gate in (Approval.Gate.REPORT, Approval.Gate.BUDGET)
+        and approval.run.launched_by_id is not None
+        and approval.run.launched_by_id == user.pk
+    ):
+        raise DecisionRefused(
+            "Four-eyes rule: you launched this run, so another reviewer decides this gate."
+        )
+
+
+def decide_approval(approval: Approval, user: Any, decision: str, comment: str = "") -> None:
+    """Record a reviewer's decision once; the run or task moves on accordingly. Raises
+    DecisionRefused (nothing changed) when the decision is not allowed or was already taken."""
+    comment = comment.strip()[:5000]
+    check_decision(approval, user, decision, comment)
+    if decision == CHANGES_REQUESTED:
+        _request_changes(approval, user, comment)
+        return
     with transaction.atomic():
         won = (
             Approval.objects.filter(pk=approval.pk, decision=Approval.Decision.PENDING).update(
                 decision=decision,
                 decided_by=user,
-                comment=comment[:5000],
+                comment=comment,
                 decided_at=timezone.now(),
             )
             == 1
         )
         if not won:
-            return False
+            # Someone decided between our read and our write: say who, from the row as it is.
+            approval.refresh_from_db()
+            check_decision(approval, user, decision, comment)
         run = Run.objects.select_for_update().get(pk=approval.run_id)
         record_event(
             run,
@@ -36,32 +88,56 @@ def decide_approval(approval: Approval, user: Any, decision: str, comment: str =
             {
                 "gate": approval.gate,
                 "decision": decision,
-                "by": user.get_username(),
+                "by": _who(user),
                 "target": approval.target_label,
+                "comment": comment[:500],
             },
         )
         if approval.gate == Approval.Gate.REPORT:
             status = Run.Status.APPROVED if decision == "approved" else Run.Status.REJECTED
-            if run.transition(status, f"{decision} by {user.get_username()}"):
-                record_event(run, EventType(f"run.{status}"), {"by": user.get_username()})
+            if run.transition(status, f"{decision} by {_who(user)}"):
+                record_event(run, EventType(f"run.{status}"), {"by": _who(user)})
         elif approval.gate == Approval.Gate.TASK:
-            task = Task.objects.get(pk=approval.target_id, run=run)
-            if decision == "approved":
-                task.move(
-                    Task.Status.PENDING,
-                    allowed_from=[Task.Status.AWAITING_APPROVAL],
-                    needs_approval=False,
-                )
-            else:
-                task.move(
-                    Task.Status.SKIPPED,
-                    allowed_from=[Task.Status.AWAITING_APPROVAL],
-                    error="rejected at the approval gate",
-                    finished_at=timezone.now(),
-                )
-            enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk)
+            _decide_task(run, approval, decision)
         elif approval.gate == Approval.Gate.FINDING:
             Finding.objects.filter(pk=approval.target_id, run=run).update(
                 review="accepted" if decision == "approved" else "dismissed"
             )
-    return True
+
+
+def _decide_task(run: Run, approval: Approval, decision: str) -> None:
+    """An agent that waited for approval: approved, it becomes ready (only that one); rejected,
+    it is skipped. The run's dispatch then starts what is ready."""
+    task = Task.objects.get(pk=approval.target_id, run=run)
+    if decision == "approved":
+        task.move(
+            Task.Status.PENDING,
+            allowed_from=[Task.Status.AWAITING_APPROVAL],
+            needs_approval=False,
+        )
+    else:
+        task.move(
+            Task.Status.SKIPPED,
+            allowed_from=[Task.Status.AWAITING_APPROVAL],
+            error="rejected at the approval gate",
+            finished_at=timezone.now(),
+        )
+    enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk)
+
+
+def _request_changes(approval: Approval, user: Any, comment: str) -> None:
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=approval.run_id)
+        if not Approval.objects.filter(pk=approval.pk, decision="pending").exists():
+            approval.refresh_from_db()
+            check_decision(approval, user, CHANGES_REQUESTED, comment)
+        record_event(
+            run,
+            EventType.APPROVAL_CHANGES_REQUESTED,
+            {
+                "gate": approval.gate,
+                "by": _who(user),
+                "target": approval.target_label,
+                "comment": comment[:500],
+            },
+        )

@@ -1,0 +1,79 @@
+"""The approvals inbox (every gate waiting on a reviewer, across runs) and deciding a gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from runs.access import get_run_for_user, require_perm
+from runs.actions import DecisionRefused, decide_approval
+from runs.forms import DecisionForm
+from runs.models import Approval, Run
+
+GATE_WORDS: dict[str, str] = {
+    Approval.Gate.REPORT: "Report",
+    Approval.Gate.TASK: "Agent",
+    Approval.Gate.FINDING: "Finding",
+    Approval.Gate.BUDGET: "Budget",
+}
+
+
+def pending_for(user: Any) -> Any:
+    """Open gates in the runs ``user`` may see, oldest first."""
+    return (
+        Approval.objects.filter(
+            decision=Approval.Decision.PENDING, run__in=Run.objects.visible_to(user)
+        )
+        .select_related("run", "run__launched_by")
+        .order_by("requested_at", "id")
+    )
+
+
+@require_GET
+def inbox(request: HttpRequest) -> HttpResponse:
+    pending = list(pending_for(request.user)[:200])
+    for approval in pending:
+        approval.gate_word = GATE_WORDS.get(approval.gate, approval.gate)  # type: ignore[attr-defined]
+    return render(request, "runs/inbox.html", {"pending": pending})
+
+
+@require_POST
+def decide(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Decide one gate of a run: the ``approval`` the form names, or the run's open report gate
+    (the run page's form). Back to where the form was (the inbox or the run)."""
+    run = get_run_for_user(request.user, run_id)
+    require_perm(request.user, "runs.decide_approval")
+    form = DecisionForm(request.POST)
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+        back = ""
+    if not form.is_valid():
+        messages.error(request, "Choose approve, reject or request changes.")
+        return redirect(back or run.get_absolute_url())
+    wanted = form.cleaned_data.get("approval")
+    gates = run.approvals.select_related("decided_by", "run")
+    approval = (
+        gates.filter(pk=wanted).first()
+        if wanted
+        else gates.filter(gate=Approval.Gate.REPORT, decision=Approval.Decision.PENDING).first()
+    )
+    decision = form.cleaned_data["decision"]
+    if approval is None:
+        messages.error(request, "There is nothing waiting for a decision here.")
+    else:
+        try:
+            decide_approval(approval, request.user, decision, form.cleaned_data["comment"])
+        except DecisionRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            word = {"approved": "approved", "rejected": "rejected"}.get(decision)
+            what = GATE_WORDS.get(approval.gate, "Gate")
+            messages.success(
+                request, f"{what} {word}." if word else "Changes requested: the gate stays open."
+            )
+    return redirect(back or run.get_absolute_url())

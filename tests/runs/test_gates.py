@@ -1,0 +1,155 @@
+"""Human gates: who may decide, the comment a rejection needs, the four-eyes rule, a stale
+decision refused with who decided, request changes keeping the gate open, every decision an
+event, and the approvals inbox (agents waiting one by one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from runs.models import Approval, Event, Run, Task
+from tests.runs.factories import make_report, make_run, make_task
+
+pytestmark = pytest.mark.django_db
+
+
+def _report_gate(launcher: User) -> tuple[Run, Approval]:
+    run = make_run(launcher, status=Run.Status.AWAITING_REVIEW)
+    make_report(run)
+    gate = Approval.objects.create(run=run, gate=Approval.Gate.REPORT, target_id=1)
+    return run, gate
+
+
+def _decide(client: Client, run: Run, gate: Approval | None, decision: str, comment: str = ""):  # type: ignore[no-untyped-def]
+    data = {"decision": decision, "comment": comment}
+    if gate is not None:
+        data["approval"] = str(gate.pk)
+    return client.post(reverse("runs:decide", args=[run.pk]), data, follow=True)
+
+
+def _decisions(run: Run) -> list[dict[str, object]]:
+    return [
+        e.payload
+        for e in Event.objects.filter(run=run, type__startswith="approval.").order_by("seq")
+    ]
+
+
+def test_a_rejection_needs_a_comment_and_every_decision_is_an_event(
+    reviewer_client: Client, operator: User
+) -> None:
+    run, gate = _report_gate(operator)
+    page = _decide(reviewer_client, run, gate, "rejected").content.decode()
+    assert "A rejection needs a comment saying why." in page
+    gate.refresh_from_db()
+    assert gate.decision == "pending" and _decisions(run) == []
+
+    _decide(reviewer_client, run, gate, "rejected", "The SQL findings are not evidenced.")
+    gate.refresh_from_db()
+    run.refresh_from_db()
+    assert gate.decision == "rejected" and run.status == Run.Status.REJECTED
+    (event,) = _decisions(run)
+    assert event["decision"] == "rejected" and str(event["comment"]).startswith("The SQL findings")
+
+
+def test_viewers_and_operators_cannot_decide(
+    viewer_client: Client, operator_client: Client, operator: User
+) -> None:
+    run, gate = _report_gate(operator)
+    for client in (viewer_client, operator_client):
+        assert _decide(client, run, gate, "approved").status_code == 403
+    gate.refresh_from_db()
+    assert gate.decision == "pending"
+
+
+def test_a_stale_decision_is_refused_saying_who_decided(
+    reviewer_client: Client, make_user: Callable[..., User], operator: User
+) -> None:
+    run, gate = _report_gate(operator)
+    other = Client()
+    other.force_login(make_user("reviewer", username="second-reviewer"))
+    _decide(reviewer_client, run, gate, "approved")
+    page = _decide(other, run, gate, "rejected", "too late").content.decode()
+    assert "Already decided: approved by" in page
+    gate.refresh_from_db()
+    assert gate.decision == "approved" and len(_decisions(run)) == 1
+
+
+@override_settings(HARNESS_FOUR_EYES=True)
+def test_four_eyes_the_launcher_cannot_decide_its_own_report(
+    reviewer: User, reviewer_client: Client, make_user: Callable[..., User]
+) -> None:
+    run, gate = _report_gate(reviewer)
+    page = _decide(reviewer_client, run, gate, "approved").content.decode()
+    assert "Four-eyes rule" in page
+    gate.refresh_from_db()
+    assert gate.decision == "pending"
+    html = reviewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert "another reviewer decides its report" in html and "Approve report" not in html
+    other = Client()
+    other.force_login(make_user("reviewer", username="second-pair-of-eyes"))
+    _decide(other, run, gate, "approved")
+    gate.refresh_from_db()
+    assert gate.decision == "approved"
+
+
+def test_requesting_changes_keeps_the_gate_open_and_shows_on_the_report(
+    reviewer_client: Client, operator: User
+) -> None:
+    run, gate = _report_gate(operator)
+    page = _decide(reviewer_client, run, gate, "changes_requested").content.decode()
+    assert "A request for changes needs a comment" in page
+    _decide(reviewer_client, run, gate, "changes_requested", "Re-run with the ensemble chain.")
+    gate.refresh_from_db()
+    run.refresh_from_db()
+    assert gate.decision == "pending" and run.status == Run.Status.AWAITING_REVIEW
+    html = reviewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
+    assert "Changes requested" in html and "Re-run with the ensemble chain." in html
+    assert [e["gate"] for e in _decisions(run)] == ["report"]
+
+
+def test_approving_one_of_ten_waiting_agents_starts_exactly_that_one(
+    reviewer_client: Client, operator: User
+) -> None:
+    run = make_run(operator)
+    other_run = make_run(operator)
+    waiting = [
+        make_task(run, status=Task.Status.AWAITING_APPROVAL, needs_approval=True, finished_at=None)
+        for _ in range(10)
+    ]
+    bystander = make_task(other_run, status=Task.Status.AWAITING_APPROVAL, finished_at=None)
+    gates = [
+        Approval.objects.create(
+            run=run, gate=Approval.Gate.TASK, target_id=t.pk, target_label=t.scope_label
+        )
+        for t in waiting
+    ]
+    Approval.objects.create(run=other_run, gate=Approval.Gate.TASK, target_id=bystander.pk)
+    inbox = reviewer_client.get(reverse("runs:inbox")).content.decode()
+    assert inbox.count('name="approval"') == 11
+    assert '<span class="count-badge" title="gates waiting for a decision">11</span>' in inbox
+
+    _decide(reviewer_client, run, gates[3], "approved")
+    statuses = dict(Task.objects.filter(run=run).values_list("pk", "status"))
+    assert statuses[waiting[3].pk] in (Task.Status.PENDING, Task.Status.QUEUED)
+    assert [statuses[t.pk] for t in waiting if t != waiting[3]] == ["awaiting_approval"] * 9
+    bystander.refresh_from_db()
+    assert bystander.status == Task.Status.AWAITING_APPROVAL
+    assert (
+        reviewer_client.get(reverse("runs:inbox")).content.decode().count('name="approval"') == 10
+    )
+
+
+def test_the_inbox_shows_only_runs_the_user_may_see(
+    make_user: Callable[..., User], operator: User
+) -> None:
+    _report_gate(operator)
+    outsider = make_user(None)
+    client = Client()
+    client.force_login(outsider)
+    page = client.get(reverse("runs:inbox")).content.decode()
+    assert "Nothing is waiting" in page
+    assert Client().get(reverse("runs:inbox")).status_code == 302
