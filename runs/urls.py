@@ -18,4 +18,9 @@ urlpatterns = [
     path("runs/<int:run_id>/retry/", control.retry, name="retry"),
     path("runs/<int:run_id>/decide/", approvals.decide, name="decide"),
     path("approvals/", approvals.inbox, name="inbox"),
+    path(
+        "runs/<int:run_id>/findings/<int:finding_id>/review/",
+        approvals.review,
+        name="review_finding",
+    ),
 ]

@@ -17,7 +17,7 @@ Views, consumers, the worker and the Celery tasks call these; none of them write
 
 from runs.actions.control import RetryRefused, cancel_run, retry_failed
 from runs.actions.launch import LaunchError, launch_run
-from runs.actions.review import DecisionRefused, decide_approval
+from runs.actions.review import DecisionRefused, decide_approval, review_finding
 
 __all__ = [
     "DecisionRefused",
@@ -27,4 +27,5 @@ __all__ = [
     "decide_approval",
     "launch_run",
     "retry_failed",
+    "review_finding",
 ]

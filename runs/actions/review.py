@@ -141,3 +141,48 @@ def _request_changes(approval: Approval, user: Any, comment: str) -> None:
                 "comment": comment[:500],
             },
         )
+
+
+def review_finding(finding: Finding, user: Any, decision: str, comment: str = "") -> None:
+    """Accept or dismiss one finding: a decided finding gate (an Approval, kept for the audit
+    trail) and an event. A dismissal needs a comment; a finding already reviewed is refused
+    saying by whom."""
+    if decision not in ("accepted", "dismissed"):
+        raise DecisionRefused("Choose accept or dismiss.")
+    comment = comment.strip()[:5000]
+    if decision == "dismissed" and not comment:
+        raise DecisionRefused("Dismissing a finding needs a comment saying why.")
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=finding.run_id)
+        if not Finding.objects.filter(pk=finding.pk, review=Finding.Review.OPEN).update(
+            review=decision
+        ):
+            earlier = (
+                Approval.objects.filter(run=run, gate=Approval.Gate.FINDING, target_id=finding.pk)
+                .select_related("decided_by")
+                .first()
+            )
+            who = f" by {_who(earlier.decided_by)}" if earlier else ""
+            raise DecisionRefused(f"This finding was already reviewed{who}.")
+        label = f"{finding.title[:200]} ({finding.location})"[:300]
+        Approval.objects.create(
+            run=run,
+            gate=Approval.Gate.FINDING,
+            target_id=finding.pk,
+            target_label=label,
+            decision="approved" if decision == "accepted" else "rejected",
+            decided_by=user,
+            decided_at=timezone.now(),
+            comment=comment,
+        )
+        record_event(
+            run,
+            EventType.APPROVAL_DECIDED,
+            {
+                "gate": Approval.Gate.FINDING,
+                "decision": decision,
+                "by": _who(user),
+                "target": label,
+                "comment": comment[:500],
+            },
+        )

@@ -6,14 +6,15 @@ from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from runs.access import get_run_for_user, require_perm
-from runs.actions import DecisionRefused, decide_approval
+from runs.actions import DecisionRefused, decide_approval, review_finding
 from runs.forms import DecisionForm
-from runs.models import Approval, Run
+from runs.models import Approval, Finding, Run
 
 GATE_WORDS: dict[str, str] = {
     Approval.Gate.REPORT: "Report",
@@ -77,3 +78,26 @@ def decide(request: HttpRequest, run_id: int) -> HttpResponse:
                 request, f"{what} {word}." if word else "Changes requested: the gate stays open."
             )
     return redirect(back or run.get_absolute_url())
+
+
+@require_POST
+def review(request: HttpRequest, run_id: int, finding_id: int) -> HttpResponse:
+    """Accept or dismiss one finding (reviewers), then back to the findings page."""
+    run = get_run_for_user(request.user, run_id)
+    require_perm(request.user, "runs.decide_approval")
+    finding = get_object_or_404(Finding, run=run, pk=finding_id)
+    try:
+        review_finding(
+            finding,
+            request.user,
+            request.POST.get("decision", ""),
+            request.POST.get("comment", "")[:5000],
+        )
+    except DecisionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Finding {request.POST['decision']}: {finding.title[:120]}")
+    page = request.POST.get("page", "")
+    return redirect(
+        reverse("runs:findings", args=[run.pk]) + (f"?page={page}" if page.isdigit() else "")
+    )

@@ -153,3 +153,27 @@ def test_the_inbox_shows_only_runs_the_user_may_see(
     page = client.get(reverse("runs:inbox")).content.decode()
     assert "Nothing is waiting" in page
     assert Client().get(reverse("runs:inbox")).status_code == 302
+
+
+def test_reviewers_accept_and_dismiss_single_findings(
+    reviewer_client: Client, operator_client: Client, operator: User
+) -> None:
+    from tests.runs.factories import make_finding
+
+    run = make_run(operator, status=Run.Status.AWAITING_REVIEW)
+    task = make_task(run)
+    keep, drop = make_finding(run, task), make_finding(run, task)
+    url = lambda f: reverse("runs:review_finding", args=[run.pk, f.pk])  # noqa: E731
+    assert operator_client.post(url(keep), {"decision": "accepted"}).status_code == 403
+    reviewer_client.post(url(keep), {"decision": "accepted"})
+    page = reviewer_client.post(url(drop), {"decision": "dismissed"}, follow=True)
+    assert "Dismissing a finding needs a comment" in page.content.decode()
+    reviewer_client.post(url(drop), {"decision": "dismissed", "comment": "test fixture"})
+    keep.refresh_from_db()
+    drop.refresh_from_db()
+    assert (keep.review, drop.review) == ("accepted", "dismissed")
+    again = reviewer_client.post(url(keep), {"decision": "dismissed", "comment": "no"}, follow=True)
+    assert "already reviewed by" in again.content.decode()
+    assert [e["decision"] for e in _decisions(run)] == ["accepted", "dismissed"]
+    html = reviewer_client.get(reverse("runs:findings", args=[run.pk])).content.decode()
+    assert "review-accepted" in html and "review-dismissed" in html
