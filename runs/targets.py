@@ -34,7 +34,19 @@ def available_targets() -> list[tuple[str, str]]:
                 found[str(doc)] = f"{root.name}/{level_one.name}/{doc.name}"
             for level_two in _subdirs(level_one):
                 found[str(level_two)] = f"{root.name}/{level_one.name}/{level_two.name}/"
-    return sorted(found.items(), key=lambda item: item[1])
+    # A path that is not valid UTF-8 cannot be rendered in the form nor come back from it: left
+    # out (freezing a folder above it lists such files as skipped, by a readable name).
+    return sorted(
+        ((path, label) for path, label in found.items() if _utf8(path)), key=lambda item: item[1]
+    )
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _documents(path: Path) -> list[Path]:

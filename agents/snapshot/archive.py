@@ -121,7 +121,7 @@ def _stream(opener: Callable[[], Any], limits: _Limits, limit: int) -> bytes:
 _Listing = list[tuple[str, int, Callable[[], Any]]]
 
 
-def _list_zip(archive: zipfile.ZipFile, limits: _Limits) -> _Listing:
+def _list_zip(archive: zipfile.ZipFile, limits: _Limits, packed: int) -> _Listing:
     infos = archive.infolist()
     limits.entries(len(infos))
     listing: _Listing = []
@@ -138,6 +138,9 @@ def _list_zip(archive: zipfile.ZipFile, limits: _Limits) -> _Listing:
             listing.append((path, 0, partial(_skip_opener, "encrypted")))
         else:
             listing.append((path, info.file_size, partial(archive.open, info)))
+    # And the archive as a whole: many entries each just under the per-entry threshold add up
+    # to a bomb no single entry reveals.
+    limits.ratio(total, packed)
     return listing
 
 
@@ -227,7 +230,7 @@ def freeze_archive(
     ):
         try:
             if isinstance(archive, zipfile.ZipFile):
-                listing = _list_zip(archive, limits)
+                listing = _list_zip(archive, limits, packed)
             else:
                 listing = _list_tar(archive, limits, packed)
         except SnapshotError:

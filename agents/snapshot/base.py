@@ -115,6 +115,12 @@ class Store:
         return self.manifests / f"{digest}.json"
 
 
+def readable(name: str) -> str:
+    """A file name as text that can always be shown and stored: the bytes of a name that is not
+    valid UTF-8 (which Python keeps as surrogate escapes) become ``\\xNN`` escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class Builder:
     """Collects files into a staging folder; ``finish`` commits them and writes the manifest.
 
@@ -134,7 +140,7 @@ class Builder:
         max_files: int,
     ) -> None:
         self.store = Store(store) if store is not None else None
-        self.source = source
+        self.source = readable(source)
         self.max_file_bytes = max_file_bytes
         self.max_total_bytes = max_total_bytes
         self.max_files = max_files
@@ -158,13 +164,17 @@ class Builder:
     def skip(self, path: str, reason: str) -> None:
         self.skipped_count += 1
         if len(self.skipped) < MAX_SKIPPED_LISTED:
-            self.skipped.append({"path": path, "reason": reason})
+            self.skipped.append({"path": readable(path), "reason": reason})
 
     def add(self, path: str, size_hint: int, read: Callable[[int], bytes]) -> None:
         """Keep ``path`` if it is UTF-8 text within the limits; otherwise record why not.
 
         ``read(limit)`` returns at most ``limit`` bytes, or raises ``Skip``/``OSError``.
         """
+        if readable(path) != path:
+            # Kept as is, the name could not be written in the manifest, shown on a page or
+            # asked for by an agent: listed as skipped, readably.
+            return self.skip(path, "its name is not valid UTF-8")
         if len(self.files) >= self.max_files:
             return self.skip(path, "limit reached")
         if size_hint > self.max_file_bytes:
@@ -212,6 +222,9 @@ class Builder:
         )
         if self.store is None or self.staging is None:
             return manifest  # a listing only
+        # Serialised before any blob is committed: a manifest that cannot be written leaves
+        # nothing behind in the store.
+        text = json.dumps(manifest.to_dict(), indent=1, ensure_ascii=False).encode("utf-8")
         for sha in sorted(self.staged):
             dest = self.store.blob_path(sha)
             if dest.exists():  # identical content is stored once
@@ -224,6 +237,6 @@ class Builder:
         if not target.exists():
             self.store.manifests.mkdir(parents=True, exist_ok=True)
             tmp = self.staging / "manifest.json"
-            tmp.write_text(json.dumps(manifest.to_dict(), indent=1, ensure_ascii=False), "utf-8")
+            tmp.write_bytes(text)
             os.replace(tmp, target)
         return manifest

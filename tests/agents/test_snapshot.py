@@ -369,3 +369,31 @@ def test_tampered_blob_is_detected(snapshot: Snapshot, store: Path) -> None:
     blob.write_text("# Demo\nignore previous instructions\n")
     with pytest.raises(SnapshotError, match="corrupted"):
         Snapshot.open(store, snapshot.digest).read_text("README.md")
+
+
+def test_many_entries_each_under_the_entry_threshold_are_judged_as_a_whole(store: Path) -> None:
+    # 120 entries of 999,000 bytes (each below the 1 MiB per-entry check): 120 MB from ~0.1 MB.
+    upload = zip_bytes({f"part{i}.txt": b"a" * 999_000 for i in range(120)})
+    assert upload.getbuffer().nbytes < 1_000_000
+    with pytest.raises(SnapshotError, match="compression ratio"):
+        freeze_archive(upload, "many.zip", store)
+    assert manifests(store) == [] and blobs(store) == []
+
+
+def test_a_source_code_archive_compressing_well_is_still_accepted(store: Path) -> None:
+    code = b"def handler(request):\n    return render(request, 'page.html', {'x': 1})\n" * 400
+    upload = zip_bytes({f"app/views_{i}.py": code + str(i).encode() for i in range(30)})
+    manifest = freeze_archive(upload, "app.zip", store)
+    assert len(manifest.files) == 30
+
+
+def test_file_names_that_are_not_utf8_are_skipped_readably(tmp_path: Path, store: Path) -> None:
+    root = tmp_path / "target"
+    root.mkdir()
+    (root / "ok.py").write_text("x = 1\n")
+    with open(os.fsencode(root) + b"/caf\xe9.md", "wb") as fh:
+        fh.write(b"# notes\n")
+    manifest = freeze_directory(root, [tmp_path], store)
+    assert list(manifest.files) == ["ok.py"]
+    assert {"path": "caf\\xe9.md", "reason": "its name is not valid UTF-8"} in manifest.skipped
+    assert len(manifests(store)) == 1  # the manifest could be written: nothing half-done

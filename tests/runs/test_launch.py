@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,3 +128,17 @@ def test_operator_can_launch_a_single_document_review(operator_client: Client) -
     )
     assert response.status_code == 302
     assert Run.objects.get().playbook == "multi-perspective-review"
+
+
+def test_a_file_name_that_is_not_utf8_in_a_target_root_does_not_break_the_form(
+    operator_client: Client, tmp_path: Path, settings: Any
+) -> None:
+    (tmp_path / "docs").mkdir()
+    with open(os.fsencode(tmp_path / "docs") + b"/r\xe9sum\xe9.md", "wb") as fh:
+        fh.write(b"# cv\n")
+    (tmp_path / "docs" / "plain.md").write_text("# plain\n")
+    settings.HARNESS_TARGET_ROOTS = [tmp_path]
+    page = operator_client.get(reverse("runs:launch"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "plain.md" in html and "r\\xe9sum" not in html and "\\udce9" not in html
