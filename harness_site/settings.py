@@ -197,6 +197,10 @@ HARNESS_AGENT_LEASE_S = env_float(
 )
 HARNESS_REQUEUE_AFTER_S = env_float("HARNESS_REQUEUE_AFTER_S", 120.0, min_value=1)
 HARNESS_WATCHDOG_S = env_float("HARNESS_WATCHDOG_S", 15.0, min_value=0.5)
+# Every HARNESS_SWEEP_S one worker moves on each active run that recorded nothing for as long
+# (re-plan, dispatch, aggregate): liveness after lost messages, a killed worker or a Redis
+# restart. 0 turns the sweeper off.
+HARNESS_SWEEP_S = env_float("HARNESS_SWEEP_S", 20.0, min_value=0)
 HARNESS_PROVIDERS_FILE = env_str("HARNESS_PROVIDERS_FILE")
 HARNESS_CAPTURE_CONTENT = env_bool("HARNESS_CAPTURE_CONTENT", False)
 # Four-eyes rule: whoever launched a run may not decide its report or budget gates.

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.conf import settings
 
-from runs import worker
+from runs import sweeper, worker
 from runs.actions import enqueue
 from runs.actions.dispatch import dispatch
 from runs.actions.outcomes import fail_task
@@ -25,6 +25,18 @@ from runs.spans import batch_spans
 def _worker_settings(**_: object) -> None:
     # A worker's agents end by the hundred a second: their spans go to the database in batches.
     batch_spans()
+
+
+@worker_ready.connect
+def _start_sweeper(sender: object = None, **_: object) -> None:
+    # Every worker runs the sweeper thread; a Redis lease lets one of them sweep each period.
+    if settings.HARNESS_SWEEP_S > 0:
+        sweeper.start(str(getattr(sender, "hostname", "worker")))
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_: object) -> None:
+    sweeper.stop()
 
 
 @shared_task(name=enqueue.PLAN_RUN, acks_late=True)

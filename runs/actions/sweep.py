@@ -1,0 +1,61 @@
+"""Liveness that does not depend on any one message.
+
+Every message that moves a run on (plan, dispatch, an agent, aggregate, the watchdog's delayed
+dispatch) can be lost: a worker killed with messages unacknowledged (they come back only after
+the broker's visibility timeout), a Redis restart that drops what was queued or failed to
+publish. ``sweep`` looks at the database instead: every active run that has recorded nothing for
+``HARNESS_SWEEP_S`` is moved on by what its status needs — planned again, dispatched (which also
+re-sends agents that look lost and finishes a run with nothing left) or aggregated. Each of
+those is idempotent, so a sweep of a healthy run changes nothing. ``runs.sweeper`` runs it in
+the workers, one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from runs.actions import enqueue
+from runs.actions.dispatch import dispatch
+from runs.models import Event, Run
+
+logger = logging.getLogger(__name__)
+
+
+def stalled_runs() -> list[Run]:
+    """Active runs whose last event is older than ``HARNESS_SWEEP_S`` (or that have none)."""
+    quiet_since = timezone.now() - timedelta(seconds=settings.HARNESS_SWEEP_S)
+    # The run's newest event is the one at its last_seq: one index lookup, not a scan.
+    newest = Event.objects.filter(run_id=OuterRef("pk"), seq=OuterRef("last_seq"))
+    runs = (
+        Run.objects.active()
+        .annotate(last_event=Subquery(newest.values("created_at")[:1]))
+        .only("id", "status", "created_at", "last_seq")
+    )
+    return [
+        run
+        for run in runs
+        if (run.last_event or run.created_at) < quiet_since  # type: ignore[attr-defined]
+    ]
+
+
+def sweep() -> dict[int, str]:
+    """Move every stalled run on; returns run id → what was done (for the log and tests)."""
+    done: dict[int, str] = {}
+    for run in stalled_runs():
+        if run.status in (Run.Status.PENDING, Run.Status.PLANNING):
+            enqueue.send(enqueue.PLAN_RUN, run.pk)
+            done[run.pk] = "planned again"
+        elif run.status == Run.Status.AGGREGATING:
+            enqueue.send(enqueue.AGGREGATE_RUN, run.pk)
+            done[run.pk] = "aggregated again"
+        else:  # running, or stopping (budget exhausted, cancelled) with agents left
+            dispatch(run.pk)
+            done[run.pk] = "dispatched"
+    if done:
+        logger.info("sweep moved on %d stalled run(s): %s", len(done), done)
+    return done

@@ -1,0 +1,55 @@
+"""The sweeper thread of a worker process: every ``HARNESS_SWEEP_S`` the one worker that wins a
+short Redis lease runs ``runs.actions.sweep.sweep`` (so many workers sweep once, and when the
+sweeping worker dies another takes over at the next period). Redis or database errors skip one
+period: the sweeper exists for exactly the moments when those are unwell."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from harness_site.redis_client import get_redis
+from runs.actions.sweep import sweep
+
+logger = logging.getLogger(__name__)
+
+_stop = threading.Event()
+
+
+def _lease_key() -> str:
+    return f"{settings.HARNESS_REDIS_PREFIX}sweeper"
+
+
+def sweep_once(owner: str) -> bool:
+    """Sweep if this process wins this period's lease; True if it swept."""
+    period_ms = int(settings.HARNESS_SWEEP_S * 1000)
+    if not get_redis().set(_lease_key(), owner, nx=True, px=max(100, period_ms - 50)):
+        return False
+    try:
+        sweep()
+    finally:
+        close_old_connections()
+    return True
+
+
+def start(owner: str) -> threading.Thread:
+    """Start the sweeper thread (a daemon: it dies with the worker)."""
+    _stop.clear()
+
+    def loop() -> None:
+        while not _stop.wait(settings.HARNESS_SWEEP_S):
+            try:
+                sweep_once(owner)
+            except Exception:  # one bad period must not end liveness for the process
+                logger.warning("sweep skipped", exc_info=True)
+
+    thread = threading.Thread(target=loop, name="harness-sweeper", daemon=True)
+    thread.start()
+    return thread
+
+
+def stop() -> None:
+    _stop.set()
