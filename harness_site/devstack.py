@@ -5,9 +5,11 @@
 Order: data dir, private Redis (only when REDIS_URL is unset), migrate, setup_roles,
 ensure_admin, then daphne and one Celery worker, their output prefixed per process. Ctrl-C or
 SIGTERM stops every child (SIGTERM to its process group, SIGKILL after a grace period), then the
-private Redis, and exits 0 with nothing left running. A child that dies on its own takes the
+private Redis, and exits 0 with nothing left running. A web or worker process that dies on its
+own is started again after a growing pause (1, 2, 4 … 30 s: a worker killed by a Redis restart
+comes back once Redis does); one that dies RESTART_LIMIT times within RESTART_WINDOW_S takes the
 stack down with a non-zero exit, because a dashboard without its worker (or the reverse) only
-looks alive.
+looks alive. The private Redis dying always stops the stack.
 
 Every child runs in its own session so a terminal Ctrl-C reaches only this supervisor, which
 then stops things in order (web and worker before the Redis they use).
@@ -283,6 +285,11 @@ def _probe_health(port: int) -> int | None:
 # --- the supervisor ----------------------------------------------------------------------------
 
 
+RESTART_LIMIT = 5
+RESTART_WINDOW_S = 300.0
+RESTART_MAX_PAUSE_S = 30.0
+
+
 class Supervisor:
     def __init__(self) -> None:
         self.data_dir = data_dir()
@@ -294,6 +301,9 @@ class Supervisor:
         self.redis_log_stop = threading.Event()
         self.stop_reason: str | None = None
         self.never_ready = False
+        self.commands: dict[str, tuple[Sequence[str], Mapping[str, str]]] = {}
+        self.crashes: dict[str, list[float]] = {}
+        self.restart_at: dict[str, float] = {}
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         # Only note it: the main loop stops things in order; raising here could interrupt a
@@ -356,6 +366,7 @@ class Supervisor:
         self.pumps.append(follower)
 
     def _start(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        self.commands[name] = (argv, env)
         proc = _spawn(argv, env, subprocess.PIPE)
         self.children[name] = proc
         assert proc.stdout is not None
@@ -383,14 +394,16 @@ class Supervisor:
             if self.stop_reason:
                 _say("harness", f"{self.stop_reason} received, stopping")
                 return 0
-            for name, proc in self.children.items():
-                if proc.poll() is not None:
-                    _say(
-                        "harness",
-                        f"{name} exited unexpectedly with code {proc.returncode}; "
-                        "stopping the rest (see its output above)",
-                    )
+            for name, proc in list(self.children.items()):
+                if name in self.restart_at or proc.poll() is None:
+                    continue
+                if not self._schedule_restart(name, proc.returncode):
                     return 1
+            for name, when in list(self.restart_at.items()):
+                if time.monotonic() >= when:
+                    del self.restart_at[name]
+                    _say("harness", f"starting {name} again")
+                    self._start(name, *self.commands[name])
             if self.redis is not None and self.redis.poll() is not None:
                 _say("harness", f"private Redis exited unexpectedly ({self.redis.returncode})")
                 return 1
@@ -398,6 +411,21 @@ class Supervisor:
                 _say("harness", f"web did not answer within {READY_TIMEOUT_SECONDS:.0f} s")
                 return 1
             time.sleep(0.2)
+
+    def _schedule_restart(self, name: str, code: int | None) -> bool:
+        """Note a crash of ``name``; False when it crashed too often to try again."""
+        now = time.monotonic()
+        recent = [t for t in self.crashes.get(name, []) if now - t < RESTART_WINDOW_S] + [now]
+        self.crashes[name] = recent
+        what = f"{name} exited unexpectedly with code {code}"
+        if len(recent) >= RESTART_LIMIT:
+            window = f"{len(recent)} times within {RESTART_WINDOW_S:.0f} s"
+            _say("harness", f"{what}, {window}; stopping the rest (see its output above)")
+            return False
+        pause = min(RESTART_MAX_PAUSE_S, 2.0 ** (len(recent) - 1))
+        _say("harness", f"{what}; starting it again in {pause:.0f} s (crash {len(recent)})")
+        self.restart_at[name] = now + pause
+        return True
 
     def _await_ready(self) -> None:
         """Announce once /healthz says 200 (database, Redis and the worker all answer).

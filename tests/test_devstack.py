@@ -227,11 +227,44 @@ def test_ctrl_c_stops_every_process_and_exits_zero(stack: Stack) -> None:
 
 @linux_only
 @pytest.mark.integration
-def test_a_crashed_child_takes_the_stack_down_with_an_error(stack: Stack) -> None:
+def test_a_crashed_child_is_started_again_and_too_many_crashes_stop_the_stack(
+    stack: Stack,
+) -> None:
     stack.wait_ready()
+
+    def web_pid() -> int:
+        family = _descendants(stack.proc.pid)
+        return next(p for p in family if b"daphne" in Path(f"/proc/{p}/cmdline").read_bytes())
+
+    first = web_pid()
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "starting web again" not in stack.output():
+        time.sleep(0.2)
+    assert "web exited unexpectedly with code -9; starting it again in 1 s" in stack.output()
+
+    def answers() -> bool:
+        try:
+            return _health(stack.web_port) == 200
+        except urllib.error.URLError:  # not listening yet
+            return False
+
+    while time.monotonic() < deadline and not answers():
+        time.sleep(0.5)
+    assert answers() and web_pid() != first
+    assert stack.proc.poll() is None  # the stack stayed up
+
+    for _ in range(devstack.RESTART_LIMIT - 1):  # crash after crash: it gives up, with an error
+        pid = web_pid()
+        os.kill(pid, signal.SIGKILL)
+        while time.monotonic() < deadline + 120 and stack.proc.poll() is None:
+            try:
+                if web_pid() != pid:
+                    break
+            except StopIteration:
+                pass
+            time.sleep(0.2)
     family = _descendants(stack.proc.pid)
-    web = next(pid for pid in family if b"daphne" in Path(f"/proc/{pid}/cmdline").read_bytes())
-    os.kill(web, signal.SIGKILL)
-    assert stack.proc.wait(timeout=40) != 0
-    assert "web exited unexpectedly" in stack.output()
+    assert stack.proc.wait(timeout=60) != 0
+    assert f"{devstack.RESTART_LIMIT} times within" in stack.output()
     assert _wait_gone(family, 5) == set(), stack.output()[-3000:]
