@@ -14,6 +14,7 @@ import logging
 import random
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 from django.db import DatabaseError
 
@@ -121,12 +122,15 @@ def execute(task_id: int) -> RetryLater | None:
         delay = backoff_delay(task.attempts, exc.retry_after)
         retry_task(task, delay=delay, error=message)
         return RetryLater(delay, message)
-    except DatabaseError as exc:
-        # A deadlock victim or a dropped connection is transient. If even this bookkeeping
-        # fails, the task stays running and the watchdog re-sends it once its lease expires.
-        logger.warning("agent %s hit a database error: %s", task.pk, type(exc).__name__)
+    except (DatabaseError, redis.RedisError) as exc:
+        # A deadlock victim, a dropped connection or Redis away for a moment (a budget settle,
+        # a provider slot) is transient: the next attempt replays the calls already stored, so
+        # nothing is paid twice and their cost is settled then. If even this bookkeeping fails,
+        # the task stays running and the sweeper re-sends it once its lease expires.
+        kind = "database" if isinstance(exc, DatabaseError) else "Redis"
+        logger.warning("agent %s hit a %s error: %s", task.pk, kind, type(exc).__name__)
         delay = backoff_delay(task.attempts)
-        retry_task(task, delay=delay, error=f"database error: {type(exc).__name__}")
+        retry_task(task, delay=delay, error=f"{kind} error: {type(exc).__name__}")
         return RetryLater(delay, type(exc).__name__)
     except Exception as exc:  # an unexpected bug fails this task only, never the worker
         logger.exception("agent %s crashed", task.pk)

@@ -190,3 +190,44 @@ def test_a_running_agent_is_taken_over_only_after_its_lease(
     Task.objects.filter(pk=task.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=1))
     assert worker.execute(task.pk) is None  # the holder went silent: taken over and finished
     assert Task.objects.get(pk=task.pk).status == "succeeded"
+
+
+def test_redis_away_during_a_settle_is_a_retry_that_loses_no_cost_or_finding(
+    planned_run: Run, monkeypatch: Any
+) -> None:
+    import redis
+
+    from agents.budget import Budget
+    from runs.budget import budget_for
+    from runs.models import Finding, Step
+
+    original = Budget.settle
+    calls = {"n": 0}
+
+    def flaky_settle(self: Budget, *args: Any) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise redis.ConnectionError(
+                "Error 111 connecting to 127.0.0.1:6379. Connection refused."
+            )
+        return original(self, *args)
+
+    monkeypatch.setattr(Budget, "settle", flaky_settle)
+    task = Task.objects.filter(run=planned_run).first()
+    assert task is not None
+    retry = worker.execute(task.pk)
+    assert retry is not None  # a retry, not a failure
+    task.refresh_from_db()
+    assert task.status == Task.Status.RETRYING
+    retrying = Event.objects.get(task=task, type="task.retrying")
+    assert retrying.payload["error"] == "Redis error: ConnectionError"
+    assert worker.execute(task.pk) is None
+    task.refresh_from_db()
+    assert task.status == Task.Status.SUCCEEDED
+    steps = Step.objects.filter(task=task, kind="chat")
+    paid = sum(s.cost_usd for s in steps)
+    assert paid > 0 and steps.count() == len({s.index for s in steps})  # no call paid twice
+    run = Run.objects.get(pk=planned_run.pk)
+    assert run.cost_usd == paid
+    assert budget_for(run).state().spent_usd == pytest.approx(float(paid), abs=1e-6)
+    assert Finding.objects.filter(task=task).exists()
