@@ -135,6 +135,9 @@ class TaskStartedPayload(TypedDict):
 
 class TaskRateLimitedPayload(TypedDict):
     delay_s: float
+    # Why it waits, when not the provider's shared rate limit (e.g. the budget's in-flight
+    # reservations).
+    reason: NotRequired[str]
 
 
 class TaskRetryingPayload(TypedDict):

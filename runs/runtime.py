@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -55,6 +55,11 @@ def release_connection() -> None:
     model call, so agents in flight do not each hold one. Never inside a transaction."""
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         connection.close()
+
+
+class BudgetWait(Exception):
+    """The next call fits the budget only once the run's calls in flight have settled: the
+    agent waits (a retry that is not a failed attempt), the run goes on."""
 
 
 class AgentRuntime:
@@ -126,12 +131,29 @@ class AgentRuntime:
             self._reinit_budget()
             reserved = self.budget.reserve(self._rid(index), float(usd), tokens)
         if not reserved:
-            raise BudgetExhausted(
-                f"the run's budget cannot cover the next call (~${usd:.6f}, {tokens} tokens)"
-            )
+            self._refused(usd, tokens)
         # The reservation is transient (Redis); what the call cost is recorded with its step
         # (budget.settled), so the log keeps every budget movement without a row per reserve.
         release_connection()
+
+    def _refused(self, usd: Decimal, tokens: int) -> NoReturn:
+        """A reservation did not fit. While other calls of the run hold reservations (upper
+        bounds, usually far above what they will cost) the agent waits for them to settle;
+        the budget is exhausted only when the call cannot fit even with nothing in flight."""
+        state = self.budget.state()
+        fits_usd = state.limit_usd is None or state.spent_usd + float(usd) <= state.limit_usd
+        fits_tokens = (
+            state.limit_tokens is None or state.spent_tokens + tokens <= state.limit_tokens
+        )
+        in_flight = state.reserved_usd > 0 or state.reserved_tokens > 0
+        if not state.exhausted and in_flight and fits_usd and fits_tokens:
+            raise BudgetWait(
+                "waiting for the run's calls in flight to settle: the next call "
+                f"(up to ${usd:.6f}) fits the budget once they have"
+            )
+        raise BudgetExhausted(
+            f"the run's budget cannot cover the next call (~${usd:.6f}, {tokens} tokens)"
+        )
 
     def release_call(self, index: int) -> None:
         self.budget.release(self._rid(index))

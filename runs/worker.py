@@ -46,13 +46,15 @@ from runs.actions.outcomes import (
     wait_for_slot,
 )
 from runs.models import Run, Task
-from runs.runtime import AgentRuntime
+from runs.runtime import AgentRuntime, BudgetWait
 
 logger = logging.getLogger(__name__)
 
 BACKOFF_BASE_S = 2.0
 BACKOFF_CAP_S = 60.0
 SLOT_WAIT_S = 1.0
+# An agent whose next call fits the budget only once the calls in flight settle waits this long.
+BUDGET_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,10 @@ def execute(task_id: int) -> RetryLater | None:
     except BudgetExhausted as exc:
         budget_exhausted(task, str(exc))
         return None
+    except BudgetWait as exc:
+        delay = BUDGET_WAIT_S * random.uniform(1, 2)
+        retry_task(task, delay=delay, error=str(exc), rate_limited=True)
+        return RetryLater(delay, str(exc))
     except AgentCancelled as exc:
         cancel_task(task, str(exc))
         return None

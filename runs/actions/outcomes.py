@@ -88,7 +88,8 @@ def wait_for_slot(task: Task) -> None:
 
 def retry_task(task: Task, *, delay: float, error: str = "", rate_limited: bool = False) -> None:
     """Put a running agent aside to try again after ``delay`` seconds. Waiting for our own
-    shared rate limit is not a failed attempt; a provider or database error is."""
+    shared rate limit (or for the budget's in-flight calls to settle: ``error`` says which) is
+    not a failed attempt; a provider or database error is."""
     changes: dict[str, Any] = {"attempts": task.attempts - 1} if rate_limited else {}
     with transaction.atomic():
         run = lock_run(task.run_id)
@@ -97,7 +98,10 @@ def retry_task(task: Task, *, delay: float, error: str = "", rate_limited: bool 
         ):
             return
         if rate_limited:
-            record_event(run, EventType.TASK_RATE_LIMITED, {"delay_s": round(delay, 2)}, task=task)
+            payload: dict[str, Any] = {"delay_s": round(delay, 2)}
+            if error:
+                payload["reason"] = error[:300]
+            record_event(run, EventType.TASK_RATE_LIMITED, payload, task=task)
         elif error:
             payload = {"attempt": task.attempts, "delay_s": round(delay, 2), "error": error[:300]}
             record_event(run, EventType.TASK_RETRYING, payload, task=task)
@@ -316,11 +320,23 @@ def budget_exhausted(task: Task, reason: str) -> None:
             **_span(task),
         ):
             record_event(run, EventType.TASK_SKIPPED, {"reason": "budget exhausted"}, task=task)
-        if run.transition(Run.Status.BUDGET_EXHAUSTED, "budget exhausted"):
-            record_event(run, EventType.BUDGET_EXHAUSTED, {"reason": reason[:300]})
+        used = _budget_used(run)
+        if run.transition(Run.Status.BUDGET_EXHAUSTED, f"budget exhausted{used}"):
+            record_event(run, EventType.BUDGET_EXHAUSTED, {"reason": f"{reason}{used}"[:300]})
             # No later call of this run may reserve, even a smaller one that would still fit.
             transaction.on_commit(lambda: budget_for(run).exhaust())
         schedule_dispatch(run.pk)
+
+
+def _budget_used(run: Run) -> str:
+    """How much of the budget was used when it ran out, e.g. " ($0.0093 of $0.0100, 93%)"."""
+    fresh = Run.objects.filter(pk=run.pk).values("cost_usd", "budget_usd").first()
+    if not fresh or not fresh["budget_usd"]:
+        return ""
+    spent, limit = fresh["cost_usd"], fresh["budget_usd"]
+    # Four decimals unless the budget is below a cent: then six, so it never reads "$0.0000".
+    places = 4 if limit >= Decimal("0.01") else 6
+    return f" (${spent:.{places}f} of ${limit:.{places}f} used, {100 * spent / limit:.0f}%)"
 
 
 def cancel_task(task: Task, reason: str) -> None:

@@ -86,5 +86,6 @@ def test_a_run_that_ends_early_says_why_and_exits_non_zero():
     summary = json.loads(result.stdout)
     assert summary["status"] == "budget_exhausted"
     assert result.returncode == 3, result.stderr
-    assert summary["reason"] == "budget exhausted"
-    assert f"Run #{summary['run_id']} budget_exhausted: budget exhausted" in result.stderr
+    # With the share of the budget used when it ran out (nothing: not one call fitted).
+    assert summary["reason"] == "budget exhausted ($0.000000 of $0.000001 used, 0%)"
+    assert f"Run #{summary['run_id']} budget_exhausted: budget exhausted (" in result.stderr

@@ -231,3 +231,56 @@ def test_redis_away_during_a_settle_is_a_retry_that_loses_no_cost_or_finding(
     assert run.cost_usd == paid
     assert budget_for(run).state().spent_usd == pytest.approx(float(paid), abs=1e-6)
     assert Finding.objects.filter(task=task).exists()
+
+
+def _with_budget(run: Run, usd: Any) -> Run:
+    """The run with another budget, its Redis state rebuilt for it."""
+    from harness_site.redis_client import get_redis
+    from runs.budget import budget_for, rebuild_budget
+
+    Run.objects.filter(pk=run.pk).update(budget_usd=usd)
+    run = Run.objects.get(pk=run.pk)
+    get_redis().delete(*budget_for(run).keys)
+    rebuild_budget(run)
+    return run
+
+
+def test_a_call_that_fits_once_the_calls_in_flight_settle_waits_instead_of_ending_the_run(
+    planned_run: Run, monkeypatch: Any
+) -> None:
+    from decimal import Decimal
+
+    from runs.budget import budget_for
+
+    run = _with_budget(planned_run, Decimal("1"))
+    budget = budget_for(run)
+    assert budget.reserve("someone-else-in-flight", 0.9999, 0)  # an upper bound, in flight
+    task = Task.objects.filter(run=run).first()
+    assert task is not None
+    retry = worker.execute(task.pk)
+    assert retry is not None and "calls in flight to settle" in retry.reason
+    task.refresh_from_db()
+    run.refresh_from_db()
+    assert task.status == Task.Status.RETRYING and task.attempts == 0  # not a failed attempt
+    assert run.status == Run.Status.RUNNING
+    waited = Event.objects.get(task=task, type="task.rate_limited")
+    assert "in flight" in waited.payload["reason"]
+
+    budget.settle("someone-else-in-flight", 0.01, 0)  # it cost far less than its bound
+    assert worker.execute(task.pk) is None
+    task.refresh_from_db()
+    assert task.status == Task.Status.SUCCEEDED
+
+
+def test_the_run_is_exhausted_only_when_the_call_cannot_fit_with_nothing_in_flight(
+    planned_run: Run, monkeypatch: Any
+) -> None:
+    from decimal import Decimal
+
+    run = _with_budget(planned_run, Decimal("0.000001"))
+    task = Task.objects.filter(run=run).first()
+    assert task is not None
+    assert worker.execute(task.pk) is None
+    run.refresh_from_db()
+    assert run.status == Run.Status.BUDGET_EXHAUSTED
+    assert run.status_reason == "budget exhausted ($0.000000 of $0.000001 used, 0%)"
