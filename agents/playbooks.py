@@ -83,9 +83,13 @@ class Playbook:
         role_models: dict[str, str] | None = None,
         options: dict[str, Any] | None = None,
         aggregation: list[str] | None = None,
+        hold_agents: bool = False,
     ) -> Playbook:
+        """``hold_agents``: every agent waits for a reviewer's approval before it starts."""
         roles = {}
         for name, spec in self.roles.items():
+            if hold_agents:
+                spec = replace(spec, needs_approval=True)
             if provider:
                 spec = replace(spec, provider=provider)
             if model:

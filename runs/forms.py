@@ -112,6 +112,14 @@ class LaunchForm(forms.Form):
         label="Aggregation chain",
         help_text="Applied in this order once every agent has finished.",
     )
+    hold_agents = forms.BooleanField(
+        required=False,
+        label="Hold agents for approval",
+        help_text=(
+            "Every agent waits until a reviewer approves it (Approvals page); approving one "
+            "starts that one only, and the rest of the run goes on meanwhile."
+        ),
+    )
     latency_ms = _bounded(
         "latency_ms",
         required=False,
@@ -225,6 +233,7 @@ class LaunchForm(forms.Form):
             "latency_ms": data.get("latency_ms") or 0,
             "options": dict(self.options) or None,
             "title": data.get("title") or "",
+            "hold_agents": bool(data.get("hold_agents")),
         }
 
 

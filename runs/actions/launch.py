@@ -113,6 +113,7 @@ def resolve_config(
     role_models: dict[str, str] | None = None,
     options: dict[str, Any] | None = None,
     aggregation: list[str] | None = None,
+    hold_agents: bool = False,
 ) -> dict[str, Any]:
     """The run's frozen playbook config: overrides applied, options checked, ``max_agents`` set
     (the playbook's, capped by HARNESS_MAX_AGENTS, unless the options say otherwise)."""
@@ -124,6 +125,7 @@ def resolve_config(
         role_models=role_models,
         options=options,
         aggregation=aggregation,
+        hold_agents=hold_agents,
     ).to_config()
     config["max_agents"] = max_agents
     return config
@@ -177,6 +179,7 @@ def launch_run(
     latency_ms: int = 0,
     options: dict[str, Any] | None = None,
     title: str = "",
+    hold_agents: bool = False,
 ) -> Run:
     """Validate, freeze the target into a snapshot, create the Run and enqueue its planning."""
     book = PLAYBOOKS.get(playbook)
@@ -216,6 +219,7 @@ def launch_run(
         role_models=role_models,
         options=options,
         aggregation=chain,
+        hold_agents=hold_agents,
     )
     max_agents = config["max_agents"]
     manifest, kind, label = _freeze(target_path, archive)

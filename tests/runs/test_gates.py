@@ -177,3 +177,54 @@ def test_reviewers_accept_and_dismiss_single_findings(
     assert [e["decision"] for e in _decisions(run)] == ["accepted", "dismissed"]
     html = reviewer_client.get(reverse("runs:findings", args=[run.pk])).content.decode()
     assert "review-accepted" in html and "review-dismissed" in html
+
+
+def test_held_agents_wait_and_the_rest_of_the_run_goes_on(
+    operator_client: Client,
+    reviewer_client: Client,
+    tmp_path: object,
+    settings: object,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pathlib import Path
+
+    from runs.actions import enqueue
+    from runs.actions.dispatch import dispatch
+    from runs.actions.planning import plan_run
+    from tests.engine.helpers import make_target
+
+    root = Path(str(tmp_path)).resolve()
+    settings.HARNESS_TARGET_ROOTS = [root]  # type: ignore[attr-defined]
+    monkeypatch.setattr(enqueue, "send", lambda name, object_id, countdown=None: None)
+    target = make_target(root, 2)
+    response = operator_client.post(
+        reverse("runs:launch"),
+        {
+            "playbook": "codebase-audit",
+            "target": str(target),
+            "provider": "heuristic",
+            "max_concurrency": 4,
+            "max_depth": 1,
+            "max_agents": 500,
+            "budget_usd": "1",
+            "aggregation": ["dedup"],
+            "hold_agents": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    run = Run.objects.get()
+    plan_run(run.pk)
+    with monkeypatch.context() as mp:
+        mp.setattr("django.db.transaction.on_commit", lambda fn, using=None, robust=False: fn())
+        dispatch(run.pk)
+    held = list(Task.objects.filter(run=run).order_by("id"))
+    assert held and {t.status for t in held} == {Task.Status.AWAITING_APPROVAL}
+    gates = list(Approval.objects.filter(run=run, gate=Approval.Gate.TASK).order_by("target_id"))
+    assert [g.target_id for g in gates] == [t.pk for t in held]
+    _decide(reviewer_client, run, gates[0], "approved")
+    with monkeypatch.context() as mp:
+        mp.setattr("django.db.transaction.on_commit", lambda fn, using=None, robust=False: fn())
+        dispatch(run.pk)
+    statuses = dict(Task.objects.filter(run=run).values_list("pk", "status"))
+    assert statuses[held[0].pk] == Task.Status.QUEUED  # started: exactly that one
+    assert {statuses[t.pk] for t in held[1:]} == {Task.Status.AWAITING_APPROVAL}
