@@ -93,6 +93,9 @@ def panel_context(run: Run, tasks: list[Task], user: Any, *, heavy: bool = True)
     counts = dashboard.status_counts(tasks)
     report = run.reports.order_by("-version").first()
     pending_approval = None
+    budget_gate = None
+    if run.status == Run.Status.BUDGET_EXHAUSTED:
+        budget_gate = run.approvals.filter(gate="budget", decision="pending").first()
     changes: list[Event] = []
     if report is not None and run.status == Run.Status.AWAITING_REVIEW:
         pending_approval = run.approvals.filter(gate="report", decision="pending").first()
@@ -134,6 +137,7 @@ def panel_context(run: Run, tasks: list[Task], user: Any, *, heavy: bool = True)
         "report": report,
         "pending_approval": pending_approval,
         "changes_requested": changes,
+        "budget_gate": budget_gate,
         "four_eyes": settings.HARNESS_FOUR_EYES,
     }
 

@@ -16,6 +16,7 @@ urlpatterns = [
     path("runs/<int:run_id>/agents/<int:task_id>/", records.task_detail, name="task"),
     path("runs/<int:run_id>/cancel/", control.cancel, name="cancel"),
     path("runs/<int:run_id>/retry/", control.retry, name="retry"),
+    path("runs/<int:run_id>/extend/", control.extend, name="extend"),
     path("runs/<int:run_id>/decide/", approvals.decide, name="decide"),
     path("approvals/", approvals.inbox, name="inbox"),
     path(

@@ -16,8 +16,10 @@ Views, consumers, the worker and the Celery tasks call these; none of them write
 """
 
 from runs.actions.control import RetryRefused, cancel_run, retry_failed
+from runs.actions.extend import request_extension
 from runs.actions.launch import LaunchError, launch_run
-from runs.actions.review import DecisionRefused, decide_approval, review_finding
+from runs.actions.refusals import DecisionRefused
+from runs.actions.review import decide_approval, review_finding
 
 __all__ = [
     "DecisionRefused",
@@ -26,6 +28,7 @@ __all__ = [
     "cancel_run",
     "decide_approval",
     "launch_run",
+    "request_extension",
     "retry_failed",
     "review_finding",
 ]

@@ -14,16 +14,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from runs.actions import enqueue
+from runs.actions.extend import apply_extension
+from runs.actions.refusals import DecisionRefused
 from runs.event_types import EventType
 from runs.events import record_event
 from runs.models import Approval, Finding, Run, Task
 
 CHANGES_REQUESTED = "changes_requested"
 DECISIONS = (Approval.Decision.APPROVED, Approval.Decision.REJECTED, CHANGES_REQUESTED)
-
-
-class DecisionRefused(Exception):
-    """The decision cannot be taken; the message says why (shown to the reviewer as is)."""
 
 
 def _who(user: Any) -> str:
@@ -103,6 +101,8 @@ def decide_approval(approval: Approval, user: Any, decision: str, comment: str =
             Finding.objects.filter(pk=approval.target_id, run=run).update(
                 review="accepted" if decision == "approved" else "dismissed"
             )
+        elif approval.gate == Approval.Gate.BUDGET and decision == "approved":
+            apply_extension(run, approval, user)
 
 
 def _decide_task(run: Run, approval: Approval, decision: str) -> None:

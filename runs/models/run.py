@@ -41,6 +41,7 @@ class Run(models.Model):
         pending | planning | running → cancelled           (operator)
         pending | planning | running | aggregating → failed (fail-fast, critical agent, planning)
         awaiting_review | failed → running                 (operator retries failed agents)
+        budget_exhausted → running                         (a budget extension was approved)
 
     ``finished_at`` is set when nothing more will happen without a person: the report awaits
     review, or the run was cancelled or failed. ``is_active`` means "still working".
@@ -60,7 +61,12 @@ class Run(models.Model):
 
     TRANSITIONS: dict[str, tuple[str, ...]] = {
         Status.PLANNING: (Status.PENDING,),
-        Status.RUNNING: (Status.PLANNING, Status.AWAITING_REVIEW, Status.FAILED),
+        Status.RUNNING: (
+            Status.PLANNING,
+            Status.AWAITING_REVIEW,
+            Status.FAILED,
+            Status.BUDGET_EXHAUSTED,
+        ),
         Status.BUDGET_EXHAUSTED: (Status.PLANNING, Status.RUNNING),
         Status.AGGREGATING: (Status.RUNNING,),
         Status.AWAITING_REVIEW: (Status.AGGREGATING,),

@@ -8,7 +8,13 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from runs.access import get_run_for_user, require_perm
-from runs.actions import RetryRefused, cancel_run, retry_failed
+from runs.actions import (
+    DecisionRefused,
+    RetryRefused,
+    cancel_run,
+    request_extension,
+    retry_failed,
+)
 
 
 @require_POST
@@ -35,4 +41,23 @@ def retry(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.success(request, f"Re-queued {count} failed agent{'s' if count != 1 else ''}.")
     else:
         messages.error(request, "No failed agent could be retried.")
+    return redirect(run)
+
+
+@require_POST
+def extend(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Ask for more budget for a run whose budget ran out (operators); a reviewer decides."""
+    run = get_run_for_user(request.user, run_id)
+    require_perm(request.user, "runs.cancel_run")
+    try:
+        gate = request_extension(
+            run,
+            request.user,
+            request.POST.get("budget_usd", "")[:40],
+            request.POST.get("comment", "")[:5000],
+        )
+    except DecisionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Extension requested: {gate.target_label}.")
     return redirect(run)
