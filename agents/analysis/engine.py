@@ -13,7 +13,7 @@ from agents.analysis.py_context import PyContext
 from agents.analysis.py_framework import check_framework
 from agents.analysis.py_maintainability import check_maintainability, todo_findings
 from agents.analysis.py_reliability import check_reliability
-from agents.analysis.py_security import check_security
+from agents.analysis.py_security import check_security, falsy_shell_lines
 from agents.analysis.ranking import merge_bandit
 from agents.analysis.suppression import Suppressed, split_suppressed
 from agents.analysis.template_rules import is_template, template_findings
@@ -38,7 +38,13 @@ def _security(ctx: PyContext) -> Iterator[RawFinding]:
     # Our ast rules + the framework rules first, then bandit's issues merged in (one finding
     # per weakness and line when both report it).
     ours = [*check_security(ctx), *check_framework(ctx)]
-    yield from merge_bandit(ours, bandit_findings(ctx.path, "\n".join(ctx.lines), ctx.lines))
+    no_shell = falsy_shell_lines(ctx)
+    theirs = [
+        f
+        for f in bandit_findings(ctx.path, "\n".join(ctx.lines), ctx.lines)
+        if not (f.rule in ("bandit.B602", "bandit.B604") and f.line_start in no_shell)
+    ]
+    yield from merge_bandit(ours, theirs)
 
 
 _PY_CHECKS = {

@@ -160,6 +160,19 @@ def _call_rules(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
             yield from _secret(ctx, kw.arg, kw.value)
 
 
+def falsy_shell_lines(ctx: PyContext) -> set[int]:
+    """Lines of calls passing a falsy literal as `shell=`: bandit reads some of them (`shell=()`)
+    as a shell, so its shell issues on these lines are dropped."""
+    return {
+        line
+        for node in ast.walk(ctx.tree)
+        if isinstance(node, ast.Call)
+        and (kw := keyword(node, "shell")) is not None
+        and _falsy_literal(kw.value)
+        for line in range(node.lineno, (node.end_lineno or node.lineno) + 1)
+    }
+
+
 def _falsy_literal(node: ast.AST) -> bool:
     """`shell=False` but also `shell=0`, `None`, `""`, `[]`, `()`, `{}`: subprocess only tests
     truthiness, so none of these starts a shell."""

@@ -22,7 +22,7 @@ CWE_WEIGHT = {
     94: 10,  # code injection
     95: 10,  # eval injection
     1336: 10,  # server-side template injection
-    89: 9,  # SQL injection
+    89: 10,  # SQL injection
     502: 9,  # unsafe deserialization
     798: 8,  # hard-coded credentials
     321: 8,  # hard-coded key
