@@ -144,6 +144,13 @@ def _config_assignments(ctx: PyContext, node: ast.Assign) -> Iterator[RawFinding
             continue
         if key in ("WTF_CSRF_ENABLED", "CSRF_ENABLED") and is_const(node.value, False):
             yield ctx.finding("sec.csrf", node, confidence=0.8, extra=f"`{key} = False`.")
+        if key == "MIDDLEWARE" and _django_middleware_without_csrf(node.value):
+            yield ctx.finding(
+                "sec.csrf",
+                node,
+                confidence=0.7,
+                extra="Django's `MIDDLEWARE` has no `CsrfViewMiddleware`.",
+            )
         if not isinstance(target, ast.Subscript):
             continue  # plain names are the security module's (DEBUG, secrets)
         if key == "DEBUG" and is_const(node.value, True):
@@ -161,6 +168,20 @@ def _config_assignments(ctx: PyContext, node: ast.Assign) -> Iterator[RawFinding
                     extra=f"`config[{key!r}]` is assigned a string literal.",
                     evidence=masked_line(ctx.lines[node.lineno - 1], literal),
                 )
+
+
+def _django_middleware_without_csrf(value: ast.AST) -> bool:
+    """A literal list of Django middleware paths that leaves the CSRF middleware out. Lists
+    built at runtime (`[*BASE, ...]`) are not judged: the check may be in the part we cannot
+    see."""
+    if not isinstance(value, (ast.List, ast.Tuple)) or not value.elts:
+        return False
+    if not all(is_str_const(e) for e in value.elts):
+        return False
+    paths = [str(e.value) for e in value.elts if isinstance(e, ast.Constant)]
+    return any(p.startswith("django.") for p in paths) and not any(
+        p.endswith("CsrfViewMiddleware") for p in paths
+    )
 
 
 # --- light taint ----------------------------------------------------------------------------

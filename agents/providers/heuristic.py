@@ -161,7 +161,22 @@ class HeuristicProvider:
             data["suppressed"] = suppressed
         if skipped:
             data["skipped"] = skipped
-        return AgentOutput(summary=summary[:8000], findings=findings, data=data)
+        output = AgentOutput(summary=summary[:8000], findings=findings, data=data)
+        own = [p for p in files if not vendored_reason(p)]
+        tokens = _tokens(len(output.model_dump_json()))
+        if tokens > request.max_tokens and request.can_spawn and len(own) >= 2:
+            # Too many findings for one answer: hand halves to sub-agents rather than drop any
+            # (dropping, with a note, is left for an agent that cannot split further).
+            return AgentOutput(
+                summary=f"{len(findings)} findings need ~{tokens} output tokens, over the "
+                f"{request.max_tokens}-token limit: split in 2 parts.",
+                spawn=_halves(
+                    own,
+                    request.lens,
+                    f"{len(findings)} findings exceed the {request.max_tokens}-token output",
+                ),
+            )
+        return output
 
     def _maybe_split(self, request: AgentRequest, files: list[str]) -> list[SpawnOut]:
         if not request.can_spawn or len(files) < 2:
@@ -173,17 +188,12 @@ class HeuristicProvider:
         total = sum(int(sizes[p]["size"]) for p in files if p in sizes)
         if len(files) <= max_files and total <= max_bytes:
             return []
-        half = len(files) // 2
-        parts = [files[:half], files[half:]]
-        return [
-            SpawnOut(
-                scope={"files": part},
-                why=f"{len(files)} files / {total} bytes exceed one agent's "
-                f"{max_files} files / {max_bytes} bytes: part {i + 1} of 2",
-                lens=request.lens,
-            )
-            for i, part in enumerate(parts)
-        ]
+        return _halves(
+            files,
+            request.lens,
+            f"{len(files)} files / {total} bytes exceed one agent's "
+            f"{max_files} files / {max_bytes} bytes",
+        )
 
     def _document(self, request: AgentRequest, path: str) -> AgentOutput:
         text = request.snapshot.read_text(path)
@@ -242,6 +252,14 @@ class HeuristicProvider:
             findings=findings,
             data={"synthesis": synthesis.to_dict()},
         )
+
+
+def _halves(files: list[str], lens: str, reason: str) -> list[SpawnOut]:
+    half = len(files) // 2
+    return [
+        SpawnOut(scope={"files": part}, why=f"{reason}: part {i + 1} of 2", lens=lens)
+        for i, part in enumerate([files[:half], files[half:]])
+    ]
 
 
 def _finding(raw: dict[str, Any]) -> FindingOut:

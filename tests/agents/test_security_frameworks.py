@@ -340,3 +340,31 @@ def test_report_ranks_injection_first_and_critique_shows_dropped_findings() -> N
     assert positions == sorted(positions)
     assert any("output limit" in note for note in draft.critique)
     assert draft.stats["dropped_at_output_limit"] == 2
+
+
+def test_django_middleware_without_csrf() -> None:
+    without = "MIDDLEWARE = [\n    'django.middleware.common.CommonMiddleware',\n]\n"
+    with_csrf = (
+        "MIDDLEWARE = [\n    'django.middleware.common.CommonMiddleware',\n"
+        "    'django.middleware.csrf.CsrfViewMiddleware',\n]\n"
+    )
+    built = "MIDDLEWARE = [*BASE, 'django.middleware.common.CommonMiddleware']\n"
+    assert sec(without, "settings.py") == {(1, "sec.csrf")}
+    assert sec(with_csrf, "settings.py") == set() == sec(built, "settings.py")
+
+
+def test_agent_that_can_spawn_splits_instead_of_dropping(tmp_path: Path) -> None:
+    root = tmp_path / "t"
+    root.mkdir()
+    for n in range(2):
+        (root / f"m{n}.py").write_text("".join(f"eval(x{i})\n" for i in range(15)))
+    manifest = freeze_directory(root, [root], tmp_path / "store")
+    snap = Snapshot.open(tmp_path / "store", manifest.digest)
+    request = _request(snap, ["m0.py", "m1.py"])
+    request.can_spawn = True
+    out = HeuristicProvider().run_agent(request).output
+    assert out.findings == [] and [s.scope["files"] for s in out.spawn] == [["m0.py"], ["m1.py"]]
+    assert "output" in out.spawn[0].why
+    request.can_spawn = False  # at the depth limit: it drops, and says so
+    out = HeuristicProvider().run_agent(request).output
+    assert out.findings[-1].rule == OUTPUT_CAP_RULE and out.data["dropped_findings"]["count"] > 0
