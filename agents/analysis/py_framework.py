@@ -39,6 +39,28 @@ _REQUEST_ATTRS = frozenset(
 )
 # Calls whose result is safe whatever went in (they strip paths or only ever produce our URLs).
 _SANITIZERS = frozenset({"secure_filename", "basename", "safe_join", "url_for", "reverse", "int"})
+_PASS_THROUGH = frozenset(
+    {
+        "get",
+        "getlist",
+        "get_json",
+        "pop",
+        "str",
+        "format",
+        "join",
+        "urljoin",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "lower",
+        "replace",
+        "decode",
+        "encode",
+        "Path",
+        "unquote",
+        "quote",
+    }
+)
 _PATH_SINKS = frozenset({"open", "io.open", "flask.send_file", "os.remove", "os.unlink"})
 _HTTP_VERBS = ("get", "post", "put", "patch", "delete", "head", "options", "request")
 _SSRF_SINKS = frozenset(
@@ -199,8 +221,12 @@ def _is_source(node: ast.AST) -> bool:
 
 def _tainted(ctx: PyContext, node: ast.AST, names: set[str]) -> bool:
     if isinstance(node, ast.Call):
-        callee = (ctx.qualname(node.func) or "").rsplit(".", 1)[-1]
-        if callee in _SANITIZERS:
+        func = node.func
+        callee = func.attr if isinstance(func, ast.Attribute) else (ctx.qualname(func) or "")
+        callee = callee.rsplit(".", 1)[-1]
+        # Only accessors and string/path builders pass request data through; any other call
+        # (a form, a service, a model lookup) makes a new value, e.g. `redirect(launch(form))`.
+        if callee in _SANITIZERS or callee not in _PASS_THROUGH:
             return False
     if _is_source(node) or (isinstance(node, ast.Name) and node.id in names):
         return True

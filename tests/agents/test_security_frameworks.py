@@ -130,6 +130,7 @@ def test_request_data_reaching_a_sink_is_reported(body: str, rule: str) -> None:
         "    return redirect(url_for('home'))\n",
         "    return render_template_string('<p>{{ n }}</p>', n=request.args['n'])\n",
         "    name = 'x'\n    return open(name).read()\n",
+        "    form = Form(request.POST)\n    run = save(form)\n    return redirect(run)\n",
     ],
 )
 def test_sinks_without_request_data_are_quiet(body: str) -> None:
