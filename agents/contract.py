@@ -31,6 +31,8 @@ class FindingOut(BaseModel):
     line_end: int | None = Field(default=None, ge=0)
     evidence: str = Field(default="", max_length=2000)
     rule: str = Field(default="", max_length=100)
+    # MITRE CWE id where one applies. Not yet persisted by the worker (the detail text names it).
+    cwe: int | None = Field(default=None, ge=1)
 
 
 class SpawnOut(BaseModel):

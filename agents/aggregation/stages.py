@@ -6,6 +6,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from agents.analysis.ranking import LENS_TIER, cwe_from_text, rank_key
+
 AGGREGATION_STEPS: dict[str, str] = {
     "dedup": "Merge findings that point at the same place for the same reason.",
     "quorum": "Keep a finding only when enough independent agents reported it (voting).",
@@ -87,6 +89,8 @@ class RunFacts:
     skipped_scopes: list[str]
     options: dict[str, Any]
     synthesis_texts: list[str] = field(default_factory=list)
+    # Output-limit notes the agents left among their findings (filled by run_chain).
+    capped_outputs: list[FindingRow] = field(default_factory=list)
 
 
 def _norm_title(title: str) -> str:
@@ -157,10 +161,20 @@ def confidence(clusters: list[Cluster], threshold: float) -> None:
 
 
 def ranked(clusters: list[Cluster]) -> list[Cluster]:
-    return sorted(
-        (c for c in clusters if c.kept),
-        key=lambda c: (-SEVERITY_RANK.get(c.severity, 0), -c.confidence, c.path, c.line_start or 0),
-    )
+    """Kept clusters, most urgent first: security before reliability before maintainability,
+    then severity, CWE weight (injection above weak hashing) and confidence."""
+
+    def key(c: Cluster) -> tuple[Any, ...]:
+        lens = min(c.lenses, key=lambda name: LENS_TIER.get(name, 3), default="")
+        cwe = cwe_from_text(c.detail)
+        return (*rank_key(lens, c.severity, cwe, c.confidence), c.path, c.line_start or 0)
+
+    return sorted((c for c in clusters if c.kept), key=key)
+
+
+# An agent that hit its output limit reports what it dropped as one finding with this rule
+# (agents/providers/heuristic.py); the report shows it in the critique, not as an issue.
+OUTPUT_CAP_RULE = "meta.output_cap"
 
 
 def _location(c: Cluster) -> str:
@@ -288,6 +302,14 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
         c.verdict = "verify: serious but low confidence"
     if weak:
         notes.append(f"{len(weak)} serious finding(s) have low confidence: verify them by hand")
+    capped = [r for r in facts.capped_outputs if r.rule == OUTPUT_CAP_RULE]
+    if capped:
+        notes.append(
+            f"{len(capped)} agent(s) hit their output limit and dropped findings: "
+            + "; ".join(r.title.split(" ", 1)[0] + f" in {r.path or '?'}" for r in capped[:10])
+            + ("…" if len(capped) > 10 else "")
+            + " (see each note's detail for the lines)"
+        )
     dropped = [c for c in draft.clusters if not c.kept]
     if dropped:
         notes.append(f"{len(dropped)} finding cluster(s) were dropped by quorum or confidence")
@@ -304,6 +326,8 @@ def run_chain(rows: list[FindingRow], facts: RunFacts, chain: list[str]) -> Repo
     unknown = [step for step in chain if step not in AGGREGATION_STEPS]
     if unknown:
         raise ValueError(f"Unknown aggregation step(s): {', '.join(unknown)}")
+    facts.capped_outputs = [r for r in rows if r.rule == OUTPUT_CAP_RULE]
+    rows = [r for r in rows if r.rule != OUTPUT_CAP_RULE]
     clusters = dedup(rows) if "dedup" in chain else [_single(r, str(r.id)) for r in rows]
     draft = ReportDraft(chain=list(chain), clusters=clusters)
     if facts.status == "budget_exhausted":
@@ -326,4 +350,8 @@ def run_chain(rows: list[FindingRow], facts: RunFacts, chain: list[str]) -> Repo
         "dropped": len(clusters) - len(kept),
         "by_severity": {s: sum(1 for c in kept if c.severity == s) for s in SEVERITY_RANK},
     }
+    if facts.capped_outputs:
+        draft.stats["dropped_at_output_limit"] = sum(
+            int(r.title.split(" ", 1)[0]) for r in facts.capped_outputs if r.title[:1].isdigit()
+        )
     return draft

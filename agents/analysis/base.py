@@ -111,6 +111,59 @@ RULES: Final[dict[str, RuleSpec]] = {
         "Debug mode exposes stack traces, settings and sometimes an interactive "
         "console. Drive it from the environment and default it to off.",
     ),
+    "sec.xss": _r(
+        "security",
+        "Autoescaping bypassed (XSS)",
+        "medium",
+        "Marking text safe or turning autoescape off sends it to the browser unescaped; "
+        "if any part comes from a user this is cross-site scripting. Escape it, or build the "
+        "markup with format_html / Markup.format so only the template is trusted.",
+    ),
+    "sec.ssti": _r(
+        "security",
+        "Template rendered from request data (SSTI)",
+        "high",
+        "A template string built from request data lets the requester run template code "
+        "(often arbitrary Python). Render a fixed template and pass the data as context.",
+    ),
+    "sec.csrf": _r(
+        "security",
+        "CSRF protection disabled",
+        "medium",
+        "Without the CSRF check another site can make a logged-in user's browser submit "
+        "this request. Keep the middleware on and exempt nothing that changes state.",
+    ),
+    "sec.weak_random": _r(
+        "security",
+        "Predictable randomness for a secret",
+        "medium",
+        "The `random` module is a Mersenne Twister: its output can be predicted from a few "
+        "samples. Use `secrets.token_urlsafe()` / `secrets.randbelow()` for tokens, OTPs, "
+        "passwords and keys.",
+    ),
+    "sec.path_traversal": _r(
+        "security",
+        "File path from request data (path traversal)",
+        "high",
+        "A path taken from the request can contain `../` and reach any file the process can "
+        "read. Resolve it under a fixed base directory and refuse what escapes it "
+        "(werkzeug.utils.safe_join, Path.resolve().is_relative_to).",
+    ),
+    "sec.ssrf": _r(
+        "security",
+        "Outgoing request to a URL from request data (SSRF)",
+        "high",
+        "The server fetches a URL the requester chose, which can reach internal services "
+        "and cloud metadata endpoints. Allow-list hosts and schemes before fetching.",
+    ),
+    "sec.open_redirect": _r(
+        "security",
+        "Redirect to a URL from request data (open redirect)",
+        "medium",
+        "Redirecting to a requester-chosen URL lets phishing links borrow this site's name. "
+        "Redirect only to relative paths or allow-listed hosts "
+        "(django.utils.http.url_has_allowed_host_and_scheme).",
+    ),
     "rel.bare_except": _r(
         "reliability",
         "Bare except clause",
@@ -202,6 +255,32 @@ RULES: Final[dict[str, RuleSpec]] = {
     ),
 }
 
+# MITRE CWE of each rule that has one; maintainability smells have none.
+RULE_CWE: Final[dict[str, int]] = {
+    "sec.eval": 95,
+    "sec.shell": 78,
+    "sec.sql": 89,
+    "sec.secret": 798,
+    "sec.aws_key": 798,
+    "sec.private_key": 321,
+    "sec.deserialize": 502,
+    "sec.tls": 295,
+    "sec.weak_hash": 328,
+    "sec.debug": 489,
+    "sec.xss": 79,
+    "sec.ssti": 1336,
+    "sec.csrf": 352,
+    "sec.weak_random": 338,
+    "sec.path_traversal": 22,
+    "sec.ssrf": 918,
+    "sec.open_redirect": 601,
+    "rel.bare_except": 396,
+    "rel.swallowed_exception": 390,
+    "rel.empty_catch": 390,
+    "rel.no_timeout": 400,
+    "rel.open_leak": 775,
+}
+
 RULES_BY_LENS: Final[dict[str, tuple[str, ...]]] = {
     lens: tuple(sorted(rid for rid, spec in RULES.items() if spec.lens == lens))
     for lens in CODE_LENSES
@@ -234,7 +313,8 @@ def make_finding(
     """Build a RawFinding from the rule table; `extra` is prepended to the standard detail."""
     spec = RULES[rule]
     end = line_start if line_end is None else max(line_start, line_end)
-    detail = f"{extra.strip()} {spec.detail}".strip()
+    cwe = RULE_CWE.get(rule)
+    detail = f"{extra.strip()} {spec.detail}".strip() + (f" (CWE-{cwe})" if cwe else "")
     ev = make_evidence(lines, line_start, end) if evidence is None else evidence
     return RawFinding(
         rule=rule,
@@ -247,6 +327,7 @@ def make_finding(
         line_start=max(1, line_start),
         line_end=max(1, end),
         evidence=ev[:MAX_EVIDENCE_CHARS],
+        cwe=cwe,
     )
 
 

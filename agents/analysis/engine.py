@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import ast
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
-from agents.analysis.base import CODE_LENSES, RULES, RawFinding, make_finding
+from agents.analysis.bandit_lens import bandit_findings
+from agents.analysis.base import CODE_LENSES, RawFinding, make_finding
 from agents.analysis.py_context import PyContext
+from agents.analysis.py_framework import check_framework
 from agents.analysis.py_maintainability import check_maintainability, todo_findings
 from agents.analysis.py_reliability import check_reliability
-from agents.analysis.py_security import check_security
+from agents.analysis.py_security import check_security, falsy_shell_lines
+from agents.analysis.ranking import merge_bandit
+from agents.analysis.suppression import Suppressed, split_suppressed
+from agents.analysis.template_rules import is_template, template_findings
 from agents.analysis.text_rules import generic_secret_findings, language_for, text_findings
 
 MAX_FILE_LINES = 800
@@ -27,8 +34,21 @@ def _looks_binary(text: str) -> bool:
     return bool(sample) and bad / len(sample) > _BINARY_RATIO
 
 
+def _security(ctx: PyContext) -> Iterator[RawFinding]:
+    # Our ast rules + the framework rules first, then bandit's issues merged in (one finding
+    # per weakness and line when both report it).
+    ours = [*check_security(ctx), *check_framework(ctx)]
+    no_shell = falsy_shell_lines(ctx)
+    theirs = [
+        f
+        for f in bandit_findings(ctx.path, "\n".join(ctx.lines), ctx.lines)
+        if not (f.rule in ("bandit.B602", "bandit.B604") and f.line_start in no_shell)
+    ]
+    yield from merge_bandit(ours, theirs)
+
+
 _PY_CHECKS = {
-    "security": check_security,
+    "security": _security,
     "reliability": check_reliability,
     "maintainability": check_maintainability,
 }
@@ -53,7 +73,21 @@ def _python_findings(path: str, text: str, lines: list[str], lens: str) -> list[
         )
 
 
+@dataclass
+class Analysis:
+    """What one file gave through one lens: active findings, and the ones a `# nosec` /
+    `# noqa: S…` marker covers (kept so the report can show them, never deleted)."""
+
+    findings: list[RawFinding] = field(default_factory=list)
+    suppressed: list[Suppressed] = field(default_factory=list)
+
+
 def analyze_code(path: str, text: str, lens: str) -> list[RawFinding]:
+    """Active findings of `analyze_file` (suppressed ones left out)."""
+    return analyze_file(path, text, lens).findings
+
+
+def analyze_file(path: str, text: str, lens: str) -> Analysis:
     """Statically analyse one file's text through one lens and return its findings.
 
     Contract:
@@ -61,16 +95,18 @@ def analyze_code(path: str, text: str, lens: str) -> list[RawFinding]:
     - Never raises on bad input: empty text gives [], binary-looking text gives [], Python
       that does not parse is analysed with regex rules, text beyond 2,000,000 characters is
       ignored (the file-length rule still counts every line).
-    - `.py` files use the ast; .js/.ts/.sh/.go/.rb/.php/.java and config files
-      (.yml/.yaml/.env/.ini/.cfg/.toml/.json) use regex rules; any other file is only scanned
-      for AWS key ids and private-key blocks (and its length).
+    - `.py` files use the ast (the security lens adds bandit and the framework rules);
+      templates (.html/.jinja/.j2) get the template rules; .js/.ts/.sh/.go/.rb/.php/.java
+      and config files (.yml/.yaml/.env/.ini/.cfg/.toml/.json) use regex rules; any other
+      file is only scanned for AWS key ids and private-key blocks (and its length).
     - Deterministic: sorted by (line_start, rule, line_end, detail), at most one finding per
-      (rule, line_start).
+      (rule, line_start). Security findings under a `# nosec` / `# noqa: S…` marker are
+      moved to `suppressed`.
     """
     if lens not in CODE_LENSES:
         raise ValueError(f"unknown lens {lens!r}; expected one of {', '.join(CODE_LENSES)}")
     if not isinstance(text, str) or not text.strip() or _looks_binary(text):
-        return []
+        return Analysis()
     total_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     text = text[:MAX_ANALYZED_CHARS]
     lines = text.splitlines()
@@ -81,6 +117,8 @@ def analyze_code(path: str, text: str, lens: str) -> list[RawFinding]:
         found = text_findings(path, text, lines, lang) + todo_findings(
             path, lines, text, python=False
         )
+    elif is_template(path) and lens == "security":
+        found = list(template_findings(path, text, lines))
     else:
         found = []
     found.extend(generic_secret_findings(path, lines))
@@ -99,6 +137,7 @@ def analyze_code(path: str, text: str, lens: str) -> list[RawFinding]:
         )
     unique: dict[tuple[str, int], RawFinding] = {}
     for f in sorted(found, key=lambda f: (f.line_start, f.rule, f.line_end, f.detail)):
-        if RULES[f.rule].lens == lens:
+        if f.lens == lens:
             unique.setdefault((f.rule, f.line_start), f)
-    return list(unique.values())
+    active, suppressed = split_suppressed(list(unique.values()), text, lines, python=lang == "py")
+    return Analysis(active, suppressed)

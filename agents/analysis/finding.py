@@ -28,6 +28,11 @@ class RawFinding:
     line_start: int
     line_end: int
     evidence: str
+    # MITRE CWE id where one applies (None for style/maintenance smells); also named in
+    # `detail` because the stored Finding row has no column for it yet.
+    cwe: int | None = None
+    # Where the finding comes from: "heuristic" (our rules) or e.g. "bandit B608".
+    origin: str = "heuristic"
 
     def __post_init__(self) -> None:
         # Fail loudly at construction: a bad finding is a bug in a rule, not in the input.

@@ -120,6 +120,14 @@ def _leaks(ctx: PyContext, call: ast.Call) -> bool:
     parent = ctx.parents.get(call)
     if isinstance(parent, (ast.withitem, ast.Return, ast.Yield)):
         return False
+    # Handed straight to a response that owns and closes the file (Django/Flask streaming).
+    if isinstance(parent, ast.Call) and (ctx.qualname(parent.func) or "").rsplit(".", 1)[-1] in (
+        "FileResponse",
+        "StreamingHttpResponse",
+        "send_file",
+        "FileWrapper",
+    ):
+        return False
     if isinstance(parent, ast.Assign) and len(parent.targets) == 1:
         target = parent.targets[0]
         owner = target.value if isinstance(target, ast.Attribute) else target

@@ -94,7 +94,7 @@ def _call_rules(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
             extra=f"`{name}()` is called on " + ("a literal." if literal else "a runtime value."),
         )
     shell_kw = keyword(call, "shell")
-    if name in _SUBPROCESS_FUNCS and shell_kw is not None and not is_const(shell_kw.value, False):
+    if name in _SUBPROCESS_FUNCS and shell_kw is not None and not _falsy_literal(shell_kw.value):
         sure = is_const(shell_kw.value, True)
         yield ctx.finding(
             "sec.shell",
@@ -158,6 +158,29 @@ def _call_rules(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
     for kw in call.keywords:
         if kw.arg:
             yield from _secret(ctx, kw.arg, kw.value)
+
+
+def falsy_shell_lines(ctx: PyContext) -> set[int]:
+    """Lines of calls passing a falsy literal as `shell=`: bandit reads some of them (`shell=()`)
+    as a shell, so its shell issues on these lines are dropped."""
+    return {
+        line
+        for node in ast.walk(ctx.tree)
+        if isinstance(node, ast.Call)
+        and (kw := keyword(node, "shell")) is not None
+        and _falsy_literal(kw.value)
+        for line in range(node.lineno, (node.end_lineno or node.lineno) + 1)
+    }
+
+
+def _falsy_literal(node: ast.AST) -> bool:
+    """`shell=False` but also `shell=0`, `None`, `""`, `[]`, `()`, `{}`: subprocess only tests
+    truthiness, so none of these starts a shell."""
+    if isinstance(node, ast.Constant):
+        return not node.value
+    return (isinstance(node, (ast.List, ast.Tuple, ast.Set)) and not node.elts) or (
+        isinstance(node, ast.Dict) and not node.keys
+    )
 
 
 def _safe_yaml_loader(ctx: PyContext, call: ast.Call) -> bool:

@@ -14,7 +14,8 @@ import math
 import time
 from typing import Any
 
-from agents.analysis import CODE_LENSES, analyze_code
+from agents.analysis import CODE_LENSES, analyze_file, vendored_reason
+from agents.analysis.ranking import rank_key
 from agents.contract import (
     AgentOutput,
     AgentRequest,
@@ -134,16 +135,48 @@ class HeuristicProvider:
         if request.lens not in CODE_LENSES:
             raise ProviderError(f"unknown code lens {request.lens!r}", permanent=True)
         findings: list[FindingOut] = []
+        suppressed: list[dict[str, Any]] = []
+        skipped: list[dict[str, str]] = []
         for path in files:
-            text = request.snapshot.read_text(path)
-            findings.extend(
-                _finding(raw.to_dict()) for raw in analyze_code(path, text, request.lens)
-            )
-        return AgentOutput(
-            summary=f"Offline {request.lens} analysis of {len(files)} file(s): "
-            f"{len(findings)} finding(s).",
-            findings=findings,
+            reason = vendored_reason(path)
+            if reason:
+                skipped.append({"path": path, "reason": reason})
+                continue
+            analysis = analyze_file(path, request.snapshot.read_text(path), request.lens)
+            findings.extend(_finding(raw.to_dict()) for raw in analysis.findings)
+            suppressed.extend(s.to_dict() for s in analysis.suppressed)
+        findings.sort(key=_rank)
+        summary = (
+            f"Offline {request.lens} analysis of {len(files) - len(skipped)} file(s): "
+            f"{len(findings)} finding(s)."
         )
+        if suppressed:
+            summary += f" {len(suppressed)} suppressed by # nosec / # noqa markers (listed)."
+        if skipped:
+            summary += f" {len(skipped)} third-party file(s) skipped: " + ", ".join(
+                f"{s['path']} ({s['reason']})" for s in skipped[:5]
+            )
+        data: dict[str, Any] = {}
+        if suppressed:
+            data["suppressed"] = suppressed
+        if skipped:
+            data["skipped"] = skipped
+        output = AgentOutput(summary=summary[:8000], findings=findings, data=data)
+        own = [p for p in files if not vendored_reason(p)]
+        tokens = _tokens(len(output.model_dump_json()))
+        if tokens > request.max_tokens and request.can_spawn and len(own) >= 2:
+            # Too many findings for one answer: hand halves to sub-agents rather than drop any
+            # (dropping, with a note, is left for an agent that cannot split further).
+            return AgentOutput(
+                summary=f"{len(findings)} findings need ~{tokens} output tokens, over the "
+                f"{request.max_tokens}-token limit: split in 2 parts.",
+                spawn=_halves(
+                    own,
+                    request.lens,
+                    f"{len(findings)} findings exceed the {request.max_tokens}-token output",
+                ),
+            )
+        return output
 
     def _maybe_split(self, request: AgentRequest, files: list[str]) -> list[SpawnOut]:
         if not request.can_spawn or len(files) < 2:
@@ -155,17 +188,12 @@ class HeuristicProvider:
         total = sum(int(sizes[p]["size"]) for p in files if p in sizes)
         if len(files) <= max_files and total <= max_bytes:
             return []
-        half = len(files) // 2
-        parts = [files[:half], files[half:]]
-        return [
-            SpawnOut(
-                scope={"files": part},
-                why=f"{len(files)} files / {total} bytes exceed one agent's "
-                f"{max_files} files / {max_bytes} bytes: part {i + 1} of 2",
-                lens=request.lens,
-            )
-            for i, part in enumerate(parts)
-        ]
+        return _halves(
+            files,
+            request.lens,
+            f"{len(files)} files / {total} bytes exceed one agent's "
+            f"{max_files} files / {max_bytes} bytes",
+        )
 
     def _document(self, request: AgentRequest, path: str) -> AgentOutput:
         text = request.snapshot.read_text(path)
@@ -226,6 +254,14 @@ class HeuristicProvider:
         )
 
 
+def _halves(files: list[str], lens: str, reason: str) -> list[SpawnOut]:
+    half = len(files) // 2
+    return [
+        SpawnOut(scope={"files": part}, why=f"{reason}: part {i + 1} of 2", lens=lens)
+        for i, part in enumerate([files[:half], files[half:]])
+    ]
+
+
 def _finding(raw: dict[str, Any]) -> FindingOut:
     return FindingOut(
         title=str(raw["title"])[:200],
@@ -237,15 +273,23 @@ def _finding(raw: dict[str, Any]) -> FindingOut:
         line_end=raw.get("line_end"),
         evidence=str(raw.get("evidence", ""))[:2000],
         rule=str(raw.get("rule", ""))[:100],
+        cwe=raw.get("cwe"),
     )
 
 
-_SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+def _rank(f: FindingOut) -> tuple[int, ...]:
+    # One agent has one lens, so this is severity, then CWE weight, then confidence.
+    return rank_key("", f.severity, f.cwe, f.confidence)
+
+
+OUTPUT_CAP_RULE = "meta.output_cap"
 
 
 def _fit_output(output: AgentOutput, max_tokens: int) -> tuple[AgentOutput, int]:
-    """Keep the output within ``max_tokens`` (as a model's would be), dropping the least severe
-    findings first, so the budget reservation (which assumed ``max_tokens``) is an upper bound."""
+    """Keep the output within ``max_tokens`` (as a model's would be), so the budget reservation
+    (which assumed ``max_tokens``) is an upper bound. The least urgent findings go first, and
+    nothing goes silently: one ``meta.output_cap`` finding (which the report's critique reads)
+    and ``data["dropped_findings"]`` say how many were dropped and where."""
 
     def cost(o: AgentOutput) -> int:
         return _tokens(len(o.model_dump_json()))
@@ -253,17 +297,46 @@ def _fit_output(output: AgentOutput, max_tokens: int) -> tuple[AgentOutput, int]
     tokens = cost(output)
     if tokens <= max_tokens:
         return output, tokens
-    findings = sorted(output.findings, key=lambda f: _SEVERITY_ORDER.get(f.severity, 5))
+    findings = sorted(output.findings, key=_rank)
+    # Bulky step results go first; the small lists the report needs are kept.
+    data = {k: v for k, v in output.data.items() if k in ("skipped", "suppressed")}
     kept = list(findings)
-    while kept and cost(output.model_copy(update={"findings": kept})) > max_tokens:
+    while True:
+        trimmed = _with_drop_note(output, kept, findings[len(kept) :], data)
+        if cost(trimmed) <= max_tokens or not kept:
+            break
         kept.pop()
-    dropped = len(findings) - len(kept)
-    trimmed = output.model_copy(
+    if cost(trimmed) > max_tokens and data.pop("suppressed", None) is not None:
+        trimmed = _with_drop_note(output, kept, findings[len(kept) :], data)
+    return trimmed, min(max_tokens, cost(trimmed))
+
+
+def _with_drop_note(
+    output: AgentOutput,
+    kept: list[FindingOut],
+    dropped: list[FindingOut],
+    data: dict[str, Any],
+) -> AgentOutput:
+    if not dropped:
+        return output.model_copy(update={"findings": kept, "data": data})
+    where: dict[str, list[int]] = {}
+    for f in dropped:
+        where.setdefault(f.path or "?", []).append(f.line_start or 0)
+    listing = "; ".join(f"{p}: lines {', '.join(map(str, sorted(ls)))}" for p, ls in where.items())
+    note = FindingOut(
+        title=f"{len(dropped)} finding(s) dropped at the output limit",
+        detail=f"The agent's output limit cut its least urgent findings. Dropped: {listing}"[:4000],
+        severity="info",
+        confidence=1.0,
+        path=next(iter(where), ""),
+        rule=OUTPUT_CAP_RULE,
+    )
+    counts = {p: len(ls) for p, ls in where.items()}
+    return output.model_copy(
         update={
-            "findings": kept,
-            "summary": f"{output.summary} ({dropped} lower-severity findings dropped: output "
+            "findings": [*kept, note],
+            "summary": f"{output.summary} ({len(dropped)} lower-ranked findings dropped: output "
             "limit reached)"[:8000],
-            "data": {},
+            "data": {**data, "dropped_findings": {"count": len(dropped), "by_path": counts}},
         }
     )
-    return trimmed, min(max_tokens, cost(trimmed))

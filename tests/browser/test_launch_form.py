@@ -32,10 +32,10 @@ def test_options_follow_the_playbook_and_the_estimate_follows_the_form(
 
     page.select_option("select[name=target]", SAMPLE)
     agents = page.locator("#launch-estimate [data-agents]")
-    expect(agents).to_have_text("6 agents")
+    expect(agents).to_have_text("9 agents")
     chunk_files.fill("1")
     chunk_files.dispatch_event("change")
-    expect(agents).not_to_have_text("6 agents")
+    expect(agents).not_to_have_text("9 agents")
 
     page.check("input[name=playbook][value=ensemble]")
     expect(k).to_be_visible()

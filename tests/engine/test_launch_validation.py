@@ -317,7 +317,7 @@ def test_a_provider_without_its_key_is_refused_naming_the_variable(
 def test_a_target_needing_more_agents_than_the_run_allows_is_refused_before_any_row(
     user: User, settings: Any
 ) -> None:
-    # The sample needs 6 agents (2 chunks x 3 lenses); this run allows 4.
+    # The sample needs 9 agents (3 chunks x 3 lenses); this run allows 4.
     error = _refused(user, "target", options={"max_agents": 4})
-    assert "needs 6 agents but the run allows 4" in str(error)
+    assert "needs 9 agents but the run allows 4" in str(error)
     assert f"at most {settings.HARNESS_MAX_AGENTS}" in str(error)

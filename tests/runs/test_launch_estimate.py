@@ -69,7 +69,7 @@ def test_the_estimate_writes_nothing(operator_client: Client) -> None:
 
 def test_the_estimate_shows_agents_breakdown_and_cost(operator_client: Client) -> None:
     html = estimate(operator_client, playbook="codebase-audit", target=SAMPLE).content.decode()
-    assert f"6 agents</b> (3 lenses {TIMES} 2 chunks)" in html
+    assert f"9 agents</b> (3 lenses {TIMES} 3 chunks)" in html
     # The offline analyzer spends nothing real, and says what it bills against the budget.
     assert "<b>$0</b>" in html and "nominal $" in html
     assert "bytes ÷ 4" in html and "Nothing the launch would refuse." in html
@@ -92,10 +92,10 @@ def test_the_estimate_shows_the_too_many_agents_refusal_and_how_far_max_agents_g
     html = estimate(
         operator_client, playbook="codebase-audit", target=SAMPLE, max_agents=4
     ).content.decode()
-    assert agents_of(html) == 6
-    assert "needs 6 agents but the run allows 4" in html
+    assert agents_of(html) == 9
+    assert "needs 9 agents but the run allows 4" in html
     assert f"at most {settings.HARNESS_MAX_AGENTS}, HARNESS_MAX_AGENTS" in html
-    assert "Setting max agents to 6" in html
+    assert "Setting max agents to 9" in html
 
 
 def test_the_estimate_says_when_even_the_highest_max_agents_is_too_few(
@@ -105,7 +105,7 @@ def test_the_estimate_says_when_even_the_highest_max_agents_is_too_few(
     html = estimate(
         operator_client, playbook="codebase-audit", target=SAMPLE, max_agents=5
     ).content.decode()
-    assert "needs 6 agents but the run allows 5" in html
+    assert "needs 9 agents but the run allows 5" in html
     assert "Even the highest max agents here (5) is too few" in html
 
 
