@@ -3,6 +3,8 @@ event log and all findings, paginated."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -33,8 +35,27 @@ def task_detail(request: HttpRequest, run_id: int, task_id: int) -> HttpResponse
             "findings": task.findings.all(),
             "steps": task.steps.all(),
             "history": attempts.history(list(rows)),
+            **_analysis_notes(task),
         },
     )
+
+
+def _analysis_notes(task: Task) -> dict[str, Any]:
+    """What the agent kept out of its findings, and said so in its output: findings under a
+    ``# nosec``/``# noqa`` marker, third-party files it skipped, findings past its output cap.
+    The output is the agent's (untrusted) data: only lists of small dicts are shown, escaped."""
+    data = (task.output or {}).get("data") or {}
+
+    def rows(key: str) -> list[dict[str, Any]]:
+        value = data.get(key)
+        return [r for r in value if isinstance(r, dict)][:200] if isinstance(value, list) else []
+
+    dropped = data.get("dropped_findings")
+    return {
+        "suppressed": rows("suppressed"),
+        "skipped_files": rows("skipped"),
+        "dropped": dropped if isinstance(dropped, dict) else None,
+    }
 
 
 @require_GET

@@ -36,3 +36,35 @@ def test_agent_page_lists_every_attempt_across_an_operator_retry(
     assert "3 in all, over 2 tries (retried by an operator)" in html
     assert html.count("<td>retried") == 1 and "upstream 502" in html
     assert "<td>failed" in html and "<td>succeeded" in html
+
+
+def test_agent_page_shows_what_the_agent_kept_out_of_its_findings(
+    viewer_client: Client, operator: User
+) -> None:
+    run = make_run(operator)
+    task = make_task(
+        run,
+        output={
+            "data": {
+                "suppressed": [
+                    {
+                        "path": "app/db.py",
+                        "line": 7,
+                        "rule": "bandit.B608",
+                        "title": "<script>alert(1)</script> SQL built from strings",
+                        "severity": "high",
+                        "cwe": "CWE-89",
+                        "marker": "# nosec B608",
+                    },
+                    "not a dict",
+                ],
+                "skipped": [{"path": "static/vendor/chart.min.js", "reason": "minified"}],
+                "dropped_findings": {"count": 3, "by_path": {"app/big.py": 3}},
+            }
+        },
+    )
+    html = viewer_client.get(reverse("runs:task", args=[run.pk, task.pk])).content.decode()
+    assert "Suppressed" in html and "# nosec B608" in html and "CWE-89" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
+    assert "static/vendor/chart.min.js" in html and "minified" in html
+    assert "3 findings dropped" in html and "app/big.py" in html
