@@ -31,6 +31,7 @@ from runs.broadcast import RUNS_LIST_GROUP
 from runs.event_types import RunEventsMessage, RunsChangedMessage
 from runs.live import HEAVY_INTERVAL, LiveState, render_update
 from runs.models import Run
+from runs.views.approvals import inbox_update
 from runs.views.runs import RUNS_PER_PAGE, filtered_runs
 
 logger = logging.getLogger(__name__)
@@ -255,3 +256,41 @@ class RunListConsumer(_Batched):
                 parts.append(render_to_string("runs/_run_insert.html", {"run": run}))
             parts.append(render_to_string("runs/_run_row.html", {"run": run, "oob": True}))
         return "".join(parts)
+
+
+class ApprovalsConsumer(_Batched):
+    """Live approvals inbox: any run's events may open or close a gate; the page gets the gates
+    that appeared and loses those decided, and the counts follow. ``?shown=`` lists the gates the
+    page rendered, so nothing is missed between the render and the connection."""
+
+    interval = 0.5
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        raw = _query(self.scope).get("shown", "")
+        self.shown = {int(v) for v in raw.split(",") if v.isdigit()}
+        self.csrf_token = self.scope.get("cookies", {}).get(settings.CSRF_COOKIE_NAME, "")
+        await self.channel_layer.group_add(RUNS_LIST_GROUP, self.channel_name)
+        await self.accept()
+        self.mark_dirty()  # anything that changed since the page was rendered
+        self.start_polling()
+
+    async def disconnect(self, code: int) -> None:
+        await super().disconnect(code)
+        await self.channel_layer.group_discard(RUNS_LIST_GROUP, self.channel_name)
+
+    async def runs_changed(self, message: RunsChangedMessage) -> None:
+        self.mark_dirty()
+
+    async def needs_resync(self) -> bool:
+        return True  # cheap (one query): repairs a lost pub/sub message within RESYNC_EVERY
+
+    async def flush(self) -> None:
+        html, self.shown = await database_sync_to_async(inbox_update)(
+            self.scope["user"], self.shown, self.csrf_token
+        )
+        if html:
+            await self.send(text_data=html)

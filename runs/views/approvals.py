@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.context_processors import PermWrapper
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
@@ -35,12 +38,51 @@ def pending_for(user: Any) -> Any:
     )
 
 
+INBOX_MAX = 200
+
+
+def _labelled(approvals: list[Approval]) -> list[Approval]:
+    for approval in approvals:
+        approval.gate_word = GATE_WORDS.get(approval.gate, approval.gate)  # type: ignore[attr-defined]
+    return approvals
+
+
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
-    pending = list(pending_for(request.user)[:200])
-    for approval in pending:
-        approval.gate_word = GATE_WORDS.get(approval.gate, approval.gate)  # type: ignore[attr-defined]
+    pending = _labelled(list(pending_for(request.user)[:INBOX_MAX]))
     return render(request, "runs/inbox.html", {"pending": pending})
+
+
+def inbox_update(user: Any, shown: set[int], csrf_token: str) -> tuple[str, set[int]]:
+    """What the open inbox page lacks: gates decided since go (oob delete), new ones are added
+    at the end (they are the newest; the list is oldest first), the counts follow. Gates still
+    shown are left alone, so a comment being typed survives. Returns the html and the new
+    set of shown ids."""
+    pending = _labelled(list(pending_for(user)[:INBOX_MAX]))
+    now = {a.pk for a in pending}
+    if now == shown:
+        return "", shown
+    context = {"user": user, "perms": PermWrapper(user), "csrf_token": csrf_token}
+    context["four_eyes"] = settings.HARNESS_FOUR_EYES
+    parts = [f'<li id="approval-{pk}" hx-swap-oob="delete"></li>' for pk in sorted(shown - now)]
+    added = [a for a in pending if a.pk not in shown]
+    if added:
+        items = "".join(
+            render_to_string("runs/_inbox_item.html", {**context, "a": a}) for a in added
+        )
+        parts.append(f'<ul id="inbox-list" hx-swap-oob="beforeend">{items}</ul>')
+    count = len(now)
+    parts.append(render_to_string("runs/_inbox_summary.html", {"count": count, "oob": True}))
+    if user.has_perm("runs.decide_approval"):
+        parts.append(render_to_string("runs/_approvals_count.html", {"count": count, "oob": True}))
+    hidden = " hidden" if count else ""
+    parts.append(
+        f'<div id="inbox-empty" hx-swap-oob="true"{hidden}'
+        ' class="panel empty-inline"><h2>Nothing is waiting</h2><p>Reports that finished '
+        "aggregating, agents held for approval, and budget extensions appear here as "
+        "they come, until someone decides them.</p></div>"
+    )
+    return "".join(parts), now
 
 
 @require_POST
