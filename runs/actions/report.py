@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from agents import semconv
 from agents.aggregation import ReportDraft
+from agents.aggregation.similarity import embedder_for
 from agents.aggregation.stages import FindingRow, RunFacts, run_chain
 from agents.providers.catalog import get_provider
 from agents.snapshot import open_snapshot
@@ -61,8 +62,11 @@ def aggregate(run_id: int) -> None:
     except Exception:
         is_llm = False
     try:
-        skipped_files = open_snapshot(run.snapshot_digest).manifest.skipped
+        snapshot = open_snapshot(run.snapshot_digest)
+        skipped_files = snapshot.manifest.skipped
     except Exception:
+        # No snapshot to check against: locations stay "unchecked", never "verified".
+        snapshot = None
         skipped_files = []
     facts = RunFacts(
         run_id=run.pk,
@@ -98,7 +102,10 @@ def aggregate(run_id: int) -> None:
             if t["step"] == "synthesize" and t["status"] == Task.Status.SUCCEEDED
         ],
     )
-    draft = run_chain(rows, facts, list(run.aggregation or playbook.aggregation))
+    embedder = embedder_for(run.provider, playbook.options)
+    draft = run_chain(
+        rows, facts, list(run.aggregation or playbook.aggregation), embedder, snapshot
+    )
     store_report(run, draft)
 
 
@@ -129,6 +136,7 @@ def store_report(run: Run, draft: ReportDraft) -> Report:
             source_text=draft.markdown,
             html=render_markdown(draft.markdown),
             notes=draft.notes + draft.critique,
+            params=draft.params,
         )
         Approval.objects.filter(
             run=run, gate=Approval.Gate.REPORT, decision=Approval.Decision.PENDING
