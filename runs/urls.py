@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs.views import control, launch, records, runs, tree
+from runs.views import control, exports, launch, records, runs, tree
 
 app_name = "runs"
 
@@ -17,4 +17,11 @@ urlpatterns = [
     path("runs/<int:run_id>/cancel/", control.cancel, name="cancel"),
     path("runs/<int:run_id>/retry/", control.retry, name="retry"),
     path("runs/<int:run_id>/decide/", control.decide, name="decide"),
+    # Report versions: provenance page and exports (issue 11, aggregation half).
+    path("runs/<int:run_id>/reports/<int:version>/", exports.report_version, name="report"),
+    path(
+        "runs/<int:run_id>/reports/<int:version>/export.<str:fmt>",
+        exports.report_export,
+        name="report_export",
+    ),
 ]
