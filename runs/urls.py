@@ -19,6 +19,7 @@ urlpatterns = [
     path("runs/<int:run_id>/decide/", control.decide, name="decide"),
     # Report versions: provenance page and exports (issue 11, aggregation half).
     path("runs/<int:run_id>/reports/<int:version>/", exports.report_version, name="report"),
+    path("runs/<int:run_id>/reports/new/", exports.reaggregate_report, name="reaggregate"),
     path(
         "runs/<int:run_id>/reports/<int:version>/export.<str:fmt>",
         exports.report_export,
