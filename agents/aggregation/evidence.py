@@ -27,9 +27,10 @@ STATUS_ORDER = [
 FABRICATED = frozenset({"evidence_not_found", "no_such_line", "no_such_file"})
 # Models cite a line or two off; a quote is looked for this many lines around the range.
 SLACK_LINES = 2
-# Quotes are split where a model elides ("...", "…") and fragments shorter than this ignored.
+# Quotes are split where text was left out (a model's "..." or "…", the analyzers' masked
+# secrets "ab****", line breaks) and fragments shorter than this are ignored.
 _MIN_FRAGMENT = 4
-_ELISION = re.compile(r"\.\.\.|…|\n")
+_ELISION = re.compile(r"\.\.\.|…|\*{3,}|\n")
 
 
 class TextSource(Protocol):
@@ -66,7 +67,10 @@ def check_location(
     if not fragments:
         return "located"
     haystack = _squash("\n".join(window))
-    return "verified" if all(f in haystack for f in fragments) else "evidence_not_found"
+    # Half the fragments is enough: a quote may end in a note of the quoter's own ("... (key
+    # body not shown)"); an invented quote matches nothing.
+    found = sum(f in haystack for f in fragments)
+    return "verified" if found * 2 >= len(fragments) else "evidence_not_found"
 
 
 def best_status(statuses: list[str]) -> str:

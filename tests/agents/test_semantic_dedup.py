@@ -44,6 +44,7 @@ APP = FakeSnapshot(
                 "",
                 "def profile(request):",
                 "    user_id = request.GET['user_id']",
+                "    SECRET_KEY = 'sk-live-1234567890'",
                 "    return db.query(f'SELECT * FROM users WHERE id = {user_id}')",
             ]
         )
@@ -216,6 +217,10 @@ def test_top_k_keeps_the_best_supported_clusters_in_order() -> None:
         ("app/views.py", 5, "SELECT   * FROM users ... WHERE id", "verified"),
         ("app/views.py", 4, "", "located"),
         ("app/views.py", 4, "os.system(cmd)", "evidence_not_found"),
+        ("app/views.py", 5, "SECRET_KEY = 'sk****'", "verified"),  # a masked secret
+        ("app/views.py", 5, "SECRET_KEY = 'pk****'", "evidence_not_found"),
+        ("app/views.py", 5, "SECRET_KEY = ... (value not shown)", "verified"),
+        ("app/views.py", 5, "PASSWORD = ... (value not shown)", "evidence_not_found"),
         ("app/views.py", 99, "", "no_such_line"),
         ("app/ghost.py", 1, "", "no_such_file"),
         ("", None, "", "unchecked"),
