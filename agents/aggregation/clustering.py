@@ -14,11 +14,14 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from agents.aggregation.evidence import FABRICATED, best_status
 from agents.aggregation.records import SEVERITY_RANK, Cluster, FindingRow
+from agents.aggregation.similarity import Vectors
 
 # Each additional lens behind a cluster adds this much to its score: independent angles agreeing
 # is stronger evidence than more agents with the same angle.
@@ -70,7 +73,7 @@ class _UnionFind:
 
 
 def link_components(
-    rows: list[FindingRow], vectors: np.ndarray, settings: DedupSettings
+    rows: list[FindingRow], vectors: Vectors, settings: DedupSettings
 ) -> list[list[FindingRow]]:
     """Rows grouped into components. ``vectors[i]`` is the unit embedding of ``rows[i]``."""
     uf = _UnionFind(len(rows))
@@ -78,8 +81,9 @@ def link_components(
     for i, row in enumerate(rows):
         by_path[row.path].append(i)
     for indexes in by_path.values():
-        block = vectors[indexes] if len(vectors) else np.zeros((len(indexes), 1))
-        sims = block @ block.T
+        block = vectors[indexes]
+        product: Any = block @ block.T
+        sims = product.toarray() if sparse.issparse(product) else np.asarray(product)
         for x, i in enumerate(indexes):
             for y in range(x + 1, len(indexes)):
                 a, b = rows[i], rows[indexes[y]]

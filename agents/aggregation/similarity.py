@@ -18,12 +18,15 @@ from typing import Any, Protocol
 
 import numpy as np
 import openai
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 from agents.providers.catalog import get_provider
 from agents.providers.registry import MissingApiKey
 
+# TF-IDF rows stay sparse: 10,000 findings by 50,000 n-grams would not fit in memory dense.
+type Vectors = np.ndarray | sparse.csr_matrix
 # Remote embeddings are requested in batches this big (OpenAI accepts up to 2,048 inputs).
 _BATCH = 256
 
@@ -31,8 +34,8 @@ _BATCH = 256
 class Embedder(Protocol):
     name: str
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """One L2-normalised row per text, in order."""
+    def embed(self, texts: list[str]) -> Vectors:
+        """One L2-normalised row per text, in order (dense or sparse)."""
         ...
 
 
@@ -42,16 +45,13 @@ class TfidfEmbedder:
 
     name = "tfidf-char"
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, 1))
+    def embed(self, texts: list[str]) -> Vectors:
         if not any(t.strip() for t in texts):
             return np.zeros((len(texts), 1))
         vectorizer = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(3, 5), lowercase=True, sublinear_tf=True
         )
-        matrix = vectorizer.fit_transform(texts)
-        return np.asarray(normalize(matrix).toarray())
+        return sparse.csr_matrix(normalize(vectorizer.fit_transform(texts)))
 
 
 class OpenAIEmbedder:
@@ -63,7 +63,7 @@ class OpenAIEmbedder:
         self.timeout = timeout
         self.name = f"{config.name}:{model}"
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str]) -> Vectors:
         if not texts:
             return np.zeros((0, 1))
         client = openai.OpenAI(
@@ -101,7 +101,7 @@ def embedder_for(provider: str, options: dict[str, Any]) -> Embedder:
     return OpenAIEmbedder(config, model, timeout=config.timeout())
 
 
-def embed_or_fallback(embedder: Embedder, texts: list[str]) -> tuple[np.ndarray, str, str]:
+def embed_or_fallback(embedder: Embedder, texts: list[str]) -> tuple[Vectors, str, str]:
     """(vectors, embedder name used, note). A failed remote call falls back to TF-IDF and the
     note says why, so the report tells the reviewer which similarity it used."""
     try:

@@ -110,7 +110,8 @@ def test_dedup_is_deterministic_whatever_the_order() -> None:
 
 
 def test_tfidf_embedder_returns_unit_rows() -> None:
-    vectors = TfidfEmbedder().embed([VALIDATION, SANITIZATION, ""])
+    vectors: Any = TfidfEmbedder().embed([VALIDATION, SANITIZATION, ""])
+    vectors = vectors.toarray()
     assert vectors.shape[0] == 3
     assert np.allclose(np.linalg.norm(vectors[:2], axis=1), 1.0)
 
