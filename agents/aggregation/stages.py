@@ -274,11 +274,33 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
         draft.markdown += "\n"
 
 
-def settings_from(options: dict[str, Any]) -> DedupSettings:
-    return DedupSettings(
-        threshold=float(options.get("dedup_threshold", DedupSettings.threshold)),
-        line_window=int(options.get("line_window", DedupSettings.line_window)),
-    )
+# Tunables: name → (type, default, lowest, highest).
+TUNABLES: dict[str, tuple[type, float, float, float]] = {
+    "dedup_threshold": (float, DedupSettings.threshold, 0.0, 1.0),
+    "line_window": (int, DedupSettings.line_window, 0, 100_000),
+    "vote_quorum": (int, 1, 1, 100_000),
+    "lens_quorum": (int, 1, 1, 1_000),
+    "min_confidence": (float, 0.3, 0.0, 1.0),
+    "top_k": (int, 0, 0, 1_000_000),
+}
+
+
+def tunables(options: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """The chain's tunables from the playbook options. ``--set`` lets any value through, and a
+    bad one must not leave the run stuck in aggregating: it falls back to the default and the
+    report's notes say so."""
+    values: dict[str, Any] = {}
+    for name, (kind, default, low, high) in TUNABLES.items():
+        raw = options.get(name, default)
+        try:
+            value = kind(raw)
+            if isinstance(raw, bool) or not low <= value <= high:
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            notes.append(f"Option {name}={raw!r} is not valid; used the default {default}.")
+            value = kind(default)
+        values[name] = value
+    return values
 
 
 def run_chain(
@@ -297,17 +319,12 @@ def run_chain(
     options = facts.options
     check_evidence(rows, source)
     notes: list[str] = []
-    dedup_settings = settings_from(options)
     params: dict[str, Any] = {
         "embedder": None,
-        "dedup_threshold": dedup_settings.threshold,
-        "line_window": dedup_settings.line_window,
-        "vote_quorum": int(options.get("vote_quorum", 1)),
-        "lens_quorum": int(options.get("lens_quorum", 1)),
-        "min_confidence": float(options.get("min_confidence", 0.3)),
-        "top_k": int(options.get("top_k", 0)),
+        **tunables(options, notes),
         "evidence_checked": source is not None,
     }
+    dedup_settings = DedupSettings(params["dedup_threshold"], params["line_window"])
     if "dedup" in chain:
         clusters = dedup(rows, embedder, dedup_settings, notes, params)
     else:

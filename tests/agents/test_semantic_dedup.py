@@ -263,3 +263,12 @@ def test_a_verified_member_vouches_for_its_cluster() -> None:
     assert checked.evidence == "db.query("
     statuses = sorted(m["evidence_status"] for m in checked.members)
     assert statuses == ["evidence_not_found", "verified"]
+
+
+def test_a_bad_option_falls_back_to_its_default_and_says_so() -> None:
+    options = {"dedup_threshold": "high", "top_k": -1, "vote_quorum": True}
+    draft = run_chain([row(1)], facts(options=options), CHAIN)
+    assert draft.params["dedup_threshold"] == 0.15
+    assert draft.params["top_k"] == 0
+    assert draft.params["vote_quorum"] == 1
+    assert sum("is not valid" in note for note in draft.notes) == 3
