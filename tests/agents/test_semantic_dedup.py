@@ -3,10 +3,13 @@ whose right answer is known."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from django.test import override_settings
 
 from agents.aggregation.clustering import DedupSettings
 from agents.aggregation.evidence import check_location
@@ -17,6 +20,7 @@ from agents.aggregation.similarity import (
     embedder_for,
 )
 from agents.aggregation.stages import dedup, quorum, run_chain
+from agents.providers.catalog import get_provider
 from agents.providers.registry import ProviderConfig
 from agents.snapshot import SnapshotError
 from tests.agents.test_aggregation import CHAIN, facts, row
@@ -272,3 +276,27 @@ def test_a_bad_option_falls_back_to_its_default_and_says_so() -> None:
     assert draft.params["top_k"] == 0
     assert draft.params["vote_quorum"] == 1
     assert sum("is not valid" in note for note in draft.notes) == 3
+
+
+def test_a_provider_with_an_embedding_model_gets_remote_embeddings(tmp_path: Path) -> None:
+    path = tmp_path / "providers.json"
+    config = {
+        "kind": "openai",
+        "base_url": "http://127.0.0.1:9/v1",
+        "api_key_env": "FAKE_EMBED_KEY",
+        "default_model": "chat",
+        "embedding_model": "fake-embed",
+    }
+    plain = {k: v for k, v in config.items() if k != "embedding_model"}
+    path.write_text(json.dumps({"providers": {"local": config, "plain": plain}}))
+    get_provider.cache_clear()
+    try:
+        with override_settings(HARNESS_PROVIDERS_FILE=str(path)):
+            chosen = embedder_for("local", {})
+            assert isinstance(chosen, OpenAIEmbedder) and chosen.model == "fake-embed"
+            other = embedder_for("local", {"embedding_model": "big-embed"})
+            assert isinstance(other, OpenAIEmbedder) and other.model == "big-embed"
+            assert isinstance(embedder_for("plain", {}), TfidfEmbedder)
+            assert isinstance(embedder_for("anthropic", {}), TfidfEmbedder)
+    finally:
+        get_provider.cache_clear()
