@@ -260,6 +260,8 @@ class ReportCreatedPayload(TypedDict):
     kept: int
     dropped: int
     by_severity: dict[str, int]
+    # Clusters whose cited location or quote is not in the snapshot (older events lack it).
+    fabricated: NotRequired[int]
 
 
 PAYLOAD_TYPES: dict[EventType, type] = {

@@ -267,3 +267,29 @@ class DecisionForm(forms.Form):
     )
     # The gate the reviewer saw: a decision on a gate since closed or replaced is refused.
     approval = forms.IntegerField(required=False, min_value=1)
+
+
+class ReaggregateForm(forms.Form):
+    """Another chain and/or other tunables for a new report version; blank = the run's own."""
+
+    chain = forms.MultipleChoiceField(
+        required=False,
+        choices=[(step, step) for step in AGGREGATION_STEPS],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    dedup_threshold = forms.FloatField(required=False, min_value=0.0, max_value=1.0)
+    line_window = forms.IntegerField(required=False, min_value=0, max_value=1000)
+    vote_quorum = forms.IntegerField(required=False, min_value=1, max_value=1000)
+    lens_quorum = forms.IntegerField(required=False, min_value=1, max_value=100)
+    min_confidence = forms.FloatField(required=False, min_value=0.0, max_value=1.0)
+    top_k = forms.IntegerField(required=False, min_value=0, max_value=10000)
+    embedder = forms.ChoiceField(
+        required=False, choices=[("", "Run's default"), ("tfidf", "TF-IDF (offline)")]
+    )
+
+    def overrides(self) -> dict[str, Any]:
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name != "chain" and value not in (None, "")
+        }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs.views import approvals, control, launch, records, runs, tree
+from runs.views import approvals, control, exports, launch, records, runs, tree
 
 app_name = "runs"
 
@@ -23,5 +23,13 @@ urlpatterns = [
         "runs/<int:run_id>/findings/<int:finding_id>/review/",
         approvals.review,
         name="review_finding",
+    ),
+    # Report versions: provenance page and exports (issue 11, aggregation half).
+    path("runs/<int:run_id>/reports/<int:version>/", exports.report_version, name="report"),
+    path("runs/<int:run_id>/reports/new/", exports.reaggregate_report, name="reaggregate"),
+    path(
+        "runs/<int:run_id>/reports/<int:version>/export.<str:fmt>",
+        exports.report_export,
+        name="report_export",
     ),
 ]

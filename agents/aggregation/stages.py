@@ -2,60 +2,25 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
+from agents.aggregation.clustering import DedupSettings, build_cluster, link_components
+from agents.aggregation.evidence import TextSource, check_location
+from agents.aggregation.records import SEVERITY_RANK, Cluster, FindingRow
+from agents.aggregation.similarity import Embedder, TfidfEmbedder, embed_or_fallback
+from agents.aggregation.text import md_code as _md_code
+from agents.aggregation.text import md_escape as _md_escape
 from agents.analysis.ranking import LENS_TIER, cwe_from_text, rank_key
 
 AGGREGATION_STEPS: dict[str, str] = {
-    "dedup": "Merge findings that point at the same place for the same reason.",
-    "quorum": "Keep a finding only when enough independent agents reported it (voting).",
-    "confidence": "Combine the agents' confidences and drop what stays below the threshold.",
+    "dedup": "Merge findings about the same issue at the same place, however they are worded.",
+    "quorum": "Keep a cluster only when enough distinct agents and lenses reported it (voting).",
+    "confidence": "Combine the agents' confidences, drop what stays below the threshold, "
+    "keep the top K by confidence-weighted votes.",
     "synthesis": "Write the report: overview, ranked findings, themes.",
     "critic": "Check the report: coverage gaps, failed or skipped agents, weak evidence.",
 }
-SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
-
-
-@dataclass
-class FindingRow:
-    id: int
-    task_id: int
-    lens: str
-    rule: str
-    title: str
-    detail: str
-    severity: str
-    confidence: float
-    path: str
-    line_start: int | None
-    line_end: int | None
-    evidence: str
-
-
-@dataclass
-class Cluster:
-    key: str
-    title: str
-    severity: str
-    confidence: float
-    path: str
-    line_start: int | None
-    line_end: int | None
-    rule: str
-    lenses: list[str]
-    detail: str
-    evidence: str
-    finding_ids: list[int]
-    task_ids: list[int]
-    votes: int = 1
-    kept: bool = True
-    dropped_reason: str = ""
-    verdict: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -66,6 +31,8 @@ class ReportDraft:
     notes: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
     critique: list[str] = field(default_factory=list)
+    # What produced it (embedder, thresholds, quorums), so a version can be explained and redone.
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,63 +60,50 @@ class RunFacts:
     capped_outputs: list[FindingRow] = field(default_factory=list)
 
 
-def _norm_title(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", title.lower()).strip()
+def _single(row: FindingRow) -> Cluster:
+    """A cluster of one finding (the chain without dedup)."""
+    return build_cluster([row])
 
 
-def _single(row: FindingRow, key: str) -> Cluster:
-    """A cluster of one finding."""
-    return Cluster(
-        key=key,
-        title=row.title,
-        severity=row.severity,
-        confidence=row.confidence,
-        path=row.path,
-        line_start=row.line_start,
-        line_end=row.line_end,
-        rule=row.rule,
-        lenses=[row.lens],
-        detail=row.detail,
-        evidence=row.evidence,
-        finding_ids=[row.id],
-        task_ids=[row.task_id],
+def dedup(
+    rows: list[FindingRow],
+    embedder: Embedder | None = None,
+    settings: DedupSettings | None = None,
+    notes: list[str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> list[Cluster]:
+    """Semantic dedup (see ``agents.aggregation.clustering``); clusters in a stable order.
+    ``notes`` receives a fallback notice, ``params`` the name of the embedder actually used."""
+    settings = settings or DedupSettings()
+    rows = sorted(rows, key=lambda r: (r.path, r.line_start or 0, r.rule, r.id))
+    vectors, name, note = embed_or_fallback(
+        embedder or TfidfEmbedder(), [f"{r.title}. {r.detail}".strip() for r in rows]
     )
+    if note and notes is not None:
+        notes.append(note)
+    if params is not None:
+        params["embedder"] = name
+    clusters = [build_cluster(group) for group in link_components(rows, vectors, settings)]
+    return sorted(clusters, key=lambda c: (c.path, c.line_start or 0, c.finding_ids[0]))
 
 
-def dedup(rows: list[FindingRow]) -> list[Cluster]:
-    """Same file, same rule (or same normalised title), overlapping lines → one cluster."""
-    clusters: dict[str, Cluster] = {}
-    for row in sorted(rows, key=lambda r: (r.path, r.line_start or 0, r.rule, r.id)):
-        what = row.rule or _norm_title(row.title)
-        key = f"{row.path}|{row.line_start or ''}|{what}"
-        cluster = clusters.get(key)
-        if cluster is None:
-            clusters[key] = _single(row, key)
-            continue
-        cluster.finding_ids.append(row.id)
-        independent = row.task_id not in cluster.task_ids
-        if independent:
-            cluster.task_ids.append(row.task_id)
-        if row.lens not in cluster.lenses:
-            cluster.lenses.append(row.lens)
-        if SEVERITY_RANK.get(row.severity, 0) > SEVERITY_RANK.get(cluster.severity, 0):
-            cluster.severity = row.severity
-        # Only independent confirmations (other agents) raise confidence: 1 - Π(1 - c); an
-        # agent repeating itself does not.
-        if independent:
-            cluster.confidence = 1 - (1 - cluster.confidence) * (1 - row.confidence)
-        else:
-            cluster.confidence = max(cluster.confidence, row.confidence)
-    for cluster in clusters.values():
-        cluster.votes = len(cluster.task_ids)
-    return list(clusters.values())
+def check_evidence(rows: list[FindingRow], source: TextSource | None) -> None:
+    """Mark each finding's location and quote as found in the snapshot or not."""
+    for r in rows:
+        r.evidence_status = check_location(source, r.path, r.line_start, r.line_end, r.evidence)
 
 
-def quorum(clusters: list[Cluster], needed: int) -> None:
+def quorum(clusters: list[Cluster], needed: int, lenses_needed: int = 1) -> None:
+    """Support = distinct agents (votes) and distinct lenses; both must reach their quorum."""
     for cluster in clusters:
         if cluster.kept and cluster.votes < needed:
             cluster.kept = False
             cluster.dropped_reason = f"{cluster.votes} vote(s), quorum is {needed}"
+        elif cluster.kept and len(cluster.lenses) < lenses_needed:
+            cluster.kept = False
+            cluster.dropped_reason = (
+                f"{len(cluster.lenses)} lens(es), lens quorum is {lenses_needed}"
+            )
 
 
 def confidence(clusters: list[Cluster], threshold: float) -> None:
@@ -160,21 +114,39 @@ def confidence(clusters: list[Cluster], threshold: float) -> None:
             cluster.dropped_reason = f"confidence {cluster.confidence:.2f} < {threshold:.2f}"
 
 
-def ranked(clusters: list[Cluster]) -> list[Cluster]:
-    """Kept clusters, most urgent first: security before reliability before maintainability,
-    then severity, CWE weight (injection above weak hashing) and confidence."""
-
-    def key(c: Cluster) -> tuple[Any, ...]:
-        lens = min(c.lenses, key=lambda name: LENS_TIER.get(name, 3), default="")
-        cwe = cwe_from_text(c.detail)
-        return (*rank_key(lens, c.severity, cwe, c.confidence), c.path, c.line_start or 0)
-
-    return sorted((c for c in clusters if c.kept), key=key)
-
-
 # An agent that hit its output limit reports what it dropped as one finding with this rule
 # (agents/providers/heuristic.py); the report shows it in the critique, not as an issue.
 OUTPUT_CAP_RULE = "meta.output_cap"
+
+
+def _order(c: Cluster) -> tuple[Any, ...]:
+    """Most urgent first. A fabricated location sinks below every checked one, whatever its
+    severity; then security before reliability before maintainability, severity, CWE weight
+    (injection above weak hashing), confidence, and support (confidence-weighted votes)."""
+    lens = min(c.lenses, key=lambda name: LENS_TIER.get(name, 3), default="")
+    cwe = cwe_from_text(c.detail)
+    return (
+        c.fabricated,
+        *rank_key(lens, c.severity, cwe, c.confidence),
+        -c.score,
+        c.path,
+        c.line_start or 0,
+        c.key,
+    )
+
+
+def ranked(clusters: list[Cluster]) -> list[Cluster]:
+    return sorted((c for c in clusters if c.kept), key=_order)
+
+
+def top_k(clusters: list[Cluster], k: int) -> None:
+    """Keep the ``k`` best kept clusters (0 = all) and number every kept one by rank."""
+    for position, cluster in enumerate(ranked(clusters), start=1):
+        if k and position > k:
+            cluster.kept = False
+            cluster.dropped_reason = f"ranked {position}, beyond the top {k}"
+        else:
+            cluster.rank = position
 
 
 def _location(c: Cluster) -> str:
@@ -185,20 +157,8 @@ def _location(c: Cluster) -> str:
     return f"{c.path}:{c.line_start}" if c.line_start else c.path
 
 
-_MD_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
-
-
-def _md_escape(text: str) -> str:
-    """Untrusted text (target names, paths, titles) as literal Markdown text: every Markdown
-    punctuation character backslash-escaped, so ``[x](https:evil)`` never becomes a link and a
-    pipe never splits a table row; newlines folded."""
-    return _MD_PUNCTUATION.sub(r"\\\1", " ".join(text.split()))
-
-
-def _md_code(text: str) -> str:
-    """Untrusted text as an inline code span (backslashes do not escape inside one, so a
-    backtick in the text is replaced rather than allowed to close the span)."""
-    return "`" + " ".join(text.split()).replace("`", "'").replace("|", "\\|") + "`"
+def _support(c: Cluster) -> str:
+    return f"{c.votes} agent(s), {len(c.lenses)} lens(es)"
 
 
 def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
@@ -243,13 +203,14 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
         lines += [
             "## Findings",
             "",
-            "| Severity | Finding | Location | Confidence | Votes |",
+            "| Severity | Finding | Location | Confidence | Support |",
             "| --- | --- | --- | --- | --- |",
         ]
         for c in kept[:200]:
+            flag = " (location not found in the snapshot)" if c.fabricated else ""
             lines.append(
-                f"| {c.severity} | {_md_escape(c.title)} | {_md_code(_location(c))} | "
-                f"{c.confidence:.2f} | {c.votes} |"
+                f"| {c.severity} | {_md_escape(c.title)}{flag} | {_md_code(_location(c))} | "
+                f"{c.confidence:.2f} | {_support(c)} |"
             )
         if len(kept) > 200:
             lines.append(f"| … | {len(kept) - 200} more in the findings list | | | |")
@@ -300,6 +261,14 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
     ]
     for c in weak:
         c.verdict = "verify: serious but low confidence"
+    fabricated = [c for c in draft.clusters if c.fabricated]
+    for c in fabricated:
+        c.verdict = f"verify: location or quote not found in the snapshot ({c.evidence_status})"
+    if fabricated:
+        notes.append(
+            f"{len(fabricated)} finding cluster(s) cite a location or quote that is not in the "
+            "snapshot: they are ranked last and their confidence cut"
+        )
     if weak:
         notes.append(f"{len(weak)} serious finding(s) have low confidence: verify them by hand")
     capped = [r for r in facts.capped_outputs if r.rule == OUTPUT_CAP_RULE]
@@ -312,7 +281,9 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
         )
     dropped = [c for c in draft.clusters if not c.kept]
     if dropped:
-        notes.append(f"{len(dropped)} finding cluster(s) were dropped by quorum or confidence")
+        notes.append(
+            f"{len(dropped)} finding cluster(s) were dropped by quorum, confidence or top K"
+        )
     for c in ranked(draft.clusters):
         if not c.verdict:
             c.verdict = "confirmed by several agents" if c.votes > 1 else "single report"
@@ -322,23 +293,76 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
         draft.markdown += "\n"
 
 
-def run_chain(rows: list[FindingRow], facts: RunFacts, chain: list[str]) -> ReportDraft:
+# Tunables: name → (type, default, lowest, highest).
+TUNABLES: dict[str, tuple[type, float, float, float]] = {
+    "dedup_threshold": (float, DedupSettings.threshold, 0.0, 1.0),
+    "line_window": (int, DedupSettings.line_window, 0, 100_000),
+    "vote_quorum": (int, 1, 1, 100_000),
+    "lens_quorum": (int, 1, 1, 1_000),
+    "min_confidence": (float, 0.3, 0.0, 1.0),
+    "top_k": (int, 0, 0, 1_000_000),
+}
+
+
+def tunables(options: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """The chain's tunables from the playbook options. ``--set`` lets any value through, and a
+    bad one must not leave the run stuck in aggregating: it falls back to the default and the
+    report's notes say so."""
+    values: dict[str, Any] = {}
+    for name, (kind, default, low, high) in TUNABLES.items():
+        raw = options.get(name, default)
+        try:
+            value = kind(raw)
+            if isinstance(raw, bool) or not low <= value <= high:
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            notes.append(f"Option {name}={raw!r} is not valid; used the default {default}.")
+            value = kind(default)
+        values[name] = value
+    return values
+
+
+def run_chain(
+    rows: list[FindingRow],
+    facts: RunFacts,
+    chain: list[str],
+    embedder: Embedder | None = None,
+    source: TextSource | None = None,
+) -> ReportDraft:
+    """``source`` is the run's snapshot (for the evidence check); ``embedder`` the similarity
+    used by dedup (TF-IDF when None). Tunables come from ``facts.options``: dedup_threshold,
+    line_window, vote_quorum, lens_quorum, min_confidence, top_k."""
     unknown = [step for step in chain if step not in AGGREGATION_STEPS]
     if unknown:
         raise ValueError(f"Unknown aggregation step(s): {', '.join(unknown)}")
     facts.capped_outputs = [r for r in rows if r.rule == OUTPUT_CAP_RULE]
     rows = [r for r in rows if r.rule != OUTPUT_CAP_RULE]
-    clusters = dedup(rows) if "dedup" in chain else [_single(r, str(r.id)) for r in rows]
-    draft = ReportDraft(chain=list(chain), clusters=clusters)
+    options = facts.options
+    check_evidence(rows, source)
+    notes: list[str] = []
+    params: dict[str, Any] = {
+        "embedder": None,
+        **tunables(options, notes),
+        "evidence_checked": source is not None,
+    }
+    dedup_settings = DedupSettings(params["dedup_threshold"], params["line_window"])
+    if "dedup" in chain:
+        clusters = dedup(rows, embedder, dedup_settings, notes, params)
+    else:
+        clusters = [_single(r) for r in sorted(rows, key=lambda r: r.id)]
+    draft = ReportDraft(chain=list(chain), clusters=clusters, notes=notes, params=params)
     if facts.status == "budget_exhausted":
         draft.notes.append(
             "The budget ran out: the agents that had not started were skipped, and this report "
             "covers only what finished."
         )
     if "quorum" in chain:
-        quorum(clusters, int(facts.options.get("vote_quorum", 1)))
+        quorum(clusters, params["vote_quorum"], params["lens_quorum"])
     if "confidence" in chain:
-        confidence(clusters, float(facts.options.get("min_confidence", 0.3)))
+        confidence(clusters, params["min_confidence"])
+        top_k(clusters, params["top_k"])
+    else:
+        top_k(clusters, 0)
     synthesis(draft, facts)  # a report always has text, even when the step is not chained
     if "critic" in chain:
         critic(draft, facts)
@@ -349,6 +373,7 @@ def run_chain(rows: list[FindingRow], facts: RunFacts, chain: list[str]) -> Repo
         "kept": len(kept),
         "dropped": len(clusters) - len(kept),
         "by_severity": {s: sum(1 for c in kept if c.severity == s) for s in SEVERITY_RANK},
+        "fabricated": sum(1 for c in clusters if c.fabricated),
     }
     if facts.capped_outputs:
         draft.stats["dropped_at_output_limit"] = sum(

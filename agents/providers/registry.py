@@ -88,6 +88,8 @@ class ProviderConfig(BaseModel):
     max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     # Non-secret extra headers (e.g. an Azure API version or a gateway route).
     headers: dict[str, str] = Field(default_factory=dict)
+    # The /v1/embeddings model semantic dedup uses; unset = dedup uses offline TF-IDF.
+    embedding_model: str | None = Field(default=None, min_length=1, max_length=200)
 
     @field_validator("name")
     @classmethod
@@ -169,6 +171,7 @@ def builtin_configs() -> dict[str, ProviderConfig]:
             base_url_env="OPENAI_BASE_URL",
             api_key_env="OPENAI_API_KEY",
             default_model=os.environ.get("OPENAI_MODEL") or "gpt-4o-mini",
+            embedding_model=os.environ.get("OPENAI_EMBEDDING_MODEL") or None,
             # api.openai.com's reasoning models refuse max_tokens; compatible servers take it.
             max_tokens_param="max_tokens"
             if openai_url and "api.openai.com" not in openai_url

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from agents import semconv
 from agents.aggregation import ReportDraft
+from agents.aggregation.similarity import embedder_for
 from agents.aggregation.stages import FindingRow, RunFacts, run_chain
 from agents.providers.catalog import get_provider
 from agents.snapshot import open_snapshot
@@ -37,6 +39,51 @@ def aggregate(run_id: int) -> None:
             return
     elif run.status != Run.Status.AGGREGATING:
         return
+    rows, facts, snapshot = _gather(run, {})
+    playbook = run.resolved_playbook
+    embedder = embedder_for(run.provider, facts.options)
+    draft = run_chain(
+        rows, facts, list(run.aggregation or playbook.aggregation), embedder, snapshot
+    )
+    store_report(run, draft)
+
+
+class ReaggregateRefused(Exception):
+    """Why a run cannot be re-aggregated now (shown to the operator as-is)."""
+
+
+# Runs whose agents are all done and that already have a report: their stored findings can be
+# aggregated again without touching the run's status.
+REAGGREGATABLE = (
+    Run.Status.AWAITING_REVIEW,
+    Run.Status.APPROVED,
+    Run.Status.REJECTED,
+    Run.Status.BUDGET_EXHAUSTED,
+)
+
+
+def reaggregate(
+    run: Run, user: Any, chain: list[str] | None = None, options: dict[str, Any] | None = None
+) -> Report:
+    """A new report version of a finished run from its stored findings, with another chain
+    and/or other tunables (``dedup_threshold``, ``line_window``, ``vote_quorum``,
+    ``lens_quorum``, ``min_confidence``, ``top_k``, ``embedder``). The run's status is left as
+    it is; a report still waiting for review is replaced by the new version at the gate."""
+    if run.status not in REAGGREGATABLE or not run.reports.exists():
+        raise ReaggregateRefused(f"run #{run.pk} has no finished report to redo ({run.status})")
+    rows, facts, snapshot = _gather(run, options or {})
+    chain = list(chain or run.aggregation or run.resolved_playbook.aggregation)
+    try:
+        draft = run_chain(rows, facts, chain, embedder_for(run.provider, facts.options), snapshot)
+    except ValueError as exc:
+        raise ReaggregateRefused(str(exc)) from None
+    draft.params["requested_by"] = getattr(user, "username", "")
+    draft.params["overrides"] = dict(options or {})
+    return store_report(run, draft, new_version=True)
+
+
+def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunFacts, Any]:
+    """The run's findings, the facts the report needs, and its snapshot (None if missing)."""
     playbook = run.resolved_playbook
     rows = [
         FindingRow(**values)
@@ -61,8 +108,11 @@ def aggregate(run_id: int) -> None:
     except Exception:
         is_llm = False
     try:
-        skipped_files = open_snapshot(run.snapshot_digest).manifest.skipped
+        snapshot = open_snapshot(run.snapshot_digest)
+        skipped_files = snapshot.manifest.skipped
     except Exception:
+        # No snapshot to check against: locations stay "unchecked", never "verified".
+        snapshot = None
         skipped_files = []
     facts = RunFacts(
         run_id=run.pk,
@@ -91,21 +141,20 @@ def aggregate(run_id: int) -> None:
             for t in tasks
             if t["status"] in (Task.Status.SKIPPED, Task.Status.CANCELLED)
         ],
-        options=playbook.options,
+        options={**playbook.options, **overrides},
         synthesis_texts=[
             t["summary"]
             for t in tasks
             if t["step"] == "synthesize" and t["status"] == Task.Status.SUCCEEDED
         ],
     )
-    draft = run_chain(rows, facts, list(run.aggregation or playbook.aggregation))
-    store_report(run, draft)
+    return rows, facts, snapshot
 
 
-def store_report(run: Run, draft: ReportDraft) -> Report:
+def store_report(run: Run, draft: ReportDraft, new_version: bool = False) -> Report:
     """Save the run's report, request the reviewer's decision, and finish the run. A run that
-    already finished keeps its report (duplicate deliveries); re-aggregation of a finished run
-    (no report yet, or a new version on request) stores a new version."""
+    already finished keeps its report (duplicate deliveries) unless ``new_version`` is asked
+    for (``reaggregate``): then the version is added without touching the run's status."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
         # Duplicate aggregate messages (at-least-once delivery, several dispatchers noticing the
@@ -113,7 +162,7 @@ def store_report(run: Run, draft: ReportDraft) -> Report:
         finishing = run.status == Run.Status.AGGREGATING or (
             run.status == Run.Status.BUDGET_EXHAUSTED and run.finished_at is None
         )
-        if not finishing:
+        if not finishing and not new_version:
             latest = run.reports.order_by("-version").first()
             if latest is not None:
                 return latest
@@ -129,24 +178,29 @@ def store_report(run: Run, draft: ReportDraft) -> Report:
             source_text=draft.markdown,
             html=render_markdown(draft.markdown),
             notes=draft.notes + draft.critique,
-        )
-        Approval.objects.filter(
-            run=run, gate=Approval.Gate.REPORT, decision=Approval.Decision.PENDING
-        ).delete()
-        Approval.objects.create(
-            run=run,
-            gate=Approval.Gate.REPORT,
-            target_id=report.pk,
-            target_label=f"Report v{version}",
+            params=draft.params,
         )
         record_event(run, EventType.REPORT_CREATED, {"version": version, **draft.stats})
-        record_event(run, EventType.APPROVAL_REQUESTED, {"gate": "report", "version": version})
+        # A re-aggregated version goes to the gate only while a decision is still to be made;
+        # an approved or rejected run keeps its decision and gains a version to compare.
+        if finishing or run.status in (Run.Status.AWAITING_REVIEW, Run.Status.BUDGET_EXHAUSTED):
+            Approval.objects.filter(
+                run=run, gate=Approval.Gate.REPORT, decision=Approval.Decision.PENDING
+            ).delete()
+            Approval.objects.create(
+                run=run,
+                gate=Approval.Gate.REPORT,
+                target_id=report.pk,
+                target_label=f"Report v{version}",
+            )
+            record_event(run, EventType.APPROVAL_REQUESTED, {"gate": "report", "version": version})
         if run.status == Run.Status.AGGREGATING:
             run.transition(Run.Status.AWAITING_REVIEW)
             record_event(run, EventType.RUN_AWAITING_REVIEW, {})
-        elif run.status == Run.Status.BUDGET_EXHAUSTED:
+        elif finishing and run.status == Run.Status.BUDGET_EXHAUSTED:
             Run.objects.filter(pk=run.pk).update(finished_at=timezone.now())
-        transaction.on_commit(lambda: _emit_workflow_span(run.pk))
+        if finishing:
+            transaction.on_commit(lambda: _emit_workflow_span(run.pk))
     return report
 
 

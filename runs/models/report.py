@@ -6,7 +6,8 @@ from django.utils import timezone
 
 class Report(models.Model):
     """The aggregated result of a run. Re-aggregating makes a new version; ``clusters`` link back
-    to every contributing Finding and Task by id."""
+    to every contributing Finding and Task by id, and each cluster's ``members`` hold the
+    provenance of every finding in it (agent, lens, vote, evidence status)."""
 
     run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="reports")
     version = models.PositiveIntegerField(default=1)
@@ -16,6 +17,11 @@ class Report(models.Model):
     source_text = models.TextField(blank=True, help_text="Markdown, untrusted.")
     html = models.TextField(blank=True, help_text="Sanitized HTML rendered from source_text.")
     notes = models.JSONField(default=list, help_text="E.g. budget exhausted, agents skipped.")
+    params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What produced this version: embedder, dedup threshold, quorums, top K.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -130,7 +130,7 @@ def test_dedup_keeps_the_highest_severity() -> None:
     "other",
     [
         {"path": "app/db.py"},
-        {"line": 11},
+        {"line": 20},  # beyond the default 3-line window
         {"rule": "PY002"},
     ],
 )
@@ -198,6 +198,7 @@ def test_chain_applies_vote_quorum_and_min_confidence_options() -> None:
         "kept": 1,
         "dropped": 2,
         "by_severity": {"info": 0, "low": 0, "medium": 0, "high": 1, "critical": 0},
+        "fabricated": 0,
     }
 
 

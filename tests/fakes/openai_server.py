@@ -1,4 +1,5 @@
-"""A local OpenAI-compatible ``/v1/chat/completions`` server for tests (see tests/fakes).
+"""A local OpenAI-compatible ``/v1/chat/completions`` and ``/v1/embeddings`` server for tests
+(see tests/fakes).
 
 It checks what the real API checks and the harness could get wrong: the bearer key, that every
 assistant ``tool_calls`` entry is answered by a ``tool`` message with its id before the
@@ -8,7 +9,9 @@ conversation goes on, and that a ``response_format`` json_schema is well formed.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler
@@ -49,6 +52,35 @@ def check_conversation(messages: list[dict[str, Any]]) -> str:
         if role == "assistant":
             pending = {call["id"] for call in message.get("tool_calls") or []}
     return ""
+
+
+# Words the fake embedding model treats as one concept, so tests can show a semantic embedder
+# merging what shared wording alone would not.
+SYNONYMS = {"sanitization": "validation", "sanitized": "validation", "validated": "validation"}
+
+
+def fake_embedding(text: str, dims: int = 64) -> list[float]:
+    """A deterministic bag-of-concepts vector: each word (after ``SYNONYMS``) adds 1 to the
+    dimension its SHA-256 picks."""
+    vector = [0.0] * dims
+    for word in re.findall(r"[a-z0-9_]+", text.lower()):
+        word = SYNONYMS.get(word, word)
+        vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % dims] += 1.0
+    return vector
+
+
+def embeddings_answer(body: dict[str, Any]) -> dict[str, Any]:
+    inputs = body.get("input", [])
+    inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+    return {
+        "object": "list",
+        "model": body.get("model", "unknown"),
+        "data": [
+            {"object": "embedding", "index": i, "embedding": fake_embedding(text)}
+            for i, text in enumerate(inputs)
+        ],
+        "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+    }
 
 
 class FakeOpenAIServer(FakeServer):
@@ -97,6 +129,9 @@ class FakeOpenAIServer(FakeServer):
                 ),
                 headers,
             )
+            return
+        if recorded.path == "/v1/embeddings" and isinstance(recorded.body, dict):
+            self.send(handler, 200, embeddings_answer(recorded.body), headers)
             return
         if recorded.path != "/v1/chat/completions" or not isinstance(recorded.body, dict):
             self.send(handler, 404, _error("Unknown endpoint.", "invalid_request_error"), headers)

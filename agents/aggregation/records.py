@@ -1,0 +1,62 @@
+"""The plain data the aggregation steps pass along: findings in, clusters out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+@dataclass
+class FindingRow:
+    id: int
+    task_id: int
+    lens: str
+    rule: str
+    title: str
+    detail: str
+    severity: str
+    confidence: float
+    path: str
+    line_start: int | None
+    line_end: int | None
+    evidence: str
+    evidence_status: str = "unchecked"
+
+
+@dataclass
+class Cluster:
+    """One issue as several agents saw it. ``members`` is the provenance: one entry per finding
+    (its agent, lens, confidence, evidence status, and whether it counted as its agent's vote).
+    ``votes`` = distinct agents, ``lenses`` = distinct lenses: the cluster's support."""
+
+    key: str
+    title: str
+    severity: str
+    confidence: float
+    path: str
+    line_start: int | None
+    line_end: int | None
+    rule: str
+    lenses: list[str]
+    detail: str
+    evidence: str
+    finding_ids: list[int]
+    task_ids: list[int]
+    votes: int = 1
+    kept: bool = True
+    dropped_reason: str = ""
+    verdict: str = ""
+    members: list[dict[str, Any]] = field(default_factory=list)
+    # Sum over distinct agents of each one's highest confidence, times lens and evidence factors.
+    score: float = 0.0
+    evidence_status: str = "unchecked"
+    rank: int = 0
+
+    @property
+    def fabricated(self) -> bool:
+        return self.evidence_status in ("evidence_not_found", "no_such_line", "no_such_file")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

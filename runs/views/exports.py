@@ -1,0 +1,73 @@
+"""A stored report version: its provenance page (every cluster → findings, agents, lenses,
+votes) with the list of versions, its exports (Markdown, JSON, SARIF) as downloads, and an
+operator's re-aggregation of the stored findings into a new version."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from agents.aggregation.exports import FORMATS, export
+from runs.access import get_run_for_user, require_perm
+from runs.actions.report import ReaggregateRefused, reaggregate
+from runs.exports import report_document
+from runs.forms import ReaggregateForm
+from runs.models import Report
+
+
+@require_GET
+def report_version(request: HttpRequest, run_id: int, version: int) -> HttpResponse:
+    run = get_run_for_user(request.user, run_id)
+    report = get_object_or_404(Report, run=run, version=version)
+    return render(
+        request,
+        "runs/report.html",
+        {
+            "run": run,
+            "report": report,
+            "doc": report_document(run, report),
+            "versions": run.reports.order_by("-version").only(
+                "version", "chain", "params", "stats", "created_at"
+            ),
+            "formats": list(FORMATS),
+            "form": ReaggregateForm(initial={"chain": report.chain, **(report.params or {})}),
+        },
+    )
+
+
+@require_POST
+def reaggregate_report(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_run_for_user(request.user, run_id)
+    require_perm(request.user, "runs.launch_run")
+    form = ReaggregateForm(request.POST)
+    latest = run.reports.order_by("-version").first()
+    if not form.is_valid():
+        messages.error(request, "Check the re-aggregation settings: " + form.errors.as_text())
+    else:
+        try:
+            report = reaggregate(run, request.user, form.cleaned_data["chain"], form.overrides())
+        except ReaggregateRefused as exc:
+            messages.error(request, f"Re-aggregation refused: {exc}")
+        else:
+            messages.success(request, f"Report v{report.version} made from the stored findings.")
+            return redirect("runs:report", run.pk, report.version)
+    if latest is None:
+        return redirect(run)
+    return redirect("runs:report", run.pk, latest.version)
+
+
+@require_GET
+def report_export(request: HttpRequest, run_id: int, version: int, fmt: str) -> HttpResponse:
+    run = get_run_for_user(request.user, run_id)
+    if fmt not in FORMATS:
+        raise Http404("No such export format")
+    report = get_object_or_404(Report, run=run, version=version)
+    content_type, extension = FORMATS[fmt]
+    body = export(report_document(run, report, request.build_absolute_uri), fmt)
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = (
+        f'attachment; filename="run-{run.pk}-report-v{report.version}.{extension}"'
+    )
+    return response
