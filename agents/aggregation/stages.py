@@ -122,13 +122,17 @@ OUTPUT_CAP_RULE = "meta.output_cap"
 def _order(c: Cluster) -> tuple[Any, ...]:
     """Most urgent first. A fabricated location sinks below every checked one, whatever its
     severity; then security before reliability before maintainability, severity, CWE weight
-    (injection above weak hashing), confidence, and support (confidence-weighted votes)."""
+    (injection above weak hashing), support (confidence-weighted votes) and confidence."""
     lens = min(c.lenses, key=lambda name: LENS_TIER.get(name, 3), default="")
     cwe = cwe_from_text(c.detail)
+    tier, severity, weight, _ = rank_key(lens, c.severity, cwe, c.confidence)
     return (
         c.fabricated,
-        *rank_key(lens, c.severity, cwe, c.confidence),
+        tier,
+        severity,
+        weight,
         -c.score,
+        -c.confidence,
         c.path,
         c.line_start or 0,
         c.key,
