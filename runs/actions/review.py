@@ -11,6 +11,7 @@ from runs.actions import enqueue
 from runs.event_types import EventType
 from runs.events import record_event
 from runs.models import Approval, Finding, Run, Task
+from runs.tracing import run_context
 
 
 def decide_approval(approval: Approval, user: Any, decision: str, comment: str = "") -> bool:
@@ -59,7 +60,7 @@ def decide_approval(approval: Approval, user: Any, decision: str, comment: str =
                     error="rejected at the approval gate",
                     finished_at=timezone.now(),
                 )
-            enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk)
+            enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk, context=run_context(run))
         elif approval.gate == Approval.Gate.FINDING:
             Finding.objects.filter(pk=approval.target_id, run=run).update(
                 review="accepted" if decision == "approved" else "dismissed"
