@@ -270,3 +270,56 @@ def test_a_receiver_that_never_answers_delays_the_command_by_at_most_a_second(
     assert f"of run {summary['run_id']} could not be exported" in warnings[0]
     logged = datetime.strptime(warnings[0][:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
     assert logged - printed <= 1.0, f"export held the exit for {logged - printed:.2f}s"
+
+
+def test_with_every_opt_in_content_is_valid_json_and_celery_spans_stay_in_the_run_trace(
+    celery_worker: Any,
+    target: Path,
+    export_to: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    settings.HARNESS_OTEL_CELERY = True
+    monkeypatch.setenv("HARNESS_OTEL_CELERY", "1")
+    monkeypatch.setenv("HARNESS_CAPTURE_CONTENT", "1")
+    try:
+        with OtlpReceiver() as receiver, FakeOpenAIServer(api_key=OPENAI_KEY) as server:
+            export_to(receiver.endpoint)  # instruments this (publishing) process too
+            monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)  # type: ignore[attr-defined]
+            monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+            worker = celery_worker(concurrency=4, name="otlp-opt-in")
+            run = launch_run(
+                user=None,
+                playbook="codebase-audit",
+                target_path=str(target),
+                provider="openai",
+                model="gpt-4o-mini",
+                options={"chunk_files": 1},
+                budget_usd="10",
+            )
+            run = wait_for_run(run.pk, timeout=240)
+            assert run.status == Run.Status.AWAITING_REVIEW, worker.tail()
+            by_trace = wait_for_exported(receiver, [run])
+    finally:
+        CeleryInstrumentor().uninstrument()
+
+    assert set(by_trace) == {run.trace_id}  # Celery's spans too: no unlinked trace
+    spans = by_trace[run.trace_id]
+    ids = {s.span_id for s in spans}
+    assert [s.span_id for s in spans if not s.parent_span_id] == [run.root_span_id]
+    assert all(s.parent_span_id in ids for s in spans if s.parent_span_id)
+    celery = [s for s in spans if "harness.run_id" not in s.attributes]
+    assert {s.name.split("/")[0] for s in celery} >= {"apply_async", "run"}
+    chats = [s for s in spans if s.name.startswith("chat ")]
+    assert chats
+    for chat in chats:
+        inputs = json.loads(chat.attributes["gen_ai.input.messages"])
+        outputs = json.loads(chat.attributes["gen_ai.output.messages"])
+        assert isinstance(outputs, list) and outputs[0]["role"] == "assistant"
+        assert [m["role"] for m in inputs][:2] == ["system", "user"]
+        for message in inputs + outputs:
+            assert message["parts"] and all("type" in part for part in message["parts"])
+    for body in receiver.bodies:
+        assert OPENAI_KEY.encode() not in body
