@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
+from typing import Any
 
 from agents import spans
 
 
 def test_openai_and_anthropic_messages_become_parts() -> None:
-    openai = [
+    openai: list[dict[str, Any]] = [
         {"role": "system", "content": "be brief"},
         {
             "role": "assistant",
@@ -21,7 +22,7 @@ def test_openai_and_anthropic_messages_become_parts() -> None:
         },
         {"role": "tool", "tool_call_id": "c1", "content": "print(1)"},
     ]
-    anthropic = [
+    anthropic: list[dict[str, Any]] = [
         {"role": "user", "content": [{"type": "text", "text": "look"}]},
         {
             "role": "assistant",
