@@ -289,7 +289,7 @@ def test_with_every_opt_in_content_is_valid_json_and_celery_spans_stay_in_the_ru
             export_to(receiver.endpoint)  # instruments this (publishing) process too
             monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)  # type: ignore[attr-defined]
             monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-            worker = celery_worker(concurrency=4, name="otlp-opt-in")
+            worker = celery_worker(concurrency=4, name="otlp-opt-in", pool="threads")
             run = launch_run(
                 user=None,
                 playbook="codebase-audit",
