@@ -234,8 +234,11 @@ def launch_run(
             manifest, kind, label = _freeze(target_path, archive)
             snapshot_ns = (frozen_at, time.time_ns())
             plan_target(config, manifest.to_dict())
-        except LaunchError as exc:
-            span.set_attribute(semconv.ERROR_TYPE, f"launch_refused:{exc.field or 'form'}")
+        except Exception as exc:  # a refused launch is one short trace that says why
+            refused = isinstance(exc, LaunchError)
+            span.set_attribute(
+                semconv.ERROR_TYPE, "launch_refused" if refused else type(exc).__name__
+            )
             raise
         run = _create_run(
             uid=uid,
