@@ -158,6 +158,8 @@ def test_each_run_is_one_whole_trace_at_an_otlp_receiver(
     monkeypatch: pytest.MonkeyPatch,
     make_user: Any,
 ) -> None:
+    # Phoenix files traces under the project this resource attribute names.
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "openinference.project.name=harness-test")
     with OtlpReceiver() as receiver, FakeOpenAIServer(api_key=OPENAI_KEY) as server:
         export_to(receiver.endpoint)
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)  # type: ignore[attr-defined]
@@ -217,6 +219,8 @@ def test_each_run_is_one_whole_trace_at_an_otlp_receiver(
             )
             assert any(a.is_error for a in agents.values())
     everything = [s for spans in by_trace.values() for s in spans]
+    assert {s.resource["openinference.project.name"] for s in everything} == {"harness-test"}
+    assert {s.resource["service.component"] for s in everything} == {"test", "worker"}
     assert not [s for s in everything if "gen_ai.input.messages" in s.attributes]
     assert not [s for s in everything if "gen_ai.output.messages" in s.attributes]
     for body in receiver.bodies:
