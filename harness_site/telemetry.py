@@ -63,13 +63,15 @@ def emit_root_span(
     end_ns: int,
     attributes: dict,
     status: Status | None = None,
+    parent: Context | None = None,
 ) -> None:
-    """Emit the run's workflow span with its pre-assigned ids."""
+    """Emit a span of the run with pre-assigned ids: its workflow span (no parent), or a later
+    part of it whose id must be known in advance so it is emitted once."""
     tracer = get_tracer()
     _forced.trace_id, _forced.span_id = int(trace_id, 16), int(span_id, 16)
     try:
         span = tracer.start_span(
-            name, context=Context(), start_time=start_ns, attributes=attributes
+            name, context=parent or Context(), start_time=start_ns, attributes=attributes
         )
     finally:
         _forced.trace_id = _forced.span_id = None

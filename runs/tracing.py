@@ -25,6 +25,7 @@ from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
 from agents import semconv
 from harness_site.telemetry import emit_root_span, get_tracer, parent_context
+from runs.event_types import EventType
 from runs.models import Run, Span
 
 # The run's states whose root span reports an error, and the ``error.type`` it carries.
@@ -81,17 +82,26 @@ def end_run_trace_after_commit(run: Run) -> None:
 
 
 def end_run_trace(run_id: int) -> None:
-    """Emit the run's root span, once: a run an operator resumed keeps its first root span
-    (its later spans still join the same trace)."""
+    """Emit the run's root span, once. A run an operator resumed (retrying its failed agents)
+    already has one: its new end is a ``resume`` span under the root, from the resumption, once
+    per resumption."""
     run = Run.objects.filter(pk=run_id).first()
     if run is None:
         return
     trace_id, root_span_id = run_trace(run)
+    name, span_id, parent = f"invoke_workflow {run.playbook}", root_span_id, None
     if Span.objects.filter(trace_id=trace_id, span_id=root_span_id).exists():
-        return
-    # The launch span (stored as it ends, in the launching process) starts before the Run row.
-    first = Span.objects.filter(run=run).aggregate(first=Min("start"))["first"]
-    start = min(filter(None, [run.created_at, first]))
+        resumed = run.events.filter(type=EventType.RUN_RESUMED).order_by("-seq").first()
+        if resumed is None:
+            return
+        span_id = hashlib.sha256(f"resume:{run.uid}:{resumed.seq}".encode()).hexdigest()[:16]
+        if Span.objects.filter(trace_id=trace_id, span_id=span_id).exists():
+            return
+        name, start, parent = f"resume {run.playbook}", resumed.created_at, run_context(run)
+    else:
+        # The launch span (stored as it ends, in the launching process) starts before the Run.
+        first = Span.objects.filter(run=run).aggregate(first=Min("start"))["first"]
+        start = min(filter(None, [run.created_at, first]))
     attributes: dict[str, Any] = {
         semconv.OPERATION: semconv.OP_WORKFLOW,
         semconv.WORKFLOW_NAME: run.playbook,
@@ -109,13 +119,14 @@ def end_run_trace(run_id: int) -> None:
         attributes[semconv.ERROR_TYPE] = error
         status = Status(StatusCode.ERROR, (run.status_reason or run.status)[:200])
     emit_root_span(
-        f"invoke_workflow {run.playbook}",
+        name,
         trace_id,
-        root_span_id,
+        span_id,
         int(start.timestamp() * 1e9),
         time.time_ns(),
         attributes,
         status,
+        parent,
     )
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from runs import tracing
 from runs.actions.control import cancel_run
+from runs.event_types import EventType
+from runs.events import record_event
 from runs.models import Run, Span
 from tests.runs.factories import make_run
 
@@ -56,3 +58,19 @@ def test_cancelling_a_run_ends_its_trace(
     root = Span.objects.get(run=run, span_id=tracing.run_trace(run)[1])
     assert root.attributes["error.type"] == "run_cancelled"
     assert root.attributes["harness.status"] == "cancelled"
+
+
+def test_a_resumed_run_that_ends_again_records_its_new_end_under_the_root() -> None:
+    run = make_run(status=Run.Status.FAILED, status_reason="no agent succeeded")
+    tracing.end_run_trace(run.pk)
+    record_event(run, EventType.RUN_RESUMED, {"by": "op", "retrying": 1})
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.AWAITING_REVIEW)
+    tracing.end_run_trace(run.pk)
+    tracing.end_run_trace(run.pk)  # once per resumption
+    trace_id, root_span_id = tracing.run_trace(run)
+    root, resume = Span.objects.filter(run=run).order_by("start")
+    assert root.span_id == root_span_id and root.attributes["error.type"] == "run_failed"
+    assert resume.name == "resume codebase-audit"
+    assert (resume.trace_id, resume.parent_span_id) == (trace_id, root_span_id)
+    assert resume.attributes["harness.status"] == "awaiting_review"
+    assert "error.type" not in resume.attributes
