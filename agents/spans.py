@@ -11,13 +11,13 @@ ends with ``TRUNCATED`` and the number of characters left out.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from opentelemetry.trace import Span
 
 from agents import semconv
 from agents.contract import AgentRequest
-from agents.pricing import Price
 
 PART_MAX_CHARS = 4_000
 TRUNCATED = "…[truncated {} chars]"
@@ -36,13 +36,13 @@ def agent_identity(request: AgentRequest) -> dict[str, Any]:
     return identity
 
 
-def set_cost(span: Span, price: Price) -> None:
-    """The cost in USD under the name LLM-ops tools read, and ours; nothing for an unpriced call
-    (no price is not $0)."""
-    span.set_attribute(semconv.UNPRICED, price.unpriced)
-    if price.cost_usd is not None:
-        span.set_attribute(semconv.COST, float(price.cost_usd))
-        span.set_attribute(semconv.COST_USD, float(price.cost_usd))
+def set_cost(span: Span, cost_usd: Decimal | None, unpriced: bool) -> None:
+    """The cost in USD under the name LLM-ops tools read, and ours. ``unpriced``: a call had no
+    known price, so the cost (None for that call alone: no price is not $0) is a lower bound."""
+    span.set_attribute(semconv.UNPRICED, unpriced)
+    if cost_usd is not None:
+        span.set_attribute(semconv.COST, float(cost_usd))
+        span.set_attribute(semconv.COST_USD, float(cost_usd))
 
 
 def _cut(text: str) -> str:

@@ -30,7 +30,6 @@ from agents.contract import (
 )
 from agents.limits import LeaseSemaphore
 from agents.playbooks import Playbook
-from agents.pricing import price_call
 from agents.providers.catalog import concurrency_cap, get_provider
 from agents.snapshot import open_snapshot
 from agents.spans import agent_identity, set_cost
@@ -202,7 +201,6 @@ def _call(
     )
     trace_id, root_span_id = run_trace(run)
     parent_span = task.parent.span_id if task.parent_id and task.parent else ""
-    kind = getattr(provider, "kind", task.provider)
     with get_tracer().start_as_current_span(
         f"invoke_agent {task.role}",
         context=parent_context(trace_id, parent_span or root_span_id),
@@ -227,7 +225,7 @@ def _call(
             raise
         span.set_attribute(semconv.INPUT_TOKENS, result.usage.input_tokens)
         span.set_attribute(semconv.OUTPUT_TOKENS, result.usage.output_tokens)
-        set_cost(span, price_call(kind, task.provider, request.model, result.usage))
+        set_cost(span, *runtime.spent())
     return result
 
 

@@ -68,10 +68,10 @@ from agents.providers.registry import MissingApiKey, ProviderConfig, UnknownMode
 from agents.spans import agent_identity, input_messages, output_messages, set_cost
 from agents.tools import ToolResult, call_tool
 from harness_site.redis_client import get_redis
+from harness_site.telemetry import get_tracer
 
 INPUT_MESSAGES = semconv.INPUT_MESSAGES
 OUTPUT_MESSAGES = semconv.OUTPUT_MESSAGES
-_tracer = trace.get_tracer("agents.providers.loop")
 Phase = Literal["tools", "final"]
 
 
@@ -240,7 +240,7 @@ class AgentLoop:
                 index, model=self.model, input_tokens=estimate_in, output_tokens=estimate_out
             )
         started = time.monotonic()
-        with _tracer.start_as_current_span(
+        with get_tracer().start_as_current_span(
             f"chat {self.model}", kind=SpanKind.CLIENT, attributes=self._attributes(semconv.OP_CHAT)
         ) as span:
             try:
@@ -301,7 +301,7 @@ class AgentLoop:
         span.set_attribute(semconv.INPUT_TOKENS, turn.usage.input_tokens)
         span.set_attribute(semconv.OUTPUT_TOKENS, turn.usage.output_tokens)
         span.set_attribute("gen_ai.response.finish_reasons", [turn.finish_reason or "unknown"])
-        set_cost(span, price)
+        set_cost(span, price.cost_usd, price.unpriced)
         if turn.request_id:
             span.set_attribute("gen_ai.response.id", turn.request_id)
         if settings.HARNESS_CAPTURE_CONTENT:
@@ -378,7 +378,7 @@ class AgentLoop:
             semconv.TOOL_CALL_ID: call.id[:100],
             semconv.TOOL_TYPE: "function",  # every tool runs here, in the harness
         }
-        with _tracer.start_as_current_span(
+        with get_tracer().start_as_current_span(
             f"execute_tool {name}", kind=SpanKind.INTERNAL, attributes=attributes
         ) as span:
             if call.name == SPAWN_TOOL and offered_can_spawn(self.request):

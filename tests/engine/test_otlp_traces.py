@@ -118,7 +118,9 @@ def check_trace(run: Run, spans: list[ReceivedSpan]) -> dict[int, ReceivedSpan]:
         if task.status == Task.Status.SUCCEEDED:
             assert span.attributes["gen_ai.usage.input_tokens"] == task.tokens_in
             assert span.attributes["gen_ai.usage.output_tokens"] == task.tokens_out
-            assert span.attributes["gen_ai.usage.cost"] >= 0
+            assert span.attributes["gen_ai.usage.cost"] == pytest.approx(
+                float(task.cost_usd), abs=1e-5
+            )
             assert not span.is_error
         else:
             assert span.is_error and span.attributes["error.type"]
