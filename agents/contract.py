@@ -78,6 +78,10 @@ class AgentRequest:
     # Per-spec limits the provider must respect.
     max_steps: int = 8
     max_children: int = 8
+    # The agent's identity on every span it makes (``gen_ai.agent.name``), and its run's
+    # conversation id (``gen_ai.conversation.id``).
+    agent_name: str = ""
+    conversation_id: str = ""
 
 
 @dataclass

@@ -12,6 +12,11 @@ INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 TOOL_NAME = "gen_ai.tool.name"
 TOOL_CALL_ID = "gen_ai.tool.call.id"
+TOOL_TYPE = "gen_ai.tool.type"  # "function" (runs here) or "extension" (runs elsewhere)
+WORKFLOW_NAME = "gen_ai.workflow.name"
+# Not in the conventions yet, but what Langfuse and OpenLIT read as a span's cost in USD.
+COST = "gen_ai.usage.cost"
+ERROR_TYPE = "error.type"  # the general convention, on every span that failed
 # Content attributes: only written when HARNESS_CAPTURE_CONTENT is on.
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
@@ -25,4 +30,5 @@ OP_TOOL = "execute_tool"
 RUN_ID = "harness.run_id"
 TASK_ID = "harness.task_id"
 COST_USD = "harness.cost_usd"
+RUN_STATUS = "harness.status"
 UNPRICED = "harness.unpriced"

@@ -14,7 +14,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from harness_site.telemetry import setup_telemetry  # noqa: E402
 from runs.routing import websocket_urlpatterns  # noqa: E402
+
+# Before the first request, not at the first span: with HARNESS_OTEL_CELERY on, a publish from a
+# request (an operator's retry) must already carry the run's trace, or its task starts its own.
+setup_telemetry("web")
 
 application = ProtocolTypeRouter(
     {

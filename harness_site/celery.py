@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.concurrency import get_implementation
+from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.signals import (
     worker_init,
     worker_process_init,
@@ -54,6 +56,15 @@ def _withdraw_slots(sender: object = None, **_: object) -> None:
 def _start_telemetry_in_child(**_: object) -> None:
     # Exporters hold threads and sockets: they must be created after the prefork fork.
     setup_telemetry(component="worker")
+
+
+@worker_init.connect
+def _start_telemetry_in_worker(sender: object = None, **_: object) -> None:
+    # The threads and solo pools run tasks in this process: start before the first one, so its
+    # spans and publishes (Celery's too, when instrumented) already belong to the run's trace.
+    pool = get_implementation(getattr(sender, "pool_cls", None) or "prefork")
+    if not (isinstance(pool, type) and issubclass(pool, PreforkPool)):
+        setup_telemetry(component="worker")
 
 
 @worker_shutdown.connect

@@ -11,7 +11,9 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, TraceFlags
+
+from harness_site.otlp import EXPORT_TIMEOUT_S, BoundedExportProcessor
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -54,17 +56,27 @@ def parent_context(trace_id: str, span_id: str) -> Context:
 
 
 def emit_root_span(
-    name: str, trace_id: str, span_id: str, start_ns: int, end_ns: int, attributes: dict
+    name: str,
+    trace_id: str,
+    span_id: str,
+    start_ns: int,
+    end_ns: int,
+    attributes: dict,
+    status: Status | None = None,
+    parent: Context | None = None,
 ) -> None:
-    """Emit the run's workflow span with its pre-assigned ids."""
+    """Emit a span of the run with pre-assigned ids: its workflow span (no parent), or a later
+    part of it whose id must be known in advance so it is emitted once."""
     tracer = get_tracer()
     _forced.trace_id, _forced.span_id = int(trace_id, 16), int(span_id, 16)
     try:
         span = tracer.start_span(
-            name, context=Context(), start_time=start_ns, attributes=attributes
+            name, context=parent or Context(), start_time=start_ns, attributes=attributes
         )
     finally:
         _forced.trace_id = _forced.span_id = None
+    if status is not None:
+        span.set_status(status)
     span.end(end_time=end_ns)
 
 
@@ -85,20 +97,32 @@ def setup_telemetry(component: str = "web") -> TracerProvider:
             provider.add_span_processor(processor())
         if settings.OTEL_EXPORTER_OTLP_ENDPOINT:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-            # Celery's own publish/run spans carry no run, so only an exporter can use them; made
-            # and dropped they cost a worker about 2 ms of CPU per agent.
-            try:
-                from opentelemetry.instrumentation.celery import CeleryInstrumentor
-
-                CeleryInstrumentor().instrument(tracer_provider=provider)
-            except Exception:  # instrumentation is optional; our own spans still work
-                logger.warning("Celery instrumentation unavailable")
+            # The exporter reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and _HEADERS itself.
+            provider.add_span_processor(
+                BoundedExportProcessor(
+                    OTLPSpanExporter(timeout=EXPORT_TIMEOUT_S),
+                    endpoint=settings.OTEL_EXPORTER_OTLP_ENDPOINT,
+                    shutdown_s=settings.HARNESS_OTEL_SHUTDOWN_S,
+                )
+            )
+            if settings.HARNESS_OTEL_CELERY:
+                _instrument_celery(provider)
         trace.set_tracer_provider(provider)
         _provider = provider
         return provider
+
+
+def _instrument_celery(provider: TracerProvider) -> None:
+    # Celery's publish/run spans join the run's trace: the harness publishes inside a span of
+    # the run (or with its context attached), and the instrumentation carries that context in
+    # the message headers to the worker's side.
+    try:
+        from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+        CeleryInstrumentor().instrument(tracer_provider=provider)
+    except Exception:  # instrumentation is optional; our own spans still work
+        logger.warning("Celery instrumentation unavailable")
 
 
 def get_tracer() -> trace.Tracer:

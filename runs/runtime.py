@@ -87,6 +87,12 @@ class AgentRuntime:
         self._last_beat = time.monotonic()
         self._beat_every = min(10.0, settings.HARNESS_AGENT_LEASE_S / 4)
 
+    def spent(self) -> tuple[Decimal, bool]:
+        """(cost in USD, any call unpriced) of this agent's model calls as stored: the same
+        steps its outcome totals."""
+        chats = [step for step in self._stored.values() if step.kind == "chat"]
+        return sum((step.cost_usd for step in chats), Decimal(0)), any(s.unpriced for s in chats)
+
     def _rid(self, index: int) -> str:
         return step_reservation_id(self.task.pk, index)
 

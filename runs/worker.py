@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 from django.db import DatabaseError
+from opentelemetry.trace import Status, StatusCode
 
 from agents import semconv
 from agents.contract import (
@@ -32,6 +33,7 @@ from agents.limits import LeaseSemaphore
 from agents.playbooks import Playbook
 from agents.providers.catalog import concurrency_cap, get_provider
 from agents.snapshot import open_snapshot
+from agents.spans import agent_identity, set_cost
 from harness_site.logfilters import redact
 from harness_site.redis_client import get_redis
 from harness_site.telemetry import get_tracer, parent_context
@@ -47,6 +49,7 @@ from runs.actions.outcomes import (
 )
 from runs.models import Run, Task
 from runs.runtime import AgentRuntime, BudgetWait
+from runs.tracing import run_trace
 
 logger = logging.getLogger(__name__)
 
@@ -203,30 +206,36 @@ def _call(
         context=runtime,
         max_steps=spec.max_steps,
         max_children=run.max_children,
+        agent_name=task.role,
+        conversation_id=str(run.uid),
     )
+    trace_id, root_span_id = run_trace(run)
     parent_span = task.parent.span_id if task.parent_id and task.parent else ""
-    context = (
-        parent_context(run.trace_id, parent_span or run.root_span_id) if run.trace_id else None
-    )
     with get_tracer().start_as_current_span(
         f"invoke_agent {task.role}",
-        context=context,
+        context=parent_context(trace_id, parent_span or root_span_id),
+        record_exception=False,  # exception messages may quote the target or a server's reply
+        set_status_on_exception=False,
         attributes={
             semconv.OPERATION: semconv.OP_AGENT,
             semconv.PROVIDER: getattr(provider, "name", task.provider),
-            semconv.AGENT_ID: str(task.pk),
-            semconv.AGENT_NAME: task.role,
+            **agent_identity(request),
             semconv.REQUEST_MODEL: request.model,
-            semconv.RUN_ID: run.pk,
             semconv.TASK_ID: task.pk,
         },
     ) as span:
         # Written with the agent's outcome (one transaction fewer per agent); its children,
         # the only readers, are created in that same transaction.
         task.span_id = f"{span.get_span_context().span_id:016x}"
-        result = provider.run_agent(request)
+        try:
+            result = provider.run_agent(request)
+        except BaseException as exc:
+            span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
         span.set_attribute(semconv.INPUT_TOKENS, result.usage.input_tokens)
         span.set_attribute(semconv.OUTPUT_TOKENS, result.usage.output_tokens)
+        set_cost(span, *runtime.spent())
     return result
 
 

@@ -65,12 +65,13 @@ from agents.providers.prompt import (
     safe_message,
 )
 from agents.providers.registry import MissingApiKey, ProviderConfig, UnknownModel
+from agents.spans import agent_identity, input_messages, output_messages, set_cost
 from agents.tools import ToolResult, call_tool
 from harness_site.redis_client import get_redis
+from harness_site.telemetry import get_tracer
 
 INPUT_MESSAGES = semconv.INPUT_MESSAGES
 OUTPUT_MESSAGES = semconv.OUTPUT_MESSAGES
-_tracer = trace.get_tracer("agents.providers.loop")
 Phase = Literal["tools", "final"]
 
 
@@ -239,7 +240,7 @@ class AgentLoop:
                 index, model=self.model, input_tokens=estimate_in, output_tokens=estimate_out
             )
         started = time.monotonic()
-        with _tracer.start_as_current_span(
+        with get_tracer().start_as_current_span(
             f"chat {self.model}", kind=SpanKind.CLIENT, attributes=self._attributes(semconv.OP_CHAT)
         ) as span:
             try:
@@ -254,8 +255,8 @@ class AgentLoop:
             except BaseException as exc:
                 if ctx:
                     ctx.release_call(index)
-                span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
-                span.set_attribute("error.type", type(exc).__name__)
+                span.set_status(Status(StatusCode.ERROR, safe_message(str(exc))[:200]))
+                span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
                 raise
             seconds = time.monotonic() - started
             self._annotate_chat(span, messages, turn)
@@ -285,15 +286,14 @@ class AgentLoop:
         return turn
 
     def _attributes(self, operation: str) -> dict[str, Any]:
-        return {
+        attributes = {
             semconv.OPERATION: operation,
             semconv.PROVIDER: self.provider.name,
-            semconv.REQUEST_MODEL: self.model,
-            semconv.RUN_ID: self.request.run_id,
-            semconv.TASK_ID: self.request.task_id,
-            semconv.AGENT_NAME: self.request.lens,
-            semconv.AGENT_ID: self.request.task_key,
+            **agent_identity(self.request),
         }
+        if operation == semconv.OP_CHAT:  # a tool span names no model: no tool calls one
+            attributes[semconv.REQUEST_MODEL] = self.model
+        return attributes
 
     def _annotate_chat(self, span: trace.Span, messages: list[dict[str, Any]], turn: Turn) -> None:
         price = price_call(self.provider.kind, self.provider.name, self.model, turn.usage)
@@ -301,14 +301,14 @@ class AgentLoop:
         span.set_attribute(semconv.INPUT_TOKENS, turn.usage.input_tokens)
         span.set_attribute(semconv.OUTPUT_TOKENS, turn.usage.output_tokens)
         span.set_attribute("gen_ai.response.finish_reasons", [turn.finish_reason or "unknown"])
-        span.set_attribute(semconv.UNPRICED, price.unpriced)
-        if price.cost_usd is not None:
-            span.set_attribute(semconv.COST_USD, float(price.cost_usd))
+        set_cost(span, price.cost_usd, price.unpriced)
         if turn.request_id:
             span.set_attribute("gen_ai.response.id", turn.request_id)
         if settings.HARNESS_CAPTURE_CONTENT:
-            span.set_attribute(INPUT_MESSAGES, json.dumps(messages, default=str)[-16_000:])
-            span.set_attribute(OUTPUT_MESSAGES, json.dumps(turn.message, default=str)[:16_000])
+            span.set_attribute(INPUT_MESSAGES, input_messages(messages))
+            span.set_attribute(
+                OUTPUT_MESSAGES, output_messages(turn.text, turn.tool_calls, turn.finish_reason)
+            )
 
     def _limiter(self) -> Any:
         if not (self.provider.rpm or self.provider.tpm):
@@ -376,8 +376,9 @@ class AgentLoop:
             **self._attributes(semconv.OP_TOOL),
             semconv.TOOL_NAME: name,
             semconv.TOOL_CALL_ID: call.id[:100],
+            semconv.TOOL_TYPE: "function",  # every tool runs here, in the harness
         }
-        with _tracer.start_as_current_span(
+        with get_tracer().start_as_current_span(
             f"execute_tool {name}", kind=SpanKind.INTERNAL, attributes=attributes
         ) as span:
             if call.name == SPAWN_TOOL and offered_can_spawn(self.request):
@@ -397,8 +398,11 @@ class AgentLoop:
                 )
             span.set_attribute("harness.tool.refused", result.refused)
             span.set_attribute("harness.tool.ok", result.ok)
-            if result.refused:
+            if result.refused or not result.ok:
                 span.set_status(Status(StatusCode.ERROR, result.reason[:200]))
+                span.set_attribute(
+                    semconv.ERROR_TYPE, "tool_refused" if result.refused else "tool_error"
+                )
         seconds = time.monotonic() - started
         arguments = (
             call.arguments

@@ -12,6 +12,7 @@ from runs.actions.launch import LaunchError, check_provider
 from runs.event_types import EventType
 from runs.events import record_event, record_events
 from runs.models import Run, Task
+from runs.tracing import end_run_trace_after_commit, run_context
 
 
 def cancel_run(run: Run, user: Any) -> bool:
@@ -20,6 +21,7 @@ def cancel_run(run: Run, user: Any) -> bool:
         if not run.transition(Run.Status.CANCELLED, f"cancelled by {user.get_username()}"):
             return False
         record_event(run, EventType.RUN_CANCELLED, {"by": user.get_username()})
+        end_run_trace_after_commit(run)
         unstarted = [
             Task.Status.PENDING,
             Task.Status.QUEUED,
@@ -77,5 +79,5 @@ def retry_failed(run: Run, user: Any) -> int:
             [(EventType.RUN_RESUMED, {"by": user.get_username(), "retrying": len(moved)}, None)]
             + [(EventType.TASK_RETRY_REQUESTED, {}, t) for t in moved],
         )
-        enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk)
+        enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk, context=run_context(run))
     return len(moved)

@@ -20,6 +20,7 @@ from runs.actions import enqueue
 from runs.event_types import EventType
 from runs.events import EventItem, record_event, record_events
 from runs.models import Approval, Run, Task
+from runs.tracing import end_run_trace_after_commit, run_span
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,6 @@ def dispatch(run_id: int) -> list[int]:
     transactions serialize writers), so two dispatchers never both fill the same free slots.
     Returns the ids it queued.
     """
-    queued: list[int] = []
     enqueue.dispatch_starting(run_id)
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(pk=run_id).first()
@@ -53,33 +53,43 @@ def dispatch(run_id: int) -> list[int]:
             return []
         if run.status != Run.Status.RUNNING:
             return []
-        _skip_blocked(run)
-        in_flight = Task.objects.filter(run=run, status__in=IN_FLIGHT).count()
-        free = run.max_concurrency - in_flight
-        if free > 0:
-            ready = list(_ready(run)[:free])
-            events: list[EventItem] = []
-            now = timezone.now()
-            for task in ready:
-                if task.needs_approval:
-                    if task.move(Task.Status.AWAITING_APPROVAL, allowed_from=[Task.Status.PENDING]):
-                        Approval.objects.create(
-                            run=run,
-                            gate=Approval.Gate.TASK,
-                            target_id=task.pk,
-                            target_label=f"{task.step}/{task.lens} {task.scope_label}"[:300],
-                        )
-                        events.append((EventType.APPROVAL_REQUESTED, {"gate": "task"}, task))
-                    continue
-                if task.move(Task.Status.QUEUED, allowed_from=[Task.Status.PENDING], queued_at=now):
-                    queued.append(task.pk)
-                    events.append((EventType.TASK_QUEUED, {}, task))
-            record_events(run, events)
-        resent = _resend_stale(run)
-        enqueue.agents_after_commit(queued + resent)
-        _maybe_finish(run)
-        if Task.objects.filter(run=run).exclude(status__in=TERMINAL).exists():
-            transaction.on_commit(lambda: enqueue.arm_watchdog(run_id))
+        with run_span(run, "dispatch") as span:
+            queued = _fill_slots(run)
+            span.set_attribute("harness.agents.queued", len(queued))
+    return queued
+
+
+def _fill_slots(run: Run) -> list[int]:
+    """Queue the run's next ready tasks into its free slots (the caller holds the run's lock)."""
+    queued: list[int] = []
+    _skip_blocked(run)
+    in_flight = Task.objects.filter(run=run, status__in=IN_FLIGHT).count()
+    free = run.max_concurrency - in_flight
+    if free > 0:
+        ready = list(_ready(run)[:free])
+        events: list[EventItem] = []
+        now = timezone.now()
+        for task in ready:
+            if task.needs_approval:
+                if task.move(Task.Status.AWAITING_APPROVAL, allowed_from=[Task.Status.PENDING]):
+                    Approval.objects.create(
+                        run=run,
+                        gate=Approval.Gate.TASK,
+                        target_id=task.pk,
+                        target_label=f"{task.step}/{task.lens} {task.scope_label}"[:300],
+                    )
+                    events.append((EventType.APPROVAL_REQUESTED, {"gate": "task"}, task))
+                continue
+            if task.move(Task.Status.QUEUED, allowed_from=[Task.Status.PENDING], queued_at=now):
+                queued.append(task.pk)
+                events.append((EventType.TASK_QUEUED, {}, task))
+        record_events(run, events)
+    resent = _resend_stale(run)
+    enqueue.agents_after_commit(queued + resent)
+    _maybe_finish(run)
+    if Task.objects.filter(run=run).exclude(status__in=TERMINAL).exists():
+        run_id = run.pk
+        transaction.on_commit(lambda: enqueue.arm_watchdog(run_id))
     return queued
 
 
@@ -214,6 +224,7 @@ def _maybe_finish(run: Run) -> None:
         if verdict:
             if run.transition(Run.Status.FAILED, verdict):
                 record_event(run, EventType.RUN_FAILED, {"reason": verdict})
+                end_run_trace_after_commit(run)
             return
         if run.transition(Run.Status.AGGREGATING):
             record_event(run, EventType.RUN_AGGREGATING, {})

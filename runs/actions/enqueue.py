@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import transaction
+from opentelemetry.context import Context, attach, detach
 
 from harness_site.celery import app
 from harness_site.redis_client import get_redis
@@ -26,8 +27,20 @@ def send(name: str, object_id: int, *, countdown: float | None = None) -> None:
     app.send_task(name, args=[object_id], countdown=countdown)
 
 
-def after_commit(name: str, object_id: int) -> None:
-    transaction.on_commit(lambda: send(name, object_id))
+def after_commit(name: str, object_id: int, *, context: Context | None = None) -> None:
+    """Publish once the current transaction commits. ``context`` (the run's trace, for a
+    publish from a web request) is what Celery's instrumentation, when on, carries in the
+    message headers; in a worker or a launch the current span already is one of the run's."""
+
+    def publish() -> None:
+        token = attach(context) if context is not None else None
+        try:
+            send(name, object_id)
+        finally:
+            if token is not None:
+                detach(token)
+
+    transaction.on_commit(publish)
 
 
 def agents_after_commit(task_ids: Iterable[int]) -> None:

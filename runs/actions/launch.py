@@ -6,7 +6,8 @@ below are the only ones: the launch form and ``manage.py launch_run`` both end h
 
 from __future__ import annotations
 
-import secrets
+import time
+import uuid
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
+from agents import semconv
 from agents.aggregation import AGGREGATION_STEPS
 from agents.contract import ProviderError
 from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, plan
@@ -28,6 +30,8 @@ from agents.snapshot import (
     freeze_directory,
     snapshot_store,
 )
+from harness_site.telemetry import get_tracer, parent_context
+from runs import tracing
 from runs.actions import enqueue
 from runs.event_types import EventType
 from runs.events import record_event
@@ -221,11 +225,70 @@ def launch_run(
         aggregation=chain,
         hold_agents=hold_agents,
     )
-    max_agents = config["max_agents"]
-    manifest, kind, label = _freeze(target_path, archive)
-    plan_target(config, manifest.to_dict())
+    # The run's trace starts here, before its row exists: its ids come from the uid it will get.
+    uid = uuid.uuid4()
+    trace_id, root_span_id = tracing.trace_ids_for(uid)
+    with get_tracer().start_as_current_span(
+        f"launch {book.name}",
+        context=parent_context(trace_id, root_span_id),
+        attributes={semconv.WORKFLOW_NAME: book.name, semconv.CONVERSATION_ID: str(uid)},
+    ) as span:
+        try:
+            frozen_at = time.time_ns()
+            manifest, kind, label = _freeze(target_path, archive)
+            snapshot_ns = (frozen_at, time.time_ns())
+            plan_target(config, manifest.to_dict())
+        except Exception as exc:  # a refused launch is one short trace that says why
+            refused = isinstance(exc, LaunchError)
+            span.set_attribute(
+                semconv.ERROR_TYPE, "launch_refused" if refused else type(exc).__name__
+            )
+            raise
+        run = _create_run(
+            uid=uid,
+            title=title,
+            book=book,
+            config=config,
+            manifest=manifest,
+            kind=kind,
+            label=label,
+            user=user,
+            provider=provider,
+            model=model,
+            max_concurrency=concurrency,
+            budget_usd=budget,
+            budget_tokens=tokens,
+            max_depth=depth,
+            latency_ms=latency,
+            aggregation=chain,
+            trace_id=trace_id,
+            root_span_id=root_span_id,
+        )
+        span.set_attributes(tracing.run_attributes(run))
+        tracing.record_span(
+            run, "snapshot", *snapshot_ns, span, **{"harness.snapshot.files": len(manifest.files)}
+        )
+    return run
+
+
+def _create_run(
+    *,
+    uid: uuid.UUID,
+    title: str,
+    book: Playbook,
+    config: dict[str, Any],
+    manifest: SnapshotManifest,
+    kind: str,
+    label: str,
+    user: Any,
+    provider: str,
+    model: str | None,
+    **limits: Any,
+) -> Run:
+    """The Run row and its first event; its planning is sent when this commits."""
     with transaction.atomic():
         run = Run.objects.create(
+            uid=uid,
             title=title[:200],
             playbook=book.name,
             config=config,
@@ -241,16 +304,9 @@ def launch_run(
             launched_by=user if getattr(user, "is_authenticated", False) else None,
             provider=provider,
             model=model or default_model(provider),
-            max_concurrency=concurrency,
-            budget_usd=budget,
-            budget_tokens=tokens,
-            max_depth=depth,
-            max_agents=max_agents,
+            max_agents=config["max_agents"],
             max_children=book.max_children,
-            latency_ms=latency,
-            aggregation=chain,
-            trace_id=secrets.token_hex(16),
-            root_span_id=secrets.token_hex(8),
+            **limits,
         )
         record_event(
             run,

@@ -29,6 +29,7 @@ from runs.budget import budget_for
 from runs.event_types import EventType
 from runs.events import EventItem, record_event, record_events
 from runs.models import Finding, Run, Task
+from runs.tracing import end_run_trace_after_commit
 
 
 def finding_fingerprint(lens: str, rule: str, path: str, line: int | None, title: str) -> str:
@@ -304,6 +305,7 @@ def fail_task(task: Task, error: str) -> bool:
             )
             if run.transition(Run.Status.FAILED, reason):
                 record_event(run, EventType.RUN_FAILED, {"reason": reason})
+                end_run_trace_after_commit(run)
         schedule_dispatch(run.pk)
     return True
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from opentelemetry.trace import Status, StatusCode
 
+from agents import semconv
 from agents.planning import PlanningError, TaskSpec, plan
 from agents.playbooks import Playbook
 from agents.snapshot import SnapshotError, open_snapshot
@@ -14,6 +16,7 @@ from runs.budget import rebuild_budget
 from runs.event_types import EventType, TaskCreatedPayload, task_created_payload
 from runs.events import record_event, record_events
 from runs.models import Run, Task
+from runs.tracing import end_run_trace_after_commit, run_span
 
 logger = logging.getLogger(__name__)
 
@@ -29,21 +32,26 @@ def plan_run(run_id: int) -> None:
                 record_event(run, EventType.RUN_PLANNING, {"playbook": run.playbook})
     if run.status != Run.Status.PLANNING:
         return
-    try:
-        playbook = run.resolved_playbook
-        snapshot = open_snapshot(run.snapshot_digest)
-        specs = plan(playbook, snapshot.manifest.to_dict())
-    except (PlanningError, SnapshotError) as exc:
-        _fail(run, str(exc))
-        return
-    rebuild_budget(run)
-    create_planned_tasks(run, playbook, specs)
+    with run_span(run, "plan") as span:
+        try:
+            playbook = run.resolved_playbook
+            snapshot = open_snapshot(run.snapshot_digest)
+            specs = plan(playbook, snapshot.manifest.to_dict())
+        except (PlanningError, SnapshotError) as exc:
+            span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
+            span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+            _fail(run, str(exc))
+            return
+        rebuild_budget(run)
+        created = create_planned_tasks(run, playbook, specs)
+        span.set_attribute("harness.tasks.created", created)
 
 
 def _fail(run: Run, reason: str) -> None:
     with transaction.atomic():
         if run.transition(Run.Status.FAILED, reason):
             record_event(run, EventType.RUN_FAILED, {"reason": reason})
+            end_run_trace_after_commit(run)
 
 
 def create_planned_tasks(run: Run, playbook: Playbook, specs: list[TaskSpec]) -> int:

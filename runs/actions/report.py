@@ -4,23 +4,21 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from agents import semconv
 from agents.aggregation import ReportDraft
 from agents.aggregation.similarity import embedder_for
 from agents.aggregation.stages import FindingRow, RunFacts, run_chain
 from agents.providers.catalog import get_provider
 from agents.snapshot import open_snapshot
-from harness_site.telemetry import emit_root_span
 from runs.event_types import EventType
 from runs.events import record_event
 from runs.models import Approval, Finding, Report, Run, Task
 from runs.rendering import render_markdown
+from runs.tracing import end_run_trace_after_commit, run_span
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +40,11 @@ def aggregate(run_id: int) -> None:
     rows, facts, snapshot = _gather(run, {})
     playbook = run.resolved_playbook
     embedder = embedder_for(run.provider, facts.options)
-    draft = run_chain(
-        rows, facts, list(run.aggregation or playbook.aggregation), embedder, snapshot
-    )
-    store_report(run, draft)
+    chain = list(run.aggregation or playbook.aggregation)
+    with run_span(run, "aggregate", **{"harness.aggregation.chain": chain}) as span:
+        draft = run_chain(rows, facts, chain, embedder, snapshot)
+        store_report(run, draft)
+        span.set_attribute("harness.findings", len(rows))
 
 
 class ReaggregateRefused(Exception):
@@ -200,28 +199,5 @@ def store_report(run: Run, draft: ReportDraft, new_version: bool = False) -> Rep
         elif finishing and run.status == Run.Status.BUDGET_EXHAUSTED:
             Run.objects.filter(pk=run.pk).update(finished_at=timezone.now())
         if finishing:
-            transaction.on_commit(lambda: _emit_workflow_span(run.pk))
+            end_run_trace_after_commit(run)
     return report
-
-
-def _emit_workflow_span(run_id: int) -> None:
-    """The run's root span (its agents' spans already point at its id)."""
-    run = Run.objects.get(pk=run_id)
-    if not run.trace_id or not run.root_span_id:
-        return
-    emit_root_span(
-        f"invoke_workflow {run.playbook}",
-        run.trace_id,
-        run.root_span_id,
-        int(run.created_at.timestamp() * 1e9),
-        time.time_ns(),
-        {
-            semconv.OPERATION: semconv.OP_WORKFLOW,
-            semconv.PROVIDER: run.provider,
-            semconv.RUN_ID: run.pk,
-            semconv.INPUT_TOKENS: run.tokens_in,
-            semconv.OUTPUT_TOKENS: run.tokens_out,
-            semconv.COST_USD: float(run.cost_usd),
-            "harness.status": run.status,
-        },
-    )

@@ -19,6 +19,7 @@ from runs.actions.refusals import DecisionRefused
 from runs.event_types import EventType
 from runs.events import record_event
 from runs.models import Approval, Finding, Run, Task
+from runs.tracing import run_context
 
 CHANGES_REQUESTED = "changes_requested"
 DECISIONS = (Approval.Decision.APPROVED, Approval.Decision.REJECTED, CHANGES_REQUESTED)
@@ -122,7 +123,7 @@ def _decide_task(run: Run, approval: Approval, decision: str) -> None:
             error="rejected at the approval gate",
             finished_at=timezone.now(),
         )
-    enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk)
+    enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk, context=run_context(run))
 
 
 def _request_changes(approval: Approval, user: Any, comment: str) -> None:

@@ -161,6 +161,12 @@ def test_agents_split_big_scopes_within_the_depth_limit(celery_worker, target_ro
             expected = by_task[task.parent_id].span_id if task.parent_id else run.root_span_id
             assert span.parent_span_id == expected
             assert span.attributes["gen_ai.operation.name"] == "invoke_agent"
+            assert span.attributes["gen_ai.agent.name"] == task.role
+            assert span.attributes["gen_ai.agent.id"] == str(task.pk)
+            # The offline analyzer's nominal price, under the name LLM-ops tools read.
+            assert span.attributes["gen_ai.usage.cost"] == pytest.approx(
+                float(task.cost_usd), abs=1e-5
+            )
     assert_event_log_is_gap_free(run)
 
 

@@ -1,0 +1,139 @@
+"""What every agent span says, whichever provider made it: the agent's identity, its cost, and
+(only when content capture is opted in) its messages in the conventions' parts-based schema.
+
+``gen_ai.input.messages`` / ``gen_ai.output.messages`` are JSON arrays of
+``{"role", "parts": [{"type": "text", "content"} | {"type": "tool_call", "id", "name",
+"arguments"} | {"type": "tool_call_response", "id", "response"}], "finish_reason"?}``. Each part
+is cut on its own, so the attribute stays valid JSON however long the conversation; a cut text
+ends with ``TRUNCATED`` and the number of characters left out.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry.trace import Span
+
+from agents import semconv
+from agents.contract import AgentRequest
+
+PART_MAX_CHARS = 4_000
+TRUNCATED = "…[truncated {} chars]"
+
+
+def agent_identity(request: AgentRequest) -> dict[str, Any]:
+    """One identity on all of an agent's spans (invoke_agent, chat, execute_tool)."""
+    identity: dict[str, Any] = {
+        semconv.AGENT_NAME: request.agent_name or request.lens,
+        semconv.AGENT_ID: str(request.task_id),
+        semconv.RUN_ID: request.run_id,
+        semconv.TASK_ID: request.task_id,
+    }
+    if request.conversation_id:
+        identity[semconv.CONVERSATION_ID] = request.conversation_id
+    return identity
+
+
+def set_cost(span: Span, cost_usd: Decimal | None, unpriced: bool) -> None:
+    """The cost in USD under the name LLM-ops tools read, and ours. ``unpriced``: a call had no
+    known price, so the cost (None for that call alone: no price is not $0) is a lower bound."""
+    span.set_attribute(semconv.UNPRICED, unpriced)
+    if cost_usd is not None:
+        span.set_attribute(semconv.COST, float(cost_usd))
+        span.set_attribute(semconv.COST_USD, float(cost_usd))
+
+
+def _cut(text: str) -> str:
+    if len(text) <= PART_MAX_CHARS:
+        return text
+    return text[:PART_MAX_CHARS] + TRUNCATED.format(len(text) - PART_MAX_CHARS)
+
+
+def _arguments(value: Any) -> Any:
+    """Tool-call arguments as an object when small enough, else as a cut string."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return _cut(value)
+    text = json.dumps(value, default=str)
+    return value if len(text) <= PART_MAX_CHARS else _cut(text)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(_text_of(item.get("text", item.get("content", ""))) for item in content)
+    return "" if content is None else str(content)
+
+
+def _parts(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parts of one native message (OpenAI chat or Anthropic messages shape)."""
+    parts: list[dict[str, Any]] = []
+    content = message.get("content")
+    if message.get("role") == "tool":  # OpenAI's answer to a tool call
+        return [
+            {
+                "type": "tool_call_response",
+                "id": message.get("tool_call_id", ""),
+                "response": _cut(_text_of(content)),
+            }
+        ]
+    blocks = content if isinstance(content, list) else [{"type": "text", "text": content}]
+    for block in blocks:
+        kind = block.get("type") if isinstance(block, dict) else "text"
+        if kind == "tool_use":
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": block.get("id", ""),
+                    "name": block.get("name", ""),
+                    "arguments": _arguments(block.get("input")),
+                }
+            )
+        elif kind == "tool_result":
+            parts.append(
+                {
+                    "type": "tool_call_response",
+                    "id": block.get("tool_use_id", ""),
+                    "response": _cut(_text_of(block.get("content"))),
+                }
+            )
+        else:
+            text = _text_of(block.get("text") if isinstance(block, dict) else block)
+            if text:
+                parts.append({"type": "text", "content": _cut(text)})
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": call.get("id", ""),
+                "name": function.get("name", ""),
+                "arguments": _arguments(function.get("arguments")),
+            }
+        )
+    return parts
+
+
+def input_messages(messages: list[dict[str, Any]]) -> str:
+    """``gen_ai.input.messages`` for the conversation sent to the model."""
+    return json.dumps(
+        [{"role": m.get("role", "user"), "parts": _parts(m)} for m in messages], default=str
+    )
+
+
+def output_messages(text: str, tool_calls: list[Any], finish_reason: str) -> str:
+    """``gen_ai.output.messages``: always an array (one assistant message here)."""
+    parts: list[dict[str, Any]] = [{"type": "text", "content": _cut(text)}] if text else []
+    parts += [
+        {"type": "tool_call", "id": c.id, "name": c.name, "arguments": _arguments(c.arguments)}
+        for c in tool_calls
+    ]
+    reason = {"tool_calls": "tool_call", "tool_use": "tool_call", "end_turn": "stop"}.get(
+        finish_reason, finish_reason or "stop"
+    )
+    return json.dumps([{"role": "assistant", "parts": parts, "finish_reason": reason}])

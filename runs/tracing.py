@@ -1,0 +1,144 @@
+"""A run's trace: one trace per run, from its launch to its last state.
+
+The run's root span (``invoke_workflow``) cannot be one SDK span object: it starts in the web
+process (or ``manage.py launch_run``) and ends in whichever process sees the run finish. So its
+ids are fixed at launch, derived from the run's uid, and every later span (planning, dispatch,
+agents, aggregation) is started as its child through ``run_context``; the root span itself is
+emitted once, when the run reaches a state that needs nobody's work (awaiting review, failed,
+cancelled, or budget exhausted with its report), with its start at the launch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Min
+from opentelemetry.context import Context
+from opentelemetry.trace import Span as OtelSpan
+from opentelemetry.trace import Status, StatusCode, set_span_in_context
+
+from agents import semconv
+from harness_site.telemetry import emit_root_span, get_tracer, parent_context
+from runs.event_types import EventType
+from runs.models import Run, Span
+
+# The run's states whose root span reports an error, and the ``error.type`` it carries.
+ERROR_STATES: dict[str, str] = {
+    Run.Status.FAILED: "run_failed",
+    Run.Status.CANCELLED: "run_cancelled",
+    Run.Status.BUDGET_EXHAUSTED: "budget_exhausted",
+}
+
+
+def trace_ids_for(uid: uuid.UUID) -> tuple[str, str]:
+    """(trace_id, root_span_id) of the run with this uid. Derived, not random, so a process
+    holding only the uid (or a run created before the ids were stored) finds the same trace;
+    a uuid4 carries 122 random bits, as W3C trace ids should."""
+    span_id = hashlib.sha256(b"root-span:" + uid.bytes).hexdigest()[:16]
+    return uid.hex, span_id if int(span_id, 16) else "1" * 16
+
+
+def run_trace(run: Run) -> tuple[str, str]:
+    """The run's stored trace ids (derived from its uid when none were stored)."""
+    if run.trace_id and run.root_span_id:
+        return run.trace_id, run.root_span_id
+    return trace_ids_for(run.uid)
+
+
+def run_context(run: Run) -> Context:
+    """A context whose current span is the run's root span."""
+    return parent_context(*run_trace(run))
+
+
+def run_attributes(run: Run) -> dict[str, Any]:
+    """Attributes every span of the run carries: its conversation (LLM-ops tools group a
+    trace's spans by it) and the id the dashboard stores spans under."""
+    return {semconv.CONVERSATION_ID: str(run.uid), semconv.RUN_ID: run.pk}
+
+
+@contextmanager
+def run_span(run: Run, name: str, **attributes: Any) -> Iterator[OtelSpan]:
+    """A span of the run's own machinery (launch, snapshot, planning, dispatch, aggregation),
+    a child of its root span whichever process runs it."""
+    with get_tracer().start_as_current_span(
+        name,
+        context=run_context(run),
+        attributes={**run_attributes(run), **attributes},
+    ) as span:
+        yield span
+
+
+def end_run_trace_after_commit(run: Run) -> None:
+    """Emit the run's root span once the current transaction commits (the caller has just won
+    the transition that finished the run)."""
+    run_id = run.pk
+    transaction.on_commit(lambda: end_run_trace(run_id))
+
+
+def end_run_trace(run_id: int) -> None:
+    """Emit the run's root span, once. A run an operator resumed (retrying its failed agents)
+    already has one: its new end is a ``resume`` span under the root, from the resumption, once
+    per resumption."""
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    trace_id, root_span_id = run_trace(run)
+    name, span_id, parent = f"invoke_workflow {run.playbook}", root_span_id, None
+    if Span.objects.filter(trace_id=trace_id, span_id=root_span_id).exists():
+        resumed = run.events.filter(type=EventType.RUN_RESUMED).order_by("-seq").first()
+        if resumed is None:
+            return
+        span_id = hashlib.sha256(f"resume:{run.uid}:{resumed.seq}".encode()).hexdigest()[:16]
+        if Span.objects.filter(trace_id=trace_id, span_id=span_id).exists():
+            return
+        name, start, parent = f"resume {run.playbook}", resumed.created_at, run_context(run)
+    else:
+        # The launch span (stored as it ends, in the launching process) starts before the Run.
+        first = Span.objects.filter(run=run).aggregate(first=Min("start"))["first"]
+        start = min(filter(None, [run.created_at, first]))
+    attributes: dict[str, Any] = {
+        semconv.OPERATION: semconv.OP_WORKFLOW,
+        semconv.WORKFLOW_NAME: run.playbook,
+        semconv.PROVIDER: run.provider,
+        **run_attributes(run),
+        semconv.INPUT_TOKENS: run.tokens_in,
+        semconv.OUTPUT_TOKENS: run.tokens_out,
+        semconv.COST: float(run.cost_usd),
+        semconv.COST_USD: float(run.cost_usd),
+        semconv.RUN_STATUS: run.status,
+    }
+    status = Status(StatusCode.UNSET)
+    error = ERROR_STATES.get(str(run.status))
+    if error:
+        attributes[semconv.ERROR_TYPE] = error
+        status = Status(StatusCode.ERROR, (run.status_reason or run.status)[:200])
+    emit_root_span(
+        name,
+        trace_id,
+        span_id,
+        int(start.timestamp() * 1e9),
+        time.time_ns(),
+        attributes,
+        status,
+        parent,
+    )
+
+
+def record_span(
+    run: Run, name: str, start_ns: int, end_ns: int, parent: OtelSpan, **attributes: Any
+) -> None:
+    """A finished span under ``parent``, for work timed before the run existed (the snapshot is
+    frozen before the Run row is written, and a span is stored only with its run's id)."""
+    span = get_tracer().start_span(
+        name,
+        context=set_span_in_context(parent),
+        start_time=start_ns,
+        attributes={**run_attributes(run), **attributes},
+    )
+    span.end(end_time=end_ns)
