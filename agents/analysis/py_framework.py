@@ -85,7 +85,23 @@ _RANDOM_FUNCS = frozenset(
     f"random.{f}"
     for f in ("random", "randint", "randrange", "choice", "choices", "sample", "getrandbits")
 )
-_SECRETISH = ("token", "otp", "password", "passwd", "secret", "nonce", "salt", "pin", "reset")
+_SECRETISH = (
+    "token",
+    "otp",
+    "password",
+    "passwd",
+    "secret",
+    "nonce",
+    "salt",
+    "pin",
+    "reset",
+    "session",
+    "sessid",
+    "cookie",
+    "csrf",
+    "api_key",
+    "apikey",
+)
 
 
 def check_framework(ctx: PyContext) -> Iterator[RawFinding]:
@@ -125,13 +141,24 @@ def _secret_context(ctx: PyContext, node: ast.AST) -> bool:
     """True when the value ends up in a name (variable or function) that holds a secret."""
     names: list[str] = []
     cur: ast.AST | None = node
+    statement: ast.AST | None = None
     while cur is not None and not isinstance(cur, ast.Module):
+        if statement is None and isinstance(cur, ast.stmt):
+            statement = cur
         if isinstance(cur, ast.Assign):
             names += [t.id for t in cur.targets if isinstance(t, ast.Name)]
+            names += [t.attr for t in cur.targets if isinstance(t, ast.Attribute)]
         elif isinstance(cur, FUNC_NODES):
             names.append(cur.name)
             break
         cur = ctx.parents.get(cur)
+    # The text the value is formatted into counts too: "Set-Cookie: SESSIONID=%s" % random…
+    if statement is not None:
+        names += [
+            c.value
+            for c in ast.walk(statement)
+            if isinstance(c, ast.Constant) and isinstance(c.value, str) and len(c.value) < 500
+        ]
     return any(word in n.lower() for n in names for word in _SECRETISH)
 
 

@@ -175,8 +175,16 @@ def test_weak_randomness_only_where_it_makes_a_secret() -> None:
         "otp = random.randint(100000, 999999)\n"
         "def make_password():\n    return ''.join(random.choice(abc) for _ in range(9))\n"
         "colour = random.choice(colours)\n"
+        "page = 'Set-Cookie: SESSIONID=%s' % ''.join(random.sample(chars, 20))\n"
+        "self.session_key = random.getrandbits(64)\n"
+        "print('a random sample: %s' % random.sample(items, 2))\n"
     )
-    assert sec(code) == {(2, "sec.weak_random"), (4, "sec.weak_random")}
+    assert sec(code) == {
+        (2, "sec.weak_random"),
+        (4, "sec.weak_random"),
+        (6, "sec.weak_random"),
+        (7, "sec.weak_random"),
+    }
 
 
 def test_templates_safe_filter_and_autoescape_off() -> None:
