@@ -296,6 +296,9 @@ LOGGING = {
         # agents a run (the run's event log has each one), and CPU in a busy worker.
         "celery.worker.strategy": {"level": "WARNING"},
         "celery.app.trace": {"level": "WARNING"},
+        # Importing bandit (the offline analyzer) loads every output formatter it ships; the
+        # SARIF one needs a package we do not use and logs an ERROR in every process.
+        "stevedore.extension": {"level": "CRITICAL"},
     },
 }
 
