@@ -288,6 +288,12 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
         notes.append(
             f"{len(dropped)} finding cluster(s) were dropped by quorum, confidence or top K"
         )
+    challenged = _challenge(ranked(draft.clusters))
+    if challenged:
+        notes.append(
+            f"{challenged} serious finding(s) challenged: a severity resting on one agent's "
+            "word, or a near duplicate of another item (see each item's verdict)"
+        )
     for c in ranked(draft.clusters):
         if not c.verdict:
             c.verdict = "confirmed by several agents" if c.votes > 1 else "single report"
@@ -295,6 +301,40 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
     if notes:
         draft.markdown += "\n## Critique\n\n" + "\n".join(f"- {_md_escape(n)}" for n in notes)
         draft.markdown += "\n"
+
+
+# Lines apart within which two kept clusters of the same file and weakness look like one issue.
+NEAR_LINES = 5
+
+
+def _challenge(kept: list[Cluster]) -> int:
+    """The critic's questions to every high and critical item, beyond the evidence check: is
+    the severity more than one agent's word, and is it a duplicate of an item ranked above it
+    (same file, a few lines apart, same CWE or rule family)? Returns how many it challenged."""
+    challenged = 0
+    seen: list[Cluster] = []
+    for c in kept:
+        if SEVERITY_RANK.get(c.severity, 0) < 3 or c.verdict:
+            seen.append(c)
+            continue
+        twin = next((o for o in seen if _near_duplicate(o, c)), None)
+        if twin is not None:
+            c.verdict = f"possible duplicate of item {twin.rank or '?'} ({twin.title[:80]})"
+            challenged += 1
+        elif c.severity == "critical" and c.votes == 1 and len(c.lenses) == 1:
+            c.verdict = "verify the severity: critical on one agent's word"
+            challenged += 1
+        seen.append(c)
+    return challenged
+
+
+def _near_duplicate(a: Cluster, b: Cluster) -> bool:
+    if a.path != b.path or not a.path or a.line_start is None or b.line_start is None:
+        return False
+    if abs(a.line_start - b.line_start) > NEAR_LINES:
+        return False
+    same_cwe = (cwe_from_text(a.detail) or -1) == (cwe_from_text(b.detail) or -2)
+    return same_cwe or a.rule == b.rule
 
 
 # Tunables: name → (type, default, lowest, highest).

@@ -300,3 +300,41 @@ def test_a_provider_with_an_embedding_model_gets_remote_embeddings(tmp_path: Pat
             assert isinstance(embedder_for("anthropic", {}), TfidfEmbedder)
     finally:
         get_provider.cache_clear()
+
+
+def test_the_critic_challenges_serious_items_it_cannot_trust() -> None:
+    rows = [
+        # Two agents agree on a critical injection at line 10.
+        row(1, line=10, severity="critical", conf=0.9, detail="injection (CWE-89)"),
+        row(2, line=10, severity="critical", conf=0.9, detail="injection (CWE-89)"),
+        # Another rule's wording of the same weakness five lines on: not merged by dedup.
+        row(
+            3,
+            line=15,
+            rule="bandit.B608",
+            title="Hardcoded SQL",
+            severity="high",
+            conf=0.8,
+            detail="string-built query (CWE-89)",
+        ),
+        # A critical claim by one agent through one lens, elsewhere.
+        row(
+            4,
+            path="app/auth.py",
+            line=3,
+            rule="SEC9",
+            title="Auth bypass",
+            severity="critical",
+            conf=0.85,
+            detail="broken access (CWE-285)",
+        ),
+        # Low severity: never challenged.
+        row(5, path="app/util.py", line=1, rule="MNT1", title="Long function", severity="low"),
+    ]
+    draft = run_chain(rows, facts(), CHAIN)
+    by_title = {c.title: c for c in draft.clusters}
+    assert by_title["SQL injection"].verdict == "confirmed by several agents"
+    assert by_title["Hardcoded SQL"].verdict.startswith("possible duplicate of item 1")
+    assert by_title["Auth bypass"].verdict == "verify the severity: critical on one agent's word"
+    assert by_title["Long function"].verdict == "single report"
+    assert any("2 serious finding(s) challenged" in n for n in draft.critique)
