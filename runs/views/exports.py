@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from agents.aggregation.compare import compare
 from agents.aggregation.exports import FORMATS, export
 from runs.access import get_run_for_user, require_perm
 from runs.actions.report import ReaggregateRefused, reaggregate
@@ -21,10 +22,18 @@ from runs.models import Report
 def report_version(request: HttpRequest, run_id: int, version: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     report = get_object_or_404(Report, run=run, version=version)
+    comparison = None
+    against = request.GET.get("compare", "")
+    if against.isdigit() and int(against) != report.version:
+        other = run.reports.filter(version=int(against)).first()
+        if other is not None:
+            older, newer = sorted((other, report), key=lambda r: r.version)
+            comparison = compare(older.clusters, newer.clusters, (older.version, newer.version))
     return render(
         request,
         "runs/report.html",
         {
+            "comparison": comparison,
             "run": run,
             "report": report,
             "doc": report_document(run, report),

@@ -1,0 +1,98 @@
+"""Two report versions of one run side by side: which items were added, dropped, merged or
+re-ranked. Items are matched by the findings behind them (clusters keep their finding ids), not
+by key or title, so a re-aggregation with another threshold still lines up with the old one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Change:
+    kind: str  # "added" | "dropped" | "reranked" | "merged"
+    title: str
+    severity: str
+    path: str
+    line: int | None
+    rank: int | None = None  # in the newer version
+    was_rank: int | None = None  # in the older one
+    merged: list[str] = field(default_factory=list)  # older items now one (for "merged")
+
+
+@dataclass
+class Comparison:
+    older: int
+    newer: int
+    changes: list[Change]
+    unchanged: int = 0
+
+    def of(self, kind: str) -> list[Change]:
+        return [c for c in self.changes if c.kind == kind]
+
+    # Named lists for templates (which cannot pass arguments).
+    @property
+    def added(self) -> list[Change]:
+        return self.of("added")
+
+    @property
+    def dropped(self) -> list[Change]:
+        return self.of("dropped")
+
+    @property
+    def reranked(self) -> list[Change]:
+        return self.of("reranked")
+
+    @property
+    def merged(self) -> list[Change]:
+        return self.of("merged")
+
+
+def _kept(clusters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted((c for c in clusters if c.get("kept")), key=lambda c: c.get("rank") or 0)
+
+
+def compare(
+    older: list[dict[str, Any]], newer: list[dict[str, Any]], versions: tuple[int, int]
+) -> Comparison:
+    """Changes from ``older``'s kept items to ``newer``'s (stored cluster dicts)."""
+    old, new = _kept(older), _kept(newer)
+    owner: dict[int, dict[str, Any]] = {}
+    for c in old:
+        for fid in c.get("finding_ids", []):
+            owner[fid] = c
+    changes: list[Change] = []
+    matched: set[int] = set()
+    unchanged = 0
+    for c in new:
+        before = {id(owner[f]): owner[f] for f in c.get("finding_ids", []) if f in owner}
+        matched |= set(before)
+        base = Change(
+            "added", c["title"], c["severity"], c["path"], c.get("line_start"), c.get("rank")
+        )
+        if not before:
+            changes.append(base)
+        elif len(before) > 1:
+            base.kind = "merged"
+            base.merged = [f"#{o.get('rank')} {o['title']}" for o in before.values()]
+            changes.append(base)
+        else:
+            (was,) = before.values()
+            if was.get("rank") != c.get("rank"):
+                base.kind, base.was_rank = "reranked", was.get("rank")
+                changes.append(base)
+            else:
+                unchanged += 1
+    for o in old:
+        if id(o) not in matched:
+            changes.append(
+                Change(
+                    "dropped",
+                    o["title"],
+                    o["severity"],
+                    o["path"],
+                    o.get("line_start"),
+                    was_rank=o.get("rank"),
+                )
+            )
+    return Comparison(versions[0], versions[1], changes, unchanged)

@@ -1,0 +1,44 @@
+"""Comparing two report versions: items matched by the findings behind them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.aggregation.compare import compare
+
+
+def item(rank: int | None, title: str, findings: list[int], kept: bool = True) -> dict[str, Any]:
+    return {
+        "rank": rank,
+        "title": title,
+        "severity": "high",
+        "path": "app/db.py",
+        "line_start": rank,
+        "finding_ids": findings,
+        "kept": kept,
+    }
+
+
+def test_added_dropped_merged_and_reranked_items_are_told_apart() -> None:
+    v1 = [
+        item(1, "SQL built from strings", [1, 2]),
+        item(2, "Hardcoded SQL", [3]),
+        item(3, "Shell injection", [4]),
+        item(4, "Weak hash", [5]),
+        item(None, "Long function", [6], kept=False),
+    ]
+    v2 = [
+        item(1, "SQL injection", [1, 2, 3]),  # v1's #1 and #2 are now one item
+        item(2, "Weak hash", [5]),  # was #4
+        item(3, "Long function", [6]),  # was below the cut
+    ]
+    result = compare(v1, v2, (1, 2))
+    assert [(c.title, c.merged) for c in result.merged] == [
+        ("SQL injection", ["#1 SQL built from strings", "#2 Hardcoded SQL"])
+    ]
+    assert [(c.title, c.was_rank, c.rank) for c in result.reranked] == [("Weak hash", 4, 2)]
+    assert [c.title for c in result.added] == ["Long function"]
+    assert [(c.title, c.was_rank) for c in result.dropped] == [("Shell injection", 3)]
+    assert result.unchanged == 0
+    same = compare(v1, v1, (1, 1))
+    assert same.changes == [] and same.unchanged == 4
