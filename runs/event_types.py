@@ -262,6 +262,8 @@ class ReportCreatedPayload(TypedDict):
     by_severity: dict[str, int]
     # Clusters whose cited location or quote is not in the snapshot (older events lack it).
     fabricated: NotRequired[int]
+    # Findings agents dropped at their output cap (only when some were).
+    dropped_at_output_limit: NotRequired[int]
 
 
 PAYLOAD_TYPES: dict[EventType, type] = {

@@ -25,3 +25,23 @@ def test_the_report_page_compares_two_versions(viewer_client: Any, operator: Any
     assert "&lt;b&gt;SQL&lt;/b&gt; injection" in html
     for junk in ("x", "2", "99"):
         assert 'id="comparison"' not in viewer_client.get(url, {"compare": junk}).content.decode()
+
+
+def test_every_stat_a_report_draft_can_carry_fits_the_report_created_event() -> None:
+    # A draft with everything: a fabricated location, an agent's output-cap note.
+    from agents.aggregation.stages import OUTPUT_CAP_RULE, run_chain
+    from runs.event_types import EventType, check_payload
+    from tests.agents.test_aggregation import CHAIN, facts, row
+
+    class Snapshot:
+        def read_text(self, path: str) -> str:
+            return "x = 1\n"
+
+    rows = [
+        row(1, line=1, evidence="x = 1"),
+        row(2, path="app/other.py", line=999, rule="R2", title="Ghost"),
+        row(3, rule=OUTPUT_CAP_RULE, title="3 finding(s) dropped at the output limit"),
+    ]
+    draft = run_chain(rows, facts(), CHAIN, None, Snapshot())
+    assert {"fabricated", "dropped_at_output_limit"} <= set(draft.stats)
+    check_payload(EventType.REPORT_CREATED, {"version": 1, **draft.stats})
