@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from agents.aggregation import ReportDraft
@@ -42,9 +42,26 @@ def aggregate(run_id: int) -> None:
     embedder = embedder_for(run.provider, facts.options)
     chain = list(run.aggregation or playbook.aggregation)
     with run_span(run, "aggregate", **{"harness.aggregation.chain": chain}) as span:
-        draft = run_chain(rows, facts, chain, embedder, snapshot)
-        store_report(run, draft)
+        try:
+            draft = run_chain(rows, facts, chain, embedder, snapshot)
+            store_report(run, draft)
+        except DatabaseError:
+            raise  # transient: the message is retried, and the sweeper asks again
+        except Exception as exc:
+            # The same findings would fail the same way at every retry: a run left aggregating
+            # forever looks alive. It fails, saying why; its agents' findings stay stored.
+            logger.exception("aggregating run %s failed", run.pk)
+            _aggregation_failed(run, f"aggregation failed: {type(exc).__name__}: {exc}"[:500])
+            return
         span.set_attribute("harness.findings", len(rows))
+
+
+def _aggregation_failed(run: Run, reason: str) -> None:
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if run.transition(Run.Status.FAILED, reason):
+            record_event(run, EventType.RUN_FAILED, {"reason": reason})
+            end_run_trace_after_commit(run)
 
 
 class ReaggregateRefused(Exception):

@@ -1,5 +1,6 @@
 """The budget gate: a run whose budget ran out continues from where it stopped once a reviewer
-approves an extension; refused requests change nothing."""
+approves an extension; refused requests change nothing. And the other end of a run: an
+aggregation that cannot succeed fails the run instead of leaving it aggregating forever."""
 
 from __future__ import annotations
 
@@ -114,3 +115,32 @@ def test_a_rejected_extension_leaves_the_run_finalised(
     run.refresh_from_db()
     assert run.status == Run.Status.BUDGET_EXHAUSTED and run.budget_usd == Decimal("0.000001")
     assert set(Task.objects.filter(run=run).values_list("status", flat=True)) == {"skipped"}
+
+
+def test_an_aggregation_that_cannot_succeed_fails_the_run_saying_why(
+    tmp_path: Path, settings: Any, monkeypatch: Any
+) -> None:
+    from runs.actions import report
+
+    settings.HARNESS_TARGET_ROOTS = [tmp_path.resolve()]
+    monkeypatch.setattr(enqueue, "send", lambda name, object_id, countdown=None: None)
+    _now(monkeypatch)
+    run = launch_run(
+        user=None,
+        playbook="codebase-audit",
+        target_path=str(make_target(tmp_path.resolve(), 2)),
+        options={"chunk_files": 1},
+    )
+    plan_run(run.pk)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("a payload key nobody declared")
+
+    monkeypatch.setattr(report, "run_chain", broken)
+    _drain(run)  # the last agent's dispatch starts the aggregation, which fails
+    report.aggregate(run.pk)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert run.status_reason == "aggregation failed: ValueError: a payload key nobody declared"
+    assert Event.objects.filter(run=run, type="run.failed").count() == 1
+    assert run.tasks_done == run.tasks_total  # the agents' work is kept
