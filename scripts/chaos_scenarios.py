@@ -160,6 +160,17 @@ def wait_finished(stack: Stack, run_ids: list[int], bound: float) -> float | Non
     return None
 
 
+def uneven_findings(run: Run) -> dict[str, list[int]]:
+    """Lenses whose agents found different numbers of findings. Every module of the target is
+    the same code (make_target), one file per agent: a finding stored twice under another
+    fingerprint, or lost, shows up as an agent off its lens's count."""
+    counts: dict[str, set[int]] = {}
+    per_task = Task.objects.filter(run=run).annotate(n=Count("findings")).values_list("lens", "n")
+    for lens, n in per_task:
+        counts.setdefault(lens, set()).add(n)
+    return {lens: sorted(ns) for lens, ns in counts.items() if len(ns) > 1}
+
+
 def check_run(run_id: int) -> dict[str, Any]:
     """The invariants: terminal, nothing lost or done twice, gap-free log, cost consistent."""
     run = Run.objects.get(pk=run_id)
@@ -186,6 +197,9 @@ def check_run(run_id: int) -> dict[str, Any]:
     )
     if dup_findings:
         problems.append(f"{tag}: {dup_findings} duplicate findings")
+    uneven = uneven_findings(run)
+    if uneven:
+        problems.append(f"{tag}: findings per agent differ within a lens: {uneven}")
     seqs = list(Event.objects.filter(run=run).order_by("seq").values_list("seq", flat=True))
     if seqs != list(range(1, run.last_seq + 1)):
         problems.append(f"{tag}: event log has gaps ({len(seqs)} events, last_seq {run.last_seq})")
@@ -214,6 +228,7 @@ def check_run(run_id: int) -> dict[str, Any]:
     return {
         "run": run.pk,
         "agents": tasks.count(),
+        "findings": Finding.objects.filter(run=run).count(),
         "lost": lost,
         "duplicates": twice + dup_findings,
         "overruns": overrun,
@@ -374,6 +389,7 @@ def main(name: str) -> int:
     result.update(
         runs=len(checks),
         agents=sum(c["agents"] for c in checks),
+        findings=sum(c["findings"] for c in checks),
         faults=stack.faults,
         lost=sum(c["lost"] for c in checks),
         duplicates=sum(c["duplicates"] for c in checks),
