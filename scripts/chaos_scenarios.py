@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +33,7 @@ import django  # noqa: E402 - after sys.path: run as a script from anywhere
 django.setup()
 
 import psutil  # noqa: E402
-from django.core.management import call_command  # noqa: E402
+from django.core.management import CommandError, call_command  # noqa: E402
 from django.db.models import Count, Sum  # noqa: E402
 
 from agents.budget import BudgetNotInitialized  # noqa: E402
@@ -341,6 +342,22 @@ def worker_sigstop(stack: Stack, bound: float) -> tuple[list[int], float | None]
     return [run], recovery
 
 
+def flush_database(stack: Stack) -> None:
+    """Empty every table and reset the id sequences. On PostgreSQL the killed worker's backend
+    may still be finishing a statement for a moment, and its locks against TRUNCATE's can end in
+    a deadlock error: that is the suite's timing, not the product's, so try again."""
+    for attempt in range(1, 6):
+        try:
+            call_command("flush", interactive=False, verbosity=0)
+        except CommandError as exc:
+            if attempt == 5:
+                raise
+            stack.notes.append(f"flush attempt {attempt} failed ({exc.__cause__}); again")
+            time.sleep(1)
+        else:
+            return
+
+
 def new_db_old_redis(stack: Stack, bound: float) -> tuple[list[int], float | None]:
     """A run killed mid-way leaves its Redis state (queued messages, slots, reservations); the
     database is then emptied with its id sequences reset, so a new run gets the same run and task
@@ -350,7 +367,7 @@ def new_db_old_redis(stack: Stack, bound: float) -> tuple[list[int], float | Non
     wait_for(lambda: succeeded([old]) >= 6, 60, "6 agents of the old run done")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    call_command("flush", interactive=False, verbosity=0)
+    flush_database(stack)
     stack.fault("worker SIGKILL, database flushed (ids reset), Redis kept")
     stack.start_worker()
     new = launch(10, "new")
@@ -382,7 +399,10 @@ def main(name: str) -> int:
         ids, recovery = body(stack, bound)
         checks = [check_run(pk) for pk in ids]
     except Exception as exc:  # the report must still come out, with the reason
-        stack.problems.append(f"{type(exc).__name__}: {exc}")
+        cause = exc.__cause__ or exc.__context__
+        why = f" (caused by {type(cause).__name__}: {cause})" if cause else ""
+        stack.problems.append(f"{type(exc).__name__}: {exc}{why}")
+        traceback.print_exc()  # to scenario.log, kept with the other logs of a failure
     finally:
         stack.stop()
     problems = stack.problems + [p for c in checks for p in c["problems"]]
