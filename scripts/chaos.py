@@ -46,13 +46,15 @@ SCENARIOS = [
 FAST = ["worker-kill", "redis-restart"]
 
 # Recovery in seconds, not the production minutes: a sweep every 2 s, an agent silent for 6 s is
-# presumed dead, a queued agent not started within 4 s is re-sent, a model call times out at 5 s.
+# presumed dead, a queued agent not started within 4 s is re-sent, a model call times out at 5 s,
+# and PostgreSQL ends a session idle in a transaction for 3 s (a frozen worker's locks).
 RECOVERY_SETTINGS = {
     "HARNESS_SWEEP_S": "2",
     "HARNESS_AGENT_LEASE_S": "6",
     "HARNESS_REQUEUE_AFTER_S": "4",
     "HARNESS_CALL_TIMEOUT_S": "5",
     "HARNESS_WATCHDOG_S": "2",
+    "HARNESS_DB_IDLE_TX_TIMEOUT_S": "3",
 }
 SCENARIO_TIMEOUT_S = 300
 

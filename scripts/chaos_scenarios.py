@@ -34,6 +34,7 @@ django.setup()
 
 import psutil  # noqa: E402
 from django.core.management import CommandError, call_command  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.db.models import Count, Sum  # noqa: E402
 
 from agents.budget import BudgetNotInitialized  # noqa: E402
@@ -317,6 +318,18 @@ def prefork_child_kill(stack: Stack, bound: float) -> tuple[list[int], float | N
     return [run], wait_finished(stack, [run], bound)
 
 
+def open_transactions() -> str:
+    """PostgreSQL sessions idle inside a transaction: what a frozen worker holds (locks too)."""
+    if connection.vendor != "postgresql":
+        return "(SQLite: not measured)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'idle in transaction'"
+        )
+        return str(cursor.fetchone()[0])  # type: ignore[index]
+
+
 def worker_sigstop(stack: Stack, bound: float) -> tuple[list[int], float | None]:
     """One of two workers frozen (SIGSTOP) mid-run: the other must take its agents over once
     their lease runs out and finish the run while it is still frozen; then it is thawed
@@ -328,6 +341,8 @@ def worker_sigstop(stack: Stack, bound: float) -> tuple[list[int], float | None]
     os.killpg(frozen.pid, signal.SIGSTOP)
     stack.fault(f"worker SIGSTOP at {succeeded([run])} done")
     held = Task.objects.filter(run_id=run, status=Task.Status.RUNNING).count()
+    time.sleep(0.5)
+    stack.notes.append(f"{open_transactions()} transactions left open by the frozen worker")
     recovery = wait_finished(stack, [run], bound)
     os.killpg(frozen.pid, signal.SIGCONT)
     lease = float(os.environ["HARNESS_AGENT_LEASE_S"])
