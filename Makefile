@@ -36,7 +36,7 @@ echo "Install Python 3.12 or newer, or point PYTHON=/path/to/python3.12 at one."
 exit 1
 endef
 
-.PHONY: run test lint venv install install-dev clean
+.PHONY: run test lint chaos venv install install-dev clean
 
 run: $(STAMP_RUNTIME)
 	$(PY) -m harness_site.devstack
@@ -51,6 +51,12 @@ lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 	$(PY) scripts/check_architecture.py
+
+# The fault suite (scripts/chaos.py): real workers and Redis killed, restarted, frozen mid-run.
+# Uses DATABASE_URL's PostgreSQL server for a fresh database per scenario, SQLite when unset.
+CHAOS_ARGS ?=
+chaos: $(STAMP_DEV)
+	$(PY) scripts/chaos.py $(CHAOS_ARGS)
 
 venv: $(PY)
 

@@ -123,6 +123,14 @@ else:
         "max_size": HARNESS_DB_POOL_SIZE,
         "timeout": 60,
     }
+    # A worker frozen inside a transaction (SIGSTOP, a VM pause, a partition) keeps its row
+    # locks, and every other worker then waits on them: the whole run stalls for as long as it
+    # is frozen (the fault suite's worker-sigstop scenario). The server ends such a session
+    # after this many seconds idle in a transaction, which frees the locks. 0 turns it off.
+    HARNESS_DB_IDLE_TX_TIMEOUT_S = env_float("HARNESS_DB_IDLE_TX_TIMEOUT_S", 60.0, min_value=0)
+    DATABASES["default"]["OPTIONS"]["options"] = (
+        f"-c idle_in_transaction_session_timeout={int(HARNESS_DB_IDLE_TX_TIMEOUT_S * 1000)}"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: one server for the Celery broker, the channel layer and the limits. When REDIS_URL is
