@@ -86,6 +86,8 @@
     var live = document.getElementById("tree-live");
     if (!live || !live.firstElementChild) return;
     Array.prototype.slice.call(live.children).forEach(function (el) {
+      // Out of the page first: while in #tree-live, getElementById would find these copies.
+      live.removeChild(el);
       var into = el.getAttribute("data-append");
       if (into) {
         var list = document.getElementById(into);
@@ -98,12 +100,11 @@
         return;
       }
       var current = el.id && document.getElementById(el.id);
-      if (!current || current === el) return;
+      if (!current) return;
       var incoming = seqOf(el), shown = seqOf(current);
       if (incoming !== null && shown !== null && incoming < shown) return;
       current.replaceWith(el);
     });
-    live.replaceChildren();
   }
   // "Clear" without JS reloads the page; with it, the search box and results just empty.
   document.addEventListener("click", function (evt) {
