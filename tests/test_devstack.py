@@ -57,6 +57,14 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    # A process can exit between listing /proc and reading its cmdline.
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""
+
+
 def _wait_gone(pids: set[int], timeout: float) -> set[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
@@ -234,7 +242,7 @@ def test_a_crashed_child_is_started_again_and_too_many_crashes_stop_the_stack(
 
     def web_pid() -> int:
         family = _descendants(stack.proc.pid)
-        return next(p for p in family if b"daphne" in Path(f"/proc/{p}/cmdline").read_bytes())
+        return next(p for p in family if b"daphne" in _cmdline(p))
 
     first = web_pid()
     os.kill(first, signal.SIGKILL)
