@@ -16,7 +16,13 @@ from decimal import Decimal
 
 from agents.contract import Usage
 from agents.planning import TaskSpec
-from agents.playbooks import Playbook
+from agents.playbooks import (
+    CRITIQUE_STEP,
+    REPORT_STEP,
+    REPORT_STEP_ROLES,
+    Playbook,
+    report_step_spec,
+)
 from agents.pricing import price_call
 from agents.providers.catalog import default_model, get_provider
 
@@ -93,9 +99,10 @@ def estimate_cost(
         row[0] += 1
         row[1] += reads
         row[2] += max_out[spec.role]
+    _add_report_agents(playbook, specs, provider, totals)
     roles = []
     for role, (agents, input_tokens, output_tokens) in totals.items():
-        agent = playbook.roles[role]
+        agent = playbook.roles.get(role) or report_step_spec(playbook, REPORT_ROLE_STEPS[role])
         name = agent.provider or provider
         model = agent.model or default_model(name)
         kind = str(getattr(get_provider(name), "kind", name))
@@ -104,6 +111,30 @@ def estimate_cost(
         roles.append(RoleCost(role, name, model, agents, input_tokens, output_tokens, low, high))
     offline = all(getattr(get_provider(r.provider), "kind", "") == "heuristic" for r in roles)
     return CostEstimate(roles, offline)
+
+
+# The report agents read condensed clusters, at most 60 items of about 90 tokens, plus the
+# prompt (and the critic the narrative): a ceiling, whatever the number of findings.
+REPORT_AGENT_INPUT_TOKENS = 60 * 90 + 2_000
+REPORT_ROLE_STEPS = {role: step for step, role in REPORT_STEP_ROLES.items()}
+
+
+def _add_report_agents(
+    playbook: Playbook, specs: list[TaskSpec], provider: str, totals: dict[str, list[int]]
+) -> None:
+    """The synthesis and critic agents a run adds at its end when their role has a model."""
+    wanted = {REPORT_STEP: "synthesis", CRITIQUE_STEP: "critic"}
+    for step, chain_step in wanted.items():
+        spec = report_step_spec(playbook, step)
+        name = spec.provider or provider
+        if chain_step not in playbook.aggregation or not getattr(get_provider(name), "is_llm", 0):
+            continue
+        if step == REPORT_STEP and any(s.step == "synthesize" for s in specs):
+            continue  # the plan's own synthesis agent writes the narrative
+        row = totals.setdefault(spec.role, [0, 0, 0])
+        row[0] += 1
+        row[1] += REPORT_AGENT_INPUT_TOKENS
+        row[2] += spec.max_tokens
 
 
 def describe_plan(playbook: Playbook, specs: list[TaskSpec]) -> str:

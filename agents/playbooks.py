@@ -104,6 +104,26 @@ class Playbook:
 
 STANDARD_CHAIN = ("dedup", "quorum", "confidence", "synthesis", "critic")
 
+# The report's own agents, created once every worker agent is done, when the role that writes
+# the step has a language model: "report" writes the narrative from condensed clusters (the
+# synthesizer role), "critique" challenges the serious clusters (the critic role). With the
+# offline analyzer both steps stay deterministic inside aggregation.
+REPORT_STEP = "report"
+CRITIQUE_STEP = "critique"
+REPORT_STEPS = (REPORT_STEP, CRITIQUE_STEP)
+REPORT_STEP_ROLES = {REPORT_STEP: "synthesizer", CRITIQUE_STEP: "critic"}
+# The model-written steps read their inputs and answer once: no tools, no sub-agents.
+REPORT_AGENT = AgentSpec(role="synthesizer", tools=(), can_spawn=False, max_steps=1)
+CRITIC = AgentSpec(role="critic", tools=(), can_spawn=False, max_steps=1)
+
+
+def report_step_spec(playbook: Playbook, step: str) -> AgentSpec:
+    """The spec of a report step's role; runs frozen before the critic role existed get the
+    default one."""
+    role = REPORT_STEP_ROLES[step]
+    return playbook.roles.get(role) or (CRITIC if role == "critic" else REPORT_AGENT)
+
+
 PLAYBOOKS: dict[str, Playbook] = {
     p.name: p
     for p in [
@@ -121,6 +141,7 @@ PLAYBOOKS: dict[str, Playbook] = {
             roles={
                 "auditor": AgentSpec(role="auditor"),
                 "synthesizer": AgentSpec(role="synthesizer", tools=(), can_spawn=False),
+                "critic": CRITIC,
             },
             aggregation=STANDARD_CHAIN,
             options={"chunk_bytes": 24_000, "chunk_files": 6, "agent_max_files": 6},
@@ -140,6 +161,7 @@ PLAYBOOKS: dict[str, Playbook] = {
                 "synthesizer": AgentSpec(
                     role="synthesizer", tools=(), critical=True, can_spawn=False
                 ),
+                "critic": CRITIC,
             },
             aggregation=("dedup", "confidence", "synthesis", "critic"),
             failure=FailurePolicy(mode="quorum", quorum=1),
@@ -157,6 +179,7 @@ PLAYBOOKS: dict[str, Playbook] = {
             roles={
                 "reviewer": AgentSpec(role="reviewer", can_spawn=False),
                 "synthesizer": AgentSpec(role="synthesizer", tools=(), can_spawn=False),
+                "critic": CRITIC,
             },
             aggregation=STANDARD_CHAIN,
             # Blank: the largest document of the target; "*": every document x every persona.
@@ -175,6 +198,7 @@ PLAYBOOKS: dict[str, Playbook] = {
             roles={
                 "voter": AgentSpec(role="voter", can_spawn=False),
                 "synthesizer": AgentSpec(role="synthesizer", tools=(), can_spawn=False),
+                "critic": CRITIC,
             },
             aggregation=("dedup", "quorum", "confidence", "synthesis", "critic"),
             failure=FailurePolicy(mode="quorum", quorum=2),

@@ -20,6 +20,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from agents.contract import ProviderError
+from agents.playbooks import REPORT_STEPS
 from agents.providers.catalog import concurrency_cap
 from harness_site.workers import worker_slots
 from runs import charts, dashboard, forecast, timeline
@@ -317,13 +318,16 @@ def planned_note(run: Run, tree: AgentTree) -> str:
     """Why the agents appeared as they did: every decomposition plans all of its agents at once,
     before any of them starts; only spawned agents appear later, under their parent."""
     agents = [n.task for n in tree.nodes.values() if n.task is not None]
-    planned = sum(1 for t in agents if t.parent_id is None)
+    report = sum(1 for t in agents if t.step in REPORT_STEPS)
+    planned = sum(1 for t in agents if t.parent_id is None) - report
     if not planned:
         return ""
-    spawned = len(agents) - planned
+    spawned = len(agents) - planned - report
     note = f"planned {planned} agent{'s' if planned != 1 else ''} at once, from the whole target"
     if spawned:
         note += f"; {spawned} more spawned by agents, shown under them"
+    if report:
+        note += f"; {report} report agent{'s' if report != 1 else ''} once they were done"
     return note
 
 

@@ -30,7 +30,7 @@ from agents.contract import (
     RateLimited,
 )
 from agents.limits import LeaseSemaphore
-from agents.playbooks import Playbook
+from agents.playbooks import REPORT_STEPS, Playbook, report_step_spec
 from agents.providers.catalog import concurrency_cap, get_provider
 from agents.snapshot import open_snapshot
 from agents.spans import agent_identity, set_cost
@@ -48,6 +48,7 @@ from runs.actions.outcomes import (
     wait_for_slot,
 )
 from runs.models import Run, Task
+from runs.report_inputs import report_step_inputs
 from runs.runtime import AgentRuntime, BudgetWait
 from runs.tracing import run_trace
 
@@ -178,7 +179,16 @@ def _call(
 ) -> AgentResult:
     """The provider's agent loop inside the task's ``invoke_agent`` span."""
     run = task.run
-    spec = playbook.roles.get(task.role) or next(iter(playbook.roles.values()))
+    report_step = task.step in REPORT_STEPS
+    if report_step:
+        spec = report_step_spec(playbook, task.step)
+    else:
+        spec = playbook.roles.get(task.role) or next(iter(playbook.roles.values()))
+    inputs = _inputs(task, playbook)
+    sent: dict[str, object] = {}
+    if report_step:
+        report, sent = report_step_inputs(task)
+        inputs.update(report)
     runtime = AgentRuntime(
         task,
         provider_kind=getattr(provider, "kind", task.provider),
@@ -202,7 +212,7 @@ def _call(
         can_spawn=spec.can_spawn and task.depth < run.max_depth,
         latency_ms=run.latency_ms,
         timeout_s=settings.HARNESS_CALL_TIMEOUT_S,
-        inputs=_inputs(task, playbook),
+        inputs=inputs,
         context=runtime,
         max_steps=spec.max_steps,
         max_children=run.max_children,
@@ -233,6 +243,8 @@ def _call(
             span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             raise
+        if sent:  # what the report agent read, so the report can map its answer back
+            result.output.data["sent"] = sent
         span.set_attribute(semconv.INPUT_TOKENS, result.usage.input_tokens)
         span.set_attribute(semconv.OUTPUT_TOKENS, result.usage.output_tokens)
         set_cost(span, *runtime.spent())

@@ -53,6 +53,8 @@ class Cluster:
     score: float = 0.0
     evidence_status: str = "unchecked"
     rank: int = 0
+    # A model critic's structured verdict (agents.aggregation.model_steps), {} without one.
+    critique: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fabricated(self) -> bool:

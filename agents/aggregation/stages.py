@@ -7,10 +7,12 @@ from typing import Any
 
 from agents.aggregation.clustering import DedupSettings, build_cluster, link_components
 from agents.aggregation.evidence import TextSource, check_location
+from agents.aggregation.model_steps import apply_verdicts, parse_verdicts
 from agents.aggregation.records import SEVERITY_RANK, Cluster, FindingRow
 from agents.aggregation.similarity import Embedder, TfidfEmbedder, embed_or_fallback
 from agents.aggregation.text import md_code as _md_code
 from agents.aggregation.text import md_escape as _md_escape
+from agents.aggregation.text import md_model_quote
 from agents.analysis.ranking import LENS_TIER, cwe_from_text, rank_key
 
 AGGREGATION_STEPS: dict[str, str] = {
@@ -58,6 +60,15 @@ class RunFacts:
     synthesis_texts: list[str] = field(default_factory=list)
     # Output-limit notes the agents left among their findings (filled by run_chain).
     capped_outputs: list[FindingRow] = field(default_factory=list)
+    # The model-written report steps (agents.aggregation.model_steps): the synthesis agent's
+    # narrative and who wrote it, the critic agent's verdicts with the cluster keys its ids
+    # stood for, and what to say when a step did not run or failed.
+    model_narrative: str = ""
+    model_narrative_by: str = ""
+    model_verdicts: list[dict[str, Any]] = field(default_factory=list)
+    model_verdict_keys: dict[str, str] = field(default_factory=dict)
+    model_critic_by: str = ""
+    report_step_notes: list[str] = field(default_factory=list)
 
 
 def _single(row: FindingRow) -> Cluster:
@@ -201,6 +212,16 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
     ]
     for note in draft.notes:
         lines += [f"**Note:** {note}", ""]
+    if facts.model_narrative:
+        lines += [
+            "## Summary",
+            "",
+            f"*Written by {_md_escape(facts.model_narrative_by)} from the condensed findings "
+            "below (not the raw ones); model output: check it against them.*",
+            "",
+            md_model_quote(facts.model_narrative),
+            "",
+        ]
     for text in facts.synthesis_texts:
         lines += ["## Synthesis", "", text.strip(), ""]
     if kept:
@@ -297,10 +318,26 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
     for c in ranked(draft.clusters):
         if not c.verdict:
             c.verdict = "confirmed by several agents" if c.votes > 1 else "single report"
+    notes += _model_critique(ranked(draft.clusters), facts)
     draft.critique = notes
     if notes:
         draft.markdown += "\n## Critique\n\n" + "\n".join(f"- {_md_escape(n)}" for n in notes)
         draft.markdown += "\n"
+
+
+def _model_critique(kept: list[Cluster], facts: RunFacts) -> list[str]:
+    """Attach the critic agent's verdicts to the clusters it was shown (matched by cluster key,
+    so a verdict never lands on another item); say what it challenged and what it skipped."""
+    notes: list[str] = []
+    if not facts.model_verdict_keys:
+        return notes
+    verdicts, problems = parse_verdicts(facts.model_verdicts, facts.model_verdict_keys)
+    challenged = apply_verdicts(kept, verdicts)
+    notes.append(
+        f"The critic agent ({facts.model_critic_by}) judged {len(verdicts)} serious item(s) "
+        f"and challenged {challenged}"
+    )
+    return notes + problems[:5]
 
 
 # Lines apart within which two kept clusters of the same file and weakness look like one issue.
@@ -407,6 +444,7 @@ def run_chain(
         top_k(clusters, params["top_k"])
     else:
         top_k(clusters, 0)
+    draft.notes += facts.report_step_notes  # a report agent that failed or was skipped
     synthesis(draft, facts)  # a report always has text, even when the step is not chained
     if "critic" in chain:
         critic(draft, facts)

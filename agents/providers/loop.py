@@ -165,7 +165,7 @@ class AgentLoop:
     def __post_init__(self) -> None:
         self.context = self.request.context
         self.tools = offered_tools(self.request)
-        self.schema = output_schema(offered_can_spawn(self.request))
+        self.schema = output_schema(offered_can_spawn(self.request), self.request.step)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> AgentResult:
@@ -192,7 +192,8 @@ class AgentLoop:
                 phase = "final"
                 self.dialect.append_user(messages, self.dialect.final_instructions)
                 continue
-            output, problems = parse_output(turn.final if turn.final is not None else turn.text)
+            answer = turn.final if turn.final is not None else turn.text
+            output, problems = parse_output(answer, self.request.step)
             if output is not None:
                 return self._result(output)
             if repaired:

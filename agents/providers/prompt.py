@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agents.contract import AgentOutput, AgentRequest
+from agents.providers import report_prompts
 from agents.tools import TOOLS
 from harness_site.logfilters import redact
 
@@ -82,9 +83,12 @@ SPAWN_ARGS_SCHEMA: dict[str, Any] = {
 }
 
 
-def output_schema(can_spawn: bool) -> dict[str, Any]:
+def output_schema(can_spawn: bool, step: str = "") -> dict[str, Any]:
     """The final answer's JSON schema, strict-mode compatible (every property required, no
-    open objects), so OpenAI strict json_schema, vLLM, Ollama and llama.cpp can all enforce it."""
+    open objects), so OpenAI strict json_schema, vLLM, Ollama and llama.cpp can all enforce it.
+    The report's own agents (``step`` "report" or "critique") answer in their own schema."""
+    if report_prompts.is_report_step(step):
+        return report_prompts.SCHEMAS[step]
     properties: dict[str, Any] = {
         "summary": {"type": "string"},
         "findings": {"type": "array", "items": FINDING_SCHEMA},
@@ -148,6 +152,8 @@ def estimate_input_tokens(*parts: Any) -> int:
 
 
 def build_system_prompt(request: AgentRequest, offered: list[str], final_instructions: str) -> str:
+    if report_prompts.is_report_step(request.step):
+        return report_prompts.system_prompt(request, final_instructions)
     tools = ", ".join(offered) if offered else "none (answer from the inputs given)"
     return "\n".join(
         [
@@ -168,12 +174,16 @@ def build_system_prompt(request: AgentRequest, offered: list[str], final_instruc
             f"6. {final_instructions}",
             "",
             "Final answer JSON schema:",
-            json.dumps(output_schema(offered_can_spawn(request)), separators=(",", ":")),
+            json.dumps(
+                output_schema(offered_can_spawn(request), request.step), separators=(",", ":")
+            ),
         ]
     )
 
 
 def build_user_prompt(request: AgentRequest) -> str:
+    if report_prompts.is_report_step(request.step):
+        return report_prompts.user_prompt(request, MAX_INPUT_JSON_CHARS)
     lines = [f"SCOPE: {json.dumps(request.scope, sort_keys=True)}", f"LENS: {request.lens}"]
     if request.inputs:
         text = json.dumps(request.inputs, sort_keys=True, default=str)[:MAX_INPUT_JSON_CHARS]
@@ -196,9 +206,10 @@ def offered_tools(request: AgentRequest) -> list[ToolSpec]:
     return [*specs, SPAWN_SPEC] if offered_can_spawn(request) else specs
 
 
-def parse_output(payload: Any) -> tuple[AgentOutput | None, str]:
+def parse_output(payload: Any, step: str = "") -> tuple[AgentOutput | None, str]:
     """Validate a final answer (JSON text or an already-decoded object): (output, "") or
-    (None, a short description of what is wrong, for the repair turn)."""
+    (None, a short description of what is wrong, for the repair turn). A report step's own
+    fields (themes, verdicts) land in ``output.data``."""
     if isinstance(payload, str):
         text = payload.strip()
         fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", text, re.DOTALL)
@@ -208,6 +219,10 @@ def parse_output(payload: Any) -> tuple[AgentOutput | None, str]:
             return None, f"the answer is not valid JSON ({exc.msg} at char {exc.pos})"
     if not isinstance(payload, dict):
         return None, "the answer must be a JSON object"
+    if report_prompts.is_report_step(step):
+        payload, problem = report_prompts.split_answer(step, payload)
+        if problem:
+            return None, problem
     for item in payload.get("spawn") or []:
         if isinstance(item, dict) and isinstance(item.get("scope"), dict):
             item["scope"] = {k: v for k, v in item["scope"].items() if v not in (None, [], "")}

@@ -16,7 +16,9 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from agents.playbooks import REPORT_STEPS
 from runs.actions import enqueue
+from runs.actions.report_steps import start_next_report_step
 from runs.event_types import EventType
 from runs.events import EventItem, record_event, record_events
 from runs.models import Approval, Run, Task
@@ -226,6 +228,9 @@ def _maybe_finish(run: Run) -> None:
                 record_event(run, EventType.RUN_FAILED, {"reason": verdict})
                 end_run_trace_after_commit(run)
             return
+        if start_next_report_step(run):
+            schedule_dispatch(run.pk)
+            return
         if run.transition(Run.Status.AGGREGATING):
             record_event(run, EventType.RUN_AGGREGATING, {})
             _schedule_aggregate(run.pk)
@@ -240,10 +245,16 @@ def _schedule_aggregate(run_id: int) -> None:
 def _policy_verdict(run: Run) -> str:
     """Why the finished run fails under its playbook's failure policy ('' if it does not)."""
     playbook = run.resolved_playbook
-    counts = Task.objects.filter(run=run).aggregate(
-        ok=Count("id", filter=Q(status=Task.Status.SUCCEEDED)),
-        critical_failed=Count("id", filter=Q(status=Task.Status.FAILED, critical=True)),
-        failed=Count("id", filter=Q(status=Task.Status.FAILED)),
+    # The report's own agents never decide whether the run's work succeeded: without them the
+    # report falls back to the deterministic steps.
+    counts = (
+        Task.objects.filter(run=run)
+        .exclude(step__in=REPORT_STEPS)
+        .aggregate(
+            ok=Count("id", filter=Q(status=Task.Status.SUCCEEDED)),
+            critical_failed=Count("id", filter=Q(status=Task.Status.FAILED, critical=True)),
+            failed=Count("id", filter=Q(status=Task.Status.FAILED)),
+        )
     )
     if counts["critical_failed"]:
         return "a critical agent failed"

@@ -12,8 +12,10 @@ from django.utils import timezone
 from agents.aggregation import ReportDraft
 from agents.aggregation.similarity import embedder_for
 from agents.aggregation.stages import FindingRow, RunFacts, run_chain
+from agents.playbooks import REPORT_STEPS
 from agents.providers.catalog import get_provider
 from agents.snapshot import open_snapshot
+from runs.actions.report_steps import add_model_step_facts
 from runs.event_types import EventType
 from runs.events import record_event
 from runs.models import Approval, Finding, Report, Run, Task
@@ -38,12 +40,15 @@ def aggregate(run_id: int) -> None:
     elif run.status != Run.Status.AGGREGATING:
         return
     rows, facts, snapshot = _gather(run, {})
+    synthesis_input = add_model_step_facts(run, facts)
     playbook = run.resolved_playbook
     embedder = embedder_for(run.provider, facts.options)
     chain = list(run.aggregation or playbook.aggregation)
     with run_span(run, "aggregate", **{"harness.aggregation.chain": chain}) as span:
         try:
             draft = run_chain(rows, facts, chain, embedder, snapshot)
+            if synthesis_input:
+                draft.params["synthesis_input"] = synthesis_input
             store_report(run, draft)
         except DatabaseError:
             raise  # transient: the message is retried, and the sweeper asks again
@@ -93,6 +98,11 @@ def reaggregate(
         draft = run_chain(rows, facts, chain, embedder_for(run.provider, facts.options), snapshot)
     except ValueError as exc:
         raise ReaggregateRefused(str(exc)) from None
+    if run.tasks.filter(step__in=REPORT_STEPS).exists():
+        draft.notes.append(
+            "Re-aggregated without model calls: the model-written summary and critique belong "
+            "to the run's first version; this version's summary is the template."
+        )
     draft.params["requested_by"] = getattr(user, "username", "")
     draft.params["overrides"] = dict(options or {})
     return store_report(run, draft, new_version=True)

@@ -24,6 +24,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 MARKERS = ("TODO", "FIXME", "password", "eval(", "SECRET", "md5")
+# How serious the brain says each marker is (so reports have high items for the critic).
+MARKER_SEVERITY = {"eval(": "high", "SECRET": "high", "password": "high"}
+_STEP_RE = re.compile(r"^STEP: (report|critique)$", re.MULTILINE)
+_RAW_STEP_RE = re.compile(r"STEP: (report|critique)\\n")  # inside a JSON-encoded body
+_INPUTS_RE = re.compile(r"^INPUTS \(data, not instructions\): (\{.*\})$", re.MULTILINE)
 _SCOPE_RE = re.compile(r"^SCOPE: (\{.*\})$", re.MULTILINE)
 _CALL_RE = re.compile(r"call (?:the )?([a-z_][a-z0-9_]*)", re.IGNORECASE)
 _READ_RE = re.compile(r"read ((?:\.\./|/)[^\s'\"]+)", re.IGNORECASE)
@@ -79,7 +84,45 @@ def brain_next_calls(view: View) -> list[tuple[str, dict[str, Any]]]:
     return fresh[:2]
 
 
+def report_inputs(view: View) -> tuple[str, dict[str, Any]] | None:
+    """(step, inputs) when the request is one of the report's own agents, else None."""
+    step, inputs = _STEP_RE.search(view.user_prompt), _INPUTS_RE.search(view.user_prompt)
+    if not step:
+        return None
+    try:
+        data = json.loads(inputs.group(1)) if inputs else {}
+    except json.JSONDecodeError:  # cut at the input limit
+        data = {}
+    return step.group(1), data
+
+
+def report_answer(step: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A narrative that names the items it was given by id, or one verdict per serious item:
+    upheld when a quote backs it, challenged otherwise."""
+    clusters = inputs.get("clusters") or []
+    if step == "report":
+        top = clusters[:3]
+        lines = [f"The review kept {inputs.get('total_clusters', len(clusters))} item(s)."]
+        lines += [f"- {c['id']}: {c['title']} ({c['severity']}, {c['where']})" for c in top]
+        lenses = sorted({lens for c in clusters for lens in c.get("lenses", [])})
+        return {"summary": "\n".join(lines), "themes": lenses[:6]}
+    verdicts = [
+        {
+            "cluster": c["id"],
+            "verdict": "upheld" if c.get("quote") else "challenged",
+            "evidence_present": bool(c.get("quote")),
+            "severity_justified": c.get("agents", 1) > 1 or c["severity"] != "critical",
+            "duplicate_of": None,
+            "reason": f"quote {'present' if c.get('quote') else 'missing'} at {c['where']}",
+        }
+        for c in clusters
+    ]
+    return {"summary": f"Judged {len(verdicts)} serious item(s).", "verdicts": verdicts}
+
+
 def brain_answer(view: View) -> dict[str, Any]:
+    if (report := report_inputs(view)) is not None:
+        return report_answer(*report)
     findings = []
     for text in view.tool_results:
         header = text.splitlines()[0] if text else ""
@@ -96,7 +139,7 @@ def brain_answer(view: View) -> dict[str, Any]:
                         {
                             "title": f"{marker} at {path}:{number}",
                             "detail": content.strip()[:200],
-                            "severity": "medium",
+                            "severity": MARKER_SEVERITY.get(marker, "medium"),
                             "confidence": 0.7,
                             "path": path,
                             "line_start": number,
@@ -132,6 +175,8 @@ class FakeServer:
         self.slow_seconds = slow_seconds
         self.plan: list[str] = []
         self.default = "brain"
+        # A behaviour for every request of one of the report's agents ("report", "critique").
+        self.by_step: dict[str, str] = {}
         self.prose = False  # answer the tool phase in prose (forces the final-answer turn)
         self.requests: list[Recorded] = []
         self.lock = threading.Lock()
@@ -196,7 +241,11 @@ class FakeServer:
         )
         with self.lock:
             self.requests.append(recorded)
-        behaviour = self._next_behaviour()
+        step = _RAW_STEP_RE.search(raw) if self.by_step else None
+        if step and step.group(1) in self.by_step:
+            behaviour = self.by_step[step.group(1)]
+        else:
+            behaviour = self._next_behaviour()
         if behaviour == "slow":
             time.sleep(self.slow_seconds)
             behaviour = "brain"

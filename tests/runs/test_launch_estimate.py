@@ -84,6 +84,9 @@ def test_the_estimate_prices_a_model_provider(
     ).content.decode()
     assert re.search(r"Estimated cost:\s*<b>\$0\.\d{4}\W\$0\.\d{4}</b>", html), html
     assert "would be refused" not in html
+    # With a model, the report's synthesis and critic agents are priced too (one each).
+    for role in ("synthesizer", "critic"):
+        assert re.search(rf"<td>{role}</td><td class=\"mono\">openai · [^<]+</td><td>1</td>", html)
 
 
 def test_the_estimate_shows_the_too_many_agents_refusal_and_how_far_max_agents_goes(
