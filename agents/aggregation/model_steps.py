@@ -16,10 +16,13 @@ from typing import Any
 
 from agents.aggregation.records import SEVERITY_RANK, Cluster
 
-# A narrative needs the shape of the findings, not each one: past this many clusters the rest
-# are counted by severity instead of listed.
-MAX_CLUSTERS = 60
-DETAIL_CHARS = 160
+# A narrative needs the shape of the findings, not each one: the most urgent items one line
+# each, the rest as counts (by severity, lens, file and kind). That keeps the synthesis input
+# bounded whatever the number of findings.
+MAX_CLUSTERS = 20
+MAX_SERIOUS = 30
+TOP_GROUPS = 5
+QUOTE_CHARS = 200
 CHARS_PER_TOKEN = 4  # the same rough ratio on both sides of the comparison
 SERIOUS = 3  # severity rank of "high"
 VERDICTS = ("upheld", "challenged", "rejected")
@@ -31,46 +34,70 @@ def cluster_id(cluster: Cluster) -> str:
 
 def _where(c: Cluster) -> str:
     if not c.path:
-        return ""
+        return "-"
     return f"{c.path}:{c.line_start}" if c.line_start else c.path
 
 
+def _line(c: Cluster) -> str:
+    """One item as one line: id | severity | title | where | support | confidence | evidence."""
+    lenses = ",".join(sorted(c.lenses)[:4])
+    evidence = "NOT FOUND in snapshot" if c.fabricated else c.evidence_status
+    title = " ".join(c.title.split())[:120].replace("|", "/")
+    return (
+        f"{cluster_id(c)} | {c.severity} | {title} | {_where(c)} | "
+        f"{c.votes} agent(s): {lenses} | {c.confidence:.2f} | {evidence}"
+    )
+
+
+def _top(counts: dict[str, int]) -> list[list[Any]]:
+    return [[k, n] for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:TOP_GROUPS]
+
+
 def condense(kept: list[Cluster], limit: int = MAX_CLUSTERS) -> dict[str, Any]:
-    """The synthesis agent's input: the ranked kept clusters, condensed, and a count of the
-    rest. ``kept`` must be ranked (``stages.ranked``) so ids follow the report's order."""
-    listed = [
-        {
-            "id": cluster_id(c),
-            "title": c.title[:200],
-            "severity": c.severity,
-            "where": _where(c),
-            "lenses": sorted(c.lenses)[:6],
-            "agents": c.votes,
-            "confidence": round(c.confidence, 2),
-            "evidence": "not found in the snapshot" if c.fabricated else c.evidence_status,
-            "detail": c.detail[:DETAIL_CHARS],
-        }
-        for c in kept[:limit]
-    ]
-    rest: dict[str, int] = {}
-    for c in kept[limit:]:
-        rest[c.severity] = rest.get(c.severity, 0) + 1
-    return {"clusters": listed, "not_listed_by_severity": rest, "total_clusters": len(kept)}
+    """The synthesis agent's input: the most urgent kept clusters one line each and counts of
+    all of them. ``kept`` must be ranked (``stages.ranked``) so ids follow the report's order."""
+    by: dict[str, dict[str, int]] = {"severity": {}, "lens": {}, "file": {}, "kind": {}}
+    for c in kept:
+        by["severity"][c.severity] = by["severity"].get(c.severity, 0) + 1
+        for lens in c.lenses:
+            by["lens"][lens] = by["lens"].get(lens, 0) + 1
+        if c.path:
+            by["file"][c.path] = by["file"].get(c.path, 0) + 1
+        kind = c.rule or c.title[:60]
+        by["kind"][kind] = by["kind"].get(kind, 0) + 1
+    return {
+        "total_clusters": len(kept),
+        "by_severity": by["severity"],
+        "by_lens": by["lens"],
+        "top_files": _top(by["file"]),
+        "top_kinds": _top(by["kind"]),
+        "items": "id | severity | title | where | support | confidence | evidence",
+        "clusters": [_line(c) for c in kept[:limit]],
+    }
 
 
-def serious(kept: list[Cluster], limit: int = MAX_CLUSTERS) -> list[Cluster]:
+def serious(kept: list[Cluster], limit: int = MAX_SERIOUS) -> list[Cluster]:
     """The clusters the critic challenges: high and critical, most urgent first."""
     return [c for c in kept if SEVERITY_RANK.get(c.severity, 0) >= SERIOUS][:limit]
 
 
 def critic_input(kept: list[Cluster], narrative: str) -> dict[str, Any]:
-    """The critic agent's input: the serious clusters (with their evidence quote, which it must
+    """The critic agent's input: the serious clusters with their evidence quote (which it must
     judge) and the narrative it checks against them."""
-    clusters = condense(serious(kept))["clusters"]
-    evidence = {cluster_id(c): c.evidence[:300] for c in serious(kept)}
-    for item in clusters:
-        item["quote"] = evidence.get(item["id"], "")
-    return {"clusters": clusters, "narrative": narrative[:6000]}
+    clusters = [
+        {
+            "id": cluster_id(c),
+            "title": " ".join(c.title.split())[:160],
+            "severity": c.severity,
+            "where": _where(c),
+            "agents": c.votes,
+            "lenses": sorted(c.lenses)[:4],
+            "evidence": "not found in the snapshot" if c.fabricated else c.evidence_status,
+            "quote": c.evidence[:QUOTE_CHARS],
+        }
+        for c in serious(kept)
+    ]
+    return {"clusters": clusters, "narrative": narrative[:4000]}
 
 
 def tokens_estimate(payload: Any) -> int:

@@ -3,6 +3,8 @@ how their untrusted answers are checked, and how the report shows them."""
 
 from __future__ import annotations
 
+import json
+
 from agents.aggregation.model_steps import (
     apply_verdicts,
     cluster_id,
@@ -39,20 +41,23 @@ def _clusters(n_issues: int = 5, copies: int = 4) -> tuple[list, list]:
 def test_condensed_input_names_clusters_by_rank_and_is_much_smaller_than_the_findings() -> None:
     rows, kept = _clusters(n_issues=30, copies=4)
     payload = condense(kept, limit=20)
-    assert [c["id"] for c in payload["clusters"]] == [f"C{n}" for n in range(1, 21)]
-    assert payload["total_clusters"] == 30
-    assert sum(payload["not_listed_by_severity"].values()) == 10
-    assert all(len(c["detail"]) <= 160 and "quote" not in c for c in payload["clusters"])
-    # 120 raw findings of 400-character details and long quotes vs 20 condensed items.
+    assert [line.split(" | ")[0] for line in payload["clusters"]] == [f"C{n}" for n in range(1, 21)]
+    assert payload["clusters"][0].startswith("C1 | high | issue ")
+    assert "| 4 agent(s): security | " in payload["clusters"][0]
+    assert payload["total_clusters"] == 30 and sum(payload["by_severity"].values()) == 30
+    assert payload["by_severity"] == {"high": 3, "low": 27}
+    assert len(payload["top_files"]) == 5 and payload["top_files"][0][1] == 1
+    # 120 raw findings of 400-character details and long quotes vs 20 one-line items.
     assert tokens_estimate(raw_findings_payload(rows)) >= 5 * tokens_estimate(payload)
+    assert "quote" not in json.dumps(payload) and "xxxx" not in json.dumps(payload)
 
 
 def test_the_critic_reads_only_serious_items_with_their_quotes_and_the_narrative() -> None:
     _, kept = _clusters()
     data = critic_input(kept, "narrative " * 2000)
     assert [c["severity"] for c in data["clusters"]] == ["high"] * 3
-    assert all(c["quote"].startswith("quote") for c in data["clusters"])
-    assert len(data["narrative"]) == 6000
+    assert all(c["quote"].startswith("quote") and len(c["quote"]) <= 200 for c in data["clusters"])
+    assert len(data["narrative"]) == 4000
 
 
 def test_untrusted_verdicts_are_checked_against_the_items_shown() -> None:

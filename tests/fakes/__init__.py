@@ -101,11 +101,10 @@ def report_answer(step: str, inputs: dict[str, Any]) -> dict[str, Any]:
     upheld when a quote backs it, challenged otherwise."""
     clusters = inputs.get("clusters") or []
     if step == "report":
-        top = clusters[:3]
+        top = [str(line).split(" | ") for line in clusters[:3]]
         lines = [f"The review kept {inputs.get('total_clusters', len(clusters))} item(s)."]
-        lines += [f"- {c['id']}: {c['title']} ({c['severity']}, {c['where']})" for c in top]
-        lenses = sorted({lens for c in clusters for lens in c.get("lenses", [])})
-        return {"summary": "\n".join(lines), "themes": lenses[:6]}
+        lines += [f"- {p[0]}: {p[2]} ({p[1]}, {p[3]})" for p in top if len(p) >= 4]
+        return {"summary": "\n".join(lines), "themes": sorted(inputs.get("by_lens") or {})[:6]}
     verdicts = [
         {
             "cluster": c["id"],
