@@ -1,6 +1,6 @@
 """How much smaller the synthesis agent's input is than the raw findings it replaces.
 
-    .venv/bin/python scripts/measure_synthesis_input.py [--target samples/vulnerable_app] [--agents-per-file 1]
+    .venv/bin/python scripts/measure_synthesis_input.py [--target DIR] [--agents-per-file K]
 
 Runs the offline analyzer over every Python file of the target through the three code lenses
 (each file and lens as one agent's findings; ``--agents-per-file 3`` repeats them as three
