@@ -25,6 +25,8 @@ from runs.models import Run, Task
 
 logger = logging.getLogger(__name__)
 
+# Where they appear in the agent tree (a name with a space: no planner makes such a group).
+REPORT_GROUP = "report agents"
 # The aggregation step each report agent does with a model.
 CHAIN_STEP = {REPORT_STEP: "synthesis", CRITIQUE_STEP: "critic"}
 LABELS = {
@@ -90,7 +92,7 @@ def _create(run: Run, step: str) -> Task:
         lens=lens,
         scope={},
         scope_label=label,
-        group="report",
+        group=REPORT_GROUP,
         why=why,
         provider=spec.provider or run.provider,
         model=spec.model or run.model,

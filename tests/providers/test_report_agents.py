@@ -87,7 +87,7 @@ def test_every_playbook_gets_a_model_written_summary_and_critique(
         assert set(agents) == expected, name
         for task in agents.values():
             assert task.status == Task.Status.SUCCEEDED, (name, task.step, task.error)
-            assert task.group == "report" and task.parent_id is None
+            assert task.group == "report agents" and task.parent_id is None
             # A real agent: its own priced model call, span and budget settlement.
             chats = list(Step.objects.filter(task=task, kind="chat"))
             assert len(chats) == 1 and chats[0].cost_usd > 0, (name, task.step)
