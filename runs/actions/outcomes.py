@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
+from agents.analysis.ranking import cwe_from_text
 from agents.contract import AgentResult, SpawnOut
 from agents.planning import scope_label, task_key
 from agents.playbooks import Playbook
@@ -211,6 +212,8 @@ def _findings(run: Run, task: Task, outs: Iterable[Any]) -> list[Finding]:
                 line_start=out.line_start,
                 line_end=out.line_end,
                 evidence=out.evidence,
+                # The analyzer gives it; a model may only name it in its text.
+                cwe=out.cwe or cwe_from_text(out.detail),
                 fingerprint=fingerprint,
             )
         )

@@ -34,6 +34,9 @@ class Finding(models.Model):
     line_start = models.PositiveIntegerField(null=True, blank=True)
     line_end = models.PositiveIntegerField(null=True, blank=True)
     evidence = models.TextField(blank=True)
+    cwe = models.PositiveIntegerField(
+        null=True, blank=True, help_text="MITRE CWE id where one applies (e.g. 89)."
+    )
     fingerprint = models.CharField(max_length=64)
     review = models.CharField(max_length=10, choices=Review.choices, default=Review.OPEN)
     created_at = models.DateTimeField(default=timezone.now)
@@ -57,6 +60,10 @@ class Finding(models.Model):
         if self.line_start:
             return f"{self.path}:{self.line_start}"
         return self.path
+
+    @property
+    def cwe_label(self) -> str:
+        return f"CWE-{self.cwe}" if self.cwe else ""
 
     @property
     def severity_rank(self) -> int:
