@@ -44,6 +44,7 @@ def aggregate(run_id: int) -> None:
     with run_span(run, "aggregate", **{"harness.aggregation.chain": chain}) as span:
         try:
             draft = run_chain(rows, facts, chain, embedder, snapshot)
+            note_dismissed(run, draft)
             store_report(run, draft)
         except DatabaseError:
             raise  # transient: the message is retried, and the sweeper asks again
@@ -93,17 +94,22 @@ def reaggregate(
         draft = run_chain(rows, facts, chain, embedder_for(run.provider, facts.options), snapshot)
     except ValueError as exc:
         raise ReaggregateRefused(str(exc)) from None
+    note_dismissed(run, draft)
     draft.params["requested_by"] = getattr(user, "username", "")
     draft.params["overrides"] = dict(options or {})
     return store_report(run, draft, new_version=True)
 
 
 def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunFacts, Any]:
-    """The run's findings, the facts the report needs, and its snapshot (None if missing)."""
+    """The run's findings, the facts the report needs, and its snapshot (None if missing).
+    Findings a reviewer dismissed are left out (``note_dismissed`` says so in the version's
+    notes); accepted and open ones are kept."""
     playbook = run.resolved_playbook
     rows = [
         FindingRow(**values)
-        for values in Finding.objects.filter(run=run).values(
+        for values in Finding.objects.filter(run=run)
+        .exclude(review=Finding.Review.DISMISSED)
+        .values(
             "id",
             "task_id",
             "lens",
@@ -165,6 +171,15 @@ def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunF
         ],
     )
     return rows, facts, snapshot
+
+
+def note_dismissed(run: Run, draft: ReportDraft) -> None:
+    """Say in the version's notes how many findings ``_gather`` left out as dismissed."""
+    count = Finding.objects.filter(run=run, review=Finding.Review.DISMISSED).count()
+    if count:
+        draft.notes.append(
+            f"{count} finding(s) dismissed by a reviewer were left out of this version."
+        )
 
 
 def store_report(run: Run, draft: ReportDraft, new_version: bool = False) -> Report:
