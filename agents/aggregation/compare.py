@@ -85,12 +85,17 @@ def compare(
     for c in old:
         for fid in c.get("finding_ids", []):
             owner[fid] = c
+    new_owner = {f for c in new for f in c.get("finding_ids", [])}
     below_cut = {
         fid: c.get("dropped_reason") or "below the cut"
         for c in newer
         if not c.get("kept")
         for fid in c.get("finding_ids", [])
     }
+    survivors = [o for o in old if any(f in new_owner for f in o.get("finding_ids", []))]
+    old_place = {id(o): i for i, o in enumerate(survivors)}
+    carried = [c for c in new if any(f in owner for f in c.get("finding_ids", []))]
+    new_place = {id(c): i for i, c in enumerate(carried)}
     changes: list[Change] = []
     fate: dict[int, str] = {}  # id(older item) -> its mark on the older side
     newer_items: list[Side] = []
@@ -115,7 +120,9 @@ def compare(
             changes.append(base)
         else:
             (was,) = before.values()
-            if was.get("rank") != c.get("rank"):
+            # Re-ranked: its place among the items both versions have changed. An item that
+            # only moved up because one above it was dropped (or down, for one added) is not.
+            if old_place.get(id(was)) != new_place.get(id(c)):
                 base.kind, base.was_rank = "reranked", was.get("rank")
                 changes.append(base)
             else:

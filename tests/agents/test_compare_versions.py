@@ -75,3 +75,14 @@ def test_the_versions_side_by_side_and_why_an_item_was_dropped() -> None:
     assert dropped.why == "below quorum" and dropped.finding_ids == [4]
     gone = compare(v1, v2[:2], (1, 2)).dropped
     assert [(c.title, c.why) for c in gone] == [("Shell injection", ""), ("Debug left on", "")]
+
+
+def test_moving_up_only_because_an_item_above_went_is_not_a_rerank() -> None:
+    v1 = [item(1, "Gone", [1]), item(2, "SQL", [2]), item(3, "Shell", [3])]
+    v2 = [item(1, "SQL", [2]), item(2, "Shell", [3]), item(3, "New", [4])]
+    result = compare(v1, v2, (1, 2))
+    assert result.reranked == [] and result.unchanged == 2
+    assert [c.title for c in result.dropped] == ["Gone"] and [c.title for c in result.added] == [
+        "New"
+    ]
+    assert [s.mark for s in result.newer_items] == ["same", "same", "added"]
