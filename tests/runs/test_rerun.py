@@ -38,7 +38,10 @@ def both_client(make_user: Callable[..., User]) -> Client:
 
 
 def _waiting_run(operator: User, **fields: Any) -> tuple[Run, Task, Task, Finding]:
-    run = make_run(operator, status=Run.Status.AWAITING_REVIEW, **fields)
+    # The run's counters as its two agents (the factory's: 1200 + 300 tokens each) left them.
+    counters: dict[str, Any] = {"tasks_total": 2, "tasks_done": 2, "findings_count": 2}
+    counters.update(tokens_in=2400, tokens_out=600, cost_usd=Decimal("0.0042"))
+    run = make_run(operator, status=Run.Status.AWAITING_REVIEW, **{**counters, **fields})
     make_report(run)
     Approval.objects.create(run=run, gate=Approval.Gate.REPORT, target_id=1)
     behind, bystander = make_task(run), make_task(run)
@@ -206,3 +209,17 @@ def test_dismiss_and_rerun_runs_exactly_that_agent_into_a_new_version(
     assert finding.pk not in {i for c in v2.clusters for i in c["finding_ids"]}
     assert any("1 finding(s) dismissed" in n for n in v2.notes)
     assert Approval.objects.get(run=run, gate="report", decision="pending").target_id == v2.pk
+
+
+@pytest.mark.django_db
+def test_the_event_log_says_who_dismissed_which_finding_and_which_agents_rerun(
+    both_client: Client, operator: User, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(enqueue, "send", lambda name, object_id, countdown=None: None)
+    run, behind, _, finding = _waiting_run(operator)
+    both_client.post(_url(finding), {"comment": "a fixture"})
+    page = both_client.get(reverse("runs:events", args=[run.pk])).content.decode()
+    agent = reverse("runs:task", args=[run.pk, behind.pk])
+    said = f"by reviewer-operator: finding #{finding.pk} dismissed, re-running agent "
+    assert f'{said}<a href="{agent}">' in page
+    assert "dismissed by reviewer-operator: Hard-coded password" in page
