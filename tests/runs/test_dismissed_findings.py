@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
 
 from agents.playbooks import get_playbook
 from runs.actions import review_finding
@@ -22,7 +24,7 @@ def _ids(report: Any) -> set[int]:
 
 
 def test_reaggregating_leaves_out_dismissed_findings_and_notes_how_many(
-    reviewer: User, operator: User
+    reviewer: User, operator: User, viewer_client: Client
 ) -> None:
     run = make_run(operator, status=Run.Status.AWAITING_REVIEW, config=CONFIG)
     make_report(run)
@@ -37,6 +39,11 @@ def test_reaggregating_leaves_out_dismissed_findings_and_notes_how_many(
     version = reaggregate(run, operator, chain=["dedup"])
     assert _ids(version) == {kept.pk, accepted.pk}
     assert "1 finding(s) dismissed by a reviewer were left out of this version." in version.notes
+    # The provenance marks what a reviewer accepted.
+    page = viewer_client.get(reverse("runs:report", args=[run.pk, version.version]))
+    row = page.content.decode().split(f'id="finding-{accepted.pk}"')[1].split("</tr>")[0]
+    assert '<span class="review review-accepted"' in row
+    assert f'id="finding-{dropped.pk}"' not in page.content.decode()
 
     # Nothing dismissed: no such note.
     other = make_run(operator, status=Run.Status.AWAITING_REVIEW, config=CONFIG)
