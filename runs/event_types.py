@@ -113,6 +113,9 @@ class RunFailedPayload(TypedDict):
 class RunResumedPayload(TypedDict):
     by: str
     retrying: int  # failed tasks put back to pending
+    # A reviewer dismissed a finding and re-ran the agents that reported it: which ones.
+    finding: NotRequired[int]
+    agents: NotRequired[list[int]]
 
 
 # -- task ---------------------------------------------------------------------------------------

@@ -24,6 +24,11 @@ urlpatterns = [
         approvals.review,
         name="review_finding",
     ),
+    path(
+        "runs/<int:run_id>/findings/<int:finding_id>/rerun/",
+        approvals.rerun_finding,
+        name="rerun_finding",
+    ),
     # Report versions: provenance page and exports (issue 11, aggregation half).
     path("runs/<int:run_id>/reports/<int:version>/", exports.report_version, name="report"),
     path("runs/<int:run_id>/reports/new/", exports.reaggregate_report, name="reaggregate"),

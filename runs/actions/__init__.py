@@ -9,6 +9,7 @@ Where to look:
   failed, skipped for budget, cancelled.
 - ``control``: an operator cancels a run or retries its failed agents.
 - ``review``: a reviewer's decision at a gate.
+- ``rerun``: dismiss a finding and re-run only the agents behind it (estimated, then confirmed).
 - ``report``: aggregation into a versioned report, the reviewer's gate, the run's root span.
 - ``enqueue``: the Celery work each change hands on, after commit.
 

@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 TERMINAL = Task.Status.terminal()
 IN_FLIGHT = Task.Status.in_flight()
+# Held agents moved to their approval gate per dispatch pass (each is a row and an event).
+HOLD_PER_PASS = 1000
 NOT_SUCCEEDED = [Task.Status.FAILED, Task.Status.SKIPPED, Task.Status.CANCELLED]
 
 
@@ -65,27 +67,28 @@ def _fill_slots(run: Run) -> list[int]:
     """Queue the run's next ready tasks into its free slots (the caller holds the run's lock)."""
     queued: list[int] = []
     _skip_blocked(run)
+    events: list[EventItem] = []
+    # Agents held for approval go to their gate whether or not a slot is free: waiting there
+    # takes no slot, so they must not use up this pass's free ones (the rest of a run whose
+    # every agent is held would sit pending until the sweeper's next pass).
+    for task in _ready(run).filter(needs_approval=True)[:HOLD_PER_PASS]:
+        if task.move(Task.Status.AWAITING_APPROVAL, allowed_from=[Task.Status.PENDING]):
+            Approval.objects.create(
+                run=run,
+                gate=Approval.Gate.TASK,
+                target_id=task.pk,
+                target_label=f"{task.step}/{task.lens} {task.scope_label}"[:300],
+            )
+            events.append((EventType.APPROVAL_REQUESTED, {"gate": "task"}, task))
     in_flight = Task.objects.filter(run=run, status__in=IN_FLIGHT).count()
     free = run.max_concurrency - in_flight
     if free > 0:
-        ready = list(_ready(run)[:free])
-        events: list[EventItem] = []
         now = timezone.now()
-        for task in ready:
-            if task.needs_approval:
-                if task.move(Task.Status.AWAITING_APPROVAL, allowed_from=[Task.Status.PENDING]):
-                    Approval.objects.create(
-                        run=run,
-                        gate=Approval.Gate.TASK,
-                        target_id=task.pk,
-                        target_label=f"{task.step}/{task.lens} {task.scope_label}"[:300],
-                    )
-                    events.append((EventType.APPROVAL_REQUESTED, {"gate": "task"}, task))
-                continue
+        for task in _ready(run).filter(needs_approval=False)[:free]:
             if task.move(Task.Status.QUEUED, allowed_from=[Task.Status.PENDING], queued_at=now):
                 queued.append(task.pk)
                 events.append((EventType.TASK_QUEUED, {}, task))
-        record_events(run, events)
+    record_events(run, events)
     resent = _resend_stale(run)
     enqueue.agents_after_commit(queued + resent)
     _maybe_finish(run)

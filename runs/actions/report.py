@@ -49,6 +49,7 @@ def aggregate(run_id: int) -> None:
             draft = run_chain(rows, facts, chain, embedder, snapshot)
             if synthesis_input:
                 draft.params["synthesis_input"] = synthesis_input
+            note_dismissed(run, draft)
             store_report(run, draft)
         except DatabaseError:
             raise  # transient: the message is retried, and the sweeper asks again
@@ -103,17 +104,22 @@ def reaggregate(
             "Re-aggregated without model calls: the model-written summary and critique belong "
             "to the run's first version; this version's summary is the template."
         )
+    note_dismissed(run, draft)
     draft.params["requested_by"] = getattr(user, "username", "")
     draft.params["overrides"] = dict(options or {})
     return store_report(run, draft, new_version=True)
 
 
 def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunFacts, Any]:
-    """The run's findings, the facts the report needs, and its snapshot (None if missing)."""
+    """The run's findings, the facts the report needs, and its snapshot (None if missing).
+    Findings a reviewer dismissed are left out (``note_dismissed`` says so in the version's
+    notes); accepted and open ones are kept."""
     playbook = run.resolved_playbook
     rows = [
         FindingRow(**values)
-        for values in Finding.objects.filter(run=run).values(
+        for values in Finding.objects.filter(run=run)
+        .exclude(review=Finding.Review.DISMISSED)
+        .values(
             "id",
             "task_id",
             "lens",
@@ -175,6 +181,15 @@ def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunF
         ],
     )
     return rows, facts, snapshot
+
+
+def note_dismissed(run: Run, draft: ReportDraft) -> None:
+    """Say in the version's notes how many findings ``_gather`` left out as dismissed."""
+    count = Finding.objects.filter(run=run, review=Finding.Review.DISMISSED).count()
+    if count:
+        draft.notes.append(
+            f"{count} finding(s) dismissed by a reviewer were left out of this version."
+        )
 
 
 def store_report(run: Run, draft: ReportDraft, new_version: bool = False) -> Report:

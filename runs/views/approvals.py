@@ -12,10 +12,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from runs.access import get_run_for_user, require_perm
 from runs.actions import DecisionRefused, decide_approval, review_finding
+from runs.actions.rerun import dismiss_and_rerun, estimate_rerun
 from runs.forms import DecisionForm
 from runs.models import Approval, Finding, Run
 
@@ -143,3 +144,36 @@ def review(request: HttpRequest, run_id: int, finding_id: int) -> HttpResponse:
     return redirect(
         reverse("runs:findings", args=[run.pk]) + (f"?page={page}" if page.isdigit() else "")
     )
+
+
+@require_http_methods(["GET", "POST"])
+def rerun_finding(request: HttpRequest, run_id: int, finding_id: int) -> HttpResponse:
+    """Dismiss a finding and re-run the agents behind it. GET shows which agents and what it
+    should cost against the budget left (the whole page, or the partial for the findings
+    page's slot); POST does it. Dismissing is a reviewer's decision and re-running spends the
+    run's budget like an operator's retry: both permissions are needed."""
+    run = get_run_for_user(request.user, run_id)
+    require_perm(request.user, "runs.decide_approval")
+    require_perm(request.user, "runs.cancel_run")
+    finding = get_object_or_404(Finding, run=run, pk=finding_id)
+    if request.method == "POST":
+        try:
+            est = dismiss_and_rerun(finding, request.user, request.POST.get("comment", "")[:5000])
+        except DecisionRefused as exc:
+            messages.error(request, str(exc))
+            return redirect(reverse("runs:rerun_finding", args=[run.pk, finding.pk]))
+        agents = ", ".join(f"#{t.pk}" for t in est.tasks)
+        messages.success(
+            request,
+            f"Finding dismissed; re-running agent(s) {agents} (about ${est.cost_usd:.4f}). "
+            "A new report version follows when they finish.",
+        )
+        return redirect(run)
+    context = {
+        "run": run,
+        "est": estimate_rerun(finding, run),
+        "comment": request.GET.get("comment", "")[:4000],
+    }
+    if request.headers.get("HX-Request"):
+        return render(request, "runs/_rerun_confirm.html", context)
+    return render(request, "runs/rerun_confirm.html", context)

@@ -9,13 +9,13 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from agents.aggregation.compare import compare
+from agents.aggregation.compare import Change, compare
 from agents.aggregation.exports import FORMATS, export
 from runs.access import get_run_for_user, require_perm
 from runs.actions.report import ReaggregateRefused, reaggregate
 from runs.exports import report_document
 from runs.forms import ReaggregateForm
-from runs.models import Report
+from runs.models import Finding, Report, Run
 
 
 @require_GET
@@ -29,6 +29,7 @@ def report_version(request: HttpRequest, run_id: int, version: int) -> HttpRespo
         if other is not None:
             older, newer = sorted((other, report), key=lambda r: r.version)
             comparison = compare(older.clusters, newer.clusters, (older.version, newer.version))
+            _say_dismissed(comparison.dropped, run)
     return render(
         request,
         "runs/report.html",
@@ -44,6 +45,20 @@ def report_version(request: HttpRequest, run_id: int, version: int) -> HttpRespo
             "form": ReaggregateForm(initial={"chain": report.chain, **(report.params or {})}),
         },
     )
+
+
+def _say_dismissed(dropped: list[Change], run: Run) -> None:
+    """A dropped item whose findings a reviewer dismissed says so (the stored clusters cannot:
+    the dismissal came after them)."""
+    ids = [f for c in dropped if not c.why for f in c.finding_ids]
+    dismissed = set(
+        Finding.objects.filter(run=run, pk__in=ids, review=Finding.Review.DISMISSED).values_list(
+            "pk", flat=True
+        )
+    )
+    for change in dropped:
+        if not change.why and change.finding_ids and set(change.finding_ids) <= dismissed:
+            change.why = "dismissed by a reviewer"
 
 
 @require_POST

@@ -90,3 +90,27 @@ def test_a_run_that_ends_early_says_why_and_exits_non_zero():
     # With the share of the budget used when it ran out (nothing: not one call fitted).
     assert summary["reason"] == "budget exhausted ($0.000000 of $0.000001 used, 0%)"
     assert f"Run #{summary['run_id']} budget_exhausted: budget exhausted (" in result.stderr
+
+
+def test_held_agents_end_the_wait_saying_where_to_approve_them():
+    result = launch_run_command(
+        "--playbook",
+        "codebase-audit",
+        "--target",
+        "samples/vulnerable_app",
+        "--hold-agents",
+        "--wait",
+        "--json",
+    )
+    assert result.returncode == 5, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "running"
+    total = summary["agents"]["total"]
+    assert total > 0 and summary["awaiting_approval"] == total
+    assert summary["agents"]["succeeded"] == 0  # nothing started without an approval
+    run_id = summary["run_id"]
+    assert f"Run #{run_id}: {total} agent(s) await approval" in result.stderr
+    assert "/approvals/" in result.stderr and f"/runs/{run_id}/" in result.stderr
+    run = Run.objects.get(pk=run_id)
+    assert run.tasks.filter(status="awaiting_approval").count() == total
+    assert run.approvals.filter(gate="task", decision="pending").count() == total

@@ -45,3 +45,28 @@ def test_every_stat_a_report_draft_can_carry_fits_the_report_created_event() -> 
     draft = run_chain(rows, facts(), CHAIN, None, Snapshot())
     assert {"fabricated", "dropped_at_output_limit"} <= set(draft.stats)
     check_payload(EventType.REPORT_CREATED, {"version": 1, **draft.stats})
+
+
+@pytest.mark.django_db
+def test_the_versions_side_by_side_say_a_dropped_item_was_dismissed(
+    viewer_client: Any, operator: Any
+) -> None:
+    from tests.runs.factories import make_finding, make_task
+
+    run = make_run(operator, status="awaiting_review")
+    finding = make_finding(run, make_task(run), review="dismissed")
+    Report.objects.create(
+        run=run,
+        version=1,
+        clusters=[item(1, "Shell injection", [finding.pk]) | {"key": "k-shell"}],
+    )
+    Report.objects.create(
+        run=run, version=2, clusters=[item(1, "Weak hash", [finding.pk + 1]) | {"key": "k-hash"}]
+    )
+    html = viewer_client.get(reverse("runs:report", args=[run.pk, 2]), {"compare": "1"})
+    page = html.content.decode()
+    assert 'was #1 <span class="why">(dismissed by a reviewer)</span>' in page
+    older = page.split('class="side side-older')[1].split("</ol>")[0]
+    newer = page.split('class="side side-newer')[1].split("</ol>")[0]
+    assert "mark-dropped" in older and f"/runs/{run.pk}/reports/1/#cluster-k-shell" in older
+    assert "mark-added" in newer and f"/runs/{run.pk}/reports/2/#cluster-k-hash" in newer

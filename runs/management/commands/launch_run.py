@@ -6,7 +6,10 @@ unset, and starts its own Celery worker for the run's duration when none answers
 Exit status: 0 when the launch was accepted (and, with ``--wait``, the run ended with a report to
 review); 1 when the launch was refused or the wait timed out; with ``--wait``, 2 when the run
 failed, 3 when its budget ran out, 4 when it was cancelled (the reason is printed on stderr, and
-in the JSON summary as ``reason``).
+in the JSON summary as ``reason``). With ``--hold-agents`` every agent waits for a reviewer's
+approval before it starts; ``--wait`` then stops waiting once nothing can move without one: it
+prints how many agents await approval and where to approve them, and exits with 5
+(``AWAITING_APPROVAL``; the JSON summary has ``awaiting_approval``, the count).
 """
 
 from __future__ import annotations
@@ -26,11 +29,15 @@ from harness_site.celery import app
 from harness_site.devstack import start_worker, stop_process, worker_pool
 from harness_site.localredis import ensure_private_redis, stop_private_redis
 from runs.actions import LaunchError, launch_run
-from runs.models import Run
+from runs.models import Run, Task
 from runs.summary import run_summary
 
 # How a followed run's end becomes the command's exit status (see the module doc).
 EXIT_STATUS = {Run.Status.FAILED: 2, Run.Status.BUDGET_EXHAUSTED: 3, Run.Status.CANCELLED: 4}
+# The run is running, and every agent left waits for a person's approval.
+AWAITING_APPROVAL = 5
+# Agents in these states still move on their own: while any is, the run is not stuck on a gate.
+MOVING = (Task.Status.QUEUED, Task.Status.RUNNING, Task.Status.RETRYING)
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -74,6 +81,12 @@ class Command(BaseCommand):
             metavar="KEY=VALUE",
             help="playbook option, e.g. chunk_files=1",
         )
+        parser.add_argument(
+            "--hold-agents",
+            action="store_true",
+            help="every agent waits for a reviewer's approval before it starts (with --wait: "
+            f"exit {AWAITING_APPROVAL} once they all wait, saying where to approve them)",
+        )
         parser.add_argument("--wait", action="store_true", help="follow the run to its end")
         parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
         parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait at most")
@@ -99,6 +112,7 @@ class Command(BaseCommand):
                     aggregation=opts["aggregation"].split(",") if opts["aggregation"] else None,
                     options=dict(_option(o) for o in opts["options"]) or None,
                     title=opts["title"],
+                    hold_agents=opts["hold_agents"],
                 )
             except LaunchError as exc:
                 where = f" ({exc.field})" if exc.field else ""
@@ -113,8 +127,18 @@ class Command(BaseCommand):
                 if opts["json"]:
                     self.stdout.write(json.dumps(run_summary(run)))
                 return
-            self._follow(run.pk, opts["timeout"])
+            held = self._follow(run.pk, opts["timeout"])
             summary = run_summary(run)
+            if held:
+                summary["awaiting_approval"] = held
+                self._say_held(run, held, own_worker=worker is not None)
+                if opts["json"]:
+                    self.stdout.write(json.dumps(summary))
+                else:
+                    self._print_summary(summary)
+                raise CommandError(
+                    f"Run #{run.pk}: {held} agent(s) await approval", returncode=AWAITING_APPROVAL
+                )
             if opts["json"]:
                 self.stdout.write(json.dumps(summary))
             else:
@@ -170,9 +194,11 @@ class Command(BaseCommand):
         raise CommandError("The Celery worker did not answer within 60 s")
 
     # -- following --------------------------------------------------------------------------
-    def _follow(self, run_id: int, timeout: float) -> None:
+    def _follow(self, run_id: int, timeout: float) -> int:
+        """Until the run finishes (0) or stands still on held agents: how many wait."""
         tty = self.err.isatty()
         deadline = time.monotonic() + timeout
+        still = 0
         while time.monotonic() < deadline:
             run = Run.objects.get(pk=run_id)
             if tty:
@@ -180,9 +206,39 @@ class Command(BaseCommand):
             if run.is_finished:
                 if tty:
                     self.err.write("\n")
-                return
+                return 0
+            held = self._held(run)
+            # Twice in a row: an agent just approved (or just finished, its next one not yet
+            # queued) is not mistaken for a run standing still.
+            still = still + 1 if held else 0
+            if still >= 2:
+                if tty:
+                    self.err.write("\n")
+                return held
             time.sleep(0.3)
         raise CommandError(f"Run #{run_id} did not finish within {timeout:.0f} s")
+
+    @staticmethod
+    def _held(run: Run) -> int:
+        """Agents waiting for approval when nothing else of the run moves, else 0."""
+        if run.status != Run.Status.RUNNING:
+            return 0
+        tasks = Task.objects.filter(run=run)
+        if tasks.filter(status__in=MOVING).exists():
+            return 0
+        return tasks.filter(status=Task.Status.AWAITING_APPROVAL).count()
+
+    def _say_held(self, run: Run, held: int, own_worker: bool) -> None:
+        self.err.write(
+            f"Run #{run.pk}: {held} agent(s) await approval. A reviewer approves them in the "
+            f"dashboard's approvals inbox, /approvals/ (or on the run's page, /runs/{run.pk}/), "
+            "e.g. http://127.0.0.1:8000/approvals/ under `make run`.\n"
+        )
+        if own_worker:
+            self.err.write(
+                "The worker this command started stops now: approved agents run once a worker "
+                "is up (`make run` starts one).\n"
+            )
 
     def _progress(self, run: Any) -> None:
         done = run.tasks_done + run.tasks_failed + run.tasks_skipped

@@ -1,0 +1,190 @@
+"""Dismiss a finding and re-run only the agents that reported it.
+
+The estimate comes from those agents' own previous try (tokens and cost as stored), checked
+against what is left of the run's budget before anything changes. Confirmed, it is one
+transaction: the finding is dismissed (the finding gate, as ``review_finding``), the report
+version waiting at the gate is superseded (as a budget extension does), and the agents go back
+to pending as a new try, like "Retry failed" does for failed ones. When they finish the run
+aggregates again into a new version, which leaves the dismissed finding out.
+
+A new try must really call the model again: the agent's stored steps would otherwise be
+replayed (that is how a redelivered agent avoids paying twice). They are kept for the record
+and the budget, moved past the indexes the new try will use; the budget state is rebuilt from
+them after commit so the new calls' reservation ids are not mistaken for settled ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from harness_site.redis_client import get_redis
+from runs.actions import enqueue
+from runs.actions.launch import LaunchError, check_provider
+from runs.actions.refusals import DecisionRefused
+from runs.actions.review import review_finding
+from runs.budget import budget_for, rebuild_budget
+from runs.event_types import EventType
+from runs.events import record_events
+from runs.models import Approval, Finding, Run, Step, Task
+from runs.tracing import run_context
+
+# Steps of earlier tries live at index + TRY_SPAN * n: an agent never makes a million calls.
+TRY_SPAN = 1_000_000
+
+
+@dataclass
+class RerunEstimate:
+    """What re-running the agents behind one finding would cost, and whether it may."""
+
+    finding: Finding
+    tasks: list[Task] = field(default_factory=list)
+    tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    unpriced: bool = False  # a previous call had no known price: the cost is a lower bound
+    remaining_usd: Decimal | None = None  # None: no USD ceiling
+    remaining_tokens: int | None = None
+    refusal: str = ""  # why it may not run now ("" when it may)
+
+    @property
+    def fits(self) -> bool:
+        return not self.refusal
+
+
+def estimate_rerun(finding: Finding, run: Run | None = None) -> RerunEstimate:
+    """The agents behind ``finding``, their previous try's tokens and cost, the run's remaining
+    budget, and a refusal in words when the re-run is not possible."""
+    run = run or finding.run
+    tasks = list(Task.objects.filter(run=run, pk=finding.task_id))
+    est = RerunEstimate(
+        finding=finding,
+        tasks=tasks,
+        tokens=sum(t.tokens_in + t.tokens_out for t in tasks),
+        cost_usd=sum((t.cost_usd for t in tasks), Decimal(0)),
+        unpriced=any(t.unpriced for t in tasks),
+    )
+    if run.budget_usd is not None:
+        est.remaining_usd = max(Decimal(0), run.budget_usd - run.cost_usd)
+    if run.budget_tokens is not None:
+        est.remaining_tokens = max(0, run.budget_tokens - run.tokens_in - run.tokens_out)
+    est.refusal = _refusal(finding, run, est)
+    return est
+
+
+def _refusal(finding: Finding, run: Run, est: RerunEstimate) -> str:
+    if finding.review != Finding.Review.OPEN:
+        return f"This finding was already {finding.review}."
+    if run.status != Run.Status.AWAITING_REVIEW:
+        return (
+            f"Agents can be re-run only while the run's report waits for review "
+            f"(this run is {run.get_status_display().lower()})."
+        )
+    if not est.tasks or any(t.status != Task.Status.SUCCEEDED for t in est.tasks):
+        return "The agent behind this finding has not finished successfully: use Retry failed."
+    if est.remaining_usd is not None and est.cost_usd > est.remaining_usd:
+        return (
+            f"The remaining budget does not cover it: about ${est.cost_usd:.4f} needed, "
+            f"${est.remaining_usd:.4f} left. Ask for a larger budget first."
+        )
+    if est.remaining_tokens is not None and est.tokens > est.remaining_tokens:
+        return (
+            f"The remaining token budget does not cover it: about {est.tokens:,} tokens "
+            f"needed, {est.remaining_tokens:,} left."
+        )
+    for provider in sorted({t.provider or run.provider for t in est.tasks}):
+        try:
+            check_provider(provider)
+        except LaunchError as exc:
+            return str(exc)
+    return ""
+
+
+def dismiss_and_rerun(finding: Finding, user: Any, comment: str) -> RerunEstimate:
+    """Dismiss ``finding`` and re-run exactly the agents that reported it. Raises
+    DecisionRefused, changing nothing, when the estimate refuses or the dismissal is refused."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=finding.run_id)
+        finding = Finding.objects.get(pk=finding.pk)
+        est = estimate_rerun(finding, run)  # again under the lock: the page's may be stale
+        if est.refusal:
+            raise DecisionRefused(est.refusal)
+        review_finding(finding, user, "dismissed", comment)
+        who = user.get_username()
+        if not run.transition(
+            Run.Status.RUNNING, f"re-running {len(est.tasks)} agent(s): finding dismissed by {who}"
+        ):
+            raise DecisionRefused("The run is no longer waiting for review.")
+        run.approvals.filter(gate=Approval.Gate.REPORT, decision="pending").update(
+            decision=Approval.Decision.REJECTED,
+            comment="Superseded: a finding was dismissed and its agents re-run.",
+            decided_at=timezone.now(),
+        )
+        moved = _new_try(run, est.tasks)
+        record_events(
+            run,
+            [
+                (
+                    EventType.RUN_RESUMED,
+                    {
+                        "by": who,
+                        "retrying": len(moved),
+                        "finding": finding.pk,
+                        "agents": [t.pk for t in moved],
+                    },
+                    None,
+                )
+            ]
+            + [(EventType.TASK_RETRY_REQUESTED, {}, t) for t in moved],
+        )
+        keys = budget_for(run).keys
+
+        def rebuild() -> None:
+            get_redis().delete(*keys)
+            rebuild_budget(Run.objects.get(pk=run.pk))
+
+        # Registered before the dispatch message: the new try's first reservation finds the
+        # rebuilt state.
+        transaction.on_commit(rebuild)
+        enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk, context=run_context(run))
+    return est
+
+
+def _new_try(run: Run, tasks: list[Task]) -> list[Task]:
+    """Succeeded agents back to pending with fresh counters. Their totals leave the run's (the
+    outcome of the new try adds every stored call of the agent back, old and new), and their
+    stored steps move past the new try's indexes."""
+    for task in tasks:
+        top = Step.objects.filter(task=task).aggregate(top=Max("index"))["top"]
+        if top is not None:
+            shift = TRY_SPAN * (1 + top // TRY_SPAN)
+            Step.objects.filter(task=task, index__lt=TRY_SPAN).update(index=F("index") + shift)
+    totals: dict[str, Any] = {
+        "tokens_in": sum(t.tokens_in for t in tasks),
+        "tokens_out": sum(t.tokens_out for t in tasks),
+        "cost_usd": sum((t.cost_usd for t in tasks), Decimal(0)),
+        "unpriced_calls": Step.objects.filter(task__in=tasks, kind="chat", unpriced=True).count(),
+        "findings_count": Finding.objects.filter(task__in=tasks).count(),
+    }
+    moved = Task.move_many(
+        tasks,
+        Task.Status.PENDING,
+        allowed_from=[Task.Status.SUCCEEDED],
+        run_deltas={name: F(name) - value for name, value in totals.items() if value},
+        attempts=0,
+        error="",
+        started_at=None,
+        queued_at=None,
+        finished_at=None,
+        tokens_in=0,
+        tokens_out=0,
+        cost_usd=Decimal(0),
+        unpriced=False,
+    )
+    if len(moved) != len(tasks):
+        raise DecisionRefused("An agent behind this finding changed meanwhile: try again.")
+    return moved
