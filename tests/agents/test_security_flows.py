@@ -284,6 +284,7 @@ def test_write_on_get_is_csrf_read_on_get_and_write_on_post_are_not() -> None:
         "from flask import Flask\napp = Flask(__name__)\n"
         "@app.route('/del')\ndef rm(db):\n    db.execute('DELETE FROM t WHERE id = 1')\n"
         "@app.route('/list')\ndef ls(db):\n    db.execute('SELECT * FROM t')\n"
-        "@app.route('/add', methods=['POST'])\ndef add(db):\n    db.execute('INSERT INTO t VALUES (1)')\n"
+        "@app.route('/add', methods=['POST'])\ndef add(db):\n"
+        "    db.execute('INSERT INTO t VALUES (1)')\n"
     )
     assert sec(code) == {(5, "sec.csrf")}
