@@ -91,6 +91,24 @@ def _resolved_sink(ctx: PyContext, node: ast.AST, module_names: dict[str, ast.AS
     return "sec.path_traversal" if name in _FILE_SINKS else ""
 
 
+_FIXED_HOST = re.compile(r"^[a-zA-Z][\w+.-]*://[^/?#{}%]+[/:?#]")
+
+
+def _fixed_host(node: ast.AST) -> bool:
+    """A URL whose scheme and host are literal text (`f"http://127.0.0.1:{port}/x"`,
+    `"https://api.example.com/" + path`): the caller picks a path, not the server."""
+    first: ast.AST | None = None
+    if isinstance(node, ast.JoinedStr) and node.values:
+        first = node.values[0]
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
+        first = node.left
+        while isinstance(first, ast.BinOp) and isinstance(first.op, ast.Add):
+            first = first.left
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        first = node.func.value if node.func.attr == "format" else None
+    return isinstance(first, ast.Constant) and bool(_FIXED_HOST.match(str(first.value)))
+
+
 def _first_arg(call: ast.Call, *names: str) -> ast.AST | None:
     if call.args:
         return call.args[0]
@@ -121,6 +139,8 @@ def _summaries(ctx: PyContext) -> dict[str, _Summary]:
         for call in (n for n in ast.walk(func) if isinstance(n, ast.Call)):
             rule = sink_rule(ctx, call)
             arg = _first_arg(call, "url", "file", "name")
+            if rule == "sec.ssrf" and arg is not None and _fixed_host(arg):
+                rule = ""
             for i, names in data.items():
                 if rule and arg is not None and tainted(ctx, arg, names):
                     summary.reaches.setdefault(i, rule)
@@ -185,6 +205,8 @@ def _call(
     name = ctx.qualname(call.func) or ""
     rule = sink_rule(ctx, call)
     arg = _first_arg(call, "url", "file", "name")
+    if rule == "sec.ssrf" and arg is not None and _fixed_host(arg):
+        rule = ""
     if rule and arg is not None and flow.from_caller(ctx, arg):
         if not (rule == "sec.path_traversal" and _checks_paths(ctx, flow, arg)):
             yield _finding(ctx, rule, call, flow, f"`{name}()`", arg)

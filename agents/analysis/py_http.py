@@ -10,11 +10,7 @@
   ALLOWALL or deleted, Django `MIDDLEWARE` without `XFrameOptionsMiddleware`), or an
   `http.server` handler serving HTML that never sends X-Frame-Options / frame-ancestors.
 - CSRF by design: a GET handler that writes to the database (INSERT/UPDATE/DELETE).
-- Predictable randomness leaving the function: a `random` value returned by a public function
-  or sent in a response/cookie/header. Every use of `random` (bandit B311) would bury the
-  report; a value that leaves the function may become an id, token or password elsewhere, so it
-  is reported, at low severity and confidence. Names that say what it is for (jitter, backoff,
-  shuffle, colour, sample, test data) are left alone.
+- Predictable randomness that leaves the function: see `py_random`.
 """
 
 from __future__ import annotations
@@ -25,7 +21,7 @@ from collections.abc import Iterator
 
 from agents.analysis.base import RawFinding
 from agents.analysis.py_context import FUNC_NODES, PyContext, is_dynamic_string, is_str_const
-from agents.analysis.py_framework import secret_context
+from agents.analysis.py_random import random_leaving
 from agents.analysis.py_taint import Flow, is_handler_class
 
 _RESPONSE_CALLS = frozenset(
@@ -48,11 +44,6 @@ _TRACEBACK = frozenset(
 )
 _HEADER_CALLS = frozenset({"send_header", "add_header", "putheader"})
 _WRITE_SQL = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|DROP|ALTER|TRUNCATE)\b", re.I)
-_RANDOM = frozenset(
-    f"random.{f}"
-    for f in ("random", "randint", "randrange", "choice", "choices", "sample", "getrandbits")
-) | {"random.uniform"}
-_RANDOM_OK_NAMES = ("jitter", "backoff", "delay", "sleep", "retry", "shuffle", "colo", "sample")
 _FRAMING_TEXT = ("x-frame-options", "frame-ancestors")
 
 
@@ -65,7 +56,7 @@ def check_http(ctx: PyContext, all_flows: list[Flow]) -> Iterator[RawFinding]:
         yield from _disclosure(ctx, flow, body, sinks)
         yield from _state_on_get(ctx, flow)
     yield from _clickjacking(ctx)
-    yield from _random_leaving(ctx)
+    yield from random_leaving(ctx)
 
 
 # --- what goes into the response ------------------------------------------------------------
@@ -200,13 +191,23 @@ def _strips_crlf(func: ast.AST, node: ast.AST) -> bool:
     return any(_mentions_crlf(part) for part in parts)
 
 
+def _is_crlf(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and any(c in str(node.value) for c in "\r\n")
+
+
 def _mentions_crlf(node: ast.AST) -> bool:
-    return any(
-        isinstance(c, ast.Constant)
-        and isinstance(c.value, str)
-        and ("\r" in c.value or "\n" in c.value)
-        for c in ast.walk(node)
-    )
+    """A replace/strip/sub of CR or LF, or a `"\\n" in value` test (reject), in `node`."""
+    for n in ast.walk(node):
+        if (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr in ("replace", "sub", "translate", "strip", "split", "splitlines")
+            and any(_is_crlf(a) for a in n.args)
+        ):
+            return True
+        if isinstance(n, ast.Compare) and _is_crlf(n.left):
+            return True
+    return False
 
 
 def _header_writes(node: ast.AST) -> Iterator[tuple[ast.AST, ast.AST | None, ast.AST]]:
@@ -418,45 +419,3 @@ def _bare_http_server(ctx: PyContext) -> Iterator[RawFinding]:
                     "frame-ancestors directive, so any site can frame it.",
                 )
                 return
-
-
-# --- randomness that leaves the function ----------------------------------------------------
-
-
-def _random_leaving(ctx: PyContext) -> Iterator[RawFinding]:
-    for call in (n for n in ast.walk(ctx.tree) if isinstance(n, ast.Call)):
-        name = ctx.qualname(call.func) or ""
-        if name not in _RANDOM or secret_context(ctx, call):
-            continue
-        func = ctx.enclosing_function(call)
-        if not isinstance(func, FUNC_NODES) or func.name.startswith("_"):
-            continue
-        if any(w in func.name.lower() for w in (*_RANDOM_OK_NAMES, "test")):
-            continue
-        if _returned(ctx, call, func):
-            yield ctx.finding(
-                "sec.weak_random",
-                call,
-                confidence=0.4,
-                severity="low",
-                title="Predictable random value returned",
-                extra=f"`{func.name}` returns a `{name}()` value; if a caller uses it as an id, "
-                "token or password it can be predicted.",
-            )
-
-
-def _returned(ctx: PyContext, call: ast.Call, func: ast.AST) -> bool:
-    cur: ast.AST | None = call
-    while cur is not None and not isinstance(cur, ast.stmt):
-        cur = ctx.parents.get(cur)
-    if isinstance(cur, ast.Return):
-        return True
-    if isinstance(cur, ast.Assign):
-        targets = {t.id for t in cur.targets if isinstance(t, ast.Name)}
-        return any(
-            isinstance(r, ast.Return)
-            and r.value is not None
-            and any(isinstance(n, ast.Name) and n.id in targets for n in ast.walk(r.value))
-            for r in ast.walk(func)
-        )
-    return False

@@ -265,10 +265,18 @@ def _caller_params(func: ast.FunctionDef | ast.AsyncFunctionDef, path: str) -> l
     name = func.name
     if name.startswith("_") or "test" in path.rsplit("/", 1)[-1].lower():
         return []
+    args = func.args
+    numeric = {
+        a.arg
+        for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)
+        if isinstance(a.annotation, ast.Name) and a.annotation.id in ("int", "float", "bool")
+    }
     return [
         p
         for p in param_names(func)
-        if p not in ("self", "cls", "request", "req") and not _DECLARED_LOCATIONS.match(p)
+        if p not in ("self", "cls", "request", "req")
+        and p not in numeric  # a number cannot carry `../` or a host name
+        and not _DECLARED_LOCATIONS.match(p)
     ]
 
 
