@@ -206,6 +206,13 @@ RULES: Final[dict[str, RuleSpec]] = {
         "Tracebacks and exception text reveal paths, code and data to whoever triggers the "
         "error. Log them on the server and send a generic message.",
     ),
+    "sec.cookie_flags": _r(
+        "security",
+        "Cookie without HttpOnly or Secure",
+        "medium",
+        "Without HttpOnly any injected script can read the session cookie; without Secure it "
+        "travels over plain HTTP. Keep both on for session and auth cookies.",
+    ),
     "rel.bare_except": _r(
         "reliability",
         "Bare except clause",
@@ -321,6 +328,7 @@ RULE_CWE: Final[dict[str, int]] = {
     "sec.header_injection": 113,
     "sec.clickjacking": 1021,
     "sec.info_disclosure": 209,
+    "sec.cookie_flags": 1004,
     "rel.bare_except": 396,
     "rel.swallowed_exception": 390,
     "rel.empty_catch": 390,

@@ -189,9 +189,13 @@ def check_flows(ctx: PyContext, all_flows: list[Flow]) -> Iterator[RawFinding]:
     for flow in all_flows:
         for call in (n for n in ast.walk(flow.func) if isinstance(n, ast.Call)):
             yield from _call(ctx, flow, call, summaries, module_names, xml_names)
-    for call in (n for n in ast.walk(ctx.tree) if isinstance(n, ast.Call)):
-        yield from _unsafe_lxml_parser(ctx, call)
-        yield from _sql_template(ctx, call, module_names)
+    for node in ast.walk(ctx.tree):
+        if isinstance(node, ast.Call):
+            yield from _unsafe_lxml_parser(ctx, node)
+            yield from _sql_template(ctx, node, module_names)
+            yield from _switches(ctx, node)
+        elif isinstance(node, ast.Assign):
+            yield from _cookie_settings(ctx, node)
 
 
 def _call(
@@ -424,3 +428,60 @@ def _class_constant(ctx: PyContext, attr: str) -> ast.AST | None:
             ):
                 return stmt.value
     return None
+
+
+# --- protections switched off by a keyword --------------------------------------------------
+
+_APP_CLASSES = ("Application", "Flask", "FastAPI", "Starlette", "Quart", "Sanic")
+_COOKIE_FLAGS = {"httponly": False, "secure": False}
+_COOKIE_SETTINGS = ("SESSION_COOKIE_HTTPONLY", "SESSION_COOKIE_SECURE", "SESSION_COOKIE_SAMESITE")
+
+
+def _switches(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
+    """`web.Application(debug=True)`, `aiohttp_jinja2.setup(..., autoescape=False)`,
+    `set_cookie(..., httponly=False)` / `RedisStorage(..., secure=False)`."""
+    name = ctx.qualname(call.func) or ""
+    last = name.rsplit(".", 1)[-1]
+    debug = keyword(call, "debug")
+    if last in _APP_CLASSES and debug is not None and is_const(debug.value, True):
+        yield ctx.finding(
+            "sec.debug", call, confidence=0.75, extra=f"`{last}(debug=True)` in code."
+        )
+    escape = keyword(call, "autoescape")
+    if (
+        "jinja" in name.lower()
+        and name != "jinja2.Environment"  # bandit B701 reports that one
+        and escape is not None
+        and is_const(escape.value, False)
+    ):
+        yield ctx.finding(
+            "sec.xss",
+            call,
+            confidence=0.75,
+            extra=f"`{last}(autoescape=False)` renders every template variable unescaped.",
+        )
+    if "cookie" in last.lower() or "session" in last.lower() or last.endswith("Storage"):
+        off = [
+            kw.arg
+            for kw in call.keywords
+            if kw.arg in _COOKIE_FLAGS and is_const(kw.value, _COOKIE_FLAGS[kw.arg])
+        ]
+        if off:
+            yield ctx.finding(
+                "sec.cookie_flags",
+                call,
+                confidence=0.7,
+                extra=f"`{last}({', '.join(f'{k}=False' for k in off)})`.",
+            )
+
+
+def _cookie_settings(ctx: PyContext, node: ast.Assign) -> Iterator[RawFinding]:
+    for target in node.targets:
+        if (
+            isinstance(target, ast.Name)
+            and target.id in _COOKIE_SETTINGS[:2]
+            and is_const(node.value, False)
+        ):
+            yield ctx.finding(
+                "sec.cookie_flags", node, confidence=0.7, extra=f"`{target.id} = False`."
+            )

@@ -34,6 +34,7 @@ CWE_WEIGHT = {
     113: 5,  # HTTP header injection
     1021: 3,  # clickjacking
     209: 3,  # error details to the client
+    1004: 3,  # cookie without HttpOnly
     295: 6,  # certificate validation
     352: 6,  # CSRF
     601: 5,  # open redirect

@@ -288,3 +288,38 @@ def test_write_on_get_is_csrf_read_on_get_and_write_on_post_are_not() -> None:
         "    db.execute('INSERT INTO t VALUES (1)')\n"
     )
     assert sec(code) == {(5, "sec.csrf")}
+
+
+# --- protections switched off by a keyword --------------------------------------------------
+
+
+def test_debug_autoescape_and_cookie_flags_switched_off_by_keyword() -> None:
+    code = (
+        "import aiohttp_jinja2\nfrom aiohttp import web\n"
+        "from aiohttp_session.redis_storage import RedisStorage\n"
+        "app = web.Application(debug=True)\n"
+        "aiohttp_jinja2.setup(app, loader=None, autoescape=False)\n"
+        "store = RedisStorage(r, httponly=False)\n"
+        "def view(request, resp):\n    resp.set_cookie('sid', 'v', secure=False)\n"
+        "SESSION_COOKIE_HTTPONLY = False\n"
+    )
+    assert sec(code) == {
+        (4, "sec.debug"),
+        (5, "sec.xss"),
+        (6, "sec.cookie_flags"),
+        (8, "sec.cookie_flags"),
+        (9, "sec.cookie_flags"),
+    }
+
+
+def test_protections_left_on_or_driven_by_config_are_not_reported() -> None:
+    code = (
+        "import aiohttp_jinja2\nfrom aiohttp import web\n"
+        "from aiohttp_session.redis_storage import RedisStorage\n"
+        "app = web.Application(debug=DEBUG)\n"
+        "aiohttp_jinja2.setup(app, loader=None, autoescape=True)\n"
+        "store = RedisStorage(r, httponly=True, secure=True)\n"
+        "def view(request, resp):\n    resp.set_cookie('sid', 'v', secure=True, httponly=True)\n"
+        "SESSION_COOKIE_HTTPONLY = True\nCSRF_COOKIE_HTTPONLY = False\n"
+    )
+    assert sec(code) == set()
