@@ -156,13 +156,18 @@ def _summaries(ctx: PyContext) -> dict[str, _Summary]:
 
 
 def _module_names(ctx: PyContext) -> dict[str, ast.AST]:
-    """Module-level `NAME = value` bindings (also inside top-level if/try blocks)."""
+    """Module-level `NAME = value` bindings (also inside top-level if/try/with blocks)."""
     names: dict[str, ast.AST] = {}
-    for node in ast.walk(ctx.tree):
-        if isinstance(node, ast.Assign) and ctx.enclosing_function(node) is ctx.tree:
+    todo: list[ast.stmt] = list(ctx.tree.body)
+    while todo:
+        node = todo.pop(0)
+        if isinstance(node, ast.Assign):
             for target in node.targets:
                 if isinstance(target, ast.Name):
                     names.setdefault(target.id, node.value)
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            todo += [*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", [])]
+            todo += [s for h in getattr(node, "handlers", []) for s in h.body]
     return names
 
 
@@ -354,6 +359,8 @@ def constant_xml_lines(ctx: PyContext) -> set[int]:
 
 
 def drop_constant_xml(ctx: PyContext, found: list[RawFinding]) -> list[RawFinding]:
+    if not any(f.rule in _BANDIT_XML for f in found):
+        return found
     lines = constant_xml_lines(ctx)
     return [f for f in found if not (f.rule in _BANDIT_XML and f.line_start in lines)]
 

@@ -50,10 +50,14 @@ _FRAMING_TEXT = ("x-frame-options", "frame-ancestors")
 def check_http(ctx: PyContext, all_flows: list[Flow]) -> Iterator[RawFinding]:
     """Yield the response-side findings of one parsed module."""
     for flow in all_flows:
-        body, sinks = _response_body(ctx, flow)
-        yield from _xss(ctx, flow, body, sinks)
-        yield from _headers(ctx, flow)
-        yield from _disclosure(ctx, flow, body, sinks)
+        errors = _sends_errors(ctx, flow.func)
+        if flow.reads_request or errors:
+            body, sinks = _response_body(ctx, flow)
+            if flow.reads_request:
+                yield from _xss(ctx, flow, body, sinks)
+                yield from _headers(ctx, flow)
+            if errors:
+                yield from _disclosure(ctx, flow, body, sinks)
         yield from _state_on_get(ctx, flow)
     yield from _clickjacking(ctx)
     yield from random_leaving(ctx)
@@ -252,6 +256,15 @@ def _headers(ctx: PyContext, flow: Flow) -> Iterator[RawFinding]:
 
 
 # --- errors sent to the client --------------------------------------------------------------
+
+
+def _sends_errors(ctx: PyContext, func: ast.AST) -> bool:
+    """Cheap pre-check for `_disclosure`: a traceback call or a named except handler."""
+    return any(
+        (isinstance(n, ast.ExceptHandler) and n.name)
+        or (isinstance(n, ast.Call) and (ctx.qualname(n.func) or "") in _TRACEBACK)
+        for n in ast.walk(func)
+    )
 
 
 def _disclosure(

@@ -167,6 +167,7 @@ class Flow:
     request: set[str] = field(default_factory=set)
     anything: set[str] = field(default_factory=set)  # request data or a parameter's value
     params: list[str] = field(default_factory=list)
+    reads_request: bool = False  # any request source in the function at all
 
     def from_request(self, ctx: PyContext, node: ast.AST) -> bool:
         return tainted(ctx, node, self.request, self.handler)
@@ -292,13 +293,18 @@ def flows(ctx: PyContext) -> list[Flow]:
     out = []
     for func, handler in top_functions(ctx):
         params = _caller_params(func, ctx.path)
+        reads = any(is_request_source(n, handler) for n in ast.walk(func))
         out.append(
             Flow(
                 func=func,
                 handler=handler,
-                request=tainted_names(ctx, func, set(), handler),
-                anything=tainted_names(ctx, func, set(params), handler),
+                # Without a request source no name can carry request data: skip the fixpoint.
+                request=tainted_names(ctx, func, set(), handler) if reads else set(),
+                anything=tainted_names(ctx, func, set(params), handler)
+                if (reads or params)
+                else set(),
                 params=params,
+                reads_request=reads,
             )
         )
     return out
