@@ -1,10 +1,15 @@
-"""A bare http.server endpoint kept for old stock-lookup clients."""
+"""Entry points other than Flask: a bare http.server handler kept for old stock-lookup
+clients, and the aiohttp app factory."""
 
 import html
 import sqlite3
 import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp_session.redis_storage import RedisStorage
 
 DB = sqlite3.connect("inventory.db", check_same_thread=False)
 PAGE = "<html><body>%s</body></html>"
@@ -34,3 +39,17 @@ class LegacyHandler(BaseHTTPRequestHandler):
         self.send_header("X-Request-Id", request_id)
         self.end_headers()
         self.wfile.write((PAGE % body).encode())
+
+
+def make_app(redis):
+    app = web.Application(debug=True)
+    aiohttp_jinja2.setup(app, loader=None, autoescape=False)
+    storage = RedisStorage(redis, httponly=False)
+    return app, storage
+
+
+def make_app_safe(redis, debug_flag):
+    app = web.Application(debug=debug_flag)
+    aiohttp_jinja2.setup(app, loader=None)
+    storage = RedisStorage(redis, httponly=True, secure=True)
+    return app, storage
