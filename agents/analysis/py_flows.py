@@ -134,7 +134,7 @@ def _summaries(ctx: PyContext) -> dict[str, _Summary]:
             continue
         params = param_names(func)[:8]
         summary = _Summary()
-        data = {i: tainted_names(ctx, func, {p}) for i, p in enumerate(params)}
+        data = {i: tainted_names(ctx, func, {p}, attrs=False) for i, p in enumerate(params)}
         built = {j: mentioning_names(func, p) for j, p in enumerate(params)}
         for call in (n for n in ast.walk(func) if isinstance(n, ast.Call)):
             rule = sink_rule(ctx, call)
@@ -142,10 +142,10 @@ def _summaries(ctx: PyContext) -> dict[str, _Summary]:
             if rule == "sec.ssrf" and arg is not None and _fixed_host(arg):
                 rule = ""
             for i, names in data.items():
-                if rule and arg is not None and tainted(ctx, arg, names):
+                if rule and arg is not None and tainted(ctx, arg, names, attrs=False):
                     summary.reaches.setdefault(i, rule)
                 if isinstance(call.func, ast.Name) and any(
-                    tainted(ctx, a, names) for a in call.args
+                    tainted(ctx, a, names, attrs=False) for a in call.args
                 ):
                     summary.calls += [
                         (j, i) for j, made in built.items() if j != i and call.func.id in made

@@ -258,6 +258,20 @@ def _headers(ctx: PyContext, flow: Flow) -> Iterator[RawFinding]:
 # --- errors sent to the client --------------------------------------------------------------
 
 
+def _debug_only(ctx: PyContext, node: ast.AST) -> bool:
+    """Inside `x if settings.DEBUG else y` or `if DEBUG:`: shown to developers only."""
+    cur = ctx.parents.get(node)
+    while cur is not None and not isinstance(cur, FUNC_NODES):
+        if isinstance(cur, (ast.If, ast.IfExp)) and any(
+            (isinstance(n, ast.Name) and n.id == "DEBUG")
+            or (isinstance(n, ast.Attribute) and n.attr == "DEBUG")
+            for n in ast.walk(cur.test)
+        ):
+            return True
+        cur = ctx.parents.get(cur)
+    return False
+
+
 def _sends_errors(ctx: PyContext, func: ast.AST) -> bool:
     """Cheap pre-check for `_disclosure`: a traceback call or a named except handler."""
     return any(
@@ -292,7 +306,7 @@ def _disclosure(
             strength = 0.45
         else:
             continue
-        if id(call) in sent or id(call) in assigned:
+        if (id(call) in sent or id(call) in assigned) and not _debug_only(ctx, call):
             yield ctx.finding(
                 "sec.info_disclosure",
                 assigned.get(id(call), call),

@@ -120,9 +120,12 @@ PASS_THROUGH = frozenset(
 # them is not reported; other parameters (`name`, `data`, `user_input`) reaching one mean the
 # function turns data into a path or address, which is where traversal and SSRF happen.
 _DECLARED_LOCATIONS = re.compile(
-    r"^(path|paths|.*_path|file|filename|fname|.*_file|.*_dir|dirname|directory|dest|src|"
+    r"^(paths?|.*path|.*file|.*file_?name|fname|.*dir|dirname|directory|dest|src|"
     r"url|uri|.*_url|endpoint|base|root)$"
 )
+# Code run by the operator (Django management commands, migrations): a path argument there is
+# the operator's choice, not an attacker's.
+_OPERATOR_CODE = ("/management/commands/", "/migrations/")
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 
 
@@ -173,11 +176,19 @@ class Flow:
         return tainted(ctx, node, self.request, self.handler)
 
     def from_caller(self, ctx: PyContext, node: ast.AST) -> bool:
-        return tainted(ctx, node, self.anything, self.handler)
+        return self.from_request(ctx, node) or tainted(
+            ctx, node, self.anything, self.handler, attrs=False
+        )
 
 
-def tainted(ctx: PyContext, node: ast.AST, names: set[str], handler: bool = False) -> bool:
-    """Does `node` carry a value from `names` or from the request?"""
+def tainted(
+    ctx: PyContext, node: ast.AST, names: set[str], handler: bool = False, attrs: bool = True
+) -> bool:
+    """Does `node` carry a value from `names` or from the request? With `attrs=False` (a
+    caller's value) an attribute of a tainted object is not tainted: `job.path` is a field the
+    object holds, not text the caller chose."""
+    if is_request_source(node, handler) or (isinstance(node, ast.Name) and node.id in names):
+        return True
     if isinstance(node, ast.Call):
         callee = callee_name(ctx, node)
         if callee in SANITIZERS or callee not in PASS_THROUGH:
@@ -185,14 +196,20 @@ def tainted(ctx: PyContext, node: ast.AST, names: set[str], handler: bool = Fals
         # `re.sub(pattern, "", text)` only removes characters: treated as a filter.
         if callee == "sub" and len(node.args) >= 2 and _is_empty_str(node.args[1]):
             return False
+        if is_request_source(node.func, handler):
+            return True
+        parts = [*node.args, *(k.value for k in node.keywords)]
+        if isinstance(node.func, ast.Attribute):
+            parts.append(node.func.value)  # the receiver of `text.strip()`
+        return any(tainted(ctx, p, names, handler, attrs) for p in parts)
     if isinstance(node, _COMPREHENSIONS):
-        return any(tainted(ctx, g.iter, names, handler) for g in node.generators) or any(
-            tainted(ctx, part, names, handler)
+        return any(tainted(ctx, g.iter, names, handler, attrs) for g in node.generators) or any(
+            tainted(ctx, part, names, handler, attrs)
             for part in ((node.key, node.value) if isinstance(node, ast.DictComp) else (node.elt,))
         )
-    if is_request_source(node, handler) or (isinstance(node, ast.Name) and node.id in names):
-        return True
-    return any(tainted(ctx, child, names, handler) for child in ast.iter_child_nodes(node))
+    if isinstance(node, ast.Attribute) and not attrs:
+        return False
+    return any(tainted(ctx, c, names, handler, attrs) for c in ast.iter_child_nodes(node))
 
 
 def _is_empty_str(node: ast.AST) -> bool:
@@ -223,7 +240,7 @@ def _pairs(node: ast.AST) -> Iterator[tuple[str, ast.AST]]:
 
 
 def tainted_names(
-    ctx: PyContext, func: ast.AST, seeds: set[str], handler: bool = False
+    ctx: PyContext, func: ast.AST, seeds: set[str], handler: bool = False, attrs: bool = True
 ) -> set[str]:
     """Names that receive request data or a value of `seeds`, directly or through others."""
     pairs = [pair for node in ast.walk(func) for pair in _pairs(node)]
@@ -232,7 +249,7 @@ def tainted_names(
     while changed:
         changed = False
         for name, value in pairs:
-            if name not in names and tainted(ctx, value, names, handler):
+            if name not in names and tainted(ctx, value, names, handler, attrs):
                 names.add(name)
                 changed = True
     return names
@@ -266,6 +283,8 @@ def _caller_params(func: ast.FunctionDef | ast.AsyncFunctionDef, path: str) -> l
     name = func.name
     if name.startswith("_") or "test" in path.rsplit("/", 1)[-1].lower():
         return []
+    if any(part in f"/{path}" for part in _OPERATOR_CODE):
+        return []  # command-line code: its arguments come from the operator, not a client
     args = func.args
     numeric = {
         a.arg
@@ -294,13 +313,14 @@ def flows(ctx: PyContext) -> list[Flow]:
     for func, handler in top_functions(ctx):
         params = _caller_params(func, ctx.path)
         reads = any(is_request_source(n, handler) for n in ast.walk(func))
+        # Without a request source no name can carry request data: skip the fixpoint.
+        request = tainted_names(ctx, func, set(), handler) if reads else set()
         out.append(
             Flow(
                 func=func,
                 handler=handler,
-                # Without a request source no name can carry request data: skip the fixpoint.
-                request=tainted_names(ctx, func, set(), handler) if reads else set(),
-                anything=tainted_names(ctx, func, set(params), handler)
+                request=request,
+                anything=tainted_names(ctx, func, request | set(params), handler, attrs=False)
                 if (reads or params)
                 else set(),
                 params=params,

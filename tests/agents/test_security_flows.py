@@ -323,3 +323,24 @@ def test_protections_left_on_or_driven_by_config_are_not_reported() -> None:
         "SESSION_COOKIE_HTTPONLY = True\nCSRF_COOKIE_HTTPONLY = False\n"
     )
     assert sec(code) == set()
+
+
+def test_caller_values_do_not_flow_through_object_fields_or_operator_commands() -> None:
+    code = (
+        "import os\n"
+        "def remove_previous(migration):\n    os.remove(migration.path)\n"
+        "def write_po(locale, msgs):\n    pofile = os.path.join('/srv', locale + '.po')\n"
+        "    open(pofile, 'w').write(msgs)\n"
+    )
+    assert sec(code) == {(6, "sec.path_traversal")}
+    assert sec(code, "app/management/commands/makepo.py") == set()
+
+
+def test_traceback_shown_only_in_debug_mode_is_not_reported() -> None:
+    code = (
+        "import traceback\nfrom django.http import HttpResponse\nfrom django.conf import settings\n"
+        "def view(request):\n    try:\n        return HttpResponse('ok')\n"
+        "    except ValueError:\n"
+        "        return HttpResponse(traceback.format_exc() if settings.DEBUG else 'error')\n"
+    )
+    assert sec(code) == set()
