@@ -1,6 +1,7 @@
 """Recall and precision of the offline security lens against bandit alone, on a labelled target.
 
     .venv/bin/python scripts/measure_analyzer.py [--target samples/vulnerable_app]
+    .venv/bin/python scripts/measure_analyzer.py --target /tmp/dsvw --labels /tmp/dsvw.labels.json
 
 Ground truth is the target's EXPECTED.json (its security entries that are not suppressed).
 "bandit alone" is bandit's own default run over the same files (every test, `# nosec` honoured),
@@ -8,6 +9,13 @@ as a user would run `bandit -r`. A reported issue is a true positive when it lan
 lines of a labelled problem in the same file (bandit reports where a query is *built*, we report
 where it is *executed*); each labelled problem is matched once. Vendored files are skipped for
 both, as the heuristic provider skips them.
+
+With `--labels FILE` (for code outside this repository, whose flaws come from its own
+documentation) the ground truth is that file instead: a JSON list of
+`{"path": "app.py", "line": 30, "class": "sql"}` where `class` is a weakness class (`sql`, `xss`,
+`ssrf`, ... see `rule_class`). Scoring is then class-aware: a finding hits a label when it is in
+the same file, within three lines, and of the same class; recall counts labels hit, precision
+counts findings that hit some label (two tools reporting one flaw are not a false positive).
 """
 
 from __future__ import annotations
@@ -26,6 +34,42 @@ from agents.analysis import analyze_code, vendored_reason  # noqa: E402
 from agents.analysis.bandit_lens import bandit_version  # noqa: E402
 
 Hit = tuple[str, int]
+Labelled = tuple[str, int, str]
+
+# Bandit test ids -> weakness class, for class-aware scoring against labels.
+_BANDIT_CLASS = {
+    **dict.fromkeys(("B608", "B610", "B611"), "sql"),
+    **dict.fromkeys(("B601", "B602", "B604", "B605", "B606", "B609"), "shell"),
+    **dict.fromkeys(("B102", "B307"), "eval"),
+    **dict.fromkeys(("B301", "B302", "B506", "B614"), "deserialize"),
+    **dict.fromkeys(("B303", "B324"), "weak_hash"),
+    **dict.fromkeys((f"B3{n}" for n in range(13, 21)), "xxe"),
+    **dict.fromkeys(("B308", "B701", "B703", "B704"), "xss"),
+    **dict.fromkeys(("B501", "B502", "B503", "B504", "B323"), "tls"),
+    "B311": "weak_random",
+    "B310": "ssrf",
+    "B201": "debug",
+}
+
+
+def rule_class(rule: str) -> str:
+    """`sec.sql` -> `sql`, `bandit.B608` / `B608` -> `sql`; anything else keeps its id."""
+    if rule.startswith("sec."):
+        return rule[4:]
+    test_id = rule.removeprefix("bandit.")
+    return _BANDIT_CLASS.get(test_id, test_id)
+
+
+def _score_classes(found: list[Labelled], truth: list[Labelled]) -> tuple[int, int, int, int]:
+    """(labels hit, findings that hit a label, findings, labels): same file and class, three
+    lines apart at most."""
+
+    def hits(f: Labelled, t: Labelled) -> bool:
+        return f[0] == t[0] and f[2] == t[2] and abs(f[1] - t[1]) <= 3
+
+    recalled = sum(1 for t in truth if any(hits(f, t) for f in found))
+    precise = sum(1 for f in found if any(hits(f, t) for t in truth))
+    return recalled, precise, len(found), len(truth)
 
 
 def _score(found: list[Hit], truth: list[Hit]) -> tuple[int, int, int]:
@@ -40,11 +84,18 @@ def _score(found: list[Hit], truth: list[Hit]) -> tuple[int, int, int]:
     return tp, len(found), len(truth)
 
 
-def _bandit_alone(target: Path, files: list[str]) -> list[Hit]:
+def _bandit_issues(target: Path, files: list[str]) -> list[Labelled]:
     mgr = manager.BanditManager(config.BanditConfig(), "file", quiet=True)
     mgr.discover_files([str(target / f) for f in files])
     mgr.run_tests()
-    return [(Path(i.fname).relative_to(target).as_posix(), i.lineno) for i in mgr.get_issue_list()]
+    return [
+        (Path(i.fname).relative_to(target).as_posix(), i.lineno, rule_class(i.test_id))
+        for i in mgr.get_issue_list()
+    ]
+
+
+def _bandit_alone(target: Path, files: list[str]) -> list[Hit]:
+    return [(path, line) for path, line, _ in _bandit_issues(target, files)]
 
 
 def _line(name: str, tp: int, reported: int, labelled: int) -> str:
@@ -56,22 +107,71 @@ def _line(name: str, tp: int, reported: int, labelled: int) -> str:
     )
 
 
+def _files(target: Path) -> list[str]:
+    files = sorted(
+        p.relative_to(target).as_posix()
+        for p in target.rglob("*")
+        if p.is_file() and p.name != "EXPECTED.json"
+    )
+    return [f for f in files if not vendored_reason(f)]
+
+
+def _shown(target: Path) -> str:
+    return target.relative_to(ROOT).as_posix() if target.is_relative_to(ROOT) else str(target)
+
+
+def _measure_labels(target: Path, labels_file: Path) -> int:
+    truth = [(e["path"], int(e["line"]), e["class"]) for e in json.loads(labels_file.read_text())]
+    python = [f for f in _files(target) if f.endswith(".py")]
+    ours = [
+        (f, finding.line_start, rule_class(finding.rule))
+        for f in python
+        for finding in analyze_code(f, (target / f).read_text(encoding="utf-8"), "security")
+    ]
+    theirs = _bandit_issues(target, python)
+    print(f"target {_shown(target)}; labels {labels_file}; bandit {bandit_version()}")
+    print(f"{len(python)} Python files, {len(truth)} labelled flaws (class-aware, within 3 lines)")
+    for name, found in (("analyzer", ours), ("bandit alone", theirs)):
+        recalled, precise, reported, labelled = _score_classes(found, truth)
+        print(
+            f"{name:<14} recall {recalled}/{labelled} = {recalled / max(labelled, 1):.0%}   "
+            f"precision {precise}/{reported} = {precise / max(reported, 1):.0%}"
+        )
+    missed = [
+        t
+        for t in truth
+        if not any(f[0] == t[0] and f[2] == t[2] and abs(f[1] - t[1]) <= 3 for f in ours)
+    ]
+    for path, line, cls in missed:
+        print(f"  missed by the analyzer: {path}:{line} {cls}")
+    wrong = [
+        f
+        for f in ours
+        if not any(f[0] == t[0] and f[2] == t[2] and abs(f[1] - t[1]) <= 3 for t in truth)
+    ]
+    for path, line, cls in wrong:
+        print(f"  unlabelled finding: {path}:{line} {cls}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--target", default="samples/vulnerable_app")
-    target = (ROOT / parser.parse_args().target).resolve()
+    parser.add_argument(
+        "--labels", type=Path, help="JSON labels for a target without EXPECTED.json (see above)"
+    )
+    args = parser.parse_args()
+    # An absolute target (code fetched outside this repository) is taken as it is.
+    target = (ROOT / args.target).resolve()
+    if args.labels:
+        return _measure_labels(target, args.labels.resolve())
     expected = json.loads((target / "EXPECTED.json").read_text())
     truth_all = [
         (e["path"], e["line"])
         for e in expected
         if (e["rule"].startswith(("sec.", "bandit.")) and not e.get("suppressed"))
     ]
-    files = sorted(
-        p.relative_to(target).as_posix()
-        for p in target.rglob("*")
-        if p.is_file() and p.name != "EXPECTED.json"
-    )
-    files = [f for f in files if not vendored_reason(f)]
+    files = _files(target)
     ours = [
         (f, finding.line_start)
         for f in files
@@ -81,7 +181,7 @@ def main() -> int:
     theirs = _bandit_alone(target, python)
     truth_py = [t for t in truth_all if t[0].endswith(".py")]
     ours_py = [h for h in ours if h[0].endswith(".py")]
-    print(f"target {target.relative_to(ROOT)}; bandit {bandit_version()}; {len(files)} files")
+    print(f"target {_shown(target)}; bandit {bandit_version()}; {len(files)} files")
     print(_line("analyzer, all files", *_score(ours, truth_all)))
     print(_line("bandit alone, all", *_score(theirs, truth_all)))
     print(_line("analyzer, .py only", *_score(ours_py, truth_py)))

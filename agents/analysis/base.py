@@ -5,12 +5,17 @@ Contract: nothing in this module raises on odd input; helpers clamp line numbers
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass
 from typing import Final
 
 from agents.analysis.finding import RawFinding, Severity
+
+# Re-exported: the secret heuristics live in their own module; rules import them from here.
+from agents.analysis.secret_names import is_placeholder as is_placeholder
+from agents.analysis.secret_names import is_secret_name as is_secret_name
+from agents.analysis.secret_names import mask_secret as mask_secret
+from agents.analysis.secret_names import masked_line as masked_line
 
 CODE_LENSES: Final[tuple[str, ...]] = ("security", "reliability", "maintainability")
 SEVERITIES: Final[tuple[str, ...]] = ("info", "low", "medium", "high", "critical")
@@ -164,6 +169,50 @@ RULES: Final[dict[str, RuleSpec]] = {
         "Redirect only to relative paths or allow-listed hosts "
         "(django.utils.http.url_has_allowed_host_and_scheme).",
     ),
+    "sec.xxe": _r(
+        "security",
+        "XML parser that resolves external entities (XXE)",
+        "high",
+        "A parser that resolves entities or loads DTDs lets a document read local files or "
+        "reach internal hosts. Parse untrusted XML with defusedxml, or an lxml "
+        "XMLParser(resolve_entities=False, no_network=True).",
+    ),
+    "sec.xpath": _r(
+        "security",
+        "XPath query built from untrusted data (XPath injection)",
+        "high",
+        "A value spliced into an XPath expression can rewrite the query and read other nodes. "
+        "Use XPath variables (`tree.xpath('//user[name=$n]', n=value)`) or validate the value.",
+    ),
+    "sec.header_injection": _r(
+        "security",
+        "HTTP header built from request data (header injection)",
+        "medium",
+        "CR/LF characters in a header value split the response: the requester can add "
+        "headers or a whole body. Reject or strip \\r and \\n, or allow-list the value.",
+    ),
+    "sec.clickjacking": _r(
+        "security",
+        "Framing protection missing or disabled (clickjacking)",
+        "medium",
+        "A page any site can frame can be overlaid to trick users into clicks. Send "
+        "`X-Frame-Options: DENY` (or CSP `frame-ancestors 'self'`); keep Django's "
+        "XFrameOptionsMiddleware.",
+    ),
+    "sec.info_disclosure": _r(
+        "security",
+        "Exception details sent to the client",
+        "medium",
+        "Tracebacks and exception text reveal paths, code and data to whoever triggers the "
+        "error. Log them on the server and send a generic message.",
+    ),
+    "sec.cookie_flags": _r(
+        "security",
+        "Cookie without HttpOnly or Secure",
+        "medium",
+        "Without HttpOnly any injected script can read the session cookie; without Secure it "
+        "travels over plain HTTP. Keep both on for session and auth cookies.",
+    ),
     "rel.bare_except": _r(
         "reliability",
         "Bare except clause",
@@ -274,6 +323,12 @@ RULE_CWE: Final[dict[str, int]] = {
     "sec.path_traversal": 22,
     "sec.ssrf": 918,
     "sec.open_redirect": 601,
+    "sec.xxe": 611,
+    "sec.xpath": 643,
+    "sec.header_injection": 113,
+    "sec.clickjacking": 1021,
+    "sec.info_disclosure": 209,
+    "sec.cookie_flags": 1004,
     "rel.bare_except": 396,
     "rel.swallowed_exception": 390,
     "rel.empty_catch": 390,
@@ -328,146 +383,4 @@ def make_finding(
         line_end=max(1, end),
         evidence=ev[:MAX_EVIDENCE_CHARS],
         cwe=cwe,
-    )
-
-
-# --- secrets ------------------------------------------------------------------------------
-
-_SECRET_WORDS: Final[frozenset[str]] = frozenset(
-    {
-        "password",
-        "passwd",
-        "passphrase",
-        "pwd",
-        "secret",
-        "token",
-        "apikey",
-        "credential",
-        "credentials",
-    }
-)
-_SECRET_PAIRS: Final[frozenset[tuple[str, str]]] = frozenset(
-    {
-        ("api", "key"),
-        ("access", "key"),
-        ("private", "key"),
-        ("secret", "key"),
-        ("auth", "token"),
-        ("client", "secret"),
-        ("signing", "key"),
-    }
-)
-# A trailing word like these means the value describes the secret, not the secret itself.
-_NOT_SECRET_SUFFIXES: Final[frozenset[str]] = frozenset(
-    {
-        "url",
-        "uri",
-        "field",
-        "fields",
-        "name",
-        "env",
-        "var",
-        "path",
-        "file",
-        "header",
-        "type",
-        "len",
-        "length",
-        "prefix",
-        "pattern",
-        "regex",
-        "label",
-        "id",
-        "count",
-        "expiry",
-        "expires",
-        "ttl",
-        "timeout",
-        "min",
-        "max",
-        "format",
-        "fmt",
-        "mode",
-        "required",
-        "policy",
-        "chars",
-        "endpoint",
-        "param",
-        "message",
-        "msg",
-        "hint",
-        "placeholder",
-        "help",
-    }
-)
-_PLACEHOLDERS: Final[frozenset[str]] = frozenset(
-    {
-        "changeme",
-        "change-me",
-        "change_me",
-        "password",
-        "secret",
-        "todo",
-        "tbd",
-        "none",
-        "null",
-        "example",
-        "dummy",
-        "placeholder",
-        "redacted",
-        "test",
-        "your-api-key",
-        "your_api_key",
-        "your-token",
-        "your_token",
-        "xxxx",
-        "notset",
-        "not-set",
-        "unset",
-        "default",
-    }
-)
-# Templates and env-var *names* rather than values: <secret>, ${VAR}, {{ var }}, %(x)s, API_KEY.
-_TEMPLATE_RE = re.compile(r"<[^>]*>|\$\{?[\w.:-]+\}?|\{\{.*\}\}|%\(\w+\)s|[A-Z][A-Z0-9_]{2,}")
-_NAME_PARTS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-
-
-def is_secret_name(name: str) -> bool:
-    """True when an identifier names a credential (db_password, apiKey, SECRET_KEY, ...)."""
-    parts = [p.lower() for p in _NAME_PARTS.findall(name)]
-    if not parts or parts[-1] in _NOT_SECRET_SUFFIXES:
-        return False
-    if any(p in _SECRET_WORDS for p in parts):
-        return True
-    return any((a, b) in _SECRET_PAIRS for a, b in itertools.pairwise(parts))
-
-
-def is_placeholder(value: str) -> bool:
-    """True for values that are clearly not real secrets, so they are not reported.
-
-    Ignored: shorter than 4 chars (incl. empty), well-known placeholders ("changeme", "xxxx",
-    "your-api-key", ...), a single repeated character or only punctuation ("****"),
-    templates (`<...>`, `${VAR}`, `{{ var }}`, `%(name)s`), ALL_CAPS names (an env-var *name*
-    such as "DJANGO_SECRET_KEY"), and anything containing whitespace (prose such as
-    "Invalid password").
-    """
-    v = value.strip()
-    if len(v) < 4 or v.lower() in _PLACEHOLDERS or len(set(v.lower())) == 1:
-        return True
-    if any(c.isspace() for c in v) or re.fullmatch(r"[\W_]+", v):
-        return True
-    return bool(_TEMPLATE_RE.fullmatch(v))
-
-
-def mask_secret(value: str) -> str:
-    """Keep the first 2 characters so a reviewer can recognise the value, hide the rest."""
-    return value[:2] + "****"
-
-
-def masked_line(line: str, value: str) -> str:
-    """The stripped line with every occurrence of `value` masked (capped at 300 chars)."""
-    return (
-        line.strip().replace(value, mask_secret(value))[:MAX_EVIDENCE_CHARS]
-        if value
-        else line.strip()[:MAX_EVIDENCE_CHARS]
     )

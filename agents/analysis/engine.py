@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from agents.analysis.bandit_lens import bandit_findings
 from agents.analysis.base import CODE_LENSES, RawFinding, make_finding
 from agents.analysis.py_context import PyContext
+from agents.analysis.py_flows import check_flows, drop_constant_xml
 from agents.analysis.py_framework import check_framework
+from agents.analysis.py_http import check_http
 from agents.analysis.py_maintainability import check_maintainability, todo_findings
 from agents.analysis.py_reliability import check_reliability
 from agents.analysis.py_security import check_security, falsy_shell_lines
+from agents.analysis.py_taint import flows
 from agents.analysis.ranking import merge_bandit
 from agents.analysis.suppression import Suppressed, split_suppressed
 from agents.analysis.template_rules import is_template, template_findings
@@ -37,13 +40,22 @@ def _looks_binary(text: str) -> bool:
 def _security(ctx: PyContext) -> Iterator[RawFinding]:
     # Our ast rules + the framework rules first, then bandit's issues merged in (one finding
     # per weakness and line when both report it).
-    ours = [*check_security(ctx), *check_framework(ctx)]
-    no_shell = falsy_shell_lines(ctx)
-    theirs = [
-        f
-        for f in bandit_findings(ctx.path, "\n".join(ctx.lines), ctx.lines)
-        if not (f.rule in ("bandit.B602", "bandit.B604") and f.line_start in no_shell)
+    all_flows = flows(ctx)
+    ours = [
+        *check_security(ctx),
+        *check_framework(ctx),
+        *check_flows(ctx, all_flows),
+        *check_http(ctx, all_flows),
     ]
+    no_shell = falsy_shell_lines(ctx)
+    theirs = drop_constant_xml(
+        ctx,
+        [
+            f
+            for f in bandit_findings(ctx.path, "\n".join(ctx.lines), ctx.lines)
+            if not (f.rule in ("bandit.B602", "bandit.B604") and f.line_start in no_shell)
+        ],
+    )
     yield from merge_bandit(ours, theirs)
 
 

@@ -128,7 +128,7 @@ def _calls(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
             confidence=0.6,
             extra=f"`{name.rsplit('.', 1)[-1]}()` marks a runtime value as safe HTML.",
         )
-    if name in _RANDOM_FUNCS and _secret_context(ctx, call):
+    if name in _RANDOM_FUNCS and secret_context(ctx, call):
         yield ctx.finding(
             "sec.weak_random",
             call,
@@ -137,7 +137,7 @@ def _calls(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
         )
 
 
-def _secret_context(ctx: PyContext, node: ast.AST) -> bool:
+def secret_context(ctx: PyContext, node: ast.AST) -> bool:
     """True when the value ends up in a name (variable or function) that holds a secret."""
     names: list[str] = []
     cur: ast.AST | None = node

@@ -29,6 +29,12 @@ CWE_WEIGHT = {
     22: 8,  # path traversal
     918: 8,  # SSRF
     79: 7,  # XSS
+    611: 7,  # XXE
+    643: 8,  # XPath injection
+    113: 5,  # HTTP header injection
+    1021: 3,  # clickjacking
+    209: 3,  # error details to the client
+    1004: 3,  # cookie without HttpOnly
     295: 6,  # certificate validation
     352: 6,  # CSRF
     601: 5,  # open redirect

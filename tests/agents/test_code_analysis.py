@@ -174,9 +174,9 @@ def test_timeouts() -> None:
 
 def test_open_leak_and_mutable_default() -> None:
     code = (
-        "def f(p, x=[], *, y={}, z=None):\n    data = open(p).read()\n"
-        "    with open(p) as fh:\n        fh.read()\n    g = open(p)\n    g.close()\n"
-        "    return open(p)\n"
+        "def f(path, x=[], *, y={}, z=None):\n    data = open(path).read()\n"
+        "    with open(path) as fh:\n        fh.read()\n    g = open(path)\n    g.close()\n"
+        "    return open(path)\n"
     )
     assert rules_at("m.py", code) == {(1, "rel.mutable_default"), (2, "rel.open_leak")}
     assert len([f for f in run("m.py", code) if f.rule == "rel.mutable_default"]) == 1

@@ -352,10 +352,11 @@ def test_report_ranks_injection_first_and_critique_shows_dropped_findings() -> N
 
 
 def test_django_middleware_without_csrf() -> None:
-    without = "MIDDLEWARE = [\n    'django.middleware.common.CommonMiddleware',\n]\n"
+    frames = "    'django.middleware.clickjacking.XFrameOptionsMiddleware',\n"
+    without = "MIDDLEWARE = [\n    'django.middleware.common.CommonMiddleware',\n" + frames + "]\n"
     with_csrf = (
         "MIDDLEWARE = [\n    'django.middleware.common.CommonMiddleware',\n"
-        "    'django.middleware.csrf.CsrfViewMiddleware',\n]\n"
+        "    'django.middleware.csrf.CsrfViewMiddleware',\n" + frames + "]\n"
     )
     built = "MIDDLEWARE = [*BASE, 'django.middleware.common.CommonMiddleware']\n"
     assert sec(without, "settings.py") == {(1, "sec.csrf")}
