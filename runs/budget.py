@@ -7,7 +7,7 @@ runtime (``runs/runtime.py``) reserves and settles around every model call of an
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import F, Sum
+from django.db.models import F, Max, Sum
 
 from agents.budget import Budget
 from harness_site.redis_client import get_redis
@@ -18,8 +18,22 @@ def budget_for(run: Run) -> Budget:
     return Budget(get_redis(), run.uid.hex, key_prefix=settings.HARNESS_REDIS_PREFIX)
 
 
-def step_reservation_id(task_id: int, index: int) -> str:
-    return f"t{task_id}:s{index}"
+# An agent's earlier tries (an operator's retry, a re-run behind a dismissed finding) keep their
+# stored calls at index + TRY_SPAN * n, out of the way of the new try's indexes: an agent never
+# makes a million calls.
+TRY_SPAN = 1_000_000
+
+
+def try_generation(top_index: int | None) -> int:
+    """Which try of an agent is current, from the highest index among its stored steps."""
+    return 0 if top_index is None else top_index // TRY_SPAN
+
+
+def step_reservation_id(task_id: int, index: int, generation: int = 0) -> str:
+    """The budget reservation of one model call. A new try's calls reuse the indexes of the
+    earlier ones, so their ids carry the try: the earlier calls' ids are settled already, and a
+    settle under one of them would count nothing."""
+    return f"t{task_id}:s{index}" + (f":g{generation}" if generation else "")
 
 
 def rebuild_budget(run: Run) -> bool:
@@ -32,7 +46,16 @@ def rebuild_budget(run: Run) -> bool:
     """
     chat = Step.objects.filter(task__run=run, kind="chat")
     totals = chat.aggregate(usd=Sum("cost_usd"), tokens=Sum(F("tokens_in") + F("tokens_out")))
-    settled = [step_reservation_id(t, i) for t, i in chat.values_list("task_id", "index")]
+    tops = dict(
+        Step.objects.filter(task__run=run, index__gte=TRY_SPAN)
+        .values_list("task_id")
+        .annotate(top=Max("index"))
+        .values_list("task_id", "top")
+    )
+    settled = [
+        step_reservation_id(t, i, try_generation(tops.get(t)))
+        for t, i in chat.values_list("task_id", "index")
+    ]
     return budget_for(run).rebuild(
         float(run.budget_usd) if run.budget_usd is not None else None,
         int(run.budget_tokens) if run.budget_tokens is not None else None,

@@ -16,13 +16,20 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from agents.budget import BudgetNotInitialized
 from agents.contract import AgentCancelled, BudgetExhausted, ProviderError, Usage
 from agents.limits import LeaseSemaphore
 from agents.pricing import estimate_cost_upper_bound, price_call
-from runs.budget import budget_for, rebuild_budget, step_reservation_id
+from runs.budget import (
+    TRY_SPAN,
+    budget_for,
+    rebuild_budget,
+    step_reservation_id,
+    try_generation,
+)
 from runs.event_types import EventType
 from runs.events import record_event
 from runs.models import Run, Step, Task
@@ -81,7 +88,14 @@ class AgentRuntime:
         self.slot = slot
         self.holder = holder
         # A task never started before this claim has no stored steps: one query fewer.
-        self._stored: dict[int, Step] = {} if fresh else {s.index: s for s in task.steps.all()}
+        # Only this try's steps: replaying or re-settling an earlier try's would pay twice.
+        self._stored: dict[int, Step] = (
+            {} if fresh else {s.index: s for s in task.steps.filter(index__lt=TRY_SPAN)}
+        )
+        # Earlier tries' steps sit at TRY_SPAN and above: which try this is names its budget
+        # reservations (``step_reservation_id``).
+        top = Step.objects.filter(task=task, index__gte=TRY_SPAN).aggregate(top=Max("index"))
+        self._generation = try_generation(top["top"])
         self.deadline = time.monotonic() + settings.HARNESS_AGENT_TIMEOUT_S
         # The claim wrote the first heartbeat.
         self._last_beat = time.monotonic()
@@ -94,7 +108,7 @@ class AgentRuntime:
         return sum((step.cost_usd for step in chats), Decimal(0)), any(s.unpriced for s in chats)
 
     def _rid(self, index: int) -> str:
-        return step_reservation_id(self.task.pk, index)
+        return step_reservation_id(self.task.pk, index, self._generation)
 
     # -- AgentContext -------------------------------------------------------------------------
     def replay(self, index: int) -> dict[str, Any] | None:
@@ -175,7 +189,9 @@ class AgentRuntime:
         name: str = "",
     ) -> None:
         price = price_call(self.provider_kind, self.task.provider, model, usage)
-        cost = price.cost_usd if price.cost_usd is not None else Decimal(0)
+        # Stored with six decimals: the budget settles the stored figure, so the run's total,
+        # its steps and its budget agree to the micro-dollar.
+        cost = (price.cost_usd or Decimal(0)).quantize(Decimal("0.000001"))
         step = self._store(
             Step(
                 task=self.task,

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from runs.actions import enqueue
 from runs.actions.launch import LaunchError, check_provider
+from runs.actions.tries import new_try
 from runs.event_types import EventType
 from runs.events import record_event, record_events
 from runs.models import Run, Task
@@ -62,18 +63,7 @@ def retry_failed(run: Run, user: Any) -> int:
             Run.Status.RUNNING, f"retry requested by {user.get_username()}"
         ):
             return 0
-        moved = Task.move_many(
-            failed,
-            Task.Status.PENDING,
-            allowed_from=[Task.Status.FAILED],
-            attempts=0,
-            error="",
-            # A new try: its duration and queue wait are its own (the agent page lists every
-            # attempt, of every try, from the events).
-            started_at=None,
-            queued_at=None,
-            finished_at=None,
-        )
+        moved = new_try(failed, Task.Status.FAILED)
         record_events(
             run,
             [(EventType.RUN_RESUMED, {"by": user.get_username(), "retrying": len(moved)}, None)]

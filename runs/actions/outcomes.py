@@ -26,7 +26,7 @@ from agents.snapshot import open_snapshot
 from runs.actions import enqueue
 from runs.actions.dispatch import hand_over_slot, schedule_dispatch
 from runs.actions.planning import task_created
-from runs.budget import budget_for
+from runs.budget import TRY_SPAN, budget_for
 from runs.event_types import EventType
 from runs.events import EventItem, record_event, record_events
 from runs.models import Finding, Run, Task
@@ -109,44 +109,61 @@ def retry_task(task: Task, *, delay: float, error: str = "", rate_limited: bool 
             record_event(run, EventType.TASK_RETRYING, payload, task=task)
 
 
+def _paid(task: Task) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the agent's stored calls cost, as (its own fields: every try; the run's deltas:
+    this try's calls, the earlier tries' were added when they ended). A failed, cancelled or
+    skipped agent paid for the calls it made too: the run's totals, its budget and its steps
+    must agree."""
+    this_try = Q(index__lt=TRY_SPAN)
+    totals = task.steps.aggregate(
+        tin=Sum("tokens_in"),
+        tout=Sum("tokens_out"),
+        cost=Sum("cost_usd"),
+        n_unpriced=Count("id", filter=Q(unpriced=True)),
+        run_tin=Sum("tokens_in", filter=this_try),
+        run_tout=Sum("tokens_out", filter=this_try),
+        run_cost=Sum("cost_usd", filter=this_try),
+        run_n_unpriced=Count("id", filter=this_try & Q(unpriced=True)),
+        model_s=Sum("seconds", filter=Q(kind="chat")),
+        tool_s=Sum("seconds", filter=Q(kind="tool")),
+    )
+    fields = {
+        "tokens_in": totals["tin"] or 0,
+        "tokens_out": totals["tout"] or 0,
+        "cost_usd": totals["cost"] or Decimal(0),
+        "unpriced": bool(totals["n_unpriced"]),
+        "model_seconds": totals["model_s"] or 0.0,
+        "tool_seconds": totals["tool_s"] or 0.0,
+    }
+    deltas = {
+        name: F(name) + value
+        for name, value in (
+            ("tokens_in", totals["run_tin"]),
+            ("tokens_out", totals["run_tout"]),
+            ("cost_usd", totals["run_cost"]),
+            ("unpriced_calls", totals["run_n_unpriced"]),
+        )
+        if value
+    }
+    return fields, deltas
+
+
 def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
     """Store the agent's findings and spawn requests and mark it succeeded — all or nothing.
     Returns False when another delivery already completed it."""
     with transaction.atomic():
         run = lock_run(task.run_id)
-        totals = task.steps.aggregate(
-            tin=Sum("tokens_in"),
-            tout=Sum("tokens_out"),
-            cost=Sum("cost_usd"),
-            unpriced=Count("id", filter=Q(unpriced=True)),
-            model_s=Sum("seconds", filter=Q(kind="chat")),
-            tool_s=Sum("seconds", filter=Q(kind="tool")),
-        )
-        tin, tout = totals["tin"] or 0, totals["tout"] or 0
-        cost = totals["cost"] or Decimal(0)
+        fields, deltas = _paid(task)
         output = result.output
         findings = _findings(run, task, output.findings)
+        if findings:
+            deltas["findings_count"] = F("findings_count") + len(findings)
         won = task.move(
             Task.Status.SUCCEEDED,
             allowed_from=[Task.Status.RUNNING],
-            run_deltas={
-                name: F(name) + value
-                for name, value in (
-                    ("tokens_in", tin),
-                    ("tokens_out", tout),
-                    ("cost_usd", cost),
-                    ("unpriced_calls", totals["unpriced"] or 0),
-                    ("findings_count", len(findings)),
-                )
-                if value
-            },
+            run_deltas=deltas,
             finished_at=timezone.now(),
-            tokens_in=tin,
-            tokens_out=tout,
-            cost_usd=cost,
-            unpriced=bool(totals["unpriced"]),
-            model_seconds=totals["model_s"] or 0.0,
-            tool_seconds=totals["tool_s"] or 0.0,
+            **fields,
             summary=output.summary,
             output={"data": output.data, "model": result.model, "provider": result.provider},
             error="",
@@ -173,8 +190,8 @@ def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
             (
                 EventType.TASK_SUCCEEDED,
                 {
-                    "tokens": {"input": tin, "output": tout},
-                    "cost_usd": str(cost),
+                    "tokens": {"input": fields["tokens_in"], "output": fields["tokens_out"]},
+                    "cost_usd": str(fields["cost_usd"]),
                     "findings": len(findings),
                     "children": children,
                 },
@@ -285,11 +302,14 @@ def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut])
 def fail_task(task: Task, error: str) -> bool:
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=task.run_id)
+        fields, deltas = _paid(task)
         won = task.move(
             Task.Status.FAILED,
             allowed_from=[Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING],
+            run_deltas=deltas,
             finished_at=timezone.now(),
             error=error[:2000],
+            **fields,
             **_span(task),
         )
         if not won:
@@ -317,11 +337,14 @@ def budget_exhausted(task: Task, reason: str) -> None:
     """The budget cannot cover this task: skip it, stop the run's dispatch and spawning."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=task.run_id)
+        fields, deltas = _paid(task)
         if task.move(
             Task.Status.SKIPPED,
             allowed_from=[Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING],
+            run_deltas=deltas,
             finished_at=timezone.now(),
             error=f"budget exhausted: {reason}"[:2000],
+            **fields,
             **_span(task),
         ):
             record_event(run, EventType.TASK_SKIPPED, {"reason": "budget exhausted"}, task=task)
@@ -347,6 +370,7 @@ def _budget_used(run: Run) -> str:
 def cancel_task(task: Task, reason: str) -> None:
     with transaction.atomic():
         run = lock_run(task.run_id)
+        fields, deltas = _paid(task)
         if task.move(
             Task.Status.CANCELLED,
             allowed_from=[
@@ -355,8 +379,10 @@ def cancel_task(task: Task, reason: str) -> None:
                 Task.Status.RETRYING,
                 Task.Status.PENDING,
             ],
+            run_deltas=deltas,
             finished_at=timezone.now(),
             error=reason[:2000],
+            **fields,
             **_span(task),
         ):
             record_event(run, EventType.TASK_CANCELLED, {"reason": reason[:300]}, task=task)

@@ -8,9 +8,9 @@ to pending as a new try, like "Retry failed" does for failed ones. When they fin
 aggregates again into a new version, which leaves the dismissed finding out.
 
 A new try must really call the model again: the agent's stored steps would otherwise be
-replayed (that is how a redelivered agent avoids paying twice). They are kept for the record
-and the budget, moved past the indexes the new try will use; the budget state is rebuilt from
-them after commit so the new calls' reservation ids are not mistaken for settled ones.
+replayed (that is how a redelivered agent avoids paying twice). ``runs.actions.tries`` keeps
+them for the record and the budget, moved past the indexes the new try will use, whose budget
+reservations carry the try so they are never mistaken for the settled ones.
 """
 
 from __future__ import annotations
@@ -20,22 +20,17 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Max
 from django.utils import timezone
 
-from harness_site.redis_client import get_redis
 from runs.actions import enqueue
 from runs.actions.launch import LaunchError, check_provider
 from runs.actions.refusals import DecisionRefused
 from runs.actions.review import review_finding
-from runs.budget import budget_for, rebuild_budget
+from runs.actions.tries import new_try
 from runs.event_types import EventType
 from runs.events import record_events
-from runs.models import Approval, Finding, Run, Step, Task
+from runs.models import Approval, Finding, Run, Task
 from runs.tracing import run_context
-
-# Steps of earlier tries live at index + TRY_SPAN * n: an agent never makes a million calls.
-TRY_SPAN = 1_000_000
 
 
 @dataclass
@@ -141,50 +136,13 @@ def dismiss_and_rerun(finding: Finding, user: Any, comment: str) -> RerunEstimat
             ]
             + [(EventType.TASK_RETRY_REQUESTED, {}, t) for t in moved],
         )
-        keys = budget_for(run).keys
-
-        def rebuild() -> None:
-            get_redis().delete(*keys)
-            rebuild_budget(Run.objects.get(pk=run.pk))
-
-        # Registered before the dispatch message: the new try's first reservation finds the
-        # rebuilt state.
-        transaction.on_commit(rebuild)
         enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk, context=run_context(run))
     return est
 
 
 def _new_try(run: Run, tasks: list[Task]) -> list[Task]:
-    """Succeeded agents back to pending with fresh counters. Their totals leave the run's (the
-    outcome of the new try adds every stored call of the agent back, old and new), and their
-    stored steps move past the new try's indexes."""
-    for task in tasks:
-        top = Step.objects.filter(task=task).aggregate(top=Max("index"))["top"]
-        if top is not None:
-            shift = TRY_SPAN * (1 + top // TRY_SPAN)
-            Step.objects.filter(task=task, index__lt=TRY_SPAN).update(index=F("index") + shift)
-    totals: dict[str, Any] = {
-        "tokens_in": sum(t.tokens_in for t in tasks),
-        "tokens_out": sum(t.tokens_out for t in tasks),
-        "cost_usd": sum((t.cost_usd for t in tasks), Decimal(0)),
-        "unpriced_calls": Step.objects.filter(task__in=tasks, kind="chat", unpriced=True).count(),
-        "findings_count": Finding.objects.filter(task__in=tasks).count(),
-    }
-    moved = Task.move_many(
-        tasks,
-        Task.Status.PENDING,
-        allowed_from=[Task.Status.SUCCEEDED],
-        run_deltas={name: F(name) - value for name, value in totals.items() if value},
-        attempts=0,
-        error="",
-        started_at=None,
-        queued_at=None,
-        finished_at=None,
-        tokens_in=0,
-        tokens_out=0,
-        cost_usd=Decimal(0),
-        unpriced=False,
-    )
+    """The succeeded agents behind the finding, back to pending for a new try."""
+    moved = new_try(tasks, Task.Status.SUCCEEDED)
     if len(moved) != len(tasks):
         raise DecisionRefused("An agent behind this finding changed meanwhile: try again.")
     return moved

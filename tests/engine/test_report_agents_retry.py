@@ -4,6 +4,7 @@ get a new summary and critique, never the stale ones."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from runs.actions import enqueue, launch_run
 from runs.actions.control import retry_failed
 from runs.actions.planning import plan_run
 from runs.actions.report import aggregate
-from runs.models import Run, Task
+from runs.budget import TRY_SPAN, budget_for
+from runs.models import Run, Step, Task
 from tests.engine.helpers import make_target
 from tests.engine.test_budget_extension import _drain, _now
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -60,7 +62,11 @@ def test_a_retry_after_the_report_gets_a_fresh_summary_and_critique(
         run.refresh_from_db()
         assert run.status == Run.Status.AWAITING_REVIEW
         first = Task.objects.get(run=run, step="report")
-        assert Task.objects.filter(run=run, status=Task.Status.FAILED).count() == 1
+        failed_pk = Task.objects.get(run=run, status=Task.Status.FAILED).pk
+        # A failed agent's calls were paid for: they are in the run's cost from the start.
+        assert run.cost_usd == sum(
+            (s.cost_usd for s in Step.objects.filter(task__run=run, kind="chat")), Decimal(0)
+        )
         v1 = run.reports.get()
         assert v1.params["synthesis_input"]["agent"] == first.pk
 
@@ -81,3 +87,15 @@ def test_a_retry_after_the_report_gets_a_fresh_summary_and_critique(
         > v1.params["synthesis_input"]["raw_findings"]
     )
     assert f"agent #{critiques[1].pk}" in latest.html
+
+    # The retried agent called the model again (its first try's calls kept, moved out of the
+    # way), and every call of both tries is paid once: in the agent, the run and the budget.
+    retried = Task.objects.get(run=run, pk=failed_pk)
+    indexes = sorted(Step.objects.filter(task=retried).values_list("index", flat=True))
+    assert [i for i in indexes if i >= TRY_SPAN] == [TRY_SPAN, TRY_SPAN + 1]
+    assert [i for i in indexes if i < TRY_SPAN], indexes
+    steps = Step.objects.filter(task__run=run, kind="chat")
+    assert retried.cost_usd == sum((s.cost_usd for s in steps.filter(task=retried)), Decimal(0))
+    total = sum((s.cost_usd for s in steps), Decimal(0))
+    assert run.cost_usd == total
+    assert budget_for(run).state().spent_usd == pytest.approx(float(total), abs=1e-9)

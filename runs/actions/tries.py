@@ -1,0 +1,43 @@
+"""A new try of agents that already ran (an operator's "Retry failed", a re-run behind a
+dismissed finding): back to pending with fresh attempts, their stored calls kept but moved out
+of the new try's way.
+
+The earlier tries' steps move to index + TRY_SPAN * n, so the new try neither replays them (a
+permanent failure would only fail again) nor collides with them, and its budget reservations
+carry the try (``runs.budget.step_reservation_id``). What they cost stays in the run's totals
+(added when that try ended) and in the agent's own (recomputed over every try at its end).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db.models import F, Max
+
+from runs.budget import TRY_SPAN
+from runs.models import Finding, Step, Task
+
+
+def new_try(tasks: Sequence[Task], allowed_from: str) -> list[Task]:
+    """Move ``tasks`` (all in ``allowed_from``) back to pending for a new try. Returns the
+    tasks moved (the caller holds the run's lock)."""
+    for task in tasks:
+        top = Step.objects.filter(task=task).aggregate(top=Max("index"))["top"]
+        if top is not None:
+            shift = TRY_SPAN * (1 + top // TRY_SPAN)
+            Step.objects.filter(task=task, index__lt=TRY_SPAN).update(index=F("index") + shift)
+    # Their findings stay stored; the new try's outcome counts what it reports again.
+    findings = Finding.objects.filter(task__in=tasks).count()
+    return Task.move_many(
+        tasks,
+        Task.Status.PENDING,
+        allowed_from=[allowed_from],
+        run_deltas={"findings_count": F("findings_count") - findings} if findings else None,
+        attempts=0,
+        error="",
+        # A new try: its duration and queue wait are its own (the agent page lists every
+        # attempt, of every try, from the events).
+        started_at=None,
+        queued_at=None,
+        finished_at=None,
+    )
