@@ -18,7 +18,8 @@ import pytest
 from harness_site.telemetry import setup_telemetry, shutdown_telemetry
 from runs.actions import launch_run
 from runs.actions.control import cancel_run
-from runs.models import Run, Span, Task
+from runs.actions.review import decide_approval
+from runs.models import Approval, Run, Span, Task
 from tests.conftest import ROOT, subprocess_env
 from tests.engine.helpers import make_target, wait_for_run
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -237,6 +238,8 @@ def test_each_run_is_one_whole_trace_at_an_otlp_receiver(
             "the cancelled run's agents never stopped",
         )
         runs = [Run.objects.get(pk=r.pk) for r in (succeeded, failed, cancelled)]
+        reviewer = make_user("reviewer")  # the report's approval: a span under the ended root
+        decide_approval(Approval.objects.get(run=succeeded, gate="report"), reviewer, "approved")
         by_trace = wait_for_exported(receiver, runs)
 
     assert set(by_trace) == {run.trace_id for run in runs}  # one trace per run, no other
@@ -254,6 +257,10 @@ def test_each_run_is_one_whole_trace_at_an_otlp_receiver(
             task_tree = dict(started.values_list("pk", "parent_id"))
             assert span_tree == task_tree
             assert len([p for p in span_tree.values() if p is not None]) == 1
+            (review,) = [s for s in by_trace[run.trace_id] if s.name == "review report"]
+            assert review.parent_span_id == run.root_span_id
+            assert review.attributes["harness.decision"] == "approved"
+            assert review.attributes["user.id"] == str(reviewer.pk)
         else:
             assert root.is_error
             assert root.attributes["error.type"] == (
