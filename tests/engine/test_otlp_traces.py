@@ -91,9 +91,13 @@ def wait_for_exported(receiver: OtlpReceiver, runs: list[Run]) -> dict[str, list
             + repr([(m.name, m.attributes.get("service.component"), m.run_id) for m in missing])
         )
     time.sleep(1)  # anything late (and unwanted) arrives now
-    # And the other way: every span received was stored, whatever the run's end (an agent
-    # cancelled or failed mid-call included).
-    received_spans = {s.span_id: s for s in receiver.received() if s.trace_id in traces}
+    # And the other way: every span of a run received was stored, whatever the run's end (an
+    # agent cancelled or failed mid-call included). Celery's own spans, when on, are not a run's.
+    received_spans = {
+        s.span_id: s
+        for s in receiver.received()
+        if s.trace_id in traces and "harness.run_id" in s.attributes
+    }
     stored = set(Span.objects.filter(run__in=runs).values_list("span_id", flat=True))
     unstored = [
         (s.name, s.attributes.get("harness.task_id"), s.attributes.get("error.type"))
