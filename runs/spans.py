@@ -166,8 +166,9 @@ class DatabaseSpanProcessor(SpanProcessor):
             return True
         except IntegrityError:
             pass  # a run deleted since its spans ended: keep every other run's spans below
-        except (OperationalError, InterfaceError):
-            logger.info("span store: connection error, kept for the next flush", exc_info=True)
+        except (OperationalError, InterfaceError) as exc:
+            # Expected about once a task in a prefork child (see the module's docstring).
+            logger.debug("span store: %s, kept for the next flush", exc)
             return False
         except Exception:  # telemetry must never break the work it observes
             logger.warning("could not store %d span(s)", len(rows), exc_info=True)
