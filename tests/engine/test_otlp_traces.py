@@ -84,7 +84,11 @@ def wait_for_exported(receiver: OtlpReceiver, runs: list[Run]) -> dict[str, list
         received = {s.span_id for s in receiver.received() if s.trace_id in traces}
         missing = Span.objects.filter(run__in=runs).exclude(span_id__in=received)
         stored = set(Span.objects.filter(run__in=runs).values_list("span_id", flat=True))
-        rootless = [(r.pk, r.status) for r in runs if r.root_span_id not in stored]
+        rootless = [
+            (r.pk, r.status, "received" if r.root_span_id in received else "not received")
+            for r in runs
+            if r.root_span_id not in stored
+        ]
         raise AssertionError(
             f"runs whose root span was never stored: {rootless}; spans stored but never "
             "received: "
