@@ -17,6 +17,7 @@ WORKFLOW_NAME = "gen_ai.workflow.name"
 # Not in the conventions yet, but what Langfuse and OpenLIT read as a span's cost in USD.
 COST = "gen_ai.usage.cost"
 ERROR_TYPE = "error.type"  # the general convention, on every span that failed
+USER_ID = "user.id"  # the general convention: who decided at a gate
 # Content attributes: only written when HARNESS_CAPTURE_CONTENT is on.
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
@@ -32,3 +33,9 @@ TASK_ID = "harness.task_id"
 COST_USD = "harness.cost_usd"
 RUN_STATUS = "harness.status"
 UNPRICED = "harness.unpriced"
+BUDGET_USD = "harness.budget_usd"
+# A reviewer's decision at a gate (a ``review`` span); the comment only with content capture.
+GATE = "harness.gate"
+DECISION = "harness.decision"
+APPROVAL_ID = "harness.approval_id"
+DECISION_COMMENT = "harness.decision.comment"

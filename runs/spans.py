@@ -5,6 +5,13 @@ Spans are written in batches by one background thread per process (like OpenTele
 ``BatchSpanProcessor``): an agent's thread never waits on the database to record its span, and a
 hundred agents ending at once cost one INSERT, not a hundred write transactions. A process
 killed outright loses at most the last ``FLUSH_EVERY_S`` of spans; a clean shutdown flushes.
+
+A batch that meets a connection error is kept and tried again at the next flush (for about
+``RETRY_FOR_S``), not dropped: in a prefork worker child, Celery's Django fix-up closes the
+process's whole connection pool before and after every task (``close_pool``), so the writer
+thread, waiting in the pool for a connection while an agent's task ends, fails with
+``PoolClosed`` about once a task; the next flush gets a new pool. Dropping that batch lost the
+agent's spans from the dashboard while they still reached the OTLP receiver.
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from agents import semconv
@@ -25,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 FLUSH_EVERY_S = 0.2
 BATCH_ROWS = 500
+# How long a batch that met connection errors is retried before it is given up (with a warning).
+RETRY_FOR_S = 10.0
+# A worker's exit waits at most this long on a batch that meets connection errors.
+SHUTDOWN_RETRY_S = 1.0
 # Celery worker processes turn batching on (``runs.tasks``). Elsewhere (the web process, a
 # management command, a test calling the worker in-process) each span is stored as it ends, in
 # the caller's own connection and transaction, as a test's rollback expects.
@@ -80,6 +92,7 @@ class DatabaseSpanProcessor(SpanProcessor):
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._failing_since: float | None = None  # the monotonic time connection errors began
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
@@ -90,7 +103,8 @@ class DatabaseSpanProcessor(SpanProcessor):
         if row is None:
             return
         if not _batching:
-            self._store([row])
+            if not self._store([row]):
+                logger.warning("could not store span %s: no database connection", row.name)
             return
         with self._lock:
             self._rows.append(row)
@@ -111,30 +125,54 @@ class DatabaseSpanProcessor(SpanProcessor):
             self._wake.clear()
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
+        """Store the pending rows; False when they met a connection error and are kept."""
         with self._lock:
             rows, self._rows = self._rows, []
         if not rows:
-            return
+            return True
         try:
-            self._store(rows)
+            stored = self._store(rows)
         finally:
             if connection.vendor == "postgresql":
                 connection.close()  # back to the pool between batches
+        now = time.monotonic()
+        if stored:
+            self._failing_since = None
+            return True
+        if self._failing_since is None:
+            self._failing_since = now
+        if now - self._failing_since > RETRY_FOR_S:
+            logger.warning(
+                "could not store %d span(s): no database connection for %.0fs",
+                len(rows),
+                now - self._failing_since,
+            )
+            self._failing_since = None
+            return True
+        with self._lock:  # ahead of the spans that ended meanwhile, in order
+            self._rows[:0] = rows
+        return False
 
     @staticmethod
-    def _store(rows: list[Span]) -> None:
+    def _store(rows: list[Span]) -> bool:
+        """Store the rows; False (nothing stored) on a connection error, worth another try."""
         try:
-            # A span stored twice (a redelivered agent) is ignored by the unique key. In a
-            # savepoint: a failure here must not spoil a caller's transaction.
+            # A span stored twice (a redelivered agent, or a batch tried again) is ignored by
+            # the unique key. In a savepoint: a failure here must not spoil a caller's
+            # transaction.
             with transaction.atomic():
                 Span.objects.bulk_create(rows, ignore_conflicts=True, batch_size=BATCH_ROWS)
-            return
+            return True
         except IntegrityError:
             pass  # a run deleted since its spans ended: keep every other run's spans below
+        except (OperationalError, InterfaceError) as exc:
+            # Expected about once a task in a prefork child (see the module's docstring).
+            logger.debug("span store: %s, kept for the next flush", exc)
+            return False
         except Exception:  # telemetry must never break the work it observes
             logger.warning("could not store %d span(s)", len(rows), exc_info=True)
-            return
+            return True
         dropped = 0
         for row in rows:
             try:
@@ -144,11 +182,20 @@ class DatabaseSpanProcessor(SpanProcessor):
                 dropped += 1
             except Exception:
                 logger.warning("could not store span %s", row.name, exc_info=True)
-                return
+                return True
         logger.info("dropped %d span(s) of deleted runs", dropped)
+        return True
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        self._flush()
+        return self._flush_for(timeout_millis / 1000)
+
+    def _flush_for(self, seconds: float) -> bool:
+        """Flush, trying a batch that met a connection error again for up to ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while not self._flush():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(FLUSH_EVERY_S)
         return True
 
     def shutdown(self) -> None:
@@ -156,4 +203,4 @@ class DatabaseSpanProcessor(SpanProcessor):
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
-        self._flush()
+        self._flush_for(SHUTDOWN_RETRY_S)

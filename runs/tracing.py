@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Min
 from opentelemetry.context import Context
@@ -24,9 +25,10 @@ from opentelemetry.trace import Span as OtelSpan
 from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
 from agents import semconv
+from agents.spans import PART_MAX_CHARS
 from harness_site.telemetry import emit_root_span, get_tracer, parent_context
 from runs.event_types import EventType
-from runs.models import Run, Span
+from runs.models import Approval, Run, Span
 
 # The run's states whose root span reports an error, and the ``error.type`` it carries.
 ERROR_STATES: dict[str, str] = {
@@ -113,6 +115,8 @@ def end_run_trace(run_id: int) -> None:
         semconv.COST_USD: float(run.cost_usd),
         semconv.RUN_STATUS: run.status,
     }
+    if run.budget_usd is not None:  # a resume after a budget extension shows the new limit
+        attributes[semconv.BUDGET_USD] = float(run.budget_usd)
     status = Status(StatusCode.UNSET)
     error = ERROR_STATES.get(str(run.status))
     if error:
@@ -128,6 +132,35 @@ def end_run_trace(run_id: int) -> None:
         status,
         parent,
     )
+
+
+def trace_decision(run: Run, approval: Approval, decision: str, user: Any, comment: str) -> None:
+    """A reviewer's decision at a gate (report, task, finding, budget), as a ``review`` span of
+    the run's trace under its root. The root may have ended (a run awaiting review has): a
+    child ending after its parent is valid, and receivers nest it all the same. Emitted once
+    the decision commits, so a decision that lost the race to another reviewer (rolled back)
+    never appears. The reviewer by id; the comment, free text that may quote the target, only
+    with content capture on."""
+    start_ns = time.time_ns()
+    attributes: dict[str, Any] = {
+        **run_attributes(run),
+        semconv.GATE: approval.gate,
+        semconv.DECISION: decision,
+        semconv.APPROVAL_ID: approval.pk,
+    }
+    if user is not None and user.pk is not None:
+        attributes[semconv.USER_ID] = str(user.pk)
+    if comment and settings.HARNESS_CAPTURE_CONTENT:
+        attributes[semconv.DECISION_COMMENT] = comment[:PART_MAX_CHARS]
+    context = run_context(run)
+
+    def emit() -> None:
+        span = get_tracer().start_span(
+            f"review {approval.gate}", context=context, start_time=start_ns, attributes=attributes
+        )
+        span.end()
+
+    transaction.on_commit(emit)
 
 
 def record_span(

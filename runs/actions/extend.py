@@ -16,13 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from harness_site.redis_client import get_redis
-from runs.actions.dispatch import schedule_dispatch
+from runs.actions import enqueue
 from runs.actions.launch import BUDGET_USD_MAX
 from runs.actions.refusals import DecisionRefused
 from runs.budget import budget_for, rebuild_budget
 from runs.event_types import EventType
 from runs.events import record_event, record_events
 from runs.models import Approval, Run, Task
+from runs.tracing import run_context
 
 MICRO = Decimal(1_000_000)
 BUDGET_SKIP = "budget exhausted"
@@ -98,5 +99,7 @@ def apply_extension(run: Run, approval: Approval, user: Any) -> int:
         rebuild_budget(Run.objects.get(pk=run.pk))
 
     transaction.on_commit(rebuild)
-    schedule_dispatch(run.pk)
+    # Like a retry's resumption: published in the run's trace (Celery's spans, when on, join
+    # it), and the run's next end is a ``resume`` span under its root (runs.tracing).
+    enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk, context=run_context(run))
     return len(moved)

@@ -19,7 +19,7 @@ from runs.actions.refusals import DecisionRefused
 from runs.event_types import EventType
 from runs.events import record_event
 from runs.models import Approval, Finding, Run, Task
-from runs.tracing import run_context
+from runs.tracing import run_context, trace_decision
 
 CHANGES_REQUESTED = "changes_requested"
 DECISIONS = (Approval.Decision.APPROVED, Approval.Decision.REJECTED, CHANGES_REQUESTED)
@@ -92,6 +92,7 @@ def decide_approval(approval: Approval, user: Any, decision: str, comment: str =
                 "comment": comment[:500],
             },
         )
+        trace_decision(run, approval, decision, user, comment)
         if approval.gate == Approval.Gate.REPORT:
             status = Run.Status.APPROVED if decision == "approved" else Run.Status.REJECTED
             if run.transition(status, f"{decision} by {_who(user)}"):
@@ -142,6 +143,7 @@ def _request_changes(approval: Approval, user: Any, comment: str) -> None:
                 "comment": comment[:500],
             },
         )
+        trace_decision(run, approval, CHANGES_REQUESTED, user, comment)
 
 
 def review_finding(finding: Finding, user: Any, decision: str, comment: str = "") -> None:

@@ -177,6 +177,9 @@ class FakeServer:
         # A behaviour for every request of one of the report's agents ("report", "critique").
         self.by_step: dict[str, str] = {}
         self.prose = False  # answer the tool phase in prose (forces the final-answer turn)
+        # The first this many conversations offered ``spawn_subagent`` call it once (a run of
+        # depth 2 on demand); 0 (the default) never spawns. See ``spawn_calls``.
+        self.spawns = 0
         self.requests: list[Recorded] = []
         self.lock = threading.Lock()
         server = self
@@ -254,6 +257,20 @@ class FakeServer:
 
     def respond(self, handler: BaseHTTPRequestHandler, recorded: Recorded, behaviour: str) -> None:
         raise NotImplementedError
+
+    def spawn_calls(self, view: View) -> list[tuple[str, dict[str, Any]]]:
+        """A ``spawn_subagent`` call on a conversation's first turn while ``spawns`` allows:
+        a sub-agent on the same files, its scope marked as a part so that its task key differs
+        from its parent's (the engine refuses a duplicate)."""
+        files = scope_files(view)
+        if view.calls_made or view.final_mode or "spawn_subagent" not in view.offered or not files:
+            return []
+        with self.lock:
+            if self.spawns <= 0:
+                return []
+            self.spawns -= 1
+        scope = {"files": files, "part": "second look"}
+        return [("spawn_subagent", {"scope": scope, "why": "a second look at this chunk"})]
 
     @staticmethod
     def send(

@@ -157,6 +157,7 @@ class FakeOpenAIServer(FakeServer):
         view = self.view(body)
         message: dict[str, Any] = {"role": "assistant", "content": None}
         calls = [] if behaviour in ("malformed", "invalid") else brain_next_calls(view)
+        calls = self.spawn_calls(view) + calls if calls else calls
         if calls:
             message["tool_calls"] = [
                 {

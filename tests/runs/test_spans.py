@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -90,3 +91,68 @@ def test_spans_of_a_deleted_run_do_not_take_the_batch_with_them() -> None:
     deleted.delete()  # between the spans' end and the writer's batch
     spans.DatabaseSpanProcessor._store(rows)
     assert sorted(Span.objects.values_list("name", flat=True)) == ["agent 0", "agent 2"]
+
+
+def _flaky_bulk_create(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[str]:
+    """Span.objects.bulk_create fails ``failures`` times as it does in a prefork worker child
+    when Celery's Django fix-up closes the process's pool at a task's end."""
+    real = Span.objects.bulk_create
+    failed: list[str] = []
+
+    def bulk_create(*args: Any, **kwargs: Any) -> Any:
+        if len(failed) < failures:
+            failed.append("pool closed")
+            raise OperationalError("the pool 'pool-3' is closed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(Span.objects, "bulk_create", bulk_create)
+    return failed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_meets_a_connection_error_is_stored_at_the_next_flush(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = make_run()
+    monkeypatch.setattr(spans, "_batching", True)
+    failed = _flaky_bulk_create(monkeypatch, failures=2)
+    processor = spans.DatabaseSpanProcessor()
+    tracer = _tracer(processor)
+    with tracer.start_as_current_span("invoke_agent", attributes={semconv.RUN_ID: run.pk}):
+        pass
+    deadline = time.monotonic() + 5
+    while not Span.objects.filter(run=run).exists():
+        assert time.monotonic() < deadline, "the batch was dropped after a connection error"
+        time.sleep(0.05)
+    with tracer.start_as_current_span("chat", attributes={semconv.RUN_ID: run.pk}):
+        pass
+    processor.shutdown()
+    assert failed == ["pool closed", "pool closed"]
+    assert sorted(Span.objects.filter(run=run).values_list("name", flat=True)) == [
+        "chat",
+        "invoke_agent",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_stays_away_costs_the_batch_once_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = make_run()
+    monkeypatch.setattr(spans, "_batching", True)
+    monkeypatch.setattr(spans, "RETRY_FOR_S", 0.5)
+    failed = _flaky_bulk_create(monkeypatch, failures=10_000)
+    processor = spans.DatabaseSpanProcessor()
+    tracer = _tracer(processor)
+    with tracer.start_as_current_span("invoke_agent", attributes={semconv.RUN_ID: run.pk}):
+        pass
+    deadline = time.monotonic() + 5
+    while "no database connection" not in caplog.text:
+        assert time.monotonic() < deadline, "a batch was kept forever"
+        time.sleep(0.05)
+    tries = len(failed)
+    time.sleep(0.5)
+    assert len(failed) == tries  # given up: not tried again and again
+    assert processor._rows == []
+    processor.shutdown()
+    assert not Span.objects.filter(run=run).exists()

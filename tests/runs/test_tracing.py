@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import transaction
+from opentelemetry import trace
 
 from runs import tracing
+from runs.actions import enqueue
 from runs.actions.control import cancel_run
+from runs.actions.extend import request_extension
+from runs.actions.refusals import DecisionRefused
+from runs.actions.review import decide_approval
 from runs.event_types import EventType
 from runs.events import record_event
-from runs.models import Run, Span
-from tests.runs.factories import make_run
+from runs.models import Approval, Run, Span
+from tests.runs.factories import make_report, make_run
 
 pytestmark = pytest.mark.django_db
 
@@ -74,3 +81,112 @@ def test_a_resumed_run_that_ends_again_records_its_new_end_under_the_root() -> N
     assert (resume.trace_id, resume.parent_span_id) == (trace_id, root_span_id)
     assert resume.attributes["harness.status"] == "awaiting_review"
     assert "error.type" not in resume.attributes
+
+
+def _awaiting_review(launcher: Any) -> tuple[Run, Approval]:
+    run = make_run(launcher, status=Run.Status.AWAITING_REVIEW)
+    make_report(run)
+    tracing.end_run_trace(run.pk)  # the root ended when the run began awaiting review
+    return run, Approval.objects.create(run=run, gate=Approval.Gate.REPORT, target_id=1)
+
+
+@pytest.mark.parametrize(
+    ("decision", "comment"),
+    [
+        ("approved", ""),
+        ("rejected", "The SQL findings are not evidenced."),
+        ("changes_requested", "Say which lines."),
+    ],
+)
+def test_a_decision_at_the_report_gate_is_a_review_span_under_the_ended_root(
+    decision: str,
+    comment: str,
+    operator: Any,
+    reviewer: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    run, gate = _awaiting_review(operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        decide_approval(gate, reviewer, decision, comment)
+    trace_id, root_span_id = tracing.run_trace(run)
+    (review,) = Span.objects.filter(run=run, name="review report")
+    assert (review.trace_id, review.parent_span_id) == (trace_id, root_span_id)
+    assert review.attributes["harness.decision"] == decision
+    assert review.attributes["harness.gate"] == "report"
+    assert review.attributes["harness.approval_id"] == gate.pk
+    assert review.attributes["user.id"] == str(reviewer.pk)
+    assert review.attributes["gen_ai.conversation.id"] == str(run.uid)
+    # Free text (it may quote the target) and the reviewer's name stay out by default.
+    assert "harness.decision.comment" not in review.attributes
+    assert reviewer.get_username() not in str(review.attributes)
+    assert review.start >= Span.objects.get(span_id=root_span_id).end
+
+
+def test_the_comment_is_traced_only_with_content_capture_on(
+    operator: Any, reviewer: Any, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.HARNESS_CAPTURE_CONTENT = True
+    run, gate = _awaiting_review(operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        decide_approval(gate, reviewer, "rejected", "  Not evidenced.  ")
+    review = Span.objects.get(run=run, name="review report")
+    assert review.attributes["harness.decision.comment"] == "Not evidenced."
+
+
+def test_a_decision_that_does_not_commit_leaves_no_span(
+    operator: Any, reviewer: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    run, gate = _awaiting_review(operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            decide_approval(gate, reviewer, "approved")
+            raise RuntimeError("rolled back after the decision")
+        gate.refresh_from_db()
+        assert gate.decision == "pending"
+        decide_approval(gate, reviewer, "approved")
+        with pytest.raises(DecisionRefused):  # already decided: refused, and not traced
+            decide_approval(gate, reviewer, "approved")
+    assert Span.objects.filter(run=run, name="review report").count() == 1
+
+
+def test_a_budget_extension_is_traced_and_the_resumed_run_ends_in_a_resume_span(
+    operator: Any,
+    reviewer: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    published: list[tuple[str, str]] = []
+
+    def send(name: str, object_id: int, countdown: float | None = None) -> None:
+        current = trace.get_current_span().get_span_context()
+        published.append((name, f"{current.trace_id:032x}"))
+
+    monkeypatch.setattr(enqueue, "send", send)
+    run = make_run(
+        operator, status=Run.Status.BUDGET_EXHAUSTED, budget_usd=Decimal("0.5"), status_reason="out"
+    )
+    tracing.end_run_trace(run.pk)
+    trace_id, root_span_id = tracing.run_trace(run)
+    with django_capture_on_commit_callbacks(execute=True):
+        gate = request_extension(run, operator, "2")
+        decide_approval(gate, reviewer, "approved")
+    run.refresh_from_db()
+    assert run.status == Run.Status.RUNNING
+    review = Span.objects.get(run=run, name="review budget")
+    assert review.parent_span_id == root_span_id
+    assert review.attributes["harness.decision"] == "approved"
+    assert review.attributes["user.id"] == str(reviewer.pk)
+    # The resumed run's dispatch is published inside the run's trace.
+    assert (enqueue.DISPATCH_RUN, trace_id) in published
+
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.AWAITING_REVIEW)
+    tracing.end_run_trace(run.pk)  # its second end
+    tracing.end_run_trace(run.pk)
+    root = Span.objects.get(run=run, span_id=root_span_id)
+    assert root.attributes["error.type"] == "budget_exhausted"  # the first end, unchanged
+    (resume,) = Span.objects.filter(run=run, name="resume codebase-audit")
+    assert (resume.trace_id, resume.parent_span_id) == (trace_id, root_span_id)
+    assert resume.attributes["harness.status"] == "awaiting_review"
+    assert resume.attributes["harness.budget_usd"] == 2.0
+    assert "error.type" not in resume.attributes
+    assert resume.start <= review.end
