@@ -270,3 +270,12 @@ def test_counters_and_cost_panel_show_the_same_total_in_one_render(
     assert counter and panel
     assert counter.group(1) == panel.group(1) == "0.0131"
     assert "<b>$0.0131</b> of $5.00" in html  # the budget panel's spend too
+
+
+def test_findings_page_names_each_findings_cwe_with_a_link(viewer_client: Client, run: Run) -> None:
+    task = run.tasks.first()
+    assert task is not None
+    make_finding(run, task, title="Query built from input", cwe=89)
+    html = viewer_client.get(reverse("runs:findings", args=[run.pk])).content.decode()
+    assert 'href="https://cwe.mitre.org/data/definitions/89.html"' in html
+    assert html.count("CWE-") == 1  # the factory's other finding has none
