@@ -52,13 +52,25 @@ def to_markdown(doc: dict[str, Any]) -> str:
         f"- Chain: {md_escape(' → '.join(report['chain']))}",
         "- Parameters: "
         + ", ".join(
-            f"{md_escape(str(k))}={md_escape(str(v))}" for k, v in report["params"].items()
+            f"{md_escape(str(k))}={md_escape(str(v))}"
+            for k, v in report["params"].items()
+            if k != "model_summary"
         ),
         f"- Findings: {len(kept)} kept of {len(doc['clusters'])} cluster(s)",
         "",
     ]
     for note in report.get("notes") or []:
         lines += [f"> {md_escape(str(note))}", ""]
+    summary = report["params"].get("model_summary") or {}
+    if summary.get("text"):
+        lines += [
+            "## Summary",
+            "",
+            f"Written by {md_escape(str(summary.get('by', '')))} (model output):",
+            "",
+            *_escaped_lines(str(summary["text"])),
+            "",
+        ]
     lines += ["## Findings", ""]
     if not kept:
         lines += ["No finding passed the aggregation chain.", ""]

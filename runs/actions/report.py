@@ -49,6 +49,11 @@ def aggregate(run_id: int) -> None:
             draft = run_chain(rows, facts, chain, embedder, snapshot)
             if synthesis_input:
                 draft.params["synthesis_input"] = synthesis_input
+            if facts.model_narrative:  # for the exports (model output: they escape it)
+                draft.params["model_summary"] = {
+                    "by": facts.model_narrative_by,
+                    "text": facts.model_narrative,
+                }
             note_dismissed(run, draft)
             store_report(run, draft)
         except DatabaseError:

@@ -63,6 +63,16 @@ def reported(frozen_run: Run) -> Report:  # noqa: F811 (the imported fixture)
             line_start=4,
             confidence=0.9,
         )
+    # A model-written summary quoting the same payloads (a synthesis agent that succeeded).
+    make_task(
+        run,
+        step="report",
+        role="synthesizer",
+        lens="synthesis",
+        status="succeeded",
+        summary="\n".join(XSS),
+        output={"data": {"sent": {}}, "model": "gpt-4o-mini"},
+    )
     aggregate(run.pk)
     return run.reports.get()
 
@@ -91,6 +101,19 @@ def test_markdown_export_is_inert_even_in_a_permissive_renderer(reported: Report
         if tag == "a":
             assert (attrs.get("href") or "").startswith("/runs/")
     assert "alert(1)" in out.getvalue()  # shown as text, not dropped
+    summary = out.getvalue().split("## Summary", 1)[1].split("## Findings", 1)[0]
+    assert "Written by gpt\\-4o\\-mini" in summary and summary.count("alert\\(1\\)") >= 8
+
+
+def test_the_model_summary_on_the_report_page_is_inert(
+    reported: Report, viewer_client: Client
+) -> None:
+    html = viewer_client.get(f"/runs/{reported.run_id}/").content.decode()
+    summary = html.split("<h2>Summary</h2>", 1)[1].split("<h2>", 1)[0]
+    parser = _Tags()
+    parser.feed(summary)
+    assert {tag for tag, _ in parser.tags} <= {"p", "em", "blockquote", "ul", "li", "code", "pre"}
+    assert "alert(1)" in summary
 
 
 def test_json_export_has_provenance_and_no_raw_angle_brackets(
