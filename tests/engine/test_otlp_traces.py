@@ -80,7 +80,9 @@ def wait_for_exported(receiver: OtlpReceiver, runs: list[Run]) -> dict[str, list
         stored = set(Span.objects.filter(run__in=runs).values_list("span_id", flat=True))
         return {run.root_span_id for run in runs} <= stored <= received
 
-    if not _poll(reached, 30):
+    # Longer than the pool's 60 s connection timeout: a span writer that waited that long for a
+    # connection (a loaded machine, a pool closed under it) stores its batch at the next try.
+    if not _poll(reached, 75):
         received = {s.span_id for s in receiver.received() if s.trace_id in traces}
         missing = Span.objects.filter(run__in=runs).exclude(span_id__in=received)
         stored = set(Span.objects.filter(run__in=runs).values_list("span_id", flat=True))
