@@ -42,6 +42,10 @@ SCENARIOS = [
     "prefork-child-kill-x3",
     "worker-sigstop-past-lease",
     "new-db-old-redis",
+    "db-drop",
+    "provider-fault-mix",
+    "provider-cap-10-runs",
+    "ws-reconnect",
 ]
 FAST = ["worker-kill", "redis-restart"]
 

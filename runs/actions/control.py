@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from runs.actions import enqueue
 from runs.actions.launch import LaunchError, check_provider
 from runs.event_types import EventType
 from runs.events import record_event, record_events
-from runs.models import Run, Task
+from runs.models import Run, Step, Task
 from runs.tracing import end_run_trace_after_commit, run_context
 
 
@@ -62,12 +64,26 @@ def retry_failed(run: Run, user: Any) -> int:
             Run.Status.RUNNING, f"retry requested by {user.get_username()}"
         ):
             return 0
+        # A failed agent's paid calls are in the run's totals (fail_task); the new try's outcome
+        # counts all its stored calls again, so take them out here (the run is locked: these
+        # tasks cannot change under us).
+        totals = Step.objects.filter(task__in=failed).aggregate(
+            cost_usd=Sum("cost_usd"),
+            tokens_in=Sum("tokens_in"),
+            tokens_out=Sum("tokens_out"),
+            unpriced_calls=Count("id", filter=Q(unpriced=True)),
+        )
         moved = Task.move_many(
             failed,
             Task.Status.PENDING,
             allowed_from=[Task.Status.FAILED],
+            run_deltas={name: F(name) - value for name, value in totals.items() if value},
             attempts=0,
             error="",
+            cost_usd=Decimal(0),
+            tokens_in=0,
+            tokens_out=0,
+            unpriced=False,
             # A new try: its duration and queue wait are its own (the agent page lists every
             # attempt, of every try, from the events).
             started_at=None,

@@ -279,6 +279,33 @@ def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut])
     return created
 
 
+def _paid(task: Task) -> dict[str, Any]:
+    """The calls a task made and stored, for a task that ends without succeeding: they were paid
+    (the budget in Redis settled them), so the run's cost and tokens must count them too, else
+    settled cost != step costs and the run under-reports what it spent."""
+    totals = task.steps.aggregate(
+        tin=Sum("tokens_in"),
+        tout=Sum("tokens_out"),
+        cost=Sum("cost_usd"),
+        unpriced=Count("id", filter=Q(unpriced=True)),
+    )
+    tin, tout = totals["tin"] or 0, totals["tout"] or 0
+    cost = totals["cost"] or Decimal(0)
+    deltas = (
+        ("tokens_in", tin),
+        ("tokens_out", tout),
+        ("cost_usd", cost),
+        ("unpriced_calls", totals["unpriced"] or 0),
+    )
+    return {
+        "run_deltas": {name: F(name) + value for name, value in deltas if value},
+        "tokens_in": tin,
+        "tokens_out": tout,
+        "cost_usd": cost,
+        "unpriced": bool(totals["unpriced"]),
+    }
+
+
 def fail_task(task: Task, error: str) -> bool:
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=task.run_id)
@@ -288,6 +315,7 @@ def fail_task(task: Task, error: str) -> bool:
             finished_at=timezone.now(),
             error=error[:2000],
             **_span(task),
+            **_paid(task),
         )
         if not won:
             return False
@@ -320,6 +348,7 @@ def budget_exhausted(task: Task, reason: str) -> None:
             finished_at=timezone.now(),
             error=f"budget exhausted: {reason}"[:2000],
             **_span(task),
+            **_paid(task),
         ):
             record_event(run, EventType.TASK_SKIPPED, {"reason": "budget exhausted"}, task=task)
         used = _budget_used(run)
@@ -355,6 +384,7 @@ def cancel_task(task: Task, reason: str) -> None:
             finished_at=timezone.now(),
             error=reason[:2000],
             **_span(task),
+            **_paid(task),
         ):
             record_event(run, EventType.TASK_CANCELLED, {"reason": reason[:300]}, task=task)
         schedule_dispatch(run.pk)
