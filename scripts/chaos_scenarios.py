@@ -42,7 +42,7 @@ from chaos_stack import (  # noqa: E402
 from django.core.management import CommandError, call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from runs.models import Task  # noqa: E402
+from runs.models import Run, Task  # noqa: E402
 
 # --- the scenarios -----------------------------------------------------------------------------
 # Each returns the run ids to check and the recovery time (None when past its bound).
@@ -86,17 +86,23 @@ def redis_restart_5runs(stack: Stack, bound: float) -> tuple[list[int], float | 
 
 
 def redis_idle(stack: Stack, bound: float) -> tuple[list[int], float | None]:
-    """Redis restarted under an idle worker; the next run must still be served."""
+    """Redis restarted under an idle worker that has served a run (so its channel has delivered
+    messages, and kombu restores them when the connection drops); the next run must be served
+    by the same worker, which must not have died."""
     worker = stack.start_worker()
-    time.sleep(3)
+    warm = launch(4, "warm-up")
+    wait_for(lambda: Run.objects.filter(pk=warm, finished_at__isnull=False).exists(), 60, "warm-up")
+    time.sleep(2)
     stack.kill_redis()
     time.sleep(3)
     stack.start_redis()
-    stack.notes.append("redis restarted empty; the run is launched 5 s later")
+    stack.notes.append("redis restarted empty after a first run; the next run 5 s later")
     time.sleep(5)
+    if worker.poll() is not None:
+        stack.problems.append(f"the idle worker died (exit {worker.returncode})")
     stack.ensure_worker(worker)
     run = launch(14, "idle")
-    return [run], wait_finished(stack, [run], bound)
+    return [warm, run], wait_finished(stack, [run], bound)
 
 
 def prefork_child_kill(stack: Stack, bound: float) -> tuple[list[int], float | None]:
