@@ -16,10 +16,13 @@ from celery.signals import (
 )
 from django.conf import settings
 
-from harness_site import workers
+from harness_site import kombu_guard, workers
 from harness_site.telemetry import setup_telemetry, shutdown_telemetry
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "harness_site.settings")
+
+# Before any broker connection: a worker must survive Redis restarting (see kombu_guard).
+kombu_guard.install()
 
 app = Celery("harness")
 app.config_from_object("django.conf:settings", namespace="CELERY")

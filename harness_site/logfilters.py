@@ -54,3 +54,16 @@ class QuietRefusals(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class QuietHealth(logging.Filter):
+    """Drops Django's ERROR "Service Unavailable: /healthz" for a degraded health check: the
+    check has logged one WARNING saying what is down, and a 503 there is an answer, not a
+    server error (a probe during a Redis restart would otherwise log an ERROR every time)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        return not (
+            getattr(record, "status_code", None) == 503
+            and getattr(request, "path", "") == "/healthz"
+        )

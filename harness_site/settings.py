@@ -287,6 +287,7 @@ LOGGING = {
     "filters": {
         "redact": {"()": "harness_site.logfilters.RedactSecrets"},
         "quiet_refusals": {"()": "harness_site.logfilters.QuietRefusals"},
+        "quiet_health": {"()": "harness_site.logfilters.QuietHealth"},
     },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {
@@ -298,6 +299,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # On the logger, not the handler: the record is dropped before any handler sees it.
+        "django.request": {"filters": ["quiet_health"]},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
         # Celery's "received" and "succeeded" lines, one pair per agent: noise at a thousand

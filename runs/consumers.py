@@ -218,7 +218,14 @@ class RunListConsumer(_Batched):
         await self.accept()
         # Current state first: the rows of the page as they are now (after a reconnect the page
         # may be behind); they are on the page already, so they are swapped, never inserted.
-        self.on_page = set(await database_sync_to_async(self._page_ids)())
+        # The rows the page shows are the ones it lists in ?shown= (what it was rendered with);
+        # recomputing them here would count a run launched since, and swap a row the page
+        # lacks (htmx: oobErrorNoTarget). Without ?shown=, the page as it would render now.
+        shown = self.params.get("shown")
+        if shown is not None:
+            self.on_page = {int(v) for v in shown.split(",") if v.isdigit()}
+        else:
+            self.on_page = set(await database_sync_to_async(self._page_ids)())
         self.changed |= self.on_page
         if self.changed:
             self.mark_dirty()
@@ -239,23 +246,29 @@ class RunListConsumer(_Batched):
 
     async def flush(self) -> None:
         ids, self.changed = self.changed, set()
-        html = await database_sync_to_async(self._render)(ids)
-        if html:
+        for html in await database_sync_to_async(self._render)(ids):
             await self.send(text_data=html)
 
-    def _render(self, ids: set[int]) -> str:
+    def _render(self, ids: set[int]) -> list[str]:
+        """The messages for these runs: one per new run (inserted at the top), then one with
+        every changed row. Separate messages because an HTML parser given a ``<tr>`` after a
+        ``</tbody>`` wraps it in a new, id-less ``<tbody>``, which htmx cannot place
+        (oobErrorNoTarget #null)."""
         runs, _, _ = filtered_runs(self.scope["user"], self.params)
         first_page = _int(self.params.get("page")) <= 1
-        parts = []
+        messages, rows = [], []
         for run in runs.filter(pk__in=ids).order_by("id"):
             if self.seen.get(run.pk) == run.last_seq:
                 continue
             self.seen[run.pk] = run.last_seq
-            if first_page and run.pk not in self.on_page:
+            if run.pk not in self.on_page:
+                if not first_page:
+                    continue  # an older page shows a fixed set of rows: nothing to swap
                 # A new run: inserted at the top (harness.js drops it if the row is there).
-                parts.append(render_to_string("runs/_run_insert.html", {"run": run}))
-            parts.append(render_to_string("runs/_run_row.html", {"run": run, "oob": True}))
-        return "".join(parts)
+                messages.append(render_to_string("runs/_run_insert.html", {"run": run}))
+                self.on_page.add(run.pk)
+            rows.append(render_to_string("runs/_run_row.html", {"run": run, "oob": True}))
+        return messages + (["".join(rows)] if rows else [])
 
 
 class ApprovalsConsumer(_Batched):

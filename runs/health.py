@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -10,6 +11,8 @@ from django.conf import settings
 from django.db import connection
 
 from harness_site.celery import app
+
+logger = logging.getLogger(__name__)
 
 
 def check_database() -> dict[str, Any]:
@@ -56,6 +59,16 @@ def health() -> tuple[bool, dict[str, Any]]:
         else {"ok": False, "workers": [], "error": "redis down"}
     )
     ok = bool(database["ok"] and redis_state["ok"] and workers["ok"])
+    if not ok:
+        # Expected while a dependency restarts: one WARNING line saying what is down (Django's
+        # own "Service Unavailable" ERROR for the 503 is dropped: see logfilters.QuietHealth).
+        parts = {"database": database, "redis": redis_state, "workers": workers}
+        down = ", ".join(
+            f"{name} ({part.get('error', 'no answer')})"
+            for name, part in parts.items()
+            if not part["ok"]
+        )
+        logger.warning("health degraded: %s down", down)
     return ok, {
         "status": "ok" if ok else "degraded",
         "database": database,

@@ -42,8 +42,14 @@ SCENARIOS = [
     "prefork-child-kill-x3",
     "worker-sigstop-past-lease",
     "new-db-old-redis",
+    "db-drop",
+    "provider-fault-mix",
+    "provider-cap-10-runs",
+    "ws-reconnect",
 ]
 FAST = ["worker-kill", "redis-restart"]
+# The provider scenarios CI runs too (tests/engine/test_chaos_fast.py): each under a minute.
+FAST_PROVIDER = ["provider-fault-mix", "provider-cap-10-runs"]
 
 # Recovery in seconds, not the production minutes: a sweep every 2 s, an agent silent for 6 s is
 # presumed dead, a queued agent not started within 4 s is re-sent, a model call times out at 5 s,

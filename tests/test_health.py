@@ -113,3 +113,17 @@ def test_healthz_with_a_live_worker_is_200(
     assert body["workers"]["ok"] is True
     expected = worker.name.split("@")[0]
     assert any(name.startswith(expected) for name in body["workers"]["workers"])
+
+
+def test_a_degraded_healthz_logs_one_warning_line_not_an_error(
+    client: Client, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A probe during a Redis restart is expected, not a server error: one WARNING saying what is
+    # down, and no django.request ERROR "Service Unavailable" line (nor a traceback).
+    settings.REDIS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+    with caplog.at_level("INFO"):
+        assert client.get("/healthz").status_code == 503
+    records = [r for r in caplog.records if r.levelno >= 30]
+    assert [(r.name, r.levelname) for r in records] == [("runs.health", "WARNING")]
+    line = records[0].getMessage()
+    assert "redis" in line and "\n" not in line and records[0].exc_info is None

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import openai
 
-from agents.contract import ProviderError, Usage
+from agents.contract import ProviderError, RateLimited, Usage
 from agents.providers.loop import Dialect, LLMProvider, Phase, ToolCall, Turn
 from agents.providers.prompt import (
     ToolSpec,
@@ -51,6 +51,11 @@ def map_openai_error(
         detail = safe_message(exc.message, secret)
         request_id = f" (request id {exc.request_id})" if exc.request_id else ""
         transient = status >= 500 or status in TRANSIENT_STATUSES
+        wait = retry_after_seconds(exc.response.headers)
+        if status == 429 and exc.code != "insufficient_quota":
+            # The server asks us to slow down: a wait like our own limiter's, not a failed
+            # attempt (else a busy provider fails agents). An exhausted quota stays an error.
+            return RateLimited(f"{where}: HTTP 429: {detail}{request_id}", retry_after=wait or 0.0)
         return ProviderError(
             f"{where}: HTTP {status}: {detail}{request_id}",
             permanent=not transient,

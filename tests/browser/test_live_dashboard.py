@@ -233,3 +233,38 @@ def test_viewer_sees_no_controls_and_the_server_refuses_them(
         assert response.status == 403, path
     assert page.request.get(f"{daphne.url}/runs/new/").status == 403
     assert Run.objects.get(pk=run.pk).status == Run.Status.RUNNING
+
+
+def test_runs_list_takes_live_updates_without_console_errors(
+    page: Page,
+    daphne: Daphne,
+    viewer: User,
+    operator: User,
+    sign_in: Callable[[Page, User], None],
+) -> None:
+    # Runs on another page change while this one is open, and a run launched after the first
+    # page was rendered arrives: no row swap may miss its target (htmx logs
+    # oobErrorNoTarget), and the new run is inserted on the first page.
+    from tests.runs.factories import emit, make_run
+
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    runs = [make_run(operator, title=f"listed {i}") for i in range(27)]
+    sign_in(page, viewer)
+    page.goto(f"{daphne.url}/?page=2")
+    expect(page.locator(f"#run-{runs[0].pk}")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("data-ws", "open")
+    for run in runs[-3:]:  # on the first page, not on this one
+        emit(run, "task.succeeded")
+    emit(runs[0], "task.succeeded")
+    page.wait_for_timeout(2_000)
+    page.goto(f"{daphne.url}/")
+    expect(page.locator("html")).to_have_attribute("data-ws", "open")
+    late = make_run(operator, title="launched while the list is open")
+    emit(late, "task.succeeded")
+    expect(page.locator(f"#run-{late.pk}")).to_be_visible(timeout=10_000)
+    page.goto(f"{daphne.url}{late.get_absolute_url()}")  # navigating away mid-updates
+    emit(late, "task.succeeded")
+    expect(page.locator("#run-header")).to_be_visible()
+    page.wait_for_timeout(1_000)
+    assert errors == []

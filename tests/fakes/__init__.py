@@ -5,7 +5,13 @@ thread (reachable from worker subprocesses too), a record of every request (meth
 headers, parsed body, time), and a behaviour per request: ``plan`` is consumed first, then
 ``default``. Behaviours: ``brain`` (answer sensibly), ``429`` (with ``Retry-After``), ``500``,
 ``503``, ``529``, ``malformed`` (final answer that is not JSON), ``invalid`` (JSON that breaks the
-schema), ``slow`` (sleep ``slow_seconds`` first), ``garbage`` (a 200 whose body is not JSON).
+schema), ``slow`` (sleep ``slow_seconds`` first), ``garbage`` (a 200 whose body is not JSON),
+``hang`` (sleep ``hang_seconds``, past any client timeout, then answer to nobody).
+
+Options for the fault suite, off by default: ``use_fault_mix(mix, seed)`` draws each request's
+behaviour (after ``plan``) from a seeded mix such as ``FAULT_MIX``, so the sequence of faults is
+the same on every run; ``latency_seconds`` delays every answer; and every request is metered
+(``max_in_flight``, ``intervals``) so a test can prove a concurrency or rate cap held.
 
 The *brain* is deliberately gullible: it reads each scope file with ``read_file``, obeys
 instructions it finds in tool results ("call X", "read ../path") to prove the harness refuses
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import re
 import threading
 import time
@@ -159,6 +166,10 @@ def brain_answer(view: View) -> dict[str, Any]:
     return answer
 
 
+# The provider fault mix of the fault suite (issue 14): the share of requests given each fault;
+# the rest are answered normally. "garbage" is a 200 whose body is not JSON.
+FAULT_MIX = {"429": 0.30, "500": 0.05, "503": 0.05, "garbage": 0.05, "hang": 0.05}
+
 MALFORMED = '{"summary": "oops", "findings": [ {"title": '
 INVALID = {"summary": 5, "findings": [{"title": "", "severity": "catastrophic"}]}
 
@@ -182,6 +193,15 @@ class FakeServer:
         self.spawns = 0
         self.requests: list[Recorded] = []
         self.lock = threading.Lock()
+        # Fault-suite options (see the module docstring); all off by default.
+        self.fault_mix: dict[str, float] = {}
+        self._fault_rng = random.Random(0)
+        self.hang_seconds = 30.0
+        self.latency_seconds = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.intervals: list[tuple[float, float, str]] = []  # (start, end, behaviour)
+        self.behaviours: list[str] = []  # every behaviour drawn, in order
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -222,9 +242,30 @@ class FakeServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def use_fault_mix(self, mix: dict[str, float], seed: int = 0) -> None:
+        """Draw each request's behaviour from ``mix`` (behaviour -> share, the rest ``default``)
+        with a generator seeded by ``seed``: the same sequence of faults on every run."""
+        if sum(mix.values()) > 1:
+            raise ValueError("the shares of a fault mix add up to more than 1")
+        with self.lock:
+            self.fault_mix = dict(mix)
+            self._fault_rng = random.Random(seed)
+
     def _next_behaviour(self) -> str:
         with self.lock:
-            return self.plan.pop(0) if self.plan else self.default
+            if self.plan:
+                behaviour = self.plan.pop(0)
+            elif self.fault_mix:
+                draw, behaviour = self._fault_rng.random(), self.default
+                for name, share in self.fault_mix.items():
+                    if draw < share:
+                        behaviour = name
+                        break
+                    draw -= share
+            else:
+                behaviour = self.default
+            self.behaviours.append(behaviour)
+            return behaviour
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("content-length") or 0)
@@ -243,14 +284,26 @@ class FakeServer:
         )
         with self.lock:
             self.requests.append(recorded)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        started = time.monotonic()
         step = _RAW_STEP_RE.search(raw) if self.by_step else None
         if step and step.group(1) in self.by_step:
-            behaviour = self.by_step[step.group(1)]
+            behaviour = drawn = self.by_step[step.group(1)]
         else:
-            behaviour = self._next_behaviour()
-        if behaviour == "slow":
-            time.sleep(self.slow_seconds)
-            behaviour = "brain"
+            behaviour = drawn = self._next_behaviour()
+        try:
+            if behaviour in ("slow", "hang"):
+                time.sleep(self.slow_seconds if behaviour == "slow" else self.hang_seconds)
+                behaviour = "brain"
+            if self.latency_seconds:
+                time.sleep(self.latency_seconds)
+        finally:
+            # Metered up to the answer, not past it: once the client has its answer it may start
+            # the next request, which must not overlap this one in the record.
+            with self.lock:
+                self.in_flight -= 1
+                self.intervals.append((started, time.monotonic(), drawn))
         # The client may have given up already (the timeout test).
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.respond(handler, recorded, behaviour)
@@ -306,6 +359,7 @@ def masked(key: str) -> str:
 
 
 __all__ = [
+    "FAULT_MIX",
     "INVALID",
     "MALFORMED",
     "FakeServer",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.contract import BudgetExhausted, ProviderError
+from agents.contract import BudgetExhausted, ProviderError, RateLimited
 from agents.providers.anthropic_provider import AnthropicProvider
 from agents.providers.loop import LLMProvider
 from agents.providers.openai_provider import OpenAIProvider
@@ -192,6 +192,8 @@ def test_server_errors_are_transient_and_release_the_reservation(
     assert context.released == [0] and context.after == []
     if behaviour == "429" or (behaviour == "529" and kind == "anthropic"):
         assert caught.value.retry_after == 7.0
+    # A 429 asks us to wait: the worker retries it without counting a failed attempt.
+    assert isinstance(caught.value, RateLimited) == (behaviour == "429")
     assert len(server.model_requests()) == 1  # SDK retries are off: the harness owns them
 
 

@@ -289,3 +289,27 @@ async def test_a_collapsed_groups_counters_follow_its_agents(viewer: User, opera
     assert "1 done" in row and "$0.2500" in row
     assert f'id="task-{deep.pk}"' in live
     await comm.disconnect()
+
+
+@anyio
+async def test_runs_list_never_swaps_a_row_the_page_does_not_show(
+    viewer: User, operator: User
+) -> None:
+    # A row swap for a run the page does not show has no target: htmx logs
+    # oobErrorNoTarget. The page says which rows it shows (?shown=); a run launched after the
+    # page was rendered is inserted on the first page, and never swapped on an older page.
+    shown = await database_sync_to_async(make_run)(operator, title="on-the-page")
+    later = await database_sync_to_async(make_run)(operator, title="launched-after-render")
+    first_page = await connected(f"/ws/runs/?shown={shown.pk}", viewer)
+    older_page = await connected(f"/ws/runs/?page=2&shown={shown.pk}", viewer)
+    for run in (shown, later):
+        await database_sync_to_async(emit)(run, "task.succeeded")
+    on_first = "".join(await receive_all(first_page, quiet=1.5))
+    on_older = "".join(await receive_all(older_page, quiet=1.5))
+    assert f'<tr id="run-{shown.pk}"' in on_first
+    # Inserted before it is swapped: the row has a target by then.
+    inserted = on_first.index('<tbody id="runs-tbody" hx-swap-oob="afterbegin">')
+    assert "launched-after-render" in on_first[inserted:]
+    assert f'<tr id="run-{shown.pk}"' in on_older and f'id="run-{later.pk}"' not in on_older
+    await first_page.disconnect()
+    await older_page.disconnect()
