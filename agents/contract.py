@@ -122,6 +122,11 @@ class RateLimited(ProviderError):
         super().__init__(message, permanent=False, retry_after=retry_after)
 
 
+class ProviderRateLimited(RateLimited):
+    """The provider answered 429 (slow down): a wait like our own limiter's, but one that a
+    provider may repeat forever, so the worker gives up after a bounded number of them."""
+
+
 class Provider(Protocol):
     name: str
     is_llm: bool

@@ -196,6 +196,11 @@ HARNESS_MAX_AGENTS = env_int("HARNESS_MAX_AGENTS", 2000, min_value=1)
 HARNESS_MAX_CONCURRENCY = env_int("HARNESS_MAX_CONCURRENCY", 256, min_value=1, max_value=10_000)
 HARNESS_AGENT_TIMEOUT_S = env_float("HARNESS_AGENT_TIMEOUT_S", 300.0, min_value=1)
 HARNESS_CALL_TIMEOUT_S = env_float("HARNESS_CALL_TIMEOUT_S", 60.0, min_value=1)
+# A provider's 429 (slow down) is a wait, not a failed attempt; after this many of them one
+# agent gives up, so a provider that only ever says "slow down" cannot keep a run alive forever.
+HARNESS_PROVIDER_429_LIMIT = env_int(
+    "HARNESS_PROVIDER_429_LIMIT", 30, min_value=1, max_value=10_000
+)
 # Crash recovery. A running agent refreshes its heartbeat at every step; one silent for longer
 # than the lease is presumed dead and may be taken over. A queued agent whose message has not
 # started within HARNESS_REQUEUE_AFTER_S is re-sent (a dispatcher killed between its commit and

@@ -27,6 +27,7 @@ from agents.contract import (
     BudgetExhausted,
     Provider,
     ProviderError,
+    ProviderRateLimited,
     RateLimited,
 )
 from agents.limits import LeaseSemaphore
@@ -47,7 +48,8 @@ from runs.actions.outcomes import (
     retry_task,
     wait_for_slot,
 )
-from runs.models import Run, Task
+from runs.event_types import EventType
+from runs.models import Event, Run, Task
 from runs.report_inputs import report_step_inputs
 from runs.runtime import AgentRuntime, BudgetWait
 from runs.tracing import run_trace
@@ -119,6 +121,17 @@ def execute(task_id: int) -> RetryLater | None:
     except AgentCancelled as exc:
         cancel_task(task, str(exc))
         return None
+    except ProviderRateLimited as exc:
+        message = redact(str(exc))
+        waits = _provider_waits(task)
+        if waits >= settings.HARNESS_PROVIDER_429_LIMIT:
+            # A provider that only ever says "slow down" (a quota it does not call a quota, a
+            # key throttled to nothing) would keep the run alive forever.
+            fail_task(task, f"{message} (gave up after {waits} rate-limited waits)")
+            return None
+        delay = (exc.retry_after or SLOT_WAIT_S) + random.uniform(0, 0.5)
+        retry_task(task, delay=delay, error=message, rate_limited=True)
+        return RetryLater(delay, message)
     except RateLimited as exc:
         delay = (exc.retry_after or SLOT_WAIT_S) + random.uniform(0, 0.5)
         retry_task(task, delay=delay, rate_limited=True)
@@ -152,6 +165,13 @@ def execute(task_id: int) -> RetryLater | None:
 
     complete_task(task, result, playbook)
     return None
+
+
+def _provider_waits(task: Task) -> int:
+    """How many times the provider told this agent to slow down (its 429s, as recorded)."""
+    return Event.objects.filter(
+        task=task, type=EventType.TASK_RATE_LIMITED, payload__reason__icontains="HTTP 429"
+    ).count()
 
 
 def _provider_slot(provider: str) -> LeaseSemaphore | None:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import anthropic
 
-from agents.contract import ProviderError, RateLimited, Usage
+from agents.contract import ProviderError, ProviderRateLimited, Usage
 from agents.providers.loop import Dialect, LLMProvider, Phase, ToolCall, Turn
 from agents.providers.prompt import FINAL_TOOL, ToolSpec, retry_after_seconds, safe_message
 from agents.providers.registry import MissingApiKey, ProviderConfig
@@ -45,7 +45,7 @@ def map_anthropic_error(
         if status == 429:
             # The server asks us to slow down: a wait like our own limiter's, not a failed
             # attempt (else a busy provider fails agents).
-            return RateLimited(
+            return ProviderRateLimited(
                 f"{where}: HTTP 429: {safe_message(exc.message, secret)}{request_id}",
                 retry_after=retry_after_seconds(exc.response.headers) or 0.0,
             )

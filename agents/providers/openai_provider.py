@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import openai
 
-from agents.contract import ProviderError, RateLimited, Usage
+from agents.contract import ProviderError, ProviderRateLimited, Usage
 from agents.providers.loop import Dialect, LLMProvider, Phase, ToolCall, Turn
 from agents.providers.prompt import (
     ToolSpec,
@@ -55,7 +55,9 @@ def map_openai_error(
         if status == 429 and exc.code != "insufficient_quota":
             # The server asks us to slow down: a wait like our own limiter's, not a failed
             # attempt (else a busy provider fails agents). An exhausted quota stays an error.
-            return RateLimited(f"{where}: HTTP 429: {detail}{request_id}", retry_after=wait or 0.0)
+            return ProviderRateLimited(
+                f"{where}: HTTP 429: {detail}{request_id}", retry_after=wait or 0.0
+            )
         return ProviderError(
             f"{where}: HTTP {status}: {detail}{request_id}",
             permanent=not transient,

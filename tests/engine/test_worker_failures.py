@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.contract import ProviderError
+from agents.contract import ProviderError, ProviderRateLimited
 from agents.providers.heuristic import HeuristicProvider
 from runs import worker
 from runs.actions import cancel_run, enqueue, launch_run
@@ -284,3 +284,28 @@ def test_the_run_is_exhausted_only_when_the_call_cannot_fit_with_nothing_in_flig
     run.refresh_from_db()
     assert run.status == Run.Status.BUDGET_EXHAUSTED
     assert run.status_reason == "budget exhausted ($0.000000 of $0.000001 used, 0%)"
+
+
+class SlowDownProvider(HeuristicProvider):
+    """A provider that only ever answers 429 (slow down)."""
+
+    def run_agent(self, request: Any) -> Any:
+        raise ProviderRateLimited("provider 'openai': HTTP 429: slow down", retry_after=0.0)
+
+
+def test_a_provider_that_only_says_slow_down_fails_the_agent_after_a_bounded_wait(
+    planned_run: Run, monkeypatch: Any, settings: Any
+) -> None:
+    settings.HARNESS_PROVIDER_429_LIMIT = 3
+    _use(monkeypatch, SlowDownProvider())
+    task = Task.objects.filter(run=planned_run).first()
+    assert task is not None
+    results = [worker.execute(task.pk) for _ in range(4)]
+    task.refresh_from_db()
+    # Three waits (each a rate-limited event with the provider's message, no attempt used),
+    # then the agent gives up saying why.
+    assert [r is not None for r in results] == [True, True, True, False]
+    assert task.status == Task.Status.FAILED
+    assert "HTTP 429" in task.error and "gave up after 3 rate-limited waits" in task.error
+    waits = Event.objects.filter(task=task, type="task.rate_limited")
+    assert [e.payload["reason"] for e in waits] == ["provider 'openai': HTTP 429: slow down"] * 3
