@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 import threading
 
+import redis
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from harness_site.redis_client import get_redis
 from runs.actions.sweep import sweep
@@ -35,16 +36,33 @@ def sweep_once(owner: str) -> bool:
     return True
 
 
+def _what(exc: Exception) -> str:
+    return "Redis" if isinstance(exc, redis.RedisError) else "the database"
+
+
 def start(owner: str) -> threading.Thread:
     """Start the sweeper thread (a daemon: it dies with the worker)."""
     _stop.clear()
 
     def loop() -> None:
+        down: str | None = None  # what is unreachable, while it stays so
         while not _stop.wait(settings.HARNESS_SWEEP_S):
             try:
                 sweep_once(owner)
+            except (redis.RedisError, DatabaseError) as exc:
+                # Expected while Redis or the database restarts: one line when it starts and
+                # one when it ends, not a traceback every period.
+                if down is None:
+                    logger.warning(
+                        "sweep skipped until %s recovers (%s)", _what(exc), type(exc).__name__
+                    )
+                down = _what(exc)
+                continue
             except Exception:  # one bad period must not end liveness for the process
                 logger.warning("sweep skipped", exc_info=True)
+            if down is not None:
+                logger.info("sweeping again: %s is back", down)
+                down = None
 
     thread = threading.Thread(target=loop, name="harness-sweeper", daemon=True)
     thread.start()

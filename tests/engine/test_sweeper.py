@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from runs import sweeper
 from runs.actions import enqueue, launch_run
@@ -87,3 +89,31 @@ def test_a_run_whose_messages_were_all_lost_still_finishes(
     assert finished.tasks_done == finished.tasks_total == Task.objects.filter(run=run).count()
     # No message of this run ever reached Redis: only the worker's sweeper could start it.
     assert Event.objects.filter(run=run, type="task.started").count() == finished.tasks_total
+
+
+def test_an_outage_is_logged_once_and_its_end_too(
+    monkeypatch: Any, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.HARNESS_SWEEP_S = 0.01
+    calls = {"n": 0}
+
+    def sweep_once(owner: str) -> bool:
+        calls["n"] += 1
+        if calls["n"] <= 5:
+            raise redis.ConnectionError("Connection refused")
+        return True
+
+    monkeypatch.setattr(sweeper, "sweep_once", sweep_once)
+    with caplog.at_level(logging.INFO, logger="runs.sweeper"):
+        thread = sweeper.start("test")
+        deadline = time.monotonic() + 10
+        while calls["n"] < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sweeper.stop()
+        thread.join(5)
+    messages = [r.getMessage() for r in caplog.records if r.name == "runs.sweeper"]
+    assert messages[:2] == [
+        "sweep skipped until Redis recovers (ConnectionError)",
+        "sweeping again: Redis is back",
+    ]
+    assert not any(r.exc_info for r in caplog.records if r.name == "runs.sweeper")
