@@ -285,10 +285,13 @@ def _tree_and_feed(run: Run, tasks: list[Task], state: LiveState, seq: int) -> l
         for key in changed:
             touched.update(tree.ancestors(key))
         live: list[str] = []
+        new = set(created)
         for key in sorted(created, key=lambda k: int(k[2:])):  # parents before children
             node = tree.nodes[key]
+            if node.parent in new:
+                continue  # shown with its parent (walk_one), which is new too
             parent = tree.nodes[node.parent] if node.parent else tree.root
-            items = agent_tree.walk_one(tree, key)
+            items = agent_tree.walk_one(tree, key, new)
             live.append(
                 render_to_string(
                     "runs/_tree_append.html",

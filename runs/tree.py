@@ -285,7 +285,16 @@ def _walk(tree: AgentTree, key: str, view: View, offset: int, items: list[Item])
         items.append(Item("more", node, offset=end, remaining=len(kids) - end))
 
 
-def walk_one(tree: AgentTree, key: str) -> list[Item]:
-    """A single node, closed: what is appended when an agent appears during the run."""
+def walk_one(tree: AgentTree, key: str, new: set[str] | None = None) -> list[Item]:
+    """What is appended when an agent appears during the run: the node, closed, or open with
+    its children when they are ``new`` too (a page that reconnects catches up on an agent and
+    the children it spawned meanwhile at once; they are all shown, as they would have been
+    one by one)."""
     node = tree.nodes[key]
-    return [Item("open", node, loaded=not node.children), Item("close", node)]
+    kids = [child for child in node.children if child in (new or set())]
+    if not kids or len(kids) != len(node.children):
+        return [Item("open", node, loaded=not node.children), Item("close", node)]
+    items = [Item("open", node, open=True, loaded=True)]
+    for child in kids:
+        items += walk_one(tree, child, new)
+    return [*items, Item("close", node)]

@@ -142,3 +142,25 @@ def test_light_rows_are_tasks_whose_other_columns_load_on_demand(operator: User)
     assert task.cost_usd == Decimal("0.125") and task.get_status_display() == "Succeeded"
     assert "summary" in task.get_deferred_fields()
     assert task.summary == "a long summary"  # deferred: fetched when read
+
+
+def test_an_agent_caught_up_with_its_new_children_is_appended_open_with_them(
+    operator: User,
+) -> None:
+    run = make_run(operator)
+    parent = make_task(run)
+    child = make_task(run, parent=parent, depth=1)
+    grandchild = make_task(run, parent=child, depth=2)
+    tree = agent_tree.build(list(Task.objects.filter(run=run)))
+    keys = {f"t:{t.pk}" for t in (child, grandchild)}
+    # Both new in the same catch-up: the child comes open, with the grandchild inside.
+    items = agent_tree.walk_one(tree, f"t:{child.pk}", keys)
+    assert [(i.kind, i.node.key, i.open, i.loaded) for i in items] == [
+        ("open", f"t:{child.pk}", True, True),
+        ("open", f"t:{grandchild.pk}", False, True),
+        ("close", f"t:{grandchild.pk}", False, False),
+        ("close", f"t:{child.pk}", False, False),
+    ]
+    # Alone (its child seen before), it is closed and its children are fetched when opened.
+    alone = agent_tree.walk_one(tree, f"t:{child.pk}", {f"t:{child.pk}"})
+    assert [(i.kind, i.loaded) for i in alone] == [("open", False), ("close", False)]
