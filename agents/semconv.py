@@ -21,6 +21,8 @@ USER_ID = "user.id"  # the general convention: who decided at a gate
 # Content attributes: only written when HARNESS_CAPTURE_CONTENT is on.
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
+TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
+TOOL_CALL_RESULT = "gen_ai.tool.call.result"
 
 OP_WORKFLOW = "invoke_workflow"
 OP_AGENT = "invoke_agent"

@@ -137,3 +137,12 @@ def output_messages(text: str, tool_calls: list[Any], finish_reason: str) -> str
         finish_reason, finish_reason or "stop"
     )
     return json.dumps([{"role": "assistant", "parts": parts, "finish_reason": reason}])
+
+
+def set_tool_content(span: Span, arguments: Any, result: str) -> None:
+    """A tool call's arguments and result (opt-in content, like messages): JSON text, each cut
+    at ``PART_MAX_CHARS`` with a marker."""
+    span.set_attribute(
+        semconv.TOOL_CALL_ARGUMENTS, _cut(json.dumps(_arguments(arguments), default=str))
+    )
+    span.set_attribute(semconv.TOOL_CALL_RESULT, _cut(result))

@@ -65,7 +65,13 @@ from agents.providers.prompt import (
     safe_message,
 )
 from agents.providers.registry import MissingApiKey, ProviderConfig, UnknownModel
-from agents.spans import agent_identity, input_messages, output_messages, set_cost
+from agents.spans import (
+    agent_identity,
+    input_messages,
+    output_messages,
+    set_cost,
+    set_tool_content,
+)
 from agents.tools import ToolResult, call_tool
 from harness_site.redis_client import get_redis
 from harness_site.telemetry import get_tracer
@@ -399,6 +405,8 @@ class AgentLoop:
                 )
             span.set_attribute("harness.tool.refused", result.refused)
             span.set_attribute("harness.tool.ok", result.ok)
+            if settings.HARNESS_CAPTURE_CONTENT:
+                set_tool_content(span, call.arguments, str(result.content))
             if result.refused or not result.ok:
                 span.set_status(Status(StatusCode.ERROR, result.reason[:200]))
                 span.set_attribute(

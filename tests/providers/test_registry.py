@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -146,3 +147,35 @@ def test_spans_carry_genai_and_harness_attributes_without_content(
     assert tool.attributes is not None and tool.attributes["gen_ai.tool.name"] == "read_file"
     dumped = json.dumps([dict(s.attributes or {}) for s in exporter.get_finished_spans()])
     assert "hunter2" not in dumped and "gen_ai.input.messages" not in dumped
+
+
+def test_with_content_capture_tool_spans_carry_their_arguments_and_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agents.providers.openai_provider import OpenAIProvider
+    from agents.snapshot import Snapshot, freeze_directory
+    from harness_site.telemetry import setup_telemetry
+    from tests.fakes.openai_server import FakeOpenAIServer
+    from tests.providers.conftest import APP, OPENAI_KEY, FakeContext, config_for, make_request
+
+    settings.HARNESS_CAPTURE_CONTENT = True
+    exporter = InMemorySpanExporter()
+    setup_telemetry("test").add_span_processor(SimpleSpanProcessor(exporter))
+    root = tmp_path / "t"
+    root.mkdir()
+    (root / "app.py").write_text(APP + "# filler\n" * 2000)
+    manifest = freeze_directory(root, [root], tmp_path / "store")
+    snapshot = Snapshot.open(tmp_path / "store", manifest.digest)
+    with FakeOpenAIServer(api_key=OPENAI_KEY) as server:
+        OpenAIProvider(config_for(server, "openai")).run_agent(
+            make_request(snapshot, FakeContext(), files=["app.py"])
+        )
+    tool = next(s for s in exporter.get_finished_spans() if s.name == "execute_tool read_file")
+    attributes = dict(tool.attributes or {})
+    assert json.loads(str(attributes["gen_ai.tool.call.arguments"])) == {"path": "app.py"}
+    result = str(attributes["gen_ai.tool.call.result"])
+    assert "hunter2" in result  # the file's text, as the model read it (opt-in)
+    assert len(result) < 4_200 and "…[truncated " in result  # cut, with a marker
