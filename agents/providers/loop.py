@@ -39,6 +39,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from agents import semconv
+from agents import spans as content
 from agents.contract import (
     AgentOutput,
     AgentRequest,
@@ -65,19 +66,11 @@ from agents.providers.prompt import (
     safe_message,
 )
 from agents.providers.registry import MissingApiKey, ProviderConfig, UnknownModel
-from agents.spans import (
-    agent_identity,
-    input_messages,
-    output_messages,
-    set_cost,
-    set_tool_content,
-)
+from agents.spans import agent_identity, set_cost
 from agents.tools import ToolResult, call_tool
 from harness_site.redis_client import get_redis
 from harness_site.telemetry import get_tracer
 
-INPUT_MESSAGES = semconv.INPUT_MESSAGES
-OUTPUT_MESSAGES = semconv.OUTPUT_MESSAGES
 Phase = Literal["tools", "final"]
 
 
@@ -312,9 +305,10 @@ class AgentLoop:
         if turn.request_id:
             span.set_attribute("gen_ai.response.id", turn.request_id)
         if settings.HARNESS_CAPTURE_CONTENT:
-            span.set_attribute(INPUT_MESSAGES, input_messages(messages))
+            span.set_attribute(semconv.INPUT_MESSAGES, content.input_messages(messages))
             span.set_attribute(
-                OUTPUT_MESSAGES, output_messages(turn.text, turn.tool_calls, turn.finish_reason)
+                semconv.OUTPUT_MESSAGES,
+                content.output_messages(turn.text, turn.tool_calls, turn.finish_reason),
             )
 
     def _limiter(self) -> Any:
@@ -406,7 +400,7 @@ class AgentLoop:
             span.set_attribute("harness.tool.refused", result.refused)
             span.set_attribute("harness.tool.ok", result.ok)
             if settings.HARNESS_CAPTURE_CONTENT:
-                set_tool_content(span, call.arguments, str(result.content))
+                content.set_tool_content(span, call.arguments, str(result.content))
             if result.refused or not result.ok:
                 span.set_status(Status(StatusCode.ERROR, result.reason[:200]))
                 span.set_attribute(
