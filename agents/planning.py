@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.analysis.text_rules import language_for
-from agents.playbooks import Playbook
+from agents.playbooks import Playbook, worker_role
 
 DOC_EXTENSIONS = (".md", ".markdown", ".txt", ".rst")
 # The ``document`` option value that fans a one-document review out over every document.
@@ -148,14 +148,14 @@ def _by_domain(
     playbook: Playbook, manifest: dict[str, Any], files: list[FileInfo]
 ) -> list[TaskSpec]:
     """Size-balanced chunks of files, each read through every lens."""
-    opts, worker_role = playbook.options, next(iter(playbook.roles))
+    opts, role = playbook.options, worker_role(playbook)
     chunks = chunk_files(
         files, int(opts.get("chunk_bytes", 24_000)), int(opts.get("chunk_files", 6))
     )
     return [
         TaskSpec(
             step="audit",
-            role=worker_role,
+            role=role,
             lens=lens,
             scope={"files": paths},
             scope_label=scope_label(paths),
@@ -191,7 +191,7 @@ def _by_perspective(
     return [
         TaskSpec(
             step="review",
-            role=next(iter(playbook.roles)),
+            role=worker_role(playbook),
             lens=lens,
             scope={"document": document},
             scope_label=document,
@@ -218,7 +218,7 @@ def _by_reader(
     specs = [
         TaskSpec(
             step="read",
-            role=next(iter(playbook.roles)),
+            role=worker_role(playbook),
             lens=playbook.lenses[0],
             scope={"document": doc.path},
             scope_label=doc.path,
@@ -259,7 +259,7 @@ def _by_ensemble(
         specs.extend(
             TaskSpec(
                 step=f"vote-{i}",
-                role=next(iter(playbook.roles)),
+                role=worker_role(playbook),
                 lens=lens,
                 scope={"files": sample, "voter": i},
                 scope_label=f"voter {i + 1}/{k} · {len(sample)} files",

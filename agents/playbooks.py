@@ -117,6 +117,18 @@ REPORT_AGENT = AgentSpec(role="synthesizer", tools=(), can_spawn=False, max_step
 CRITIC = AgentSpec(role="critic", tools=(), can_spawn=False, max_steps=1)
 
 
+# Roles that never do a playbook's own work: the synthesis step (planned or the report's) and
+# the report's critic.
+NON_WORKER_ROLES = frozenset({"synthesizer", "critic"})
+
+
+def worker_role(playbook: Playbook) -> str:
+    """The role of the agents a plan creates. Never the first key of ``roles``: a run's frozen
+    config round-trips through PostgreSQL's jsonb, which does not keep key order."""
+    names = [name for name in playbook.roles if name not in NON_WORKER_ROLES]
+    return sorted(names)[0] if names else sorted(playbook.roles)[0]
+
+
 def report_step_spec(playbook: Playbook, step: str) -> AgentSpec:
     """The spec of a report step's role; runs frozen before the critic role existed get the
     default one."""

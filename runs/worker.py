@@ -31,7 +31,7 @@ from agents.contract import (
     RateLimited,
 )
 from agents.limits import LeaseSemaphore
-from agents.playbooks import REPORT_STEPS, Playbook, report_step_spec
+from agents.playbooks import REPORT_STEPS, Playbook, report_step_spec, worker_role
 from agents.providers.catalog import concurrency_cap, get_provider
 from agents.snapshot import open_snapshot
 from agents.spans import agent_identity, set_cost
@@ -203,7 +203,7 @@ def _call(
     if report_step:
         spec = report_step_spec(playbook, task.step)
     else:
-        spec = playbook.roles.get(task.role) or next(iter(playbook.roles.values()))
+        spec = playbook.roles.get(task.role) or playbook.roles[worker_role(playbook)]
     inputs = _inputs(task, playbook)
     sent: dict[str, object] = {}
     if report_step:

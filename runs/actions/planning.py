@@ -9,7 +9,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from agents import semconv
 from agents.planning import PlanningError, TaskSpec, plan
-from agents.playbooks import Playbook
+from agents.playbooks import Playbook, worker_role
 from agents.snapshot import SnapshotError, open_snapshot
 from runs.actions.dispatch import schedule_dispatch
 from runs.budget import rebuild_budget
@@ -98,7 +98,7 @@ def task_created(task: Task) -> tuple[EventType, TaskCreatedPayload, Task]:
 def _task_from_spec(
     run: Run, playbook: Playbook, spec: TaskSpec, *, parent: Task | None = None
 ) -> Task:
-    role = playbook.roles.get(spec.role) or next(iter(playbook.roles.values()))
+    role = playbook.roles.get(spec.role) or playbook.roles[worker_role(playbook)]
     return Task(
         run=run,
         parent=parent,

@@ -18,7 +18,7 @@ from agents.planning import (
     plan,
     task_key,
 )
-from agents.playbooks import PLAYBOOKS, Playbook, get_playbook
+from agents.playbooks import PLAYBOOKS, Playbook, get_playbook, worker_role
 from agents.snapshot import freeze_directory
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -371,3 +371,17 @@ def test_perspective_review_fans_out_over_every_document_with_the_star_option() 
     assert [s.key for s in plan(book, manifest)] == [s.key for s in specs]
     with pytest.raises(PlanningError, match="needs 18 agents but the run allows 10"):
         plan(replace(book, max_agents=10), manifest)
+
+
+@pytest.mark.parametrize("name", sorted(PLAYBOOKS))
+def test_the_worker_role_survives_a_config_whose_role_order_is_lost(
+    name: str, manifest: dict[str, Any], corpus_manifest: dict[str, Any]
+) -> None:
+    # PostgreSQL's jsonb keeps keys sorted by length then bytes, not as written: "critic" comes
+    # first there. Planned agents must still get the playbook's worker role.
+    config = get_playbook(name).to_config()
+    config["roles"] = dict(sorted(config["roles"].items(), key=lambda kv: (len(kv[0]), kv[0])))
+    book = Playbook.from_config(config)
+    source = manifest if book.target_kind == "code" else corpus_manifest
+    roles = {spec.role for spec in plan(book, source) if spec.step not in ("synthesize",)}
+    assert roles == {worker_role(book)} and worker_role(book) not in ("critic", "synthesizer")
