@@ -14,29 +14,8 @@ from collections.abc import Iterator
 
 from agents.analysis.base import RawFinding, is_placeholder, is_secret_name, masked_line
 from agents.analysis.py_context import FUNC_NODES, PyContext, is_const, is_str_const, keyword
+from agents.analysis.py_taint import REQUEST_ATTRS, REQUEST_NAMES
 
-_REQUEST_NAMES = frozenset({"request", "req"})
-_REQUEST_ATTRS = frozenset(
-    {
-        "GET",
-        "POST",
-        "args",
-        "form",
-        "json",
-        "values",
-        "files",
-        "data",
-        "match_info",
-        "query",
-        "query_params",
-        "rel_url",
-        "cookies",
-        "COOKIES",
-        "headers",
-        "get_json",
-        "body",
-    }
-)
 # Calls whose result is safe whatever went in (they strip paths or only ever produce our URLs).
 _SANITIZERS = frozenset({"secure_filename", "basename", "safe_join", "url_for", "reverse", "int"})
 _PASS_THROUGH = frozenset(
@@ -238,12 +217,12 @@ def _django_middleware_without_csrf(value: ast.AST) -> bool:
 
 def _is_source(node: ast.AST) -> bool:
     """`request.GET`, `self.request.POST`, `req.match_info`, `request.get_json()`, …"""
-    if not isinstance(node, ast.Attribute) or node.attr not in _REQUEST_ATTRS:
+    if not isinstance(node, ast.Attribute) or node.attr not in REQUEST_ATTRS:
         return False
     base = node.value
     if isinstance(base, ast.Attribute) and base.attr == "request":
         return True
-    return isinstance(base, ast.Name) and base.id in _REQUEST_NAMES
+    return isinstance(base, ast.Name) and base.id in REQUEST_NAMES
 
 
 def _tainted(ctx: PyContext, node: ast.AST, names: set[str]) -> bool:
