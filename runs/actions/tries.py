@@ -21,11 +21,21 @@ from runs.models import Finding, Step, Task
 def new_try(tasks: Sequence[Task], allowed_from: str) -> list[Task]:
     """Move ``tasks`` (all in ``allowed_from``) back to pending for a new try. Returns the
     tasks moved (the caller holds the run's lock)."""
-    for task in tasks:
-        top = Step.objects.filter(task=task).aggregate(top=Max("index"))["top"]
-        if top is not None:
-            shift = TRY_SPAN * (1 + top // TRY_SPAN)
-            Step.objects.filter(task=task, index__lt=TRY_SPAN).update(index=F("index") + shift)
+    # One query for every agent's highest index, one UPDATE per distinct shift (usually one):
+    # a retry of hundreds of failed agents is not hundreds of round trips.
+    tops = (
+        Step.objects.filter(task__in=tasks)
+        .values("task_id")
+        .annotate(top=Max("index"))
+        .values_list("task_id", "top")
+    )
+    by_shift: dict[int, list[int]] = {}
+    for task_id, top in tops:
+        by_shift.setdefault(TRY_SPAN * (1 + top // TRY_SPAN), []).append(task_id)
+    for shift, task_ids in by_shift.items():
+        Step.objects.filter(task_id__in=task_ids, index__lt=TRY_SPAN).update(
+            index=F("index") + shift
+        )
     # Their findings stay stored; the new try's outcome counts what it reports again.
     findings = Finding.objects.filter(task__in=tasks).count()
     return Task.move_many(
