@@ -1,10 +1,32 @@
+"""The admin shows the records; it never writes them. Every state change goes through
+``runs.actions`` (one transaction, its events with it), so a status, a cost or a decision edited
+here would be a history the event log does not tell; a row deleted here would be a hole in it."""
+
+from __future__ import annotations
+
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from runs.models import Approval, Event, Finding, Report, Run, Span, Step, Task
 
 
+class RecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """View only: no add, no change (every field read-only), no delete."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(RecordAdmin):
     list_display = [
         "id",
         "playbook",
@@ -17,11 +39,10 @@ class RunAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "playbook"]
     search_fields = ["target_label", "title"]
-    readonly_fields = ["last_seq", "trace_id", "snapshot_digest"]
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(RecordAdmin):
     list_display = [
         "id",
         "run",
@@ -39,29 +60,26 @@ class TaskAdmin(admin.ModelAdmin):
 
 
 @admin.register(Step)
-class StepAdmin(admin.ModelAdmin):
+class StepAdmin(RecordAdmin):
     list_display = ["id", "task", "index", "kind", "name", "tokens_in", "tokens_out", "cost_usd"]
     raw_id_fields = ["task"]
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(RecordAdmin):
     list_display = ["run", "seq", "type", "task", "created_at"]
     list_filter = ["type"]
     raw_id_fields = ["run", "task"]
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False  # the log is append-only
-
 
 @admin.register(Span)
-class SpanAdmin(admin.ModelAdmin):
+class SpanAdmin(RecordAdmin):
     list_display = ["name", "trace_id", "span_id", "run", "start", "end", "status"]
     raw_id_fields = ["run", "task"]
 
 
 @admin.register(Finding)
-class FindingAdmin(admin.ModelAdmin):
+class FindingAdmin(RecordAdmin):
     list_display = ["title", "severity", "confidence", "path", "line_start", "run", "review"]
     list_filter = ["severity", "lens", "review"]
     search_fields = ["title", "path"]
@@ -69,13 +87,13 @@ class FindingAdmin(admin.ModelAdmin):
 
 
 @admin.register(Report)
-class ReportAdmin(admin.ModelAdmin):
+class ReportAdmin(RecordAdmin):
     list_display = ["run", "version", "created_at"]
     raw_id_fields = ["run"]
 
 
 @admin.register(Approval)
-class ApprovalAdmin(admin.ModelAdmin):
+class ApprovalAdmin(RecordAdmin):
     list_display = ["run", "gate", "target_label", "decision", "decided_by", "decided_at"]
     list_filter = ["gate", "decision"]
     raw_id_fields = ["run"]

@@ -116,8 +116,9 @@ class LaunchForm(forms.Form):
         required=False,
         label="Hold agents for approval",
         help_text=(
-            "Every agent waits until a reviewer approves it (Approvals page); approving one "
-            "starts that one only, and the rest of the run goes on meanwhile."
+            "Every agent waits until a reviewer approves it (Approvals page): planned ones, "
+            "sub-agents an approved agent spawns, retries and re-runs, and the report's "
+            "agents. Approving one starts that one only."
         ),
     )
     latency_ms = _bounded(

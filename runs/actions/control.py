@@ -63,7 +63,7 @@ def retry_failed(run: Run, user: Any) -> int:
             Run.Status.RUNNING, f"retry requested by {user.get_username()}"
         ):
             return 0
-        moved = new_try(failed, Task.Status.FAILED)
+        moved = new_try(run, failed, Task.Status.FAILED)
         record_events(
             run,
             [(EventType.RUN_RESUMED, {"by": user.get_username(), "retrying": len(moved)}, None)]

@@ -241,6 +241,7 @@ def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut])
     """Create the children an agent asked for, within depth, fan-out and total limits, and
     refuse duplicates. Every request ends as an event, accepted or refused."""
     spec = playbook.roles.get(parent.role)
+    held = bool(spec is not None and spec.needs_approval)
     manifest_files = open_snapshot(run.snapshot_digest).manifest.files
     total = Task.objects.filter(run=run).count()
     existing_children = Task.objects.filter(parent=parent).count()
@@ -291,7 +292,8 @@ def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut])
             provider=parent.provider,
             model=parent.model,
             critical=False,
-            needs_approval=parent.needs_approval,
+            # The run's rule for the role, not the parent's flag: an approved parent's is cleared.
+            needs_approval=held,
         )
         created += 1
         events.append(task_created(child))

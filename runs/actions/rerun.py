@@ -142,7 +142,7 @@ def dismiss_and_rerun(finding: Finding, user: Any, comment: str) -> RerunEstimat
 
 def _new_try(run: Run, tasks: list[Task]) -> list[Task]:
     """The succeeded agents behind the finding, back to pending for a new try."""
-    moved = new_try(tasks, Task.Status.SUCCEEDED)
+    moved = new_try(run, tasks, Task.Status.SUCCEEDED)
     if len(moved) != len(tasks):
         raise DecisionRefused("An agent behind this finding changed meanwhile: try again.")
     return moved

@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from django.db.models import F, Max
 
 from runs.budget import TRY_SPAN
-from runs.models import Finding, Step, Task
+from runs.models import Finding, Run, Step, Task
 
 
-def new_try(tasks: Sequence[Task], allowed_from: str) -> list[Task]:
+def new_try(run: Run, tasks: Sequence[Task], allowed_from: str) -> list[Task]:
     """Move ``tasks`` (all in ``allowed_from``) back to pending for a new try. Returns the
-    tasks moved (the caller holds the run's lock)."""
+    tasks moved (the caller holds the run's lock). An agent whose role the run holds for
+    approval waits at its gate again: the earlier approval was for the earlier try."""
     # One query for every agent's highest index, one UPDATE per distinct shift (usually one):
     # a retry of hundreds of failed agents is not hundreds of round trips.
     tops = (
@@ -38,7 +39,7 @@ def new_try(tasks: Sequence[Task], allowed_from: str) -> list[Task]:
         )
     # Their findings stay stored; the new try's outcome counts what it reports again.
     findings = Finding.objects.filter(task__in=tasks).count()
-    return Task.move_many(
+    moved = Task.move_many(
         tasks,
         Task.Status.PENDING,
         allowed_from=[allowed_from],
@@ -51,3 +52,10 @@ def new_try(tasks: Sequence[Task], allowed_from: str) -> list[Task]:
         queued_at=None,
         finished_at=None,
     )
+    held_roles = {role for role in {t.role for t in moved} if run.holds(role)}
+    held = [t.pk for t in moved if t.role in held_roles]
+    if held:
+        Task.objects.filter(pk__in=held).update(needs_approval=True)
+        for task in moved:
+            task.needs_approval = task.needs_approval or task.pk in held
+    return moved

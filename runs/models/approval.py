@@ -1,11 +1,34 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from runs.models.append_only import AppendOnly, AppendOnlyQuerySet, RecordIsAppendOnly
 
-class Approval(models.Model):
+
+class ApprovalQuerySet(AppendOnlyQuerySet["Approval"]):
+    """A gate is decided once, by a conditional UPDATE of pending rows (runs/actions/review.py),
+    and a pending gate may be withdrawn (a superseded report version); a decision stands."""
+
+    movable_fields = frozenset({"decision", "decided_by", "decided_at", "comment"})
+
+    def _refuse_decided(self, what: str) -> None:
+        if self.exclude(decision="pending").exists():
+            raise RecordIsAppendOnly(f"A decided approval is never {what}.")
+
+    def update(self, **kwargs: Any) -> int:
+        self._refuse_decided("changed")
+        return super().update(**kwargs)
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        self._refuse_decided("deleted")
+        return models.QuerySet.delete(self)
+
+
+class Approval(AppendOnly):
     """A human decision at a gate. Created pending; decided once (conditional update)."""
 
     class Gate(models.TextChoices):
@@ -30,6 +53,8 @@ class Approval(models.Model):
     decision = models.CharField(max_length=10, choices=Decision.choices, default="pending")
     comment = models.TextField(blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApprovalQuerySet.as_manager()
 
     class Meta:
         ordering = ["-requested_at"]

@@ -3,8 +3,10 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from runs.models.append_only import AppendOnly, AppendOnlyQuerySet
 
-class Event(models.Model):
+
+class Event(AppendOnly):
     """Append-only log of a run. ``seq`` is gap-free and strictly increasing per run; each event
     is written in the transaction of the change it records (see runs/events.py)."""
 
@@ -16,6 +18,8 @@ class Event(models.Model):
     )
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AppendOnlyQuerySet["Event"].as_manager()
 
     class Meta:
         ordering = ["run_id", "seq"]

@@ -157,6 +157,14 @@ class Run(models.Model):
         """The playbook as resolved at launch (the frozen ``config``, never today's defaults)."""
         return Playbook.from_config(self.config)
 
+    def holds(self, role: str) -> bool:
+        """Whether an agent of ``role`` must wait at an approval gate before it starts: asked
+        for every agent when it is created or given a new try, never copied from a parent (whose
+        own approval has cleared its flag), so no path starts a held agent unapproved."""
+        roles = (self.config or {}).get("roles") or {}
+        spec = roles.get(role)
+        return bool(spec and spec.get("needs_approval"))
+
     @property
     def is_finished(self) -> bool:
         return self.finished_at is not None

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from django.db import models
 
+from runs.models.append_only import AppendOnly, AppendOnlyQuerySet
 
-class Span(models.Model):
+
+class Span(AppendOnly):
     """A finished OpenTelemetry span, stored for the dashboard's timeline and audit."""
 
     trace_id = models.CharField(max_length=32, db_index=True)
@@ -21,6 +23,8 @@ class Span(models.Model):
     end = models.DateTimeField()
     attributes = models.JSONField(default=dict)
     status = models.CharField(max_length=20, default="UNSET")
+
+    objects = AppendOnlyQuerySet["Span"].as_manager()
 
     class Meta:
         ordering = ["start"]

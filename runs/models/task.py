@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
+from runs.models.append_only import AppendOnly, AppendOnlyQuerySet
 from runs.models.run import Run
 
 
@@ -191,9 +192,15 @@ COUNTER_OF: dict[str, str] = {
 }
 
 
-class Step(models.Model):
+class StepQuerySet(AppendOnlyQuerySet["Step"]):
+    # A new try moves the earlier try's calls out of its way (runs/actions/tries.py); what a
+    # call was, cost and returned never changes.
+    movable_fields = frozenset({"index"})
+
+
+class Step(AppendOnly):
     """One persisted model or tool call of an agent, so a redelivered agent resumes after the
-    last stored step instead of paying for it again."""
+    last stored step instead of paying for it again. Written once (``AppendOnly``)."""
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="steps")
     index = models.PositiveIntegerField()
@@ -207,6 +214,8 @@ class Step(models.Model):
     unpriced = models.BooleanField(default=False)
     seconds = models.FloatField(default=0.0)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = StepQuerySet.as_manager()
 
     class Meta:
         ordering = ["task_id", "index"]
