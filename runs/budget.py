@@ -12,21 +12,11 @@ from django.db.models import F, Max, Sum
 from agents.budget import Budget
 from harness_site.redis_client import get_redis
 from runs.models import Run, Step
+from runs.models.task import TRY_SPAN, try_generation
 
 
 def budget_for(run: Run) -> Budget:
     return Budget(get_redis(), run.uid.hex, key_prefix=settings.HARNESS_REDIS_PREFIX)
-
-
-# An agent's earlier tries (an operator's retry, a re-run behind a dismissed finding) keep their
-# stored calls at index + TRY_SPAN * n, out of the way of the new try's indexes: an agent never
-# makes a million calls.
-TRY_SPAN = 1_000_000
-
-
-def try_generation(top_index: int | None) -> int:
-    """Which try of an agent is current, from the highest index among its stored steps."""
-    return 0 if top_index is None else top_index // TRY_SPAN
 
 
 def step_reservation_id(task_id: int, index: int, generation: int = 0) -> str:

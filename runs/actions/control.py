@@ -31,8 +31,8 @@ def cancel_run(run: Run, user: Any) -> bool:
         ]
         moved = Task.move_many(
             list(Task.objects.filter(run=run, status__in=unstarted)),
-            Task.Status.CANCELLED,
-            allowed_from=unstarted,
+            Task.Move.CANCEL,
+            only_from=unstarted,
             error="run cancelled",
             finished_at=timezone.now(),
         )

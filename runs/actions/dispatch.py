@@ -72,7 +72,7 @@ def _fill_slots(run: Run) -> list[int]:
     # takes no slot, so they must not use up this pass's free ones (the rest of a run whose
     # every agent is held would sit pending until the sweeper's next pass).
     for task in _ready(run).filter(needs_approval=True)[:HOLD_PER_PASS]:
-        if task.move(Task.Status.AWAITING_APPROVAL, allowed_from=[Task.Status.PENDING]):
+        if task.move(Task.Move.HOLD):
             Approval.objects.create(
                 run=run,
                 gate=Approval.Gate.TASK,
@@ -85,7 +85,7 @@ def _fill_slots(run: Run) -> list[int]:
     if free > 0:
         now = timezone.now()
         for task in _ready(run).filter(needs_approval=False)[:free]:
-            if task.move(Task.Status.QUEUED, allowed_from=[Task.Status.PENDING], queued_at=now):
+            if task.move(Task.Move.QUEUE, queued_at=now):
                 queued.append(task.pk)
                 events.append((EventType.TASK_QUEUED, {}, task))
     record_events(run, events)
@@ -139,9 +139,7 @@ def hand_over_slot(run: Run, events: list[EventItem]) -> int | None:
     task = _ready(run).first()
     if task is None or task.needs_approval:
         return None
-    if not task.move(
-        Task.Status.QUEUED, allowed_from=[Task.Status.PENDING], queued_at=timezone.now()
-    ):
+    if not task.move(Task.Move.QUEUE, queued_at=timezone.now()):
         return None
     events.append((EventType.TASK_QUEUED, {}, task))
     return task.pk
@@ -184,17 +182,14 @@ def _stop_reason(run: Run) -> str:
 
 def _stop_pending(run: Run, reason: str) -> int:
     """Skip (or cancel) every task that has not started. In-flight tasks finish on their own."""
-    status = Task.Status.CANCELLED if run.status == Run.Status.CANCELLED else Task.Status.SKIPPED
-    waiting = list(
-        Task.objects.filter(
-            run=run,
-            status__in=[Task.Status.PENDING, Task.Status.QUEUED, Task.Status.AWAITING_APPROVAL],
-        )
-    )
+    cancelled = run.status == Run.Status.CANCELLED
+    status = Task.Status.CANCELLED if cancelled else Task.Status.SKIPPED
+    unstarted = [Task.Status.PENDING, Task.Status.QUEUED, Task.Status.AWAITING_APPROVAL]
+    waiting = list(Task.objects.filter(run=run, status__in=unstarted))
     moved = Task.move_many(
         waiting,
-        status,
-        allowed_from=[Task.Status.PENDING, Task.Status.QUEUED, Task.Status.AWAITING_APPROVAL],
+        Task.Move.CANCEL if cancelled else Task.Move.SKIP,
+        only_from=unstarted,
         error=reason,
         finished_at=timezone.now(),
     )
@@ -210,8 +205,8 @@ def _skip_blocked(run: Run) -> None:
     )
     moved = Task.move_many(
         blocked,
-        Task.Status.SKIPPED,
-        allowed_from=[Task.Status.PENDING],
+        Task.Move.SKIP,
+        only_from=[Task.Status.PENDING],
         error="a task it depends on did not succeed",
         finished_at=timezone.now(),
     )

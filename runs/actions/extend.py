@@ -76,9 +76,7 @@ def apply_extension(run: Run, approval: Approval, user: Any) -> int:
             run=run, status=Task.Status.SKIPPED, error__startswith=BUDGET_SKIP
         ).order_by("id")
     )
-    moved = Task.move_many(
-        skipped, Task.Status.PENDING, allowed_from=[Task.Status.SKIPPED], error="", finished_at=None
-    )
+    moved = Task.move_many(skipped, Task.Move.RESUME, error="", finished_at=None)
     # The report of what the first budget paid for is superseded: the run will report again.
     run.approvals.filter(gate=Approval.Gate.REPORT, decision="pending").update(
         decision=Approval.Decision.REJECTED,

@@ -26,10 +26,11 @@ from agents.snapshot import open_snapshot
 from runs.actions import enqueue
 from runs.actions.dispatch import hand_over_slot, schedule_dispatch
 from runs.actions.planning import task_created
-from runs.budget import TRY_SPAN, budget_for
+from runs.budget import budget_for
 from runs.event_types import EventType
 from runs.events import EventItem, record_event, record_events
 from runs.models import Finding, Run, Task
+from runs.models.task import LIFECYCLE, TRY_SPAN
 from runs.tracing import end_run_trace_after_commit
 
 
@@ -50,6 +51,11 @@ def _span(task: Task) -> dict[str, Any]:
     return {"span_id": task.span_id} if task.span_id else {}
 
 
+# The claim's statuses from the lifecycle table; taking over a running agent also needs its
+# holder's lease to have run out (checked in the UPDATE below).
+CLAIMABLE = sorted(LIFECYCLE[Task.Move.CLAIM][0] - {Task.Status.RUNNING})
+
+
 def claim_task(task: Task) -> bool:
     """Take the agent for this worker: queued or retrying, or running under a holder whose
     heartbeat is older than the lease (that holder died: a redelivered message, or a watchdog
@@ -61,7 +67,7 @@ def claim_task(task: Task) -> bool:
         won = (
             Task.objects.filter(pk=task.pk)
             .filter(
-                Q(status__in=[Task.Status.QUEUED, Task.Status.RETRYING])
+                Q(status__in=CLAIMABLE)
                 | Q(status=Task.Status.RUNNING, heartbeat_at__lt=lease_before)
                 | Q(status=Task.Status.RUNNING, heartbeat_at__isnull=True)
             )
@@ -85,7 +91,7 @@ def claim_task(task: Task) -> bool:
 def wait_for_slot(task: Task) -> None:
     """Every slot of the task's provider is busy: back to the queue, the claim not counted as
     an attempt (the worker re-sends it after a short wait)."""
-    task.move(Task.Status.QUEUED, allowed_from=[Task.Status.RUNNING], attempts=task.attempts - 1)
+    task.move(Task.Move.WAIT_FOR_SLOT, attempts=task.attempts - 1)
 
 
 def retry_task(task: Task, *, delay: float, error: str = "", rate_limited: bool = False) -> None:
@@ -95,9 +101,7 @@ def retry_task(task: Task, *, delay: float, error: str = "", rate_limited: bool 
     changes: dict[str, Any] = {"attempts": task.attempts - 1} if rate_limited else {}
     with transaction.atomic():
         run = lock_run(task.run_id)
-        if not task.move(
-            Task.Status.RETRYING, allowed_from=[Task.Status.RUNNING], **changes, **_span(task)
-        ):
+        if not task.move(Task.Move.RETRY, **changes, **_span(task)):
             return
         if rate_limited:
             payload: dict[str, Any] = {"delay_s": round(delay, 2)}
@@ -159,8 +163,7 @@ def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
         if findings:
             deltas["findings_count"] = F("findings_count") + len(findings)
         won = task.move(
-            Task.Status.SUCCEEDED,
-            allowed_from=[Task.Status.RUNNING],
+            Task.Move.SUCCEED,
             run_deltas=deltas,
             finished_at=timezone.now(),
             **fields,
@@ -306,8 +309,7 @@ def fail_task(task: Task, error: str) -> bool:
         run = Run.objects.select_for_update().get(pk=task.run_id)
         fields, deltas = _paid(task)
         won = task.move(
-            Task.Status.FAILED,
-            allowed_from=[Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING],
+            Task.Move.FAIL,
             run_deltas=deltas,
             finished_at=timezone.now(),
             error=error[:2000],
@@ -341,8 +343,8 @@ def budget_exhausted(task: Task, reason: str) -> None:
         run = Run.objects.select_for_update().get(pk=task.run_id)
         fields, deltas = _paid(task)
         if task.move(
-            Task.Status.SKIPPED,
-            allowed_from=[Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING],
+            Task.Move.SKIP,
+            only_from=[Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING],
             run_deltas=deltas,
             finished_at=timezone.now(),
             error=f"budget exhausted: {reason}"[:2000],
@@ -374,8 +376,8 @@ def cancel_task(task: Task, reason: str) -> None:
         run = lock_run(task.run_id)
         fields, deltas = _paid(task)
         if task.move(
-            Task.Status.CANCELLED,
-            allowed_from=[
+            Task.Move.CANCEL,
+            only_from=[
                 Task.Status.RUNNING,
                 Task.Status.QUEUED,
                 Task.Status.RETRYING,

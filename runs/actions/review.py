@@ -112,15 +112,10 @@ def _decide_task(run: Run, approval: Approval, decision: str) -> None:
     it is skipped. The run's dispatch then starts what is ready."""
     task = Task.objects.get(pk=approval.target_id, run=run)
     if decision == "approved":
-        task.move(
-            Task.Status.PENDING,
-            allowed_from=[Task.Status.AWAITING_APPROVAL],
-            needs_approval=False,
-        )
+        task.move(Task.Move.RELEASE, needs_approval=False)
     else:
         task.move(
-            Task.Status.SKIPPED,
-            allowed_from=[Task.Status.AWAITING_APPROVAL],
+            Task.Move.REJECT,
             error="rejected at the approval gate",
             finished_at=timezone.now(),
         )

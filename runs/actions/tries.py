@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from django.db.models import F, Max
 
-from runs.budget import TRY_SPAN
 from runs.models import Finding, Run, Step, Task
+from runs.models.task import TRY_SPAN, next_try_shift
 
 
 def new_try(run: Run, tasks: Sequence[Task], allowed_from: str) -> list[Task]:
@@ -32,7 +32,7 @@ def new_try(run: Run, tasks: Sequence[Task], allowed_from: str) -> list[Task]:
     )
     by_shift: dict[int, list[int]] = {}
     for task_id, top in tops:
-        by_shift.setdefault(TRY_SPAN * (1 + top // TRY_SPAN), []).append(task_id)
+        by_shift.setdefault(next_try_shift(top), []).append(task_id)
     for shift, task_ids in by_shift.items():
         Step.objects.filter(task_id__in=task_ids, index__lt=TRY_SPAN).update(
             index=F("index") + shift
@@ -41,8 +41,8 @@ def new_try(run: Run, tasks: Sequence[Task], allowed_from: str) -> list[Task]:
     findings = Finding.objects.filter(task__in=tasks).count()
     moved = Task.move_many(
         tasks,
-        Task.Status.PENDING,
-        allowed_from=[allowed_from],
+        Task.Move.NEW_TRY,
+        only_from=[allowed_from],
         run_deltas={"findings_count": F("findings_count") - findings} if findings else None,
         attempts=0,
         error="",

@@ -29,10 +29,12 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
+from django.core.management import call_command
 from django.db import connection, transaction
 
 from harness_site.devstack import start_web, stop_process, web_answers
 from runs.actions import launch_run
+from runs.actions.outcomes import claim_task
 from runs.actions.planning import plan_run
 from runs.event_types import EventType
 from runs.events import record_event
@@ -75,7 +77,9 @@ def _run_with_one_agent(target: Path) -> tuple[Run, Task]:
     plan_run(run.pk)  # here, not by a worker: the bench needs no worker
     Run.objects.filter(pk=run.pk).update(title="live-latency benchmark")
     task = Task.objects.get(run=run)
-    Task.objects.filter(pk=task.pk).update(status=Task.Status.RUNNING)
+    # Running as a worker would leave it (its events then stream to the pages under test).
+    task.move(Task.Move.QUEUE)
+    claim_task(task)
     return Run.objects.get(pk=run.pk), task
 
 
@@ -136,13 +140,18 @@ def live_latency(rate: float, pages: int, seconds: float, target: Path) -> dict[
         return {"skipped": "playwright is not installed (pip install -r requirements-dev.lock)"}
     if not Path(CHROMIUM).exists():
         return {"skipped": f"no Chromium at {CHROMIUM} (set HARNESS_CHROMIUM)"}
+    # A fresh data directory has no tables yet (launch_run, behind ``fanout``, migrates too).
+    call_command("migrate", verbosity=0, interactive=False)
     port = _free_port()
     web = start_web(port)
-    user = User.objects.create_superuser(f"bench-live-{secrets.token_hex(4)}", password=None)
-    run, task = _run_with_one_agent(target)
-    cookie = _session_for(user)  # the ORM cannot run inside Playwright's event loop below
+    user: User | None = None
+    run: Run | None = None
+    cookie = ""
     commits: dict[int, float] = {}
     try:
+        user = User.objects.create_superuser(f"bench-live-{secrets.token_hex(4)}", password=None)
+        run, task = _run_with_one_agent(target)
+        cookie = _session_for(user)  # the ORM cannot run inside Playwright's event loop below
         deadline = time.monotonic() + 60
         while not web_answers(port):
             if time.monotonic() > deadline or web.poll() is not None:
@@ -178,10 +187,14 @@ def live_latency(rate: float, pages: int, seconds: float, target: Path) -> dict[
             arrivals = [page.evaluate("window.__arrivals") for page in opened]
             browser.close()
     finally:
+        # Whatever failed, nothing is left running or behind: daphne, the run, the user.
         stop_process(web)
-        run.delete()
-        SessionStore(session_key=cookie).delete()
-        user.delete()
+        if run is not None:
+            run.delete()
+        if cookie:
+            SessionStore(session_key=cookie).delete()
+        if user is not None:
+            user.delete()
     latencies: list[float] = []
     for seen in arrivals:
         latencies += _caught_up(commits, {int(seq): float(at) for seq, at in seen.items()})

@@ -15,17 +15,31 @@ from runs.models.run import Run
 class Task(models.Model):
     """One agent node of a run's tree.
 
-    State machine (conditional UPDATEs; a Celery redelivery can never double-claim):
+    Its life is the table ``LIFECYCLE`` below: every status change after creation is one of the
+    named ``Task.Move``s, made by ``move``/``move_many`` as a conditional UPDATE from the move's
+    allowed statuses (a Celery redelivery can never double-claim; a forbidden move raises
+    ``ForbiddenMove`` before touching a row)::
 
-        pending → queued → running → succeeded | failed
-        running → retrying → queued              (transient error, backoff countdown)
-        pending → awaiting_approval → pending    (needs approval gate)
-        pending | queued | retrying → skipped    (budget exhausted, dependency failed)
-        pending | queued | running | retrying → cancelled
-        failed → pending                         (operator retries failed agents)
+        queue          pending → queued                      dispatch, or a freed slot's hand-over
+        hold           pending → awaiting_approval           the run holds its role for approval
+        release        awaiting_approval → pending           approved at its gate
+        reject         awaiting_approval → skipped           rejected at its gate
+        claim          queued | retrying | running → running a worker takes it (running: only
+                                                             past the holder's lease)
+        wait_for_slot  running → queued                      every provider slot busy
+        retry          running → retrying                    transient error, backoff countdown
+        succeed        running → succeeded
+        fail           running | queued | retrying → failed
+        skip           pending | queued | retrying | running | awaiting_approval → skipped
+                                                             budget out, dependency failed,
+                                                             run stopped
+        cancel         pending | queued | running | retrying | awaiting_approval → cancelled
+        new_try        failed | succeeded → pending          an operator's retry, a re-run behind a
+                                                             dismissed finding (one source a call)
+        resume         skipped → pending                     the budget was extended
 
-    The run's counters (``tasks_done``, ``tasks_failed``, ``tasks_skipped``) follow every move
-    made through ``move``/``move_many``, the only way statuses change after creation.
+    The run's counters (``tasks_done``, ``tasks_failed``, ``tasks_skipped``) follow every move.
+    An agent's tries are told apart by its stored calls' indexes (``TRY_SPAN``).
     """
 
     class Status(models.TextChoices):
@@ -46,6 +60,23 @@ class Task(models.Model):
         @classmethod
         def in_flight(cls) -> list[str]:
             return [cls.QUEUED, cls.RUNNING, cls.RETRYING]
+
+    class Move(models.TextChoices):
+        """The named moves of an agent's life (``LIFECYCLE`` holds each one's from and to)."""
+
+        QUEUE = "queue"
+        HOLD = "hold"
+        RELEASE = "release"
+        REJECT = "reject"
+        CLAIM = "claim"
+        WAIT_FOR_SLOT = "wait_for_slot"
+        RETRY = "retry"
+        SUCCEED = "succeed"
+        FAIL = "fail"
+        SKIP = "skip"
+        CANCEL = "cancel"
+        NEW_TRY = "new_try"
+        RESUME = "resume"
 
     run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="tasks")
     parent = models.ForeignKey(
@@ -122,43 +153,41 @@ class Task(models.Model):
 
     def move(
         self,
-        new_status: str,
+        move: Task.Move,
         *,
-        allowed_from: Sequence[str],
+        only_from: Sequence[str] | None = None,
         run_deltas: Mapping[str, Any] | None = None,
         **changes: Any,
     ) -> bool:
-        """Conditional transition; True only for the one caller that won. ``run_deltas`` (F
-        expressions for the run's own totals) go into the same UPDATE of the run as its
-        counters, and only if this caller won."""
-        moved = Task.move_many(
-            [self], new_status, allowed_from=allowed_from, run_deltas=run_deltas, **changes
-        )
+        """Make ``move`` if the task is still in one of its allowed statuses; True only for the
+        one caller that won. ``run_deltas`` (F expressions for the run's own totals) go into the
+        same UPDATE of the run as its counters, and only if this caller won."""
+        moved = Task.move_many([self], move, only_from=only_from, run_deltas=run_deltas, **changes)
         return bool(moved)
 
     @staticmethod
     def move_many(
         tasks: Sequence[Task],
-        new_status: str,
+        move: Task.Move,
         *,
-        allowed_from: Sequence[str],
+        only_from: Sequence[str] | None = None,
         run_deltas: Mapping[str, Any] | None = None,
         **changes: Any,
     ) -> list[Task]:
-        """Move each task that is still in ``allowed_from`` (one conditional UPDATE each, so
-        racing callers each win different tasks) and keep the run's counters in step with one
-        UPDATE per run. Returns the tasks this caller moved.
+        """Make ``move`` on each task still in one of its allowed statuses (one conditional
+        UPDATE each, so racing callers each win different tasks) and keep the run's counters in
+        step with one UPDATE per run. Returns the tasks this caller moved.
 
-        ``allowed_from`` is either only unfinished statuses or exactly one finished status, so
-        the counter a moved task leaves is known without reading it back.
+        ``only_from`` narrows the move's allowed statuses for this call (never widens them:
+        ``ForbiddenMove``). Leaving a finished status needs exactly one source, so the counter a
+        moved task leaves is known without reading it back.
         """
-        finished_from = [s for s in allowed_from if s in COUNTER_OF]
-        if finished_from and len(allowed_from) != 1:
-            raise ValueError(f"ambiguous counters moving from {allowed_from} to {new_status}")
+        sources, new_status = allowed_sources(move, only_from)
+        finished_from = [s for s in sources if s in COUNTER_OF]
         moved = []
         for task in tasks:
             won = (
-                Task.objects.filter(pk=task.pk, status__in=allowed_from).update(
+                Task.objects.filter(pk=task.pk, status__in=sources).update(
                     status=new_status, **changes
                 )
                 == 1
@@ -183,6 +212,56 @@ class Task(models.Model):
         return moved
 
 
+class ForbiddenMove(ValueError):
+    """A status change the agent's lifecycle does not allow: a bug in the caller."""
+
+
+_S = Task.Status
+# The life of an agent: each move's allowed statuses and where it goes. The only table of it.
+LIFECYCLE: dict[str, tuple[frozenset[str], str]] = {
+    Task.Move.QUEUE: (frozenset({_S.PENDING}), _S.QUEUED),
+    Task.Move.HOLD: (frozenset({_S.PENDING}), _S.AWAITING_APPROVAL),
+    Task.Move.RELEASE: (frozenset({_S.AWAITING_APPROVAL}), _S.PENDING),
+    Task.Move.REJECT: (frozenset({_S.AWAITING_APPROVAL}), _S.SKIPPED),
+    Task.Move.CLAIM: (frozenset({_S.QUEUED, _S.RETRYING, _S.RUNNING}), _S.RUNNING),
+    Task.Move.WAIT_FOR_SLOT: (frozenset({_S.RUNNING}), _S.QUEUED),
+    Task.Move.RETRY: (frozenset({_S.RUNNING}), _S.RETRYING),
+    Task.Move.SUCCEED: (frozenset({_S.RUNNING}), _S.SUCCEEDED),
+    Task.Move.FAIL: (frozenset({_S.RUNNING, _S.QUEUED, _S.RETRYING}), _S.FAILED),
+    Task.Move.SKIP: (
+        frozenset({_S.PENDING, _S.QUEUED, _S.RETRYING, _S.RUNNING, _S.AWAITING_APPROVAL}),
+        _S.SKIPPED,
+    ),
+    Task.Move.CANCEL: (
+        frozenset({_S.PENDING, _S.QUEUED, _S.RUNNING, _S.RETRYING, _S.AWAITING_APPROVAL}),
+        _S.CANCELLED,
+    ),
+    Task.Move.NEW_TRY: (frozenset({_S.FAILED, _S.SUCCEEDED}), _S.PENDING),
+    Task.Move.RESUME: (frozenset({_S.SKIPPED}), _S.PENDING),
+}
+
+
+def allowed_sources(move: str, only_from: Sequence[str] | None = None) -> tuple[list[str], str]:
+    """The statuses ``move`` may start from (narrowed by ``only_from``) and where it goes.
+    Raises ``ForbiddenMove`` for an unknown move, a source the move does not allow, or a move
+    out of more than one finished status."""
+    if move not in LIFECYCLE:
+        raise ForbiddenMove(f"no such move: {move!r}")
+    sources, target = LIFECYCLE[move]
+    if only_from is None:
+        chosen = sorted(sources)
+    else:
+        chosen = sorted(set(only_from))
+        outside = [s for s in chosen if s not in sources]
+        if outside or not chosen:
+            raise ForbiddenMove(
+                f"{move}: an agent cannot move from {', '.join(outside) or 'nothing'} to {target}"
+            )
+    if len([s for s in chosen if s in COUNTER_OF]) > 0 and len(chosen) != 1:
+        raise ForbiddenMove(f"{move}: name the one finished status it leaves ({chosen})")
+    return chosen, target
+
+
 # The run's counter each finished status counts in (cancelled agents count as skipped).
 COUNTER_OF: dict[str, str] = {
     Task.Status.SUCCEEDED: "tasks_done",
@@ -190,6 +269,22 @@ COUNTER_OF: dict[str, str] = {
     Task.Status.SKIPPED: "tasks_skipped",
     Task.Status.CANCELLED: "tasks_skipped",
 }
+
+
+# An agent's earlier tries (an operator's retry, a re-run behind a dismissed finding) keep their
+# stored calls at index + TRY_SPAN * n, out of the way of the new try's indexes: an agent never
+# makes a million calls.
+TRY_SPAN = 1_000_000
+
+
+def try_generation(top_index: int | None) -> int:
+    """Which try of an agent is current, from the highest index among its stored steps."""
+    return 0 if top_index is None else top_index // TRY_SPAN
+
+
+def next_try_shift(top_index: int) -> int:
+    """How far a new try moves the current try's calls: past every earlier try's."""
+    return TRY_SPAN * (1 + top_index // TRY_SPAN)
 
 
 class StepQuerySet(AppendOnlyQuerySet["Step"]):

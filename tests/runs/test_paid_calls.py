@@ -14,8 +14,8 @@ from django.contrib.auth.models import User
 from agents.playbooks import get_playbook
 from runs.actions.control import retry_failed
 from runs.actions.outcomes import cancel_task, fail_task
-from runs.budget import TRY_SPAN
 from runs.models import Run, Step, Task
+from runs.models.task import TRY_SPAN
 from tests.runs.factories import make_run, make_task
 
 pytestmark = pytest.mark.django_db
