@@ -17,19 +17,19 @@ from agents.providers.catalog import missing_key_variable, provider_choices
 from runs.actions.launch import (
     BUDGET_USD_MAX,
     BUDGET_USD_STEP,
-    LAUNCH_BOUNDS,
-    OPTION_BOUNDS,
     OPTION_LABELS,
     LaunchError,
     check_options,
+    launch_bounds,
     offered_options,
+    option_bounds,
 )
 from runs.models import Run
 from runs.targets import available_targets
 
 
 def _bounded(name: str, **kwargs: Any) -> forms.IntegerField:
-    low, high = LAUNCH_BOUNDS[name]
+    low, high = launch_bounds()[name]
     return forms.IntegerField(min_value=low, max_value=high, **kwargs)
 
 
@@ -37,7 +37,7 @@ def _option(name: str, help_text: str) -> forms.CharField:
     """A playbook option. Text, not a number field: options of a playbook other than the chosen
     one are ignored, even garbage, so ``clean`` checks only the chosen playbook's (with the bounds
     of ``runs.actions.launch``); min/max still reach the browser's number input."""
-    low, high = OPTION_BOUNDS[name]
+    low, high = option_bounds()[name]
     widget = forms.NumberInput(attrs={"min": low, "max": high, "step": 1})
     return forms.CharField(
         required=False, label=OPTION_LABELS[name], help_text=help_text, widget=widget

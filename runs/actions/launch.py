@@ -37,22 +37,32 @@ from runs.event_types import EventType
 from runs.events import record_event
 from runs.models import Run
 
-# (lowest, highest) accepted for each whole-number launch setting.
-LAUNCH_BOUNDS: dict[str, tuple[int, int]] = {
-    "max_concurrency": (1, settings.HARNESS_MAX_CONCURRENCY),
-    "max_depth": (0, 10),
-    "latency_ms": (0, 600_000),
-    "budget_tokens": (1, 10**12),
-}
+
+def launch_bounds() -> dict[str, tuple[int, int]]:
+    """(lowest, highest) accepted for each whole-number launch setting, read at each launch (a
+    deployment's settings, or ``bench`` lifting them for its own process)."""
+    return {
+        "max_concurrency": (1, settings.HARNESS_MAX_CONCURRENCY),
+        "max_depth": (0, 10),
+        "latency_ms": (0, 600_000),
+        "budget_tokens": (1, 10**12),
+    }
+
+
 BUDGET_USD_STEP = Decimal("0.000001")  # budgets are kept in micro-dollars
 BUDGET_USD_MAX = Decimal(100_000)
+
+
 # Playbook options a launch may set, (lowest, highest) for the whole numbers. An option applies
 # to the playbooks that declare it in ``Playbook.options``; ``max_agents`` (a limit every
 # playbook has) is bounded by settings.HARNESS_MAX_AGENTS, read at each launch.
-OPTION_BOUNDS: dict[str, tuple[int, int]] = {
-    "k": (1, 50),  # voters of an ensemble
-    "chunk_files": (1, 100),  # files per chunk of a codebase audit
-}
+def option_bounds() -> dict[str, tuple[int, int]]:
+    return {
+        "k": (1, settings.HARNESS_MAX_VOTERS),  # voters of an ensemble
+        "chunk_files": (1, 100),  # files per chunk of a codebase audit
+    }
+
+
 OPTION_LABELS = {
     "k": "Voters (K)",
     "chunk_files": "Files per chunk",
@@ -94,7 +104,7 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
     bounds raises LaunchError on its own field. Unknown keys pass through (``--set`` may tune
     any playbook option)."""
     checked = dict(options or {})
-    for name, (low, high) in OPTION_BOUNDS.items():
+    for name, (low, high) in option_bounds().items():
         if name in checked:
             checked[name] = _bounded_int(checked[name], name, low, high)
     if "max_agents" in checked:
@@ -194,19 +204,19 @@ def launch_run(
     concurrency = _bounded_int(
         max_concurrency if max_concurrency is not None else book.max_concurrency,
         "max_concurrency",
-        *LAUNCH_BOUNDS["max_concurrency"],
+        *launch_bounds()["max_concurrency"],
     )
     depth = _bounded_int(
         max_depth if max_depth is not None else book.max_depth,
         "max_depth",
-        *LAUNCH_BOUNDS["max_depth"],
+        *launch_bounds()["max_depth"],
     )
-    latency = _bounded_int(latency_ms or 0, "latency_ms", *LAUNCH_BOUNDS["latency_ms"])
+    latency = _bounded_int(latency_ms or 0, "latency_ms", *launch_bounds()["latency_ms"])
     # Every run has a ceiling: a blank budget means the playbook's default, never "no limit".
     budget = _budget(budget_usd if budget_usd not in (None, "") else book.budget_usd)
     tokens = None
     if budget_tokens not in (None, ""):
-        tokens = _bounded_int(budget_tokens, "budget_tokens", *LAUNCH_BOUNDS["budget_tokens"])
+        tokens = _bounded_int(budget_tokens, "budget_tokens", *launch_bounds()["budget_tokens"])
     chain = list(aggregation) if aggregation is not None else list(book.aggregation)
     unknown = [step for step in chain if step not in AGGREGATION_STEPS]
     if unknown:

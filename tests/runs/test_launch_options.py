@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from runs.actions import LaunchError, launch_run
-from runs.actions.launch import OPTION_BOUNDS
+from runs.actions.launch import option_bounds
 from runs.models import Run
 from tests.runs.test_launch import form_data, nothing_created
 
@@ -32,7 +32,7 @@ def field_errors(html: str, name: str) -> str:
 def test_an_option_out_of_bounds_is_an_error_on_its_field_and_creates_nothing(
     operator_client: Client, playbook: str, option: str, side: str
 ) -> None:
-    low, high = OPTION_BOUNDS[option]
+    low, high = option_bounds()[option]
     value = low - 1 if side == "below" else high + 1
     response = operator_client.post(
         reverse("runs:launch"), form_data(playbook=playbook, **{option: value})

@@ -220,6 +220,17 @@ def aggregation(findings: int) -> dict[str, Any]:
     return {"wall_s": round(time.perf_counter() - started, 3), "clusters": len(draft.clusters)}
 
 
+def lift_launch_limits(sizes: list[tuple[int, int]]) -> None:
+    """A fan-out of N one-call agents is an ensemble of N voters at concurrency C: lift the
+    deployment's launch bounds (voters, agents, concurrency) to the sizes asked, for this
+    process only. The worker never re-checks them: a planned run's limits are its own."""
+    most_agents = max((n for n, _ in sizes), default=1)
+    most_in_flight = max((c for _, c in sizes), default=1)
+    settings.HARNESS_MAX_VOTERS = max(settings.HARNESS_MAX_VOTERS, most_agents)
+    settings.HARNESS_MAX_AGENTS = max(settings.HARNESS_MAX_AGENTS, most_agents)
+    settings.HARNESS_MAX_CONCURRENCY = max(settings.HARNESS_MAX_CONCURRENCY, most_in_flight)
+
+
 def _size(text: str) -> tuple[int, int]:
     n, sep, c = text.lower().partition("x")
     if not sep or not n.isdigit() or not c.isdigit() or int(n) < 1 or int(c) < 1:
@@ -237,7 +248,7 @@ class Command(BaseCommand):
             nargs="+",
             default=["100x10", "1000x100"],
             metavar="NxC",
-            help="agents x concurrency, e.g. 10000x1000 (raise HARNESS_MAX_AGENTS for that)",
+            help="agents x concurrency, e.g. 10000x1000 (the bench lifts the launch bounds)",
         )
         parser.add_argument("--latency-ms", type=int, default=1000)
         parser.add_argument("--findings", type=int, nargs="+", default=[1000, 10_000])
@@ -280,6 +291,7 @@ class Command(BaseCommand):
             (target / "app.py").write_text(TARGET_SOURCE)
             # The bench's own target, allowed for this process only (launch_run checks roots).
             settings.HARNESS_TARGET_ROOTS = [*settings.HARNESS_TARGET_ROOTS, Path(root)]
+            lift_launch_limits(sizes)
             for n, c in sizes:
                 params = {"n": n, "c": c, "latency_ms": latency}
                 ours = None
