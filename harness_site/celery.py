@@ -61,12 +61,18 @@ def _start_telemetry_in_child(**_: object) -> None:
     setup_telemetry(component="worker")
 
 
+def tasks_run_in_this_process(worker: object) -> bool:
+    """True for the threads and solo pools (tasks run in the worker's own process), False for
+    prefork (each task in a forked child)."""
+    pool = get_implementation(getattr(worker, "pool_cls", None) or "prefork")
+    return not (isinstance(pool, type) and issubclass(pool, PreforkPool))
+
+
 @worker_init.connect
 def _start_telemetry_in_worker(sender: object = None, **_: object) -> None:
     # The threads and solo pools run tasks in this process: start before the first one, so its
     # spans and publishes (Celery's too, when instrumented) already belong to the run's trace.
-    pool = get_implementation(getattr(sender, "pool_cls", None) or "prefork")
-    if not (isinstance(pool, type) and issubclass(pool, PreforkPool)):
+    if tasks_run_in_this_process(sender):
         setup_telemetry(component="worker")
 
 

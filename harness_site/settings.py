@@ -191,6 +191,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
 HARNESS_DEFAULT_BUDGET_USD = env_float("HARNESS_DEFAULT_BUDGET_USD", 5.0, min_value=0)
 HARNESS_DEFAULT_MAX_DEPTH = env_int("HARNESS_DEFAULT_MAX_DEPTH", 3, min_value=0, max_value=10)
 HARNESS_MAX_AGENTS = env_int("HARNESS_MAX_AGENTS", 2000, min_value=1)
+# Group commit: a worker process stores up to this many agents' successes in one transaction
+# (runs/actions/group_commit.py); 1 turns it off (each agent commits its own).
+HARNESS_GROUP_COMMIT_MAX = env_int("HARNESS_GROUP_COMMIT_MAX", 200, min_value=1)
 # The most voters an ensemble may ask for (``--set k=``); ``bench`` lifts it for its fan-outs.
 HARNESS_MAX_VOTERS = env_int("HARNESS_MAX_VOTERS", 50, min_value=1)
 # The highest max_concurrency a launch may ask for. 256 agents in flight is what `make run`'s

@@ -11,8 +11,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.conf import settings
 
+from harness_site.celery import tasks_run_in_this_process
 from runs import sweeper, worker
-from runs.actions import enqueue
+from runs.actions import enqueue, group_commit
 from runs.actions.dispatch import dispatch
 from runs.actions.outcomes import fail_task
 from runs.actions.planning import plan_run as _plan_run
@@ -22,9 +23,12 @@ from runs.spans import batch_spans
 
 
 @worker_init.connect
-def _worker_settings(**_: object) -> None:
-    # A worker's agents end by the hundred a second: their spans go to the database in batches.
+def _worker_settings(sender: object = None, **_: object) -> None:
+    # A worker's agents end by the hundred a second: their spans go to the database in batches,
+    # and (when they run on this process's threads) their outcomes too, by group commit.
     batch_spans()
+    if tasks_run_in_this_process(sender):
+        group_commit.start()
 
 
 @worker_ready.connect

@@ -38,12 +38,12 @@ from agents.spans import agent_identity, set_cost
 from harness_site.logfilters import redact
 from harness_site.redis_client import get_redis
 from harness_site.telemetry import get_tracer, parent_context
+from runs.actions import group_commit
 from runs.actions.dispatch import has_dependencies
 from runs.actions.outcomes import (
     budget_exhausted,
     cancel_task,
     claim_task,
-    complete_task,
     fail_task,
     retry_task,
     wait_for_slot,
@@ -163,7 +163,7 @@ def execute(task_id: int) -> RetryLater | None:
         if slot is not None:
             slot.release(holder)
 
-    complete_task(task, result, playbook)
+    group_commit.complete(task, result, playbook)
     return None
 
 

@@ -130,19 +130,22 @@ def _ready(run: Run) -> QuerySet[Task]:
     return pending.order_by("depth", "id")
 
 
-def hand_over_slot(run: Run, events: list[EventItem]) -> int | None:
-    """Give the slot an agent just freed straight to the run's next ready task, inside that
-    agent's outcome transaction (the caller holds the run's lock and has checked it is
-    running). One UPDATE instead of a dispatch round trip per agent: the next agent's message
-    goes out on the same commit. Returns its id to send, or None when a dispatch must look
-    (nothing ready, or the next task waits at an approval gate)."""
-    task = _ready(run).first()
-    if task is None or task.needs_approval:
-        return None
-    if not task.move(Task.Move.QUEUE, queued_at=timezone.now()):
-        return None
-    events.append((EventType.TASK_QUEUED, {}, task))
-    return task.pk
+def hand_over_slots(run: Run, events: list[EventItem], freed: int) -> tuple[list[int], bool]:
+    """Give the ``freed`` slots that agents just freed straight to the run's next ready tasks,
+    inside those agents' outcome transaction (the caller holds the run's lock and has checked
+    it is running). One SELECT and one UPDATE per task instead of a dispatch round trip per
+    agent: the next agents' messages go out on the same commit. Returns the ids to send, and
+    whether a dispatch must still look (fewer ready than freed, or the next task waits at an
+    approval gate)."""
+    handed: list[int] = []
+    now = timezone.now()
+    for task in _ready(run)[:freed]:
+        if task.needs_approval:
+            return handed, True
+        if task.move(Task.Move.QUEUE, queued_at=now):
+            events.append((EventType.TASK_QUEUED, {}, task))
+            handed.append(task.pk)
+    return handed, len(handed) < freed
 
 
 def _resend_stale(run: Run) -> list[int]:

@@ -19,12 +19,11 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from agents.analysis.ranking import cwe_from_text
-from agents.contract import AgentResult, SpawnOut
+from agents.contract import SpawnOut
 from agents.planning import scope_label, task_key
 from agents.playbooks import Playbook
 from agents.snapshot import open_snapshot
-from runs.actions import enqueue
-from runs.actions.dispatch import hand_over_slot, schedule_dispatch
+from runs.actions.dispatch import schedule_dispatch
 from runs.actions.planning import task_created
 from runs.budget import budget_for
 from runs.event_types import EventType
@@ -46,7 +45,7 @@ def lock_run(run_id: int) -> Run:
     return Run.objects.select_for_update().only("id", "uid", "last_seq", "status").get(pk=run_id)
 
 
-def _span(task: Task) -> dict[str, Any]:
+def span_fields(task: Task) -> dict[str, Any]:
     # The agent's span id is written with its outcome, not when the span starts.
     return {"span_id": task.span_id} if task.span_id else {}
 
@@ -101,7 +100,7 @@ def retry_task(task: Task, *, delay: float, error: str = "", rate_limited: bool 
     changes: dict[str, Any] = {"attempts": task.attempts - 1} if rate_limited else {}
     with transaction.atomic():
         run = lock_run(task.run_id)
-        if not task.move(Task.Move.RETRY, **changes, **_span(task)):
+        if not task.move(Task.Move.RETRY, **changes, **span_fields(task)):
             return
         if rate_limited:
             payload: dict[str, Any] = {"delay_s": round(delay, 2)}
@@ -152,65 +151,7 @@ def _paid(task: Task) -> tuple[dict[str, Any], dict[str, Any]]:
     return fields, deltas
 
 
-def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
-    """Store the agent's findings and spawn requests and mark it succeeded — all or nothing.
-    Returns False when another delivery already completed it."""
-    with transaction.atomic():
-        run = lock_run(task.run_id)
-        fields, deltas = _paid(task)
-        output = result.output
-        findings = _findings(run, task, output.findings)
-        if findings:
-            deltas["findings_count"] = F("findings_count") + len(findings)
-        won = task.move(
-            Task.Move.SUCCEED,
-            run_deltas=deltas,
-            finished_at=timezone.now(),
-            **fields,
-            summary=output.summary,
-            output={"data": output.data, "model": result.model, "provider": result.provider},
-            error="",
-            **_span(task),
-        )
-        if not won:
-            return False
-        Finding.objects.bulk_create(findings, ignore_conflicts=True)
-        children = 0
-        if output.spawn:
-            # Spawning reads the run's limits and status as of now, under its lock.
-            children = _spawn(Run.objects.get(pk=run.pk), task, playbook, output.spawn)
-            if children:
-                Run.objects.filter(pk=run.pk).update(tasks_total=F("tasks_total") + children)
-        events: list[EventItem] = [
-            (
-                EventType.FINDING_ADDED,
-                {"title": f.title[:120], "severity": f.severity, "location": f.location},
-                task,
-            )
-            for f in findings
-        ]
-        events.append(
-            (
-                EventType.TASK_SUCCEEDED,
-                {
-                    "tokens": {"input": fields["tokens_in"], "output": fields["tokens_out"]},
-                    "cost_usd": str(fields["cost_usd"]),
-                    "findings": len(findings),
-                    "children": children,
-                },
-                task,
-            )
-        )
-        handed = hand_over_slot(run, events) if run.status == Run.Status.RUNNING else None
-        record_events(run, events)
-        if handed is None:
-            schedule_dispatch(run.pk)
-        else:
-            enqueue.agents_after_commit([handed])
-    return True
-
-
-def _findings(run: Run, task: Task, outs: Iterable[Any]) -> list[Finding]:
+def findings_of(run: Run, task: Task, outs: Iterable[Any]) -> list[Finding]:
     seen: set[str] = set()
     findings = []
     for out in outs:
@@ -240,7 +181,7 @@ def _findings(run: Run, task: Task, outs: Iterable[Any]) -> list[Finding]:
     return findings
 
 
-def _spawn(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut]) -> int:
+def spawn_children(run: Run, parent: Task, playbook: Playbook, requests: list[SpawnOut]) -> int:
     """Create the children an agent asked for, within depth, fan-out and total limits, and
     refuse duplicates. Every request ends as an event, accepted or refused."""
     spec = playbook.roles.get(parent.role)
@@ -314,7 +255,7 @@ def fail_task(task: Task, error: str) -> bool:
             finished_at=timezone.now(),
             error=error[:2000],
             **fields,
-            **_span(task),
+            **span_fields(task),
         )
         if not won:
             return False
@@ -349,7 +290,7 @@ def budget_exhausted(task: Task, reason: str) -> None:
             finished_at=timezone.now(),
             error=f"budget exhausted: {reason}"[:2000],
             **fields,
-            **_span(task),
+            **span_fields(task),
         ):
             record_event(run, EventType.TASK_SKIPPED, {"reason": "budget exhausted"}, task=task)
         used = _budget_used(run)
@@ -387,7 +328,7 @@ def cancel_task(task: Task, reason: str) -> None:
             finished_at=timezone.now(),
             error=reason[:2000],
             **fields,
-            **_span(task),
+            **span_fields(task),
         ):
             record_event(run, EventType.TASK_CANCELLED, {"reason": reason[:300]}, task=task)
         schedule_dispatch(run.pk)

@@ -172,11 +172,15 @@ class Task(models.Model):
         *,
         only_from: Sequence[str] | None = None,
         run_deltas: Mapping[str, Any] | None = None,
+        defer_counters: dict[int, dict[str, int]] | None = None,
         **changes: Any,
     ) -> list[Task]:
         """Make ``move`` on each task still in one of its allowed statuses (one conditional
         UPDATE each, so racing callers each win different tasks) and keep the run's counters in
         step with one UPDATE per run. Returns the tasks this caller moved.
+
+        ``defer_counters`` (run id → counter → change) collects the counters' changes for the
+        caller's own UPDATE of the run instead of making one here (``run_deltas`` then unused).
 
         ``only_from`` narrows the move's allowed statuses for this call (never widens them:
         ``ForbiddenMove``). Leaving a finished status needs exactly one source, so the counter a
@@ -201,15 +205,30 @@ class Task(models.Model):
         for task in moved:
             by_run[task.run_id] = by_run.get(task.run_id, 0) + 1
         for run_id, count in by_run.items():
+            counters = _counter_changes(new_status, finished_from, count)
+            if defer_counters is not None:
+                # The caller adds them to the run's own UPDATE (a batch of outcomes: one).
+                bucket = defer_counters.setdefault(run_id, {})
+                for name, value in counters.items():
+                    bucket[name] = bucket.get(name, 0) + value
+                continue
             deltas: dict[str, Any] = dict(run_deltas or {})
-            if new_status in COUNTER_OF:
-                deltas[COUNTER_OF[new_status]] = F(COUNTER_OF[new_status]) + count
-            if finished_from:
-                left = COUNTER_OF[finished_from[0]]
-                deltas[left] = deltas.get(left, F(left)) - count
+            for name, value in counters.items():
+                deltas[name] = deltas.get(name, F(name)) + value
             if deltas:
                 Run.objects.filter(pk=run_id).update(**deltas)
         return moved
+
+
+def _counter_changes(new_status: str, finished_from: Sequence[str], count: int) -> dict[str, int]:
+    """How the run's done/failed/skipped counters change when ``count`` tasks move."""
+    changes: dict[str, int] = {}
+    if new_status in COUNTER_OF:
+        changes[COUNTER_OF[new_status]] = count
+    if finished_from:
+        left = COUNTER_OF[finished_from[0]]
+        changes[left] = changes.get(left, 0) - count
+    return {name: value for name, value in changes.items() if value}
 
 
 class ForbiddenMove(ValueError):

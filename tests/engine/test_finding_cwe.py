@@ -9,7 +9,7 @@ import pytest
 
 from agents.contract import AgentOutput, AgentResult, FindingOut, Usage
 from agents.playbooks import get_playbook
-from runs.actions import enqueue, launch_run, outcomes
+from runs.actions import completion, enqueue, launch_run
 from runs.actions.planning import plan_run
 from runs.models import Finding, Task
 from tests.engine.helpers import make_target
@@ -59,6 +59,6 @@ def test_a_models_finding_keeps_the_cwe_it_names_or_none(
     result = AgentResult(AgentOutput(findings=outs), Usage(), "m", "openai")
     Task.objects.filter(pk=task.pk).update(status=Task.Status.RUNNING)
     task.refresh_from_db()
-    assert outcomes.complete_task(task, result, get_playbook("codebase-audit"))
+    assert completion.complete_task(task, result, get_playbook("codebase-audit"))
     stored = {f.title: f.cwe for f in Finding.objects.filter(task=task)}
     assert stored == {"XSS": 79, "Given": 502, "Style": None}

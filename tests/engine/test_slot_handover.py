@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from agents.contract import AgentOutput, AgentResult, Usage
 from agents.playbooks import get_playbook
-from runs.actions import enqueue, launch_run, outcomes
+from runs.actions import completion, enqueue, launch_run, outcomes
 from runs.actions.dispatch import dispatch, has_dependencies
 from runs.actions.planning import plan_run
 from runs.models import Event, Run, Task
@@ -64,7 +64,7 @@ def _succeed(task: Task, capture: Any) -> None:
     result = AgentResult(output=AgentOutput(), usage=Usage(), model="m", provider="heuristic")
     with capture(execute=True):
         assert outcomes.claim_task(task)
-        assert outcomes.complete_task(task, result, get_playbook("ensemble"))
+        assert completion.complete_task(task, result, get_playbook("ensemble"))
 
 
 def _statuses(run: Run) -> list[str]:
@@ -123,7 +123,7 @@ def test_no_hand_over_once_the_run_is_cancelled(
     Run.objects.filter(pk=run.pk).update(status=Run.Status.CANCELLED)
     result = AgentResult(output=AgentOutput(), usage=Usage(), model="m", provider="heuristic")
     with django_capture_on_commit_callbacks(execute=True):
-        outcomes.complete_task(first, result, get_playbook("ensemble"))
+        completion.complete_task(first, result, get_playbook("ensemble"))
 
     assert _statuses(run)[2:] == ["pending", "pending"]
     assert sent == [(enqueue.DISPATCH_RUN, run.pk)]

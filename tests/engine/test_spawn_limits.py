@@ -9,7 +9,7 @@ import pytest
 
 from agents.contract import AgentOutput, AgentResult, SpawnOut, Usage
 from agents.playbooks import get_playbook
-from runs.actions import enqueue, launch_run, outcomes
+from runs.actions import completion, enqueue, launch_run
 from runs.models import Event, Run, Task
 from tests.engine.helpers import make_target
 
@@ -55,7 +55,7 @@ def _complete(task: Task, spawn: list[SpawnOut]) -> None:
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(enqueue, "send", lambda name, object_id, countdown=None: None)
-        assert outcomes.complete_task(task, result, get_playbook("codebase-audit"))
+        assert completion.complete_task(task, result, get_playbook("codebase-audit"))
 
 
 def _refusals(run: Run) -> list[str]:

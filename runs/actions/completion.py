@@ -1,0 +1,193 @@
+"""An agent's success: its findings and spawn requests stored and the agent marked succeeded,
+all or nothing — for one agent or for a batch of them in one transaction.
+
+A worker process ends agents by the hundred a second. Each one's outcome used to be its own
+transaction holding the run's row: a lock, an aggregate of its calls, a counter UPDATE, a seq
+allocation, an INSERT of findings and one of events, a hand-over query. ``complete_tasks``
+does the same for many agents at once: the run's lock once, one aggregate over every agent's
+calls, one conditional UPDATE per agent (the only per-agent statement, so a redelivered agent
+still loses to the one that won), one UPDATE of the run's counters and totals, one INSERT of
+findings, one seq allocation and INSERT of events, one hand-over query for every slot freed.
+``runs.actions.group_commit`` gathers the batches in a worker process; elsewhere (a command, a
+test running the worker in-process) a batch is one agent, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
+
+from agents.contract import AgentResult
+from agents.playbooks import Playbook
+from runs.actions import enqueue
+from runs.actions.dispatch import hand_over_slots, schedule_dispatch
+from runs.actions.outcomes import findings_of, lock_run, span_fields, spawn_children
+from runs.event_types import EventType
+from runs.events import EventItem, record_events
+from runs.models import Finding, Run, Step, Task
+from runs.models.task import TRY_SPAN
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One agent's successful result, waiting to be stored."""
+
+    task: Task
+    result: AgentResult
+    playbook: Playbook
+
+
+def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
+    """Store one agent's success. False when another delivery already completed it."""
+    return complete_tasks([Completion(task, result, playbook)])[0]
+
+
+def complete_tasks(batch: list[Completion]) -> list[bool]:
+    """Store every agent's success in one transaction; for each, True if this call completed
+    it, False when another delivery already had (its findings and spawns are then not stored
+    again)."""
+    won: list[bool] = []
+    with transaction.atomic():
+        # The one lock order: runs (by id), then their tasks.
+        runs = {run_id: lock_run(run_id) for run_id in sorted({c.task.run_id for c in batch})}
+        paid = _paid_many([c.task for c in batch])
+        counters: dict[int, dict[str, int]] = {}
+        totals: dict[int, dict[str, Any]] = defaultdict(dict)
+        events: dict[int, list[EventItem]] = defaultdict(list)
+        findings: list[Finding] = []
+        freed: dict[int, int] = defaultdict(int)
+        for item in batch:
+            task, output = item.task, item.result.output
+            run = runs[task.run_id]
+            fields, run_totals = paid.get(task.pk, _NOTHING_PAID)
+            found = findings_of(run, task, output.findings)
+            moved = Task.move_many(
+                [task],
+                Task.Move.SUCCEED,
+                defer_counters=counters,
+                finished_at=timezone.now(),
+                **fields,
+                summary=output.summary,
+                output={
+                    "data": output.data,
+                    "model": item.result.model,
+                    "provider": item.result.provider,
+                },
+                error="",
+                **span_fields(task),
+            )
+            won.append(bool(moved))
+            if not moved:
+                continue
+            freed[run.pk] += 1
+            findings += found
+            added = {**run_totals, "findings_count": len(found)}
+            for name, value in added.items():
+                totals[run.pk][name] = totals[run.pk].get(name, 0) + value
+            children = 0
+            if output.spawn:
+                # Spawning reads the run's limits and status as of now, under its lock.
+                fresh = Run.objects.get(pk=run.pk)
+                children = spawn_children(fresh, task, item.playbook, output.spawn)
+                bucket = counters.setdefault(run.pk, {})
+                bucket["tasks_total"] = bucket.get("tasks_total", 0) + children
+            events[run.pk] += [
+                (
+                    EventType.FINDING_ADDED,
+                    {"title": f.title[:120], "severity": f.severity, "location": f.location},
+                    task,
+                )
+                for f in found
+            ]
+            events[run.pk].append(
+                (
+                    EventType.TASK_SUCCEEDED,
+                    {
+                        "tokens": {"input": fields["tokens_in"], "output": fields["tokens_out"]},
+                        "cost_usd": str(fields["cost_usd"]),
+                        "findings": len(found),
+                        "children": children,
+                    },
+                    task,
+                )
+            )
+        Finding.objects.bulk_create(findings, ignore_conflicts=True)
+        for run_id, run in runs.items():
+            changes: dict[str, Any] = {
+                name: F(name) + value
+                for name, value in {**totals[run_id], **counters.get(run_id, {})}.items()
+                if value
+            }
+            if changes:
+                Run.objects.filter(pk=run_id).update(**changes)
+            if not freed[run_id]:
+                continue
+            handed: list[int] = []
+            look = True
+            if run.status == Run.Status.RUNNING:
+                handed, look = hand_over_slots(run, events[run_id], freed[run_id])
+            record_events(run, events[run_id])
+            if look:
+                schedule_dispatch(run_id)
+            enqueue.agents_after_commit(handed)
+    return won
+
+
+_NOTHING_PAID: tuple[dict[str, Any], dict[str, Any]] = (
+    {
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "cost_usd": Decimal(0),
+        "unpriced": False,
+        "model_seconds": 0.0,
+        "tool_seconds": 0.0,
+    },
+    {},
+)
+
+
+def _paid_many(tasks: list[Task]) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
+    """Per agent, what its stored calls cost (``outcomes._paid``'s two halves, numbers rather
+    than expressions): its own fields over every try, and what this try adds to the run's
+    totals (the earlier tries' were added when they ended). One query for the whole batch."""
+    this_try = Q(index__lt=TRY_SPAN)
+    rows = (
+        Step.objects.filter(task_id__in=[t.pk for t in tasks])
+        .values("task_id")
+        .annotate(
+            tin=Sum("tokens_in"),
+            tout=Sum("tokens_out"),
+            cost=Sum("cost_usd"),
+            n_unpriced=Count("id", filter=Q(unpriced=True)),
+            run_tin=Sum("tokens_in", filter=this_try),
+            run_tout=Sum("tokens_out", filter=this_try),
+            run_cost=Sum("cost_usd", filter=this_try),
+            run_n_unpriced=Count("id", filter=this_try & Q(unpriced=True)),
+            model_s=Sum("seconds", filter=Q(kind="chat")),
+            tool_s=Sum("seconds", filter=Q(kind="tool")),
+        )
+    )
+    paid: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for row in rows:
+        fields = {
+            "tokens_in": row["tin"] or 0,
+            "tokens_out": row["tout"] or 0,
+            "cost_usd": row["cost"] or Decimal(0),
+            "unpriced": bool(row["n_unpriced"]),
+            "model_seconds": row["model_s"] or 0.0,
+            "tool_seconds": row["tool_s"] or 0.0,
+        }
+        run_totals = {
+            "tokens_in": row["run_tin"] or 0,
+            "tokens_out": row["run_tout"] or 0,
+            "cost_usd": row["run_cost"] or Decimal(0),
+            "unpriced_calls": row["run_n_unpriced"] or 0,
+        }
+        paid[row["task_id"]] = (fields, run_totals)
+    return paid
