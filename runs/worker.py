@@ -30,6 +30,7 @@ from agents.contract import (
     ProviderRateLimited,
     RateLimited,
 )
+from agents.latency import agent_latency_ms
 from agents.limits import LeaseSemaphore
 from agents.playbooks import REPORT_STEPS, Playbook, report_step_spec, worker_role
 from agents.providers.catalog import concurrency_cap, get_provider
@@ -230,7 +231,9 @@ def _call(
         max_tokens=spec.max_tokens,
         depth=task.depth,
         can_spawn=spec.can_spawn and task.depth < run.max_depth,
-        latency_ms=run.latency_ms,
+        latency_ms=agent_latency_ms(
+            run.latency_ms, float(playbook.options.get("latency_sigma") or 0), task.key
+        ),
         timeout_s=settings.HARNESS_CALL_TIMEOUT_S,
         inputs=inputs,
         context=runtime,

@@ -19,6 +19,7 @@ from django.db import transaction
 from agents import semconv
 from agents.aggregation import AGGREGATION_STEPS
 from agents.contract import ProviderError
+from agents.latency import MAX_SIGMA
 from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, plan
 from agents.playbooks import PLAYBOOKS, Playbook
 from agents.providers.catalog import default_model, get_provider
@@ -92,6 +93,16 @@ def _bounded_int(value: Any, field: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise LaunchError(f"{label} must be between {low} and {high}.", field)
     return number
+
+
+def _latency_sigma(value: Any) -> float:
+    try:
+        sigma = float(value or 0)
+    except (TypeError, ValueError):
+        raise LaunchError("Latency sigma must be a number.", "latency_sigma") from None
+    if not 0 <= sigma <= MAX_SIGMA:
+        raise LaunchError(f"Latency sigma must be between 0 and {MAX_SIGMA:g}.", "latency_sigma")
+    return sigma
 
 
 def offered_options(book: Playbook) -> list[str]:
@@ -194,6 +205,7 @@ def launch_run(
     options: dict[str, Any] | None = None,
     title: str = "",
     hold_agents: bool = False,
+    latency_sigma: float = 0.0,
 ) -> Run:
     """Validate, freeze the target into a snapshot, create the Run and enqueue its planning."""
     book = PLAYBOOKS.get(playbook)
@@ -212,6 +224,7 @@ def launch_run(
         *launch_bounds()["max_depth"],
     )
     latency = _bounded_int(latency_ms or 0, "latency_ms", *launch_bounds()["latency_ms"])
+    sigma = _latency_sigma(latency_sigma)
     # Every run has a ceiling: a blank budget means the playbook's default, never "no limit".
     budget = _budget(budget_usd if budget_usd not in (None, "") else book.budget_usd)
     tokens = None
@@ -235,6 +248,9 @@ def launch_run(
         aggregation=chain,
         hold_agents=hold_agents,
     )
+    if sigma:
+        # Read by the worker for each agent's simulated latency (agents.latency).
+        config["options"]["latency_sigma"] = sigma
     # The run's trace starts here, before its row exists: its ids come from the uid it will get.
     uid = uuid.uuid4()
     trace_id, root_span_id = tracing.trace_ids_for(uid)

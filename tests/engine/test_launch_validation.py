@@ -321,3 +321,18 @@ def test_a_target_needing_more_agents_than_the_run_allows_is_refused_before_any_
     error = _refused(user, "target", options={"max_agents": 4})
     assert "needs 9 agents but the run allows 4" in str(error)
     assert f"at most {settings.HARNESS_MAX_AGENTS}" in str(error)
+
+
+@pytest.mark.parametrize("sigma", [-0.1, 3.5, "wide"])
+def test_a_latency_sigma_out_of_bounds_is_refused_before_any_row(sigma: Any) -> None:
+    with pytest.raises(LaunchError, match="Latency sigma"):
+        launch_run(user=None, playbook="ensemble", target_path=str(APP), latency_sigma=sigma)
+    assert not Run.objects.exists()
+
+
+def test_a_latency_sigma_is_frozen_into_the_runs_options() -> None:
+    run = launch_run(
+        user=None, playbook="ensemble", target_path=str(APP), latency_ms=100, latency_sigma=1.0
+    )
+    assert run.resolved_playbook.options["latency_sigma"] == 1.0
+    assert run.latency_ms == 100

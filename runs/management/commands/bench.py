@@ -14,6 +14,11 @@ Scenarios (one JSON object each with ``--json``):
 - ``live``: an event's commit in a worker → its fragment in a real Chromium page, p50/p95, at
   50 and 500 events/s with 1 and 10 pages open (``runs/benchmarks/live.py``; needs Playwright).
 - ``aggregation``: the aggregation chain over 1,000 and 10,000 synthetic findings (in memory).
+- ``throughput``: the fan-out at latency 0 with 1 and 2 worker processes (``--workers``): agents
+  completed per second by one run, which is the harness's own limit.
+
+``--latency-sigma S`` draws each agent's latency from a log-normal distribution with median
+``--latency-ms`` (deterministic per agent); the peers then sleep exactly our agents' latencies.
 
 Benchmarks report; nothing here asserts a time. Run it on an idle machine, with no ``make run``
 stack consuming this deployment's queue (its worker would take the run instead).
@@ -28,6 +33,7 @@ import math
 import operator
 import os
 import random
+import subprocess
 import tempfile
 import threading
 import time
@@ -41,10 +47,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from agents.aggregation.stages import FindingRow, RunFacts, run_chain
+from agents.latency import agent_latency_ms
+from harness_site.celery import app
+from harness_site.devstack import start_worker, stop_process
 from harness_site.localredis import ensure_private_redis, stop_private_redis
 from runs.benchmarks.live import live_latency
+from runs.models import Task
 
-SCENARIOS = ("fanout", "peers", "live", "aggregation")
+SCENARIOS = ("fanout", "peers", "throughput", "live", "aggregation")
 TARGET_SOURCE = "import os\n\n\ndef handler(expr):\n    return eval(expr)\n"
 
 
@@ -92,47 +102,82 @@ def _cpu_seconds() -> float:
     return times.user + times.system + times.children_user + times.children_system
 
 
-def fanout(n: int, c: int, latency_ms: int, target: Path) -> dict[str, Any]:
+def _start_workers(count: int, threads: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` worker processes of ``threads`` threads each, once all of them answer (0: none;
+    launch_run then starts its own)."""
+    procs = [
+        start_worker(concurrency=threads, name=f"bench{i}-{time.monotonic_ns()}@%h")
+        for i in range(count)
+    ]
+    deadline = time.monotonic() + 90
+    while count and len(app.control.ping(timeout=0.5) or []) < count:
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            for proc in procs:
+                stop_process(proc)
+            raise CommandError("the bench's workers did not start; see var/logs/worker.log")
+    return procs
+
+
+def fanout(
+    n: int, c: int, latency_ms: int, target: Path, *, sigma: float = 0.0, workers: int = 0
+) -> tuple[dict[str, Any], int]:
+    """The figures, and the run's id."""
     out = io.StringIO()
     cpu_before = _cpu_seconds()
     with _PeakMemory() as memory:
-        call_command(
-            "launch_run",
-            playbook="ensemble",
-            target=str(target),
-            max_concurrency=c,
-            latency_ms=latency_ms,
-            options=[f"k={n}", f"max_agents={n}"],
-            budget_usd="1000",
-            wait=True,
-            json=True,
-            stdout=out,
-        )
+        procs = _start_workers(workers, c)
+        try:
+            call_command(
+                "launch_run",
+                playbook="ensemble",
+                target=str(target),
+                max_concurrency=c,
+                latency_ms=latency_ms,
+                latency_sigma=sigma,
+                options=[f"k={n}", f"max_agents={n}"],
+                budget_usd="1000",
+                wait=True,
+                json=True,
+                stdout=out,
+            )
+        finally:
+            for proc in procs:
+                stop_process(proc)
     cpu = _cpu_seconds() - cpu_before
     summary = json.loads(out.getvalue().strip().splitlines()[-1])
     wall = float(summary["wall_seconds"])
-    ideal = math.ceil(n / c) * latency_ms / 1000
-    return {
+    # With a latency mix the ideal is the same per-agent latencies under a perfect scheduler,
+    # which is what the asyncio peer measures (``peers``); ceil(N/C)·L only for a fixed one.
+    ideal = math.ceil(n / c) * latency_ms / 1000 if not sigma else None
+    figures = {
         "wall_s": wall,
         "ideal_s": ideal,
-        "efficiency": round(ideal / wall, 3) if wall else None,
+        "efficiency": round(ideal / wall, 3) if wall and ideal else None,
+        "agents_per_s": round(n / wall, 1) if wall else None,
         "max_in_flight": summary["max_in_flight"],
         "succeeded": summary["agents"]["succeeded"],
         "events_per_agent": round(summary["events"] / n, 2),
         "harness_cpu_ms_per_agent": round(cpu / n * 1000, 2),
         "peak_worker_memory_mb": round(memory.peak / 2**20, 1),
     }
+    return figures, int(summary["run_id"])
 
 
-async def _gather(n: int, c: int, latency_s: float) -> float:
+def run_latencies(run_id: int, latency_ms: int, sigma: float) -> list[float]:
+    """Each agent's simulated latency in seconds, as the worker drew it (from its key)."""
+    keys = Task.objects.filter(run_id=run_id).values_list("key", flat=True)
+    return [agent_latency_ms(latency_ms, sigma, key) / 1000 for key in keys]
+
+
+async def _gather(c: int, latencies: list[float]) -> float:
     gate = asyncio.Semaphore(c)
 
-    async def agent() -> None:
+    async def agent(latency_s: float) -> None:
         async with gate:
             await asyncio.sleep(latency_s)
 
     started = time.perf_counter()
-    await asyncio.gather(*(agent() for _ in range(n)))
+    await asyncio.gather(*(agent(s) for s in latencies))
     return time.perf_counter() - started
 
 
@@ -143,9 +188,10 @@ class _GraphState(TypedDict):
 
 class _GraphItem(TypedDict):
     i: int
+    latency_s: float
 
 
-def _langgraph(n: int, c: int, latency_s: float) -> float | str:
+def _langgraph(c: int, latencies: list[float]) -> float | str:
     try:
         from langgraph.graph import END, START, StateGraph
         from langgraph.types import Send
@@ -153,22 +199,29 @@ def _langgraph(n: int, c: int, latency_s: float) -> float | str:
         return "not installed (pip install langgraph)"
 
     def agent(item: _GraphItem) -> dict[str, list[int]]:
-        time.sleep(latency_s)
+        time.sleep(item["latency_s"])
         return {"done": [item["i"]]}
 
     graph = StateGraph(_GraphState)
     graph.add_node("agent", agent)  # type: ignore[call-overload]  # Send gives it one item, not the state
-    graph.add_conditional_edges(START, lambda _: [Send("agent", {"i": i}) for i in range(n)])
+    graph.add_conditional_edges(
+        START,
+        lambda _: [Send("agent", {"i": i, "latency_s": s}) for i, s in enumerate(latencies)],
+    )
     graph.add_edge("agent", END)
     started = time.perf_counter()
     graph.compile().invoke({"done": []}, config={"max_concurrency": c})
     return time.perf_counter() - started
 
 
-def peers(n: int, c: int, latency_ms: int, ours: float | None) -> dict[str, Any]:
-    latency = latency_ms / 1000
-    result: dict[str, Any] = {"asyncio_gather_s": round(asyncio.run(_gather(n, c, latency)), 3)}
-    graph = _langgraph(n, c, latency)
+def peers(
+    n: int, c: int, latency_ms: int, ours: float | None, latencies: list[float] | None = None
+) -> dict[str, Any]:
+    """The same fan-out as a bare asyncio.gather and as LangGraph's Send: ``latencies`` (each
+    agent's, as our run drew them) or N times ``latency_ms``."""
+    latencies = latencies or [latency_ms / 1000] * n
+    result: dict[str, Any] = {"asyncio_gather_s": round(asyncio.run(_gather(c, latencies)), 3)}
+    graph = _langgraph(c, latencies)
     result["langgraph_s"] = round(graph, 3) if isinstance(graph, float) else graph
     if ours:
         result["ours_vs_asyncio"] = round(ours / result["asyncio_gather_s"], 2)
@@ -251,6 +304,20 @@ class Command(BaseCommand):
             help="agents x concurrency, e.g. 10000x1000 (the bench lifts the launch bounds)",
         )
         parser.add_argument("--latency-ms", type=int, default=1000)
+        parser.add_argument(
+            "--latency-sigma",
+            type=float,
+            default=0.0,
+            help="a log-normal latency mix with median --latency-ms (e.g. 1.0); peers get the "
+            "same per-agent latencies",
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            nargs="+",
+            default=[1, 2],
+            help="worker processes for the throughput scenario (each runs C threads)",
+        )
         parser.add_argument("--findings", type=int, nargs="+", default=[1000, 10_000])
         parser.add_argument("--rates", type=int, nargs="+", default=[50, 500], metavar="PER_S")
         parser.add_argument("--pages", type=int, nargs="+", default=[1, 10])
@@ -292,15 +359,31 @@ class Command(BaseCommand):
             # The bench's own target, allowed for this process only (launch_run checks roots).
             settings.HARNESS_TARGET_ROOTS = [*settings.HARNESS_TARGET_ROOTS, Path(root)]
             lift_launch_limits(sizes)
+            sigma = opts["latency_sigma"]
             for n, c in sizes:
-                params = {"n": n, "c": c, "latency_ms": latency}
+                params: dict[str, Any] = {"n": n, "c": c, "latency_ms": latency}
+                if sigma:
+                    params["latency_sigma"] = sigma
                 ours = None
+                latencies = None
                 if "fanout" in chosen:
-                    figures = fanout(n, c, latency, target)
+                    figures, run_id = fanout(n, c, latency, target, sigma=sigma)
                     ours = figures["wall_s"]
+                    latencies = run_latencies(run_id, latency, sigma) if sigma else None
                     self._emit(opts, "fanout", params, host, figures)
                 if "peers" in chosen:
-                    self._emit(opts, "peers", params, host, peers(n, c, latency, ours))
+                    if sigma and latencies is None:
+                        # Without our run, the same draws for keys 0..N-1.
+                        draws = (agent_latency_ms(latency, sigma, str(i)) for i in range(n))
+                        latencies = [ms / 1000 for ms in draws]
+                    figures = peers(n, c, latency, ours, latencies)
+                    self._emit(opts, "peers", params, host, figures)
+                if "throughput" in chosen:
+                    # Latency 0: how many agents a second the harness itself completes.
+                    for workers in opts["workers"]:
+                        figures, _ = fanout(n, c, 0, target, workers=workers)
+                        wparams = {"n": n, "c": c, "latency_ms": 0, "workers": workers}
+                        self._emit(opts, "throughput", wparams, host, figures)
             if "live" in chosen:
                 for rate in opts["rates"]:
                     for pages in opts["pages"]:

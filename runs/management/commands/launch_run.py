@@ -71,6 +71,13 @@ class Command(BaseCommand):
         parser.add_argument("--budget-tokens", type=int, default=None)
         parser.add_argument("--max-depth", type=int, default=None)
         parser.add_argument("--latency-ms", type=int, default=0)
+        parser.add_argument(
+            "--latency-sigma",
+            type=float,
+            default=0.0,
+            help="with --latency-ms: each agent's latency drawn from a log-normal distribution "
+            "with that median and this shape (e.g. 1.0 for a long tail); 0 = fixed",
+        )
         parser.add_argument("--aggregation", default=None, help="comma-separated chain")
         parser.add_argument("--title", default="")
         parser.add_argument(
@@ -109,6 +116,7 @@ class Command(BaseCommand):
                     budget_tokens=opts["budget_tokens"],
                     max_depth=opts["max_depth"],
                     latency_ms=opts["latency_ms"],
+                    latency_sigma=opts["latency_sigma"],
                     aggregation=opts["aggregation"].split(",") if opts["aggregation"] else None,
                     options=dict(_option(o) for o in opts["options"]) or None,
                     title=opts["title"],
