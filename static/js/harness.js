@@ -25,6 +25,25 @@
     });
   });
 
+  // 1b. Kept input. A live swap of a panel holding forms (the inbox's bulk decisions) keeps what
+  //    was chosen or typed in its [data-keep] fields: the new copy gets the values as attributes.
+  document.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    var frag = evt.detail.fragment, target = evt.detail.target;
+    if (!frag || !target || !target.querySelectorAll) return;
+    target.querySelectorAll("[data-keep][id]").forEach(function (el) {
+      var copy = frag.querySelector("#" + CSS.escape(el.id));
+      if (!copy) return;
+      if (copy.tagName === "SELECT") {
+        copy.querySelectorAll("option").forEach(function (o) {
+          if (o.value === el.value) o.setAttribute("selected", "");
+          else o.removeAttribute("selected");
+        });
+      } else {
+        copy.setAttribute("value", el.value);
+      }
+    });
+  });
+
   // 2. Bounded lists: the event feed keeps its newest N items in the DOM; older ones are one
   //    click away on the paginated log. The empty-state row goes once a real row arrives.
   document.addEventListener("htmx:wsAfterMessage", function () {
