@@ -189,6 +189,17 @@
       evt.target.dataset.touched = "1";
     }
   });
+  // The over-budget warning's button: with JS it fills the budget field (the estimate then
+  // refreshes on the change); without JS it posts the form to the estimate with that budget.
+  document.addEventListener("click", function (evt) {
+    var btn = evt.target.closest && evt.target.closest("[data-fill-budget]");
+    var input = btn && document.querySelector("#launch-form input[name=budget_usd]");
+    if (!input) return;
+    evt.preventDefault();
+    input.value = btn.getAttribute("data-fill-budget");
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    input.focus();
+  });
   // The estimate re-renders the document select out of band: keep it hidden if it should be.
   document.addEventListener("htmx:oobAfterSwap", showPlaybookOptions);
 
