@@ -44,7 +44,7 @@ def test_options_follow_the_playbook_and_the_estimate_follows_the_form(
     budget.fill("0.000001")
     budget.dispatch_event("change")
     warning = page.locator("#launch-estimate [data-over-budget]")
-    expect(warning).to_contain_text("above the budget of $0.0000")
+    expect(warning).to_contain_text("above the budget of $0.000001")
     page.locator("#launch-estimate [data-fill-budget]").click()
     expect(warning).to_have_count(0)
     expect(budget).not_to_have_value("0.000001")

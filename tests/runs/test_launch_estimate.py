@@ -264,6 +264,7 @@ def test_the_offline_analyzers_nominal_bill_is_checked_against_the_budget_too(
     params: dict[str, Any] = {"playbook": "codebase-audit", "target": SAMPLE}
     html = estimate(operator_client, **params, budget_usd="0.000001").content.decode()
     assert "data-over-budget" in html and "Nothing the launch would refuse" not in html
+    assert "above the budget of $0.000001." in html  # a micro-dollar budget is not "$0.0000"
     html = estimate(operator_client, **params, budget_usd="5").content.decode()
     assert "data-over-budget" not in html and "Nothing the launch would refuse." in html
     # No USD ceiling at all: nothing to be over.
