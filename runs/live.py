@@ -363,8 +363,11 @@ def tree_context(run: Run, tasks: list[Task], params: dict[str, str]) -> dict[st
     the search results of ``q``/``status``."""
     tree = agent_tree.build(tasks)
     reveal = params.get("reveal", "")
-    key = f"t:{reveal}" if reveal.isdigit() else params.get("open", "")
-    view = agent_tree.initial_view(tree, key or None)
+    # ``reveal`` (search, the inbox) shows an agent among its siblings; ``open`` (a closed
+    # node's link without JavaScript) opens the node itself too.
+    opening = not reveal.isdigit()
+    key = params.get("open", "") if opening else f"t:{reveal}"
+    view = agent_tree.initial_view(tree, key or None, open_revealed=opening)
     return {
         **tree_body_context(run, tree, view),
         **search_context(tree, params),
