@@ -4,6 +4,9 @@ from django.urls import include, path
 
 from runs.views.health import healthz
 
+# Named, not imported: Django resolves it when a view refuses.
+handler403 = "runs.views.errors.permission_denied"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path(

@@ -8,6 +8,23 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from runs.models import Run
+from runs.roles import roles_granting
+
+
+class RunNotFound(Http404):
+    """No such run, or one the user may not see (the same answer: a hidden run is never
+    revealed). An ordinary situation of the product (an old link, a deleted run), so it gets the
+    product's 404 page even under DEBUG (``runs.middleware.RunNotFoundPage``)."""
+
+
+class MissingPermission(PermissionDenied):
+    """A refusal that knows the permission it lacked, so the 403 page can name the role group
+    that grants it (``roles``) instead of a list of every group."""
+
+    def __init__(self, perm: str) -> None:
+        self.perm = perm
+        self.roles = roles_granting(perm)
+        super().__init__(f"You need the {perm.split('.')[-1].replace('_', ' ')} permission")
 
 
 def get_run_for_user(user: Any, run_id: int) -> Run:
@@ -15,9 +32,9 @@ def get_run_for_user(user: Any, run_id: int) -> Run:
     try:
         return Run.objects.visible_to(user).select_related("launched_by").get(pk=run_id)
     except Run.DoesNotExist:
-        raise Http404("No such run") from None
+        raise RunNotFound("No such run") from None
 
 
 def require_perm(user: Any, perm: str) -> None:
     if not user.has_perm(perm):
-        raise PermissionDenied(f"You need the {perm.split('.')[-1].replace('_', ' ')} permission")
+        raise MissingPermission(perm)

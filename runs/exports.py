@@ -58,6 +58,7 @@ def report_document(
             m["agent_url"] = absolute(reverse("runs:task", args=[run.pk, m["task_id"]]))
             m["agent"] = labels.get(m["task_id"], "")
             m["review"] = getattr(findings.get(m["finding_id"]), "review", "")
+            m["cwe"] = getattr(findings.get(m["finding_id"]), "cwe", None)
         c.setdefault("evidence_status", "unchecked")
         c["fabricated"] = c["evidence_status"] in FABRICATED
         c.setdefault("score", c.get("confidence", 0))

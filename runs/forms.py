@@ -270,6 +270,27 @@ class DecisionForm(forms.Form):
     approval = forms.IntegerField(required=False, min_value=1)
 
 
+class BulkDecisionForm(forms.Form):
+    """Approve or reject the waiting agents of a run: ``scope`` is ``*`` (all of them) or
+    ``g:<group>`` (those of one tree group, ``Task.group`` exactly; ``g:`` for no group)."""
+
+    decision = forms.ChoiceField(choices=[("approved", "Approve"), ("rejected", "Reject")])
+    comment = forms.CharField(required=False, max_length=4000)
+    scope = forms.CharField(max_length=310)
+
+    def clean_scope(self) -> str:
+        scope = str(self.cleaned_data["scope"])
+        if scope != "*" and not scope.startswith("g:"):
+            raise forms.ValidationError("Choose every waiting agent or one group.")
+        return scope
+
+    @property
+    def group(self) -> str | None:
+        """The group the decision is for, ``None`` for the whole run."""
+        scope = self.cleaned_data["scope"]
+        return None if scope == "*" else scope.removeprefix("g:")
+
+
 class ReaggregateForm(forms.Form):
     """Another chain and/or other tunables for a new report version; blank = the run's own."""
 

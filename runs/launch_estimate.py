@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field, replace
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -19,7 +20,13 @@ from agents.estimate import CostEstimate, describe_plan, estimate_cost
 from agents.planning import EVERY_DOCUMENT, PlanningError, document_paths, pick_document, plan
 from agents.playbooks import PLAYBOOKS, Playbook
 from agents.snapshot import SnapshotError, freeze_directory
-from runs.actions.launch import LaunchError, check_provider, plan_target, resolve_config
+from runs.actions.launch import (
+    BUDGET_USD_MAX,
+    LaunchError,
+    check_provider,
+    plan_target,
+    resolve_config,
+)
 from runs.forms import LaunchForm
 
 # Fields whose errors stop an estimate (the rest of the form does not change the plan).
@@ -33,6 +40,9 @@ ESTIMATE_FIELDS = (
     "chunk_files",
     "document",
 )
+
+
+CENT = Decimal("0.01")
 
 
 @dataclass
@@ -57,10 +67,31 @@ class Estimate:
     document: str = ""  # the one a one-document review reads; "" when fanned out or unknown
     fan_out: bool = False
     limit: int = 0  # settings.HARNESS_MAX_AGENTS
+    budget_usd: Decimal | None = None  # the form's USD ceiling; None when blank or invalid
 
     @property
     def launchable(self) -> bool:
         return not self.problems and not self.refusals
+
+    @property
+    def over_budget_usd(self) -> Decimal | None:
+        """How far the cost range's upper end is above the USD budget; None within it. Not a
+        refusal (the launch accepts it: the budget is a ceiling), but the run may stop with it
+        spent before every agent is done, so the page must say so rather than "nothing"."""
+        if self.cost is None or self.budget_usd is None:
+            return None
+        over = self.cost.high_usd - self.budget_usd
+        return over if over > 0 else None
+
+    @property
+    def covering_budget_usd(self) -> Decimal | None:
+        """The budget that covers the upper end, to the cent above it; None when even the
+        highest budget a launch takes does not."""
+        if self.cost is None:
+            return None
+        cents = self.cost.high_usd.quantize(CENT, rounding=ROUND_CEILING)
+        amount = max(CENT, cents)
+        return amount if amount <= BUDGET_USD_MAX else None
 
 
 def estimate_launch(form: LaunchForm) -> Estimate:
@@ -69,6 +100,7 @@ def estimate_launch(form: LaunchForm) -> Estimate:
     form.is_valid()
     result = Estimate(limit=settings.HARNESS_MAX_AGENTS)
     data = form.cleaned_data
+    result.budget_usd = data.get("budget_usd")
     for name in ESTIMATE_FIELDS:
         if name == "provider" and not form.data.get("provider"):
             continue  # blank: the offline analyzer, as at launch

@@ -26,6 +26,7 @@ from harness_site.workers import worker_slots
 from runs import charts, dashboard, forecast, timeline
 from runs import tree as agent_tree
 from runs.event_types import EventType
+from runs.finding_order import load_ranked, ranked_ids, ranks_of
 from runs.models import Event, Finding, Run, Task
 from runs.tree import AgentTree
 
@@ -73,10 +74,12 @@ def panel_context(run: Run, tasks: list[Task], user: Any, *, heavy: bool = True)
             "concurrency_series": series,
             "concurrency_svg": charts.concurrency_svg(series, waterfall.span),
         }
-    findings = list(
-        Finding.objects.filter(run_id=run.pk)
-        .select_related(None)
-        .only(
+    report = run.reports.order_by("-version").first()
+    ranks = ranks_of(report)
+    findings = load_ranked(
+        ranked_ids(Finding.objects.filter(run_id=run.pk), ranks)[:FINDINGS_IN_PAGE],
+        ranks,
+        Finding.objects.only(
             "id",
             "run_id",
             "task_id",
@@ -88,11 +91,10 @@ def panel_context(run: Run, tasks: list[Task], user: Any, *, heavy: bool = True)
             "line_start",
             "line_end",
             "created_at",
-        )[:FINDINGS_IN_PAGE]
+        ),
     )
     slots = worker_slots()
     counts = dashboard.status_counts(tasks)
-    report = run.reports.order_by("-version").first()
     pending_approval = None
     budget_gate = None
     if run.status == Run.Status.BUDGET_EXHAUSTED:
@@ -363,8 +365,11 @@ def tree_context(run: Run, tasks: list[Task], params: dict[str, str]) -> dict[st
     the search results of ``q``/``status``."""
     tree = agent_tree.build(tasks)
     reveal = params.get("reveal", "")
-    key = f"t:{reveal}" if reveal.isdigit() else params.get("open", "")
-    view = agent_tree.initial_view(tree, key or None)
+    # ``reveal`` (search, the inbox) shows an agent among its siblings; ``open`` (a closed
+    # node's link without JavaScript) opens the node itself too.
+    opening = not reveal.isdigit()
+    key = params.get("open", "") if opening else f"t:{reveal}"
+    view = agent_tree.initial_view(tree, key or None, open_revealed=opening)
     return {
         **tree_body_context(run, tree, view),
         **search_context(tree, params),

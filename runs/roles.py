@@ -25,6 +25,12 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 }
 
 
+def roles_granting(perm: str) -> list[str]:
+    """The role groups whose members hold ``perm`` ("runs.launch_run"), in the roles' order:
+    what a refusal tells the user to ask for."""
+    return [role for role, perms in ROLE_PERMISSIONS.items() if perm in perms]
+
+
 def ensure_roles() -> dict[str, Group]:
     """Create (or bring up to date) the three role groups. Idempotent."""
     groups = {}

@@ -233,10 +233,13 @@ class View:
     revealed: str | None = None
 
 
-def initial_view(tree: AgentTree, reveal: str | None = None) -> View:
+def initial_view(
+    tree: AgentTree, reveal: str | None = None, *, open_revealed: bool = False
+) -> View:
     """Open nodes breadth-first from the root while the page stays under INITIAL_ROWS rows, so a
     small run shows whole and a big one shows its top levels; ``reveal`` (a node key) also opens
-    every node above it and renders its siblings up to it."""
+    every node above it and renders its siblings up to it, and with ``open_revealed`` the node
+    itself (a closed node's link without JavaScript, ``?open=``: it must show what is inside)."""
     view = View(opened={ROOT})
     rows = min(len(tree.root.children), PAGE)
     queue = list(tree.root.children[:PAGE])
@@ -253,6 +256,8 @@ def initial_view(tree: AgentTree, reveal: str | None = None) -> View:
         queue.extend(kids[:PAGE])
     if reveal in tree.nodes:
         view.revealed = reveal
+        if open_revealed:
+            view.opened.add(reveal)
         child = reveal
         for key in tree.ancestors(reveal):
             view.opened.add(key)

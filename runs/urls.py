@@ -18,6 +18,7 @@ urlpatterns = [
     path("runs/<int:run_id>/retry/", control.retry, name="retry"),
     path("runs/<int:run_id>/extend/", control.extend, name="extend"),
     path("runs/<int:run_id>/decide/", approvals.decide, name="decide"),
+    path("runs/<int:run_id>/decide/agents/", approvals.decide_agents, name="decide_agents"),
     path("approvals/", approvals.inbox, name="inbox"),
     path(
         "runs/<int:run_id>/findings/<int:finding_id>/review/",

@@ -8,7 +8,7 @@ Where to look:
 - ``outcomes``: an agent claimed, put aside to retry, succeeded (findings and spawns stored),
   failed, skipped for budget, cancelled.
 - ``control``: an operator cancels a run or retries its failed agents.
-- ``review``: a reviewer's decision at a gate.
+- ``review``: a reviewer's decision at a gate, or at every waiting agent gate of a run at once.
 - ``rerun``: dismiss a finding and re-run only the agents behind it (estimated, then confirmed).
 - ``report``: aggregation into a versioned report, the reviewer's gate, the run's root span.
 - ``enqueue``: the Celery work each change hands on, after commit.

@@ -7,6 +7,7 @@ win, and anyone deciding the same gate later is told who decided, when and how. 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -67,38 +68,19 @@ def decide_approval(approval: Approval, user: Any, decision: str, comment: str =
         _request_changes(approval, user, comment)
         return
     with transaction.atomic():
-        won = (
-            Approval.objects.filter(pk=approval.pk, decision=Approval.Decision.PENDING).update(
-                decision=decision,
-                decided_by=user,
-                comment=comment,
-                decided_at=timezone.now(),
-            )
-            == 1
-        )
-        if not won:
+        if not _take(approval, user, decision, comment):
             # Someone decided between our read and our write: say who, from the row as it is.
             approval.refresh_from_db()
             check_decision(approval, user, decision, comment)
         run = Run.objects.select_for_update().get(pk=approval.run_id)
-        record_event(
-            run,
-            EventType.APPROVAL_DECIDED,
-            {
-                "gate": approval.gate,
-                "decision": decision,
-                "by": _who(user),
-                "target": approval.target_label,
-                "comment": comment[:500],
-            },
-        )
-        trace_decision(run, approval, decision, user, comment)
+        _record(run, approval, user, decision, comment)
         if approval.gate == Approval.Gate.REPORT:
             status = Run.Status.APPROVED if decision == "approved" else Run.Status.REJECTED
             if run.transition(status, f"{decision} by {_who(user)}"):
                 record_event(run, EventType(f"run.{status}"), {"by": _who(user)})
         elif approval.gate == Approval.Gate.TASK:
             _decide_task(run, approval, decision)
+            enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk, context=run_context(run))
         elif approval.gate == Approval.Gate.FINDING:
             Finding.objects.filter(pk=approval.target_id, run=run).update(
                 review="accepted" if decision == "approved" else "dismissed"
@@ -107,9 +89,38 @@ def decide_approval(approval: Approval, user: Any, decision: str, comment: str =
             apply_extension(run, approval, user)
 
 
+def _take(approval: Approval, user: Any, decision: str, comment: str) -> bool:
+    """The conditional UPDATE that lets one reviewer win a gate: True for the winner only."""
+    return (
+        Approval.objects.filter(pk=approval.pk, decision=Approval.Decision.PENDING).update(
+            decision=decision,
+            decided_by=user,
+            comment=comment,
+            decided_at=timezone.now(),
+        )
+        == 1
+    )
+
+
+def _record(run: Run, approval: Approval, user: Any, decision: str, comment: str) -> None:
+    """The decision's event and span (the caller holds the run's lock)."""
+    record_event(
+        run,
+        EventType.APPROVAL_DECIDED,
+        {
+            "gate": approval.gate,
+            "decision": decision,
+            "by": _who(user),
+            "target": approval.target_label,
+            "comment": comment[:500],
+        },
+    )
+    trace_decision(run, approval, decision, user, comment)
+
+
 def _decide_task(run: Run, approval: Approval, decision: str) -> None:
     """An agent that waited for approval: approved, it becomes ready (only that one); rejected,
-    it is skipped. The run's dispatch then starts what is ready."""
+    it is skipped. The caller has the run dispatched, which starts what is ready."""
     task = Task.objects.get(pk=approval.target_id, run=run)
     if decision == "approved":
         task.move(Task.Move.RELEASE, needs_approval=False)
@@ -119,7 +130,90 @@ def _decide_task(run: Run, approval: Approval, decision: str) -> None:
             error="rejected at the approval gate",
             finished_at=timezone.now(),
         )
-    enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk, context=run_context(run))
+
+
+@dataclass
+class BulkDecision:
+    """What a bulk decision did: how many gates it decided, and the ones it skipped by reason
+    (a gate someone else decided first, a gate ``check_decision`` refuses for this reviewer)."""
+
+    run: Run
+    decision: str
+    group: str | None = None
+    decided: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(self.skipped.values())
+
+    def skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+    def summary(self) -> str:
+        """One sentence for the page: decided, skipped and why."""
+        where = f"run #{self.run.pk}"
+        if self.group is not None:
+            where += f" (group {self.group})" if self.group else " (agents in no group)"
+        verb = "Approved" if self.decision == Approval.Decision.APPROVED else "Rejected"
+        if not self.decided and not self.skipped:
+            return f"No agent of {where} was waiting for a decision."
+        text = f"{verb} {self.decided} waiting agent{'s' if self.decided != 1 else ''} of {where}."
+        if self.skipped:
+            reasons = "; ".join(f"{why} ({n})" for why, n in sorted(self.skipped.items()))
+            text += f" {self.skipped_count} skipped: {reasons}."
+        return text
+
+
+def decide_task_gates(
+    run: Run, user: Any, decision: str, comment: str = "", group: str | None = None
+) -> BulkDecision:
+    """Approve or reject every agent of ``run`` waiting at its gate, or those of one tree group
+    (``Task.group`` exactly; ``None``: the whole run), in one transaction. Each gate is decided
+    as ``decide_approval`` decides one (``check_decision``, the conditional UPDATE, its event);
+    a gate decided by someone else meanwhile, or refused for this reviewer, is skipped and
+    counted, not an error. The run is dispatched once. Raises DecisionRefused, changing nothing,
+    for a decision no gate could take (not approve/reject, a rejection without a comment)."""
+    comment = comment.strip()[:5000]
+    if decision not in (Approval.Decision.APPROVED, Approval.Decision.REJECTED):
+        raise DecisionRefused("Choose approve or reject.")
+    if decision == Approval.Decision.REJECTED and not comment:
+        raise DecisionRefused("A rejection needs a comment saying why.")
+    result = BulkDecision(run=run, decision=decision, group=group)
+    with transaction.atomic():
+        # The gates first, then the run's lock: the order ``decide_approval`` takes them in, so
+        # a single decision racing this one waits for it instead of deadlocking with it.
+        won = []
+        for approval in _waiting_task_gates(run, group):
+            try:
+                check_decision(approval, user, decision, comment)
+            except DecisionRefused as exc:
+                result.skip(str(exc))
+                continue
+            if _take(approval, user, decision, comment):
+                won.append(approval)
+            else:
+                approval.refresh_from_db()
+                result.skip(f"already decided by {_who(approval.decided_by)}")
+        if not won:
+            return result
+        locked = Run.objects.select_for_update().get(pk=run.pk)
+        for approval in won:
+            _record(locked, approval, user, decision, comment)
+            _decide_task(locked, approval, decision)
+        result.decided = len(won)
+        enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk, context=run_context(locked))
+    return result
+
+
+def _waiting_task_gates(run: Run, group: str | None) -> list[Approval]:
+    """The run's pending agent gates (of ``group`` when given), in id order (the lock order)."""
+    gates = Approval.objects.filter(
+        run=run, gate=Approval.Gate.TASK, decision=Approval.Decision.PENDING
+    )
+    if group is not None:
+        gates = gates.filter(target_id__in=Task.objects.filter(run=run, group=group).values("pk"))
+    return list(gates.select_related("run", "decided_by").order_by("id"))
 
 
 def _request_changes(approval: Approval, user: Any, comment: str) -> None:

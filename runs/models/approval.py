@@ -4,9 +4,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 
 from runs.models.append_only import AppendOnly, AppendOnlyQuerySet, RecordIsAppendOnly
+from runs.models.task import Task
 
 
 class ApprovalQuerySet(AppendOnlyQuerySet["Approval"]):
@@ -26,6 +28,19 @@ class ApprovalQuerySet(AppendOnlyQuerySet["Approval"]):
     def delete(self) -> tuple[int, dict[str, int]]:
         self._refuse_decided("deleted")
         return models.QuerySet.delete(self)
+
+    def held_agents_by_group(self) -> list[tuple[int, str, int]]:
+        """(run id, tree group, how many) of the agent gates among these still pending: what
+        a bulk decision can take at once. One grouped query, whatever the number of gates."""
+        group = Subquery(Task.objects.filter(pk=OuterRef("target_id")).values("group")[:1])
+        rows = (
+            self.filter(gate=Approval.Gate.TASK, decision=Approval.Decision.PENDING)
+            .annotate(task_group=group)
+            .values("run_id", "task_group")
+            .annotate(n=Count("id"))
+            .order_by("run_id", "task_group")
+        )
+        return [(r["run_id"], r["task_group"] or "", r["n"]) for r in rows]
 
 
 class Approval(AppendOnly):

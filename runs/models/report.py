@@ -32,3 +32,14 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"Report v{self.version} of run {self.run_id}"
+
+    def finding_ranks(self) -> dict[int, int]:
+        """Finding id → the rank of the kept item it belongs to (1 = most urgent); findings of
+        dropped items, or not in this version, are not ranked."""
+        ranks: dict[int, int] = {}
+        for cluster in self.clusters or []:
+            rank = cluster.get("rank")
+            if cluster.get("kept") and rank:
+                for finding_id in cluster.get("finding_ids") or []:
+                    ranks.setdefault(int(finding_id), int(rank))
+        return ranks

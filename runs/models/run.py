@@ -45,6 +45,9 @@ class Run(models.Model):
 
     ``finished_at`` is set when nothing more will happen without a person: the report awaits
     review, or the run was cancelled or failed. ``is_active`` means "still working".
+
+    ``status_reason`` is why the run is in its current status: a move without a reason clears
+    it, so a resumed run's "re-running 1 agent(s)" does not outlive the re-run.
     """
 
     class Status(models.TextChoices):
@@ -106,6 +109,10 @@ class Run(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    idle_seconds = models.FloatField(
+        default=0.0,
+        help_text="Time spent ended, waiting for a person, before a resume: not in the duration.",
+    )
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
@@ -175,22 +182,31 @@ class Run(models.Model):
 
     @property
     def duration_seconds(self) -> float | None:
+        """The run's working time: from its start to its end (now, while it works), less the
+        time it spent ended waiting for a person (its report at review, a failure or a spent
+        budget) before someone resumed it (a re-run, a retry, a budget extension). A run
+        approved an hour after its 12 s of work took 12 s; re-running one agent for 3 s
+        makes it 15 s, not the hour in between."""
         if not self.started_at:
             return None
         end = self.finished_at or timezone.now()
-        return (end - self.started_at).total_seconds()
+        return max(0.0, (end - self.started_at).total_seconds() - self.idle_seconds)
 
     def transition(self, new_status: str, reason: str = "") -> bool:
         """Move to ``new_status`` only from an allowed state; returns False if another process
         won the race or the move is not allowed. Refreshes ``self`` on success."""
         allowed = self.TRANSITIONS.get(new_status, ())
-        changes: dict[str, Any] = {"status": new_status}
-        if reason:
-            changes["status_reason"] = reason[:500]
+        # The reason of the new status, or none: the old one would describe a state left.
+        changes: dict[str, Any] = {"status": new_status, "status_reason": reason[:500]}
         now = timezone.now()
         if new_status == Run.Status.RUNNING:
             changes["started_at"] = self.started_at or now
             changes["finished_at"] = None
+            if self.finished_at is not None:
+                # A resume: the time it stood ended is left out of its duration. The callers
+                # hold the run's lock, so ``finished_at`` is the row's.
+                waited = max(0.0, (now - self.finished_at).total_seconds())
+                changes["idle_seconds"] = self.idle_seconds + waited
         if new_status in (
             Run.Status.AWAITING_REVIEW,
             Run.Status.CANCELLED,

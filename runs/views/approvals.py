@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.context_processors import PermWrapper
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -17,7 +19,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from runs.access import get_run_for_user, require_perm
 from runs.actions import DecisionRefused, decide_approval, review_finding
 from runs.actions.rerun import dismiss_and_rerun, estimate_rerun
-from runs.forms import DecisionForm
+from runs.actions.review import decide_task_gates
+from runs.forms import BulkDecisionForm, DecisionForm
 from runs.models import Approval, Finding, Run
 
 GATE_WORDS: dict[str, str] = {
@@ -48,10 +51,40 @@ def _labelled(approvals: list[Approval]) -> list[Approval]:
     return approvals
 
 
+@dataclass
+class HeldRun:
+    """A run with agents waiting at their gates, for the inbox's bulk form: how many, and by
+    tree group when they are in more than one."""
+
+    run: Run
+    total: int
+    groups: list[tuple[str, int]] = field(default_factory=list)
+
+
+def held_runs(user: Any) -> list[HeldRun]:
+    """The runs ``user`` may see with two or more agents waiting (one is decided in place)."""
+    by_run: dict[int, list[tuple[str, int]]] = {}
+    visible = Approval.objects.filter(run__in=Run.objects.visible_to(user))
+    for run_id, group, count in visible.held_agents_by_group():
+        by_run.setdefault(run_id, []).append((group, count))
+    totals = {pk: sum(n for _, n in groups) for pk, groups in by_run.items()}
+    runs = Run.objects.in_bulk([pk for pk, total in totals.items() if total > 1])
+    return [
+        HeldRun(runs[pk], totals[pk], by_run[pk] if len(by_run[pk]) > 1 else [])
+        for pk in sorted(runs)
+    ]
+
+
+def _bulk_context(user: Any) -> dict[str, Any]:
+    if not user.has_perm("runs.decide_approval"):
+        return {"held_runs": None}
+    return {"held_runs": held_runs(user)}
+
+
 @require_GET
 def inbox(request: HttpRequest) -> HttpResponse:
     pending = _labelled(list(pending_for(request.user)[:INBOX_MAX]))
-    return render(request, "runs/inbox.html", {"pending": pending})
+    return render(request, "runs/inbox.html", {"pending": pending, **_bulk_context(request.user)})
 
 
 def inbox_update(user: Any, shown: set[int], csrf_token: str) -> tuple[str, set[int]]:
@@ -76,6 +109,8 @@ def inbox_update(user: Any, shown: set[int], csrf_token: str) -> tuple[str, set[
     parts.append(render_to_string("runs/_inbox_summary.html", {"count": count, "oob": True}))
     if user.has_perm("runs.decide_approval"):
         parts.append(render_to_string("runs/_approvals_count.html", {"count": count, "oob": True}))
+        bulk = {**context, **_bulk_context(user), "oob": True}
+        parts.append(render_to_string("runs/_inbox_bulk.html", bulk))
     hidden = " hidden" if count else ""
     parts.append(
         f'<div id="inbox-empty" hx-swap-oob="true"{hidden}'
@@ -93,9 +128,7 @@ def decide(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     require_perm(request.user, "runs.decide_approval")
     form = DecisionForm(request.POST)
-    back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
-        back = ""
+    back = _back(request)
     if not form.is_valid():
         messages.error(request, "Choose approve, reject or request changes.")
         return redirect(back or run.get_absolute_url())
@@ -121,6 +154,45 @@ def decide(request: HttpRequest, run_id: int) -> HttpResponse:
                 request, f"{what} {word}." if word else "Changes requested: the gate stays open."
             )
     return redirect(back or run.get_absolute_url())
+
+
+def _back(request: HttpRequest) -> str:
+    """The form's ``next`` when it is a page of this site, else ""."""
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+        return ""
+    return back
+
+
+@require_POST
+def decide_agents(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Approve or reject at once every agent of a run waiting at its gate, or those of one tree
+    group, each gate under the rules of a single decision. Without JS, back to the inbox with
+    the outcome; with htmx, the outcome and the inbox's changes (the decided gates go)."""
+    run = get_run_for_user(request.user, run_id)
+    require_perm(request.user, "runs.decide_approval")
+    shown = {a.pk for a in pending_for(request.user)[:INBOX_MAX]}
+    form = BulkDecisionForm(request.POST)
+    level, text = "error", "Choose approve or reject, and which agents."
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            result = decide_task_gates(
+                run, request.user, data["decision"], data["comment"], form.group
+            )
+        except DecisionRefused as exc:
+            text = str(exc)
+        else:
+            level = "success" if result.decided and not result.skipped else "info"
+            text = result.summary()
+    if getattr(request, "htmx", False):
+        html = render_to_string(
+            "runs/_inbox_bulk_result.html", {"level": level, "text": text}, request
+        )
+        update, _ = inbox_update(request.user, shown, get_token(request))
+        return HttpResponse(html + update)
+    messages.add_message(request, getattr(messages, level.upper()), text)
+    return redirect(_back(request) or reverse("runs:inbox"))
 
 
 @require_POST

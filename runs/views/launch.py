@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods
 
 from harness_site.workers import worker_slots
 from runs.access import require_perm
@@ -35,13 +35,22 @@ def launch(request: HttpRequest) -> HttpResponse:
     return render(request, "runs/launch.html", _page(form, None), status=status)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def estimate(request: HttpRequest) -> HttpResponse:
-    """The estimate of the form's current values. htmx gets the estimate panel (and the document
-    select, refilled from the target, out of band); a plain GET (the form's Estimate button,
-    without JS) gets the whole launch page with the estimate in it."""
+    """The estimate of the form's current values, POSTed: htmx gets the estimate panel (and the
+    document select, refilled from the target, out of band); the form's Estimate button without
+    JS gets the whole launch page with the estimate in it. A POST, not a GET: the form carries
+    its CSRF token, which a GET would put in the URL (history, logs, Referer). A GET (an old
+    link) goes to the launch page. ``use_budget_usd`` (the over-budget warning's button) sets
+    the budget before estimating."""
     require_perm(request.user, "runs.launch_run")
-    form = LaunchForm(request.GET)
+    if request.method == "GET":
+        return redirect("runs:launch")
+    data = request.POST.copy()
+    chosen = data.get("use_budget_usd")
+    if chosen:
+        data["budget_usd"] = str(chosen)
+    form = LaunchForm(data)
     result = estimate_launch(form)
     if getattr(request, "htmx", False):
         # 200 even for bad input: htmx swaps only successful responses, and the panel is where

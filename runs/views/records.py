@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from runs import attempts
 from runs.access import get_run_for_user
+from runs.finding_order import load_ranked, ranked_ids, report_ranks
 from runs.models import Event, Finding, Task
 
 PER_PAGE = 100
@@ -21,6 +22,7 @@ PER_PAGE = 100
 def task_detail(request: HttpRequest, run_id: int, task_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     task = get_object_or_404(Task, run=run, pk=task_id)
+    ranks = report_ranks(run)
     rows = (
         Event.objects.filter(run_id=run.pk, task_id=task.pk, type__in=attempts.KINDS)
         .order_by("seq")
@@ -32,7 +34,7 @@ def task_detail(request: HttpRequest, run_id: int, task_id: int) -> HttpResponse
         {
             "run": run,
             "task": task,
-            "findings": task.findings.all(),
+            "findings": load_ranked(ranked_ids(task.findings.all(), ranks), ranks),
             "steps": task.steps.all(),
             "history": attempts.history(list(rows)),
             **_analysis_notes(task),
@@ -75,13 +77,16 @@ def findings(request: HttpRequest, run_id: int) -> HttpResponse:
         rows = rows.filter(severity=severity)
     else:
         severity = ""
-    page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
+    # In the report's order: the ids of every finding are ranked, then the page's are loaded.
+    ranks = report_ranks(run)
+    page = Paginator(ranked_ids(rows, ranks), PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "runs/findings.html",
         {
             "run": run,
             "page": page,
+            "findings": load_ranked(page.object_list, ranks, rows),
             "severity": severity,
             "severities": Finding.Severity.choices,
             "query_prefix": f"severity={severity}&" if severity else "",

@@ -25,6 +25,25 @@
     });
   });
 
+  // 1b. Kept input. A live swap of a panel holding forms (the inbox's bulk decisions) keeps what
+  //    was chosen or typed in its [data-keep] fields: the new copy gets the values as attributes.
+  document.addEventListener("htmx:oobBeforeSwap", function (evt) {
+    var frag = evt.detail.fragment, target = evt.detail.target;
+    if (!frag || !target || !target.querySelectorAll) return;
+    target.querySelectorAll("[data-keep][id]").forEach(function (el) {
+      var copy = frag.querySelector("#" + CSS.escape(el.id));
+      if (!copy) return;
+      if (copy.tagName === "SELECT") {
+        copy.querySelectorAll("option").forEach(function (o) {
+          if (o.value === el.value) o.setAttribute("selected", "");
+          else o.removeAttribute("selected");
+        });
+      } else {
+        copy.setAttribute("value", el.value);
+      }
+    });
+  });
+
   // 2. Bounded lists: the event feed keeps its newest N items in the DOM; older ones are one
   //    click away on the paginated log. The empty-state row goes once a real row arrives.
   document.addEventListener("htmx:wsAfterMessage", function () {
@@ -169,6 +188,17 @@
     if (LIMITS.some(function (pair) { return pair[0] === name; })) {
       evt.target.dataset.touched = "1";
     }
+  });
+  // The over-budget warning's button: with JS it fills the budget field (the estimate then
+  // refreshes on the change); without JS it posts the form to the estimate with that budget.
+  document.addEventListener("click", function (evt) {
+    var btn = evt.target.closest && evt.target.closest("[data-fill-budget]");
+    var input = btn && document.querySelector("#launch-form input[name=budget_usd]");
+    if (!input) return;
+    evt.preventDefault();
+    input.value = btn.getAttribute("data-fill-budget");
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    input.focus();
   });
   // The estimate re-renders the document select out of band: keep it hidden if it should be.
   document.addEventListener("htmx:oobAfterSwap", showPlaybookOptions);

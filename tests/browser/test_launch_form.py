@@ -1,5 +1,6 @@
-"""The launch form in a browser: only the chosen playbook's options show, and the estimate
-refreshes by itself when the playbook, target or options change."""
+"""The launch form in a browser: only the chosen playbook's options show, the estimate
+refreshes by itself when the playbook, target or options change, and its over-budget warning
+fills the budget field."""
 
 from __future__ import annotations
 
@@ -36,6 +37,18 @@ def test_options_follow_the_playbook_and_the_estimate_follows_the_form(
     chunk_files.fill("1")
     chunk_files.dispatch_event("change")
     expect(agents).not_to_have_text("9 agents")
+
+    # Over the budget (the offline analyzer's nominal bill): the estimate says so, and its
+    # button fills the budget field with one that covers it; the estimate follows (a POST).
+    budget = page.locator("input[name=budget_usd]")
+    budget.fill("0.000001")
+    budget.dispatch_event("change")
+    warning = page.locator("#launch-estimate [data-over-budget]")
+    expect(warning).to_contain_text("above the budget of $0.000001")
+    page.locator("#launch-estimate [data-fill-budget]").click()
+    expect(warning).to_have_count(0)
+    expect(budget).not_to_have_value("0.000001")
+    expect(page.locator("#launch-estimate")).to_contain_text("Nothing the launch would refuse.")
 
     page.check("input[name=playbook][value=ensemble]")
     expect(k).to_be_visible()

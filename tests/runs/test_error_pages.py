@@ -9,12 +9,13 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
 from harness_site.logfilters import QuietRefusals
 from runs.models import Event, Run, Task
-from tests.runs.factories import make_run, make_task
+from tests.runs.factories import make_finding, make_run, make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +27,53 @@ def test_a_403_has_the_navigation_and_says_what_is_missing(viewer_client: Client
     assert 'class="topbar"' in html and 'class="mainnav"' in html
     assert "You need the launch run permission." in html
     assert f'href="{reverse("runs:list")}"' in html
+
+
+def test_the_403_page_names_the_group_that_grants_the_missing_permission(
+    viewer_client: Client, operator_client: Client, reviewer_client: Client
+) -> None:
+    html = viewer_client.get(reverse("runs:launch")).content.decode()
+    assert "You need the launch run permission." in html
+    assert "adding you to the operator group" in html
+    assert "viewer, operator or reviewer" not in html  # a viewer already is a viewer
+
+    run = make_run(status=Run.Status.AWAITING_REVIEW)
+    response = operator_client.post(reverse("runs:decide", args=[run.pk]), {"decision": "approved"})
+    assert response.status_code == 403
+    assert "adding you to the reviewer group" in response.content.decode()
+
+    # Dismiss & re-run needs both permissions: a reviewer lacks the operator's.
+    task = make_task(run)
+    finding = make_finding(run, task)
+    response = reviewer_client.get(reverse("runs:rerun_finding", args=[run.pk, finding.pk]))
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "You need the cancel run permission." in html
+    assert "adding you to the operator group" in html
+
+
+@pytest.mark.parametrize("path", ["/runs/999999/", "/runs/999999/findings/", "/runs/999999/tree/"])
+def test_a_missing_run_gets_the_products_404_even_under_debug(
+    viewer_client: Client, settings: Any, path: str
+) -> None:
+    settings.DEBUG = True
+    response = viewer_client.get(path)
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "Nothing here" in html and 'class="topbar"' in html
+    assert "URLconf" not in html and "DEBUG = True" not in html  # not Django's debug page
+
+
+def test_a_run_the_user_may_not_see_looks_like_a_missing_one_under_debug(
+    make_user: Any, operator: User, settings: Any
+) -> None:
+    settings.DEBUG = True
+    run = make_run(operator)
+    outsider = Client()
+    outsider.force_login(make_user(None))
+    response = outsider.get(run.get_absolute_url())
+    assert response.status_code == 404
+    assert "Nothing here" in response.content.decode()
 
 
 def test_a_404_is_in_the_layout_with_a_way_back(viewer_client: Client) -> None:

@@ -4,6 +4,7 @@ operators only, never an error page, and nothing written."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,11 @@ URL = reverse("runs:estimate")
 
 
 def estimate(client: Client, htmx: bool = True, **params: Any) -> Any:
+    """The estimate as the page asks for it: a POST of the form (htmx, or the Estimate button
+    without JS), never a GET that would put the form's CSRF token in a URL."""
     params.setdefault("provider", "heuristic")
     headers = {"HX-Request": "true"} if htmx else {}
-    return client.get(URL, {k: v for k, v in params.items() if v is not None}, headers=headers)
+    return client.post(URL, {k: v for k, v in params.items() if v is not None}, headers=headers)
 
 
 def agents_of(html: str) -> int:
@@ -205,6 +208,65 @@ def test_the_estimate_is_for_operators_only(
     params = {"playbook": "codebase-audit", "target": SAMPLE}
     for other in (viewer_client, reviewer_client):
         assert estimate(other, playbook="codebase-audit", target=SAMPLE).status_code == 403
-    response = client.get(URL, params)
+    response = client.post(URL, params)
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
     assert not Run.objects.exists()
+
+
+def test_without_js_the_estimate_button_posts_the_form(operator_client: Client) -> None:
+    html = operator_client.get(reverse("runs:launch")).content.decode()
+    button = html.split('class="estimate-again"', 1)[1].split("</button>", 1)[0]
+    assert f'formaction="{URL}"' in button and 'formmethod="post"' in button
+    assert "hx-post=" in button and "hx-get=" not in button
+    panel = html.split('id="launch-estimate"', 1)[1].split(">", 1)[0]
+    assert f'hx-post="{URL}"' in panel and "hx-get" not in panel
+    # A GET (an old link or bookmark) shows the launch page; it never estimates from a URL.
+    response = operator_client.get(URL, {"playbook": "codebase-audit", "target": SAMPLE})
+    assert response.status_code == 302 and response["Location"] == reverse("runs:launch")
+
+
+def _money(html: str, label: str) -> str:
+    match = re.search(label, html)
+    assert match, html
+    return match.group(1)
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_an_estimate_above_the_budget_says_by_how_much_and_offers_a_budget_that_covers_it(
+    operator_client: Client, monkeypatch: pytest.MonkeyPatch, htmx: bool
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    params = {"playbook": "codebase-audit", "target": SAMPLE, "provider": "openai"}
+    html = estimate(operator_client, htmx=htmx, **params, budget_usd="0.001").content.decode()
+    high = Decimal(_money(html, r"<b>\$0\.\d{4}\W\$(0\.\d{4})</b>"))
+    assert high > Decimal("0.001")
+    assert "Nothing the launch would refuse" not in html
+    over = Decimal(_money(html, r"data-over-budget=\"([\d.]+)\""))
+    assert abs(over - (high - Decimal("0.001"))) < Decimal("0.0001")
+    assert f"${over:.4f} above the budget of $0.0010" in html
+    # The budget offered covers the upper end (to the cent above it) and fills the field.
+    cover = Decimal(_money(html, r'name="use_budget_usd" value="([\d.]+)"'))
+    assert high <= cover < high + Decimal("0.01") and cover == cover.quantize(Decimal("0.01"))
+    assert f'data-fill-budget="{cover}"' in html
+    assert f"A budget of ${cover} covers" in html
+
+    # Without JS the button posts the form with that budget: the page comes back with it.
+    page = estimate(
+        operator_client, htmx=False, **params, budget_usd="0.001", use_budget_usd=str(cover)
+    ).content.decode()
+    assert f'name="budget_usd" value="{cover}"' in page
+    assert "data-over-budget" not in page and "Nothing the launch would refuse." in page
+
+
+def test_the_offline_analyzers_nominal_bill_is_checked_against_the_budget_too(
+    operator_client: Client,
+) -> None:
+    params: dict[str, Any] = {"playbook": "codebase-audit", "target": SAMPLE}
+    html = estimate(operator_client, **params, budget_usd="0.000001").content.decode()
+    assert "data-over-budget" in html and "Nothing the launch would refuse" not in html
+    assert "above the budget of $0.000001." in html  # a micro-dollar budget is not "$0.0000"
+    html = estimate(operator_client, **params, budget_usd="5").content.decode()
+    assert "data-over-budget" not in html and "Nothing the launch would refuse." in html
+    # No USD ceiling at all: nothing to be over.
+    html = estimate(operator_client, **params, budget_usd="").content.decode()
+    assert "data-over-budget" not in html

@@ -5,6 +5,7 @@ engine, in this process) exactly that agent re-running into a new report version
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from django.contrib.auth.models import User
 from django.db.models import Sum
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from runs import worker
 from runs.actions import enqueue, launch_run
@@ -223,3 +225,52 @@ def test_the_event_log_says_who_dismissed_which_finding_and_which_agents_rerun(
     said = f"by reviewer-operator: finding #{finding.pk} dismissed, re-running agent "
     assert f'{said}<a href="{agent}">' in page
     assert "dismissed by reviewer-operator: Hard-coded password" in page
+
+
+def _header(html: str) -> str:
+    return html.split('id="run-header"', 1)[1].split('<div class="run-actions">', 1)[0]
+
+
+def _duration_shown(html: str) -> str:
+    counters = html.split('<span class="stat-label">Duration</span>', 1)[1]
+    return counters.split('<span class="stat-value">', 1)[1].split("</span>", 1)[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_rerun_the_header_and_the_duration_say_what_the_run_is_now(
+    tmp_path: Path, settings: Any, monkeypatch: Any, operator: User, both_client: Client
+) -> None:
+    settings.HARNESS_TARGET_ROOTS = [tmp_path.resolve()]
+    monkeypatch.setattr(enqueue, "send", lambda name, object_id, countdown=None: None)
+    monkeypatch.setattr(
+        "django.db.transaction.on_commit", lambda fn, using=None, robust=False: fn()
+    )
+    run = launch_run(
+        user=operator,
+        playbook="codebase-audit",
+        target_path=str(make_target(tmp_path.resolve(), 2)),
+        budget_usd="5",
+        aggregation=["dedup"],
+    )
+    plan_run(run.pk)
+    _drain(run)
+    # The first pass worked 12 s, then its report waited 300 s for a reviewer.
+    end = timezone.now() - timedelta(seconds=300)
+    Run.objects.filter(pk=run.pk).update(started_at=end - timedelta(seconds=12), finished_at=end)
+    finding = Finding.objects.filter(run=run).order_by("id").first()
+    assert finding is not None
+    both_client.post(_url(finding), {"comment": "a test fixture, not shipped"})
+    run.refresh_from_db()
+    assert run.status == Run.Status.RUNNING
+    page = both_client.get(run.get_absolute_url()).content.decode()
+    assert "re-running 1 agent(s)" in _header(page)  # true while it re-runs
+    assert run.duration_seconds is not None and 12 <= run.duration_seconds < 40
+
+    _drain(run)
+    run.refresh_from_db()
+    assert run.status == Run.Status.AWAITING_REVIEW
+    page = both_client.get(run.get_absolute_url()).content.decode()
+    assert "re-running" not in _header(page) and "Awaiting Review" in _header(page)
+    # The working time: 12 s and the re-run's, not the 300 s the report waited.
+    assert run.duration_seconds is not None and 12 <= run.duration_seconds < 40
+    assert _duration_shown(page) == f"{run.duration_seconds:.0f}s"

@@ -164,3 +164,35 @@ def test_an_agent_caught_up_with_its_new_children_is_appended_open_with_them(
     # Alone (its child seen before), it is closed and its children are fetched when opened.
     alone = agent_tree.walk_one(tree, f"t:{child.pk}", {f"t:{child.pk}"})
     assert [(i.kind, i.loaded) for i in alone] == [("open", False), ("close", False)]
+
+
+def test_without_javascript_a_closed_groups_link_opens_that_group(
+    viewer_client: Client, operator: User
+) -> None:
+    run = make_run(operator)
+    tasks = make_audit(run, [f"pkg{i}/mod" for i in range(40)], files=25)
+    inside = {t.pk for t in tasks if t.group == "pkg7/mod"}
+    url = reverse("runs:detail", args=[run.pk])
+    html = viewer_client.get(url).content.decode()
+    assert not inside & _agents(html)  # closed at first: too big to open them all
+    dom = agent_tree.dom_id("g:pkg7/mod")
+    link = re.search(r'<a href="([^"]+)">Show the 50 items inside</a>', html.split(dom, 1)[1])
+    assert link, "the closed group offers a plain link"
+    html = viewer_client.get(link.group(1).replace("&amp;", "&")).content.decode()
+    assert inside <= _agents(html)  # the group itself is open, not only the path to it
+    group = html.split(f'id="node-{dom}"', 1)[1][:200]
+    assert "<details open" in group and "Show the 50 items inside" not in group
+    assert len(ROW.findall(html)) < agent_tree.INITIAL_ROWS + agent_tree.PAGE
+
+
+def test_without_javascript_an_agents_link_opens_its_spawned_children(
+    viewer_client: Client, operator: User
+) -> None:
+    run = make_run(operator)
+    tasks = make_audit(run, [f"pkg{i}/mod" for i in range(40)], files=25)
+    parent = tasks[300]
+    kids = [make_task(run, parent=parent, group=parent.group) for _ in range(3)]
+    html = viewer_client.get(
+        reverse("runs:detail", args=[run.pk]), {"open": f"t:{parent.pk}"}
+    ).content.decode()
+    assert {k.pk for k in kids} <= _agents(html)
