@@ -25,7 +25,7 @@ Contracts:
 
 from agents.snapshot.archive import freeze_archive
 from agents.snapshot.base import SnapshotError, SnapshotManifest, UnsafePathError, normalise_path
-from agents.snapshot.directory import freeze_directory
+from agents.snapshot.directory import freeze_directory, target_label
 from agents.snapshot.reader import Snapshot
 from agents.snapshot.store import open_snapshot, snapshot_store
 
@@ -39,4 +39,5 @@ __all__ = [
     "normalise_path",
     "open_snapshot",
     "snapshot_store",
+    "target_label",
 ]

@@ -73,6 +73,22 @@ def _walk(builder: Builder, dir_fd: int, rel: str, depth: int) -> None:
             builder.skip(relpath, "special file")
 
 
+def target_label(path: str | Path, allowed_roots: list[Path]) -> str:
+    """How a target is named wherever a user or a file leaving the server sees it (titles,
+    events, pages, exports): its path below the innermost allowed root holding it, after that
+    root's own name ("samples/vulnerable_app"), as the launch form lists it. A path under no
+    root (refused anyway) is named by its basename. Never the server's absolute path: it says
+    how the server is laid out and means nothing to a reader elsewhere."""
+    resolved = Path(path).resolve()
+    roots = (Path(root).resolve() for root in allowed_roots)
+    holding = [root for root in roots if resolved.is_relative_to(root)]
+    if not holding:
+        return resolved.name or "target"
+    root = max(holding, key=lambda r: len(r.parts))
+    parts = [root.name, *resolved.relative_to(root).parts]
+    return "/".join(part for part in parts if part) or "target"
+
+
 def freeze_directory(
     path: str | Path,
     allowed_roots: list[Path],
@@ -101,13 +117,15 @@ def freeze_directory(
     # Check confinement before existence so the answer says nothing about paths outside.
     if not any(resolved.is_relative_to(root) for root in roots):
         raise SnapshotError(f"Target {str(path)!r} is outside the allowed folders.")
+    # Inside a root from here on: messages and the manifest name the target as users see it.
+    label = target_label(resolved, roots)
     if not resolved.exists():
-        raise SnapshotError(f"Target {str(path)!r} does not exist.")
+        raise SnapshotError(f"Target {label!r} does not exist.")
     if resolved.is_file():
         # A single document (multi-perspective review): a one-file snapshot.
         with Builder(
             store,
-            f"file {resolved}",
+            f"file {label}",
             max_file_bytes=max_file_bytes,
             max_total_bytes=max_total_bytes,
             max_files=max_files,
@@ -120,10 +138,10 @@ def freeze_directory(
             builder.add(resolved.name, resolved.stat().st_size, read)
             return builder.finish()
     if not resolved.is_dir():
-        raise SnapshotError(f"Target {str(path)!r} is not a directory or a file.")
+        raise SnapshotError(f"Target {label!r} is not a directory or a file.")
     with Builder(
         store,
-        f"directory {resolved}",
+        f"directory {label}",
         max_file_bytes=max_file_bytes,
         max_total_bytes=max_total_bytes,
         max_files=max_files,
@@ -131,11 +149,11 @@ def freeze_directory(
         try:
             root_fd = os.open(resolved, os.O_RDONLY | _O_DIRECTORY)
         except OSError as exc:
-            raise SnapshotError(f"Target {str(path)!r} cannot be read.") from exc
+            raise SnapshotError(f"Target {label!r} cannot be read.") from exc
         try:
             _walk(builder, root_fd, "", 0)
         except PermissionError as exc:
-            raise SnapshotError(f"Target {str(path)!r} cannot be read.") from exc
+            raise SnapshotError(f"Target {label!r} cannot be read.") from exc
         finally:
             os.close(root_fd)
         return builder.finish()

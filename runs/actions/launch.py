@@ -29,6 +29,7 @@ from agents.snapshot import (
     freeze_archive,
     freeze_directory,
     snapshot_store,
+    target_label,
 )
 from harness_site.telemetry import get_tracer, parent_context
 from runs import tracing
@@ -237,6 +238,7 @@ def launch_run(
             frozen_at = time.time_ns()
             manifest, kind, label = _freeze(target_path, archive)
             snapshot_ns = (frozen_at, time.time_ns())
+            span.set_attributes(_target_attributes(label, target_path))
             plan_target(config, manifest.to_dict())
         except Exception as exc:  # a refused launch is one short trace that says why
             refused = isinstance(exc, LaunchError)
@@ -340,9 +342,18 @@ def _freeze(
             return manifest, "archive", Path(archive.name or "upload").name
         path = Path(str(target_path)).expanduser()
         manifest = freeze_directory(path, settings.HARNESS_TARGET_ROOTS, store)
-        return manifest, "directory", str(path)
+        return manifest, "directory", target_label(path, settings.HARNESS_TARGET_ROOTS)
     except SnapshotError as exc:
         raise LaunchError(str(exc), "archive" if archive is not None else "target") from None
+
+
+def _target_attributes(label: str, target_path: str | None) -> dict[str, str]:
+    """The launch span's names for the target: the label always; the server's absolute path
+    only with content capture on, since a trace receiver is outside the server too."""
+    attributes = {semconv.TARGET: label}
+    if target_path is not None and settings.HARNESS_CAPTURE_CONTENT:
+        attributes[semconv.TARGET_PATH] = str(Path(target_path).expanduser().resolve())
+    return attributes
 
 
 def _budget(value: Any) -> Decimal | None:
