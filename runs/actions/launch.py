@@ -18,6 +18,8 @@ from django.db import transaction
 
 from agents import semconv
 from agents.aggregation import AGGREGATION_STEPS
+from agents.aggregation.similarity import EMBEDDER_OPTIONS
+from agents.aggregation.stages import TUNABLES
 from agents.contract import ProviderError
 from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, plan
 from agents.playbooks import PLAYBOOKS, Playbook
@@ -53,6 +55,14 @@ BUDGET_USD_MAX = Decimal(100_000)
 OPTION_BOUNDS: dict[str, tuple[int, int]] = {
     "k": (1, 50),  # voters of an ensemble
     "chunk_files": (1, 100),  # files per chunk of a codebase audit
+}
+# Options every playbook takes besides its own ``Playbook.options``: the launch applies them.
+LAUNCH_OPTIONS = ("max_agents",)
+# Names kept for features still to come (issue #19): refused, so that a script setting them
+# learns now that they do nothing, rather than being silently ignored.
+RESERVED_OPTIONS = {
+    "adaptive": "adaptive runs",
+    "budget_split": "splitting the budget between agents (none, equal or size)",
 }
 OPTION_LABELS = {
     "k": "Voters (K)",
@@ -90,10 +100,36 @@ def offered_options(book: Playbook) -> list[str]:
     return [name for name in ("k", "chunk_files", "document") if name in book.options]
 
 
+def playbook_options(book: Playbook) -> list[str]:
+    """Every option a launch may set for ``book``, sorted: the playbook's own (its
+    ``Playbook.options``), the launch's (``LAUNCH_OPTIONS``) and what the aggregation chain
+    reads (its ``TUNABLES`` and the embedder's options). Read from those declarations at each
+    call, so a new one is accepted wherever it is declared."""
+    return sorted({*book.options, *LAUNCH_OPTIONS, *TUNABLES, *EMBEDDER_OPTIONS})
+
+
+def check_option_names(book: Playbook, options: dict[str, Any] | None) -> None:
+    """Refuse, on the ``options`` field, a name nothing reads: an option set and silently
+    ignored looks applied when it is not (a typo, another playbook's option, a reserved one)."""
+    allowed = playbook_options(book)
+    for name in options or {}:
+        if name in RESERVED_OPTIONS:
+            raise LaunchError(
+                f"The option {name!r} is not available yet: it is reserved for "
+                f"{RESERVED_OPTIONS[name]}, a later feature. Launch without it.",
+                "options",
+            )
+        if name not in allowed:
+            raise LaunchError(
+                f"Unknown option {name!r} for {book.name}. Its options: {', '.join(allowed)}.",
+                "options",
+            )
+
+
 def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
     """``options`` with the bounded ones checked and made whole numbers; the first one out of
-    bounds raises LaunchError on its own field. Unknown keys pass through (``--set`` may tune
-    any playbook option)."""
+    bounds raises LaunchError on its own field. Names are ``check_option_names``'s business:
+    the launch form checks one option at a time with this."""
     checked = dict(options or {})
     for name, (low, high) in OPTION_BOUNDS.items():
         if name in checked:
@@ -122,6 +158,7 @@ def resolve_config(
 ) -> dict[str, Any]:
     """The run's frozen playbook config: overrides applied, options checked, ``max_agents`` set
     (the playbook's, capped by HARNESS_MAX_AGENTS, unless the options say otherwise)."""
+    check_option_names(book, options)
     options = check_options(options)
     max_agents = options.pop("max_agents", min(book.max_agents, settings.HARNESS_MAX_AGENTS))
     config = book.with_overrides(

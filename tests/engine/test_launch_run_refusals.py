@@ -39,8 +39,29 @@ def test_a_malformed_set_is_refused_in_json_too() -> None:
     assert answer["reason"] == "--set takes key=value, got 'chunk_files'"
 
 
+def test_an_unknown_set_key_is_refused_naming_the_playbooks_options() -> None:
+    answer = refused(*AUDIT, "--set", "chunk_file=2")
+    reason = str(answer["reason"])
+    assert reason.startswith("Unknown option 'chunk_file' for codebase-audit.")
+    for name in ("chunk_files", "chunk_bytes", "max_agents", "dedup_threshold"):
+        assert name in reason
+    assert "sample_fraction" not in reason  # the ensemble's, not the audit's
+    assert answer["field"] == "options"
+
+
+@pytest.mark.parametrize("option", ["adaptive=true", "budget_split=size"])
+def test_reserved_options_are_refused_as_not_available_yet(option: str) -> None:
+    answer = refused(*AUDIT, "--set", option)
+    name = option.split("=")[0]
+    assert f"'{name}' is not available yet" in str(answer["reason"])
+
+
 def test_without_json_the_refusal_is_on_stderr_and_stdout_stays_empty() -> None:
     result = launch_run_command(*AUDIT, "--set", "chunk_files", timeout=120)
     assert result.returncode == 1
     assert result.stdout == ""
     assert "Launch refused (options): --set takes key=value" in result.stderr
+    result = launch_run_command(*AUDIT, "--set", "adaptive=true", timeout=120)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "Launch refused (options): " in result.stderr and "not available yet" in result.stderr
