@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 
 from agents.snapshot.base import SKIP_DIRS, Builder, Skip, SnapshotError, SnapshotManifest
+from agents.snapshot.excludes import Excludes
 
 MAX_DIR_DEPTH = 64
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -39,9 +40,10 @@ def _read_at(dir_fd: int, name: str, limit: int) -> bytes:
         os.close(fd)
 
 
-def _walk(builder: Builder, dir_fd: int, rel: str, depth: int) -> None:
+def _walk(builder: Builder, dir_fd: int, rel: str, depth: int, exclude: Excludes) -> None:
     """Add every entry below ``dir_fd`` in name order. Directories are opened relative to their
-    parent's descriptor with O_NOFOLLOW, so swapping one for a symlink mid-walk cannot escape."""
+    parent's descriptor with O_NOFOLLOW, so swapping one for a symlink mid-walk cannot escape.
+    An excluded folder is listed once and never entered."""
     with os.scandir(dir_fd) as listing:
         entries = sorted(listing, key=lambda entry: entry.name)
     for entry in entries:
@@ -52,6 +54,9 @@ def _walk(builder: Builder, dir_fd: int, rel: str, depth: int) -> None:
             if entry.name in SKIP_DIRS:
                 builder.skip(relpath, SKIP_DIRS[entry.name])
                 continue
+            if excluded := exclude.reason(f"{relpath}/"):
+                builder.skip(relpath, excluded)
+                continue
             if depth >= MAX_DIR_DEPTH:
                 builder.skip(relpath, "too deep")
                 continue
@@ -61,11 +66,13 @@ def _walk(builder: Builder, dir_fd: int, rel: str, depth: int) -> None:
                 builder.skip(relpath, "unreadable")
                 continue
             try:
-                _walk(builder, child, relpath, depth + 1)
+                _walk(builder, child, relpath, depth + 1, exclude)
             except PermissionError:
                 builder.skip(relpath, "unreadable")
             finally:
                 os.close(child)
+        elif excluded := exclude.reason(relpath):
+            builder.skip(relpath, excluded)  # before reading it: an excluded file costs nothing
         elif entry.is_file(follow_symlinks=False):
             size = entry.stat(follow_symlinks=False).st_size
             builder.add(relpath, size, partial(_read_at, dir_fd, entry.name))
@@ -97,9 +104,13 @@ def freeze_directory(
     max_file_bytes: int = 1_000_000,
     max_total_bytes: int = 200_000_000,
     max_files: int = 20_000,
+    exclude: Excludes | None = None,
 ) -> SnapshotManifest:
     """Freeze the text files of directory ``path`` (or the one file ``path``, for a
     single-document review) into ``store`` and return the manifest.
+
+    ``exclude`` says what is left out on purpose (None: the default excludes); a target that is
+    one file was named by the user and is read whatever it says.
 
     ``path`` must resolve (symlinks and ``..`` resolved) inside one of ``allowed_roots``. Symlinks
     inside the tree are listed as skipped and never read; VCS and dependency folders, binaries,
@@ -151,7 +162,7 @@ def freeze_directory(
         except OSError as exc:
             raise SnapshotError(f"Target {label!r} cannot be read.") from exc
         try:
-            _walk(builder, root_fd, "", 0)
+            _walk(builder, root_fd, "", 0, exclude or Excludes())
         except PermissionError as exc:
             raise SnapshotError(f"Target {label!r} cannot be read.") from exc
         finally:

@@ -26,8 +26,10 @@ from agents.playbooks import PLAYBOOKS, Playbook
 from agents.providers.catalog import default_model, get_provider
 from agents.providers.registry import MissingApiKey
 from agents.snapshot import (
+    Excludes,
     SnapshotError,
     SnapshotManifest,
+    exclude_patterns,
     freeze_archive,
     freeze_directory,
     snapshot_store,
@@ -56,8 +58,9 @@ OPTION_BOUNDS: dict[str, tuple[int, int]] = {
     "k": (1, 50),  # voters of an ensemble
     "chunk_files": (1, 100),  # files per chunk of a codebase audit
 }
-# Options every playbook takes besides its own ``Playbook.options``: the launch applies them.
-LAUNCH_OPTIONS = ("max_agents",)
+# Options every playbook takes besides its own ``Playbook.options``: the launch applies them
+# (the agent cap; the globs left out of the snapshot, and whether the default ones are).
+LAUNCH_OPTIONS = ("max_agents", "exclude", "default_excludes")
 # Names kept for features still to come (issue #19): refused, so that a script setting them
 # learns now that they do nothing, rather than being silently ignored.
 RESERVED_OPTIONS = {
@@ -69,6 +72,8 @@ OPTION_LABELS = {
     "chunk_files": "Files per chunk",
     "document": "Document",
     "max_agents": "Max agents",
+    "exclude": "Exclude",
+    "default_excludes": "Default excludes",
 }
 DOCUMENT_MAX_CHARS = 500
 
@@ -143,7 +148,21 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
         if not isinstance(document, str) or len(document) > DOCUMENT_MAX_CHARS:
             raise LaunchError("Document must be a path inside the target, or *.", "document")
         checked["document"] = document.strip()
+    if "exclude" in checked:
+        try:
+            checked["exclude"] = exclude_patterns(checked["exclude"])
+        except SnapshotError as exc:
+            raise LaunchError(str(exc), "exclude") from None
+    if not isinstance(checked.get("default_excludes", True), bool):
+        raise LaunchError("Default excludes must be true or false.", "default_excludes")
     return checked
+
+
+def run_excludes(config: dict[str, Any]) -> Excludes:
+    """What the snapshot of a run with this frozen config leaves out (the launch and its
+    estimate freeze with it)."""
+    options = config["options"]
+    return Excludes(options.get("exclude", []), defaults=options.get("default_excludes", True))
 
 
 def resolve_config(
@@ -161,6 +180,9 @@ def resolve_config(
     check_option_names(book, options)
     options = check_options(options)
     max_agents = options.pop("max_agents", min(book.max_agents, settings.HARNESS_MAX_AGENTS))
+    # Written out even when not given, so the frozen config says what the snapshot left out.
+    options.setdefault("exclude", [])
+    options.setdefault("default_excludes", True)
     config = book.with_overrides(
         provider=provider,
         model=model,
@@ -273,7 +295,7 @@ def launch_run(
     ) as span:
         try:
             frozen_at = time.time_ns()
-            manifest, kind, label = _freeze(target_path, archive)
+            manifest, kind, label = _freeze(target_path, archive, run_excludes(config))
             snapshot_ns = (frozen_at, time.time_ns())
             span.set_attributes(_target_attributes(label, target_path))
             plan_target(config, manifest.to_dict())
@@ -364,7 +386,7 @@ def _create_run(
 
 
 def _freeze(
-    target_path: str | None, archive: UploadedFile | None
+    target_path: str | None, archive: UploadedFile | None, exclude: Excludes
 ) -> tuple[SnapshotManifest, str, str]:
     """Freeze the target into the snapshot store: (manifest, target kind, label)."""
     store = snapshot_store()
@@ -375,10 +397,12 @@ def _freeze(
                     f"The archive is larger than {settings.HARNESS_MAX_UPLOAD_BYTES:,} bytes.",
                     "archive",
                 )
-            manifest = freeze_archive(cast(BinaryIO, archive), archive.name or "upload", store)
+            manifest = freeze_archive(
+                cast(BinaryIO, archive), archive.name or "upload", store, exclude=exclude
+            )
             return manifest, "archive", Path(archive.name or "upload").name
         path = Path(str(target_path)).expanduser()
-        manifest = freeze_directory(path, settings.HARNESS_TARGET_ROOTS, store)
+        manifest = freeze_directory(path, settings.HARNESS_TARGET_ROOTS, store, exclude=exclude)
         return manifest, "directory", target_label(path, settings.HARNESS_TARGET_ROOTS)
     except SnapshotError as exc:
         raise LaunchError(str(exc), "archive" if archive is not None else "target") from None

@@ -43,7 +43,7 @@ def test_an_unknown_set_key_is_refused_naming_the_playbooks_options() -> None:
     answer = refused(*AUDIT, "--set", "chunk_file=2")
     reason = str(answer["reason"])
     assert reason.startswith("Unknown option 'chunk_file' for codebase-audit.")
-    for name in ("chunk_files", "chunk_bytes", "max_agents", "dedup_threshold"):
+    for name in ("chunk_files", "chunk_bytes", "max_agents", "exclude", "dedup_threshold"):
         assert name in reason
     assert "sample_fraction" not in reason  # the ensemble's, not the audit's
     assert answer["field"] == "options"

@@ -52,6 +52,18 @@ def _option(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def _options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The playbook options of ``--set``, ``--exclude`` and ``--no-default-excludes``."""
+    options = dict(_option(o) for o in opts["options"])
+    if opts["exclude"]:
+        earlier = options.get("exclude", [])  # a --set exclude=… comes first
+        listed = earlier if isinstance(earlier, list) else [earlier]
+        options["exclude"] = [*listed, *opts["exclude"]]
+    if opts["no_default_excludes"]:
+        options["default_excludes"] = False
+    return options
+
+
 def _queue_has_consumer(app: Any, timeout: float = 1.0) -> bool:
     """True when a live worker consumes this deployment's queue (a worker of another deployment
     sharing the Redis server does not count)."""
@@ -84,6 +96,21 @@ class Command(BaseCommand):
             help="playbook option, e.g. chunk_files=1",
         )
         parser.add_argument(
+            "--exclude",
+            nargs="+",
+            action="extend",
+            default=[],
+            metavar="GLOB",
+            help="leave these out of the snapshot (.gitignore syntax, e.g. 'tests/' '*.txt'), "
+            "on top of the default excludes; '!GLOB' keeps what a default leaves out",
+        )
+        parser.add_argument(
+            "--no-default-excludes",
+            action="store_true",
+            help="read translation catalogues, lock files, dependency and build folders and "
+            "minified files too (left out by default)",
+        )
+        parser.add_argument(
             "--hold-agents",
             action="store_true",
             help="every agent waits for a reviewer's approval before it starts (with --wait: "
@@ -100,7 +127,7 @@ class Command(BaseCommand):
         worker = None
         try:
             try:
-                options = dict(_option(o) for o in opts["options"])
+                options = _options(opts)
                 run = launch_run(
                     user=None,
                     playbook=opts["playbook"],
