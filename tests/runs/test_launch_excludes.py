@@ -170,6 +170,7 @@ def test_launch_run_takes_exclude_globs_and_can_turn_the_defaults_off(target: Pa
             "launch_run",
             "--playbook=codebase-audit",
             f"--target={target}",
+            "--set=exclude=docs/",  # a --set exclude comes first
             "--exclude",
             "shop/admin.py",
             "shop/locale/de/",
@@ -180,7 +181,12 @@ def test_launch_run_takes_exclude_globs_and_can_turn_the_defaults_off(target: Pa
             stdout=out,
         )
     run = Run.objects.get(pk=json.loads(out.getvalue())["run_id"])
-    assert run.config["options"]["exclude"] == ["shop/admin.py", "shop/locale/de/", "*.mo"]
+    assert run.config["options"]["exclude"] == [
+        "docs/",
+        "shop/admin.py",
+        "shop/locale/de/",
+        "*.mo",
+    ]
     assert run.config["options"]["default_excludes"] is False
     reasons = skipped(run)
     assert reasons["shop/locale/de"] == "excluded by --exclude 'shop/locale/de/'"
