@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.analysis.text_rules import language_for
-from agents.playbooks import Playbook, worker_role
+from agents.playbooks import MAX_DOCUMENTS, Playbook, worker_role
 
 DOC_EXTENSIONS = (".md", ".markdown", ".txt", ".rst")
 # The ``document`` option value that fans a one-document review out over every document.
@@ -211,7 +211,7 @@ def _by_reader(
     that depends on every reader."""
     digest, opts = manifest["digest"], playbook.options
     docs = _documents(manifest)
-    limit = int(opts.get("max_documents", 200))
+    limit = int(opts.get("max_documents", MAX_DOCUMENTS))
     if playbook.decomposition == "sampling" or len(docs) > limit:
         rng = _rng(digest, "sample")
         docs = sorted(rng.sample(docs, min(limit, len(docs))), key=lambda f: f.path)

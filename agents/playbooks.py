@@ -15,6 +15,13 @@ from typing import Any, Literal
 CODE_LENSES = ("security", "reliability", "maintainability")
 DOC_PERSONAS = ("editor", "skeptic", "legal", "security", "accessibility", "clarity")
 READ_TOOLS = ("list_dir", "read_file", "search")
+# Defaults of options read outside this module, declared here so that ``Playbook.options`` is
+# the whole list of what a playbook can be tuned by (``--set`` refuses anything else):
+# how much one auditor takes before it splits its files between sub-agents (the offline
+# analyzer), and how many documents a document synthesis reads before it samples.
+AGENT_MAX_FILES = 6
+AGENT_MAX_BYTES = 48_000
+MAX_DOCUMENTS = 200
 
 
 @dataclass(frozen=True)
@@ -156,7 +163,12 @@ PLAYBOOKS: dict[str, Playbook] = {
                 "critic": CRITIC,
             },
             aggregation=STANDARD_CHAIN,
-            options={"chunk_bytes": 24_000, "chunk_files": 6, "agent_max_files": 6},
+            options={
+                "chunk_bytes": 24_000,
+                "chunk_files": 6,
+                "agent_max_files": AGENT_MAX_FILES,
+                "agent_max_bytes": AGENT_MAX_BYTES,
+            },
         ),
         Playbook(
             name="document-synthesis",
@@ -177,6 +189,7 @@ PLAYBOOKS: dict[str, Playbook] = {
             },
             aggregation=("dedup", "confidence", "synthesis", "critic"),
             failure=FailurePolicy(mode="quorum", quorum=1),
+            options={"max_documents": MAX_DOCUMENTS},
         ),
         Playbook(
             name="multi-perspective-review",

@@ -23,6 +23,7 @@ INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
 TOOL_CALL_RESULT = "gen_ai.tool.call.result"
+TARGET_PATH = "harness.target.path"  # the target's absolute path on the server
 
 OP_WORKFLOW = "invoke_workflow"
 OP_AGENT = "invoke_agent"
@@ -36,6 +37,7 @@ COST_USD = "harness.cost_usd"
 RUN_STATUS = "harness.status"
 UNPRICED = "harness.unpriced"
 BUDGET_USD = "harness.budget_usd"
+TARGET = "harness.target"  # the target as users see it, relative to its allowed root
 # A reviewer's decision at a gate (a ``review`` span); the comment only with content capture.
 GATE = "harness.gate"
 DECISION = "harness.decision"

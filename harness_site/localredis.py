@@ -18,9 +18,16 @@ import subprocess
 import time
 from pathlib import Path
 
+import redis
+
 from harness_site import env
 
 PING_TIMEOUT_SECONDS = 15.0
+# Test sessions on one machine share the tests' private Redis (one port). The server itself
+# keeps who uses it: the pids of the sessions in it, and whether one of them started it (a
+# server started any other way has no such mark, and no session ever stops it).
+USERS_KEY = "harness:private-redis:users"
+STARTED_KEY = "harness:private-redis:started-by-a-session"
 
 
 class PrivateRedisError(RuntimeError):
@@ -170,6 +177,60 @@ def stop_private_redis(proc: subprocess.Popen[bytes] | None, timeout: float = 10
             proc.wait()
     if proc.stderr is not None:
         proc.stderr.close()
+
+
+def join_private_redis(port: int, *, started: bool, pid: int | None = None) -> None:
+    """Record that the process ``pid`` (this one by default) uses the Redis on ``port``, and
+    with ``started`` that it started it, so the last user to leave stops it."""
+    with _client(port) as client:
+        if started:
+            client.set(STARTED_KEY, str(pid or os.getpid()))
+        client.sadd(USERS_KEY, str(pid or os.getpid()))
+
+
+def leave_private_redis(
+    port: int, proc: subprocess.Popen[bytes] | None, *, pid: int | None = None
+) -> bool:
+    """``pid`` (this process by default) stops using the Redis on ``port``: stop it when no
+    other live process uses it and a session started it (``proc``: ours, if we did). Users that
+    died without leaving do not count. True when it was stopped.
+
+    Not "whoever started it stops it": another session may still be using it, and stopping it
+    under that one fails its tests; not "leave it running" either, which left a redis-server
+    behind after every ``make test``."""
+    with _client(port) as client:
+        try:
+            client.srem(USERS_KEY, str(pid or os.getpid()))
+            users = [int(member) for member in client.smembers(USERS_KEY)]
+            dead = [user for user in users if not _alive(user)]
+            if dead:
+                client.srem(USERS_KEY, *map(str, dead))
+            if len(dead) < len(users) or not client.exists(STARTED_KEY):
+                return False
+            if proc is None:
+                client.shutdown(nosave=True)  # started by a session that has left since
+        except redis.ConnectionError:
+            return False  # already gone
+    if proc is not None:
+        stop_private_redis(proc)
+    deadline = time.monotonic() + PING_TIMEOUT_SECONDS
+    while ping(port) is not False and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
+
+
+def _client(port: int) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, decode_responses=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True
 
 
 def _log_tail(logfile: Path, lines: int = 5) -> str:

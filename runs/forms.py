@@ -14,6 +14,7 @@ from agents.aggregation import AGGREGATION_STEPS
 from agents.planning import EVERY_DOCUMENT
 from agents.playbooks import PLAYBOOKS
 from agents.providers.catalog import missing_key_variable, provider_choices
+from agents.snapshot import DEFAULT_EXCLUDES
 from runs.actions.launch import (
     BUDGET_USD_MAX,
     BUDGET_USD_STEP,
@@ -74,6 +75,23 @@ class LaunchForm(forms.Form):
     )
     archive = forms.FileField(
         required=False, help_text="Or upload a .zip / .tar.gz archive instead of a listed target."
+    )
+    exclude = forms.CharField(
+        required=False,
+        max_length=5000,
+        label="Exclude",
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "tests/\n*.txt"}),
+        help_text=(
+            "Globs left out of the snapshot, one per line (.gitignore syntax: docs/, *.txt, "
+            "!*.po keeps what a default leaves out). Left out by default: "
+            + ", ".join(glob for glob, _ in DEFAULT_EXCLUDES)
+            + "."
+        ),
+    )
+    no_default_excludes = forms.BooleanField(
+        required=False,
+        label="Read everything",
+        help_text="Turn the default excludes off.",
     )
     provider = forms.ChoiceField(help_text="Used by every role unless a role says otherwise.")
     model = forms.CharField(
@@ -209,6 +227,14 @@ class LaunchForm(forms.Form):
                 self.add_error(name, str(exc))
         if data.get("max_agents") is not None:
             self.options["max_agents"] = data["max_agents"]
+        # Every playbook's: what the snapshot leaves out.
+        if data.get("exclude"):
+            try:
+                self.options.update(check_options({"exclude": data["exclude"]}))
+            except LaunchError as exc:
+                self.add_error("exclude", str(exc))
+        if data.get("no_default_excludes"):
+            self.options["default_excludes"] = False
         return data
 
     def launch_kwargs(self) -> dict[str, Any]:

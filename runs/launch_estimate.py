@@ -26,6 +26,7 @@ from runs.actions.launch import (
     check_provider,
     plan_target,
     resolve_config,
+    run_excludes,
 )
 from runs.forms import LaunchForm
 
@@ -39,6 +40,7 @@ ESTIMATE_FIELDS = (
     "k",
     "chunk_files",
     "document",
+    "exclude",
 )
 
 
@@ -68,6 +70,12 @@ class Estimate:
     fan_out: bool = False
     limit: int = 0  # settings.HARNESS_MAX_AGENTS
     budget_usd: Decimal | None = None  # the form's USD ceiling; None when blank or invalid
+    # What the snapshot leaves out on purpose: (why, how many files or folders), most first.
+    excluded: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def excluded_total(self) -> int:
+        return sum(n for _, n in self.excluded)
 
     @property
     def launchable(self) -> bool:
@@ -130,11 +138,14 @@ def estimate_launch(form: LaunchForm) -> Estimate:
             role_models=form.launch_kwargs()["role_models"],
             options=form.options,
         )
-        manifest = freeze_directory(data["target"], settings.HARNESS_TARGET_ROOTS, None).to_dict()
+        manifest = freeze_directory(
+            data["target"], settings.HARNESS_TARGET_ROOTS, None, exclude=run_excludes(config)
+        ).to_dict()
     except (LaunchError, SnapshotError) as exc:
         result.problems[getattr(exc, "field", None) or "target"] = str(exc)
         return result
     result.max_agents = config["max_agents"]
+    result.excluded = _excluded(manifest)
     _documents(result, book, config, manifest, form)
     try:
         specs = plan_target(config, manifest)
@@ -147,6 +158,17 @@ def estimate_launch(form: LaunchForm) -> Estimate:
         result.breakdown = describe_plan(playbook, specs)
         result.cost = estimate_cost(playbook, specs, manifest["files"], provider)
     return result
+
+
+def _excluded(manifest: dict[str, Any]) -> list[tuple[str, int]]:
+    """The manifest's excluded entries by reason, in words a form reader knows: the default's
+    category ("translation catalogue") or the glob ("--exclude 'docs/'")."""
+    counts = [
+        (reason.removeprefix("excluded by default: ").removeprefix("excluded by "), n)
+        for reason, n in manifest.get("skipped_counts", {}).items()
+        if reason.startswith("excluded by ")
+    ]
+    return sorted(counts, key=lambda item: (-item[1], item[0]))
 
 
 def _uncapped_plan(config: dict[str, Any], manifest: dict[str, Any]) -> list[Any]:

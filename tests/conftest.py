@@ -17,6 +17,9 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 
+from harness_site.localredis import ensure_private_redis, join_private_redis, leave_private_redis
+from harness_site.redis_client import get_redis
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,11 +35,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _redis_for_tests() -> Iterator[None]:
     """A real Redis for the whole session; stale test keys and queued messages are purged."""
     proc = None
+    port = settings.HARNESS_PRIVATE_REDIS_PORT
     if settings.HARNESS_PRIVATE_REDIS:
-        from harness_site.localredis import ensure_private_redis, stop_private_redis
-
-        proc = ensure_private_redis(settings.DATA_DIR, settings.HARNESS_PRIVATE_REDIS_PORT)
-    from harness_site.redis_client import get_redis
+        proc = ensure_private_redis(settings.DATA_DIR, port)
+        join_private_redis(port, started=proc is not None)
 
     client = get_redis()
     stale = list(client.scan_iter(f"{settings.HARNESS_REDIS_PREFIX}*", count=1000))
@@ -45,15 +47,10 @@ def _redis_for_tests() -> Iterator[None]:
     if stale:
         client.delete(*stale)
     yield
-    if proc is not None:
-        # Another test session on this machine may be using the same private Redis: stop it
-        # only when this connection is the last one.
-        try:
-            others = len(client.client_list()) - 1
-        except Exception:
-            others = 0
-        if others <= 0:
-            stop_private_redis(proc)
+    if settings.HARNESS_PRIVATE_REDIS:
+        # Stopped if no other session on this machine still uses it (the last one out stops
+        # it); counting its connections cannot tell: this session's own pools stay open.
+        leave_private_redis(port, proc)
 
 
 @pytest.fixture

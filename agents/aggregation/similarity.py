@@ -83,11 +83,17 @@ class OpenAIEmbedder:
         return np.asarray(normalize(np.asarray(rows, dtype=float)))
 
 
+# The run options the embedder reads (besides the chain's TUNABLES, ``stages.py``).
+EMBEDDER = "embedder"
+EMBEDDING_MODEL = "embedding_model"
+EMBEDDER_OPTIONS = (EMBEDDER, EMBEDDING_MODEL)
+
+
 def embedder_for(provider: str, options: dict[str, Any]) -> Embedder:
     """The run's embedder: ``options["embedder"] == "tfidf"`` forces the offline one; otherwise
     an OpenAI-compatible provider with an ``embedding_model`` (config, or the option
     ``embedding_model``) gets remote embeddings."""
-    if options.get("embedder") == "tfidf" or provider == "heuristic":
+    if options.get(EMBEDDER) == "tfidf" or provider == "heuristic":
         return TfidfEmbedder()
     try:
         config = getattr(get_provider(provider), "config", None)
@@ -95,7 +101,7 @@ def embedder_for(provider: str, options: dict[str, Any]) -> Embedder:
         config = None
     if config is None or config.kind != "openai":
         return TfidfEmbedder()
-    model = str(options.get("embedding_model") or config.embedding_model or "")
+    model = str(options.get(EMBEDDING_MODEL) or config.embedding_model or "")
     if not model:
         return TfidfEmbedder()
     return OpenAIEmbedder(config, model, timeout=config.timeout())

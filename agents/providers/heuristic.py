@@ -32,12 +32,11 @@ from agents.docs_analysis import (
     summarize_document,
     synthesize,
 )
+from agents.playbooks import AGENT_MAX_BYTES, AGENT_MAX_FILES
 
 MODEL = "heuristic-v1"
 CHARS_PER_TOKEN = 4
 PROMPT_OVERHEAD_TOKENS = 250  # what a scoped system prompt would cost
-DEFAULT_AGENT_MAX_FILES = 6
-DEFAULT_AGENT_MAX_BYTES = 48_000
 
 
 def _tokens(chars: int) -> int:
@@ -182,8 +181,8 @@ class HeuristicProvider:
         if not request.can_spawn or len(files) < 2:
             return []
         opts = request.inputs.get("options", {}) if request.inputs else {}
-        max_files = int(opts.get("agent_max_files", DEFAULT_AGENT_MAX_FILES))
-        max_bytes = int(opts.get("agent_max_bytes", DEFAULT_AGENT_MAX_BYTES))
+        max_files = int(opts.get("agent_max_files", AGENT_MAX_FILES))
+        max_bytes = int(opts.get("agent_max_bytes", AGENT_MAX_BYTES))
         sizes = request.snapshot.manifest.files
         total = sum(int(sizes[p]["size"]) for p in files if p in sizes)
         if len(files) <= max_files and total <= max_bytes:

@@ -14,7 +14,8 @@ store so agents never read the live directory. Store layout::
 Contracts:
 
 * Only UTF-8 text files are kept; everything else is listed in ``SnapshotManifest.skipped`` with a
-  reason. The manifest ``digest`` depends only on the kept (path, content) pairs, so the same
+  reason, and so is every file left out by an exclude (``excludes``: defaults and a launch's
+  globs). The manifest ``digest`` depends only on the kept (path, content) pairs, so the same
   content always gives the same digest, whatever the mtimes or the walk order.
 * A freeze either writes a complete manifest or no manifest at all. Blobs are staged under
   ``tmp/`` and only moved into ``objects/`` once every check passed.
@@ -25,18 +26,24 @@ Contracts:
 
 from agents.snapshot.archive import freeze_archive
 from agents.snapshot.base import SnapshotError, SnapshotManifest, UnsafePathError, normalise_path
-from agents.snapshot.directory import freeze_directory
+from agents.snapshot.directory import freeze_directory, target_label
+from agents.snapshot.excludes import DEFAULT_EXCLUDES, NO_EXCLUDES, Excludes, exclude_patterns
 from agents.snapshot.reader import Snapshot
 from agents.snapshot.store import open_snapshot, snapshot_store
 
 __all__ = [
+    "DEFAULT_EXCLUDES",
+    "NO_EXCLUDES",
+    "Excludes",
     "Snapshot",
     "SnapshotError",
     "SnapshotManifest",
     "UnsafePathError",
+    "exclude_patterns",
     "freeze_archive",
     "freeze_directory",
     "normalise_path",
     "open_snapshot",
     "snapshot_store",
+    "target_label",
 ]

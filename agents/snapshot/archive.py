@@ -26,6 +26,7 @@ from agents.snapshot.base import (
     UnsafePathError,
     normalise_path,
 )
+from agents.snapshot.excludes import Excludes
 
 LARGE_ENTRY_BYTES = 1 << 20  # the ratio check applies above this size: tiny files compress well
 _TarMode = Literal["r:", "r:gz", "r:bz2", "r:xz"]
@@ -185,6 +186,7 @@ def freeze_archive(
     max_files: int = 20_000,
     max_uncompressed_bytes: int = 500_000_000,
     max_ratio: int = 100,
+    exclude: Excludes | None = None,
 ) -> SnapshotManifest:
     """Freeze an uploaded zip or tar archive (.zip, .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz).
 
@@ -194,8 +196,10 @@ def freeze_archive(
     ``max_files`` entries, declared or streamed uncompressed bytes over ``max_uncompressed_bytes``,
     or a compression ratio over ``max_ratio`` on a large entry (for tar: the whole archive).
     Content is streamed in memory with a byte counter; nothing is extracted to disk. Inside a
-    valid archive, files are kept or skipped exactly as ``freeze_directory`` does.
+    valid archive, files are kept or skipped exactly as ``freeze_directory`` does, ``exclude``
+    included (None: the default excludes).
     """
+    exclude = exclude or Excludes()
     name = PurePosixPath(str(filename).replace("\\", "/")).name[:100] or "upload"
     lower = name.lower()
     tar_mode = next((mode for ext, mode in _TAR_MODES.items() if lower.endswith(ext)), None)
@@ -238,13 +242,37 @@ def freeze_archive(
         except _CORRUPT as exc:
             raise SnapshotError(f"{name!r} is not a valid archive or is corrupt.") from exc
         _check_unique(listing)
-        skipped_folders: set[str] = set()
+        folders = _FolderSkips(exclude)
         for path, size, opener in listing:
-            parts = path.split("/")
-            junk = next((i for i, part in enumerate(parts[:-1]) if part in SKIP_DIRS), None)
-            if junk is None:
-                builder.add(path, size, partial(_stream, opener, limits))
-            elif (folder := "/".join(parts[: junk + 1])) not in skipped_folders:
-                skipped_folders.add(folder)
-                builder.skip(folder, SKIP_DIRS[parts[junk]])
+            skipped = folders.skipped(path)
+            if skipped is None:
+                if excluded := exclude.reason(path):
+                    builder.skip(path, excluded)
+                else:
+                    builder.add(path, size, partial(_stream, opener, limits))
+            elif skipped[0] not in folders.listed:
+                folders.listed.add(skipped[0])
+                builder.skip(*skipped)
         return builder.finish()
+
+
+class _FolderSkips:
+    """An archive lists files, not folders: the first folder above a file that a directory walk
+    would not have entered (a VCS folder, an excluded one), each folder asked about once."""
+
+    def __init__(self, exclude: Excludes) -> None:
+        self.exclude = exclude
+        self.reasons: dict[str, str | None] = {}
+        self.listed: set[str] = set()
+
+    def skipped(self, path: str) -> tuple[str, str] | None:
+        """(folder, reason) of the outermost skipped folder above ``path``, or None."""
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder not in self.reasons:
+                name = parts[depth - 1]
+                self.reasons[folder] = SKIP_DIRS.get(name) or self.exclude.reason(f"{folder}/")
+            if (reason := self.reasons[folder]) is not None:
+                return folder, reason
+        return None

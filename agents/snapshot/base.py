@@ -8,19 +8,19 @@ import os
 import re
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Never read, whatever a launch says: a VCS folder is history, not the code, and may hold
+# credentials. Dependency and cache folders are default excludes (``excludes.py``) instead, so
+# a launch can choose to read them.
 SKIP_DIRS: dict[str, str] = {
     ".git": "vcs folder",
     ".hg": "vcs folder",
     ".svn": "vcs folder",
-    "node_modules": "dependency or cache folder",
-    "__pycache__": "dependency or cache folder",
-    ".venv": "dependency or cache folder",
-    ".tox": "dependency or cache folder",
 }
 BINARY_SNIFF_BYTES = 8192
 MAX_SKIPPED_LISTED = 1000  # a tree full of junk must not bloat the manifest
@@ -51,6 +51,8 @@ class SnapshotManifest:
     skipped: list[dict[str, str]] = field(default_factory=list)
     total_bytes: int = 0
     source: str = ""
+    # Every skip counted by reason, listed or not (``skipped`` stops listing at a limit).
+    skipped_counts: dict[str, int] = field(default_factory=dict)
 
     @staticmethod
     def compute_digest(files: dict[str, dict[str, Any]]) -> str:
@@ -66,6 +68,7 @@ class SnapshotManifest:
             "total_bytes": self.total_bytes,
             "files": self.files,
             "skipped": self.skipped,
+            "skipped_counts": self.skipped_counts,
         }
 
     @classmethod
@@ -77,6 +80,7 @@ class SnapshotManifest:
                 skipped=list(data.get("skipped", [])),
                 total_bytes=int(data.get("total_bytes", 0)),
                 source=str(data.get("source", "")),
+                skipped_counts=dict(data.get("skipped_counts", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError("The snapshot manifest is malformed.") from exc
@@ -146,7 +150,8 @@ class Builder:
         self.max_files = max_files
         self.files: dict[str, dict[str, Any]] = {}
         self.skipped: list[dict[str, str]] = []
-        self.skipped_count = 0
+        self.counts: Counter[str] = Counter()  # every skip, by reason
+        self.unlisted: Counter[str] = Counter()  # the skips past the listing limit, by reason
         self.total_bytes = 0
         self.staged: set[str] = set()
 
@@ -162,9 +167,11 @@ class Builder:
             shutil.rmtree(self.staging, ignore_errors=True)
 
     def skip(self, path: str, reason: str) -> None:
-        self.skipped_count += 1
+        self.counts[reason] += 1
         if len(self.skipped) < MAX_SKIPPED_LISTED:
             self.skipped.append({"path": readable(path), "reason": reason})
+        else:
+            self.unlisted[reason] += 1
 
     def add(self, path: str, size_hint: int, read: Callable[[int], bytes]) -> None:
         """Keep ``path`` if it is UTF-8 text within the limits; otherwise record why not.
@@ -207,18 +214,23 @@ class Builder:
     def finish(self) -> SnapshotManifest:
         """Commit staged blobs, write the manifest (if new) and return it."""
         if not self.files:
-            reasons = sorted({item["reason"] for item in self.skipped})
-            detail = f" ({self.skipped_count} skipped: {', '.join(reasons)})" if reasons else ""
+            reasons = sorted(self.counts)
+            count = sum(self.counts.values())
+            detail = f" ({count} skipped: {', '.join(reasons)})" if reasons else ""
             raise SnapshotError(f"Nothing to analyse in {self.source}: no text files{detail}.")
-        if self.skipped_count > len(self.skipped):
-            more = self.skipped_count - len(self.skipped)
-            self.skipped.append({"path": "…", "reason": f"{more} more skipped, not listed"})
+        if self.unlisted:
+            # Counted by reason: a target with thousands of excluded translation files must
+            # still say they were excluded, not only that "more" were skipped.
+            more = sum(self.unlisted.values())
+            why = ", ".join(f"{n} {reason}" for reason, n in self.unlisted.most_common())
+            self.skipped.append({"path": "…", "reason": f"{more} more skipped, not listed ({why})"})
         manifest = SnapshotManifest(
             digest=SnapshotManifest.compute_digest(self.files),
             files=dict(sorted(self.files.items())),
             skipped=self.skipped,
             total_bytes=self.total_bytes,
             source=self.source,
+            skipped_counts=dict(sorted(self.counts.items())),
         )
         if self.store is None or self.staging is None:
             return manifest  # a listing only

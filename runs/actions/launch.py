@@ -18,6 +18,8 @@ from django.db import transaction
 
 from agents import semconv
 from agents.aggregation import AGGREGATION_STEPS
+from agents.aggregation.similarity import EMBEDDER_OPTIONS
+from agents.aggregation.stages import TUNABLES
 from agents.contract import ProviderError
 from agents.latency import MAX_SIGMA
 from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, plan
@@ -25,11 +27,14 @@ from agents.playbooks import PLAYBOOKS, Playbook
 from agents.providers.catalog import default_model, get_provider
 from agents.providers.registry import MissingApiKey
 from agents.snapshot import (
+    Excludes,
     SnapshotError,
     SnapshotManifest,
+    exclude_patterns,
     freeze_archive,
     freeze_directory,
     snapshot_store,
+    target_label,
 )
 from harness_site.telemetry import get_tracer, parent_context
 from runs import tracing
@@ -64,11 +69,22 @@ def option_bounds() -> dict[str, tuple[int, int]]:
     }
 
 
+# Options every playbook takes besides its own ``Playbook.options``: the launch applies them
+# (the agent cap; the globs left out of the snapshot, and whether the default ones are).
+LAUNCH_OPTIONS = ("max_agents", "exclude", "default_excludes")
+# Names kept for features still to come (issue #19): refused, so that a script setting them
+# learns now that they do nothing, rather than being silently ignored.
+RESERVED_OPTIONS = {
+    "adaptive": "adaptive runs",
+    "budget_split": "splitting the budget between agents (none, equal or size)",
+}
 OPTION_LABELS = {
     "k": "Voters (K)",
     "chunk_files": "Files per chunk",
     "document": "Document",
     "max_agents": "Max agents",
+    "exclude": "Exclude",
+    "default_excludes": "Default excludes",
 }
 DOCUMENT_MAX_CHARS = 500
 
@@ -110,10 +126,36 @@ def offered_options(book: Playbook) -> list[str]:
     return [name for name in ("k", "chunk_files", "document") if name in book.options]
 
 
+def playbook_options(book: Playbook) -> list[str]:
+    """Every option a launch may set for ``book``, sorted: the playbook's own (its
+    ``Playbook.options``), the launch's (``LAUNCH_OPTIONS``) and what the aggregation chain
+    reads (its ``TUNABLES`` and the embedder's options). Read from those declarations at each
+    call, so a new one is accepted wherever it is declared."""
+    return sorted({*book.options, *LAUNCH_OPTIONS, *TUNABLES, *EMBEDDER_OPTIONS})
+
+
+def check_option_names(book: Playbook, options: dict[str, Any] | None) -> None:
+    """Refuse, on the ``options`` field, a name nothing reads: an option set and silently
+    ignored looks applied when it is not (a typo, another playbook's option, a reserved one)."""
+    allowed = playbook_options(book)
+    for name in options or {}:
+        if name in RESERVED_OPTIONS:
+            raise LaunchError(
+                f"The option {name!r} is not available yet: it is reserved for "
+                f"{RESERVED_OPTIONS[name]}, a later feature. Launch without it.",
+                "options",
+            )
+        if name not in allowed:
+            raise LaunchError(
+                f"Unknown option {name!r} for {book.name}. Its options: {', '.join(allowed)}.",
+                "options",
+            )
+
+
 def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
     """``options`` with the bounded ones checked and made whole numbers; the first one out of
-    bounds raises LaunchError on its own field. Unknown keys pass through (``--set`` may tune
-    any playbook option)."""
+    bounds raises LaunchError on its own field. Names are ``check_option_names``'s business:
+    the launch form checks one option at a time with this."""
     checked = dict(options or {})
     for name, (low, high) in option_bounds().items():
         if name in checked:
@@ -127,7 +169,21 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
         if not isinstance(document, str) or len(document) > DOCUMENT_MAX_CHARS:
             raise LaunchError("Document must be a path inside the target, or *.", "document")
         checked["document"] = document.strip()
+    if "exclude" in checked:
+        try:
+            checked["exclude"] = exclude_patterns(checked["exclude"])
+        except SnapshotError as exc:
+            raise LaunchError(str(exc), "exclude") from None
+    if not isinstance(checked.get("default_excludes", True), bool):
+        raise LaunchError("Default excludes must be true or false.", "default_excludes")
     return checked
+
+
+def run_excludes(config: dict[str, Any]) -> Excludes:
+    """What the snapshot of a run with this frozen config leaves out (the launch and its
+    estimate freeze with it)."""
+    options = config["options"]
+    return Excludes(options.get("exclude", []), defaults=options.get("default_excludes", True))
 
 
 def resolve_config(
@@ -142,8 +198,12 @@ def resolve_config(
 ) -> dict[str, Any]:
     """The run's frozen playbook config: overrides applied, options checked, ``max_agents`` set
     (the playbook's, capped by HARNESS_MAX_AGENTS, unless the options say otherwise)."""
+    check_option_names(book, options)
     options = check_options(options)
     max_agents = options.pop("max_agents", min(book.max_agents, settings.HARNESS_MAX_AGENTS))
+    # Written out even when not given, so the frozen config says what the snapshot left out.
+    options.setdefault("exclude", [])
+    options.setdefault("default_excludes", True)
     config = book.with_overrides(
         provider=provider,
         model=model,
@@ -261,8 +321,9 @@ def launch_run(
     ) as span:
         try:
             frozen_at = time.time_ns()
-            manifest, kind, label = _freeze(target_path, archive)
+            manifest, kind, label = _freeze(target_path, archive, run_excludes(config))
             snapshot_ns = (frozen_at, time.time_ns())
+            span.set_attributes(_target_attributes(label, target_path))
             plan_target(config, manifest.to_dict())
         except Exception as exc:  # a refused launch is one short trace that says why
             refused = isinstance(exc, LaunchError)
@@ -351,7 +412,7 @@ def _create_run(
 
 
 def _freeze(
-    target_path: str | None, archive: UploadedFile | None
+    target_path: str | None, archive: UploadedFile | None, exclude: Excludes
 ) -> tuple[SnapshotManifest, str, str]:
     """Freeze the target into the snapshot store: (manifest, target kind, label)."""
     store = snapshot_store()
@@ -362,13 +423,24 @@ def _freeze(
                     f"The archive is larger than {settings.HARNESS_MAX_UPLOAD_BYTES:,} bytes.",
                     "archive",
                 )
-            manifest = freeze_archive(cast(BinaryIO, archive), archive.name or "upload", store)
+            manifest = freeze_archive(
+                cast(BinaryIO, archive), archive.name or "upload", store, exclude=exclude
+            )
             return manifest, "archive", Path(archive.name or "upload").name
         path = Path(str(target_path)).expanduser()
-        manifest = freeze_directory(path, settings.HARNESS_TARGET_ROOTS, store)
-        return manifest, "directory", str(path)
+        manifest = freeze_directory(path, settings.HARNESS_TARGET_ROOTS, store, exclude=exclude)
+        return manifest, "directory", target_label(path, settings.HARNESS_TARGET_ROOTS)
     except SnapshotError as exc:
         raise LaunchError(str(exc), "archive" if archive is not None else "target") from None
+
+
+def _target_attributes(label: str, target_path: str | None) -> dict[str, str]:
+    """The launch span's names for the target: the label always; the server's absolute path
+    only with content capture on, since a trace receiver is outside the server too."""
+    attributes = {semconv.TARGET: label}
+    if target_path is not None and settings.HARNESS_CAPTURE_CONTENT:
+        attributes[semconv.TARGET_PATH] = str(Path(target_path).expanduser().resolve())
+    return attributes
 
 
 def _budget(value: Any) -> Decimal | None:

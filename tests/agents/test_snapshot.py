@@ -102,7 +102,7 @@ def test_skipped_files_are_listed_with_reasons(allowed: Path, store: Path) -> No
     reasons = {item["path"]: item["reason"] for item in manifest.skipped}
     assert reasons == {
         ".git": "vcs folder",
-        "node_modules": "dependency or cache folder",
+        "node_modules": "excluded by default: dependency folder",
         "image.png": "binary",
         "latin1.txt": "binary",
         "big.txt": "too large",

@@ -10,8 +10,10 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
+from agents.aggregation.stages import TUNABLES
+from agents.playbooks import PLAYBOOKS
 from runs.actions import LaunchError, launch_run
-from runs.actions.launch import option_bounds
+from runs.actions.launch import option_bounds, playbook_options
 from runs.models import Run
 from tests.runs.test_launch import form_data, nothing_created
 
@@ -147,3 +149,68 @@ def test_an_unconfigured_provider_is_marked_and_refused_on_its_field(
     errors = field_errors(response.content.decode(), "provider")
     assert "errorlist" in errors and "set the environment variable OPENAI_API_KEY" in errors
     assert nothing_created()
+
+
+SAMPLE = str((settings.BASE_DIR / "samples" / "vulnerable_app").resolve())
+
+
+@pytest.mark.parametrize(
+    ("playbook", "target", "options"),
+    [
+        (
+            "codebase-audit",
+            SAMPLE,
+            {
+                "chunk_bytes": 10_000,
+                "agent_max_files": 3,
+                "agent_max_bytes": 20_000,
+                "dedup_threshold": 0.3,
+                "line_window": 5,
+                "vote_quorum": 2,
+                "lens_quorum": 1,
+                "min_confidence": 0.2,
+                "top_k": 10,
+                "embedder": "tfidf",
+            },
+        ),
+        ("ensemble", SAMPLE, {"sample_fraction": 0.5, "vote_quorum": 3}),
+        ("document-synthesis", CORPUS, {"max_documents": 3}),
+    ],
+)
+def test_tunables_the_playbook_or_the_aggregation_reads_are_accepted(
+    playbook: str, target: str, options: dict[str, Any]
+) -> None:
+    run = launch_run(user=None, playbook=playbook, target_path=target, options=options)
+    assert run.config["options"].items() >= options.items()
+
+
+def test_an_unknown_option_is_refused_naming_the_playbooks_options() -> None:
+    with pytest.raises(LaunchError) as info:
+        launch_run(user=None, playbook="codebase-audit", target_path=SAMPLE, options={"k": 3})
+    message = str(info.value)
+    assert info.value.field == "options"
+    assert message.startswith("Unknown option 'k' for codebase-audit. Its options: ")
+    named = message.split("Its options: ", 1)[1].rstrip(".").split(", ")
+    assert named == playbook_options(PLAYBOOKS["codebase-audit"])
+    assert {"chunk_files", "chunk_bytes", "max_agents", "vote_quorum", "embedder"} <= set(named)
+    assert "sample_fraction" not in named and "k" not in named  # the ensemble's
+    assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["adaptive", "budget_split"])
+def test_options_reserved_for_later_are_refused_as_not_available_yet(name: str) -> None:
+    with pytest.raises(LaunchError) as info:
+        launch_run(user=None, playbook="ensemble", target_path=SAMPLE, options={name: "size"})
+    assert info.value.field == "options"
+    assert f"The option '{name}' is not available yet" in str(info.value)
+    assert not Run.objects.exists()
+
+
+def test_the_allowed_options_follow_the_declarations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built from what the playbook and the aggregation declare, not from a copy: a tunable
+    the chain starts reading is accepted at launch with no other change."""
+    monkeypatch.setitem(TUNABLES, "new_knob", (int, 1, 0, 9))
+    run = launch_run(user=None, playbook="ensemble", target_path=SAMPLE, options={"new_knob": 4})
+    assert run.config["options"]["new_knob"] == 4
+    for book in PLAYBOOKS.values():
+        assert set(book.options) | {"max_agents", "new_knob"} <= set(playbook_options(book))

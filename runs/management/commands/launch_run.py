@@ -9,7 +9,9 @@ failed, 3 when its budget ran out, 4 when it was cancelled (the reason is printe
 in the JSON summary as ``reason``). With ``--hold-agents`` every agent waits for a reviewer's
 approval before it starts; ``--wait`` then stops waiting once nothing can move without one: it
 prints how many agents await approval and where to approve them, and exits with 5
-(``AWAITING_APPROVAL``; the JSON summary has ``awaiting_approval``, the count).
+(``AWAITING_APPROVAL``; the JSON summary has ``awaiting_approval``, the count). A refused
+launch with ``--json`` prints one object, ``{"status": "refused", "reason", "field"}``, so a
+script reading stdout always gets an answer.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.management import call_command
@@ -43,11 +45,23 @@ MOVING = (Task.Status.QUEUED, Task.Status.RUNNING, Task.Status.RETRYING)
 def _option(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise CommandError(f"--set takes key=value, got {text!r}")
+        raise LaunchError(f"--set takes key=value, got {text!r}", "options")
     try:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def _options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The playbook options of ``--set``, ``--exclude`` and ``--no-default-excludes``."""
+    options = dict(_option(o) for o in opts["options"])
+    if opts["exclude"]:
+        earlier = options.get("exclude", [])  # a --set exclude=… comes first
+        listed = earlier if isinstance(earlier, list) else [earlier]
+        options["exclude"] = [*listed, *opts["exclude"]]
+    if opts["no_default_excludes"]:
+        options["default_excludes"] = False
+    return options
 
 
 def _queue_has_consumer(app: Any, timeout: float = 1.0) -> bool:
@@ -89,6 +103,21 @@ class Command(BaseCommand):
             help="playbook option, e.g. chunk_files=1",
         )
         parser.add_argument(
+            "--exclude",
+            nargs="+",
+            action="extend",
+            default=[],
+            metavar="GLOB",
+            help="leave these out of the snapshot (.gitignore syntax, e.g. 'tests/' '*.txt'), "
+            "on top of the default excludes; '!GLOB' keeps what a default leaves out",
+        )
+        parser.add_argument(
+            "--no-default-excludes",
+            action="store_true",
+            help="read translation catalogues, lock files, dependency and build folders and "
+            "minified files too (left out by default)",
+        )
+        parser.add_argument(
             "--hold-agents",
             action="store_true",
             help="every agent waits for a reviewer's approval before it starts (with --wait: "
@@ -105,6 +134,7 @@ class Command(BaseCommand):
         worker = None
         try:
             try:
+                options = _options(opts)
                 run = launch_run(
                     user=None,
                     playbook=opts["playbook"],
@@ -118,13 +148,12 @@ class Command(BaseCommand):
                     latency_ms=opts["latency_ms"],
                     latency_sigma=opts["latency_sigma"],
                     aggregation=opts["aggregation"].split(",") if opts["aggregation"] else None,
-                    options=dict(_option(o) for o in opts["options"]) or None,
+                    options=options or None,
                     title=opts["title"],
                     hold_agents=opts["hold_agents"],
                 )
             except LaunchError as exc:
-                where = f" ({exc.field})" if exc.field else ""
-                raise CommandError(f"Launch refused{where}: {exc}") from None
+                self._refuse(exc, opts["json"])
             self.err.write(
                 f"Run #{run.pk} launched: {run.playbook} on {run.target_label} [{run.provider}]\n"
             )
@@ -160,6 +189,14 @@ class Command(BaseCommand):
                 stop_process(worker)
             if redis_proc is not None:
                 stop_private_redis(redis_proc)
+
+    def _refuse(self, exc: LaunchError, as_json: bool) -> NoReturn:
+        """Exit 1 saying why on stderr; with ``--json``, also as the one object on stdout."""
+        if as_json:
+            answer = {"status": "refused", "reason": str(exc), "field": exc.field}
+            self.stdout.write(json.dumps(answer))
+        where = f" ({exc.field})" if exc.field else ""
+        raise CommandError(f"Launch refused{where}: {exc}")
 
     # -- set-up -----------------------------------------------------------------------------
     def _ensure_redis(self) -> Any:
