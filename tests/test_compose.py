@@ -69,6 +69,21 @@ def test_worker_runs_celery_for_this_project(services: dict[str, dict[str, Any]]
     assert "--concurrency" in command
 
 
+def test_workers_scale_out_with_compose_scale(services: dict[str, dict[str, Any]]) -> None:
+    """``docker compose up --scale worker=N``: N copies of the worker share only PostgreSQL
+    and Redis, so nothing in the service may be unique to one copy."""
+    worker = services["worker"]
+    assert "container_name" not in worker  # compose refuses to scale a named container
+    assert "ports" not in worker  # copies would fight over a published port
+    command = _command(worker)
+    # Each copy's Celery node name must differ: %h is the container's own hostname.
+    assert "%h" in command[command.index("-n") + 1]
+    env = worker["environment"]
+    assert env["DATABASE_URL"].startswith("postgres://") and env["REDIS_URL"].startswith("redis://")
+    # The snapshots the agents read live in the shared data volume, not in the container.
+    assert "harness-data:/data" in worker["volumes"] and env["HARNESS_DATA_DIR"] == "/data"
+
+
 def test_migrations_run_once_before_web_and_worker(services: dict[str, dict[str, Any]]) -> None:
     script = " ".join(_command(services["migrate"]))
     for step in ("migrate --noinput", "setup_roles", "ensure_admin"):
