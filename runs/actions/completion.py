@@ -22,6 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
+from opentelemetry.context import Context, attach, detach
 
 from agents.contract import AgentResult
 from agents.playbooks import Playbook
@@ -41,6 +42,9 @@ class Completion:
     task: Task
     result: AgentResult
     playbook: Playbook
+    # The agent's trace context: the messages its outcome sends (the next agents, a dispatch)
+    # carry it, also when a committer thread stores the outcome.
+    context: Context | None = None
 
 
 def complete_task(task: Task, result: AgentResult, playbook: Playbook) -> bool:
@@ -62,6 +66,7 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
         events: dict[int, list[EventItem]] = defaultdict(list)
         findings: list[Finding] = []
         freed: dict[int, int] = defaultdict(int)
+        contexts: dict[int, Context] = {}
         for item in batch:
             task, output = item.task, item.result.output
             run = runs[task.run_id]
@@ -86,6 +91,8 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
             if not moved:
                 continue
             freed[run.pk] += 1
+            if item.context is not None:
+                contexts.setdefault(run.pk, item.context)
             findings += found
             added = {**run_totals, "findings_count": len(found)}
             for name, value in added.items():
@@ -133,9 +140,14 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
             if run.status == Run.Status.RUNNING:
                 handed, look = hand_over_slots(run, events[run_id], freed[run_id])
             record_events(run, events[run_id])
-            if look:
-                schedule_dispatch(run_id)
-            enqueue.agents_after_commit(handed)
+            token = attach(contexts[run_id]) if run_id in contexts else None
+            try:
+                if look:
+                    schedule_dispatch(run_id)
+                enqueue.agents_after_commit(handed)
+            finally:
+                if token is not None:
+                    detach(token)
     return won
 
 

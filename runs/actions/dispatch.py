@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
+from opentelemetry.context import attach, detach, get_current
 
 from agents.playbooks import REPORT_STEPS
 from runs.actions import enqueue
@@ -34,8 +35,18 @@ NOT_SUCCEEDED = [Task.Status.FAILED, Task.Status.SKIPPED, Task.Status.CANCELLED]
 
 
 def schedule_dispatch(run_id: int) -> None:
-    """Look at the run again once the current transaction commits."""
-    transaction.on_commit(lambda: enqueue.request_dispatch(run_id))
+    """Look at the run again once the current transaction commits (its message in the trace
+    context current now, whichever thread runs the commit's callbacks)."""
+    context = get_current()
+
+    def request() -> None:
+        token = attach(context)
+        try:
+            enqueue.request_dispatch(run_id)
+        finally:
+            detach(token)
+
+    transaction.on_commit(request)
 
 
 # -- dispatch -----------------------------------------------------------------------------------

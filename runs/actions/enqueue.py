@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import transaction
-from opentelemetry.context import Context, attach, detach
+from opentelemetry.context import Context, attach, detach, get_current
 
 from harness_site.celery import app
 from harness_site.redis_client import get_redis
@@ -44,11 +44,18 @@ def after_commit(name: str, object_id: int, *, context: Context | None = None) -
 
 
 def agents_after_commit(task_ids: Iterable[int]) -> None:
+    """Send the agents once the current transaction commits, in the trace context current now
+    (the agent whose outcome freed their slots), whichever thread runs the commit's callbacks."""
     ids = list(task_ids)
+    context = get_current()
 
     def send_all() -> None:
-        for task_id in ids:
-            send(RUN_AGENT, task_id)
+        token = attach(context)
+        try:
+            for task_id in ids:
+                send(RUN_AGENT, task_id)
+        finally:
+            detach(token)
 
     if ids:
         transaction.on_commit(send_all)

@@ -26,6 +26,7 @@ from concurrent.futures import Future
 
 from django.conf import settings
 from django.db import connection, transaction
+from opentelemetry.context import get_current
 
 from agents.contract import AgentResult
 from agents.playbooks import Playbook
@@ -103,7 +104,7 @@ def complete(task: Task, result: AgentResult, playbook: Playbook) -> bool:
     """Store an agent's success; True if this delivery completed it (see ``complete_tasks``).
     Batched with other agents' when the committer runs and the caller is in no transaction of
     its own (a caller's open transaction must see its own writes)."""
-    item = Completion(task, result, playbook)
+    item = Completion(task, result, playbook, get_current())
     if _committer is None or transaction.get_connection().in_atomic_block:
         return complete_tasks([item])[0]
     return _committer.complete(item)

@@ -141,7 +141,7 @@ def test_the_estimate_plans_what_the_launch_will_and_says_what_was_excluded(
 ) -> None:
     def estimate(**params: Any) -> str:
         query = {"playbook": "codebase-audit", "target": str(target), "provider": "heuristic"}
-        response = operator_client.get(
+        response = operator_client.post(
             reverse("runs:estimate"), {**query, **params}, headers={"HX-Request": "true"}
         )
         assert response.status_code == 200
