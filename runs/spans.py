@@ -113,8 +113,9 @@ class DatabaseSpanProcessor(SpanProcessor):
                 self._wake.set()
 
     def _ensure_thread(self) -> None:
-        # Started on first use and again after a fork (a prefork child inherits no threads).
-        if self._thread is None or self._pid != os.getpid():
+        # Started on first use, again after a fork (a prefork child inherits no threads), and
+        # again should it ever have died.
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
             self._pid = os.getpid()
             self._thread = threading.Thread(target=self._loop, name="span-writer", daemon=True)
             self._thread.start()
@@ -123,7 +124,12 @@ class DatabaseSpanProcessor(SpanProcessor):
         while not self._stopped:
             self._wake.wait(FLUSH_EVERY_S)
             self._wake.clear()
-            self._flush()
+            try:
+                self._flush()
+            except Exception:
+                # The writer must outlive any one flush: a dead writer thread left every later
+                # span of the process unstored, silently (it is restarted only after a fork).
+                logger.warning("span writer: a flush failed", exc_info=True)
 
     def _flush(self) -> bool:
         """Store the pending rows; False when they met a connection error and are kept."""
@@ -134,8 +140,7 @@ class DatabaseSpanProcessor(SpanProcessor):
         try:
             stored = self._store(rows)
         finally:
-            if connection.vendor == "postgresql":
-                connection.close()  # back to the pool between batches
+            release_connection()
         now = time.monotonic()
         if stored:
             self._failing_since = None
@@ -204,3 +209,15 @@ class DatabaseSpanProcessor(SpanProcessor):
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self._flush_for(SHUTDOWN_RETRY_S)
+
+
+def release_connection() -> None:
+    """Give this thread's PostgreSQL connection back to the pool between batches. Closing can
+    fail when Celery's fix-up has closed the pool meanwhile (a prefork child, at every task's
+    boundary): the connection is gone either way, and a background thread must not die of it."""
+    if connection.vendor != "postgresql":
+        return
+    try:
+        connection.close()
+    except Exception as exc:
+        logger.debug("closing a pooled connection: %s", exc)

@@ -25,13 +25,14 @@ import threading
 from concurrent.futures import Future
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from opentelemetry.context import get_current
 
 from agents.contract import AgentResult
 from agents.playbooks import Playbook
 from runs.actions.completion import Completion, complete_tasks
 from runs.models import Task
+from runs.spans import release_connection
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +51,9 @@ class GroupCommitter:
         self.agents = 0
 
     def complete(self, item: Completion) -> bool:
-        if connection.vendor == "postgresql":
-            # Back to the pool while waiting: a hundred agents each holding a pooled connection
-            # would leave none for the committer (the pool is smaller than the thread count).
-            connection.close()
+        # Back to the pool while waiting: a hundred agents each holding a pooled connection would
+        # leave none for the committer (the pool is smaller than the thread count).
+        release_connection()
         done: Future[bool] = Future()
         self._waiting.put((item, done))
         try:
@@ -69,7 +69,13 @@ class GroupCommitter:
                     batch.append(self._waiting.get_nowait())
                 except queue.Empty:
                     break
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except Exception:  # the committer must outlive any one batch
+                logger.warning("group commit: a batch failed", exc_info=True)
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(_BatchFailed())
 
     def _commit(self, batch: list[tuple[Completion, Future[bool]]]) -> None:
         try:
@@ -80,8 +86,7 @@ class GroupCommitter:
                 done.set_exception(_BatchFailed())
             return
         finally:
-            if connection.vendor == "postgresql":
-                connection.close()  # back to the pool between batches
+            release_connection()  # back to the pool between batches; never raises
         self.batches += 1
         self.agents += len(batch)
         for (_, done), result in zip(batch, won, strict=True):

@@ -156,3 +156,40 @@ def test_a_database_that_stays_away_costs_the_batch_once_with_a_warning(
     assert processor._rows == []
     processor.shutdown()
     assert not Span.objects.filter(run=run).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_thread_outlives_a_flush_that_fails_unexpectedly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A flush that raises (closing a connection whose pool Celery closed, in a prefork child)
+    once killed the writer thread: every later span of the process was then never stored."""
+    run = make_run()
+    monkeypatch.setattr(spans, "_batching", True)
+    real = spans.DatabaseSpanProcessor._store
+    calls: list[int] = []
+
+    def store_once_broken(rows: list[Span]) -> bool:
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise RuntimeError("the pool was closed under us")
+        return real(rows)
+
+    monkeypatch.setattr(spans.DatabaseSpanProcessor, "_store", staticmethod(store_once_broken))
+    processor = spans.DatabaseSpanProcessor()
+    tracer = _tracer(processor)
+    with tracer.start_as_current_span(
+        "lost with the broken flush", attributes={semconv.RUN_ID: run.pk}
+    ):
+        pass
+    deadline = time.monotonic() + 5
+    while not calls:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with tracer.start_as_current_span("after it", attributes={semconv.RUN_ID: run.pk}):
+        pass
+    deadline = time.monotonic() + 5
+    while not Span.objects.filter(run=run, name="after it").exists():
+        assert time.monotonic() < deadline, "the writer thread died with the failed flush"
+        time.sleep(0.05)
+    processor.shutdown()
