@@ -6,12 +6,11 @@ Spans are written in batches by one background thread per process (like OpenTele
 hundred agents ending at once cost one INSERT, not a hundred write transactions. A process
 killed outright loses at most the last ``FLUSH_EVERY_S`` of spans; a clean shutdown flushes.
 
-A batch that meets a connection error is kept and tried again at the next flush (for about
-``RETRY_FOR_S``), not dropped: in a prefork worker child, Celery's Django fix-up closes the
-process's whole connection pool before and after every task (``close_pool``), so the writer
-thread, waiting in the pool for a connection while an agent's task ends, fails with
-``PoolClosed`` about once a task; the next flush gets a new pool. Dropping that batch lost the
-agent's spans from the dashboard while they still reached the OTLP receiver.
+Batching is on in workers whose tasks run on this process's threads. In a prefork child
+Celery's Django fix-up closes the process's whole connection pool before and after every task
+(``close_pool``), under a writer thread's feet; there each span is stored as it ends, in the
+task's own connection. A batch that meets a connection error is still kept and tried again at
+the next flush (for about ``RETRY_FOR_S``), not dropped.
 """
 
 from __future__ import annotations

@@ -24,10 +24,13 @@ from runs.spans import batch_spans
 
 @worker_init.connect
 def _worker_settings(sender: object = None, **_: object) -> None:
-    # A worker's agents end by the hundred a second: their spans go to the database in batches,
-    # and (when they run on this process's threads) their outcomes too, by group commit.
-    batch_spans()
+    # When agents run on this process's threads they end by the hundred a second: their spans
+    # go to the database in batches and their outcomes by group commit. A prefork child runs one
+    # task at a time and Celery closes its whole connection pool at every task's boundary, under
+    # a background writer's feet (spans lost): there each span is stored as it ends, in the
+    # task's own connection.
     if tasks_run_in_this_process(sender):
+        batch_spans()
         group_commit.start()
 
 
