@@ -9,7 +9,7 @@ threads, processes and machines. Keys (``key_prefix`` defaults to ``"harness:"``
   again, and a Redis that outlived the old database must not lend the new run its spending.
 
 Every key carries a TTL (a week after the last write); a missing state is rebuilt from the
-database by the caller (``runs/budget.py``), never assumed empty.
+database by the caller (``runs/run_budget.py``), never assumed empty.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from runs.roles import roles_granting
 class RunNotFound(Http404):
     """No such run, or one the user may not see (the same answer: a hidden run is never
     revealed). An ordinary situation of the product (an old link, a deleted run), so it gets the
-    product's 404 page even under DEBUG (``runs.middleware.RunNotFoundPage``)."""
+    product's 404 page even under DEBUG (``runs.views.middleware.RunNotFoundPage``)."""
 
 
 class MissingPermission(PermissionDenied):

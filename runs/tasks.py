@@ -12,14 +12,14 @@ from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.conf import settings
 
 from harness_site.celery import tasks_run_in_this_process
-from runs import sweeper, worker
 from runs.actions import enqueue, group_commit
 from runs.actions.dispatch import dispatch
 from runs.actions.outcomes import fail_task
 from runs.actions.planning import plan_run as _plan_run
 from runs.actions.report import aggregate
+from runs.engine import sweeper, worker
 from runs.models import Task
-from runs.spans import batch_spans
+from runs.observability.span_store import batch_spans
 
 
 @worker_init.connect

@@ -10,10 +10,10 @@ from django.utils import timezone
 from runs.actions import enqueue
 from runs.actions.launch import LaunchError, check_provider
 from runs.actions.tries import new_try
-from runs.event_types import EventType
-from runs.events import record_event, record_events
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event, record_events
 from runs.models import Run, Task
-from runs.tracing import end_run_trace_after_commit, run_context
+from runs.observability.tracing import end_run_trace_after_commit, run_context
 
 
 def cancel_run(run: Run, user: Any) -> bool:

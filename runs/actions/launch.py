@@ -37,11 +37,11 @@ from agents.snapshot import (
     target_label,
 )
 from harness_site.telemetry import get_tracer, parent_context
-from runs import tracing
 from runs.actions import enqueue
-from runs.event_types import EventType
-from runs.events import record_event
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event
 from runs.models import Run
+from runs.observability import tracing
 
 
 def launch_bounds() -> dict[str, tuple[int, int]]:

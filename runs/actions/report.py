@@ -16,11 +16,11 @@ from agents.playbooks import REPORT_STEPS
 from agents.providers.catalog import get_provider
 from agents.snapshot import open_snapshot
 from runs.actions.report_steps import add_model_step_facts
-from runs.event_types import EventType
-from runs.events import record_event
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event
 from runs.models import Approval, Finding, Report, Run, Task
+from runs.observability.tracing import end_run_trace_after_commit, run_span
 from runs.rendering import render_markdown
-from runs.tracing import end_run_trace_after_commit, run_span
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from runs.actions.launch import LaunchError, check_provider
 from runs.actions.refusals import DecisionRefused
 from runs.actions.review import review_finding
 from runs.actions.tries import new_try
-from runs.event_types import EventType
-from runs.events import record_events
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_events
 from runs.models import Approval, Finding, Run, Task
-from runs.tracing import run_context
+from runs.observability.tracing import run_context
 
 
 @dataclass

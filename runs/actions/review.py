@@ -17,10 +17,10 @@ from django.utils import timezone
 from runs.actions import enqueue
 from runs.actions.extend import apply_extension
 from runs.actions.refusals import DecisionRefused
-from runs.event_types import EventType
-from runs.events import record_event
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event
 from runs.models import Approval, Finding, Run, Task
-from runs.tracing import run_context, trace_decision
+from runs.observability.tracing import run_context, trace_decision
 
 CHANGES_REQUESTED = "changes_requested"
 DECISIONS = (Approval.Decision.APPROVED, Approval.Decision.REJECTED, CHANGES_REQUESTED)

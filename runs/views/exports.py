@@ -13,9 +13,9 @@ from agents.aggregation.compare import Change, compare
 from agents.aggregation.exports import FORMATS, export
 from runs.access import get_run_for_user, require_perm
 from runs.actions.report import ReaggregateRefused, reaggregate
-from runs.exports import report_document
 from runs.forms import ReaggregateForm
 from runs.models import Finding, Report, Run
+from runs.pages.report import report_document
 
 
 @require_GET

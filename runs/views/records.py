@@ -10,10 +10,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from runs import attempts
 from runs.access import get_run_for_user
-from runs.finding_order import load_ranked, ranked_ids, report_ranks
 from runs.models import Event, Finding, Task
+from runs.pages import agent as attempts
+from runs.pages.findings import load_ranked, ranked_ids, report_ranks
 
 PER_PAGE = 100
 

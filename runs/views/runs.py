@@ -9,12 +9,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from runs import dashboard
 from runs.access import get_run_for_user
 from runs.forms import RunFilterForm
-from runs.live import EVENTS_IN_PAGE, panel_context, tree_context
 from runs.models import Event, Run
 from runs.models.run import RunQuerySet
+from runs.pages.run import dashboard
+from runs.pages.run.live import EVENTS_IN_PAGE, panel_context, tree_context
 
 RUNS_PER_PAGE = 25
 

@@ -6,10 +6,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from runs import dashboard
-from runs import tree as agent_tree
 from runs.access import get_run_for_user
-from runs.live import group_kind, planned_note, search_context
+from runs.pages.run import dashboard
+from runs.pages.run import tree as agent_tree
+from runs.pages.run.live import group_kind, planned_note, search_context
 
 
 def _offset(value: str | None) -> int:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from runs.event_types import EventType
+from runs.eventlog.event_types import EventType
 
 ENDS = {
     EventType.TASK_RETRYING: "retried",

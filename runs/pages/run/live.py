@@ -23,12 +23,12 @@ from agents.contract import ProviderError
 from agents.playbooks import REPORT_STEPS
 from agents.providers.catalog import concurrency_cap
 from harness_site.workers import worker_slots
-from runs import charts, dashboard, forecast, timeline
-from runs import tree as agent_tree
-from runs.event_types import EventType
-from runs.finding_order import load_ranked, ranked_ids, ranks_of
+from runs.eventlog.event_types import EventType
 from runs.models import Event, Finding, Run, Task
-from runs.tree import AgentTree
+from runs.pages.findings import load_ranked, ranked_ids, ranks_of
+from runs.pages.run import charts, dashboard, forecast, timeline
+from runs.pages.run import tree as agent_tree
+from runs.pages.run.tree import AgentTree
 
 EVENTS_IN_PAGE = 50
 # Panels whose render is big (a lane per agent, up to 150): pushed at most this often per

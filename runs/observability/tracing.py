@@ -27,7 +27,7 @@ from opentelemetry.trace import Status, StatusCode, set_span_in_context
 from agents import semconv
 from agents.spans import PART_MAX_CHARS
 from harness_site.telemetry import emit_root_span, get_tracer, parent_context
-from runs.event_types import EventType
+from runs.eventlog.event_types import EventType
 from runs.models import Approval, Run, Span
 
 # The run's states whose root span reports an error, and the ``error.type`` it carries.
