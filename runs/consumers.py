@@ -30,9 +30,9 @@ from runs.access import get_run_for_user
 from runs.eventlog.broadcast import RUNS_LIST_GROUP
 from runs.eventlog.event_types import RunEventsMessage, RunsChangedMessage
 from runs.models import Run
+from runs.pages.approvals import inbox_update
 from runs.pages.run.live import HEAVY_INTERVAL, LiveState, render_update
-from runs.views.approvals import inbox_update
-from runs.views.runs import RUNS_PER_PAGE, filtered_runs
+from runs.pages.runs_list import RUNS_PER_PAGE, filtered_runs
 
 logger = logging.getLogger(__name__)
 

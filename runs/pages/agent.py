@@ -1,7 +1,8 @@
-"""An agent's attempts, read back from its events: each ``task.started`` opens one, the next
-retry, rate limit or end closes it; an operator's "Retry failed" starts a new try. The Task row
-keeps only the current try (its ``attempts`` count toward ``max_attempts``), so the agent page
-shows the whole story from the log."""
+"""An agent's page: its findings, steps, what it kept out of its findings, and its attempts,
+read back from its events: each ``task.started`` opens one, the next retry, rate limit or end
+closes it; an operator's "Retry failed" starts a new try. The Task row keeps only the current
+try (its ``attempts`` count toward ``max_attempts``), so the agent page shows the whole story
+from the log."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from runs.eventlog.event_types import EventType
+from runs.models import Event, Run, Task
+from runs.pages.findings import load_ranked, ranked_ids, report_ranks
 
 ENDS = {
     EventType.TASK_RETRYING: "retried",
@@ -61,3 +64,39 @@ def history(events: list[tuple[str, datetime, dict[str, Any]]]) -> History:
             current.ended, current.outcome = at, ENDS[EventType(kind)]
             current.error = str((payload or {}).get("error", ""))[:300]
     return History(attempts, tries - 1)
+
+
+def agent_context(run: Run, task: Task) -> dict[str, Any]:
+    """The agent page: big content stays in the row until the page asks for it."""
+    ranks = report_ranks(run)
+    rows = (
+        Event.objects.filter(run_id=run.pk, task_id=task.pk, type__in=KINDS)
+        .order_by("seq")
+        .values_list("type", "created_at", "payload")
+    )
+    return {
+        "run": run,
+        "task": task,
+        "findings": load_ranked(ranked_ids(task.findings.all(), ranks), ranks),
+        "steps": task.steps.all(),
+        "history": history(list(rows)),
+        **_analysis_notes(task),
+    }
+
+
+def _analysis_notes(task: Task) -> dict[str, Any]:
+    """What the agent kept out of its findings, and said so in its output: findings under a
+    ``# nosec``/``# noqa`` marker, third-party files it skipped, findings past its output cap.
+    The output is the agent's (untrusted) data: only lists of small dicts are shown, escaped."""
+    data = (task.output or {}).get("data") or {}
+
+    def rows(key: str) -> list[dict[str, Any]]:
+        value = data.get(key)
+        return [r for r in value if isinstance(r, dict)][:200] if isinstance(value, list) else []
+
+    dropped = data.get("dropped_findings")
+    return {
+        "suppressed": rows("suppressed"),
+        "skipped_files": rows("skipped"),
+        "dropped": dropped if isinstance(dropped, dict) else None,
+    }

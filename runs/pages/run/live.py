@@ -53,6 +53,20 @@ PANELS = {
 }
 
 
+def run_context(run: Run, user: Any, params: dict[str, str]) -> dict[str, Any]:
+    """The run page's first render: every panel, the tree (as ``params`` open and search it)
+    and the newest events; the websocket then sends what changes."""
+    tasks = dashboard.load_tasks(run)
+    events = list(
+        Event.objects.filter(run_id=run.pk).select_related("task").order_by("-seq")[:EVENTS_IN_PAGE]
+    )
+    return {
+        **panel_context(run, tasks, user),
+        **tree_context(run, tasks, params),
+        "events": events,
+    }
+
+
 def panel_context(run: Run, tasks: list[Task], user: Any, *, heavy: bool = True) -> dict[str, Any]:
     """Everything the aggregate panels need, from the run row and one list of tasks; without
     ``heavy``, not the timeline's (a live push that holds the timeline back skips its cost)."""
