@@ -224,7 +224,7 @@ class Budget:
             self.ttl_seconds,
             *settled_ids,
         ]
-        return self._rebuild(keys=self.keys, args=args) == 1
+        return bool(self._rebuild(keys=self.keys, args=args) == 1)
 
     def reserve(self, reservation_id: str, usd: float, tokens: int) -> bool:
         """Atomically reserve ``usd``/``tokens`` if spent + reserved + this fits BOTH limits.
@@ -246,7 +246,7 @@ class Budget:
         result = self._reserve(keys=self.keys, args=args)
         if result == -1:
             raise self._missing()
-        return result == 1
+        return bool(result == 1)
 
     def settle(self, reservation_id: str, actual_usd: float, actual_tokens: int) -> bool:
         """Atomically drop the reservation and add the actual usage to spent.
@@ -268,7 +268,7 @@ class Budget:
         result = self._settle(keys=self.keys, args=args)
         if result == -1:
             raise self._missing()
-        return result == 1
+        return bool(result == 1)
 
     def release(self, reservation_id: str) -> None:
         """Drop an unsettled reservation (the call failed before spending). Idempotent."""

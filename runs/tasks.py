@@ -56,7 +56,8 @@ def dispatch_run(run_id: int) -> None:
     dispatch(run_id)
 
 
-@shared_task(
+# Celery takes its time limits in seconds as floats; its stubs say int.
+@shared_task(  # type: ignore[call-overload, untyped-decorator]
     name=enqueue.RUN_AGENT,
     acks_late=True,
     soft_time_limit=settings.HARNESS_AGENT_TIMEOUT_S,

@@ -10,8 +10,8 @@ approval, so what is approved is exactly what was asked.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -33,7 +33,7 @@ def requested_budget(approval: Approval) -> Decimal:
     return Decimal(approval.target_id) / MICRO
 
 
-def request_extension(run: Run, user: Any, amount: str, comment: str = "") -> Approval:
+def request_extension(run: Run, user: User, amount: str, comment: str = "") -> Approval:
     """Open the budget gate of a budget-exhausted run for ``amount`` USD (the new total)."""
     try:
         new = Decimal(str(amount).strip().lstrip("$")).quantize(Decimal("0.000001"))
@@ -62,7 +62,7 @@ def request_extension(run: Run, user: Any, amount: str, comment: str = "") -> Ap
     return gate
 
 
-def apply_extension(run: Run, approval: Approval, user: Any) -> int:
+def apply_extension(run: Run, approval: Approval, user: User) -> int:
     """Called in the decision's transaction when the budget gate is approved: raise the limit,
     put the agents skipped for budget back to pending, resume the run. Returns how many."""
     new = requested_budget(approval)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.context_processors import PermWrapper
+from django.contrib.auth.models import User
 from django.template.loader import render_to_string
 
 from runs.models import Approval, Run
@@ -20,7 +21,7 @@ GATE_WORDS: dict[str, str] = {
 }
 
 
-def pending_for(user: Any) -> Any:
+def pending_for(user: User) -> Any:
     """Open gates in the runs ``user`` may see, oldest first."""
     return (
         Approval.objects.filter(
@@ -50,7 +51,7 @@ class HeldRun:
     groups: list[tuple[str, int]] = field(default_factory=list)
 
 
-def held_runs(user: Any) -> list[HeldRun]:
+def held_runs(user: User) -> list[HeldRun]:
     """The runs ``user`` may see with two or more agents waiting (one is decided in place)."""
     by_run: dict[int, list[tuple[str, int]]] = {}
     visible = Approval.objects.filter(run__in=Run.objects.visible_to(user))
@@ -64,18 +65,18 @@ def held_runs(user: Any) -> list[HeldRun]:
     ]
 
 
-def bulk_context(user: Any) -> dict[str, Any]:
+def bulk_context(user: User) -> dict[str, Any]:
     if not user.has_perm("runs.decide_approval"):
         return {"held_runs": None}
     return {"held_runs": held_runs(user)}
 
 
-def inbox_context(user: Any) -> dict[str, Any]:
+def inbox_context(user: User) -> dict[str, Any]:
     """The inbox page: the oldest open gates first, and the bulk form's held runs."""
     return {"pending": labelled(list(pending_for(user)[:INBOX_MAX])), **bulk_context(user)}
 
 
-def inbox_update(user: Any, shown: set[int], csrf_token: str) -> tuple[str, set[int]]:
+def inbox_update(user: User, shown: set[int], csrf_token: str) -> tuple[str, set[int]]:
     """What the open inbox page lacks: gates decided since go (oob delete), new ones are added
     at the end (they are the newest; the list is oldest first), the counts follow. Gates still
     shown are left alone, so a comment being typed survives. Returns the html and the new

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import QueryDict
 
@@ -15,7 +16,7 @@ from runs.models.run import RunQuerySet
 RUNS_PER_PAGE = 25
 
 
-def filtered_runs(user: Any, params: dict[str, str]) -> tuple[RunQuerySet, str, str]:
+def filtered_runs(user: User, params: dict[str, str]) -> tuple[RunQuerySet, str, str]:
     """The runs ``user`` may see, narrowed by the list's filters (shared with the consumer)."""
     runs = Run.objects.visible_to(user).select_related("launched_by")
     status = params.get("status", "")
@@ -31,7 +32,7 @@ def filtered_runs(user: Any, params: dict[str, str]) -> tuple[RunQuerySet, str, 
     return runs, status, playbook
 
 
-def list_context(user: Any, query: QueryDict) -> dict[str, Any]:
+def list_context(user: User, query: QueryDict) -> dict[str, Any]:
     """The runs list page: one page of the filtered runs, the filters and the counts."""
     runs, status, playbook = filtered_runs(user, {key: str(query.get(key)) for key in query})
     page = Paginator(runs, RUNS_PER_PAGE).get_page(query.get("page"))

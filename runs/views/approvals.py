@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from runs.access import get_run_for_user, require_perm
+from runs.access import AuthenticatedHttpRequest, get_run_for_user, require_perm
 from runs.actions import DecisionRefused, decide_approval, review_finding
 from runs.actions.rerun import dismiss_and_rerun, estimate_rerun
 from runs.actions.review import decide_task_gates
@@ -27,12 +27,12 @@ from runs.pages.approvals import (
 
 
 @require_GET
-def inbox(request: HttpRequest) -> HttpResponse:
+def inbox(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "runs/inbox.html", inbox_context(request.user))
 
 
 @require_POST
-def decide(request: HttpRequest, run_id: int) -> HttpResponse:
+def decide(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     """Decide one gate of a run: the ``approval`` the form names, or the run's open report gate
     (the run page's form). Back to where the form was (the inbox or the run)."""
     run = get_run_for_user(request.user, run_id)
@@ -66,7 +66,7 @@ def decide(request: HttpRequest, run_id: int) -> HttpResponse:
     return redirect(back or run.get_absolute_url())
 
 
-def _back(request: HttpRequest) -> str:
+def _back(request: AuthenticatedHttpRequest) -> str:
     """The form's ``next`` when it is a page of this site, else ""."""
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
@@ -75,7 +75,7 @@ def _back(request: HttpRequest) -> str:
 
 
 @require_POST
-def decide_agents(request: HttpRequest, run_id: int) -> HttpResponse:
+def decide_agents(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     """Approve or reject at once every agent of a run waiting at its gate, or those of one tree
     group, each gate under the rules of a single decision. Without JS, back to the inbox with
     the outcome; with htmx, the outcome and the inbox's changes (the decided gates go)."""
@@ -95,7 +95,7 @@ def decide_agents(request: HttpRequest, run_id: int) -> HttpResponse:
         else:
             level = "success" if result.decided and not result.skipped else "info"
             text = result.summary()
-    if getattr(request, "htmx", False):
+    if request.htmx:
         html = render_to_string(
             "runs/_inbox_bulk_result.html", {"level": level, "text": text}, request
         )
@@ -106,7 +106,7 @@ def decide_agents(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @require_POST
-def review(request: HttpRequest, run_id: int, finding_id: int) -> HttpResponse:
+def review(request: AuthenticatedHttpRequest, run_id: int, finding_id: int) -> HttpResponse:
     """Accept or dismiss one finding (reviewers), then back to the findings page."""
     run = get_run_for_user(request.user, run_id)
     require_perm(request.user, "runs.decide_approval")
@@ -129,7 +129,7 @@ def review(request: HttpRequest, run_id: int, finding_id: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def rerun_finding(request: HttpRequest, run_id: int, finding_id: int) -> HttpResponse:
+def rerun_finding(request: AuthenticatedHttpRequest, run_id: int, finding_id: int) -> HttpResponse:
     """Dismiss a finding and re-run the agents behind it. GET shows which agents and what it
     should cost against the budget left (the whole page, or the partial for the findings
     page's slot); POST does it. Dismissing is a reviewer's decision and re-running spends the
@@ -156,6 +156,6 @@ def rerun_finding(request: HttpRequest, run_id: int, finding_id: int) -> HttpRes
         "est": estimate_rerun(finding, run),
         "comment": request.GET.get("comment", "")[:4000],
     }
-    if request.headers.get("HX-Request"):
+    if request.htmx:
         return render(request, "runs/_rerun_confirm.html", context)
     return render(request, "runs/rerun_confirm.html", context)

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from runs.access import get_run_for_user
+from runs.access import AuthenticatedHttpRequest, get_run_for_user
 from runs.pages.run.live import run_context
 from runs.pages.runs_list import list_context
 
 
 @require_GET
-def run_list(request: HttpRequest) -> HttpResponse:
+def run_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "runs/list.html", list_context(request.user, request.GET))
 
 
 @require_GET
-def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+def run_detail(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     return render(request, "runs/detail.html", run_context(run, request.user, request.GET.dict()))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.aggregation.stages import FindingRow, RunFacts, run_chain
+from agents.aggregation.records import FindingRow
+from agents.aggregation.stages import RunFacts, run_chain
 from agents.analysis import analyze_code, analyze_file, vendored_reason
 from agents.analysis.ranking import rank_key
 from agents.contract import AgentOutput, AgentRequest, FindingOut

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.context_processors import PermWrapper
+from django.contrib.auth.models import User
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -53,7 +54,7 @@ PANELS = {
 }
 
 
-def run_context(run: Run, user: Any, params: dict[str, str]) -> dict[str, Any]:
+def run_context(run: Run, user: User, params: dict[str, str]) -> dict[str, Any]:
     """The run page's first render: every panel, the tree (as ``params`` open and search it)
     and the newest events; the websocket then sends what changes."""
     tasks = dashboard.load_tasks(run)
@@ -67,7 +68,7 @@ def run_context(run: Run, user: Any, params: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def panel_context(run: Run, tasks: list[Task], user: Any, *, heavy: bool = True) -> dict[str, Any]:
+def panel_context(run: Run, tasks: list[Task], user: User, *, heavy: bool = True) -> dict[str, Any]:
     """Everything the aggregate panels need, from the run row and one list of tasks; without
     ``heavy``, not the timeline's (a live push that holds the timeline back skips its cost)."""
     now = timezone.now()
@@ -221,7 +222,7 @@ class LiveState:
 
 def render_update(
     run_id: int,
-    user: Any,
+    user: User,
     state: LiveState,
     *,
     snapshot: bool,
