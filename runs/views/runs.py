@@ -1,7 +1,9 @@
-"""The runs list and the run page (first render; live updates come from runs/consumers.py)."""
+"""The runs list, the run page (first render; live updates come from runs/consumers.py) and
+the run's full event log, paginated."""
 
 from __future__ import annotations
 
+from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -20,3 +22,14 @@ def run_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 def run_detail(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     return render(request, "runs/detail.html", run_context(run, request.user, request.GET.dict()))
+
+
+PER_PAGE = 100
+
+
+@require_GET
+def events(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
+    run = get_run_for_user(request.user, run_id)
+    rows = run.events.select_related("task").order_by("-seq")
+    page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "runs/events.html", {"run": run, "page": page})
