@@ -7,5 +7,6 @@ from runs.models.report import Report
 from runs.models.run import Run
 from runs.models.span import Span
 from runs.models.task import Step, Task
+from runs.models.token import ApiToken
 
-__all__ = ["Approval", "Event", "Finding", "Report", "Run", "Span", "Step", "Task"]
+__all__ = ["ApiToken", "Approval", "Event", "Finding", "Report", "Run", "Span", "Step", "Task"]
