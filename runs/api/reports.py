@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 
-from agents.aggregation.exports import FORMATS, export
+from agents.aggregation.exports import ALIASES, FORMATS, export
 from runs.access import get_run_for_user, require_perm
 from runs.actions import review_finding
 from runs.actions.report import reaggregate
@@ -131,9 +131,10 @@ def report(request: HttpRequest, run_id: int, version: int) -> dict[str, Any]:
     },
 )
 def report_export(request: HttpRequest, run_id: int, version: int, fmt: str) -> HttpResponse:
-    """``fmt``: markdown, json or sarif (the dashboard's and ``export_report``'s exports)."""
+    """``fmt``: md (or markdown), json or sarif: the dashboard's and ``export_report``'s."""
     user = granted(request, "read")
     run = get_run_for_user(user, run_id)
+    fmt = ALIASES.get(fmt, fmt)
     if fmt not in FORMATS:
         raise Problem(
             404, f"No export format {fmt!r}: one of {', '.join(FORMATS)}.", code="not-found"
