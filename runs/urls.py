@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs.views import agent, approvals, control, findings, launch, reports, runs, tree
+from runs.views import agent, approvals, control, findings, launch, reports, runs, tokens, tree
 
 app_name = "runs"
 
@@ -20,6 +20,8 @@ urlpatterns = [
     path("runs/<int:run_id>/decide/", approvals.decide, name="decide"),
     path("runs/<int:run_id>/decide/agents/", approvals.decide_agents, name="decide_agents"),
     path("approvals/", approvals.inbox, name="inbox"),
+    path("settings/tokens/", tokens.tokens, name="tokens"),
+    path("settings/tokens/<int:token_id>/revoke/", tokens.revoke, name="revoke_token"),
     path(
         "runs/<int:run_id>/findings/<int:finding_id>/review/",
         approvals.review,
