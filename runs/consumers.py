@@ -27,12 +27,12 @@ from django.http import Http404
 from django.template.loader import render_to_string
 
 from runs.access import get_run_for_user
-from runs.broadcast import RUNS_LIST_GROUP
-from runs.event_types import RunEventsMessage, RunsChangedMessage
-from runs.live import HEAVY_INTERVAL, LiveState, render_update
+from runs.eventlog.broadcast import RUNS_LIST_GROUP
+from runs.eventlog.event_types import RunEventsMessage, RunsChangedMessage
 from runs.models import Run
-from runs.views.approvals import inbox_update
-from runs.views.runs import RUNS_PER_PAGE, filtered_runs
+from runs.pages.approvals import inbox_update
+from runs.pages.run.live import HEAVY_INTERVAL, LiveState, render_update
+from runs.pages.runs_list import RUNS_PER_PAGE, filtered_runs
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from agents.playbooks import Playbook
 from runs.actions import enqueue
 from runs.actions.dispatch import hand_over_slots, schedule_dispatch
 from runs.actions.outcomes import findings_of, lock_run, span_fields, spawn_children
-from runs.event_types import EventType
-from runs.events import EventItem, record_events
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import EventItem, record_events
 from runs.models import Finding, Run, Step, Task
 from runs.models.task import TRY_SPAN
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
@@ -37,11 +38,11 @@ from agents.snapshot import (
     target_label,
 )
 from harness_site.telemetry import get_tracer, parent_context
-from runs import tracing
 from runs.actions import enqueue
-from runs.event_types import EventType
-from runs.events import record_event
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event
 from runs.models import Run
+from runs.observability import tracing
 
 
 def launch_bounds() -> dict[str, tuple[int, int]]:
@@ -249,16 +250,16 @@ def check_provider(name: str) -> None:
 
 def launch_run(
     *,
-    user: Any,
+    user: User | None,
     playbook: str,
     target_path: str | None = None,
-    archive: UploadedFile | None = None,
+    archive: UploadedFile[bytes] | None = None,
     provider: str | None = None,
     model: str | None = None,
     role_models: dict[str, str] | None = None,
     max_concurrency: int | None = None,
     budget_usd: Decimal | float | str | None = None,
-    budget_tokens: int | None = None,
+    budget_tokens: int | str | None = None,
     max_depth: int | None = None,
     aggregation: list[str] | None = None,
     latency_ms: int = 0,
@@ -367,7 +368,7 @@ def _create_run(
     manifest: SnapshotManifest,
     kind: str,
     label: str,
-    user: Any,
+    user: User | None,
     provider: str,
     model: str | None,
     **limits: Any,
@@ -412,7 +413,7 @@ def _create_run(
 
 
 def _freeze(
-    target_path: str | None, archive: UploadedFile | None, exclude: Excludes
+    target_path: str | None, archive: UploadedFile[bytes] | None, exclude: Excludes
 ) -> tuple[SnapshotManifest, str, str]:
     """Freeze the target into the snapshot store: (manifest, target kind, label)."""
     store = snapshot_store()

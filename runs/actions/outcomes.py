@@ -25,12 +25,12 @@ from agents.playbooks import Playbook
 from agents.snapshot import open_snapshot
 from runs.actions.dispatch import schedule_dispatch
 from runs.actions.planning import task_created
-from runs.budget import budget_for
-from runs.event_types import EventType
-from runs.events import EventItem, record_event, record_events
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import EventItem, record_event, record_events
 from runs.models import Finding, Run, Task
 from runs.models.task import LIFECYCLE, TRY_SPAN
-from runs.tracing import end_run_trace_after_commit
+from runs.observability.tracing import end_run_trace_after_commit
+from runs.run_budget import budget_for
 
 
 def finding_fingerprint(lens: str, rule: str, path: str, line: int | None, title: str) -> str:
