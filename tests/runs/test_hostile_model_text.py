@@ -30,9 +30,9 @@ from agents.docs_analysis import synthesize
 from agents.docs_analysis.types import DocumentSummary, KeySentence
 from agents.playbooks import PLAYBOOKS, get_playbook
 from runs.actions.report import aggregate
+from runs.engine.report_inputs import report_step_inputs
 from runs.models import Report, Run, Task
 from runs.rendering import render_markdown
-from runs.report_inputs import report_step_inputs
 from tests.agents.test_aggregation import facts
 from tests.runs.factories import make_finding, make_run, make_task
 from tests.runs.test_consumers import connected, receive_all
