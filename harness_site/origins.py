@@ -9,7 +9,8 @@ page that may post a form may open the websocket and nothing else may:
 - the origin the request was served on: the scheme (``https`` when the handshake came over TLS,
   ``scope["scheme"] == "wss"``, or when ``SECURE_PROXY_SSL_HEADER`` says the proxy in front did),
   the host and port of the ``Host`` header (``X-Forwarded-Host`` with ``USE_X_FORWARDED_HOST``),
-  which ``ALLOWED_HOSTS`` must allow;
+  which ``ALLOWED_HOSTS`` must allow (daphne's own TLS endpoint sets no scheme in a websocket
+  scope: such a deployment lists its https origin in ``CSRF_TRUSTED_ORIGINS``);
 - or one of ``CSRF_TRUSTED_ORIGINS`` (scheme, host and port; ``https://*.example.com`` allows
   the subdomains), for a page served under another name than the one the request reaches.
 
