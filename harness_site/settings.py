@@ -185,6 +185,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Targets: runs may only read directories under these roots (or uploaded archives).
 HARNESS_TARGET_ROOTS = env_paths("HARNESS_TARGET_ROOTS", [BASE_DIR / "samples"])
 HARNESS_MAX_UPLOAD_BYTES = env_int("HARNESS_MAX_UPLOAD_BYTES", 50_000_000, min_value=1)
+# Absolute limits of an uploaded archive, beside its compression ratio (at most 100:1): the bytes
+# its entries expand to (declared, and counted as they are read) and the entries it lists. A run
+# at the default agent cap reads a few thousand files, some 16 MB of code; these leave room for
+# documents and what the excludes drop, and bound what one launch decompresses and writes.
+HARNESS_ARCHIVE_MAX_BYTES = env_int("HARNESS_ARCHIVE_MAX_BYTES", 100_000_000, min_value=1)
+HARNESS_ARCHIVE_MAX_ENTRIES = env_int("HARNESS_ARCHIVE_MAX_ENTRIES", 20_000, min_value=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
 

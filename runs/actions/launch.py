@@ -424,7 +424,12 @@ def _freeze(
                     "archive",
                 )
             manifest = freeze_archive(
-                cast(BinaryIO, archive), archive.name or "upload", store, exclude=exclude
+                cast(BinaryIO, archive),
+                archive.name or "upload",
+                store,
+                max_entries=settings.HARNESS_ARCHIVE_MAX_ENTRIES,
+                max_uncompressed_bytes=settings.HARNESS_ARCHIVE_MAX_BYTES,
+                exclude=exclude,
             )
             return manifest, "archive", Path(archive.name or "upload").name
         path = Path(str(target_path)).expanduser()

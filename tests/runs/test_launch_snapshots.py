@@ -1,0 +1,80 @@
+"""What a launch leaves in the snapshot store: an archive past the deployment's limits is refused
+before it is read, and a refused launch stores nothing."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from runs.actions import LaunchError, launch_run
+from runs.models import Event, Run
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def store(tmp_path: Path, settings: Any) -> Iterator[Path]:
+    """This test's own data directory: its snapshot store starts empty."""
+    settings.DATA_DIR = tmp_path / "data"
+    with mock.patch("runs.actions.enqueue.send"):
+        yield settings.DATA_DIR / "snapshots"
+
+
+def stored(store: Path) -> list[Path]:
+    """Every file in the store, staging included."""
+    return sorted(p for p in store.rglob("*") if p.is_file()) if store.exists() else []
+
+
+def upload(entries: dict[str, bytes], name: str = "target.zip") -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, data in entries.items():
+            archive.writestr(path, data)
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="application/zip")
+
+
+def refused(**kwargs: Any) -> LaunchError:
+    kwargs.setdefault("playbook", "codebase-audit")
+    with pytest.raises(LaunchError) as info:
+        launch_run(user=None, **kwargs)
+    assert not Run.objects.exists() and not Event.objects.exists()
+    return info.value
+
+
+# --- absolute limits of an archive ------------------------------------------------------------
+
+
+def test_a_padded_many_entry_bomb_is_refused_by_the_default_expanded_size(store: Path) -> None:
+    # 120 source files of 999,000 bytes each (just under the per-entry ratio check) and random
+    # padding: the archive compresses about 85:1, under the ratio limit, and expands to 120 MB.
+    entries = {f"src/part{i}.py": b"a" * 999_000 + b"%d\n" % i for i in range(120)}
+    entries["pad.bin"] = os.urandom(1_400_000)
+    bomb = upload(entries, "bomb.zip")
+    with mock.patch.object(zipfile.ZipFile, "open", side_effect=AssertionError("read")):
+        error = refused(archive=bomb, options={"max_agents": 2000})
+    assert error.field == "archive"
+    assert "expands to more than 100,000,000 bytes (HARNESS_ARCHIVE_MAX_BYTES)" in str(error)
+    assert stored(store) == []
+
+
+def test_the_archive_limits_come_from_the_settings(store: Path, settings: Any) -> None:
+    files = {f"app/m{i}.py": b"import os\nos.system(input())\n# %d\n" % i for i in range(6)}
+    settings.HARNESS_ARCHIVE_MAX_ENTRIES = 5
+    error = refused(archive=upload(files))
+    assert "more than 5 entries (HARNESS_ARCHIVE_MAX_ENTRIES)" in str(error)
+    settings.HARNESS_ARCHIVE_MAX_ENTRIES = 6
+    settings.HARNESS_ARCHIVE_MAX_BYTES = 100
+    error = refused(archive=upload(files))
+    assert "more than 100 bytes (HARNESS_ARCHIVE_MAX_BYTES)" in str(error)
+    assert stored(store) == []
+    settings.HARNESS_ARCHIVE_MAX_BYTES = 10_000
+    run = launch_run(user=None, playbook="codebase-audit", archive=upload(files))
+    assert run.snapshot_info["files"] == 6
