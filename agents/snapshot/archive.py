@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Literal
 
 from agents.snapshot.base import (
     SKIP_DIRS,
+    BeforeCommit,
     Builder,
     Skip,
     SnapshotError,
@@ -198,6 +199,7 @@ def freeze_archive(
     max_uncompressed_bytes: int = 100_000_000,
     max_ratio: int = 100,
     exclude: Excludes | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> SnapshotManifest:
     """Freeze an uploaded zip or tar archive (.zip, .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz).
 
@@ -210,7 +212,8 @@ def freeze_archive(
     decompressed are counted as they are read (a header may lie), so no more than that is ever
     decompressed. Content is streamed in memory; nothing is extracted to disk. Inside a valid
     archive, files are kept (at most ``max_files`` of them) or skipped exactly as
-    ``freeze_directory`` does, ``exclude`` included (None: the default excludes).
+    ``freeze_directory`` does, ``exclude`` included (None: the default excludes), and
+    ``before_commit`` may refuse the result before anything is stored (``Builder.finish``).
     """
     exclude = exclude or Excludes()
     name = PurePosixPath(str(filename).replace("\\", "/")).name[:100] or "upload"
@@ -266,7 +269,7 @@ def freeze_archive(
             elif skipped[0] not in folders.listed:
                 folders.listed.add(skipped[0])
                 builder.skip(*skipped)
-        return builder.finish()
+        return builder.finish(before_commit)
 
 
 class _FolderSkips:

@@ -26,6 +26,10 @@ BINARY_SNIFF_BYTES = 8192
 MAX_SKIPPED_LISTED = 1000  # a tree full of junk must not bloat the manifest
 
 
+# Called with a built manifest before it is committed; raising refuses it (see Builder.finish).
+BeforeCommit = Callable[["SnapshotManifest"], None]
+
+
 class SnapshotError(ValueError):
     """A refusal or failure whose message is fit to show to the user."""
 
@@ -211,8 +215,12 @@ class Builder:
         self.files[path] = {"sha256": sha, "size": len(data), "lines": len(text.splitlines())}
         self.total_bytes += len(data)
 
-    def finish(self) -> SnapshotManifest:
-        """Commit staged blobs, write the manifest (if new) and return it."""
+    def finish(self, before_commit: BeforeCommit | None = None) -> SnapshotManifest:
+        """Commit staged blobs, write the manifest (if new) and return it.
+
+        ``before_commit(manifest)`` runs once the manifest is known and before anything is
+        committed: whatever it raises refuses the snapshot with nothing stored (a launch plans
+        the target here, so a target it refuses leaves no blob behind)."""
         if not self.files:
             reasons = sorted(self.counts)
             count = sum(self.counts.values())
@@ -232,6 +240,8 @@ class Builder:
             source=self.source,
             skipped_counts=dict(sorted(self.counts.items())),
         )
+        if before_commit is not None:
+            before_commit(manifest)
         if self.store is None or self.staging is None:
             return manifest  # a listing only
         # Serialised before any blob is committed: a manifest that cannot be written leaves

@@ -78,3 +78,44 @@ def test_the_archive_limits_come_from_the_settings(store: Path, settings: Any) -
     settings.HARNESS_ARCHIVE_MAX_BYTES = 10_000
     run = launch_run(user=None, playbook="codebase-audit", archive=upload(files))
     assert run.snapshot_info["files"] == 6
+
+
+# --- a refused launch stores nothing ----------------------------------------------------------
+
+
+def test_an_archive_refused_for_its_agent_count_leaves_no_blob_or_manifest(store: Path) -> None:
+    files = {f"app/m{i}.py": b"import os\nos.system(input())\n# %d\n" % i for i in range(40)}
+    error = refused(archive=upload(files), options={"max_agents": 3, "chunk_files": 1})
+    assert "needs 120 agents but the run allows 3" in str(error)
+    assert stored(store) == []
+
+
+def test_a_directory_refused_by_its_plan_leaves_nothing(
+    store: Path, tmp_path: Path, settings: Any
+) -> None:
+    docs = tmp_path / "roots" / "notes"
+    docs.mkdir(parents=True)
+    (docs / "a.md").write_text("# Notes\n")
+    settings.HARNESS_TARGET_ROOTS = [tmp_path / "roots"]
+    error = refused(target_path=str(docs))
+    assert "reads source code" in str(error)
+    assert stored(store) == []
+
+
+def test_a_refused_launch_keeps_what_an_earlier_run_stored(
+    store: Path, tmp_path: Path, settings: Any
+) -> None:
+    app = tmp_path / "roots" / "app"
+    app.mkdir(parents=True)
+    for i in range(4):
+        (app / f"m{i}.py").write_text(f"import os\nos.system(input())  # {i}\n")
+    settings.HARNESS_TARGET_ROOTS = [tmp_path / "roots"]
+    run = launch_run(user=None, playbook="codebase-audit", target_path=str(app))
+    before = stored(store)
+    assert len(before) == 5  # four blobs and the manifest
+    with pytest.raises(LaunchError):
+        launch_run(
+            user=None, playbook="codebase-audit", target_path=str(app), options={"max_agents": 1}
+        )
+    assert stored(store) == before
+    assert list(Run.objects.all()) == [run]
