@@ -8,7 +8,7 @@ At launch the target (a directory under an allowed root, or an uploaded archive)
 store so agents never read the live directory. Store layout::
 
     objects/<sha256[:2]>/<sha256>   one read-only blob per distinct file content
-    manifests/<digest>.json         one manifest per snapshot
+    manifests/<key>.json            one manifest per target (``SnapshotManifest.key``)
     tmp/                            staging; emptied after every freeze
 
 Contracts:
@@ -16,7 +16,10 @@ Contracts:
 * Only UTF-8 text files are kept; everything else is listed in ``SnapshotManifest.skipped`` with a
   reason, and so is every file left out by an exclude (``excludes``: defaults and a launch's
   globs). The manifest ``digest`` depends only on the kept (path, content) pairs, so the same
-  content always gives the same digest, whatever the mtimes or the walk order.
+  content always gives the same digest, whatever the mtimes or the walk order. The manifest is
+  stored under its ``key``: the digest and what is the target's own (source, skipped files), so
+  two targets with the same kept files share the digest and the blobs but each keeps its own
+  skipped list. A run opens its snapshot by that key.
 * A freeze either writes a complete manifest or no manifest at all. Blobs are staged under
   ``tmp/`` and only moved into ``objects/`` once every check passed.
 * Symlinks are never followed, archives are never extracted to disk, and every path handed to

@@ -64,6 +64,23 @@ class SnapshotManifest:
         entries = [[path, meta["sha256"], meta["size"]] for path, meta in sorted(files.items())]
         return hashlib.sha256(json.dumps(entries, separators=(",", ":")).encode()).hexdigest()
 
+    @property
+    def key(self) -> str:
+        """What the manifest is stored and referenced by: SHA-256 over the digest and what is
+        the target's own (its source, what was skipped and why). Two targets whose kept files
+        are identical share the digest and the blobs, never the manifest: each report states
+        its own target's skipped files."""
+        own = {
+            "digest": self.digest,
+            "source": self.source,
+            "total_bytes": self.total_bytes,
+            "skipped": self.skipped,
+            "skipped_counts": self.skipped_counts,
+        }
+        return hashlib.sha256(
+            json.dumps(own, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": 1,
@@ -119,8 +136,8 @@ class Store:
     def blob_path(self, sha: str) -> Path:
         return self.objects / sha[:2] / sha
 
-    def manifest_path(self, digest: str) -> Path:
-        return self.manifests / f"{digest}.json"
+    def manifest_path(self, key: str) -> Path:
+        return self.manifests / f"{key}.json"
 
 
 def readable(name: str) -> str:
@@ -253,9 +270,9 @@ class Builder:
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.staging / sha, dest)
-        target = self.store.manifest_path(manifest.digest)
-        # Same digest means same content: the first manifest written stays, so a snapshot is
-        # never rewritten under a reader's feet.
+        target = self.store.manifest_path(manifest.key)
+        # Same key means the same manifest: the first one written stays, so a snapshot is never
+        # rewritten under a reader's feet.
         if not target.exists():
             self.store.manifests.mkdir(parents=True, exist_ok=True)
             tmp = self.staging / "manifest.json"

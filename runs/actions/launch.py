@@ -394,6 +394,7 @@ def _create_run(
             target_kind=kind,
             target_label=label[:500],
             snapshot_digest=manifest.digest,
+            snapshot_key=manifest.key,
             snapshot_info={
                 "files": len(manifest.files),
                 "bytes": manifest.total_bytes,

@@ -1,5 +1,5 @@
 """What a launch leaves in the snapshot store: an archive past the deployment's limits is refused
-before it is read, and a refused launch stores nothing."""
+before it is read, a refused launch stores nothing, and each target has its own manifest."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from runs.actions import LaunchError, launch_run
+from runs.actions.report import aggregate
 from runs.models import Event, Run
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +120,31 @@ def test_a_refused_launch_keeps_what_an_earlier_run_stored(
         )
     assert stored(store) == before
     assert list(Run.objects.all()) == [run]
+
+
+# --- each target's own manifest ---------------------------------------------------------------
+
+
+def test_a_report_states_only_its_own_targets_skipped_files(
+    store: Path, tmp_path: Path, settings: Any
+) -> None:
+    roots = tmp_path / "roots"
+    code = "import os\n\ndef run(request):\n    os.system(request.GET['cmd'])\n"
+    for name in ("messy", "clean"):
+        (roots / name).mkdir(parents=True)
+        (roots / name / "views.py").write_text(code)
+    (roots / "messy" / "logo.png").write_bytes(b"\x89PNG\x00\x00")
+    with open(bytes(roots / "messy") + b"/caf\xe9.md", "wb") as fh:
+        fh.write(b"# notes\n")
+    settings.HARNESS_TARGET_ROOTS = [roots]
+    messy = launch_run(user=None, playbook="codebase-audit", target_path=str(roots / "messy"))
+    clean = launch_run(user=None, playbook="codebase-audit", target_path=str(roots / "clean"))
+    assert messy.snapshot_digest == clean.snapshot_digest  # the same kept content
+
+    notes = {}
+    for run in (messy, clean):
+        Run.objects.filter(pk=run.pk).update(status=Run.Status.AGGREGATING)
+        aggregate(run.pk)
+        notes[run.target_label] = " ".join(run.reports.get().notes)
+    assert "1 binary, 1 its name is not valid UTF-8" in notes["roots/messy"]
+    assert "left out of the snapshot" not in notes["roots/clean"]
