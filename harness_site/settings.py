@@ -226,6 +226,13 @@ HARNESS_WATCHDOG_S = env_float("HARNESS_WATCHDOG_S", 15.0, min_value=0.5)
 # (re-plan, dispatch, aggregate): liveness after lost messages, a killed worker or a Redis
 # restart. 0 turns the sweeper off.
 HARNESS_SWEEP_S = env_float("HARNESS_SWEEP_S", 20.0, min_value=0)
+# Snapshots no run references are removed every HARNESS_SNAPSHOT_GC_S by the sweeping worker
+# (and by `manage.py gc_snapshots`), sparing whatever a freeze used within the grace: a launch
+# commits its snapshot seconds before its run row exists. An hour is far beyond that, and an
+# orphan costs only disk until the next collection. Off under tests: their database is not the
+# one that owns the data directory's store.
+HARNESS_SNAPSHOT_GC_S = env_float("HARNESS_SNAPSHOT_GC_S", 0.0 if TESTING else 3600.0, min_value=0)
+HARNESS_SNAPSHOT_GRACE_S = env_float("HARNESS_SNAPSHOT_GRACE_S", 3600.0, min_value=0)
 HARNESS_PROVIDERS_FILE = env_str("HARNESS_PROVIDERS_FILE")
 HARNESS_CAPTURE_CONTENT = env_bool("HARNESS_CAPTURE_CONTENT", False)
 # Four-eyes rule: whoever launched a run may not decide its report or budget gates.

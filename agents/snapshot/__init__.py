@@ -2,7 +2,8 @@
 
 Modules: ``base`` (manifest, blob store, builder, errors), ``directory`` (freeze a directory),
 ``archive`` (freeze an uploaded zip/tar), ``reader`` (``Snapshot``: list, read, search),
-``store`` (where this deployment keeps them; a per-process cache of opened ones).
+``store`` (where this deployment keeps them; a per-process cache of opened ones), ``gc``
+(remove what no run references).
 
 At launch the target (a directory under an allowed root, or an uploaded archive) is frozen into a
 store so agents never read the live directory. Store layout::
@@ -10,6 +11,8 @@ store so agents never read the live directory. Store layout::
     objects/<sha256[:2]>/<sha256>   one read-only blob per distinct file content
     manifests/<key>.json            one manifest per target (``SnapshotManifest.key``)
     tmp/                            staging; emptied after every freeze
+    lock                            freezes commit under its shared lock, ``gc`` removes under
+                                    its exclusive one
 
 Contracts:
 
@@ -31,6 +34,7 @@ from agents.snapshot.archive import freeze_archive
 from agents.snapshot.base import SnapshotError, SnapshotManifest, UnsafePathError, normalise_path
 from agents.snapshot.directory import freeze_directory, target_label
 from agents.snapshot.excludes import DEFAULT_EXCLUDES, NO_EXCLUDES, Excludes, exclude_patterns
+from agents.snapshot.gc import Garbage, collect_garbage
 from agents.snapshot.reader import Snapshot
 from agents.snapshot.store import open_snapshot, snapshot_store
 
@@ -38,10 +42,12 @@ __all__ = [
     "DEFAULT_EXCLUDES",
     "NO_EXCLUDES",
     "Excludes",
+    "Garbage",
     "Snapshot",
     "SnapshotError",
     "SnapshotManifest",
     "UnsafePathError",
+    "collect_garbage",
     "exclude_patterns",
     "freeze_archive",
     "freeze_directory",

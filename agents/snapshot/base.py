@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -9,7 +10,8 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,30 @@ class Store:
     def manifest_path(self, key: str) -> Path:
         return self.manifests / f"{key}.json"
 
+    @contextmanager
+    def lock(self, *, exclusive: bool) -> Iterator[None]:
+        """Freezes commit under a shared lock, a collection removes under an exclusive one
+        (``gc``): a blob or manifest a freeze is adopting is never removed under its feet."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "lock", "ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def renew(path: Path) -> bool:
+    """Mark ``path`` as just used (its mtime now): True if it exists and was marked. The grace
+    of a collection counts from the last freeze that used a file, not from its first write."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except PermissionError:  # another user's file: the caller writes a fresh copy over it
+        return False
+    return True
+
 
 def readable(name: str) -> str:
     """A file name as text that can always be shown and stored: the bytes of a name that is not
@@ -264,18 +290,19 @@ class Builder:
         # Serialised before any blob is committed: a manifest that cannot be written leaves
         # nothing behind in the store.
         text = json.dumps(manifest.to_dict(), indent=1, ensure_ascii=False).encode("utf-8")
-        for sha in sorted(self.staged):
-            dest = self.store.blob_path(sha)
-            if dest.exists():  # identical content is stored once
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.staging / sha, dest)
-        target = self.store.manifest_path(manifest.key)
-        # Same key means the same manifest: the first one written stays, so a snapshot is never
-        # rewritten under a reader's feet.
-        if not target.exists():
-            self.store.manifests.mkdir(parents=True, exist_ok=True)
-            tmp = self.staging / "manifest.json"
-            tmp.write_bytes(text)
-            os.replace(tmp, target)
+        with self.store.lock(exclusive=False):
+            for sha in sorted(self.staged):
+                dest = self.store.blob_path(sha)
+                if renew(dest):  # identical content is stored once
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.staging / sha, dest)
+            target = self.store.manifest_path(manifest.key)
+            # Same key means the same manifest: the one written first stays (renewed), so a
+            # snapshot is not rewritten under a reader's feet.
+            if not renew(target):
+                self.store.manifests.mkdir(parents=True, exist_ok=True)
+                tmp = self.staging / "manifest.json"
+                tmp.write_bytes(text)
+                os.replace(tmp, target)
         return manifest

@@ -1,11 +1,16 @@
-"""The snapshot store over time: a freeze refused before its commit stores nothing, and each
-target has its own manifest (its own skipped list) while identical content is stored once."""
+"""The snapshot store over time: a freeze refused before its commit stores nothing, each target
+has its own manifest (its own skipped list) while identical content is stored once, and a
+collection removes what no run references without racing a freeze."""
 
 from __future__ import annotations
 
 import io
+import os
+import time
 import zipfile
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -13,9 +18,11 @@ from agents.snapshot import (
     Snapshot,
     SnapshotError,
     SnapshotManifest,
+    collect_garbage,
     freeze_archive,
     freeze_directory,
 )
+from agents.snapshot.base import Store
 
 
 class Refused(Exception):
@@ -23,8 +30,9 @@ class Refused(Exception):
 
 
 def stored(store: Path) -> list[Path]:
-    """Every file in the store, staging included."""
-    return sorted(p for p in store.rglob("*") if p.is_file()) if store.exists() else []
+    """Every blob, manifest and staged file of the store (not its lock file)."""
+    files = store.rglob("*") if store.exists() else []
+    return sorted(p for p in files if p.is_file() and p != store / "lock")
 
 
 def make_target(root: Path, **files: str) -> Path:
@@ -110,3 +118,138 @@ def test_a_manifest_stored_under_its_digest_still_opens(tmp_path: Path) -> None:
     manifests = store / "manifests"
     (manifests / f"{manifest.key}.json").rename(manifests / f"{manifest.digest}.json")
     assert Snapshot.open(store, manifest.digest).read_text("a.py") == "x = 1\n"
+
+
+# --- collecting what no run references --------------------------------------------------------
+
+HOUR = 3600.0
+
+
+def age(path: Path, seconds: float = 2 * HOUR) -> None:
+    """Make ``path`` (a file, or every file below a folder, and the folder) look unused."""
+    when = time.time() - seconds
+    for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.utime(item, (when, when))
+
+
+def age_store(store: Path) -> None:
+    for folder in ("manifests", "objects", "tmp"):
+        if (store / folder).exists():
+            age(store / folder)
+
+
+@pytest.fixture
+def two_targets(tmp_path: Path) -> tuple[Path, SnapshotManifest, SnapshotManifest]:
+    """Two snapshots sharing one blob: ``kept``'s a.py is also ``orphan``'s."""
+    store = tmp_path / "store"
+    roots = [tmp_path / "t"]
+    kept = make_target(tmp_path / "t" / "kept", **{"a.py": "shared = 1\n"})
+    orphan = make_target(tmp_path / "t" / "orphan", **{"a.py": "shared = 1\n", "b.py": "own\n"})
+    return store, freeze_directory(kept, roots, store), freeze_directory(orphan, roots, store)
+
+
+def blob_names(store: Path) -> set[str]:
+    return {p.name for p in (store / "objects").glob("??/*")}
+
+
+def test_collect_removes_unreferenced_manifests_and_the_blobs_only_they_list(
+    two_targets: tuple[Path, SnapshotManifest, SnapshotManifest],
+) -> None:
+    store, kept, orphan = two_targets
+    age_store(store)
+    own = orphan.files["b.py"]["sha256"]
+    shared = kept.files["a.py"]["sha256"]
+
+    dry = collect_garbage(store, {kept.key}, grace_s=HOUR, dry_run=True)
+    assert [name for name, _ in dry.manifests] == [orphan.key]
+    assert [name for name, _ in dry.blobs] == [own]
+    assert dry.bytes == (store / "manifests" / f"{orphan.key}.json").stat().st_size + 4
+    assert f"would remove blob {own} (4 bytes)" in dry.lines()
+    assert dry.summary().startswith("would remove 1 manifest(s), 1 blob(s) and 0 staging")
+    assert blob_names(store) == {own, shared}  # a dry run removes nothing
+
+    done = collect_garbage(store, {kept.key}, grace_s=HOUR)
+    assert (done.manifests, done.blobs) == (dry.manifests, dry.blobs)
+    assert done.summary().startswith("removed 1 manifest(s), 1 blob(s)")
+    assert "kept 1 manifest(s) and 1 blob(s)" in done.summary()
+    assert blob_names(store) == {shared}
+    assert Snapshot.open(store, kept.key).read_text("a.py") == "shared = 1\n"
+    with pytest.raises(SnapshotError, match="does not exist"):
+        Snapshot.open(store, orphan.key)
+    assert not collect_garbage(store, {kept.key}, grace_s=HOUR)  # nothing left to remove
+
+
+def test_nothing_used_within_the_grace_is_removed(
+    two_targets: tuple[Path, SnapshotManifest, SnapshotManifest],
+) -> None:
+    # Seconds old, for a launch that has not created its run yet: no run references it.
+    store, _, _ = two_targets
+    garbage = collect_garbage(store, set(), grace_s=HOUR)
+    assert not garbage and garbage.kept_manifests == 2 and garbage.kept_blobs == 2
+    assert len(collect_garbage(store, set(), grace_s=0).manifests) == 2
+
+
+def test_a_freeze_adopting_an_old_orphan_renews_it(
+    tmp_path: Path, two_targets: tuple[Path, SnapshotManifest, SnapshotManifest]
+) -> None:
+    store, kept, orphan = two_targets
+    age_store(store)
+    again = freeze_directory(tmp_path / "t" / "orphan", [tmp_path / "t"], store)
+    assert again.key == orphan.key
+    garbage = collect_garbage(store, {kept.key}, grace_s=HOUR)
+    assert not garbage
+    assert Snapshot.open(store, orphan.key).read_text("b.py") == "own\n"
+
+
+def test_a_freeze_committing_during_a_collection_keeps_its_snapshot(
+    tmp_path: Path, two_targets: tuple[Path, SnapshotManifest, SnapshotManifest]
+) -> None:
+    # The collection has chosen the old orphan when a launch freezes the same target again
+    # (before the collection takes its lock): the orphan is checked again under the lock.
+    store, kept, orphan = two_targets
+    age_store(store)
+    real_lock = Store.lock
+
+    def lock_after_a_freeze(self: Store, *, exclusive: bool) -> Any:
+        if exclusive:
+            freeze_directory(tmp_path / "t" / "orphan", [tmp_path / "t"], store)
+        return real_lock(self, exclusive=exclusive)
+
+    with mock.patch.object(Store, "lock", lock_after_a_freeze):
+        garbage = collect_garbage(store, {kept.key}, grace_s=HOUR)
+    assert not garbage and garbage.kept_manifests == 2
+    snapshot = Snapshot.open(store, orphan.key)
+    assert [snapshot.read_text(p) for p in snapshot.paths()] == ["shared = 1\n", "own\n"]
+
+
+def test_a_freeze_after_a_collection_writes_back_what_it_removed(
+    tmp_path: Path, two_targets: tuple[Path, SnapshotManifest, SnapshotManifest]
+) -> None:
+    store, kept, orphan = two_targets
+    age_store(store)
+    assert collect_garbage(store, {kept.key}, grace_s=HOUR).manifests
+    freeze_directory(tmp_path / "t" / "orphan", [tmp_path / "t"], store)
+    assert Snapshot.open(store, orphan.key).read_text("b.py") == "own\n"
+
+
+def test_stale_staging_folders_go_and_fresh_ones_stay(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    (store / "tmp" / "stage-crashed").mkdir(parents=True)
+    (store / "tmp" / "stage-crashed" / "abc").write_bytes(b"x" * 10)
+    age(store / "tmp" / "stage-crashed")
+    (store / "tmp" / "stage-busy").mkdir()
+    garbage = collect_garbage(store, set(), grace_s=HOUR)
+    assert garbage.staging == [("stage-crashed", 10)]
+    assert [p.name for p in (store / "tmp").iterdir()] == ["stage-busy"]
+
+
+def test_blobs_are_left_alone_when_a_kept_manifest_cannot_be_read(
+    two_targets: tuple[Path, SnapshotManifest, SnapshotManifest],
+) -> None:
+    store, kept, orphan = two_targets
+    (store / "manifests" / f"{kept.key}.json").write_text("{not json")
+    age_store(store)
+    garbage = collect_garbage(store, {kept.key}, grace_s=HOUR)
+    assert [name for name, _ in garbage.manifests] == [orphan.key]
+    assert garbage.blobs == [] and len(blob_names(store)) == 2
+    assert "cannot be read" in garbage.summary()

@@ -30,8 +30,9 @@ def store(tmp_path: Path, settings: Any) -> Iterator[Path]:
 
 
 def stored(store: Path) -> list[Path]:
-    """Every file in the store, staging included."""
-    return sorted(p for p in store.rglob("*") if p.is_file()) if store.exists() else []
+    """Every blob, manifest and staged file of the store (not its lock file)."""
+    files = store.rglob("*") if store.exists() else []
+    return sorted(p for p in files if p.is_file() and p != store / "lock")
 
 
 def upload(entries: dict[str, bytes], name: str = "target.zip") -> SimpleUploadedFile:
