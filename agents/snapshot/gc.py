@@ -27,6 +27,7 @@ from pathlib import Path
 from agents.snapshot.base import SnapshotError, SnapshotManifest, Store
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_BATCH = 200  # removals per hold of the store's exclusive lock
 
 
 @dataclass
@@ -150,22 +151,24 @@ def collect_garbage(
         garbage.blobs = [(name, size) for _, name, size in blobs]
         garbage.staging = [(name, size) for _, name, size in stale]
         return garbage
-    with store.lock(exclusive=True):
-        # Checked again under the lock: a freeze may have adopted a candidate since the scan.
-        for path, name, _ in doomed:
-            if (size := _age_ok(path, cutoff)) is not None:
-                path.unlink()
-                garbage.manifests.append((name, size))
-            else:
-                garbage.kept_manifests += 1
-        for path, name, _ in blobs:
-            if (size := _age_ok(path, cutoff)) is not None:
-                path.unlink()
-                garbage.blobs.append((name, size))
-            else:
-                garbage.kept_blobs += 1
-        for path, name, size in stale:
-            if _age_ok(path, cutoff) is not None:
+    removals = [
+        *((garbage.manifests, path, name) for path, name, _ in doomed),
+        *((garbage.blobs, path, name) for path, name, _ in blobs),
+        *((garbage.staging, path, name) for path, name, _ in stale),
+    ]
+    for start in range(0, len(removals), _BATCH):
+        # The lock in batches: a freeze waiting to commit waits for one batch, not the whole
+        # collection. Each candidate's age is checked again under the lock, since a freeze may
+        # have adopted it after the scan.
+        with store.lock(exclusive=True):
+            for removed, path, name in removals[start : start + _BATCH]:
+                size = _age_ok(path, cutoff)
+                if size is None:
+                    continue
+                if removed is garbage.staging:
+                    size = _size(path)
                 _remove(path)
-                garbage.staging.append((name, size))
+                removed.append((name, size))
+    garbage.kept_manifests += len(doomed) - len(garbage.manifests)
+    garbage.kept_blobs += len(blobs) - len(garbage.blobs)
     return garbage

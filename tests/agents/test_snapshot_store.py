@@ -253,3 +253,22 @@ def test_blobs_are_left_alone_when_a_kept_manifest_cannot_be_read(
     assert [name for name, _ in garbage.manifests] == [orphan.key]
     assert garbage.blobs == [] and len(blob_names(store)) == 2
     assert "cannot be read" in garbage.summary()
+
+
+def test_removals_hold_the_lock_one_batch_at_a_time(tmp_path: Path) -> None:
+    # A freeze waiting to commit waits for one batch of removals, not the whole collection.
+    store = tmp_path / "store"
+    files = {f"m{i}.py": f"x = {i}\n" for i in range(5)}
+    freeze_directory(make_target(tmp_path / "t" / "a", **files), [tmp_path / "t"], store)
+    age_store(store)
+    holds: list[bool] = []
+    real_lock = Store.lock
+
+    def counted(self: Store, *, exclusive: bool) -> Any:
+        holds.append(exclusive)
+        return real_lock(self, exclusive=exclusive)
+
+    with mock.patch.object(Store, "lock", counted), mock.patch("agents.snapshot.gc._BATCH", 2):
+        garbage = collect_garbage(store, set(), grace_s=HOUR)
+    assert (len(garbage.manifests), len(garbage.blobs)) == (1, 5)
+    assert holds == [True, True, True]  # six removals, two at a time
