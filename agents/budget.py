@@ -9,7 +9,7 @@ threads, processes and machines. Keys (``key_prefix`` defaults to ``"harness:"``
   again, and a Redis that outlived the old database must not lend the new run its spending.
 
 Every key carries a TTL (a week after the last write); a missing state is rebuilt from the
-database by the caller (``runs/budget.py``), never assumed empty.
+database by the caller (``runs/run_budget.py``), never assumed empty.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ class Budget:
             self.ttl_seconds,
             *settled_ids,
         ]
-        return self._rebuild(keys=self.keys, args=args) == 1
+        return bool(self._rebuild(keys=self.keys, args=args) == 1)
 
     def reserve(self, reservation_id: str, usd: float, tokens: int) -> bool:
         """Atomically reserve ``usd``/``tokens`` if spent + reserved + this fits BOTH limits.
@@ -246,7 +246,7 @@ class Budget:
         result = self._reserve(keys=self.keys, args=args)
         if result == -1:
             raise self._missing()
-        return result == 1
+        return bool(result == 1)
 
     def settle(self, reservation_id: str, actual_usd: float, actual_tokens: int) -> bool:
         """Atomically drop the reservation and add the actual usage to spent.
@@ -268,7 +268,7 @@ class Budget:
         result = self._settle(keys=self.keys, args=args)
         if result == -1:
             raise self._missing()
-        return result == 1
+        return bool(result == 1)
 
     def release(self, reservation_id: str) -> None:
         """Drop an unsettled reservation (the call failed before spending). Idempotent."""

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 Severity = Literal["info", "low", "medium", "high", "critical"]
 
 
-class FindingOut(BaseModel):
+class AgentFinding(BaseModel):
     """One finding as a provider reports it, validated at the boundary (output is untrusted)."""
 
     title: str = Field(min_length=1, max_length=200)
@@ -47,7 +47,7 @@ class AgentOutput(BaseModel):
     """The structured final answer every agent must produce."""
 
     summary: str = Field(default="", max_length=8000)
-    findings: list[FindingOut] = Field(default_factory=list, max_length=200)
+    findings: list[AgentFinding] = Field(default_factory=list, max_length=200)
     spawn: list[SpawnOut] = Field(default_factory=list, max_length=50)
     # Step-specific structured results (e.g. a document summary a synthesis step consumes).
     data: dict[str, Any] = Field(default_factory=dict)

@@ -21,7 +21,7 @@ connection errors of the Redis transport. Remove it once kombu checks for a rele
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery import bootsteps
@@ -36,7 +36,10 @@ def install() -> None:
     if _installed:
         return
     _installed = True
-    connparams = kombu_redis.Channel._connparams
+    # Private attributes that the kombu and celery stubs do not declare: patched on purpose.
+    channel = cast(Any, kombu_redis.Channel)
+    steps = cast(Any, bootsteps)
+    connparams = channel._connparams
 
     @functools.wraps(connparams)
     def guarded_connparams(self: Any, asynchronous: bool = False) -> Any:
@@ -45,9 +48,9 @@ def install() -> None:
             raise redis.exceptions.ConnectionError("the broker connection was already released")
         return connparams(self, asynchronous=asynchronous)
 
-    kombu_redis.Channel._connparams = guarded_connparams  # type: ignore[method-assign]
+    channel._connparams = guarded_connparams
 
-    ignore_errors = bootsteps.ignore_errors
+    ignore_errors = steps.ignore_errors
     redis_errors = kombu_redis.get_redis_error_classes()  # .connection_errors, .channel_errors
 
     @functools.wraps(ignore_errors)
@@ -55,4 +58,4 @@ def install() -> None:
         # A released connection: what may fail is the Redis transport's own connection errors.
         return ignore_errors(conn or redis_errors, fun, *args, **kwargs)
 
-    bootsteps.ignore_errors = guarded_ignore_errors
+    steps.ignore_errors = guarded_ignore_errors

@@ -78,7 +78,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "runs.middleware.RunNotFoundPage",
+    "runs.views.middleware.RunNotFoundPage",
 ]
 
 ROOT_URLCONF = "harness_site.urls"
@@ -95,7 +95,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "runs.context_processors.approvals",
+                "runs.pages.context_processors.approvals",
             ],
         },
     },

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -61,7 +62,7 @@ def emit_root_span(
     span_id: str,
     start_ns: int,
     end_ns: int,
-    attributes: dict,
+    attributes: dict[str, Any],
     status: Status | None = None,
     parent: Context | None = None,
 ) -> None:
@@ -120,7 +121,7 @@ def _instrument_celery(provider: TracerProvider) -> None:
     try:
         from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
-        CeleryInstrumentor().instrument(tracer_provider=provider)
+        CeleryInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
     except Exception:  # instrumentation is optional; our own spans still work
         logger.warning("Celery instrumentation unavailable")
 

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest
+from django_htmx.middleware import HtmxDetails
 
 from runs.models import Run
 from runs.roles import roles_granting
 
 
+class AuthenticatedHttpRequest(HttpRequest):
+    """The request every view but the health probe receives: ``LoginRequiredMiddleware`` lets
+    no anonymous request through, and ``HtmxMiddleware`` says whether htmx sent it (the one way
+    a view asks: ``request.htmx``)."""
+
+    user: User
+    htmx: HtmxDetails
+
+
 class RunNotFound(Http404):
     """No such run, or one the user may not see (the same answer: a hidden run is never
     revealed). An ordinary situation of the product (an old link, a deleted run), so it gets the
-    product's 404 page even under DEBUG (``runs.middleware.RunNotFoundPage``)."""
+    product's 404 page even under DEBUG (``runs.views.middleware.RunNotFoundPage``)."""
 
 
 class MissingPermission(PermissionDenied):
@@ -27,7 +36,7 @@ class MissingPermission(PermissionDenied):
         super().__init__(f"You need the {perm.split('.')[-1].replace('_', ' ')} permission")
 
 
-def get_run_for_user(user: Any, run_id: int) -> Run:
+def get_run_for_user(user: User | AnonymousUser, run_id: int) -> Run:
     """The run if ``user`` may see it; 404 otherwise (never reveal that a hidden run exists)."""
     try:
         return Run.objects.visible_to(user).select_related("launched_by").get(pk=run_id)
@@ -35,6 +44,6 @@ def get_run_for_user(user: Any, run_id: int) -> Run:
         raise RunNotFound("No such run") from None
 
 
-def require_perm(user: Any, perm: str) -> None:
+def require_perm(user: User | AnonymousUser, perm: str) -> None:
     if not user.has_perm(perm):
         raise MissingPermission(perm)

@@ -11,6 +11,8 @@ class RunsConfig(AppConfig):
     def ready(self) -> None:
         # Spans of a run are stored for the dashboard in every process that makes them. The
         # processor writes models, which can only be imported once the app registry is ready.
-        from runs.spans import DatabaseSpanProcessor  # architecture: allow models load in ready()
+        from runs.observability.span_store import (
+            DatabaseSpanProcessor,  # architecture: allow models load in ready()
+        )
 
         register_span_processor(DatabaseSpanProcessor)

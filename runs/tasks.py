@@ -12,14 +12,14 @@ from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.conf import settings
 
 from harness_site.celery import tasks_run_in_this_process
-from runs import sweeper, worker
 from runs.actions import enqueue, group_commit
 from runs.actions.dispatch import dispatch
 from runs.actions.outcomes import fail_task
 from runs.actions.planning import plan_run as _plan_run
 from runs.actions.report import aggregate
+from runs.engine import sweeper, worker
 from runs.models import Task
-from runs.spans import batch_spans
+from runs.observability.span_store import batch_spans
 
 
 @worker_init.connect
@@ -56,7 +56,8 @@ def dispatch_run(run_id: int) -> None:
     dispatch(run_id)
 
 
-@shared_task(
+# Celery takes its time limits in seconds as floats; its stubs say int.
+@shared_task(  # type: ignore[call-overload, untyped-decorator]
     name=enqueue.RUN_AGENT,
     acks_late=True,
     soft_time_limit=settings.HARNESS_AGENT_TIMEOUT_S,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs.views import approvals, control, exports, launch, records, runs, tree
+from runs.views import agent, approvals, control, findings, launch, reports, runs, tree
 
 app_name = "runs"
 
@@ -11,9 +11,9 @@ urlpatterns = [
     path("runs/<int:run_id>/", runs.run_detail, name="detail"),
     path("runs/<int:run_id>/tree/", tree.tree_children, name="tree"),
     path("runs/<int:run_id>/tree/search/", tree.tree_search, name="tree_search"),
-    path("runs/<int:run_id>/events/", records.events, name="events"),
-    path("runs/<int:run_id>/findings/", records.findings, name="findings"),
-    path("runs/<int:run_id>/agents/<int:task_id>/", records.task_detail, name="task"),
+    path("runs/<int:run_id>/events/", runs.events, name="events"),
+    path("runs/<int:run_id>/findings/", findings.findings, name="findings"),
+    path("runs/<int:run_id>/agents/<int:task_id>/", agent.task_detail, name="task"),
     path("runs/<int:run_id>/cancel/", control.cancel, name="cancel"),
     path("runs/<int:run_id>/retry/", control.retry, name="retry"),
     path("runs/<int:run_id>/extend/", control.extend, name="extend"),
@@ -31,11 +31,11 @@ urlpatterns = [
         name="rerun_finding",
     ),
     # Report versions: provenance page and exports (issue 11, aggregation half).
-    path("runs/<int:run_id>/reports/<int:version>/", exports.report_version, name="report"),
-    path("runs/<int:run_id>/reports/new/", exports.reaggregate_report, name="reaggregate"),
+    path("runs/<int:run_id>/reports/<int:version>/", reports.report_version, name="report"),
+    path("runs/<int:run_id>/reports/new/", reports.reaggregate_report, name="reaggregate"),
     path(
         "runs/<int:run_id>/reports/<int:version>/export.<str:fmt>",
-        exports.report_export,
+        reports.report_export,
         name="report_export",
     ),
 ]

@@ -57,8 +57,8 @@ def run_benchmark(agents: int, repeat: int, shape: str, capture: type, connectio
     from django.contrib.auth.models import User
     from django.test import Client
 
-    from runs.live import LiveState, render_update
     from runs.models import Event, Finding, Run, Task
+    from runs.pages.run.live import LiveState, render_update
     from runs.roles import ensure_roles
     from tests.runs.factories import make_run, task_fields
 

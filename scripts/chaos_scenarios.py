@@ -137,7 +137,7 @@ def open_transactions() -> str:
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND state = 'idle in transaction'"
         )
-        return str(cursor.fetchone()[0])  # type: ignore[index]
+        return str(cursor.fetchone()[0])
 
 
 def worker_sigstop(stack: Stack, bound: float) -> tuple[list[int], float | None]:

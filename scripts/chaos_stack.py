@@ -23,8 +23,8 @@ from agents.budget import BudgetNotInitialized
 from harness_site import devstack, localredis
 from harness_site.testing.targets import make_target
 from runs.actions import launch_run
-from runs.budget import budget_for, rebuild_budget
 from runs.models import Event, Finding, Run, Step, Task
+from runs.run_budget import budget_for, rebuild_budget
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ["HARNESS_DATA_DIR"])
@@ -167,7 +167,7 @@ def uneven_findings(run: Run) -> dict[str, list[int]]:
     return {lens: sorted(ns) for lens, ns in counts.items() if len(ns) > 1}
 
 
-# How a task that used up its attempts on transient faults says so (runs/worker.py).
+# How a task that used up its attempts on transient faults says so (runs/engine/worker.py).
 GAVE_UP = "(gave up after"
 
 

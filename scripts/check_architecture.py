@@ -16,6 +16,12 @@ Rules, checked over the Python files of the top-level packages agents/, runs/ an
    is exempt from this rule only; the reason is required.
 3. No Python file longer than MAX_LINES lines (the three packages plus scripts/, outside tests/
    and migrations/). Why: small files are easier to read, review and move.
+4. Inside runs/, the rooms import downwards only (ROOMS): pages (the read side) above actions (every
+   state change) above models; consumers and views both import pages and never each other's side:
+   consumers never import views, pages never import actions, views or consumers, actions never
+   import pages, views, consumers, forms or the engine, models import none of them. Why: what a page
+   shows is built in one place for the first render and the live updates, and a page that writes, or
+   a record that knows its callers, is a cycle waiting to happen.
 
 Exits 1 listing every violation as `path:line: reason`, exits 0 with "architecture ok (N files)".
 """
@@ -37,6 +43,14 @@ LAYERS = {"harness_site": 0, "agents": 1, "runs": 2}
 WIRING_FILES = frozenset({"harness_site/urls.py", "harness_site/asgi.py"})
 WIRING_MAY_IMPORT = "runs"
 MAX_LINES = 500
+# Rule 4: (a file or folder of runs/, the modules it must not import).
+_ABOVE_PAGES = ("runs.actions", "runs.views", "runs.consumers", "runs.engine")
+ROOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("runs/consumers.py", ("runs.views",)),
+    ("runs/pages/", _ABOVE_PAGES),
+    ("runs/actions/", ("runs.pages", "runs.views", "runs.consumers", "runs.engine", "runs.forms")),
+    ("runs/models/", ("runs.pages", *_ABOVE_PAGES)),
+)
 ALLOW_MARKER = "# architecture: allow"
 
 Import = ast.Import | ast.ImportFrom
@@ -60,6 +74,32 @@ def _targets(node: Import, package: tuple[str, ...]) -> list[str]:
         return [(node.module or "").split(".")[0]]
     keep = len(package) - node.level + 1
     return [package[0]] if keep > 0 else []  # beyond the top level: an ImportError anyway
+
+
+def _modules(node: Import, package: tuple[str, ...]) -> list[str]:
+    """The dotted modules an import statement names, ``from a import b`` giving ``a`` and
+    ``a.b`` (b may be a module); relative imports resolved against ``package``."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = list(package[: len(package) - node.level + 1]) if node.level else []
+    module = ".".join([*base, *([node.module] if node.module else [])])
+    return [module, *(f"{module}.{alias.name}" for alias in node.names)]
+
+
+def check_rooms(rel: Path, node: Import) -> list[tuple[int, str]]:
+    """Rule 4 for one import statement of a module of runs/."""
+    name = rel.as_posix()
+    found = []
+    for room, forbidden in ROOMS:
+        if not (name == room or (room.endswith("/") and name.startswith(room))):
+            continue
+        for module in _modules(node, rel.parent.parts):
+            bad = next((f for f in forbidden if module == f or module.startswith(f + ".")), None)
+            if bad:
+                why = f"rule 4: {room} must not import {bad} (pages > actions > models)"
+                found.append((node.lineno, why))
+                break
+    return found
 
 
 def _allow_reason(line: str) -> str | None:
@@ -93,6 +133,8 @@ def check_layers_and_imports(rel: Path, source: str) -> list[tuple[int, str]]:
         first_party = (isinstance(node, ast.ImportFrom) and node.level > 0) or any(
             top in PACKAGES for top in tops
         )
+        if own == "runs":
+            found += check_rooms(rel, node)
         span = reasons[node.lineno - 1 : node.end_lineno or node.lineno]
         if in_function and first_party and not any(span):
             found.append((node.lineno, "rule 2: first-party import inside a function body"))

@@ -25,7 +25,8 @@ from agents.aggregation.model_steps import (  # noqa: E402
     raw_findings_payload,
     tokens_estimate,
 )
-from agents.aggregation.stages import FindingRow, RunFacts, ranked, run_chain  # noqa: E402
+from agents.aggregation.records import FindingRow  # noqa: E402
+from agents.aggregation.stages import RunFacts, ranked, run_chain  # noqa: E402
 from agents.analysis import analyze_code  # noqa: E402
 from agents.playbooks import CODE_LENSES  # noqa: E402
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runs.event_types import PAYLOAD_TYPES, EventType
+from runs.eventlog.event_types import PAYLOAD_TYPES, EventType
 
 ROOT = Path(__file__).resolve().parents[1]
 

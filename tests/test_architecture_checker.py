@@ -202,3 +202,38 @@ def test_every_violation_is_listed(tmp_path: Path) -> None:
     assert result.returncode == 1
     reported = [line.split(": ")[0] for line in result.stdout.splitlines()]
     assert reported == ["agents/a.py:1", "runs/c.py:2", "harness_site/b.py:1"]
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("runs/consumers.py", "from runs.views.approvals import inbox_update"),
+        ("runs/consumers.py", "from runs import views"),
+        ("runs/pages/run.py", "from runs.actions import cancel_run"),
+        ("runs/pages/run.py", "import runs.actions.launch"),
+        ("runs/pages/agent.py", "from runs.views import records"),
+        ("runs/pages/agent.py", "from runs.consumers import RunConsumer"),
+        ("runs/actions/launch.py", "from runs.pages.run import live"),
+        ("runs/models/task.py", "from runs.actions import dispatch"),
+    ],
+)
+def test_rooms_of_runs_import_downwards_only(tmp_path: Path, name: str, line: str) -> None:
+    result = run_checker(tmp_path, {name: f"{line}\n"})
+    assert result.returncode == 1
+    assert f"{name}:1: rule 4" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("runs/consumers.py", "from runs.pages.approvals import inbox_update"),
+        ("runs/views/runs.py", "from runs.pages.run.live import run_context"),
+        ("runs/views/runs.py", "from runs.actions import cancel_run"),
+        ("runs/pages/run.py", "from runs.models import Run"),
+        ("runs/actions/launch.py", "from runs.models import Run"),
+        ("runs/pages/viewsets.py", "from runs.pages_extra import x"),
+    ],
+)
+def test_rooms_of_runs_may_import_downwards(tmp_path: Path, name: str, line: str) -> None:
+    result = run_checker(tmp_path, {name: f"{line}\n"})
+    assert result.returncode == 0, result.stdout

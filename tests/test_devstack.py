@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness_site import devstack
+from harness_site import devstack, localredis
 
 ROOT = Path(__file__).resolve().parent.parent
 linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
@@ -230,7 +230,7 @@ def test_ctrl_c_stops_every_process_and_exits_zero(stack: Stack) -> None:
     assert stack.proc.wait(timeout=40) == 0, stack.output()[-3000:]
     assert _wait_gone(family, 5) == set(), stack.output()[-3000:]
     assert devstack._port_is_free(stack.web_port)
-    assert devstack.localredis.ping(stack.redis_port) is False
+    assert localredis.ping(stack.redis_port) is False
 
 
 @linux_only

@@ -124,6 +124,6 @@ def test_a_degraded_healthz_logs_one_warning_line_not_an_error(
     with caplog.at_level("INFO"):
         assert client.get("/healthz").status_code == 503
     records = [r for r in caplog.records if r.levelno >= 30]
-    assert [(r.name, r.levelname) for r in records] == [("runs.health", "WARNING")]
+    assert [(r.name, r.levelname) for r in records] == [("runs.observability.health", "WARNING")]
     line = records[0].getMessage()
     assert "redis" in line and "\n" not in line and records[0].exc_info is None

@@ -5,6 +5,7 @@ Stage 1 is deterministic (dedup → quorum → confidence); stage 2 writes and c
 LLM provider configured for the ``synthesizer`` role, synthesis asks that model.
 """
 
-from agents.aggregation.stages import AGGREGATION_STEPS, Cluster, ReportDraft, run_chain
+from agents.aggregation.records import Cluster
+from agents.aggregation.stages import AGGREGATION_STEPS, ReportDraft, run_chain
 
 __all__ = ["AGGREGATION_STEPS", "Cluster", "ReportDraft", "run_chain"]

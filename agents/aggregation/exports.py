@@ -1,6 +1,6 @@
 """A stored report version as Markdown, JSON (with provenance) or SARIF 2.1.0.
 
-Input is the plain "report document" built by ``runs.exports.report_document``: run, report
+Input is the plain "report document" built by ``runs.pages.report.report_document``: run, report
 (version, chain, params, stats, notes) and clusters, each with its ``members`` (finding, agent,
 agent_url, lens, vote, evidence status). Every string in it that came from a model or the target
 is untrusted: Markdown escapes it, JSON escapes ``<``, ``>`` and ``&`` so a file opened in a

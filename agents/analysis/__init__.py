@@ -5,8 +5,9 @@ Public API: `analyze_file(path, text, lens) -> Analysis` (findings + suppressed)
 `RULES_BY_LENS` lists the rule ids each lens can report.
 """
 
-from agents.analysis.base import CODE_LENSES, RULES, RULES_BY_LENS, RawFinding
+from agents.analysis.base import CODE_LENSES, RULES, RULES_BY_LENS
 from agents.analysis.engine import Analysis, analyze_code, analyze_file
+from agents.analysis.finding import RawFinding
 from agents.analysis.vendored import vendored_reason
 
 __all__ = [

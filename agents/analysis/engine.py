@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from agents.analysis.bandit_lens import bandit_findings
-from agents.analysis.base import CODE_LENSES, RawFinding, make_finding
+from agents.analysis.base import CODE_LENSES, make_finding
+from agents.analysis.finding import RawFinding
 from agents.analysis.py_context import PyContext
 from agents.analysis.py_flows import check_flows, drop_constant_xml
 from agents.analysis.py_framework import check_framework

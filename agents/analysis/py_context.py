@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from agents.analysis.base import RawFinding, make_finding
-from agents.analysis.finding import Severity
+from agents.analysis.base import make_finding
+from agents.analysis.finding import RawFinding, Severity
 
 FUNC_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 

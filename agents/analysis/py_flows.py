@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from agents.analysis.base import RawFinding
+from agents.analysis.finding import RawFinding
 from agents.analysis.py_context import FUNC_NODES, PyContext, is_const, is_str_const, keyword
 from agents.analysis.py_taint import (
     Flow,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from agents.analysis.base import RawFinding, is_placeholder, is_secret_name, masked_line
+from agents.analysis.base import is_placeholder, is_secret_name, masked_line
+from agents.analysis.finding import RawFinding
 from agents.analysis.py_context import FUNC_NODES, PyContext, is_const, is_str_const, keyword
 from agents.analysis.py_taint import REQUEST_ATTRS, REQUEST_NAMES
 

@@ -19,7 +19,7 @@ import ast
 import re
 from collections.abc import Iterator
 
-from agents.analysis.base import RawFinding
+from agents.analysis.finding import RawFinding
 from agents.analysis.py_context import FUNC_NODES, PyContext, is_dynamic_string, is_str_const
 from agents.analysis.py_random import random_leaving
 from agents.analysis.py_taint import Flow, is_handler_class

@@ -8,8 +8,8 @@ import re
 import tokenize
 from collections.abc import Iterator
 
-from agents.analysis.base import RawFinding, make_finding
-from agents.analysis.finding import Severity
+from agents.analysis.base import make_finding
+from agents.analysis.finding import RawFinding, Severity
 from agents.analysis.py_context import FUNC_NODES, PyContext
 
 MAX_FUNCTION_LINES = 60

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from agents.analysis.base import RawFinding
+from agents.analysis.finding import RawFinding
 from agents.analysis.py_context import FUNC_NODES, PyContext, is_str_const
 from agents.analysis.py_framework import secret_context
 

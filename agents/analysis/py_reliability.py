@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from agents.analysis.base import RawFinding
+from agents.analysis.finding import RawFinding
 from agents.analysis.py_context import FUNC_NODES, PyContext, has_star_kwargs, is_const, keyword
 
 _HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "request")

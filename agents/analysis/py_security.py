@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 from agents.analysis.base import (
     AWS_KEY_RE,
-    RawFinding,
     is_placeholder,
     is_secret_name,
     make_finding,
     masked_line,
 )
+from agents.analysis.finding import RawFinding
 from agents.analysis.py_context import (
     PyContext,
     is_const,

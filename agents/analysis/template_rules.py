@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from agents.analysis.base import RawFinding, make_finding
+from agents.analysis.base import make_finding
+from agents.analysis.finding import RawFinding
 
 TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".djhtml")
 _SAFE_FILTER = re.compile(r"\{\{[^}]*\|\s*safe\b[^}]*\}\}")

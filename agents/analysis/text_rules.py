@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from agents.analysis.base import (
     AWS_KEY_RE,
     PRIVATE_KEY_RE,
-    RawFinding,
     is_placeholder,
     is_secret_name,
     make_finding,
     masked_line,
 )
-from agents.analysis.finding import Severity
+from agents.analysis.finding import RawFinding, Severity
 
 ALL = frozenset({"py", "js", "sh", "go", "rb", "php", "java", "config"})
 CODE = frozenset({"py", "js", "sh", "go", "rb", "php", "java"})

@@ -17,10 +17,10 @@ from typing import Any
 from agents.analysis import CODE_LENSES, analyze_file, vendored_reason
 from agents.analysis.ranking import rank_key
 from agents.contract import (
+    AgentFinding,
     AgentOutput,
     AgentRequest,
     AgentResult,
-    FindingOut,
     ProviderError,
     SpawnOut,
     Usage,
@@ -133,7 +133,7 @@ class HeuristicProvider:
             )
         if request.lens not in CODE_LENSES:
             raise ProviderError(f"unknown code lens {request.lens!r}", permanent=True)
-        findings: list[FindingOut] = []
+        findings: list[AgentFinding] = []
         suppressed: list[dict[str, Any]] = []
         skipped: list[dict[str, str]] = []
         for path in files:
@@ -205,7 +205,7 @@ class HeuristicProvider:
             )
         summary = summarize_document(path, text)
         findings = [
-            FindingOut(
+            AgentFinding(
                 title=f"Key point: {sentence.text[:180]}",
                 detail="An extractive key sentence, ranked by keyword weight.",
                 severity="info",
@@ -236,7 +236,7 @@ class HeuristicProvider:
             raise ProviderError("no document summaries to synthesize", permanent=True)
         synthesis = synthesize(summaries)
         findings = [
-            FindingOut(
+            AgentFinding(
                 title=f"Shared theme: {theme['term']}",
                 detail="Appears in: " + ", ".join(theme.get("documents", [])),
                 severity="info",
@@ -261,8 +261,8 @@ def _halves(files: list[str], lens: str, reason: str) -> list[SpawnOut]:
     ]
 
 
-def _finding(raw: dict[str, Any]) -> FindingOut:
-    return FindingOut(
+def _finding(raw: dict[str, Any]) -> AgentFinding:
+    return AgentFinding(
         title=str(raw["title"])[:200],
         detail=str(raw.get("detail", ""))[:4000],
         severity=raw.get("severity", "medium"),
@@ -276,7 +276,7 @@ def _finding(raw: dict[str, Any]) -> FindingOut:
     )
 
 
-def _rank(f: FindingOut) -> tuple[int, ...]:
+def _rank(f: AgentFinding) -> tuple[int, ...]:
     # One agent has one lens, so this is severity, then CWE weight, then confidence.
     return rank_key("", f.severity, f.cwe, f.confidence)
 
@@ -312,8 +312,8 @@ def _fit_output(output: AgentOutput, max_tokens: int) -> tuple[AgentOutput, int]
 
 def _with_drop_note(
     output: AgentOutput,
-    kept: list[FindingOut],
-    dropped: list[FindingOut],
+    kept: list[AgentFinding],
+    dropped: list[AgentFinding],
     data: dict[str, Any],
 ) -> AgentOutput:
     if not dropped:
@@ -322,7 +322,7 @@ def _with_drop_note(
     for f in dropped:
         where.setdefault(f.path or "?", []).append(f.line_start or 0)
     listing = "; ".join(f"{p}: lines {', '.join(map(str, sorted(ls)))}" for p, ls in where.items())
-    note = FindingOut(
+    note = AgentFinding(
         title=f"{len(dropped)} finding(s) dropped at the output limit",
         detail=f"The agent's output limit cut its least urgent findings. Dropped: {listing}"[:4000],
         severity="info",

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from runs.actions import enqueue
 from runs.actions.launch import LaunchError, check_provider
 from runs.actions.tries import new_try
-from runs.event_types import EventType
-from runs.events import record_event, record_events
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event, record_events
 from runs.models import Run, Task
-from runs.tracing import end_run_trace_after_commit, run_context
+from runs.observability.tracing import end_run_trace_after_commit, run_context
 
 
-def cancel_run(run: Run, user: Any) -> bool:
+def cancel_run(run: Run, user: User) -> bool:
     """Stop queued agents from starting; running ones stop at their next step."""
     with transaction.atomic():
         if not run.transition(Run.Status.CANCELLED, f"cancelled by {user.get_username()}"):
@@ -45,7 +44,7 @@ class RetryRefused(ValueError):
     """A retry that would fail the same way: its message says what to fix first."""
 
 
-def retry_failed(run: Run, user: Any) -> int:
+def retry_failed(run: Run, user: User) -> int:
     """Put failed agents back in the queue (fresh attempts) and resume the run. Refused, changing
     nothing, while a provider of those agents is not configured (its key unset): they would only
     fail again on it."""

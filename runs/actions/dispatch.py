@@ -20,10 +20,10 @@ from opentelemetry.context import attach, detach, get_current
 from agents.playbooks import REPORT_STEPS
 from runs.actions import enqueue
 from runs.actions.report_steps import start_next_report_step
-from runs.event_types import EventType
-from runs.events import EventItem, record_event, record_events
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import EventItem, record_event, record_events
 from runs.models import Approval, Run, Task
-from runs.tracing import end_run_trace_after_commit, run_span
+from runs.observability.tracing import end_run_trace_after_commit, run_span
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ approval, so what is approved is exactly what was asked.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,11 +19,11 @@ from harness_site.redis_client import get_redis
 from runs.actions import enqueue
 from runs.actions.launch import BUDGET_USD_MAX
 from runs.actions.refusals import DecisionRefused
-from runs.budget import budget_for, rebuild_budget
-from runs.event_types import EventType
-from runs.events import record_event, record_events
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event, record_events
 from runs.models import Approval, Run, Task
-from runs.tracing import run_context
+from runs.observability.tracing import run_context
+from runs.run_budget import budget_for, rebuild_budget
 
 MICRO = Decimal(1_000_000)
 BUDGET_SKIP = "budget exhausted"
@@ -33,7 +33,7 @@ def requested_budget(approval: Approval) -> Decimal:
     return Decimal(approval.target_id) / MICRO
 
 
-def request_extension(run: Run, user: Any, amount: str, comment: str = "") -> Approval:
+def request_extension(run: Run, user: User, amount: str, comment: str = "") -> Approval:
     """Open the budget gate of a budget-exhausted run for ``amount`` USD (the new total)."""
     try:
         new = Decimal(str(amount).strip().lstrip("$")).quantize(Decimal("0.000001"))
@@ -62,7 +62,7 @@ def request_extension(run: Run, user: Any, amount: str, comment: str = "") -> Ap
     return gate
 
 
-def apply_extension(run: Run, approval: Approval, user: Any) -> int:
+def apply_extension(run: Run, approval: Approval, user: User) -> int:
     """Called in the decision's transaction when the budget gate is approved: raise the limit,
     put the agents skipped for budget back to pending, resume the run. Returns how many."""
     new = requested_budget(approval)
@@ -98,6 +98,6 @@ def apply_extension(run: Run, approval: Approval, user: Any) -> int:
 
     transaction.on_commit(rebuild)
     # Like a retry's resumption: published in the run's trace (Celery's spans, when on, join
-    # it), and the run's next end is a ``resume`` span under its root (runs.tracing).
+    # it), and the run's next end is a ``resume`` span under its root (runs.observability.tracing).
     enqueue.after_commit(enqueue.DISPATCH_RUN, run.pk, context=run_context(run))
     return len(moved)

@@ -32,7 +32,7 @@ from agents.contract import AgentResult
 from agents.playbooks import Playbook
 from runs.actions.completion import Completion, complete_tasks
 from runs.models import Task
-from runs.spans import release_connection
+from runs.observability.span_store import release_connection
 
 logger = logging.getLogger(__name__)
 

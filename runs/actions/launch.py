@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
@@ -39,11 +40,11 @@ from agents.snapshot import (
     target_label,
 )
 from harness_site.telemetry import get_tracer, parent_context
-from runs import tracing
 from runs.actions import enqueue
-from runs.event_types import EventType
-from runs.events import record_event
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event
 from runs.models import Run
+from runs.observability import tracing
 
 
 def launch_bounds() -> dict[str, tuple[int, int]]:
@@ -251,16 +252,16 @@ def check_provider(name: str) -> None:
 
 def launch_run(
     *,
-    user: Any,
+    user: User | None,
     playbook: str,
     target_path: str | None = None,
-    archive: UploadedFile | None = None,
+    archive: UploadedFile[bytes] | None = None,
     provider: str | None = None,
     model: str | None = None,
     role_models: dict[str, str] | None = None,
     max_concurrency: int | None = None,
     budget_usd: Decimal | float | str | None = None,
-    budget_tokens: int | None = None,
+    budget_tokens: int | str | None = None,
     max_depth: int | None = None,
     aggregation: list[str] | None = None,
     latency_ms: int = 0,
@@ -379,7 +380,7 @@ def _create_run(
     manifest: SnapshotManifest,
     kind: str,
     label: str,
-    user: Any,
+    user: User | None,
     provider: str,
     model: str | None,
     **limits: Any,
@@ -424,7 +425,7 @@ def _create_run(
     return run
 
 
-def _target(target_path: str | None, archive: UploadedFile | None) -> tuple[str, str]:
+def _target(target_path: str | None, archive: UploadedFile[bytes] | None) -> tuple[str, str]:
     """(target kind, label) of a launch's target."""
     if archive is not None:
         return "archive", Path(archive.name or "upload").name
@@ -434,7 +435,7 @@ def _target(target_path: str | None, archive: UploadedFile | None) -> tuple[str,
 
 def _freeze(
     target_path: str | None,
-    archive: UploadedFile | None,
+    archive: UploadedFile[bytes] | None,
     exclude: Excludes,
     before_commit: Callable[[SnapshotManifest], None],
 ) -> SnapshotManifest:

@@ -12,11 +12,11 @@ from agents.planning import PlanningError, TaskSpec, plan
 from agents.playbooks import Playbook, worker_role
 from agents.snapshot import SnapshotError, open_snapshot
 from runs.actions.dispatch import schedule_dispatch
-from runs.budget import rebuild_budget
-from runs.event_types import EventType, TaskCreatedPayload, task_created_payload
-from runs.events import record_event, record_events
+from runs.eventlog.event_types import EventType, TaskCreatedPayload, task_created_payload
+from runs.eventlog.events import record_event, record_events
 from runs.models import Run, Task
-from runs.tracing import end_run_trace_after_commit, run_span
+from runs.observability.tracing import end_run_trace_after_commit, run_span
+from runs.run_budget import rebuild_budget
 
 logger = logging.getLogger(__name__)
 

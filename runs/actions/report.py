@@ -6,21 +6,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from agents.aggregation import ReportDraft
+from agents.aggregation.records import FindingRow
 from agents.aggregation.similarity import embedder_for
-from agents.aggregation.stages import FindingRow, RunFacts, run_chain
+from agents.aggregation.stages import RunFacts, run_chain
 from agents.playbooks import REPORT_STEPS
 from agents.providers.catalog import get_provider
 from agents.snapshot import open_snapshot
 from runs.actions.report_steps import add_model_step_facts
-from runs.event_types import EventType
-from runs.events import record_event
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event
 from runs.models import Approval, Finding, Report, Run, Task
+from runs.observability.tracing import end_run_trace_after_commit, run_span
 from runs.rendering import render_markdown
-from runs.tracing import end_run_trace_after_commit, run_span
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +92,7 @@ REAGGREGATABLE = (
 
 
 def reaggregate(
-    run: Run, user: Any, chain: list[str] | None = None, options: dict[str, Any] | None = None
+    run: Run, user: User, chain: list[str] | None = None, options: dict[str, Any] | None = None
 ) -> Report:
     """A new report version of a finished run from its stored findings, with another chain
     and/or other tunables (``dedup_threshold``, ``line_window``, ``vote_quorum``,

@@ -19,8 +19,8 @@ from agents.aggregation.stages import RunFacts
 from agents.contract import ProviderError
 from agents.playbooks import CRITIQUE_STEP, REPORT_STEP, REPORT_STEPS, report_step_spec
 from agents.providers.catalog import get_provider
-from runs.event_types import EventType, task_created_payload
-from runs.events import record_event
+from runs.eventlog.event_types import EventType, task_created_payload
+from runs.eventlog.events import record_event
 from runs.models import Run, Task
 
 logger = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,10 +27,10 @@ from runs.actions.launch import LaunchError, check_provider
 from runs.actions.refusals import DecisionRefused
 from runs.actions.review import review_finding
 from runs.actions.tries import new_try
-from runs.event_types import EventType
-from runs.events import record_events
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_events
 from runs.models import Approval, Finding, Run, Task
-from runs.tracing import run_context
+from runs.observability.tracing import run_context
 
 
 @dataclass
@@ -99,7 +99,7 @@ def _refusal(finding: Finding, run: Run, est: RerunEstimate) -> str:
     return ""
 
 
-def dismiss_and_rerun(finding: Finding, user: Any, comment: str) -> RerunEstimate:
+def dismiss_and_rerun(finding: Finding, user: User, comment: str) -> RerunEstimate:
     """Dismiss ``finding`` and re-run exactly the agents that reported it. Raises
     DecisionRefused, changing nothing, when the estimate refuses or the dismissal is refused."""
     with transaction.atomic():

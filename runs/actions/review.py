@@ -8,29 +8,29 @@ win, and anyone deciding the same gate later is told who decided, when and how. 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from runs.actions import enqueue
 from runs.actions.extend import apply_extension
 from runs.actions.refusals import DecisionRefused
-from runs.event_types import EventType
-from runs.events import record_event
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event
 from runs.models import Approval, Finding, Run, Task
-from runs.tracing import run_context, trace_decision
+from runs.observability.tracing import run_context, trace_decision
 
 CHANGES_REQUESTED = "changes_requested"
 DECISIONS = (Approval.Decision.APPROVED, Approval.Decision.REJECTED, CHANGES_REQUESTED)
 
 
-def _who(user: Any) -> str:
+def _who(user: User | None) -> str:
     return str(user.get_username()) if user is not None else "someone"
 
 
-def check_decision(approval: Approval, user: Any, decision: str, comment: str) -> None:
+def check_decision(approval: Approval, user: User, decision: str, comment: str) -> None:
     """Raise DecisionRefused when ``user`` may not take ``decision`` at ``approval`` now."""
     if decision not in DECISIONS:
         raise DecisionRefused("Choose approve, reject or request changes.")
@@ -59,7 +59,7 @@ def check_decision(approval: Approval, user: Any, decision: str, comment: str) -
         )
 
 
-def decide_approval(approval: Approval, user: Any, decision: str, comment: str = "") -> None:
+def decide_approval(approval: Approval, user: User, decision: str, comment: str = "") -> None:
     """Record a reviewer's decision once; the run or task moves on accordingly. Raises
     DecisionRefused (nothing changed) when the decision is not allowed or was already taken."""
     comment = comment.strip()[:5000]
@@ -89,7 +89,7 @@ def decide_approval(approval: Approval, user: Any, decision: str, comment: str =
             apply_extension(run, approval, user)
 
 
-def _take(approval: Approval, user: Any, decision: str, comment: str) -> bool:
+def _take(approval: Approval, user: User, decision: str, comment: str) -> bool:
     """The conditional UPDATE that lets one reviewer win a gate: True for the winner only."""
     return (
         Approval.objects.filter(pk=approval.pk, decision=Approval.Decision.PENDING).update(
@@ -102,7 +102,7 @@ def _take(approval: Approval, user: Any, decision: str, comment: str) -> bool:
     )
 
 
-def _record(run: Run, approval: Approval, user: Any, decision: str, comment: str) -> None:
+def _record(run: Run, approval: Approval, user: User, decision: str, comment: str) -> None:
     """The decision's event and span (the caller holds the run's lock)."""
     record_event(
         run,
@@ -166,7 +166,7 @@ class BulkDecision:
 
 
 def decide_task_gates(
-    run: Run, user: Any, decision: str, comment: str = "", group: str | None = None
+    run: Run, user: User, decision: str, comment: str = "", group: str | None = None
 ) -> BulkDecision:
     """Approve or reject every agent of ``run`` waiting at its gate, or those of one tree group
     (``Task.group`` exactly; ``None``: the whole run), in one transaction. Each gate is decided
@@ -216,7 +216,7 @@ def _waiting_task_gates(run: Run, group: str | None) -> list[Approval]:
     return list(gates.select_related("run", "decided_by").order_by("id"))
 
 
-def _request_changes(approval: Approval, user: Any, comment: str) -> None:
+def _request_changes(approval: Approval, user: User, comment: str) -> None:
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=approval.run_id)
         if not Approval.objects.filter(pk=approval.pk, decision="pending").exists():
@@ -235,7 +235,7 @@ def _request_changes(approval: Approval, user: Any, comment: str) -> None:
         trace_decision(run, approval, CHANGES_REQUESTED, user, comment)
 
 
-def review_finding(finding: Finding, user: Any, decision: str, comment: str = "") -> None:
+def review_finding(finding: Finding, user: User, decision: str, comment: str = "") -> None:
     """Accept or dismiss one finding: a decided finding gate (an Approval, kept for the audit
     trail) and an event. A dismissal needs a comment; a finding already reviewed is refused
     saying by whom."""

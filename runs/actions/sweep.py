@@ -6,7 +6,7 @@ the broker's visibility timeout), a Redis restart that drops what was queued or 
 publish. ``sweep`` looks at the database instead: every active run that has recorded nothing for
 ``HARNESS_SWEEP_S`` is moved on by what its status needs — planned again, dispatched (which also
 re-sends agents that look lost and finishes a run with nothing left) or aggregated. Each of
-those is idempotent, so a sweep of a healthy run changes nothing. ``runs.sweeper`` runs it in
+those is idempotent, so a sweep of a healthy run changes nothing. ``runs.engine.sweeper`` runs it in
 the workers, one at a time.
 """
 

@@ -4,7 +4,7 @@ of the new try's way.
 
 The earlier tries' steps move to index + TRY_SPAN * n, so the new try neither replays them (a
 permanent failure would only fail again) nor collides with them, and its budget reservations
-carry the try (``runs.budget.step_reservation_id``). What they cost stays in the run's totals
+carry the try (``runs.run_budget.step_reservation_id``). What they cost stays in the run's totals
 (added when that try ended) and in the agent's own (recomputed over every try at its end).
 """
 

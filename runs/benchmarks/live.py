@@ -36,8 +36,8 @@ from harness_site.devstack import start_web, stop_process, web_answers
 from runs.actions import launch_run
 from runs.actions.outcomes import claim_task
 from runs.actions.planning import plan_run
-from runs.event_types import EventType
-from runs.events import record_event
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event
 from runs.models import Run, Task
 
 CHROMIUM = os.environ.get("HARNESS_CHROMIUM", "/usr/bin/chromium")

@@ -8,7 +8,7 @@ from runs.models.append_only import AppendOnly, AppendOnlyQuerySet
 
 class Event(AppendOnly):
     """Append-only log of a run. ``seq`` is gap-free and strictly increasing per run; each event
-    is written in the transaction of the change it records (see runs/events.py)."""
+    is written in the transaction of the change it records (see runs/eventlog/events.py)."""
 
     run = models.ForeignKey("runs.Run", on_delete=models.CASCADE, related_name="events")
     seq = models.PositiveBigIntegerField()

@@ -6,6 +6,7 @@ from functools import cached_property
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -14,7 +15,7 @@ from agents.playbooks import Playbook
 
 
 class RunQuerySet(models.QuerySet["Run"]):
-    def visible_to(self, user: Any) -> RunQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> RunQuerySet:
         """Runs a user may see. Every signed-in member of a role sees every run (a shared
         dashboard); users with no role see only the runs they launched."""
         if not user.is_authenticated:

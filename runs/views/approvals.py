@@ -1,14 +1,9 @@
-"""The approvals inbox (every gate waiting on a reviewer, across runs) and deciding a gate."""
+"""The approvals inbox (its content is ``runs.pages.approvals``) and deciding a gate."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.context_processors import PermWrapper
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -16,113 +11,28 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from runs.access import get_run_for_user, require_perm
+from runs.access import AuthenticatedHttpRequest, get_run_for_user, require_perm
 from runs.actions import DecisionRefused, decide_approval, review_finding
 from runs.actions.rerun import dismiss_and_rerun, estimate_rerun
 from runs.actions.review import decide_task_gates
 from runs.forms import BulkDecisionForm, DecisionForm
-from runs.models import Approval, Finding, Run
-
-GATE_WORDS: dict[str, str] = {
-    Approval.Gate.REPORT: "Report",
-    Approval.Gate.TASK: "Agent",
-    Approval.Gate.FINDING: "Finding",
-    Approval.Gate.BUDGET: "Budget",
-}
-
-
-def pending_for(user: Any) -> Any:
-    """Open gates in the runs ``user`` may see, oldest first."""
-    return (
-        Approval.objects.filter(
-            decision=Approval.Decision.PENDING, run__in=Run.objects.visible_to(user)
-        )
-        .select_related("run", "run__launched_by")
-        .order_by("requested_at", "id")
-    )
-
-
-INBOX_MAX = 200
-
-
-def _labelled(approvals: list[Approval]) -> list[Approval]:
-    for approval in approvals:
-        approval.gate_word = GATE_WORDS.get(approval.gate, approval.gate)  # type: ignore[attr-defined]
-    return approvals
-
-
-@dataclass
-class HeldRun:
-    """A run with agents waiting at their gates, for the inbox's bulk form: how many, and by
-    tree group when they are in more than one."""
-
-    run: Run
-    total: int
-    groups: list[tuple[str, int]] = field(default_factory=list)
-
-
-def held_runs(user: Any) -> list[HeldRun]:
-    """The runs ``user`` may see with two or more agents waiting (one is decided in place)."""
-    by_run: dict[int, list[tuple[str, int]]] = {}
-    visible = Approval.objects.filter(run__in=Run.objects.visible_to(user))
-    for run_id, group, count in visible.held_agents_by_group():
-        by_run.setdefault(run_id, []).append((group, count))
-    totals = {pk: sum(n for _, n in groups) for pk, groups in by_run.items()}
-    runs = Run.objects.in_bulk([pk for pk, total in totals.items() if total > 1])
-    return [
-        HeldRun(runs[pk], totals[pk], by_run[pk] if len(by_run[pk]) > 1 else [])
-        for pk in sorted(runs)
-    ]
-
-
-def _bulk_context(user: Any) -> dict[str, Any]:
-    if not user.has_perm("runs.decide_approval"):
-        return {"held_runs": None}
-    return {"held_runs": held_runs(user)}
+from runs.models import Approval, Finding
+from runs.pages.approvals import (
+    GATE_WORDS,
+    INBOX_MAX,
+    inbox_context,
+    inbox_update,
+    pending_for,
+)
 
 
 @require_GET
-def inbox(request: HttpRequest) -> HttpResponse:
-    pending = _labelled(list(pending_for(request.user)[:INBOX_MAX]))
-    return render(request, "runs/inbox.html", {"pending": pending, **_bulk_context(request.user)})
-
-
-def inbox_update(user: Any, shown: set[int], csrf_token: str) -> tuple[str, set[int]]:
-    """What the open inbox page lacks: gates decided since go (oob delete), new ones are added
-    at the end (they are the newest; the list is oldest first), the counts follow. Gates still
-    shown are left alone, so a comment being typed survives. Returns the html and the new
-    set of shown ids."""
-    pending = _labelled(list(pending_for(user)[:INBOX_MAX]))
-    now = {a.pk for a in pending}
-    if now == shown:
-        return "", shown
-    context = {"user": user, "perms": PermWrapper(user), "csrf_token": csrf_token}
-    context["four_eyes"] = settings.HARNESS_FOUR_EYES
-    parts = [f'<li id="approval-{pk}" hx-swap-oob="delete"></li>' for pk in sorted(shown - now)]
-    added = [a for a in pending if a.pk not in shown]
-    if added:
-        items = "".join(
-            render_to_string("runs/_inbox_item.html", {**context, "a": a}) for a in added
-        )
-        parts.append(f'<ul id="inbox-list" hx-swap-oob="beforeend">{items}</ul>')
-    count = len(now)
-    parts.append(render_to_string("runs/_inbox_summary.html", {"count": count, "oob": True}))
-    if user.has_perm("runs.decide_approval"):
-        parts.append(render_to_string("runs/_approvals_count.html", {"count": count, "oob": True}))
-        bulk = {**context, **_bulk_context(user), "oob": True}
-        parts.append(render_to_string("runs/_inbox_bulk.html", bulk))
-    hidden = " hidden" if count else ""
-    parts.append(
-        f'<div id="inbox-empty" hx-swap-oob="true"{hidden}'
-        ' class="panel empty-inline"><h2>Nothing is waiting</h2><p>Reports that finished '
-        "aggregating, agents held for approval, and budget extensions appear here as "
-        "they come, until someone decides them.</p></div>"
-    )
-    return "".join(parts), now
+def inbox(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return render(request, "runs/inbox.html", inbox_context(request.user))
 
 
 @require_POST
-def decide(request: HttpRequest, run_id: int) -> HttpResponse:
+def decide(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     """Decide one gate of a run: the ``approval`` the form names, or the run's open report gate
     (the run page's form). Back to where the form was (the inbox or the run)."""
     run = get_run_for_user(request.user, run_id)
@@ -156,7 +66,7 @@ def decide(request: HttpRequest, run_id: int) -> HttpResponse:
     return redirect(back or run.get_absolute_url())
 
 
-def _back(request: HttpRequest) -> str:
+def _back(request: AuthenticatedHttpRequest) -> str:
     """The form's ``next`` when it is a page of this site, else ""."""
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
@@ -165,7 +75,7 @@ def _back(request: HttpRequest) -> str:
 
 
 @require_POST
-def decide_agents(request: HttpRequest, run_id: int) -> HttpResponse:
+def decide_agents(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     """Approve or reject at once every agent of a run waiting at its gate, or those of one tree
     group, each gate under the rules of a single decision. Without JS, back to the inbox with
     the outcome; with htmx, the outcome and the inbox's changes (the decided gates go)."""
@@ -185,7 +95,7 @@ def decide_agents(request: HttpRequest, run_id: int) -> HttpResponse:
         else:
             level = "success" if result.decided and not result.skipped else "info"
             text = result.summary()
-    if getattr(request, "htmx", False):
+    if request.htmx:
         html = render_to_string(
             "runs/_inbox_bulk_result.html", {"level": level, "text": text}, request
         )
@@ -196,7 +106,7 @@ def decide_agents(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @require_POST
-def review(request: HttpRequest, run_id: int, finding_id: int) -> HttpResponse:
+def review(request: AuthenticatedHttpRequest, run_id: int, finding_id: int) -> HttpResponse:
     """Accept or dismiss one finding (reviewers), then back to the findings page."""
     run = get_run_for_user(request.user, run_id)
     require_perm(request.user, "runs.decide_approval")
@@ -219,7 +129,7 @@ def review(request: HttpRequest, run_id: int, finding_id: int) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def rerun_finding(request: HttpRequest, run_id: int, finding_id: int) -> HttpResponse:
+def rerun_finding(request: AuthenticatedHttpRequest, run_id: int, finding_id: int) -> HttpResponse:
     """Dismiss a finding and re-run the agents behind it. GET shows which agents and what it
     should cost against the budget left (the whole page, or the partial for the findings
     page's slot); POST does it. Dismissing is a reviewer's decision and re-running spends the
@@ -246,6 +156,6 @@ def rerun_finding(request: HttpRequest, run_id: int, finding_id: int) -> HttpRes
         "est": estimate_rerun(finding, run),
         "comment": request.GET.get("comment", "")[:4000],
     }
-    if request.headers.get("HX-Request"):
+    if request.htmx:
         return render(request, "runs/_rerun_confirm.html", context)
     return render(request, "runs/rerun_confirm.html", context)

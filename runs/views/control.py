@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from runs.access import get_run_for_user, require_perm
+from runs.access import AuthenticatedHttpRequest, get_run_for_user, require_perm
 from runs.actions import (
     DecisionRefused,
     RetryRefused,
@@ -18,7 +18,7 @@ from runs.actions import (
 
 
 @require_POST
-def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+def cancel(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     require_perm(request.user, "runs.cancel_run")
     if cancel_run(run, request.user):
@@ -29,7 +29,7 @@ def cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @require_POST
-def retry(request: HttpRequest, run_id: int) -> HttpResponse:
+def retry(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     require_perm(request.user, "runs.cancel_run")
     try:
@@ -45,7 +45,7 @@ def retry(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @require_POST
-def extend(request: HttpRequest, run_id: int) -> HttpResponse:
+def extend(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     """Ask for more budget for a run whose budget ran out (operators); a reviewer decides."""
     run = get_run_for_user(request.user, run_id)
     require_perm(request.user, "runs.cancel_run")

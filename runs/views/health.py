@@ -5,7 +5,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from runs.health import health
+from runs.observability.health import health
 
 
 @login_not_required  # probed by load balancers and compose healthchecks; reveals no run data

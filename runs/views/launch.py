@@ -5,20 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_http_methods
 
 from harness_site.workers import worker_slots
-from runs.access import require_perm
+from runs.access import AuthenticatedHttpRequest, require_perm
 from runs.actions import LaunchError, launch_run
 from runs.forms import LaunchForm
-from runs.launch_estimate import Estimate, estimate_launch
+from runs.forms.estimate import Estimate, estimate_launch
 
 
 @require_http_methods(["GET", "POST"])
-def launch(request: HttpRequest) -> HttpResponse:
+def launch(request: AuthenticatedHttpRequest) -> HttpResponse:
     require_perm(request.user, "runs.launch_run")
     form = LaunchForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -36,7 +36,7 @@ def launch(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
-def estimate(request: HttpRequest) -> HttpResponse:
+def estimate(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The estimate of the form's current values, POSTed: htmx gets the estimate panel (and the
     document select, refilled from the target, out of band); the form's Estimate button without
     JS gets the whole launch page with the estimate in it. A POST, not a GET: the form carries
@@ -52,7 +52,7 @@ def estimate(request: HttpRequest) -> HttpResponse:
         data["budget_usd"] = str(chosen)
     form = LaunchForm(data)
     result = estimate_launch(form)
-    if getattr(request, "htmx", False):
+    if request.htmx:
         # 200 even for bad input: htmx swaps only successful responses, and the panel is where
         # the message belongs.
         context = {"estimate": result, "form": form}

@@ -1,72 +1,35 @@
-"""The runs list and the run page (first render; live updates come from runs/consumers.py)."""
+"""The runs list, the run page (first render; live updates come from runs/consumers.py) and
+the run's full event log, paginated."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from runs import dashboard
-from runs.access import get_run_for_user
-from runs.forms import RunFilterForm
-from runs.live import EVENTS_IN_PAGE, panel_context, tree_context
-from runs.models import Event, Run
-from runs.models.run import RunQuerySet
-
-RUNS_PER_PAGE = 25
-
-
-def filtered_runs(user: Any, params: dict[str, str]) -> tuple[RunQuerySet, str, str]:
-    """The runs ``user`` may see, narrowed by the list's filters (shared with the consumer)."""
-    runs = Run.objects.visible_to(user).select_related("launched_by")
-    status = params.get("status", "")
-    playbook = params.get("playbook", "")
-    if status == "active":
-        runs = runs.active()
-    elif status in Run.Status.values:
-        runs = runs.filter(status=status)
-    else:
-        status = ""
-    if playbook:
-        runs = runs.filter(playbook=playbook)
-    return runs, status, playbook
+from runs.access import AuthenticatedHttpRequest, get_run_for_user
+from runs.pages.run.live import run_context
+from runs.pages.runs_list import list_context
 
 
 @require_GET
-def run_list(request: HttpRequest) -> HttpResponse:
-    runs, status, playbook = filtered_runs(request.user, request.GET.dict())
-    page = Paginator(runs, RUNS_PER_PAGE).get_page(request.GET.get("page"))
-    visible = Run.objects.visible_to(request.user)
-    prefix = request.GET.copy()
-    prefix.pop("page", None)
-    return render(
-        request,
-        "runs/list.html",
-        {
-            "page": page,
-            "filter_form": RunFilterForm(),
-            "filter_status": status,
-            "filter_playbook": playbook,
-            "playbook_names": sorted(set(visible.values_list("playbook", flat=True))),
-            "active_count": visible.active().count(),
-            "query_prefix": f"{prefix.urlencode()}&" if prefix else "",
-        },
-    )
+def run_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return render(request, "runs/list.html", list_context(request.user, request.GET))
 
 
 @require_GET
-def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+def run_detail(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
-    tasks = dashboard.load_tasks(run)
-    events = list(
-        Event.objects.filter(run_id=run.pk).select_related("task").order_by("-seq")[:EVENTS_IN_PAGE]
-    )
-    context = {
-        **panel_context(run, tasks, request.user),
-        **tree_context(run, tasks, request.GET.dict()),
-        "events": events,
-    }
-    return render(request, "runs/detail.html", context)
+    return render(request, "runs/detail.html", run_context(run, request.user, request.GET.dict()))
+
+
+PER_PAGE = 100
+
+
+@require_GET
+def events(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
+    run = get_run_for_user(request.user, run_id)
+    rows = run.events.select_related("task").order_by("-seq")
+    page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "runs/events.html", {"run": run, "page": page})

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from runs import dashboard
-from runs import tree as agent_tree
-from runs.access import get_run_for_user
-from runs.live import group_kind, planned_note, search_context
+from runs.access import AuthenticatedHttpRequest, get_run_for_user
+from runs.pages.run import dashboard
+from runs.pages.run import tree as agent_tree
+from runs.pages.run.live import group_kind, planned_note, search_context
 
 
 def _offset(value: str | None) -> int:
@@ -20,7 +20,7 @@ def _offset(value: str | None) -> int:
 
 
 @require_GET
-def tree_children(request: HttpRequest, run_id: int) -> HttpResponse:
+def tree_children(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     """``?node=<key>&offset=N``: a page of that node's children (the items of its list), each
     closed. A node that is not in the run answers 404 with a line the list can show."""
     run = get_run_for_user(request.user, run_id)
@@ -43,7 +43,7 @@ def tree_children(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @require_GET
-def tree_search(request: HttpRequest, run_id: int) -> HttpResponse:
+def tree_search(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     """``?q=…&status=…``: the agents that match, each with a link that reveals it in the tree."""
     run = get_run_for_user(request.user, run_id)
     tree = agent_tree.build(dashboard.load_tasks(run))

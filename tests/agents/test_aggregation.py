@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
+from agents.aggregation.records import Cluster, FindingRow
 from agents.aggregation.stages import (
-    Cluster,
-    FindingRow,
     ReportDraft,
     RunFacts,
     confidence,

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.aggregation.stages import FindingRow, RunFacts, run_chain
+from agents.aggregation.records import FindingRow
+from agents.aggregation.stages import RunFacts, run_chain
 from agents.analysis import analyze_code, analyze_file, vendored_reason
 from agents.analysis.ranking import rank_key
-from agents.contract import AgentOutput, AgentRequest, FindingOut
+from agents.contract import AgentFinding, AgentOutput, AgentRequest
 from agents.providers.heuristic import OUTPUT_CAP_RULE, HeuristicProvider, _fit_output
 from agents.snapshot import Snapshot, freeze_directory
 
@@ -260,8 +261,8 @@ def test_security_by_severity_and_cwe_above_reliability() -> None:
     assert injection < deserialize < debug_high < weak_hash < bare_except
 
 
-def _finding(n: int, severity: str = "low", cwe: int | None = None) -> FindingOut:
-    return FindingOut(
+def _finding(n: int, severity: str = "low", cwe: int | None = None) -> AgentFinding:
+    return AgentFinding(
         title=f"finding {n}",
         detail="x" * 300,
         severity=severity,  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from runs.models import Run, Task
-from runs.tree import dom_id
+from runs.pages.run.tree import dom_id
 from tests.browser.conftest import Daphne
 from tests.runs.factories import emit, make_audit, make_run, make_task
 

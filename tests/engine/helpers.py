@@ -6,7 +6,7 @@ import time
 
 from harness_site.testing.targets import VULNERABLE_MODULE, make_target
 from runs.models import Run, Span
-from runs.spans import FLUSH_EVERY_S
+from runs.observability.span_store import FLUSH_EVERY_S
 
 __all__ = ["VULNERABLE_MODULE", "make_target", "wait_for_run", "wait_for_spans"]
 

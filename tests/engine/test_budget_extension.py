@@ -13,12 +13,12 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from runs import worker
 from runs.actions import enqueue, launch_run
 from runs.actions.dispatch import dispatch
 from runs.actions.planning import plan_run
-from runs.budget import budget_for
+from runs.engine import worker
 from runs.models import Approval, Event, Run, Task
+from runs.run_budget import budget_for
 from tests.engine.helpers import make_target
 
 pytestmark = pytest.mark.django_db(transaction=True)

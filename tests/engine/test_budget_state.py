@@ -12,8 +12,8 @@ from django.db import connection
 from django.db.models import Sum
 
 from runs.actions import launch_run
-from runs.budget import budget_for
 from runs.models import Run, Step, Task
+from runs.run_budget import budget_for
 from tests.engine.helpers import make_target, wait_for_run, wait_for_spans
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -13,9 +13,9 @@ import pytest
 from django.db.models import Count, Sum
 
 from runs.actions import launch_run
-from runs.budget import budget_for
 from runs.models import Event, Finding, Report, Run, Span, Step, Task
-from runs.summary import run_summary
+from runs.pages.summary import run_summary
+from runs.run_budget import budget_for
 from tests.engine.helpers import make_target, wait_for_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agents.contract import AgentOutput, AgentResult, FindingOut, Usage
+from agents.contract import AgentFinding, AgentOutput, AgentResult, Usage
 from agents.playbooks import get_playbook
 from runs.actions import completion, enqueue, launch_run
 from runs.actions.planning import plan_run
@@ -52,9 +52,9 @@ def test_a_models_finding_keeps_the_cwe_it_names_or_none(
     task = Task.objects.filter(run=run).first()
     assert task is not None
     outs = [
-        FindingOut(title="XSS", detail="Reflected input (see CWE-79).", path="a.py"),
-        FindingOut(title="Given", detail="no id in the text", cwe=502, path="b.py"),
-        FindingOut(title="Style", detail="long function", path="c.py"),
+        AgentFinding(title="XSS", detail="Reflected input (see CWE-79).", path="a.py"),
+        AgentFinding(title="Given", detail="no id in the text", cwe=502, path="b.py"),
+        AgentFinding(title="Style", detail="long function", path="c.py"),
     ]
     result = AgentResult(AgentOutput(findings=outs), Usage(), "m", "openai")
     Task.objects.filter(pk=task.pk).update(status=Task.Status.RUNNING)

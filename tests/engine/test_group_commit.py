@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from agents.contract import AgentOutput, AgentResult, FindingOut, Usage
+from agents.contract import AgentFinding, AgentOutput, AgentResult, Usage
 from agents.playbooks import get_playbook
 from runs.actions import completion, enqueue, group_commit, launch_run, outcomes
 from runs.actions.completion import Completion, complete_tasks
@@ -61,7 +61,7 @@ def _run(tmp_path: Path, settings: Any, capture: Any, k: int, concurrency: int) 
 
 
 def _result(i: int) -> AgentResult:
-    finding = FindingOut(
+    finding = AgentFinding(
         rule="sec.eval",
         title=f"Dynamic code execution {i}",
         detail="eval of request data",

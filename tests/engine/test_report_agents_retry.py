@@ -15,9 +15,9 @@ from runs.actions import enqueue, launch_run
 from runs.actions.control import retry_failed
 from runs.actions.planning import plan_run
 from runs.actions.report import aggregate
-from runs.budget import budget_for
 from runs.models import Run, Step, Task
 from runs.models.task import TRY_SPAN
+from runs.run_budget import budget_for
 from tests.engine.helpers import make_target
 from tests.engine.test_budget_extension import _drain, _now
 from tests.fakes.openai_server import FakeOpenAIServer

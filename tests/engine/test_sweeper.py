@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import redis
 
-from runs import sweeper
 from runs.actions import enqueue, launch_run
 from runs.actions.planning import plan_run
 from runs.actions.sweep import sweep
+from runs.engine import sweeper
 from runs.models import Event, Run, Task
 from tests.engine.helpers import make_target, wait_for_run
 
@@ -104,16 +104,16 @@ def test_an_outage_is_logged_once_and_its_end_too(
         return True
 
     monkeypatch.setattr(sweeper, "sweep_once", sweep_once)
-    with caplog.at_level(logging.INFO, logger="runs.sweeper"):
+    with caplog.at_level(logging.INFO, logger="runs.engine.sweeper"):
         thread = sweeper.start("test")
         deadline = time.monotonic() + 10
         while calls["n"] < 8 and time.monotonic() < deadline:
             time.sleep(0.01)
         sweeper.stop()
         thread.join(5)
-    messages = [r.getMessage() for r in caplog.records if r.name == "runs.sweeper"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "runs.engine.sweeper"]
     assert messages[:2] == [
         "sweep skipped until Redis recovers (ConnectionError)",
         "sweeping again: Redis is back",
     ]
-    assert not any(r.exc_info for r in caplog.records if r.name == "runs.sweeper")
+    assert not any(r.exc_info for r in caplog.records if r.name == "runs.engine.sweeper")

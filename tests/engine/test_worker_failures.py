@@ -10,10 +10,10 @@ import pytest
 
 from agents.contract import ProviderError, ProviderRateLimited
 from agents.providers.heuristic import HeuristicProvider
-from runs import worker
 from runs.actions import cancel_run, enqueue, launch_run
 from runs.actions.dispatch import dispatch
 from runs.actions.planning import plan_run
+from runs.engine import worker
 from runs.models import Event, Run, Task
 from tests.engine.helpers import make_target
 
@@ -198,8 +198,8 @@ def test_redis_away_during_a_settle_is_a_retry_that_loses_no_cost_or_finding(
     import redis
 
     from agents.budget import Budget
-    from runs.budget import budget_for
     from runs.models import Finding, Step
+    from runs.run_budget import budget_for
 
     original = Budget.settle
     calls = {"n": 0}
@@ -236,7 +236,7 @@ def test_redis_away_during_a_settle_is_a_retry_that_loses_no_cost_or_finding(
 def _with_budget(run: Run, usd: Any) -> Run:
     """The run with another budget, its Redis state rebuilt for it."""
     from harness_site.redis_client import get_redis
-    from runs.budget import budget_for, rebuild_budget
+    from runs.run_budget import budget_for, rebuild_budget
 
     Run.objects.filter(pk=run.pk).update(budget_usd=usd)
     run = Run.objects.get(pk=run.pk)
@@ -250,7 +250,7 @@ def test_a_call_that_fits_once_the_calls_in_flight_settle_waits_instead_of_endin
 ) -> None:
     from decimal import Decimal
 
-    from runs.budget import budget_for
+    from runs.run_budget import budget_for
 
     run = _with_budget(planned_run, Decimal("1"))
     budget = budget_for(run)

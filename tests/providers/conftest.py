@@ -75,7 +75,7 @@ class FakeContext:
         result: dict[str, Any],
         seconds: float,
     ) -> None:
-        # Shaped like runs.runtime's stored tool step.
+        # Shaped like runs.engine.runtime's stored tool step.
         self.stored[index] = {"arguments": arguments, "result": result}
         self.tools.append({"index": index, "name": name, "arguments": arguments, **result})
 

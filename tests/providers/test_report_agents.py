@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from runs.actions import launch_run
-from runs.budget import budget_for
 from runs.models import Run, Span, Step, Task
+from runs.run_budget import budget_for
 from tests.engine.helpers import make_target, wait_for_run
 from tests.fakes.openai_server import FakeOpenAIServer
 

@@ -12,8 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from runs.actions.planning import task_created
-from runs.event_types import EventType
-from runs.events import record_event, record_events
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event, record_events
 from runs.models import Event, Finding, Report, Run, Task
 
 _counter = itertools.count(1)

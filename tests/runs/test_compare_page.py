@@ -30,7 +30,7 @@ def test_the_report_page_compares_two_versions(viewer_client: Any, operator: Any
 def test_every_stat_a_report_draft_can_carry_fits_the_report_created_event() -> None:
     # A draft with everything: a fabricated location, an agent's output-cap note.
     from agents.aggregation.stages import OUTPUT_CAP_RULE, run_chain
-    from runs.event_types import EventType, check_payload
+    from runs.eventlog.event_types import EventType, check_payload
     from tests.agents.test_aggregation import CHAIN, facts, row
 
     class Snapshot:

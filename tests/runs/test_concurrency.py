@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from harness_site import workers
-from runs import dashboard
 from runs.models import Run, Task
+from runs.pages.run import dashboard
 from tests.runs.factories import make_run, make_task
 
 NOW = timezone.now()

@@ -207,7 +207,7 @@ async def test_runs_list_hides_runs_the_user_may_not_see(
 def test_no_fragment_is_pushed_for_unchanged_panels(operator: User) -> None:
     from django.utils import timezone
 
-    from runs.live import LiveState, render_update
+    from runs.pages.run.live import LiveState, render_update
 
     run = make_run(operator, status=Run.Status.APPROVED, finished_at=timezone.now())
     make_tree(run)
@@ -260,7 +260,7 @@ async def test_runs_list_sends_the_page_rows_first_and_inserts_new_runs(
 
 @anyio
 async def test_a_collapsed_groups_counters_follow_its_agents(viewer: User, operator: User) -> None:
-    from runs.tree import dom_id
+    from runs.pages.run.tree import dom_id
     from tests.runs.factories import make_audit
 
     def big() -> tuple[Run, list[Task]]:

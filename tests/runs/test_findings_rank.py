@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from runs.models import Finding, Report, Run, Task
-from runs.views import records
+from runs.pages import findings as findings_page
 from tests.runs.factories import make_finding, make_run, make_task
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +77,7 @@ def test_the_findings_page_lists_them_in_the_reports_rank(
     assert _titles(html, FINDINGS_PAGE) == ["T3", "T5", "T1", "T2", "T4"]
     assert "#1</td>" in html and "#2</td>" in html  # the report's rank is shown
     # Pages continue the same order.
-    monkeypatch.setattr(records, "PER_PAGE", 2)
+    monkeypatch.setattr(findings_page, "PER_PAGE", 2)
     pages = [viewer_client.get(url, {"page": n}).content.decode() for n in (1, 2, 3)]
     assert [_titles(p, FINDINGS_PAGE) for p in pages] == [["T3", "T5"], ["T1", "T2"], ["T4"]]
     # A severity filter keeps the order among what is left.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from runs import dashboard, forecast
 from runs.models import Run, Task
+from runs.pages.run import dashboard, forecast
 from tests.runs.test_timeline import T0, at, done, task
 
 

@@ -24,7 +24,7 @@ def _report_gate(launcher: User) -> tuple[Run, Approval]:
     return run, gate
 
 
-def _decide(client: Client, run: Run, gate: Approval | None, decision: str, comment: str = ""):  # type: ignore[no-untyped-def]
+def _decide(client: Client, run: Run, gate: Approval | None, decision: str, comment: str = ""):
     data = {"decision": decision, "comment": comment}
     if gate is not None:
         data["approval"] = str(gate.pk)

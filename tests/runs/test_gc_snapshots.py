@@ -17,9 +17,9 @@ from django.core.management import CommandError, call_command
 
 from agents.snapshot import SnapshotManifest, freeze_directory, open_snapshot, snapshot_store
 from harness_site.redis_client import get_redis
-from runs import sweeper
 from runs.actions import launch, launch_run
 from runs.actions.snapshots import gc_snapshots
+from runs.engine import sweeper
 from runs.models import Run
 from tests.runs.factories import make_run
 

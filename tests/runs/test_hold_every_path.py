@@ -15,13 +15,13 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from agents.playbooks import PLAYBOOKS
-from runs import worker
 from runs.actions import decide_approval, enqueue, launch_run, retry_failed
 from runs.actions.dispatch import dispatch
 from runs.actions.planning import plan_run
 from runs.actions.report import aggregate
 from runs.actions.report_steps import start_next_report_step
 from runs.actions.rerun import dismiss_and_rerun
+from runs.engine import worker
 from runs.models import Approval, Event, Finding, Run, Task
 from runs.roles import ensure_roles
 from tests.runs.factories import make_run, make_task

@@ -17,11 +17,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from runs import worker
 from runs.actions import enqueue, launch_run
 from runs.actions.dispatch import dispatch
 from runs.actions.planning import plan_run
 from runs.actions.report import aggregate
+from runs.engine import worker
 from runs.models import Approval, Event, Finding, Run, Step, Task
 from tests.engine.helpers import make_target
 from tests.runs.factories import make_finding, make_report, make_run, make_task

@@ -12,8 +12,8 @@ from django.utils import timezone
 from opentelemetry.sdk.trace import TracerProvider
 
 from agents import semconv
-from runs import spans
 from runs.models import Span
+from runs.observability import span_store as spans
 from tests.runs.factories import make_run
 
 

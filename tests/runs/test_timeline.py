@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from runs import timeline
 from runs.models import Run, Task
+from runs.pages.run import timeline
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 _ids = iter(range(1, 100_000))

@@ -10,15 +10,15 @@ import pytest
 from django.db import transaction
 from opentelemetry import trace
 
-from runs import tracing
 from runs.actions import enqueue
 from runs.actions.control import cancel_run
 from runs.actions.extend import request_extension
 from runs.actions.refusals import DecisionRefused
 from runs.actions.review import decide_approval
-from runs.event_types import EventType
-from runs.events import record_event
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event
 from runs.models import Approval, Run, Span
+from runs.observability import tracing
 from tests.runs.factories import make_report, make_run
 
 pytestmark = pytest.mark.django_db

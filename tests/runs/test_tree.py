@@ -11,8 +11,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from runs import tree as agent_tree
 from runs.models import Task
+from runs.pages.run import tree as agent_tree
 from tests.runs.factories import make_audit, make_run, make_task
 
 pytestmark = pytest.mark.django_db
@@ -133,7 +133,7 @@ def test_a_failed_run_without_agents_says_why(viewer_client: Client, operator: U
 
 
 def test_light_rows_are_tasks_whose_other_columns_load_on_demand(operator: User) -> None:
-    from runs.dashboard import load_tasks
+    from runs.pages.run.dashboard import load_tasks
 
     run = make_run(operator)
     make_task(run, summary="a long summary", cost_usd=Decimal("0.125"))

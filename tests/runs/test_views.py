@@ -13,8 +13,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from runs import timeline
 from runs.models import Approval, Run, Task
+from runs.pages.run import timeline
 from tests.runs.factories import (
     emit,
     make_finding,

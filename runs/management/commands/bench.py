@@ -46,7 +46,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
-from agents.aggregation.stages import FindingRow, RunFacts, run_chain
+from agents.aggregation.records import FindingRow
+from agents.aggregation.stages import RunFacts, run_chain
 from agents.latency import agent_latency_ms
 from harness_site.celery import app
 from harness_site.devstack import start_worker, stop_process

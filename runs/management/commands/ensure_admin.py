@@ -65,7 +65,7 @@ class Command(BaseCommand):
                 # Written before the user exists: if writing fails the transaction rolls back,
                 # so there is never an admin whose password nobody can find.
                 _write_private(path, password + "\n")
-            user_model._default_manager.create_superuser(  # type: ignore[attr-defined]
+            user_model._default_manager.create_superuser(
                 **{user_model.USERNAME_FIELD: username}, email="", password=password
             )
 

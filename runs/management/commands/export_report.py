@@ -9,8 +9,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from agents.aggregation.exports import ALIASES, FORMATS, export
-from runs.exports import report_document
 from runs.models import Run
+from runs.pages.report import report_document
 
 
 class Command(BaseCommand):

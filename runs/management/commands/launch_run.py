@@ -32,7 +32,7 @@ from harness_site.devstack import start_worker, stop_process, worker_pool
 from harness_site.localredis import ensure_private_redis, stop_private_redis
 from runs.actions import LaunchError, launch_run
 from runs.models import Run, Task
-from runs.summary import run_summary
+from runs.pages.summary import run_summary
 
 # How a followed run's end becomes the command's exit status (see the module doc).
 EXIT_STATUS = {Run.Status.FAILED: 2, Run.Status.BUDGET_EXHAUSTED: 3, Run.Status.CANCELLED: 4}

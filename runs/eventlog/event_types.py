@@ -4,7 +4,7 @@ channel-layer and websocket messages that carry the log to browsers.
 One catalog for the writers (``runs/actions/``, the runtime), the dashboard and the tests, so a
 type string or a payload key cannot drift between the code that writes an event and the code that
 reads it. The log alone rebuilds the run page: every state change the page shows is recorded here
-as an event, in the transaction of the change (runs/events.py).
+as an event, in the transaction of the change (runs/eventlog/events.py).
 
 Payloads are small facts (ids, counts, short labels, a truncated reason or error), never big
 content: agent outputs, findings' details, reports and step data live in their own tables and are
@@ -363,7 +363,7 @@ def approval_requested_payload(gate: str, version: int | None = None) -> Approva
     return {"gate": gate, "version": version}
 
 
-# -- channel layer (runs/events.py → runs/consumers.py) -----------------------------------------
+# -- channel layer (runs/eventlog/events.py → runs/consumers.py) --------------------------
 class RunEventsMessage(TypedDict):
     """Sent to group ``run-{run_id}`` once per committed transaction that wrote events for the
     run. RunConsumer reads only ``last_seq``; ``run_id`` and ``types`` (sorted, distinct) are

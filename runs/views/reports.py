@@ -5,21 +5,21 @@ operator's re-aggregation of the stored findings into a new version."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from agents.aggregation.compare import Change, compare
 from agents.aggregation.exports import FORMATS, export
-from runs.access import get_run_for_user, require_perm
+from runs.access import AuthenticatedHttpRequest, get_run_for_user, require_perm
 from runs.actions.report import ReaggregateRefused, reaggregate
-from runs.exports import report_document
 from runs.forms import ReaggregateForm
 from runs.models import Finding, Report, Run
+from runs.pages.report import report_document
 
 
 @require_GET
-def report_version(request: HttpRequest, run_id: int, version: int) -> HttpResponse:
+def report_version(request: AuthenticatedHttpRequest, run_id: int, version: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     report = get_object_or_404(Report, run=run, version=version)
     comparison = None
@@ -62,7 +62,7 @@ def _say_dismissed(dropped: list[Change], run: Run) -> None:
 
 
 @require_POST
-def reaggregate_report(request: HttpRequest, run_id: int) -> HttpResponse:
+def reaggregate_report(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     require_perm(request.user, "runs.launch_run")
     form = ReaggregateForm(request.POST)
@@ -83,7 +83,9 @@ def reaggregate_report(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @require_GET
-def report_export(request: HttpRequest, run_id: int, version: int, fmt: str) -> HttpResponse:
+def report_export(
+    request: AuthenticatedHttpRequest, run_id: int, version: int, fmt: str
+) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     if fmt not in FORMATS:
         raise Http404("No such export format")

@@ -1,10 +1,10 @@
 """The run's timeline: the waterfall of agents and the concurrency over time, computed from the
 tasks ``dashboard.load_tasks`` loaded (plus, for retries, ``load_retry_waits``).
 
-Pure functions over already-loaded rows, like ``runs/dashboard.py``. An agent's wait starts when
-it could have started: when it was created, or when the run started if it was created during
-planning. Until a worker takes it, it waits either as ``pending`` (held back by the run's cap,
-by its dependencies or for approval) or as ``queued`` (dispatched, waiting for a worker).
+Pure functions over already-loaded rows, like ``runs/pages/run/dashboard.py``. An agent's wait
+starts when it could have started: when it was created, or when the run started if it was created
+during planning. Until a worker takes it, it waits either as ``pending`` (held back by the run's
+cap, by its dependencies or for approval) or as ``queued`` (dispatched, waiting for a worker).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from datetime import datetime
 
 from django.db.models import Subquery
 
-from runs.dashboard import TERMINAL, agent_label
-from runs.event_types import EventType
+from runs.eventlog.event_types import EventType
 from runs.models import Event, Run, Task
+from runs.pages.run.dashboard import TERMINAL, agent_label
 
 # Up to this many agents the waterfall draws one lane each; past it, every agent is still
 # counted, in at most AGGREGATE_ROWS rows of consecutive agents (in the order they could start).

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 
 from agents.analysis.ranking import rank_key
@@ -55,3 +56,27 @@ def load_ranked(
             finding.report_rank = ranks.get(pk)  # type: ignore[attr-defined]
             out.append(finding)
     return out
+
+
+PER_PAGE = 100
+
+
+def findings_context(run: Run, params: dict[str, str]) -> dict[str, Any]:
+    """The Findings page: every finding of the run in the report's order (the ids of every
+    finding are ranked, then only the page's rows are loaded), narrowed by severity."""
+    rows = run.findings.all()
+    severity = params.get("severity", "")
+    if severity in Finding.Severity.values:
+        rows = rows.filter(severity=severity)
+    else:
+        severity = ""
+    ranks = report_ranks(run)
+    page = Paginator(ranked_ids(rows, ranks), PER_PAGE).get_page(params.get("page"))
+    return {
+        "run": run,
+        "page": page,
+        "findings": load_ranked(page.object_list, ranks, rows),
+        "severity": severity,
+        "severities": Finding.Severity.choices,
+        "query_prefix": f"severity={severity}&" if severity else "",
+    }

@@ -1,7 +1,7 @@
 """A run's budget in Redis: named by the run's UUID, rebuilt from the database when missing.
 
 The reservation protocol itself (reserve before a call, settle after) is ``agents.budget``; the
-runtime (``runs/runtime.py``) reserves and settles around every model call of an agent.
+runtime (``runs/engine/runtime.py``) reserves and settles around every model call of an agent.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from decimal import Decimal
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from runs.dashboard import BudgetForecast, CostRow
-from runs.timeline import ConcurrencySeries, Waterfall
+from runs.pages.run.dashboard import BudgetForecast, CostRow
+from runs.pages.run.timeline import ConcurrencySeries, Waterfall
 
 BAR_H = 18
 GAP = 6

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from runs.dashboard import TERMINAL, BudgetForecast, forecast_at
 from runs.models import Run, Task
+from runs.pages.run.dashboard import TERMINAL, BudgetForecast, forecast_at
 
 MILESTONES = (25, 50, 75)
 

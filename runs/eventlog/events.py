@@ -1,11 +1,11 @@
 """The event log and its broadcast.
 
 ``record_event`` must be called inside the transaction that makes the change it records: the seq
-comes from a row-locked counter on the Run, so seqs are gap-free per run and an event exists if
-and only if its change committed. Broadcasts go out only after commit: the events a transaction
-wrote for a run go to this process's broadcaster (``runs/broadcast.py``), which sends one small
-channel-layer message per run per short window (seqs and types, never big content); the run
-page's consumer turns it into fragments.
+comes from a row-locked counter on the Run, so seqs are gap-free per run and an event exists if and
+only if its change committed. Broadcasts go out only after commit: the events a transaction wrote
+for a run go to this process's broadcaster (``runs/eventlog/broadcast.py``), which sends one small
+channel-layer message per run per short window (seqs and types, never big content); the run page's
+consumer turns it into fragments.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
 
-from runs.broadcast import broadcast_run_events
-from runs.event_types import EventType, check_payload
+from runs.eventlog.broadcast import broadcast_run_events
+from runs.eventlog.event_types import EventType, check_payload
 from runs.models import Event, Run
 
 if TYPE_CHECKING:
@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 _pending = threading.local()
 
 
-# One event to write: its type, its payload (the shape ``runs.event_types`` declares), its task.
+# One event to write: its type, its payload (the shape ``runs.eventlog.event_types``
+# declares), its task.
 EventItem = tuple[EventType, Mapping[str, Any], "Task | None"]
 
 
@@ -46,8 +47,9 @@ def record_event(
 def record_events(run: Run, items: Sequence[EventItem]) -> list[Event]:
     """Append events at once (one seq allocation under the run's row lock, one INSERT).
 
-    Every payload must match its type's declared shape (``runs.event_types``): a writer that
-    drifts from the vocabulary the dashboard and tests read fails loudly, before commit.
+    Every payload must match its type's declared shape (``runs.eventlog.event_types``): a
+    writer that drifts from the vocabulary the dashboard and tests read fails loudly, before
+    commit.
     """
     if not items:
         return []

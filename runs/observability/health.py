@@ -45,7 +45,7 @@ def check_workers(timeout: float = 1.0) -> dict[str, Any]:
         replies = app.control.ping(timeout=timeout)
     except Exception as exc:
         return {"ok": False, "workers": [], "error": type(exc).__name__}
-    names = sorted(name for reply in replies for name in reply)
+    names = sorted(name for reply in replies or [] for name in reply)
     return {"ok": bool(names), "workers": names, "ms": _ms(started)}
 
 

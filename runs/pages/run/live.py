@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.context_processors import PermWrapper
+from django.contrib.auth.models import User
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -23,12 +24,12 @@ from agents.contract import ProviderError
 from agents.playbooks import REPORT_STEPS
 from agents.providers.catalog import concurrency_cap
 from harness_site.workers import worker_slots
-from runs import charts, dashboard, forecast, timeline
-from runs import tree as agent_tree
-from runs.event_types import EventType
-from runs.finding_order import load_ranked, ranked_ids, ranks_of
+from runs.eventlog.event_types import EventType
 from runs.models import Event, Finding, Run, Task
-from runs.tree import AgentTree
+from runs.pages.findings import load_ranked, ranked_ids, ranks_of
+from runs.pages.run import charts, dashboard, forecast, timeline
+from runs.pages.run import tree as agent_tree
+from runs.pages.run.tree import AgentTree
 
 EVENTS_IN_PAGE = 50
 # Panels whose render is big (a lane per agent, up to 150): pushed at most this often per
@@ -53,7 +54,21 @@ PANELS = {
 }
 
 
-def panel_context(run: Run, tasks: list[Task], user: Any, *, heavy: bool = True) -> dict[str, Any]:
+def run_context(run: Run, user: User, params: dict[str, str]) -> dict[str, Any]:
+    """The run page's first render: every panel, the tree (as ``params`` open and search it)
+    and the newest events; the websocket then sends what changes."""
+    tasks = dashboard.load_tasks(run)
+    events = list(
+        Event.objects.filter(run_id=run.pk).select_related("task").order_by("-seq")[:EVENTS_IN_PAGE]
+    )
+    return {
+        **panel_context(run, tasks, user),
+        **tree_context(run, tasks, params),
+        "events": events,
+    }
+
+
+def panel_context(run: Run, tasks: list[Task], user: User, *, heavy: bool = True) -> dict[str, Any]:
     """Everything the aggregate panels need, from the run row and one list of tasks; without
     ``heavy``, not the timeline's (a live push that holds the timeline back skips its cost)."""
     now = timezone.now()
@@ -207,7 +222,7 @@ class LiveState:
 
 def render_update(
     run_id: int,
-    user: Any,
+    user: User,
     state: LiveState,
     *,
     snapshot: bool,

@@ -2,8 +2,8 @@
 
 Pure functions over already-loaded rows: ``load_tasks`` is the only query (light columns, no big
 output), everything else (tree, subtree counts, cost tables, budget forecast; the timeline in
-``runs/timeline.py``) is derived in Python so the page costs the same handful of queries for 10
-agents or 1,000.
+``runs/pages/run/timeline.py``) is derived in Python so the page costs the same handful of queries
+for 10 agents or 1,000.
 """
 
 from __future__ import annotations

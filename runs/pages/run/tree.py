@@ -8,7 +8,7 @@ with nothing else in them is shown as one node ("src/app/api"), as a file browse
 Every node has a key: ``g:<path>`` for a group (``g:`` is the root) and ``t:<id>`` for an agent.
 The page renders only the open part of the tree; a closed node's children are fetched when it is
 opened (``runs.views.tree``), a page of ``PAGE`` at a time, so a 10,000-agent run costs the page
-what its open nodes cost. Built from the light task rows of ``runs.dashboard.load_tasks``.
+what its open nodes cost. Built from the light task rows of ``runs.pages.run.dashboard.load_tasks``.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Min
 from opentelemetry.context import Context
@@ -27,7 +28,7 @@ from opentelemetry.trace import Status, StatusCode, set_span_in_context
 from agents import semconv
 from agents.spans import PART_MAX_CHARS
 from harness_site.telemetry import emit_root_span, get_tracer, parent_context
-from runs.event_types import EventType
+from runs.eventlog.event_types import EventType
 from runs.models import Approval, Run, Span
 
 # The run's states whose root span reports an error, and the ``error.type`` it carries.
@@ -134,7 +135,7 @@ def end_run_trace(run_id: int) -> None:
     )
 
 
-def trace_decision(run: Run, approval: Approval, decision: str, user: Any, comment: str) -> None:
+def trace_decision(run: Run, approval: Approval, decision: str, user: User, comment: str) -> None:
     """A reviewer's decision at a gate (report, task, finding, budget), as a ``review`` span of
     the run's trace under its root. The root may have ended (a run awaiting review has): a
     child ending after its parent is valid, and receivers nest it all the same. Emitted once

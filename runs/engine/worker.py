@@ -49,11 +49,11 @@ from runs.actions.outcomes import (
     retry_task,
     wait_for_slot,
 )
-from runs.event_types import EventType
+from runs.engine.report_inputs import report_step_inputs
+from runs.engine.runtime import AgentRuntime, BudgetWait
+from runs.eventlog.event_types import EventType
 from runs.models import Event, Run, Task
-from runs.report_inputs import report_step_inputs
-from runs.runtime import AgentRuntime, BudgetWait
-from runs.tracing import run_trace
+from runs.observability.tracing import run_trace
 
 logger = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from agents.budget import BudgetNotInitialized
 from agents.contract import AgentCancelled, BudgetExhausted, ProviderError, Usage
 from agents.limits import LeaseSemaphore
 from agents.pricing import estimate_cost_upper_bound, price_call
-from runs.budget import budget_for, rebuild_budget, step_reservation_id
-from runs.event_types import EventType
-from runs.events import record_event
+from runs.eventlog.event_types import EventType
+from runs.eventlog.events import record_event
 from runs.models import Run, Step, Task
 from runs.models.task import TRY_SPAN, try_generation
+from runs.run_budget import budget_for, rebuild_budget, step_reservation_id
 
 logger = logging.getLogger(__name__)
 
