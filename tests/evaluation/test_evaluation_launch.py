@@ -128,3 +128,27 @@ def test_the_sample_evaluation_launches(root: Path) -> None:
     run = launch_run(user=None, playbook="evaluation", target_path=str(root / "evaluation"))
     assert run.status == Run.Status.PENDING
     assert run.config["options"]["judges"] == 1
+
+
+def test_the_form_offers_and_launches_the_sample_evaluation(operator_client: Any) -> None:
+    from django.urls import reverse
+
+    sample = str((SAMPLES / "evaluation").resolve())
+    page = operator_client.get(reverse("runs:launch")).content.decode()
+    assert 'value="evaluation"' in page and "evaluation/" in page
+    response = operator_client.post(
+        reverse("runs:launch"),
+        {
+            "playbook": "evaluation",
+            "target": sample,
+            "provider": "heuristic",
+            "max_concurrency": 8,
+            "budget_usd": "5",
+            "max_depth": 1,
+            "aggregation": ["confidence", "synthesis", "critic"],
+            "latency_ms": 0,
+        },
+    )
+    run = Run.objects.get()
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert run.playbook == "evaluation" and run.target_label.endswith("evaluation")
