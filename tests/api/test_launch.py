@@ -125,7 +125,7 @@ def test_refusals_are_the_forms_own_words(
         "max_depth": "3",
         "budget_usd": "5",
         "latency_ms": "0",
-        "target": str(api_target_path(target)),
+        "target": target,
         **form,
     }
     before = _rows()
@@ -137,12 +137,6 @@ def test_refusals_are_the_forms_own_words(
     assert body["detail"] in shown, (body["detail"], shown)
     assert body["field"] == field
     assert _rows() == before
-
-
-def api_target_path(label: str) -> str:
-    from runs.targets import available_targets
-
-    return next(path for path, name in available_targets() if name == label)
 
 
 def test_a_broken_archive_is_refused_like_the_form_refuses_it(
