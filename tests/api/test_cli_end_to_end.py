@@ -75,6 +75,10 @@ def test_the_cli_audits_an_uploaded_folder_and_writes_its_sarif(
     assert "agents" in done.stderr and f"Run #{run.pk} launched" in done.stderr  # progress
     sarif = json.loads((tmp_path / "out.sarif").read_text())
     assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"]
+    # Code scanning places each result by its path from the repository's root: the upload's.
+    for result in sarif["runs"][0]["results"]:
+        location = result["locations"][0]["physicalLocation"]["artifactLocation"]
+        assert (repo / location["uri"]).is_file(), location
 
     exported = harness(
         server, token, "export", str(run.pk), "--format", "md", "-o", "r.md", cwd=tmp_path
