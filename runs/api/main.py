@@ -18,7 +18,7 @@ from agents.playbooks import PLAYBOOKS
 from runs.actions.launch import playbook_options
 from runs.api import agents, approvals, reports, runs
 from runs.api.auth import BearerToken, Session, granted, resolve_bearer
-from runs.api.problems import Problem, install, problem_response
+from runs.api.problems import Problem, document, install, problem_response
 from runs.api.schemas import PlaybookOut, TargetOut
 from runs.targets import available_targets
 
@@ -43,7 +43,12 @@ def _docs_access(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     return guarded
 
 
-api = NinjaAPI(
+class HarnessAPI(NinjaAPI):
+    def get_openapi_schema(self, **kwargs: Any) -> Any:
+        return document(super().get_openapi_schema(**kwargs))
+
+
+api = HarnessAPI(
     title="Agent Harness API",
     version="1",
     description=(

@@ -139,6 +139,47 @@ def _crash(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 Handler = Callable[[HttpRequest, Any], HttpResponse]
 
+# The problem shape as the OpenAPI schema shows it, and the errors every operation may answer.
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {"type": "string", "examples": [f"{TYPE_PREFIX}launch-refused"]},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "The dashboard's own message."},
+        "instance": {"type": "string"},
+        "code": {"type": "string", "description": "What a client switches on."},
+        "field": {"type": ["string", "null"], "description": "The launch form's field."},
+        "errors": {"type": "array", "items": {"type": "object"}},
+        "roles": {"type": "array", "items": {"type": "string"}},
+        "scope": {"type": "string"},
+    },
+}
+ERRORS = {
+    "400": "A bad cursor, limit or parameter.",
+    "401": "No token or session, or a token unknown, revoked or expired.",
+    "403": "The token lacks the scope, the user the permission, or the session the CSRF token.",
+    "404": "No such record, or one you may not see.",
+    "409": "Refused by the state of the run or gate: the detail says why.",
+    "422": "Invalid input, or a launch refused: the detail is the launch form's message.",
+    "429": "This token's rate limit; see Retry-After.",
+}
+
+
+def document(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` (the API's OpenAPI document) with the problem shape and the error answers on
+    every operation: errors are raised, so ninja cannot see them on its own."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = SCHEMA
+    ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            for status, description in ERRORS.items():
+                responses.setdefault(status, {"description": description, "content": ref})
+    return schema
+
 
 def install(api: NinjaAPI) -> None:
     """Every error of ``api`` as a problem; the most specific class wins (ninja walks the MRO)."""

@@ -279,6 +279,9 @@ def test_schema_and_docs(api, viewer, token_for) -> None:
     assert schema.status_code == 200
     launch = schema.json()["paths"]["/api/v1/runs/"]["post"]
     assert set(launch["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    refused = launch["responses"]["422"]["content"]["application/problem+json"]["schema"]
+    assert refused == {"$ref": "#/components/schemas/Problem"}
+    assert "detail" in schema.json()["components"]["schemas"]["Problem"]["required"]
     docs = api.get("/api/v1/docs", follow_redirects=False)
     assert docs.status_code == 302 and "/accounts/login/" in docs.headers["location"]
     page = api.get("/api/v1/docs", session=viewer)
