@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from runs.actions.tokens import revoke_token
 from runs.models import ApiToken, Approval, Event, Finding, Report, Run, Span, Step, Task
 
 
@@ -108,3 +110,9 @@ class ApiTokenAdmin(RecordAdmin):
     list_filter = ["revoked_at"]
     exclude = ["digest"]
     raw_id_fields = ["user", "created_by"]
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        revoked = sum(revoke_token(token) for token in queryset)
+        self.message_user(request, f"{revoked} token(s) revoked.")

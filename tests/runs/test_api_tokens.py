@@ -109,3 +109,20 @@ def test_token_lifetime_cap(make_user, settings) -> None:
         create_token(user, "forever", ["read"])
     token, _ = create_token(user, "month", ["read"], expires_at=timezone.now() + timedelta(days=29))
     assert token.pk
+
+
+@pytest.mark.django_db
+def test_an_admin_revokes_tokens_from_the_admin(make_user, client) -> None:
+    admin_user = make_user(None, is_staff=True, is_superuser=True)
+    token, _ = create_token(make_user("viewer"), "laptop", ["read"])
+    client.force_login(admin_user)
+    page = client.get("/admin/runs/apitoken/")
+    assert page.status_code == 200 and token.digest not in page.text
+    response = client.post(
+        "/admin/runs/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}
+    )
+    assert response.status_code == 302
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    detail = client.get(f"/admin/runs/apitoken/{token.pk}/change/")
+    assert detail.status_code == 200 and token.digest not in detail.text
