@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from runs.actions.tokens import TokenRefused, create_token, revoke_token, token_for_secret
+from runs.api.auth import resolve_bearer
 from runs.models import ApiToken
 from runs.models.token import token_digest
 
@@ -126,3 +127,18 @@ def test_an_admin_revokes_tokens_from_the_admin(make_user, client) -> None:
     assert token.revoked_at is not None
     detail = client.get(f"/admin/runs/apitoken/{token.pk}/change/")
     assert detail.status_code == 200 and token.digest not in detail.text
+
+
+@pytest.mark.django_db
+def test_resolve_bearer_is_the_one_token_check(make_user, rf) -> None:
+    """What other endpoints that take tokens (the metrics) call: the caller, or None."""
+    user = make_user("viewer")
+    token, raw = create_token(user, "scraper", ["metrics"])
+    caller = resolve_bearer(rf.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {raw}"))
+    assert caller is not None
+    assert (caller.user, caller.scopes, caller.token) == (user, frozenset({"metrics"}), token)
+    assert resolve_bearer(rf.get("/metrics")) is None
+    assert resolve_bearer(rf.get("/metrics", HTTP_AUTHORIZATION=f"Basic {raw}")) is None
+    assert resolve_bearer(rf.get("/metrics", HTTP_AUTHORIZATION="Bearer hrn_nope")) is None
+    revoke_token(token)
+    assert resolve_bearer(rf.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {raw}")) is None
