@@ -88,7 +88,7 @@ def test_the_cli_audits_an_uploaded_folder_and_writes_its_sarif(
 
 
 @pytest.mark.integration
-def test_the_cli_exits_like_launch_run_on_refusal_and_on_a_spent_budget(
+def test_the_cli_exits_like_launch_run_refused_spent_held_or_denied(
     server: Daphne, celery_worker: Any, make_user: Any, tmp_path: Path
 ) -> None:
     celery_worker(concurrency=2, pool="threads")
@@ -114,6 +114,17 @@ def test_the_cli_exits_like_launch_run_on_refusal_and_on_a_spent_budget(
     )
     assert spent.returncode == 3, (spent.stdout, spent.stderr)
     assert "budget_exhausted" in spent.stderr
+
+    held = harness(
+        server,
+        token,
+        *("launch", "--playbook", "codebase-audit", "--target", "samples/vulnerable_app/"),
+        *("--hold-agents", "--wait", "--poll", "0.3", "--timeout", "240", "--json"),
+        cwd=tmp_path,
+    )
+    assert held.returncode == 5, (held.stdout, held.stderr)
+    assert json.loads(held.stdout.strip().splitlines()[-1])["awaiting_approval"] > 0
+    assert "await approval" in held.stderr and "/approvals/" in held.stderr
 
     _, viewer_token = create_token(make_user("viewer"), "read only", ["read"])
     denied = harness(
