@@ -17,7 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from agents.analysis.finding import RawFinding
-from agents.analysis.py_context import FUNC_NODES, PyContext, is_const, is_str_const, keyword
+from agents.analysis.py_context import (
+    FUNC_NODES,
+    PyContext,
+    is_const,
+    is_str_const,
+    keyword,
+    names_reached,
+)
 from agents.analysis.py_taint import (
     Flow,
     callee_name,
@@ -285,15 +292,7 @@ def _xml_names(ctx: PyContext) -> set[str]:
         for t in n.targets
         if isinstance(t, ast.Name)
     ]
-    names: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, value in pairs:
-            if name not in names and _is_xml_value(ctx, value, names):
-                names.add(name)
-                changed = True
-    return names
+    return names_reached(pairs, lambda value, names: _is_xml_value(ctx, value, names))
 
 
 def _is_xml_value(ctx: PyContext, node: ast.AST, names: set[str]) -> bool:

@@ -14,7 +14,14 @@ from collections.abc import Iterator
 
 from agents.analysis.base import is_placeholder, is_secret_name, masked_line
 from agents.analysis.finding import RawFinding
-from agents.analysis.py_context import FUNC_NODES, PyContext, is_const, is_str_const, keyword
+from agents.analysis.py_context import (
+    FUNC_NODES,
+    PyContext,
+    is_const,
+    is_str_const,
+    keyword,
+    names_reached,
+)
 from agents.analysis.py_taint import REQUEST_ATTRS, REQUEST_NAMES
 
 # Calls whose result is safe whatever went in (they strip paths or only ever produce our URLs).
@@ -250,15 +257,7 @@ def _tainted_names(ctx: PyContext, func: ast.AST) -> set[str]:
         for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
         if isinstance(target, ast.Name)
     ]
-    names: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, value in assigns:
-            if name not in names and _tainted(ctx, value, names):
-                names.add(name)
-                changed = True
-    return names
+    return names_reached(assigns, lambda value, names: _tainted(ctx, value, names))
 
 
 def _sink_arg(call: ast.Call, kw: str) -> ast.AST | None:

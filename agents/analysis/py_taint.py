@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from agents.analysis.py_context import FUNC_NODES, PyContext
+from agents.analysis.py_context import FUNC_NODES, PyContext, names_reached
 
 REQUEST_NAMES = frozenset({"request", "req"})
 REQUEST_ATTRS = frozenset(
@@ -244,32 +244,22 @@ def tainted_names(
 ) -> set[str]:
     """Names that receive request data or a value of `seeds`, directly or through others."""
     pairs = [pair for node in ast.walk(func) for pair in _pairs(node)]
-    names = set(seeds)
-    changed = True
-    while changed:
-        changed = False
-        for name, value in pairs:
-            if name not in names and tainted(ctx, value, names, handler, attrs):
-                names.add(name)
-                changed = True
-    return names
+    return names_reached(
+        pairs, lambda value, names: tainted(ctx, value, names, handler, attrs), seeds
+    )
 
 
 def mentioning_names(func: ast.AST, seed: str) -> set[str]:
     """Names whose assigned value mentions `seed` in any way (`c = make(seed)` included): the
     objects a parameter builds, used for "the caller chose the client" summaries."""
     pairs = [pair for node in ast.walk(func) for pair in _pairs(node)]
-    names = {seed}
-    changed = True
-    while changed:
-        changed = False
-        for name, value in pairs:
-            if name not in names and any(
-                isinstance(n, ast.Name) and n.id in names for n in ast.walk(value)
-            ):
-                names.add(name)
-                changed = True
-    return names
+    return names_reached(
+        pairs,
+        lambda value, names: any(
+            isinstance(n, ast.Name) and n.id in names for n in ast.walk(value)
+        ),
+        {seed},
+    )
 
 
 def param_names(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
