@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from agents.analysis.base import make_finding
@@ -157,22 +156,3 @@ def is_dynamic_string(node: ast.AST) -> bool:
     ):
         return is_str_const(node.func.value)
     return False
-
-
-def names_reached(
-    bindings: Sequence[tuple[str, ast.AST]],
-    reaches: Callable[[ast.AST, set[str]], bool],
-    seeds: Iterable[str] = (),
-) -> set[str]:
-    """`seeds` and every name bound (`bindings`: name, value) to a value that `reaches(value,
-    names)` accepts, `names` being those found so far: passes repeat until none is added, so a
-    name is found whatever the order of the bindings that lead to it."""
-    names = set(seeds)
-    changed = True
-    while changed:
-        changed = False
-        for name, value in bindings:
-            if name not in names and reaches(value, names):
-                names.add(name)
-                changed = True
-    return names

@@ -17,18 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from agents.analysis.finding import RawFinding
-from agents.analysis.py_context import (
-    FUNC_NODES,
-    PyContext,
-    is_const,
-    is_str_const,
-    keyword,
-    names_reached,
-)
+from agents.analysis.py_context import FUNC_NODES, PyContext, is_const, is_str_const, keyword
 from agents.analysis.py_taint import (
     Flow,
     callee_name,
     mentioning_names,
+    names_reached,
     param_names,
     tainted,
     tainted_names,

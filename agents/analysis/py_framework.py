@@ -14,15 +14,8 @@ from collections.abc import Iterator
 
 from agents.analysis.base import is_placeholder, is_secret_name, masked_line
 from agents.analysis.finding import RawFinding
-from agents.analysis.py_context import (
-    FUNC_NODES,
-    PyContext,
-    is_const,
-    is_str_const,
-    keyword,
-    names_reached,
-)
-from agents.analysis.py_taint import REQUEST_ATTRS, REQUEST_NAMES
+from agents.analysis.py_context import FUNC_NODES, PyContext, is_const, is_str_const, keyword
+from agents.analysis.py_taint import REQUEST_ATTRS, REQUEST_NAMES, names_reached
 
 # Calls whose result is safe whatever went in (they strip paths or only ever produce our URLs).
 _SANITIZERS = frozenset({"secure_filename", "basename", "safe_join", "url_for", "reverse", "int"})

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from agents.analysis.py_context import FUNC_NODES, PyContext, names_reached
+from agents.analysis.py_context import FUNC_NODES, PyContext
 
 REQUEST_NAMES = frozenset({"request", "req"})
 REQUEST_ATTRS = frozenset(
@@ -237,6 +237,25 @@ def _pairs(node: ast.AST) -> Iterator[tuple[str, ast.AST]]:
             for i, elt in enumerate(target.elts):
                 if isinstance(elt, ast.Name):
                     yield elt.id, value.elts[i] if same else value  # type: ignore[attr-defined]
+
+
+def names_reached(
+    bindings: Sequence[tuple[str, ast.AST]],
+    reaches: Callable[[ast.AST, set[str]], bool],
+    seeds: Iterable[str] = (),
+) -> set[str]:
+    """`seeds` and every name bound (`bindings`: name, value) to a value that `reaches(value,
+    names)` accepts, `names` being those found so far: passes repeat until none is added, so a
+    name is found whatever the order of the bindings that lead to it."""
+    names = set(seeds)
+    changed = True
+    while changed:
+        changed = False
+        for name, value in bindings:
+            if name not in names and reaches(value, names):
+                names.add(name)
+                changed = True
+    return names
 
 
 def tainted_names(
