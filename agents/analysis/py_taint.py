@@ -1,4 +1,5 @@
-"""Light data flow inside one module, for the flow rules in `py_flows.py` and `py_http.py`.
+"""Light data flow inside one module, for the flow rules in `py_flows.py` and `py_http.py` (the
+framework rules' lighter taint in `py_framework.py` reads the same sources and calls).
 
 Two kinds of untrusted value are followed through local assignments:
 - request data: `request.GET/args/form/json/...`, aiohttp's `match_info`, and in an
