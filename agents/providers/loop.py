@@ -44,9 +44,11 @@ from agents.contract import (
     AgentOutput,
     AgentRequest,
     AgentResult,
+    ModelStep,
     ProviderError,
     RateLimited,
     SpawnOut,
+    ToolStep,
 )
 from agents.contract import Usage as TokenUsage
 from agents.limits import RateLimiter
@@ -184,11 +186,7 @@ class AgentLoop:
         if ctx:
             ctx.after_call(
                 index,
-                model=self.model,
-                usage=turn.usage,
-                data=turn.to_data(),
-                seconds=seconds,
-                name=f"chat {self.model}",
+                ModelStep(self.model, turn.usage, turn.to_data(), seconds, f"chat {self.model}"),
             )
         self.steps.append(
             {
@@ -333,11 +331,7 @@ class AgentLoop:
         )
         if ctx:
             ctx.tool_step(
-                index,
-                name=name,
-                arguments=arguments,
-                result={**result.to_dict(), "call_id": call.id},
-                seconds=seconds,
+                index, ToolStep(name, arguments, {**result.to_dict(), "call_id": call.id}, seconds)
             )
         self.steps.append(
             {

@@ -20,7 +20,14 @@ from django.db.models import Max
 from django.utils import timezone
 
 from agents.budget import BudgetNotInitialized
-from agents.contract import AgentCancelled, BudgetExhausted, ProviderError, Usage
+from agents.contract import (
+    AgentCancelled,
+    BudgetExhausted,
+    ModelStep,
+    ProviderError,
+    ToolStep,
+    Usage,
+)
 from agents.limits import LeaseSemaphore
 from agents.pricing import estimate_cost_upper_bound, price_call
 from runs.eventlog.event_types import EventType
@@ -173,16 +180,8 @@ class AgentRuntime:
     def release_call(self, index: int) -> None:
         self.budget.release(self._rid(index))
 
-    def after_call(
-        self,
-        index: int,
-        *,
-        model: str,
-        usage: Usage,
-        data: dict[str, Any],
-        seconds: float,
-        name: str = "",
-    ) -> None:
+    def after_call(self, index: int, call: ModelStep) -> None:
+        model, usage = call.model, call.usage
         price = price_call(self.provider_kind, self.task.provider, model, usage)
         # Stored with six decimals: the budget settles the stored figure, so the run's total,
         # its steps and its budget agree to the micro-dollar.
@@ -192,14 +191,14 @@ class AgentRuntime:
                 task=self.task,
                 index=index,
                 kind="chat",
-                name=name or f"chat {model}",
-                data=data,
+                name=call.name or f"chat {model}",
+                data=call.data,
                 tokens_in=usage.input_tokens,
                 tokens_out=usage.output_tokens,
                 cost_usd=cost,
                 price_version=price.version,
                 unpriced=price.unpriced,
-                seconds=seconds,
+                seconds=call.seconds,
             ),
             EventType.BUDGET_SETTLED,
             {
@@ -215,15 +214,8 @@ class AgentRuntime:
         # agent, which finds the stored step and settles again (settle is idempotent per id).
         self._settle(step)
 
-    def tool_step(
-        self,
-        index: int,
-        *,
-        name: str,
-        arguments: dict[str, Any],
-        result: dict[str, Any],
-        seconds: float,
-    ) -> None:
+    def tool_step(self, index: int, tool: ToolStep) -> None:
+        name, result = tool.name, tool.result
         refused = bool(result.get("refused"))
         self._store(
             Step(
@@ -231,8 +223,8 @@ class AgentRuntime:
                 index=index,
                 kind="tool",
                 name=name,
-                data={"arguments": arguments, "result": result},
-                seconds=seconds,
+                data={"arguments": tool.arguments, "result": result},
+                seconds=tool.seconds,
             ),
             EventType.TOOL_REFUSED if refused else EventType.TOOL_CALLED,
             {"step": index, "tool": name, "reason": result.get("reason", "") if refused else ""},
