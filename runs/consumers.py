@@ -74,6 +74,15 @@ class _Batched(AsyncWebsocketConsumer):
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_later())
 
+    async def signed_in_user(self) -> Any:
+        """The connection's user, or None once the connection is closed: every consumer refuses
+        an anonymous user before anything else."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return None
+        return user
+
     async def _flush_later(self) -> None:
         while self._dirty:
             wait = self._last_push + self.interval - time.monotonic()
@@ -119,9 +128,8 @@ class RunConsumer(_Batched):
     state: LiveState
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+        user = await self.signed_in_user()
+        if user is None:
             return
         run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         try:
@@ -206,9 +214,8 @@ class RunListConsumer(_Batched):
     interval = 0.5
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+        user = await self.signed_in_user()
+        if user is None:
             return
         self.params = _query(self.scope)
         self.seen: dict[int, int] = {}
@@ -279,9 +286,8 @@ class ApprovalsConsumer(_Batched):
     interval = 0.5
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+        user = await self.signed_in_user()
+        if user is None:
             return
         raw = _query(self.scope).get("shown", "")
         self.shown = {int(v) for v in raw.split(",") if v.isdigit()}

@@ -49,25 +49,21 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def _documents(path: Path) -> list[Path]:
+def _entries(path: Path) -> list[Path]:
+    """The folder's entries by name, links left out (a target never leaves its root)."""
     try:
-        entries = sorted(path.iterdir(), key=lambda p: p.name)
+        return [p for p in sorted(path.iterdir(), key=lambda p: p.name) if not p.is_symlink()]
     except OSError:
         return []
-    return [
-        p
-        for p in entries
-        if p.is_file() and not p.is_symlink() and p.suffix.lower() in DOCUMENT_SUFFIXES
-    ]
+
+
+def _documents(path: Path) -> list[Path]:
+    return [p for p in _entries(path) if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES]
 
 
 def _subdirs(path: Path) -> list[Path]:
-    try:
-        entries = sorted(path.iterdir(), key=lambda p: p.name)
-    except OSError:
-        return []
     return [
         p
-        for p in entries
-        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and p.name not in _SKIP
+        for p in _entries(path)
+        if p.is_dir() and not p.name.startswith(".") and p.name not in _SKIP
     ]

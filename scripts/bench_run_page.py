@@ -1,6 +1,7 @@
 """Benchmark: server-side render time of the run page for a run with 1,000 agents.
 
-    .venv/bin/python scripts/bench_run_page.py [--agents 1000] [--repeat 5]
+    .venv/bin/python scripts/bench_run_page.py [--agents 1000] [--repeat 5] [--finished]
+        [--profile 25]
 
 Builds the run in a throwaway test database (bulk_create, a three-level tree with findings and
 events), then times GET /runs/<id>/ through the Django test client (middleware, templates,
@@ -34,6 +35,18 @@ def main() -> None:
         help="audit: planned agents in nested folders, 3 lenses (what a codebase audit plans); "
         "spawned: 1%% planned agents, the rest spawned two levels under them",
     )
+    parser.add_argument(
+        "--finished",
+        action="store_true",
+        help="every agent succeeded and the run waits for review (a finished run's page)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after timing, profile one render and print its N most expensive functions",
+    )
     args = parser.parse_args()
 
     import django
@@ -48,20 +61,23 @@ def main() -> None:
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     old_name = connection.creation.create_test_db(verbosity=0, keepdb=False)
     try:
-        run_benchmark(args.agents, args.repeat, args.shape, CaptureQueriesContext, connection)
+        run_benchmark(args, CaptureQueriesContext, connection)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
-def run_benchmark(agents: int, repeat: int, shape: str, capture: type, connection: object) -> None:
+def run_benchmark(args: argparse.Namespace, capture: type, connection: object) -> None:
     from django.contrib.auth.models import User
     from django.test import Client
+    from django.utils import timezone
 
     from runs.models import Event, Finding, Run, Task
     from runs.pages.run.live import LiveState, render_update
     from runs.roles import ensure_roles
     from tests.runs.factories import make_run, task_fields
 
+    agents, repeat, shape = args.agents, args.repeat, args.shape
+    running = "succeeded" if args.finished else "running"
     groups = ensure_roles()
     user = User.objects.create_user("bench", password=None)
     user.groups.add(groups["operator"])
@@ -78,7 +94,7 @@ def run_benchmark(agents: int, repeat: int, shape: str, capture: type, connectio
                         group=f"src/pkg{i % 20}/mod{i % 7}",
                         scope_label=f"src/pkg{i % 20}/mod{i % 7}/file_{i}.py",
                         lens=lens,
-                        status="running" if i % 10 == 0 else "succeeded",
+                        status=running if i % 10 == 0 else "succeeded",
                     )
                 )
                 for i in range(files)
@@ -97,7 +113,7 @@ def run_benchmark(agents: int, repeat: int, shape: str, capture: type, connectio
         per = max(1, (agents - len(top) - len(mid)) // max(1, len(mid)))
         low = Task.objects.bulk_create(
             [
-                Task(**task_fields(run, parent=p, status="running", finished_at=None))
+                Task(**task_fields(run, parent=p, status=running, finished_at=None))
                 for p in mid
                 for _ in range(per)
             ]
@@ -120,6 +136,10 @@ def run_benchmark(agents: int, repeat: int, shape: str, capture: type, connectio
     Event.objects.bulk_create(
         [Event(run=run, seq=i + 1, type="task.started", task=t) for i, t in enumerate(tasks)]
     )
+    if args.finished:
+        now = timezone.now()
+        Task.objects.filter(run=run, finished_at__isnull=True).update(finished_at=now)
+        Run.objects.filter(pk=run.pk).update(status="awaiting_review", finished_at=now)
     Run.objects.filter(pk=run.pk).update(
         last_seq=len(tasks),
         tasks_total=len(tasks),
@@ -143,6 +163,15 @@ def run_benchmark(agents: int, repeat: int, shape: str, capture: type, connectio
         f"best {min(timings) * 1000:.0f} ms over {repeat} renders; "
         f"{len(queries.captured_queries)} queries; {size / 1024:.0f} KiB of HTML"
     )
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        client.get(url)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
     # One live update: a single agent finished (row + its ancestors + panels + one event).
     state = LiveState(since=len(tasks))
     render_update(run.pk, user, state, snapshot=True)

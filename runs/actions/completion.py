@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import F
 from django.utils import timezone
 from opentelemetry.context import Context, attach, detach
 
@@ -29,10 +28,10 @@ from agents.playbooks import Playbook
 from runs.actions import enqueue
 from runs.actions.dispatch import hand_over_slots, schedule_dispatch
 from runs.actions.outcomes import findings_of, lock_run, span_fields, spawn_children
+from runs.actions.paid import NOTHING_PAID, paid_many
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import EventItem, record_events
-from runs.models import Finding, Run, Step, Task
-from runs.models.task import TRY_SPAN
+from runs.models import Finding, Run, Task
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
     with transaction.atomic():
         # The one lock order: runs (by id), then their tasks.
         runs = {run_id: lock_run(run_id) for run_id in sorted({c.task.run_id for c in batch})}
-        paid = _paid_many([c.task for c in batch])
+        paid = paid_many([c.task for c in batch])
         counters: dict[int, dict[str, int]] = {}
         totals: dict[int, dict[str, Any]] = defaultdict(dict)
         events: dict[int, list[EventItem]] = defaultdict(list)
@@ -70,7 +69,7 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
         for item in batch:
             task, output = item.task, item.result.output
             run = runs[task.run_id]
-            fields, run_totals = paid.get(task.pk, _NOTHING_PAID)
+            fields, run_totals = paid.get(task.pk, NOTHING_PAID)
             found = findings_of(run, task, output.findings)
             moved = Task.move_many(
                 [task],
@@ -149,57 +148,3 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
                 if token is not None:
                     detach(token)
     return won
-
-
-_NOTHING_PAID: tuple[dict[str, Any], dict[str, Any]] = (
-    {
-        "tokens_in": 0,
-        "tokens_out": 0,
-        "cost_usd": Decimal(0),
-        "unpriced": False,
-        "model_seconds": 0.0,
-        "tool_seconds": 0.0,
-    },
-    {},
-)
-
-
-def _paid_many(tasks: list[Task]) -> dict[int, tuple[dict[str, Any], dict[str, Any]]]:
-    """Per agent, what its stored calls cost (``outcomes._paid``'s two halves, numbers rather
-    than expressions): its own fields over every try, and what this try adds to the run's
-    totals (the earlier tries' were added when they ended). One query for the whole batch."""
-    this_try = Q(index__lt=TRY_SPAN)
-    rows = (
-        Step.objects.filter(task_id__in=[t.pk for t in tasks])
-        .values("task_id")
-        .annotate(
-            tin=Sum("tokens_in"),
-            tout=Sum("tokens_out"),
-            cost=Sum("cost_usd"),
-            n_unpriced=Count("id", filter=Q(unpriced=True)),
-            run_tin=Sum("tokens_in", filter=this_try),
-            run_tout=Sum("tokens_out", filter=this_try),
-            run_cost=Sum("cost_usd", filter=this_try),
-            run_n_unpriced=Count("id", filter=this_try & Q(unpriced=True)),
-            model_s=Sum("seconds", filter=Q(kind="chat")),
-            tool_s=Sum("seconds", filter=Q(kind="tool")),
-        )
-    )
-    paid: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for row in rows:
-        fields = {
-            "tokens_in": row["tin"] or 0,
-            "tokens_out": row["tout"] or 0,
-            "cost_usd": row["cost"] or Decimal(0),
-            "unpriced": bool(row["n_unpriced"]),
-            "model_seconds": row["model_s"] or 0.0,
-            "tool_seconds": row["tool_s"] or 0.0,
-        }
-        run_totals = {
-            "tokens_in": row["run_tin"] or 0,
-            "tokens_out": row["run_tout"] or 0,
-            "cost_usd": row["run_cost"] or Decimal(0),
-            "unpriced_calls": row["run_n_unpriced"] or 0,
-        }
-        paid[row["task_id"]] = (fields, run_totals)
-    return paid

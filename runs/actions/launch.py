@@ -1,6 +1,7 @@
 """Launch: validate, freeze the target into a snapshot, create the Run, enqueue its planning.
 
-Validation happens before anything is written: a refused launch leaves no rows. The bounds
+Validation happens before anything is written: a refused launch leaves no rows, and no snapshot
+either (the target is planned before its snapshot is committed to the store). The bounds
 below are the only ones: the launch form and ``manage.py launch_run`` both end here.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -23,7 +25,7 @@ from agents.aggregation.similarity import EMBEDDER_OPTIONS
 from agents.aggregation.stages import TUNABLES
 from agents.contract import ProviderError
 from agents.latency import MAX_SIGMA
-from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, plan
+from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, TextReader, plan
 from agents.playbooks import PLAYBOOKS, Playbook
 from agents.providers.catalog import default_model, get_provider
 from agents.providers.registry import MissingApiKey
@@ -217,9 +219,10 @@ def resolve_config(
     return config
 
 
-def plan_target(config: dict[str, Any], manifest: dict[str, Any]) -> list[TaskSpec]:
-    """The same deterministic plan the run will make, or the LaunchError a launch gives: a
-    target this run cannot cover is refused before anything starts, saying what to change."""
+def plan_target(
+    config: dict[str, Any], manifest: dict[str, Any], read_text: TextReader | None = None
+) -> list[TaskSpec]:
+    """The run's own plan, or the LaunchError refusing a target before anything starts."""
     document = config["options"].get("document")
     if document and document != EVERY_DOCUMENT and document not in manifest["files"]:
         raise LaunchError(
@@ -228,7 +231,7 @@ def plan_target(config: dict[str, Any], manifest: dict[str, Any]) -> list[TaskSp
             "document",
         )
     try:
-        return plan(Playbook.from_config(config), manifest)
+        return plan(Playbook.from_config(config), manifest, read_text)
     except PlanningError as exc:
         hint = f" (at most {settings.HARNESS_MAX_AGENTS}, HARNESS_MAX_AGENTS)"
         message = str(exc).replace("raise max agents", f"raise max agents{hint}")
@@ -320,12 +323,17 @@ def launch_run(
         context=parent_context(trace_id, root_span_id),
         attributes={semconv.WORKFLOW_NAME: book.name, semconv.CONVERSATION_ID: str(uid)},
     ) as span:
-        try:
-            frozen_at = time.time_ns()
-            manifest, kind, label = _freeze(target_path, archive, run_excludes(config))
-            snapshot_ns = (frozen_at, time.time_ns())
+        kind, label = _target(target_path, archive)
+        snapshot_ns = [time.time_ns()]
+
+        def check(manifest: SnapshotManifest) -> None:
+            # Planned before the snapshot is committed: a target the run refuses stores nothing.
+            snapshot_ns.append(time.time_ns())
             span.set_attributes(_target_attributes(label, target_path))
-            plan_target(config, manifest.to_dict())
+            plan_target(config, manifest.to_dict(), manifest.read_staged)
+
+        try:
+            manifest = _freeze(target_path, archive, run_excludes(config), check)
         except Exception as exc:  # a refused launch is one short trace that says why
             refused = isinstance(exc, LaunchError)
             span.set_attribute(
@@ -354,7 +362,12 @@ def launch_run(
         )
         span.set_attributes(tracing.run_attributes(run))
         tracing.record_span(
-            run, "snapshot", *snapshot_ns, span, **{"harness.snapshot.files": len(manifest.files)}
+            run,
+            "snapshot",
+            snapshot_ns[0],
+            snapshot_ns[1],
+            span,
+            **{"harness.snapshot.files": len(manifest.files)},
         )
     return run
 
@@ -383,6 +396,7 @@ def _create_run(
             target_kind=kind,
             target_label=label[:500],
             snapshot_digest=manifest.digest,
+            snapshot_key=manifest.key,
             snapshot_info={
                 "files": len(manifest.files),
                 "bytes": manifest.total_bytes,
@@ -412,10 +426,22 @@ def _create_run(
     return run
 
 
+def _target(target_path: str | None, archive: UploadedFile[bytes] | None) -> tuple[str, str]:
+    """(target kind, label) of a launch's target."""
+    if archive is not None:
+        return "archive", Path(archive.name or "upload").name
+    path = Path(str(target_path)).expanduser()
+    return "directory", target_label(path, settings.HARNESS_TARGET_ROOTS)
+
+
 def _freeze(
-    target_path: str | None, archive: UploadedFile[bytes] | None, exclude: Excludes
-) -> tuple[SnapshotManifest, str, str]:
-    """Freeze the target into the snapshot store: (manifest, target kind, label)."""
+    target_path: str | None,
+    archive: UploadedFile[bytes] | None,
+    exclude: Excludes,
+    before_commit: Callable[[SnapshotManifest], None],
+) -> SnapshotManifest:
+    """Freeze the target into the snapshot store; ``before_commit`` may still refuse it then,
+    with nothing stored."""
     store = snapshot_store()
     try:
         if archive is not None:
@@ -424,13 +450,23 @@ def _freeze(
                     f"The archive is larger than {settings.HARNESS_MAX_UPLOAD_BYTES:,} bytes.",
                     "archive",
                 )
-            manifest = freeze_archive(
-                cast(BinaryIO, archive), archive.name or "upload", store, exclude=exclude
+            return freeze_archive(
+                cast(BinaryIO, archive),
+                archive.name or "upload",
+                store,
+                max_entries=settings.HARNESS_ARCHIVE_MAX_ENTRIES,
+                max_uncompressed_bytes=settings.HARNESS_ARCHIVE_MAX_BYTES,
+                exclude=exclude,
+                before_commit=before_commit,
             )
-            return manifest, "archive", Path(archive.name or "upload").name
         path = Path(str(target_path)).expanduser()
-        manifest = freeze_directory(path, settings.HARNESS_TARGET_ROOTS, store, exclude=exclude)
-        return manifest, "directory", target_label(path, settings.HARNESS_TARGET_ROOTS)
+        return freeze_directory(
+            path,
+            settings.HARNESS_TARGET_ROOTS,
+            store,
+            exclude=exclude,
+            before_commit=before_commit,
+        )
     except SnapshotError as exc:
         raise LaunchError(str(exc), "archive" if archive is not None else "target") from None
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from agents.analysis.ranking import cwe_from_text
@@ -24,11 +24,12 @@ from agents.planning import scope_label, task_key
 from agents.playbooks import Playbook
 from agents.snapshot import open_snapshot
 from runs.actions.dispatch import schedule_dispatch
+from runs.actions.paid import paid
 from runs.actions.planning import task_created
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import EventItem, record_event, record_events
 from runs.models import Finding, Run, Task
-from runs.models.task import LIFECYCLE, TRY_SPAN
+from runs.models.task import LIFECYCLE
 from runs.observability.tracing import end_run_trace_after_commit
 from runs.run_budget import budget_for
 
@@ -112,45 +113,6 @@ def retry_task(task: Task, *, delay: float, error: str = "", rate_limited: bool 
             record_event(run, EventType.TASK_RETRYING, payload, task=task)
 
 
-def _paid(task: Task) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What the agent's stored calls cost, as (its own fields: every try; the run's deltas:
-    this try's calls, the earlier tries' were added when they ended). A failed, cancelled or
-    skipped agent paid for the calls it made too: the run's totals, its budget and its steps
-    must agree."""
-    this_try = Q(index__lt=TRY_SPAN)
-    totals = task.steps.aggregate(
-        tin=Sum("tokens_in"),
-        tout=Sum("tokens_out"),
-        cost=Sum("cost_usd"),
-        n_unpriced=Count("id", filter=Q(unpriced=True)),
-        run_tin=Sum("tokens_in", filter=this_try),
-        run_tout=Sum("tokens_out", filter=this_try),
-        run_cost=Sum("cost_usd", filter=this_try),
-        run_n_unpriced=Count("id", filter=this_try & Q(unpriced=True)),
-        model_s=Sum("seconds", filter=Q(kind="chat")),
-        tool_s=Sum("seconds", filter=Q(kind="tool")),
-    )
-    fields = {
-        "tokens_in": totals["tin"] or 0,
-        "tokens_out": totals["tout"] or 0,
-        "cost_usd": totals["cost"] or Decimal(0),
-        "unpriced": bool(totals["n_unpriced"]),
-        "model_seconds": totals["model_s"] or 0.0,
-        "tool_seconds": totals["tool_s"] or 0.0,
-    }
-    deltas = {
-        name: F(name) + value
-        for name, value in (
-            ("tokens_in", totals["run_tin"]),
-            ("tokens_out", totals["run_tout"]),
-            ("cost_usd", totals["run_cost"]),
-            ("unpriced_calls", totals["run_n_unpriced"]),
-        )
-        if value
-    }
-    return fields, deltas
-
-
 def findings_of(run: Run, task: Task, outs: Iterable[Any]) -> list[Finding]:
     seen: set[str] = set()
     findings = []
@@ -186,7 +148,7 @@ def spawn_children(run: Run, parent: Task, playbook: Playbook, requests: list[Sp
     refuse duplicates. Every request ends as an event, accepted or refused."""
     spec = playbook.roles.get(parent.role)
     held = bool(spec is not None and spec.needs_approval)
-    manifest_files = open_snapshot(run.snapshot_digest).manifest.files
+    manifest_files = open_snapshot(run.snapshot_ref).manifest.files
     total = Task.objects.filter(run=run).count()
     existing_children = Task.objects.filter(parent=parent).count()
     created = 0
@@ -248,7 +210,7 @@ def spawn_children(run: Run, parent: Task, playbook: Playbook, requests: list[Sp
 def fail_task(task: Task, error: str) -> bool:
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=task.run_id)
-        fields, deltas = _paid(task)
+        fields, deltas = paid(task)
         won = task.move(
             Task.Move.FAIL,
             run_deltas=deltas,
@@ -282,7 +244,7 @@ def budget_exhausted(task: Task, reason: str) -> None:
     """The budget cannot cover this task: skip it, stop the run's dispatch and spawning."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=task.run_id)
-        fields, deltas = _paid(task)
+        fields, deltas = paid(task)
         if task.move(
             Task.Move.SKIP,
             only_from=[Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING],
@@ -315,7 +277,7 @@ def _budget_used(run: Run) -> str:
 def cancel_task(task: Task, reason: str) -> None:
     with transaction.atomic():
         run = lock_run(task.run_id)
-        fields, deltas = _paid(task)
+        fields, deltas = paid(task)
         if task.move(
             Task.Move.CANCEL,
             only_from=[

@@ -35,8 +35,8 @@ def plan_run(run_id: int) -> None:
     with run_span(run, "plan") as span:
         try:
             playbook = run.resolved_playbook
-            snapshot = open_snapshot(run.snapshot_digest)
-            specs = plan(playbook, snapshot.manifest.to_dict())
+            snapshot = open_snapshot(run.snapshot_ref)
+            specs = plan(playbook, snapshot.manifest.to_dict(), snapshot.read_text)
         except (PlanningError, SnapshotError) as exc:
             span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
             span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_http_methods
 from harness_site.workers import worker_slots
 from runs.access import AuthenticatedHttpRequest, require_perm
 from runs.actions import LaunchError, launch_run
-from runs.actions.launch_estimate import Estimate, estimate_launch
 from runs.forms import LaunchForm
+from runs.forms.estimate import Estimate, estimate_launch
 
 
 @require_http_methods(["GET", "POST"])

@@ -28,7 +28,7 @@ from runs.actions.launch import (
     resolve_config,
     run_excludes,
 )
-from runs.forms import LaunchForm
+from runs.forms.launch import LaunchForm
 
 # Fields whose errors stop an estimate (the rest of the form does not change the plan).
 ESTIMATE_FIELDS = (

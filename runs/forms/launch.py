@@ -25,7 +25,6 @@ from runs.actions.launch import (
     offered_options,
     option_bounds,
 )
-from runs.models import Run
 from runs.targets import available_targets
 
 
@@ -66,10 +65,33 @@ def all_roles() -> dict[str, list[str]]:
     return roles
 
 
+class TargetField(forms.ChoiceField):
+    """A listed target, chosen by its name under the allowed root (``samples/app/``): the page
+    never shows where the server keeps it. The absolute path of a listed target is accepted as
+    well (scripts written against earlier versions); anything unlisted is an invalid choice.
+    Cleans to the absolute path the launch freezes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.paths: dict[str, str] = {}
+
+    def offer(self, targets: list[tuple[str, str]]) -> None:
+        self.paths = {label: path for path, label in targets}
+        self.paths.update({path: path for path, _ in targets})
+        self.choices = [("", "— choose a target —"), *((label, label) for _, label in targets)]
+
+    def valid_value(self, value: Any) -> bool:
+        return str(value) in self.paths
+
+    def clean(self, value: Any) -> str:
+        name = super().clean(value)
+        return self.paths.get(name, "") if name else ""
+
+
 class LaunchForm(forms.Form):
     title = forms.CharField(max_length=200, required=False, help_text="Optional; shown in lists.")
     playbook = forms.ChoiceField(widget=forms.RadioSelect)
-    target = forms.ChoiceField(
+    target = TargetField(
         required=False,
         help_text="A directory, or one document, under the allowed target roots.",
     )
@@ -152,7 +174,9 @@ class LaunchForm(forms.Form):
         playbooks = PLAYBOOKS
         self.playbooks = playbooks
         self._choices("playbook", [(p.name, p.title) for p in playbooks.values()])
-        self._choices("target", [("", "— choose a target —"), *available_targets()])
+        target = self.fields["target"]
+        assert isinstance(target, TargetField)
+        target.offer(available_targets())
         self._choices("provider", self._provider_choices())
         steps = AGGREGATION_STEPS
         self.aggregation_help = steps
@@ -261,83 +285,4 @@ class LaunchForm(forms.Form):
             "options": dict(self.options) or None,
             "title": data.get("title") or "",
             "hold_agents": bool(data.get("hold_agents")),
-        }
-
-
-class RunFilterForm(forms.Form):
-    """Filters of the runs list (GET); invalid values are ignored, never an error page."""
-
-    status = forms.ChoiceField(required=False)
-    playbook = forms.CharField(required=False, max_length=100)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        status = self.fields["status"]
-        assert isinstance(status, forms.ChoiceField)
-        status.choices = [
-            ("", "Any status"),
-            ("active", "Active"),
-            *Run.Status.choices,
-        ]
-
-
-class DecisionForm(forms.Form):
-    decision = forms.ChoiceField(
-        choices=[
-            ("approved", "Approve"),
-            ("rejected", "Reject"),
-            ("changes_requested", "Request changes"),
-        ]
-    )
-    comment = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000
-    )
-    # The gate the reviewer saw: a decision on a gate since closed or replaced is refused.
-    approval = forms.IntegerField(required=False, min_value=1)
-
-
-class BulkDecisionForm(forms.Form):
-    """Approve or reject the waiting agents of a run: ``scope`` is ``*`` (all of them) or
-    ``g:<group>`` (those of one tree group, ``Task.group`` exactly; ``g:`` for no group)."""
-
-    decision = forms.ChoiceField(choices=[("approved", "Approve"), ("rejected", "Reject")])
-    comment = forms.CharField(required=False, max_length=4000)
-    scope = forms.CharField(max_length=310)
-
-    def clean_scope(self) -> str:
-        scope = str(self.cleaned_data["scope"])
-        if scope != "*" and not scope.startswith("g:"):
-            raise forms.ValidationError("Choose every waiting agent or one group.")
-        return scope
-
-    @property
-    def group(self) -> str | None:
-        """The group the decision is for, ``None`` for the whole run."""
-        scope = self.cleaned_data["scope"]
-        return None if scope == "*" else scope.removeprefix("g:")
-
-
-class ReaggregateForm(forms.Form):
-    """Another chain and/or other tunables for a new report version; blank = the run's own."""
-
-    chain = forms.MultipleChoiceField(
-        required=False,
-        choices=[(step, step) for step in AGGREGATION_STEPS],
-        widget=forms.CheckboxSelectMultiple,
-    )
-    dedup_threshold = forms.FloatField(required=False, min_value=0.0, max_value=1.0)
-    line_window = forms.IntegerField(required=False, min_value=0, max_value=1000)
-    vote_quorum = forms.IntegerField(required=False, min_value=1, max_value=1000)
-    lens_quorum = forms.IntegerField(required=False, min_value=1, max_value=100)
-    min_confidence = forms.FloatField(required=False, min_value=0.0, max_value=1.0)
-    top_k = forms.IntegerField(required=False, min_value=0, max_value=10000)
-    embedder = forms.ChoiceField(
-        required=False, choices=[("", "Run's default"), ("tfidf", "TF-IDF (offline)")]
-    )
-
-    def overrides(self) -> dict[str, Any]:
-        return {
-            name: value
-            for name, value in self.cleaned_data.items()
-            if name != "chain" and value not in (None, "")
         }
