@@ -60,8 +60,8 @@ class Counters:
             return
         key = (name, tuple(sorted(labels.items())))
         with self._lock:
+            self._ensure_thread()  # first: in a forked child it drops the parent's counts
             self._pending[key] = self._pending.get(key, 0.0) + amount
-            self._ensure_thread()
 
     def observe(
         self, name: str, value: float, /, buckets: Sequence[float] = LAG_BUCKETS, **labels: str
