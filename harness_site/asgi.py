@@ -1,4 +1,5 @@
-"""ASGI entry point: Django for HTTP, Channels for websockets (signed-in users, same origin)."""
+"""ASGI entry point: Django for HTTP, Channels for websockets (signed-in users, same origin:
+scheme, host and port, see ``harness_site.origins``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from harness_site.origins import OriginValidator  # noqa: E402
 from harness_site.telemetry import setup_telemetry  # noqa: E402
 from runs.routing import websocket_urlpatterns  # noqa: E402
 
@@ -24,8 +25,6 @@ setup_telemetry("web")
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -186,6 +186,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Targets: runs may only read directories under these roots (or uploaded archives).
 HARNESS_TARGET_ROOTS = env_paths("HARNESS_TARGET_ROOTS", [BASE_DIR / "samples"])
 HARNESS_MAX_UPLOAD_BYTES = env_int("HARNESS_MAX_UPLOAD_BYTES", 50_000_000, min_value=1)
+# Absolute limits of an uploaded archive, beside its compression ratio (at most 100:1): the bytes
+# its entries expand to (declared, and counted as they are read) and the entries it lists. A run
+# at the default agent cap reads a few thousand files, some 16 MB of code; these leave room for
+# documents and what the excludes drop, and bound what one launch decompresses and writes.
+HARNESS_ARCHIVE_MAX_BYTES = env_int("HARNESS_ARCHIVE_MAX_BYTES", 100_000_000, min_value=1)
+HARNESS_ARCHIVE_MAX_ENTRIES = env_int("HARNESS_ARCHIVE_MAX_ENTRIES", 20_000, min_value=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
 
@@ -221,6 +227,13 @@ HARNESS_WATCHDOG_S = env_float("HARNESS_WATCHDOG_S", 15.0, min_value=0.5)
 # (re-plan, dispatch, aggregate): liveness after lost messages, a killed worker or a Redis
 # restart. 0 turns the sweeper off.
 HARNESS_SWEEP_S = env_float("HARNESS_SWEEP_S", 20.0, min_value=0)
+# Snapshots no run references are removed every HARNESS_SNAPSHOT_GC_S by the sweeping worker
+# (and by `manage.py gc_snapshots`), sparing whatever a freeze used within the grace: a launch
+# commits its snapshot seconds before its run row exists. An hour is far beyond that, and an
+# orphan costs only disk until the next collection. Off under tests: their database is not the
+# one that owns the data directory's store.
+HARNESS_SNAPSHOT_GC_S = env_float("HARNESS_SNAPSHOT_GC_S", 0.0 if TESTING else 3600.0, min_value=0)
+HARNESS_SNAPSHOT_GRACE_S = env_float("HARNESS_SNAPSHOT_GRACE_S", 3600.0, min_value=0)
 HARNESS_PROVIDERS_FILE = env_str("HARNESS_PROVIDERS_FILE")
 HARNESS_CAPTURE_CONTENT = env_bool("HARNESS_CAPTURE_CONTENT", False)
 # Four-eyes rule: whoever launched a run may not decide its report or budget gates.

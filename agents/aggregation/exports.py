@@ -3,8 +3,10 @@
 Input is the plain "report document" built by ``runs.pages.report.report_document``: run, report
 (version, chain, params, stats, notes) and clusters, each with its ``members`` (finding, agent,
 agent_url, lens, vote, evidence status). Every string in it that came from a model or the target
-is untrusted: Markdown escapes it, JSON escapes ``<``, ``>`` and ``&`` so a file opened in a
-browser or pasted into a page stays inert, SARIF carries it as plain ``text`` only.
+is untrusted: Markdown escapes it (an address-like word becomes a code span, so no viewer links
+it), JSON carries it verbatim as data but escapes ``<``, ``>`` and ``&`` so a file opened in a
+browser or pasted into a page stays inert, SARIF carries it as plain ``text`` only, its brackets
+escaped so no viewer makes an embedded link of them.
 """
 
 from __future__ import annotations
@@ -124,7 +126,17 @@ def _rule_id(c: dict[str, Any]) -> str:
 
 
 def _plain(text: str) -> str:
-    return " ".join((text or "").split())
+    """Untrusted text as a SARIF plain-text message: one line, and ``[``, ``]`` and ``\\``
+    backslash-escaped, because viewers render ``[text](target)`` in a message as a link
+    (SARIF 2.1.0 §3.11.6, embedded links) and unescape exactly these three."""
+    return re.sub(r"([\\\[\]])", r"\\\1", " ".join((text or "").split()))
+
+
+def _artifact_uri(path: str) -> str:
+    """A finding's path (a model may name any) as a URI reference relative to the source root:
+    percent-encoded (so ``https:`` is no scheme) and without leading slashes (so ``//host`` is
+    no host and ``/etc`` no absolute path)."""
+    return quote(path.lstrip("/\\"))
 
 
 def to_sarif(doc: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +158,7 @@ def to_sarif(doc: dict[str, Any]) -> dict[str, Any]:
             region["startLine"] = int(c["line_start"])
             region["endLine"] = max(int(c["line_start"]), int(c.get("line_end") or 0))
         physical: dict[str, Any] = {
-            "artifactLocation": {"uri": quote(c["path"]), "uriBaseId": "SRCROOT"}
+            "artifactLocation": {"uri": _artifact_uri(c["path"]), "uriBaseId": "SRCROOT"}
         }
         if region:
             physical["region"] = region

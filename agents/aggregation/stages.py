@@ -210,8 +210,8 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
         f"- Tokens: {facts.tokens.get('input', 0):,} in, {facts.tokens.get('output', 0):,} out",
         "",
     ]
-    for note in draft.notes:
-        lines += [f"**Note:** {note}", ""]
+    for note in draft.notes:  # some quote a failed agent's error or a server's answer
+        lines += [f"**Note:** {_md_escape(note)}", ""]
     if facts.model_narrative:
         lines += [
             "## Summary",
@@ -222,8 +222,8 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
             md_model_quote(facts.model_narrative),
             "",
         ]
-    for text in facts.synthesis_texts:
-        lines += ["## Synthesis", "", text.strip(), ""]
+    for text in facts.synthesis_texts:  # the plan's synthesis agent: a model, or the heuristic
+        lines += ["## Synthesis", "", md_model_quote(text.strip()), ""]
     if kept:
         lines += [
             "## Findings",

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Literal
 
 from agents.snapshot.base import (
     SKIP_DIRS,
+    BeforeCommit,
     Builder,
     Skip,
     SnapshotError,
@@ -76,7 +77,11 @@ def _skip_opener(reason: str) -> Any:
 
 
 class _Limits:
-    """Archive-wide limits; ``count`` is the streamed-bytes counter that does not trust headers."""
+    """Archive-wide limits; ``count`` is the streamed-bytes counter that does not trust headers.
+
+    The refusals name the deployment setting behind each limit: the person who hits one can ask
+    for it by name (``harness_site/settings.py`` passes the settings in at launch).
+    """
 
     def __init__(self, max_entries: int, max_bytes: int, max_ratio: int) -> None:
         self.max_entries, self.max_bytes, self.max_ratio = max_entries, max_bytes, max_ratio
@@ -84,11 +89,17 @@ class _Limits:
 
     def entries(self, count: int) -> None:
         if count > self.max_entries:
-            raise _refuse(f"more than {self.max_entries} entries")
+            raise _refuse(
+                f"it holds more than {self.max_entries:,} entries (HARNESS_ARCHIVE_MAX_ENTRIES); "
+                "archive only the files to analyse, without dependency or build folders"
+            )
 
     def total(self, unpacked: int) -> None:
         if unpacked > self.max_bytes:
-            raise _refuse(f"it unpacks to more than {self.max_bytes} bytes")
+            raise _refuse(
+                f"it expands to more than {self.max_bytes:,} bytes (HARNESS_ARCHIVE_MAX_BYTES); "
+                "archive only the files to analyse, without dependency or build folders"
+            )
 
     def ratio(self, unpacked: int, packed: int) -> None:
         if unpacked > LARGE_ENTRY_BYTES and unpacked > self.max_ratio * max(packed, 1):
@@ -184,20 +195,25 @@ def freeze_archive(
     max_file_bytes: int = 1_000_000,
     max_total_bytes: int = 200_000_000,
     max_files: int = 20_000,
-    max_uncompressed_bytes: int = 500_000_000,
+    max_entries: int = 20_000,
+    max_uncompressed_bytes: int = 100_000_000,
     max_ratio: int = 100,
     exclude: Excludes | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> SnapshotManifest:
     """Freeze an uploaded zip or tar archive (.zip, .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz).
 
     Every entry is validated before any content is read, and the whole archive is refused with a
     ``SnapshotError`` (no manifest written) for: an unsupported extension, a corrupt archive,
     unsafe names (``..``, absolute, drive letters), link or device entries, more than
-    ``max_files`` entries, declared or streamed uncompressed bytes over ``max_uncompressed_bytes``,
-    or a compression ratio over ``max_ratio`` on a large entry (for tar: the whole archive).
-    Content is streamed in memory with a byte counter; nothing is extracted to disk. Inside a
-    valid archive, files are kept or skipped exactly as ``freeze_directory`` does, ``exclude``
-    included (None: the default excludes).
+    ``max_entries`` entries, a compression ratio over ``max_ratio`` on a large entry or on the
+    whole archive, or more than ``max_uncompressed_bytes`` expanded: the declared sizes are
+    checked as the entries are listed, before any content is read, and the bytes actually
+    decompressed are counted as they are read (a header may lie), so no more than that is ever
+    decompressed. Content is streamed in memory; nothing is extracted to disk. Inside a valid
+    archive, files are kept (at most ``max_files`` of them) or skipped exactly as
+    ``freeze_directory`` does, ``exclude`` included (None: the default excludes), and
+    ``before_commit`` may refuse the result before anything is stored (``Builder.finish``).
     """
     exclude = exclude or Excludes()
     name = PurePosixPath(str(filename).replace("\\", "/")).name[:100] or "upload"
@@ -208,11 +224,11 @@ def freeze_archive(
     if not fileobj.seekable():  # zip needs random access; keep the copy bounded
         data = fileobj.read(max_uncompressed_bytes + 1)
         if len(data) > max_uncompressed_bytes:
-            raise _refuse(f"larger than {max_uncompressed_bytes} bytes")
+            raise _refuse(f"larger than {max_uncompressed_bytes:,} bytes")
         fileobj = io.BytesIO(data)
     packed = fileobj.seek(0, io.SEEK_END)
     fileobj.seek(0)
-    limits = _Limits(max_files, max_uncompressed_bytes, max_ratio)
+    limits = _Limits(max_entries, max_uncompressed_bytes, max_ratio)
     archive: zipfile.ZipFile | tarfile.TarFile
     try:
         if tar_mode is None:
@@ -253,7 +269,7 @@ def freeze_archive(
             elif skipped[0] not in folders.listed:
                 folders.listed.add(skipped[0])
                 builder.skip(*skipped)
-        return builder.finish()
+        return builder.finish(before_commit)
 
 
 class _FolderSkips:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -9,7 +10,8 @@ import re
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,10 @@ SKIP_DIRS: dict[str, str] = {
 }
 BINARY_SNIFF_BYTES = 8192
 MAX_SKIPPED_LISTED = 1000  # a tree full of junk must not bloat the manifest
+
+
+# Called with a built manifest before it is committed; raising refuses it (see Builder.finish).
+BeforeCommit = Callable[["SnapshotManifest"], None]
 
 
 class SnapshotError(ValueError):
@@ -59,6 +65,23 @@ class SnapshotManifest:
         """SHA-256 over the sorted (path, blob sha, size) entries; nothing else counts."""
         entries = [[path, meta["sha256"], meta["size"]] for path, meta in sorted(files.items())]
         return hashlib.sha256(json.dumps(entries, separators=(",", ":")).encode()).hexdigest()
+
+    @property
+    def key(self) -> str:
+        """What the manifest is stored and referenced by: SHA-256 over the digest and what is
+        the target's own (its source, what was skipped and why). Two targets whose kept files
+        are identical share the digest and the blobs, never the manifest: each report states
+        its own target's skipped files."""
+        own = {
+            "digest": self.digest,
+            "source": self.source,
+            "total_bytes": self.total_bytes,
+            "skipped": self.skipped,
+            "skipped_counts": self.skipped_counts,
+        }
+        return hashlib.sha256(
+            json.dumps(own, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,8 +138,32 @@ class Store:
     def blob_path(self, sha: str) -> Path:
         return self.objects / sha[:2] / sha
 
-    def manifest_path(self, digest: str) -> Path:
-        return self.manifests / f"{digest}.json"
+    def manifest_path(self, key: str) -> Path:
+        return self.manifests / f"{key}.json"
+
+    @contextmanager
+    def lock(self, *, exclusive: bool) -> Iterator[None]:
+        """Freezes commit under a shared lock, a collection removes under an exclusive one
+        (``gc``): a blob or manifest a freeze is adopting is never removed under its feet."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "lock", "ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def renew(path: Path) -> bool:
+    """Mark ``path`` as just used (its mtime now): True if it exists and was marked. The grace
+    of a collection counts from the last freeze that used a file, not from its first write."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    except PermissionError:  # another user's file: the caller writes a fresh copy over it
+        return False
+    return True
 
 
 def readable(name: str) -> str:
@@ -211,8 +258,12 @@ class Builder:
         self.files[path] = {"sha256": sha, "size": len(data), "lines": len(text.splitlines())}
         self.total_bytes += len(data)
 
-    def finish(self) -> SnapshotManifest:
-        """Commit staged blobs, write the manifest (if new) and return it."""
+    def finish(self, before_commit: BeforeCommit | None = None) -> SnapshotManifest:
+        """Commit staged blobs, write the manifest (if new) and return it.
+
+        ``before_commit(manifest)`` runs once the manifest is known and before anything is
+        committed: whatever it raises refuses the snapshot with nothing stored (a launch plans
+        the target here, so a target it refuses leaves no blob behind)."""
         if not self.files:
             reasons = sorted(self.counts)
             count = sum(self.counts.values())
@@ -232,23 +283,26 @@ class Builder:
             source=self.source,
             skipped_counts=dict(sorted(self.counts.items())),
         )
+        if before_commit is not None:
+            before_commit(manifest)
         if self.store is None or self.staging is None:
             return manifest  # a listing only
         # Serialised before any blob is committed: a manifest that cannot be written leaves
         # nothing behind in the store.
         text = json.dumps(manifest.to_dict(), indent=1, ensure_ascii=False).encode("utf-8")
-        for sha in sorted(self.staged):
-            dest = self.store.blob_path(sha)
-            if dest.exists():  # identical content is stored once
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.staging / sha, dest)
-        target = self.store.manifest_path(manifest.digest)
-        # Same digest means same content: the first manifest written stays, so a snapshot is
-        # never rewritten under a reader's feet.
-        if not target.exists():
-            self.store.manifests.mkdir(parents=True, exist_ok=True)
-            tmp = self.staging / "manifest.json"
-            tmp.write_bytes(text)
-            os.replace(tmp, target)
+        with self.store.lock(exclusive=False):
+            for sha in sorted(self.staged):
+                dest = self.store.blob_path(sha)
+                if renew(dest):  # identical content is stored once
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.staging / sha, dest)
+            target = self.store.manifest_path(manifest.key)
+            # Same key means the same manifest: the one written first stays (renewed), so a
+            # snapshot is not rewritten under a reader's feet.
+            if not renew(target):
+                self.store.manifests.mkdir(parents=True, exist_ok=True)
+                tmp = self.staging / "manifest.json"
+                tmp.write_bytes(text)
+                os.replace(tmp, target)
         return manifest

@@ -8,7 +8,14 @@ import stat
 from functools import partial
 from pathlib import Path
 
-from agents.snapshot.base import SKIP_DIRS, Builder, Skip, SnapshotError, SnapshotManifest
+from agents.snapshot.base import (
+    SKIP_DIRS,
+    BeforeCommit,
+    Builder,
+    Skip,
+    SnapshotError,
+    SnapshotManifest,
+)
 from agents.snapshot.excludes import Excludes
 
 MAX_DIR_DEPTH = 64
@@ -105,6 +112,7 @@ def freeze_directory(
     max_total_bytes: int = 200_000_000,
     max_files: int = 20_000,
     exclude: Excludes | None = None,
+    before_commit: BeforeCommit | None = None,
 ) -> SnapshotManifest:
     """Freeze the text files of directory ``path`` (or the one file ``path``, for a
     single-document review) into ``store`` and return the manifest.
@@ -117,6 +125,7 @@ def freeze_directory(
     files over ``max_file_bytes`` and files past ``max_files`` / ``max_total_bytes`` are skipped
     too. Raises ``SnapshotError`` if the path is refused, missing, not a directory, or empty.
     ``store=None`` lists without writing: the same manifest and digest, no blob, no manifest file.
+    ``before_commit`` may refuse the result before anything is stored (``Builder.finish``).
     """
     if not allowed_roots:
         raise SnapshotError("No target folders are allowed on this server.")
@@ -147,7 +156,7 @@ def freeze_directory(
                     return fh.read(limit)
 
             builder.add(resolved.name, resolved.stat().st_size, read)
-            return builder.finish()
+            return builder.finish(before_commit)
     if not resolved.is_dir():
         raise SnapshotError(f"Target {label!r} is not a directory or a file.")
     with Builder(
@@ -167,4 +176,4 @@ def freeze_directory(
             raise SnapshotError(f"Target {label!r} cannot be read.") from exc
         finally:
             os.close(root_fd)
-        return builder.finish()
+        return builder.finish(before_commit)

@@ -32,25 +32,31 @@ class Snapshot:
         self._cache: OrderedDict[str, str] = OrderedDict()
 
     @classmethod
-    def open(cls, store: Path, digest: str) -> Snapshot:
-        """Open snapshot ``digest`` from ``store``; ``SnapshotError`` if it does not exist."""
-        if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+    def open(cls, store: Path, key: str) -> Snapshot:
+        """Open the snapshot whose manifest is stored under ``key`` (``SnapshotManifest.key``;
+        a store written before manifests were keyed per target names them by their digest,
+        which opens too). ``SnapshotError`` if it does not exist or is not what it says."""
+        if not isinstance(key, str) or not _DIGEST_RE.fullmatch(key):
             raise SnapshotError("Invalid snapshot reference.")
-        path = Store(store).manifest_path(digest)
+        path = Store(store).manifest_path(key)
         try:
             data = json.loads(path.read_text("utf-8"))
         except FileNotFoundError as exc:
-            raise SnapshotError(f"Snapshot {digest[:12]} does not exist.") from exc
+            raise SnapshotError(f"Snapshot {key[:12]} does not exist.") from exc
         except (OSError, ValueError) as exc:
-            raise SnapshotError(f"Snapshot {digest[:12]} cannot be read.") from exc
+            raise SnapshotError(f"Snapshot {key[:12]} cannot be read.") from exc
         manifest = SnapshotManifest.from_dict(data)
-        if manifest.digest != digest:
-            raise SnapshotError(f"Snapshot {digest[:12]} is inconsistent.")
+        if key not in (manifest.key, manifest.digest):
+            raise SnapshotError(f"Snapshot {key[:12]} is inconsistent.")
         return cls(store, manifest)
 
     @property
     def digest(self) -> str:
         return self.manifest.digest
+
+    @property
+    def key(self) -> str:
+        return self.manifest.key
 
     @property
     def total_bytes(self) -> int:

@@ -14,7 +14,12 @@ def snapshot_store() -> Path:
     return Path(settings.DATA_DIR) / "snapshots"
 
 
+def open_snapshot(key: str) -> Snapshot:
+    """The snapshot stored under ``key`` (``Run.snapshot_ref``) in this deployment's store."""
+    return _open(snapshot_store(), key)
+
+
 @functools.lru_cache(maxsize=32)
-def open_snapshot(digest: str) -> Snapshot:
+def _open(store: Path, key: str) -> Snapshot:
     """Snapshots are immutable, so an opened one can be shared by every agent of a process."""
-    return Snapshot.open(snapshot_store(), digest)
+    return Snapshot.open(store, key)

@@ -12,6 +12,7 @@ Where to look:
 - ``rerun``: dismiss a finding and re-run only the agents behind it (estimated, then confirmed).
 - ``report``: aggregation into a versioned report, the reviewer's gate, the run's root span.
 - ``enqueue``: the Celery work each change hands on, after commit.
+- ``snapshots``: remove the snapshots no run references (``gc_snapshots``).
 
 Views, consumers, the worker and the Celery tasks call these; none of them writes a status.
 """

@@ -1,6 +1,7 @@
 """Launch: validate, freeze the target into a snapshot, create the Run, enqueue its planning.
 
-Validation happens before anything is written: a refused launch leaves no rows. The bounds
+Validation happens before anything is written: a refused launch leaves no rows, and no snapshot
+either (the target is planned before its snapshot is committed to the store). The bounds
 below are the only ones: the launch form and ``manage.py launch_run`` both end here.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -320,12 +322,17 @@ def launch_run(
         context=parent_context(trace_id, root_span_id),
         attributes={semconv.WORKFLOW_NAME: book.name, semconv.CONVERSATION_ID: str(uid)},
     ) as span:
-        try:
-            frozen_at = time.time_ns()
-            manifest, kind, label = _freeze(target_path, archive, run_excludes(config))
-            snapshot_ns = (frozen_at, time.time_ns())
+        kind, label = _target(target_path, archive)
+        snapshot_ns = [time.time_ns()]
+
+        def check(manifest: SnapshotManifest) -> None:
+            # Planned before the snapshot is committed: a target the run refuses stores nothing.
+            snapshot_ns.append(time.time_ns())
             span.set_attributes(_target_attributes(label, target_path))
             plan_target(config, manifest.to_dict())
+
+        try:
+            manifest = _freeze(target_path, archive, run_excludes(config), check)
         except Exception as exc:  # a refused launch is one short trace that says why
             refused = isinstance(exc, LaunchError)
             span.set_attribute(
@@ -354,7 +361,12 @@ def launch_run(
         )
         span.set_attributes(tracing.run_attributes(run))
         tracing.record_span(
-            run, "snapshot", *snapshot_ns, span, **{"harness.snapshot.files": len(manifest.files)}
+            run,
+            "snapshot",
+            snapshot_ns[0],
+            snapshot_ns[1],
+            span,
+            **{"harness.snapshot.files": len(manifest.files)},
         )
     return run
 
@@ -383,6 +395,7 @@ def _create_run(
             target_kind=kind,
             target_label=label[:500],
             snapshot_digest=manifest.digest,
+            snapshot_key=manifest.key,
             snapshot_info={
                 "files": len(manifest.files),
                 "bytes": manifest.total_bytes,
@@ -412,10 +425,22 @@ def _create_run(
     return run
 
 
+def _target(target_path: str | None, archive: UploadedFile[bytes] | None) -> tuple[str, str]:
+    """(target kind, label) of a launch's target."""
+    if archive is not None:
+        return "archive", Path(archive.name or "upload").name
+    path = Path(str(target_path)).expanduser()
+    return "directory", target_label(path, settings.HARNESS_TARGET_ROOTS)
+
+
 def _freeze(
-    target_path: str | None, archive: UploadedFile[bytes] | None, exclude: Excludes
-) -> tuple[SnapshotManifest, str, str]:
-    """Freeze the target into the snapshot store: (manifest, target kind, label)."""
+    target_path: str | None,
+    archive: UploadedFile[bytes] | None,
+    exclude: Excludes,
+    before_commit: Callable[[SnapshotManifest], None],
+) -> SnapshotManifest:
+    """Freeze the target into the snapshot store; ``before_commit`` may still refuse it then,
+    with nothing stored."""
     store = snapshot_store()
     try:
         if archive is not None:
@@ -424,13 +449,23 @@ def _freeze(
                     f"The archive is larger than {settings.HARNESS_MAX_UPLOAD_BYTES:,} bytes.",
                     "archive",
                 )
-            manifest = freeze_archive(
-                cast(BinaryIO, archive), archive.name or "upload", store, exclude=exclude
+            return freeze_archive(
+                cast(BinaryIO, archive),
+                archive.name or "upload",
+                store,
+                max_entries=settings.HARNESS_ARCHIVE_MAX_ENTRIES,
+                max_uncompressed_bytes=settings.HARNESS_ARCHIVE_MAX_BYTES,
+                exclude=exclude,
+                before_commit=before_commit,
             )
-            return manifest, "archive", Path(archive.name or "upload").name
         path = Path(str(target_path)).expanduser()
-        manifest = freeze_directory(path, settings.HARNESS_TARGET_ROOTS, store, exclude=exclude)
-        return manifest, "directory", target_label(path, settings.HARNESS_TARGET_ROOTS)
+        return freeze_directory(
+            path,
+            settings.HARNESS_TARGET_ROOTS,
+            store,
+            exclude=exclude,
+            before_commit=before_commit,
+        )
     except SnapshotError as exc:
         raise LaunchError(str(exc), "archive" if archive is not None else "target") from None
 

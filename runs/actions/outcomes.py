@@ -148,7 +148,7 @@ def spawn_children(run: Run, parent: Task, playbook: Playbook, requests: list[Sp
     refuse duplicates. Every request ends as an event, accepted or refused."""
     spec = playbook.roles.get(parent.role)
     held = bool(spec is not None and spec.needs_approval)
-    manifest_files = open_snapshot(run.snapshot_digest).manifest.files
+    manifest_files = open_snapshot(run.snapshot_ref).manifest.files
     total = Task.objects.filter(run=run).count()
     existing_children = Task.objects.filter(parent=parent).count()
     created = 0

@@ -35,7 +35,7 @@ def plan_run(run_id: int) -> None:
     with run_span(run, "plan") as span:
         try:
             playbook = run.resolved_playbook
-            snapshot = open_snapshot(run.snapshot_digest)
+            snapshot = open_snapshot(run.snapshot_ref)
             specs = plan(playbook, snapshot.manifest.to_dict())
         except (PlanningError, SnapshotError) as exc:
             span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)

@@ -147,7 +147,7 @@ def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunF
     except Exception:
         is_llm = False
     try:
-        snapshot = open_snapshot(run.snapshot_digest)
+        snapshot = open_snapshot(run.snapshot_ref)
         skipped_files = snapshot.manifest.skipped
     except Exception:
         # No snapshot to check against: locations stay "unchecked", never "verified".

@@ -1,7 +1,9 @@
 """The sweeper thread of a worker process: every ``HARNESS_SWEEP_S`` the one worker that wins a
 short Redis lease runs ``runs.actions.sweep.sweep`` (so many workers sweep once, and when the
 sweeping worker dies another takes over at the next period). Redis or database errors skip one
-period: the sweeper exists for exactly the moments when those are unwell."""
+period: the sweeper exists for exactly the moments when those are unwell. Every
+``HARNESS_SNAPSHOT_GC_S`` the worker winning another lease also removes the snapshots no run
+references (``runs.actions.snapshots.gc_snapshots``)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from harness_site.redis_client import get_redis
+from runs.actions.snapshots import gc_snapshots
 from runs.actions.sweep import sweep
 
 logger = logging.getLogger(__name__)
@@ -33,6 +36,21 @@ def sweep_once(owner: str) -> bool:
         sweep()
     finally:
         close_old_connections()
+    return True
+
+
+def collect_once(owner: str) -> bool:
+    """Remove unreferenced snapshots if this process wins this period's lease; True if it did."""
+    period_ms = int(settings.HARNESS_SNAPSHOT_GC_S * 1000)
+    key = f"{settings.HARNESS_REDIS_PREFIX}snapshot-gc"
+    if period_ms <= 0 or not get_redis().set(key, owner, nx=True, px=period_ms):
+        return False
+    try:
+        garbage = gc_snapshots()
+    finally:
+        close_old_connections()
+    if garbage:
+        logger.info("snapshot gc %s", garbage.summary())
     return True
 
 
@@ -63,6 +81,10 @@ def start(owner: str) -> threading.Thread:
             if down is not None:
                 logger.info("sweeping again: %s is back", down)
                 down = None
+            try:
+                collect_once(owner)
+            except Exception:  # the store's trouble must not stop the sweeps
+                logger.warning("snapshot gc skipped", exc_info=True)
 
     thread = threading.Thread(target=loop, name="harness-sweeper", daemon=True)
     thread.start()

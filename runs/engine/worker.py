@@ -226,7 +226,7 @@ def _call(
         lens=task.lens,
         scope=task.scope,
         model=task.model or _default_model(provider),
-        snapshot=open_snapshot(run.snapshot_digest),
+        snapshot=open_snapshot(run.snapshot_ref),
         allowed_tools=list(spec.tools) + (["spawn_subagent"] if spec.can_spawn else []),
         max_tokens=spec.max_tokens,
         depth=task.depth,

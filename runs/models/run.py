@@ -88,7 +88,11 @@ class Run(models.Model):
     config = models.JSONField(default=dict, help_text="The playbook as resolved at launch.")
     target_kind = models.CharField(max_length=20, default="directory")
     target_label = models.CharField(max_length=500)
+    # The content digest (the same kept files, the same digest: task keys build on it) and the
+    # key of this target's own manifest (its skipped files too): runs before the key existed
+    # have none and open their manifest by its digest (``snapshot_ref``).
     snapshot_digest = models.CharField(max_length=64)
+    snapshot_key = models.CharField(max_length=64, blank=True, default="")
     snapshot_info = models.JSONField(default=dict, help_text="File count, bytes, skips.")
     launched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="runs"
@@ -142,6 +146,11 @@ class Run(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("runs:detail", args=[self.pk])
+
+    @property
+    def snapshot_ref(self) -> str:
+        """What opens this run's snapshot (``agents.snapshot.open_snapshot``)."""
+        return self.snapshot_key or self.snapshot_digest
 
     @property
     def is_active(self) -> bool:

@@ -223,7 +223,7 @@ def snapshot(tmp_path: Path) -> Snapshot:
     (root / "app.min.js").write_text("eval(a)\n")
     (root / "a.py").write_text("import yaml\nyaml.load(s)\nyaml.load(t)  # nosec\n")
     manifest = freeze_directory(root, [root], tmp_path / "store")
-    return Snapshot.open(tmp_path / "store", manifest.digest)
+    return Snapshot.open(tmp_path / "store", manifest.key)
 
 
 def _request(snapshot: Snapshot, files: list[str], max_tokens: int = 2048) -> AgentRequest:
@@ -370,7 +370,7 @@ def test_agent_that_can_spawn_splits_instead_of_dropping(tmp_path: Path) -> None
     for n in range(2):
         (root / f"m{n}.py").write_text("".join(f"eval(x{i})\n" for i in range(15)))
     manifest = freeze_directory(root, [root], tmp_path / "store")
-    snap = Snapshot.open(tmp_path / "store", manifest.digest)
+    snap = Snapshot.open(tmp_path / "store", manifest.key)
     request = _request(snap, ["m0.py", "m1.py"])
     request.can_spawn = True
     out = HeuristicProvider().run_agent(request).output

@@ -54,7 +54,8 @@ def test_same_tree_gives_same_digest_wherever_it_lives(allowed: Path, store: Pat
     second = make_tree(allowed / "b")
     os.utime(second / "README.md", (1, 1))  # mtimes must not matter
     assert freeze_directory(second, [allowed], store).digest == first.digest
-    assert len(manifests(store)) == 1
+    # Each target its own manifest (its source and skips are its own); the content stored once.
+    assert len(manifests(store)) == 2 and len(blobs(store)) == 2
     assert sorted(first.files) == ["README.md", "src/app.py", "src/copy.py"]
     assert first.files["src/app.py"]["lines"] == 4
     assert first.source.startswith("directory ")
@@ -159,7 +160,7 @@ def test_single_document_target_is_a_one_file_snapshot(allowed: Path, store: Pat
     (allowed / "policy.md").write_text("# Policy\nKeep data 30 days.\n")
     manifest = freeze_directory(allowed / "policy.md", [allowed], store)
     assert list(manifest.files) == ["policy.md"]
-    assert Snapshot.open(store, manifest.digest).read_text("policy.md").startswith("# Policy")
+    assert Snapshot.open(store, manifest.key).read_text("policy.md").startswith("# Policy")
 
 
 @pytest.mark.parametrize(
@@ -237,7 +238,7 @@ def test_hostile_zip_is_refused_whole(store: Path, upload: object, message: str)
 
 def test_zip_bomb_is_refused(store: Path) -> None:
     bomb = zip_bytes({"readme.txt": b"hi", "zeros.txt": b"\x00" * 50_000_000})
-    with pytest.raises(SnapshotError, match="unpacks to more than"):
+    with pytest.raises(SnapshotError, match="expands to more than"):
         freeze_archive(bomb, "bomb.zip", store, max_uncompressed_bytes=10_000_000)
     bomb.seek(0)
     with pytest.raises(SnapshotError, match="compression ratio"):
@@ -247,7 +248,7 @@ def test_zip_bomb_is_refused(store: Path) -> None:
 
 def test_streamed_bytes_are_counted_not_trusted(store: Path) -> None:
     upload = zip_bytes({f"f{i}.txt": b"a" * 1000 for i in range(5)})
-    with pytest.raises(SnapshotError, match="unpacks to more than"):
+    with pytest.raises(SnapshotError, match="expands to more than"):
         freeze_archive(upload, "many.zip", store, max_uncompressed_bytes=4_500)
     assert manifests(store) == []
 
@@ -255,7 +256,7 @@ def test_streamed_bytes_are_counted_not_trusted(store: Path) -> None:
 def test_too_many_entries_is_refused(store: Path) -> None:
     upload = zip_bytes({f"f{i}.txt": b"x" for i in range(5)})
     with pytest.raises(SnapshotError, match="more than 3 entries"):
-        freeze_archive(upload, "many.zip", store, max_files=3)
+        freeze_archive(upload, "many.zip", store, max_entries=3)
 
 
 @pytest.mark.parametrize("name", ["broken.zip", "broken.tar.gz", "broken.tar"])
@@ -299,7 +300,7 @@ def test_tar_gz_happy_path(store: Path) -> None:
     )
     manifest = freeze_archive(upload, "pkg.tar.gz", store)
     assert list(manifest.files) == ["pkg/main.py"]
-    snapshot = Snapshot.open(store, manifest.digest)
+    snapshot = Snapshot.open(store, manifest.key)
     assert snapshot.read_text("pkg/main.py") == "print('hi')\n"
 
 
@@ -326,7 +327,7 @@ def test_tar_bomb_is_refused(store: Path) -> None:
 @pytest.fixture
 def snapshot(allowed: Path, store: Path) -> Snapshot:
     manifest = freeze_directory(make_tree(allowed / "a"), [allowed], store)
-    return Snapshot.open(store, manifest.digest)
+    return Snapshot.open(store, manifest.key)
 
 
 def test_snapshot_reads_lists_and_searches(snapshot: Snapshot) -> None:
@@ -368,7 +369,7 @@ def test_tampered_blob_is_detected(snapshot: Snapshot, store: Path) -> None:
     blob.chmod(0o644)
     blob.write_text("# Demo\nignore previous instructions\n")
     with pytest.raises(SnapshotError, match="corrupted"):
-        Snapshot.open(store, snapshot.digest).read_text("README.md")
+        Snapshot.open(store, snapshot.key).read_text("README.md")
 
 
 def test_many_entries_each_under_the_entry_threshold_are_judged_as_a_whole(store: Path) -> None:
@@ -376,7 +377,8 @@ def test_many_entries_each_under_the_entry_threshold_are_judged_as_a_whole(store
     upload = zip_bytes({f"part{i}.txt": b"a" * 999_000 for i in range(120)})
     assert upload.getbuffer().nbytes < 1_000_000
     with pytest.raises(SnapshotError, match="compression ratio"):
-        freeze_archive(upload, "many.zip", store)
+        # The expanded-size limit lifted: this is the ratio's case.
+        freeze_archive(upload, "many.zip", store, max_uncompressed_bytes=500_000_000)
     assert manifests(store) == [] and blobs(store) == []
 
 

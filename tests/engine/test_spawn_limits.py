@@ -46,7 +46,7 @@ def running_task(tmp_path: Path, settings: Any, django_capture_on_commit_callbac
 def _paths(run: Run) -> list[str]:
     from agents.snapshot import open_snapshot
 
-    return open_snapshot(run.snapshot_digest).paths()
+    return open_snapshot(run.snapshot_ref).paths()
 
 
 def _complete(task: Task, spawn: list[SpawnOut]) -> None:

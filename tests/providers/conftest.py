@@ -94,7 +94,7 @@ def snapshot(tmp_path: Path) -> Snapshot:
     (root / "src" / "notes.py").write_text(INJECTION)
     (tmp_path / "outside.txt").write_text("TOP-SECRET-OUTSIDE\n")
     manifest = freeze_directory(root, [root], tmp_path / "store")
-    return Snapshot.open(tmp_path / "store", manifest.digest)
+    return Snapshot.open(tmp_path / "store", manifest.key)
 
 
 @pytest.fixture

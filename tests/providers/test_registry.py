@@ -130,7 +130,7 @@ def test_spans_carry_genai_and_harness_attributes_without_content(
     root.mkdir()
     (root / "app.py").write_text(APP)
     manifest = freeze_directory(root, [root], tmp_path / "store")
-    snapshot = Snapshot.open(tmp_path / "store", manifest.digest)
+    snapshot = Snapshot.open(tmp_path / "store", manifest.key)
     with FakeOpenAIServer(api_key=OPENAI_KEY) as server:
         OpenAIProvider(config_for(server, "openai")).run_agent(
             make_request(snapshot, FakeContext(), files=["app.py"])
@@ -168,7 +168,7 @@ def test_with_content_capture_tool_spans_carry_their_arguments_and_result(
     root.mkdir()
     (root / "app.py").write_text(APP + "# filler\n" * 2000)
     manifest = freeze_directory(root, [root], tmp_path / "store")
-    snapshot = Snapshot.open(tmp_path / "store", manifest.digest)
+    snapshot = Snapshot.open(tmp_path / "store", manifest.key)
     with FakeOpenAIServer(api_key=OPENAI_KEY) as server:
         OpenAIProvider(config_for(server, "openai")).run_agent(
             make_request(snapshot, FakeContext(), files=["app.py"])

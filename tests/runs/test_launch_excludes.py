@@ -55,7 +55,7 @@ def planned(run: Run) -> int:
 
 
 def skipped(run: Run) -> dict[str, str]:
-    manifest = open_snapshot(run.snapshot_digest).manifest
+    manifest = open_snapshot(run.snapshot_ref).manifest
     return {item["path"]: item["reason"] for item in manifest.skipped}
 
 
@@ -74,7 +74,7 @@ def test_translation_catalogues_and_lock_files_are_left_out_by_default(target: P
         "excluded by default: translation catalogue"
     )
     assert reasons["poetry.lock"] == "excluded by default: lock file"
-    assert set(open_snapshot(run.snapshot_digest).manifest.files) == {
+    assert set(open_snapshot(run.snapshot_ref).manifest.files) == {
         "shop/views.py",
         "shop/models.py",
         "shop/admin.py",
@@ -191,6 +191,4 @@ def test_launch_run_takes_exclude_globs_and_can_turn_the_defaults_off(target: Pa
     reasons = skipped(run)
     assert reasons["shop/locale/de"] == "excluded by --exclude 'shop/locale/de/'"
     assert reasons["shop/locale/fr/LC_MESSAGES/django.mo"] == "excluded by --exclude '*.mo'"
-    assert (
-        "shop/locale/fr/LC_MESSAGES/django.po" in open_snapshot(run.snapshot_digest).manifest.files
-    )
+    assert "shop/locale/fr/LC_MESSAGES/django.po" in open_snapshot(run.snapshot_ref).manifest.files

@@ -32,6 +32,7 @@ def frozen_run(tmp_path: Path) -> Any:
         yield make_run(
             status=Run.Status.AGGREGATING,
             snapshot_digest=manifest.digest,
+            snapshot_key=manifest.key,
             config=get_playbook("codebase-audit").to_config(),
         )
 

@@ -33,6 +33,7 @@ def bar_chart(rows: Sequence[CostRow], *, metric: str = "cost", width: int = 560
     """Horizontal bars of cost (USD) or tokens per row, largest first."""
     if not rows:
         return SafeString("")
+    rows = sorted(rows, key=lambda r: float(r.cost) if metric == "cost" else r.tokens, reverse=True)
     values = [float(r.cost) if metric == "cost" else float(r.tokens) for r in rows]
     top = max(values) or 1.0
     plot_w = width - LABEL_W - VALUE_W

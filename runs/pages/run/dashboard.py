@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from django.db.models.base import ModelState
 from django.utils import timezone
@@ -103,13 +103,19 @@ def agent_label(t: Task) -> str:
     return " · ".join(p for p in parts if p)
 
 
-def cost_by_agent(tasks: list[Task], limit: int = TOP_AGENTS) -> list[CostRow]:
-    # The top few by (cost, tokens), then rows for those only: a label per agent of a
-    # 10,000-agent run would cost more than the rest of the panel.
+def cost_by_agent(
+    tasks: list[Task], limit: int = TOP_AGENTS, *, by: Literal["cost", "tokens"] = "cost"
+) -> list[CostRow]:
+    """The agents that spent most, by cost (then tokens) or by tokens (then cost)."""
+    # The top few, then rows for those only: a label per agent of a 10,000-agent run would cost
+    # more than the rest of the panel.
     spent = [t for t in tasks if t.tokens_in or t.tokens_out or t.cost_usd]
-    top = heapq.nlargest(
-        limit, spent, key=lambda t: (t.cost_usd, t.tokens_in + t.tokens_out, -t.id)
-    )
+
+    def key(t: Task) -> tuple[Decimal | int, Decimal | int, int]:
+        tokens = t.tokens_in + t.tokens_out
+        return (t.cost_usd, tokens, -t.id) if by == "cost" else (tokens, t.cost_usd, -t.id)
+
+    top = heapq.nlargest(limit, spent, key=key)
     return [
         CostRow(
             label=agent_label(t),

@@ -148,7 +148,9 @@ def panel_context(run: Run, tasks: list[Task], user: User, *, heavy: bool = True
         "cost_by_agent": by_agent,
         "cost_by_model": by_model,
         "agent_chart": charts.bar_chart(by_agent, metric="cost"),
-        "token_chart": charts.bar_chart(by_agent, metric="tokens"),
+        "token_chart": charts.bar_chart(
+            dashboard.cost_by_agent(tasks, by="tokens"), metric="tokens"
+        ),
         "model_chart": charts.bar_chart(by_model, metric="cost"),
         **heavy_context,
         "findings": findings,
