@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0007_run_idle_seconds'),
+        ('runs', '0008_run_snapshot_key'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
