@@ -53,14 +53,24 @@ class Counters:
         self._wake = threading.Event()
         self._pending: dict[Key, float] = {}
         self._thread: threading.Thread | None = None
-        self._pid = 0
+        # A forked child (a prefork pool process) inherits the counts but not the thread: it
+        # starts afresh (the parent's counts are the parent's to send).
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pending = {}
+        self._thread = None
 
     def add(self, name: str, amount: float = 1.0, /, **labels: str) -> None:
         if not amount:
             return
         key = (name, tuple(sorted(labels.items())))
         with self._lock:
-            self._ensure_thread()  # first: in a forked child it drops the parent's counts
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="counters", daemon=True)
+                self._thread.start()
             self._pending[key] = self._pending.get(key, 0.0) + amount
 
     def observe(
@@ -73,15 +83,6 @@ class Counters:
         self.add(f"{name}_bucket", 1, le="+Inf", **labels)
         self.add(f"{name}_sum", value, **labels)
         self.add(f"{name}_count", 1, **labels)
-
-    def _ensure_thread(self) -> None:
-        # A forked child (a prefork pool process) inherits the object but not the thread.
-        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-            if self._pid != os.getpid():
-                self._pending = {}  # the parent's counts are the parent's to send
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._loop, name="counters", daemon=True)
-            self._thread.start()
 
     def _loop(self) -> None:
         while True:
