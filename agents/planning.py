@@ -7,7 +7,8 @@ keys: key = SHA-256 of step, lens, canonical scope and snapshot digest. Strategi
 - perspective: one document x lenses (personas), or every document x lenses (document = "*");
 - hierarchical: one reader per document, then a synthesis task depending on all of them;
 - sampling: a seeded random subset of a large corpus (the seed comes from the snapshot digest);
-- ensemble: K agents on seeded samples of the same target, same lens (for voting).
+- ensemble: K agents on seeded samples of the same target, same lens (for voting);
+- evaluation: one judge per dataset item x rubric dimension (x judges), read from the content.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.analysis.text_rules import language_for
+from agents.evaluation.cells import plan_cells
+from agents.evaluation.dataset import EvaluationInputError
 from agents.playbooks import MAX_DOCUMENTS, Playbook, worker_role
 
 DOC_EXTENSIONS = (".md", ".markdown", ".txt", ".rst")
+# Reads a file of the snapshot being planned (its path relative to the target) as text.
+TextReader = Callable[[str], str]
 # The ``document`` option value that fans a one-document review out over every document.
 EVERY_DOCUMENT = "*"
 
@@ -119,8 +124,14 @@ def _rng(digest: str, salt: str) -> random.Random:
     return random.Random(int(hashlib.sha256(f"{digest}:{salt}".encode()).hexdigest()[:16], 16))
 
 
-def plan(playbook: Playbook, manifest: dict[str, Any]) -> list[TaskSpec]:
-    """All root tasks of a run. Raises PlanningError with a clear message."""
+def plan(
+    playbook: Playbook,
+    manifest: dict[str, Any],
+    read_text: TextReader | None = None,
+) -> list[TaskSpec]:
+    """All root tasks of a run. Raises PlanningError with a clear message. ``read_text`` reads
+    the snapshot's content, for the decompositions that plan from it (evaluation); without it
+    they plan from the manifest alone, approximately (an estimate)."""
     files = _files(manifest)
     if not files:
         raise PlanningError("The target has no readable text files to analyse.")
@@ -134,7 +145,10 @@ def plan(playbook: Playbook, manifest: dict[str, Any]) -> list[TaskSpec]:
     decompose = _DECOMPOSITIONS.get(playbook.decomposition)
     if decompose is None:  # pragma: no cover - playbooks are validated at definition
         raise PlanningError(f"Unknown decomposition {playbook.decomposition!r}")
-    specs = decompose(playbook, manifest, files)
+    if playbook.decomposition == "evaluation":
+        specs = _by_evaluation(playbook, manifest, read_text)
+    else:
+        specs = decompose(playbook, manifest, files)
     if len(specs) > playbook.max_agents:
         raise PlanningError(
             f"This target needs {len(specs)} agents but the run allows {playbook.max_agents}: "
@@ -272,12 +286,36 @@ def _by_ensemble(
     return specs
 
 
+def _by_evaluation(
+    playbook: Playbook, manifest: dict[str, Any], read_text: TextReader | None
+) -> list[TaskSpec]:
+    """One judge per dataset item x rubric dimension (x judges per cell, x A/B variant)."""
+    try:
+        cells = plan_cells(manifest, read_text, playbook.options)
+    except EvaluationInputError as exc:
+        raise PlanningError(str(exc)) from None
+    return [
+        TaskSpec(
+            step=cell.step,
+            role=worker_role(playbook),
+            lens=cell.lens,
+            scope=cell.scope,
+            scope_label=cell.label,
+            snapshot_digest=manifest["digest"],
+            why=cell.why,
+            group=cell.group,
+        )
+        for cell in cells
+    ]
+
+
 _DECOMPOSITIONS: dict[str, Callable[[Playbook, dict[str, Any], list[FileInfo]], list[TaskSpec]]] = {
     "domain": _by_domain,
     "perspective": _by_perspective,
     "hierarchical": _by_reader,
     "sampling": _by_reader,
     "ensemble": _by_ensemble,
+    "evaluation": lambda playbook, manifest, files: _by_evaluation(playbook, manifest, None),
 }
 
 

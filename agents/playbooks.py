@@ -52,8 +52,10 @@ class Playbook:
     name: str
     title: str
     description: str
-    target_kind: Literal["code", "documents", "document"]
-    decomposition: Literal["domain", "perspective", "sampling", "hierarchical", "ensemble"]
+    target_kind: Literal["code", "documents", "document", "dataset"]
+    decomposition: Literal[
+        "domain", "perspective", "sampling", "hierarchical", "ensemble", "evaluation"
+    ]
     lenses: tuple[str, ...]
     roles: dict[str, AgentSpec]
     aggregation: tuple[str, ...]
@@ -122,6 +124,8 @@ REPORT_STEP_ROLES = {REPORT_STEP: "synthesizer", CRITIQUE_STEP: "critic"}
 # The model-written steps read their inputs and answer once: no tools, no sub-agents.
 REPORT_AGENT = AgentSpec(role="synthesizer", tools=(), can_spawn=False, max_steps=1)
 CRITIC = AgentSpec(role="critic", tools=(), can_spawn=False, max_steps=1)
+# An evaluation's judge reads one item given in its prompt and answers once.
+JUDGE = AgentSpec(role="judge", tools=(), can_spawn=False, max_steps=1, max_tokens=512)
 
 
 # Roles that never do a playbook's own work: the synthesis step (planned or the report's) and
@@ -228,6 +232,32 @@ PLAYBOOKS: dict[str, Playbook] = {
             aggregation=("dedup", "quorum", "confidence", "synthesis", "critic"),
             failure=FailurePolicy(mode="quorum", quorum=2),
             options={"k": 5, "sample_fraction": 0.8, "vote_quorum": 2},
+        ),
+        Playbook(
+            name="evaluation",
+            title="Evaluation",
+            description=(
+                "Scores a model's answers: one judge agent per item of dataset.jsonl and "
+                "dimension of the rubric (built-in or the target's rubric.yaml), or of a.jsonl "
+                "and b.jsonl to compare two; a scorecard with intervals, agreement and "
+                "A/B win rates."
+            ),
+            target_kind="dataset",
+            decomposition="evaluation",
+            lenses=(),
+            roles={
+                "judge": JUDGE,
+                "synthesizer": AgentSpec(role="synthesizer", tools=(), can_spawn=False),
+                "critic": CRITIC,
+            },
+            # No dedup: every low score is its own item's, however alike the wording.
+            aggregation=("confidence", "synthesis", "critic"),
+            max_concurrency=8,
+            budget_usd=10.0,
+            max_agents=2000,
+            # ``dimensions``: names separated by commas (blank: the rubric's, or the built-in
+            # default); ``judges``: judge agents per item x dimension.
+            options={"dimensions": "", "judges": 1},
         ),
     ]
 }

@@ -1,6 +1,17 @@
 from django.urls import path
 
-from runs.views import agent, approvals, control, findings, launch, reports, runs, tree, webhooks
+from runs.views import (
+    agent,
+    approvals,
+    control,
+    findings,
+    launch,
+    reports,
+    runs,
+    scorecard,
+    tree,
+    webhooks,
+)
 
 app_name = "runs"
 
@@ -47,5 +58,16 @@ urlpatterns = [
         "runs/<int:run_id>/reports/<int:version>/export.<str:fmt>",
         reports.report_export,
         name="report_export",
+    ),
+    # An evaluation's scorecard (issue 22).
+    path(
+        "runs/<int:run_id>/reports/<int:version>/scorecard/",
+        scorecard.scorecard,
+        name="scorecard",
+    ),
+    path(
+        "runs/<int:run_id>/reports/<int:version>/scorecard.csv",
+        scorecard.scorecard_csv,
+        name="scorecard_csv",
     ),
 ]

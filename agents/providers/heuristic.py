@@ -32,6 +32,9 @@ from agents.docs_analysis import (
     summarize_document,
     synthesize,
 )
+from agents.evaluation.dataset import EvaluationInputError
+from agents.evaluation.judge import JUDGE_STEP, judged_item, verdict_output
+from agents.evaluation.offline import judge_offline
 from agents.playbooks import AGENT_MAX_BYTES, AGENT_MAX_FILES
 
 MODEL = "heuristic-v1"
@@ -119,6 +122,8 @@ class HeuristicProvider:
         scope = request.scope
         if request.step == "synthesize":
             return self._synthesize(request)
+        if request.step == JUDGE_STEP:
+            return self._judge(request)
         if "document" in scope:
             return self._document(request, str(scope["document"]))
         files = [str(p) for p in scope.get("files", [])]
@@ -176,6 +181,15 @@ class HeuristicProvider:
                 ),
             )
         return output
+
+    def _judge(self, request: AgentRequest) -> AgentOutput:
+        """An evaluation's judge: measurable checks of one item on one dimension."""
+        try:
+            item, dimension = judged_item(request)
+        except EvaluationInputError as exc:
+            raise ProviderError(str(exc), permanent=True) from None
+        verdict, extra = judge_offline(item, dimension, int(request.scope.get("judge") or 0))
+        return verdict_output(request, verdict, extra)
 
     def _maybe_split(self, request: AgentRequest, files: list[str]) -> list[SpawnOut]:
         if not request.can_spawn or len(files) < 2:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agents.contract import AgentRequest
+from agents.contract import AgentRequest, ProviderError
+from agents.evaluation import judge
+from agents.evaluation.dataset import EvaluationInputError
 from agents.playbooks import CRITIQUE_STEP, REPORT_STEP
 
 VERDICT_SCHEMA: dict[str, Any] = {
@@ -54,6 +56,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         "required": ["summary", "verdicts"],
     },
+    # An evaluation's judge: one item in, one score and rationale out (agents.evaluation).
+    judge.JUDGE_STEP: judge.JUDGE_SCHEMA,
 }
 
 # The answer's fields that are not part of every agent's output go to ``AgentOutput.data``.
@@ -85,7 +89,16 @@ def is_report_step(step: str) -> bool:
     return step in SCHEMAS
 
 
+def _judged(request: AgentRequest) -> Any:
+    try:
+        return judge.judged_item(request)
+    except EvaluationInputError as exc:
+        raise ProviderError(str(exc), permanent=True) from None
+
+
 def system_prompt(request: AgentRequest, final_instructions: str) -> str:
+    if request.step == judge.JUDGE_STEP:
+        return judge.system_prompt(_judged(request)[1], final_instructions)
     return "\n".join(
         [
             *_TASKS[request.step],
@@ -104,6 +117,8 @@ def system_prompt(request: AgentRequest, final_instructions: str) -> str:
 
 
 def user_prompt(request: AgentRequest, max_chars: int) -> str:
+    if request.step == judge.JUDGE_STEP:
+        return judge.user_prompt(_judged(request)[0], max_chars)
     text = json.dumps(request.inputs.get("report", {}), sort_keys=True, default=str)
     return "\n".join(
         [
@@ -117,6 +132,8 @@ def user_prompt(request: AgentRequest, max_chars: int) -> str:
 def split_answer(step: str, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Move a report step's own fields into ``data``; '' or what is wrong with them (for the
     repair turn)."""
+    if step == judge.JUDGE_STEP:
+        return judge.split_answer(payload)
     payload = dict(payload)
     data = {name: payload.pop(name) for name in DATA_FIELDS.get(step, ()) if name in payload}
     problem = ""

@@ -59,6 +59,9 @@ class SnapshotManifest:
     source: str = ""
     # Every skip counted by reason, listed or not (``skipped`` stops listing at a limit).
     skipped_counts: dict[str, int] = field(default_factory=dict)
+    # Set only while a freeze is being checked (``Builder.finish``'s ``before_commit``): the
+    # text of a kept file, read from staging, for a check that plans from content. Never stored.
+    read_staged: Callable[[str], str] | None = field(default=None, repr=False, compare=False)
 
     @staticmethod
     def compute_digest(files: dict[str, dict[str, Any]]) -> str:
@@ -258,6 +261,12 @@ class Builder:
         self.files[path] = {"sha256": sha, "size": len(data), "lines": len(text.splitlines())}
         self.total_bytes += len(data)
 
+    def _read_staged(self, path: str) -> str:
+        meta = self.files.get(path)
+        if meta is None or self.staging is None:
+            raise SnapshotError(f"No file {path!r} in the snapshot.")
+        return (self.staging / str(meta["sha256"])).read_bytes().decode("utf-8")
+
     def finish(self, before_commit: BeforeCommit | None = None) -> SnapshotManifest:
         """Commit staged blobs, write the manifest (if new) and return it.
 
@@ -283,8 +292,11 @@ class Builder:
             source=self.source,
             skipped_counts=dict(sorted(self.counts.items())),
         )
+        if self.staging is not None:
+            manifest.read_staged = self._read_staged
         if before_commit is not None:
             before_commit(manifest)
+        manifest.read_staged = None
         if self.store is None or self.staging is None:
             return manifest  # a listing only
         # Serialised before any blob is committed: a manifest that cannot be written leaves

@@ -25,7 +25,7 @@ from agents.aggregation.similarity import EMBEDDER_OPTIONS
 from agents.aggregation.stages import TUNABLES
 from agents.contract import ProviderError
 from agents.latency import MAX_SIGMA
-from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, plan
+from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, TextReader, plan
 from agents.playbooks import PLAYBOOKS, Playbook
 from agents.providers.catalog import default_model, get_provider
 from agents.providers.registry import MissingApiKey
@@ -219,9 +219,10 @@ def resolve_config(
     return config
 
 
-def plan_target(config: dict[str, Any], manifest: dict[str, Any]) -> list[TaskSpec]:
-    """The same deterministic plan the run will make, or the LaunchError a launch gives: a
-    target this run cannot cover is refused before anything starts, saying what to change."""
+def plan_target(
+    config: dict[str, Any], manifest: dict[str, Any], read_text: TextReader | None = None
+) -> list[TaskSpec]:
+    """The run's own plan, or the LaunchError refusing a target before anything starts."""
     document = config["options"].get("document")
     if document and document != EVERY_DOCUMENT and document not in manifest["files"]:
         raise LaunchError(
@@ -230,7 +231,7 @@ def plan_target(config: dict[str, Any], manifest: dict[str, Any]) -> list[TaskSp
             "document",
         )
     try:
-        return plan(Playbook.from_config(config), manifest)
+        return plan(Playbook.from_config(config), manifest, read_text)
     except PlanningError as exc:
         hint = f" (at most {settings.HARNESS_MAX_AGENTS}, HARNESS_MAX_AGENTS)"
         message = str(exc).replace("raise max agents", f"raise max agents{hint}")
@@ -329,7 +330,7 @@ def launch_run(
             # Planned before the snapshot is committed: a target the run refuses stores nothing.
             snapshot_ns.append(time.time_ns())
             span.set_attributes(_target_attributes(label, target_path))
-            plan_target(config, manifest.to_dict())
+            plan_target(config, manifest.to_dict(), manifest.read_staged)
 
         try:
             manifest = _freeze(target_path, archive, run_excludes(config), check)

@@ -36,7 +36,7 @@ def plan_run(run_id: int) -> None:
         try:
             playbook = run.resolved_playbook
             snapshot = open_snapshot(run.snapshot_ref)
-            specs = plan(playbook, snapshot.manifest.to_dict())
+            specs = plan(playbook, snapshot.manifest.to_dict(), snapshot.read_text)
         except (PlanningError, SnapshotError) as exc:
             span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
             span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))

@@ -18,6 +18,7 @@ from agents.playbooks import REPORT_STEPS
 from agents.providers.catalog import get_provider
 from agents.snapshot import open_snapshot
 from runs.actions.report_steps import add_model_step_facts
+from runs.actions.scorecard import add_scorecard
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_event
 from runs.models import Approval, Finding, Report, Run, Task
@@ -56,6 +57,8 @@ def aggregate(run_id: int) -> None:
                     "by": facts.model_narrative_by,
                     "text": facts.model_narrative,
                 }
+            if playbook.decomposition == "evaluation":
+                add_scorecard(run, draft, is_llm=facts.is_llm)
             note_dismissed(run, draft)
             store_report(run, draft)
         except DatabaseError:
@@ -111,6 +114,8 @@ def reaggregate(
             "Re-aggregated without model calls: the model-written summary and critique belong "
             "to the run's first version; this version's summary is the template."
         )
+    if run.resolved_playbook.decomposition == "evaluation":
+        add_scorecard(run, draft, is_llm=facts.is_llm)
     note_dismissed(run, draft)
     draft.params["requested_by"] = getattr(user, "username", "")
     draft.params["overrides"] = dict(options or {})

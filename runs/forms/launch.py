@@ -65,10 +65,33 @@ def all_roles() -> dict[str, list[str]]:
     return roles
 
 
+class TargetField(forms.ChoiceField):
+    """A listed target, chosen by its name under the allowed root (``samples/app/``): the page
+    never shows where the server keeps it. The absolute path of a listed target is accepted as
+    well (scripts written against earlier versions); anything unlisted is an invalid choice.
+    Cleans to the absolute path the launch freezes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.paths: dict[str, str] = {}
+
+    def offer(self, targets: list[tuple[str, str]]) -> None:
+        self.paths = {label: path for path, label in targets}
+        self.paths.update({path: path for path, _ in targets})
+        self.choices = [("", "— choose a target —"), *((label, label) for _, label in targets)]
+
+    def valid_value(self, value: Any) -> bool:
+        return str(value) in self.paths
+
+    def clean(self, value: Any) -> str:
+        name = super().clean(value)
+        return self.paths.get(name, "") if name else ""
+
+
 class LaunchForm(forms.Form):
     title = forms.CharField(max_length=200, required=False, help_text="Optional; shown in lists.")
     playbook = forms.ChoiceField(widget=forms.RadioSelect)
-    target = forms.ChoiceField(
+    target = TargetField(
         required=False,
         help_text="A directory, or one document, under the allowed target roots.",
     )
@@ -151,7 +174,9 @@ class LaunchForm(forms.Form):
         playbooks = PLAYBOOKS
         self.playbooks = playbooks
         self._choices("playbook", [(p.name, p.title) for p in playbooks.values()])
-        self._choices("target", [("", "— choose a target —"), *available_targets()])
+        target = self.fields["target"]
+        assert isinstance(target, TargetField)
+        target.offer(available_targets())
         self._choices("provider", self._provider_choices())
         steps = AGGREGATION_STEPS
         self.aggregation_help = steps

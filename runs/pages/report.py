@@ -65,7 +65,9 @@ def report_document(
         c.setdefault("rank", 0)
         clusters.append(c)
     clusters.sort(key=lambda c: (not c.get("kept"), c.get("rank") or 10**9, c.get("key", "")))
-    return {
+    params = dict(report.params or {})
+    scorecard = params.pop("scorecard", None)
+    document = {
         "schema": "agent-harness/report@1",
         "run": {
             "id": run.pk,
@@ -78,7 +80,7 @@ def report_document(
         "report": {
             "version": report.version,
             "chain": list(report.chain),
-            "params": dict(report.params or {}),
+            "params": params,
             "stats": dict(report.stats or {}),
             "notes": list(report.notes or []),
             "created_at": report.created_at.isoformat(),
@@ -86,3 +88,6 @@ def report_document(
         },
         "clusters": clusters,
     }
+    if scorecard is not None:  # an evaluation's (agents.evaluation.scorecard)
+        document["scorecard"] = scorecard
+    return document

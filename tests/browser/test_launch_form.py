@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
@@ -15,8 +14,9 @@ from tests.browser.conftest import Daphne
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.timeout(120)]
 
-SAMPLE = str((settings.BASE_DIR / "samples" / "vulnerable_app").resolve())
-CORPUS = str((settings.BASE_DIR / "samples" / "corpus").resolve())
+# Targets are offered by their name under the allowed root, never by a server path.
+SAMPLE = "samples/vulnerable_app/"
+CORPUS = "samples/corpus/"
 
 
 def test_options_follow_the_playbook_and_the_estimate_follows_the_form(

@@ -33,7 +33,7 @@ from typing import Any
 MARKERS = ("TODO", "FIXME", "password", "eval(", "SECRET", "md5")
 # How serious the brain says each marker is (so reports have high items for the critic).
 MARKER_SEVERITY = {"eval(": "high", "SECRET": "high", "password": "high"}
-_STEP_RE = re.compile(r"^STEP: (report|critique)$", re.MULTILINE)
+_STEP_RE = re.compile(r"^STEP: (report|critique|judge)$", re.MULTILINE)
 _RAW_STEP_RE = re.compile(r"STEP: (report|critique)\\n")  # inside a JSON-encoded body
 _INPUTS_RE = re.compile(r"^INPUTS \(data, not instructions\): (\{.*\})$", re.MULTILINE)
 _SCOPE_RE = re.compile(r"^SCOPE: (\{.*\})$", re.MULTILINE)
@@ -106,6 +106,11 @@ def report_inputs(view: View) -> tuple[str, dict[str, Any]] | None:
 def report_answer(step: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """A narrative that names the items it was given by id, or one verdict per serious item:
     upheld when a quote backs it, challenged otherwise."""
+    if step == "judge":  # an evaluation's judge: full marks when the reference's words appear
+        reference = str(inputs.get("reference") or "").lower().split()
+        answer = str(inputs.get("response") or "").lower()
+        hit = bool(reference) and all(word.strip(".,") in answer for word in reference[:2])
+        return {"score": 5 if hit else 2, "rationale": f"reference {'found' if hit else 'missing'}"}
     clusters = inputs.get("clusters") or []
     if step == "report":
         top = [str(line).split(" | ") for line in clusters[:3]]

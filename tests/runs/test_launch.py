@@ -142,3 +142,28 @@ def test_a_file_name_that_is_not_utf8_in_a_target_root_does_not_break_the_form(
     assert page.status_code == 200
     html = page.content.decode()
     assert "plain.md" in html and "r\\xe9sum" not in html and "\\udce9" not in html
+
+
+def test_the_form_never_shows_a_server_path(operator_client: Client) -> None:
+    """Targets are offered and sent by their name under the allowed root, never by the server's
+    absolute path (which says where the product is installed)."""
+    html = operator_client.get(reverse("runs:launch")).content.decode()
+    assert 'value="samples/vulnerable_app/"' in html
+    assert str(settings.BASE_DIR.resolve()) not in html
+
+
+def test_a_target_is_launched_by_its_name(operator_client: Client) -> None:
+    response = operator_client.post(
+        reverse("runs:launch"), form_data(target="samples/vulnerable_app/")
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    run = Run.objects.get()
+    assert run.target_label == "samples/vulnerable_app"
+
+
+def test_an_unlisted_name_is_refused_like_an_unlisted_path(operator_client: Client) -> None:
+    for target in ("samples/../../etc/", "/etc"):
+        response = operator_client.post(reverse("runs:launch"), form_data(target=target))
+        assert response.status_code == 400
+        assert "is not one of the available choices" in response.content.decode()
+    assert nothing_created()
