@@ -1,6 +1,17 @@
 from django.urls import path
 
-from runs.views import agent, approvals, control, findings, launch, reports, runs, scorecard, tree
+from runs.views import (
+    agent,
+    approvals,
+    control,
+    findings,
+    launch,
+    reports,
+    runs,
+    scorecard,
+    tree,
+    webhooks,
+)
 
 app_name = "runs"
 
@@ -20,6 +31,16 @@ urlpatterns = [
     path("runs/<int:run_id>/decide/", approvals.decide, name="decide"),
     path("runs/<int:run_id>/decide/agents/", approvals.decide_agents, name="decide_agents"),
     path("approvals/", approvals.inbox, name="inbox"),
+    path("webhooks/", webhooks.subscriptions, name="webhooks"),
+    path("webhooks/<int:subscription_id>/", webhooks.subscription, name="webhook"),
+    path("webhooks/<int:subscription_id>/test/", webhooks.send_test, name="webhook_test"),
+    path("webhooks/<int:subscription_id>/rotate/", webhooks.rotate, name="webhook_rotate"),
+    path("webhooks/<int:subscription_id>/delete/", webhooks.delete, name="webhook_delete"),
+    path(
+        "webhooks/<int:subscription_id>/deliveries/<int:delivery_id>/resend/",
+        webhooks.resend,
+        name="webhook_resend",
+    ),
     path(
         "runs/<int:run_id>/findings/<int:finding_id>/review/",
         approvals.review,

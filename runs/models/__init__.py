@@ -7,5 +7,18 @@ from runs.models.report import Report
 from runs.models.run import Run
 from runs.models.span import Span
 from runs.models.task import Step, Task
+from runs.models.webhook import WebhookDelivery, WebhookEvent, WebhookSubscription
 
-__all__ = ["Approval", "Event", "Finding", "Report", "Run", "Span", "Step", "Task"]
+__all__ = [
+    "Approval",
+    "Event",
+    "Finding",
+    "Report",
+    "Run",
+    "Span",
+    "Step",
+    "Task",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
+]
