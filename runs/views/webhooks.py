@@ -19,6 +19,12 @@ from runs.pages.webhooks import subscription_context, subscriptions_context
 _SECRET_SHOWN = "webhook-secret-once"  # noqa: S105 (a session key)
 
 
+def _subscription(request: AuthenticatedHttpRequest, subscription_id: int) -> WebhookSubscription:
+    """A subscription, for staff only (404 when there is no such subscription)."""
+    require_staff(request.user)
+    return get_object_or_404(WebhookSubscription, pk=subscription_id)
+
+
 @require_http_methods(["GET", "POST"])
 def subscriptions(request: AuthenticatedHttpRequest) -> HttpResponse:
     require_staff(request.user)
@@ -42,8 +48,7 @@ def subscriptions(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def subscription(request: AuthenticatedHttpRequest, subscription_id: int) -> HttpResponse:
-    require_staff(request.user)
-    sub = get_object_or_404(WebhookSubscription, pk=subscription_id)
+    sub = _subscription(request, subscription_id)
     initial = {"url": sub.url, "events": sub.events, "description": sub.description}
     form = SubscriptionForm(request.POST or None, initial={**initial, "active": sub.active})
     if request.method == "POST" and form.is_valid():
@@ -66,8 +71,7 @@ def subscription(request: AuthenticatedHttpRequest, subscription_id: int) -> Htt
 
 @require_POST
 def send_test(request: AuthenticatedHttpRequest, subscription_id: int) -> HttpResponse:
-    require_staff(request.user)
-    sub = get_object_or_404(WebhookSubscription, pk=subscription_id)
+    sub = _subscription(request, subscription_id)
     webhooks.send_test(sub, request.user)
     messages.success(request, "A test message is on its way; its delivery is listed below.")
     return redirect("runs:webhook", sub.pk)
@@ -75,8 +79,7 @@ def send_test(request: AuthenticatedHttpRequest, subscription_id: int) -> HttpRe
 
 @require_POST
 def rotate(request: AuthenticatedHttpRequest, subscription_id: int) -> HttpResponse:
-    require_staff(request.user)
-    sub = get_object_or_404(WebhookSubscription, pk=subscription_id)
+    sub = _subscription(request, subscription_id)
     request.session[_SECRET_SHOWN] = [sub.pk, webhooks.rotate_secret(sub)]
     messages.success(request, "New secret made: the old one no longer verifies.")
     return redirect("runs:webhook", sub.pk)
@@ -84,8 +87,7 @@ def rotate(request: AuthenticatedHttpRequest, subscription_id: int) -> HttpRespo
 
 @require_POST
 def delete(request: AuthenticatedHttpRequest, subscription_id: int) -> HttpResponse:
-    require_staff(request.user)
-    sub = get_object_or_404(WebhookSubscription, pk=subscription_id)
+    sub = _subscription(request, subscription_id)
     webhooks.delete_subscription(sub)
     messages.success(request, f"Webhook {subscription_id} deleted, with its deliveries.")
     return redirect("runs:webhooks")
