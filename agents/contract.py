@@ -146,8 +146,31 @@ class AgentCancelled(Exception):
     """The run was cancelled: the agent stops at its next step."""
 
 
+@dataclass(frozen=True)
+class ModelStep:
+    """A completed model call, for ``AgentContext.after_call``: ``data`` is what a replay of the
+    step returns, ``name`` the step's name ("" = ``chat {model}``)."""
+
+    model: str
+    usage: Usage
+    data: dict[str, Any]
+    seconds: float
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ToolStep:
+    """A tool call (refusals included: ``result["refused"]``), for ``AgentContext.tool_step``."""
+
+    name: str
+    arguments: dict[str, Any]
+    result: dict[str, Any]
+    seconds: float
+
+
 class AgentContext(Protocol):
-    """What the runtime offers a provider during one agent (implemented in agents/runtime.py).
+    """What the runtime offers a provider during one agent (implemented in
+    runs/engine/runtime.py).
 
     Steps are numbered from 0 in the order the agent takes them. A redelivered agent replays
     stored steps instead of paying for them again: call ``replay(index)`` first and, when it
@@ -164,16 +187,7 @@ class AgentContext(Protocol):
         when the rate limit needs a wait (the worker frees its slot and retries later)."""
         ...
 
-    def after_call(
-        self,
-        index: int,
-        *,
-        model: str,
-        usage: Usage,
-        data: dict[str, Any],
-        seconds: float,
-        name: str = "",
-    ) -> None:
+    def after_call(self, index: int, call: ModelStep) -> None:
         """Persist a completed model call as a step, price it and settle the budget."""
         ...
 
@@ -181,16 +195,8 @@ class AgentContext(Protocol):
         """Drop the reservation of a call that failed before any usage was billed."""
         ...
 
-    def tool_step(
-        self,
-        index: int,
-        *,
-        name: str,
-        arguments: dict[str, Any],
-        result: dict[str, Any],
-        seconds: float,
-    ) -> None:
-        """Persist a tool call (refusals included: ``result["refused"]``) as a step and event."""
+    def tool_step(self, index: int, tool: ToolStep) -> None:
+        """Persist a tool call as a step and event."""
         ...
 
     def check_cancelled(self) -> None:

@@ -147,6 +147,15 @@ def report_step_spec(playbook: Playbook, step: str) -> AgentSpec:
     return playbook.roles.get(role) or (CRITIC if role == "critic" else REPORT_AGENT)
 
 
+def _roles(worker: AgentSpec, *, critical_synthesis: bool = False) -> dict[str, AgentSpec]:
+    """Every playbook's roles: its workers', the planned synthesis step's (which reads what the
+    workers found: no tools, no sub-agents) and the report's critic."""
+    synthesizer = AgentSpec(
+        role="synthesizer", tools=(), critical=critical_synthesis, can_spawn=False
+    )
+    return {worker.role: worker, "synthesizer": synthesizer, "critic": CRITIC}
+
+
 PLAYBOOKS: dict[str, Playbook] = {
     p.name: p
     for p in [
@@ -161,11 +170,7 @@ PLAYBOOKS: dict[str, Playbook] = {
             target_kind="code",
             decomposition="domain",
             lenses=CODE_LENSES,
-            roles={
-                "auditor": AgentSpec(role="auditor"),
-                "synthesizer": AgentSpec(role="synthesizer", tools=(), can_spawn=False),
-                "critic": CRITIC,
-            },
+            roles=_roles(AgentSpec(role="auditor")),
             aggregation=STANDARD_CHAIN,
             options={
                 "chunk_bytes": 24_000,
@@ -184,13 +189,8 @@ PLAYBOOKS: dict[str, Playbook] = {
             target_kind="documents",
             decomposition="hierarchical",
             lenses=("summary",),
-            roles={
-                "reader": AgentSpec(role="reader", can_spawn=False),
-                "synthesizer": AgentSpec(
-                    role="synthesizer", tools=(), critical=True, can_spawn=False
-                ),
-                "critic": CRITIC,
-            },
+            # The synthesis is the point of this playbook: without it the run has failed.
+            roles=_roles(AgentSpec(role="reader", can_spawn=False), critical_synthesis=True),
             aggregation=("dedup", "confidence", "synthesis", "critic"),
             failure=FailurePolicy(mode="quorum", quorum=1),
             options={"max_documents": MAX_DOCUMENTS},
@@ -205,11 +205,7 @@ PLAYBOOKS: dict[str, Playbook] = {
             target_kind="document",
             decomposition="perspective",
             lenses=DOC_PERSONAS,
-            roles={
-                "reviewer": AgentSpec(role="reviewer", can_spawn=False),
-                "synthesizer": AgentSpec(role="synthesizer", tools=(), can_spawn=False),
-                "critic": CRITIC,
-            },
+            roles=_roles(AgentSpec(role="reviewer", can_spawn=False)),
             aggregation=STANDARD_CHAIN,
             # Blank: the largest document of the target; "*": every document x every persona.
             options={"document": ""},
@@ -224,11 +220,7 @@ PLAYBOOKS: dict[str, Playbook] = {
             target_kind="code",
             decomposition="ensemble",
             lenses=("security",),
-            roles={
-                "voter": AgentSpec(role="voter", can_spawn=False),
-                "synthesizer": AgentSpec(role="synthesizer", tools=(), can_spawn=False),
-                "critic": CRITIC,
-            },
+            roles=_roles(AgentSpec(role="voter", can_spawn=False)),
             aggregation=("dedup", "quorum", "confidence", "synthesis", "critic"),
             failure=FailurePolicy(mode="quorum", quorum=2),
             options={"k": 5, "sample_fraction": 0.8, "vote_quorum": 2},

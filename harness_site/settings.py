@@ -7,6 +7,7 @@ REDIS_URL; with those, `manage.py check --deploy` passes.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -243,6 +244,26 @@ HARNESS_FOUR_EYES = env_bool("HARNESS_FOUR_EYES", False)
 # life a new token may be given (days; 0: tokens may live until revoked).
 HARNESS_API_RATE_PER_MINUTE = env_int("HARNESS_API_RATE_PER_MINUTE", 600, min_value=1)
 HARNESS_API_TOKEN_MAX_DAYS = env_int("HARNESS_API_TOKEN_MAX_DAYS", 0, min_value=0)
+
+# Webhooks (README "Webhooks"). Links in their messages start with HARNESS_PUBLIC_URL.
+HARNESS_PUBLIC_URL = env_url(
+    "HARNESS_PUBLIC_URL", f"http://127.0.0.1:{HARNESS_PORT}", ("http", "https")
+).rstrip("/")
+# Networks webhooks may reach besides public addresses (loopback, private and link-local ones
+# are refused otherwise: no SSRF through webhooks), e.g. "10.0.0.0/8,127.0.0.1/32".
+HARNESS_WEBHOOK_ALLOWED_NETWORKS = env_list("HARNESS_WEBHOOK_ALLOWED_NETWORKS", [])
+for _network in HARNESS_WEBHOOK_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ConfigError(
+            f"HARNESS_WEBHOOK_ALLOWED_NETWORKS: {_network!r} is not a network (e.g. 10.0.0.0/8)"
+        ) from None
+# Connect and read timeouts of one attempt; attempts before a delivery fails; the first retry's
+# delay (each next one 4x longer, at most 30 min and below the broker's visibility timeout).
+HARNESS_WEBHOOK_TIMEOUT_S = env_float("HARNESS_WEBHOOK_TIMEOUT_S", 5.0, min_value=0.1)
+HARNESS_WEBHOOK_MAX_ATTEMPTS = env_int("HARNESS_WEBHOOK_MAX_ATTEMPTS", 8, min_value=1, max_value=50)
+HARNESS_WEBHOOK_BACKOFF_S = env_float("HARNESS_WEBHOOK_BACKOFF_S", 10.0, min_value=0.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

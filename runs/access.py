@@ -44,6 +44,13 @@ def get_run_for_user(user: User | AnonymousUser, run_id: int) -> Run:
         raise RunNotFound("No such run") from None
 
 
+def require_staff(user: User | AnonymousUser) -> None:
+    """Administrators only (staff accounts: those who may use the admin), e.g. webhooks, whose
+    URLs and secrets reach outside the dashboard."""
+    if not (user.is_authenticated and user.is_staff):
+        raise PermissionDenied("This page is for administrators (staff accounts).")
+
+
 def require_perm(user: User | AnonymousUser, perm: str) -> None:
     if not user.has_perm(perm):
         raise MissingPermission(perm)

@@ -12,12 +12,13 @@ from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.conf import settings
 
 from harness_site.celery import tasks_run_in_this_process
-from runs.actions import enqueue, group_commit
+from runs.actions import enqueue, group_commit, webhook_delivery
 from runs.actions.dispatch import dispatch
 from runs.actions.outcomes import fail_task
 from runs.actions.planning import plan_run as _plan_run
 from runs.actions.report import aggregate
 from runs.engine import sweeper, worker
+from runs.eventlog.hooks import WEBHOOK_EVENTS
 from runs.models import Task
 from runs.observability.span_store import batch_spans
 
@@ -77,3 +78,15 @@ def run_agent(task_id: int) -> None:
 @shared_task(name=enqueue.AGGREGATE_RUN, acks_late=True)
 def aggregate_run(run_id: int) -> None:
     aggregate(run_id)
+
+
+@shared_task(name=WEBHOOK_EVENTS, acks_late=True)
+def webhook_events(announced: list[list[object]]) -> None:
+    webhook_delivery.fan_out(announced)
+
+
+@shared_task(name=enqueue.DELIVER_WEBHOOK, acks_late=True)
+def deliver_webhook(delivery_id: int) -> None:
+    countdown = webhook_delivery.attempt(delivery_id)
+    if countdown is not None:
+        deliver_webhook.apply_async((delivery_id,), countdown=countdown)

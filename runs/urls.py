@@ -11,6 +11,7 @@ from runs.views import (
     scorecard,
     tokens,
     tree,
+    webhooks,
 )
 
 app_name = "runs"
@@ -33,6 +34,16 @@ urlpatterns = [
     path("approvals/", approvals.inbox, name="inbox"),
     path("settings/tokens/", tokens.tokens, name="tokens"),
     path("settings/tokens/<int:token_id>/revoke/", tokens.revoke, name="revoke_token"),
+    path("webhooks/", webhooks.subscriptions, name="webhooks"),
+    path("webhooks/<int:subscription_id>/", webhooks.subscription, name="webhook"),
+    path("webhooks/<int:subscription_id>/test/", webhooks.send_test, name="webhook_test"),
+    path("webhooks/<int:subscription_id>/rotate/", webhooks.rotate, name="webhook_rotate"),
+    path("webhooks/<int:subscription_id>/delete/", webhooks.delete, name="webhook_delete"),
+    path(
+        "webhooks/<int:subscription_id>/deliveries/<int:delivery_id>/resend/",
+        webhooks.resend,
+        name="webhook_resend",
+    ),
     path(
         "runs/<int:run_id>/findings/<int:finding_id>/review/",
         approvals.review,

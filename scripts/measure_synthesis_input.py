@@ -25,7 +25,7 @@ from agents.aggregation.model_steps import (  # noqa: E402
     raw_findings_payload,
     tokens_estimate,
 )
-from agents.aggregation.records import FindingRow  # noqa: E402
+from agents.aggregation.records import FindingRow, reported  # noqa: E402
 from agents.aggregation.stages import RunFacts, ranked, run_chain  # noqa: E402
 from agents.analysis import analyze_code  # noqa: E402
 from agents.playbooks import CODE_LENSES  # noqa: E402
@@ -41,22 +41,7 @@ def findings(target: Path, copies: int) -> list[FindingRow]:
             for _ in range(copies):
                 task += 1
                 for f in analyze_code(rel, text, lens):
-                    rows.append(
-                        FindingRow(
-                            id=len(rows) + 1,
-                            task_id=task,
-                            lens=lens,
-                            rule=f.rule,
-                            title=f.title,
-                            detail=f.detail,
-                            severity=f.severity,
-                            confidence=f.confidence,
-                            path=f.path,
-                            line_start=f.line_start,
-                            line_end=f.line_end,
-                            evidence=f.evidence,
-                        )
-                    )
+                    rows.append(FindingRow(len(rows) + 1, task, lens, **reported(f)))
     return rows
 
 

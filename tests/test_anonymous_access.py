@@ -17,6 +17,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from runs.models import Approval, Event, Run, Task
 
 PUBLIC = {"/healthz", "/accounts/login/"}
+# Read by machines (a Prometheus scraper has no session): refused with 401, never a login page.
+MACHINE = {"/metrics"}
 
 
 def _fill(route: str) -> str:
@@ -43,7 +45,9 @@ def _app_paths() -> list[str]:
     # The API answers an anonymous request with a 401 problem, not a redirect to the login page
     # (tests/api/test_permissions.py walks every one of its operations).
     return [
-        p for p in _project_paths() if p not in PUBLIC and not p.startswith(("/admin/", "/api/"))
+        p
+        for p in _project_paths()
+        if p not in PUBLIC | MACHINE and not p.startswith(("/admin/", "/api/"))
     ]
 
 
@@ -63,6 +67,14 @@ def test_url_walk_finds_the_app_and_admin_routes() -> None:
     assert "/runs/1/agents/1/" in paths
     assert "/admin/" in paths
     assert len(_admin_paths()) > 5
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", sorted(MACHINE))
+def test_anonymous_machine_endpoints_answer_401_with_nothing(path: str) -> None:
+    response = Client().get(path)
+    assert response.status_code == 401
+    assert "harness_" not in response.content.decode()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -23,6 +23,18 @@ class FindingRow:
     line_end: int | None
     evidence: str
     evidence_status: str = "unchecked"
+
+
+# The Finding columns a FindingRow is read from (``evidence_status`` is worked out afterwards).
+ROW_COLUMNS = tuple(f.name for f in fields(FindingRow) if f.name != "evidence_status")
+# What a row keeps of a finding as an agent (AgentFinding) or the analyzer (RawFinding) reports
+# it; the rest says where it comes from.
+REPORTED_FIELDS = tuple(c for c in ROW_COLUMNS if c not in ("id", "task_id", "lens"))
+
+
+def reported(finding: Any) -> dict[str, Any]:
+    """The ``REPORTED_FIELDS`` of an AgentFinding or a RawFinding, by name."""
+    return {name: getattr(finding, name) for name in REPORTED_FIELDS}
 
 
 @dataclass

@@ -123,6 +123,12 @@ def keyword(call: ast.Call, name: str) -> ast.keyword | None:
     return None
 
 
+def passes(call: ast.Call, name: str, value: object) -> bool:
+    """The call passes keyword `name` as the literal `value` (`verify=False`)."""
+    found = keyword(call, name)
+    return found is not None and is_const(found.value, value)
+
+
 def has_star_kwargs(call: ast.Call) -> bool:
     """A `**kwargs` argument might carry any keyword, so keyword-absence rules must skip."""
     return any(kw.arg is None for kw in call.keywords)

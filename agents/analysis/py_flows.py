@@ -17,11 +17,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from agents.analysis.finding import RawFinding
-from agents.analysis.py_context import FUNC_NODES, PyContext, is_const, is_str_const, keyword
+from agents.analysis.py_context import (
+    FUNC_NODES,
+    PyContext,
+    is_const,
+    is_str_const,
+    keyword,
+    passes,
+)
 from agents.analysis.py_taint import (
     Flow,
     callee_name,
     mentioning_names,
+    names_reached,
     param_names,
     tainted,
     tainted_names,
@@ -285,15 +293,7 @@ def _xml_names(ctx: PyContext) -> set[str]:
         for t in n.targets
         if isinstance(t, ast.Name)
     ]
-    names: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, value in pairs:
-            if name not in names and _is_xml_value(ctx, value, names):
-                names.add(name)
-                changed = True
-    return names
+    return names_reached(pairs, lambda value, names: _is_xml_value(ctx, value, names))
 
 
 def _is_xml_value(ctx: PyContext, node: ast.AST, names: set[str]) -> bool:
@@ -449,17 +449,14 @@ def _switches(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
     `set_cookie(..., httponly=False)` / `RedisStorage(..., secure=False)`."""
     name = ctx.qualname(call.func) or ""
     last = name.rsplit(".", 1)[-1]
-    debug = keyword(call, "debug")
-    if last in _APP_CLASSES and debug is not None and is_const(debug.value, True):
+    if last in _APP_CLASSES and passes(call, "debug", True):
         yield ctx.finding(
             "sec.debug", call, confidence=0.75, extra=f"`{last}(debug=True)` in code."
         )
-    escape = keyword(call, "autoescape")
     if (
         "jinja" in name.lower()
         and name != "jinja2.Environment"  # bandit B701 reports that one
-        and escape is not None
-        and is_const(escape.value, False)
+        and passes(call, "autoescape", False)
     ):
         yield ctx.finding(
             "sec.xss",

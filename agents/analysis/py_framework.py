@@ -15,32 +15,14 @@ from collections.abc import Iterator
 from agents.analysis.base import is_placeholder, is_secret_name, masked_line
 from agents.analysis.finding import RawFinding
 from agents.analysis.py_context import FUNC_NODES, PyContext, is_const, is_str_const, keyword
-from agents.analysis.py_taint import REQUEST_ATTRS, REQUEST_NAMES
-
-# Calls whose result is safe whatever went in (they strip paths or only ever produce our URLs).
-_SANITIZERS = frozenset({"secure_filename", "basename", "safe_join", "url_for", "reverse", "int"})
-_PASS_THROUGH = frozenset(
-    {
-        "get",
-        "getlist",
-        "get_json",
-        "pop",
-        "str",
-        "format",
-        "join",
-        "urljoin",
-        "strip",
-        "lstrip",
-        "rstrip",
-        "lower",
-        "replace",
-        "decode",
-        "encode",
-        "Path",
-        "unquote",
-        "quote",
-    }
+from agents.analysis.py_taint import (
+    PASS_THROUGH,
+    REQUEST_ATTRS,
+    REQUEST_NAMES,
+    SANITIZERS,
+    names_reached,
 )
+
 _PATH_SINKS = frozenset({"open", "io.open", "flask.send_file", "os.remove", "os.unlink"})
 _HTTP_VERBS = ("get", "post", "put", "patch", "delete", "head", "options", "request")
 _SSRF_SINKS = frozenset(
@@ -233,7 +215,7 @@ def _tainted(ctx: PyContext, node: ast.AST, names: set[str]) -> bool:
         callee = callee.rsplit(".", 1)[-1]
         # Only accessors and string/path builders pass request data through; any other call
         # (a form, a service, a model lookup) makes a new value, e.g. `redirect(launch(form))`.
-        if callee in _SANITIZERS or callee not in _PASS_THROUGH:
+        if callee in SANITIZERS or callee not in PASS_THROUGH:
             return False
     if _is_source(node) or (isinstance(node, ast.Name) and node.id in names):
         return True
@@ -250,15 +232,7 @@ def _tainted_names(ctx: PyContext, func: ast.AST) -> set[str]:
         for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
         if isinstance(target, ast.Name)
     ]
-    names: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, value in assigns:
-            if name not in names and _tainted(ctx, value, names):
-                names.add(name)
-                changed = True
-    return names
+    return names_reached(assigns, lambda value, names: _tainted(ctx, value, names))
 
 
 def _sink_arg(call: ast.Call, kw: str) -> ast.AST | None:

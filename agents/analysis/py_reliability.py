@@ -6,7 +6,14 @@ import ast
 from collections.abc import Iterator
 
 from agents.analysis.finding import RawFinding
-from agents.analysis.py_context import FUNC_NODES, PyContext, has_star_kwargs, is_const, keyword
+from agents.analysis.py_context import (
+    FUNC_NODES,
+    PyContext,
+    has_star_kwargs,
+    is_const,
+    keyword,
+    passes,
+)
 
 _HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "request")
 _REQUESTS_FUNCS = frozenset(
@@ -93,7 +100,7 @@ def _timeout(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
     timeout = keyword(call, "timeout")
     if name in _HTTPX_FUNCS:
         # httpx applies a 5 s default timeout, so only an explicit timeout=None is a problem.
-        if timeout is not None and is_const(timeout.value, None):
+        if passes(call, "timeout", None):
             yield ctx.finding(
                 "rel.no_timeout",
                 call,
@@ -109,7 +116,7 @@ def _timeout(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
         yield ctx.finding(
             "rel.no_timeout", call, confidence=0.85, extra=f"`{name}()` waits forever by default."
         )
-    elif timeout is not None and is_const(timeout.value, None):
+    elif passes(call, "timeout", None):
         yield ctx.finding(
             "rel.no_timeout", call, confidence=0.85, extra=f"`{name}(timeout=None)` waits forever."
         )

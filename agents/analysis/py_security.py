@@ -19,6 +19,7 @@ from agents.analysis.py_context import (
     is_dynamic_string,
     is_str_const,
     keyword,
+    passes,
 )
 
 _SUBPROCESS_FUNCS = frozenset(
@@ -127,8 +128,7 @@ def _call_rules(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
             confidence=0.85,
             extra="`yaml.load()` without Loader=SafeLoader can build arbitrary Python objects.",
         )
-    verify = keyword(call, "verify")
-    if verify is not None and is_const(verify.value, False):
+    if passes(call, "verify", False):
         yield ctx.finding(
             "sec.tls", call, confidence=0.9, extra="`verify=False` disables certificate checks."
         )
@@ -140,12 +140,10 @@ def _call_rules(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
             extra="An unverified SSL context accepts any certificate.",
         )
     yield from _weak_hash(ctx, call, name)
-    debug = keyword(call, "debug")
     if (
         isinstance(call.func, ast.Attribute)
         and call.func.attr == "run"
-        and debug is not None
-        and is_const(debug.value, True)
+        and passes(call, "debug", True)
     ):
         yield ctx.finding(
             "sec.debug",
@@ -200,8 +198,7 @@ def _weak_hash(ctx: PyContext, call: ast.Call, name: str) -> Iterator[RawFinding
         algo = value if value in _WEAK_HASHES else ""
     if not algo:
         return
-    flag = keyword(call, "usedforsecurity")
-    if flag is not None and is_const(flag.value, False):
+    if passes(call, "usedforsecurity", False):
         return  # explicitly declared a non-security checksum
     yield ctx.finding("sec.weak_hash", call, confidence=0.7, extra=f"`{name}` uses {algo.upper()}.")
 

@@ -1,4 +1,5 @@
-"""Light data flow inside one module, for the flow rules in `py_flows.py` and `py_http.py`.
+"""Light data flow inside one module, for the flow rules in `py_flows.py` and `py_http.py` (the
+framework rules' lighter taint in `py_framework.py` reads the same sources and calls).
 
 Two kinds of untrusted value are followed through local assignments:
 - request data: `request.GET/args/form/json/...`, aiohttp's `match_info`, and in an
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from agents.analysis.py_context import FUNC_NODES, PyContext
@@ -239,37 +240,46 @@ def _pairs(node: ast.AST) -> Iterator[tuple[str, ast.AST]]:
                     yield elt.id, value.elts[i] if same else value  # type: ignore[attr-defined]
 
 
+def names_reached(
+    bindings: Sequence[tuple[str, ast.AST]],
+    reaches: Callable[[ast.AST, set[str]], bool],
+    seeds: Iterable[str] = (),
+) -> set[str]:
+    """`seeds` and every name bound (`bindings`: name, value) to a value that `reaches(value,
+    names)` accepts, `names` being those found so far: passes repeat until none is added, so a
+    name is found whatever the order of the bindings that lead to it."""
+    names = set(seeds)
+    changed = True
+    while changed:
+        changed = False
+        for name, value in bindings:
+            if name not in names and reaches(value, names):
+                names.add(name)
+                changed = True
+    return names
+
+
 def tainted_names(
     ctx: PyContext, func: ast.AST, seeds: set[str], handler: bool = False, attrs: bool = True
 ) -> set[str]:
     """Names that receive request data or a value of `seeds`, directly or through others."""
     pairs = [pair for node in ast.walk(func) for pair in _pairs(node)]
-    names = set(seeds)
-    changed = True
-    while changed:
-        changed = False
-        for name, value in pairs:
-            if name not in names and tainted(ctx, value, names, handler, attrs):
-                names.add(name)
-                changed = True
-    return names
+    return names_reached(
+        pairs, lambda value, names: tainted(ctx, value, names, handler, attrs), seeds
+    )
 
 
 def mentioning_names(func: ast.AST, seed: str) -> set[str]:
     """Names whose assigned value mentions `seed` in any way (`c = make(seed)` included): the
     objects a parameter builds, used for "the caller chose the client" summaries."""
     pairs = [pair for node in ast.walk(func) for pair in _pairs(node)]
-    names = {seed}
-    changed = True
-    while changed:
-        changed = False
-        for name, value in pairs:
-            if name not in names and any(
-                isinstance(n, ast.Name) and n.id in names for n in ast.walk(value)
-            ):
-                names.add(name)
-                changed = True
-    return names
+    return names_reached(
+        pairs,
+        lambda value, names: any(
+            isinstance(n, ast.Name) and n.id in names for n in ast.walk(value)
+        ),
+        {seed},
+    )
 
 
 def param_names(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:

@@ -43,10 +43,20 @@ class DatasetItem(BaseModel):
         return value
 
 
-def _problem(error: ValidationError) -> str:
-    first = error.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in first["loc"]) or "item"
-    return f"{where}: {first['msg']}"
+def validated[M: BaseModel](model: type[M], raw: object, where: str, shape: str) -> M:
+    """``raw`` (parsed JSON or YAML) as a ``model``; EvaluationInputError says "{where} must be
+    {shape}." when it is not an object, "{where}: {field}: {problem}." when a field is wrong."""
+    if not isinstance(raw, dict):
+        raise EvaluationInputError(f"{where} must be {shape}.")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"])
+        problem = str(first["msg"]).removeprefix("Value error, ")
+        raise EvaluationInputError(
+            f"{where}: {field}: {problem}." if field else f"{where}: {problem}."
+        ) from None
 
 
 def parse_dataset(text: str, path: str) -> list[tuple[int, DatasetItem]]:
@@ -63,12 +73,7 @@ def parse_dataset(text: str, path: str) -> list[tuple[int, DatasetItem]]:
             raise EvaluationInputError(
                 f"{path} line {number} is not valid JSON ({exc.msg} at column {exc.colno})."
             ) from None
-        if not isinstance(raw, dict):
-            raise EvaluationInputError(f"{path} line {number} must be a JSON object.")
-        try:
-            item = DatasetItem.model_validate(raw)
-        except ValidationError as exc:
-            raise EvaluationInputError(f"{path} line {number}: {_problem(exc)}.") from None
+        item = validated(DatasetItem, raw, f"{path} line {number}", "a JSON object")
         if item.id in seen:
             raise EvaluationInputError(
                 f"{path} line {number}: id {item.id!r} is already used on line {seen[item.id]}."

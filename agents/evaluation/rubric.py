@@ -22,9 +22,9 @@ import re
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agents.evaluation.dataset import EvaluationInputError
+from agents.evaluation.dataset import EvaluationInputError, validated
 
 SCALE = (1, 5)
 RUBRIC_FILES = ("rubric.yaml", "rubric.yml", "rubric.json")
@@ -127,25 +127,13 @@ BUILTIN: dict[str, Dimension] = {
 DEFAULT_DIMENSIONS = ("correctness", "helpfulness", "safety", "clarity")
 
 
-def _problem(error: ValidationError) -> str:
-    first = error.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in first["loc"])
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
 def parse_rubric(text: str, path: str) -> Rubric:
     """A rubric file's content, validated; EvaluationInputError says what is wrong and where."""
     try:
         raw: Any = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise EvaluationInputError(f"{path} cannot be read: {exc}".splitlines()[0]) from None
-    if not isinstance(raw, dict):
-        raise EvaluationInputError(f"{path} must be a mapping with a 'dimensions' list.")
-    try:
-        rubric = Rubric.model_validate(raw)
-    except ValidationError as exc:
-        raise EvaluationInputError(f"{path}: {_problem(exc)}.") from None
+    rubric = validated(Rubric, raw, path, "a mapping with a 'dimensions' list")
     return rubric.model_copy(update={"dimensions": [d.resolved() for d in rubric.dimensions]})
 
 

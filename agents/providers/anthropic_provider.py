@@ -13,50 +13,18 @@ timeout, and the SDK's own OpenTelemetry spans off (ours carry the run and task 
 
 from __future__ import annotations
 
-import json
 from typing import Any
-from urllib.parse import urlsplit
 
 import anthropic
 
-from agents.contract import ProviderError, ProviderRateLimited, Usage
-from agents.providers.loop import Dialect, LLMProvider, Phase, ToolCall, Turn
-from agents.providers.prompt import FINAL_TOOL, ToolSpec, retry_after_seconds, safe_message
-from agents.providers.registry import MissingApiKey, ProviderConfig
+from agents.contract import Usage
+from agents.providers.dialect import CallSpec, Dialect, ToolCall, Turn
+from agents.providers.loop import LLMProvider
+from agents.providers.prompt import FINAL_TOOL
+from agents.providers.registry import ProviderConfig
+from agents.providers.sdk_errors import SdkErrors, call_sdk
 
-TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 529})
-
-
-def map_anthropic_error(
-    exc: Exception, config: ProviderConfig, secret: str, timeout: float
-) -> ProviderError:
-    """An SDK exception as a secret-free ProviderError: 429, 529 (overloaded), 5xx, timeouts and
-    connection failures are transient (with the server's Retry-After when it sends one)."""
-    where = f"provider {config.name!r}"
-    if isinstance(exc, anthropic.APITimeoutError):
-        return ProviderError(f"{where}: no response within {timeout:g}s", permanent=False)
-    if isinstance(exc, anthropic.APIConnectionError):
-        host = urlsplit(config.resolved_base_url() or "https://api.anthropic.com").netloc
-        return ProviderError(f"{where}: cannot connect to {host}", permanent=False)
-    if isinstance(exc, anthropic.APIStatusError):
-        status = exc.status_code
-        request_id = f" (request id {exc.request_id})" if exc.request_id else ""
-        transient = status >= 500 or status in TRANSIENT_STATUSES
-        if status == 429:
-            # The server asks us to slow down: a wait like our own limiter's, not a failed
-            # attempt (else a busy provider fails agents).
-            return ProviderRateLimited(
-                f"{where}: HTTP 429: {safe_message(exc.message, secret)}{request_id}",
-                retry_after=retry_after_seconds(exc.response.headers) or 0.0,
-            )
-        return ProviderError(
-            f"{where}: HTTP {status}: {safe_message(exc.message, secret)}{request_id}",
-            permanent=not transient,
-            retry_after=retry_after_seconds(exc.response.headers),
-        )
-    if isinstance(exc, anthropic.APIResponseValidationError | json.JSONDecodeError):
-        return ProviderError(f"{where}: the server's response could not be read", permanent=False)
-    return ProviderError(f"{where}: {safe_message(str(exc), secret)}", permanent=True)
+ERRORS = SdkErrors.of(anthropic, anthropic.AnthropicError, "https://api.anthropic.com")
 
 
 class AnthropicDialect(Dialect):
@@ -74,28 +42,19 @@ class AnthropicDialect(Dialect):
         self.system = system
         return [{"role": "user", "content": [{"type": "text", "text": user}]}]
 
-    def call(
-        self,
-        messages: list[dict[str, Any]],
-        *,
-        phase: Phase,
-        tools: list[ToolSpec],
-        schema: dict[str, Any],
-        max_tokens: int,
-        timeout: float,
-    ) -> Turn:
+    def call(self, messages: list[dict[str, Any]], ask: CallSpec) -> Turn:
         final = {
             "name": FINAL_TOOL,
             "description": "Submit your final answer (once, at the end).",
-            "input_schema": schema,
+            "input_schema": ask.schema,
         }
         specs = [
             {"name": t.name, "description": t.description, "input_schema": t.parameters}
-            for t in tools
+            for t in ask.tools
         ]
         # The API refuses a history that uses an undeclared tool, and a model may have called
         # one (then been refused): declare those as unavailable stubs.
-        offered = {t.name for t in tools} | {FINAL_TOOL}
+        offered = {t.name for t in ask.tools} | {FINAL_TOOL}
         used = {
             block["name"]
             for m in messages
@@ -111,31 +70,28 @@ class AnthropicDialect(Dialect):
             }
             for name in sorted(used - offered)
         ]
-        choice = {"type": "auto"} if phase == "tools" else {"type": "tool", "name": FINAL_TOOL}
-        secret = ""
-        try:
-            secret = self.config.api_key()
+        choice = {"type": "auto"} if ask.phase == "tools" else {"type": "tool", "name": FINAL_TOOL}
+
+        def create(key: str) -> Any:
             client = anthropic.Anthropic(
-                api_key=secret,
+                api_key=key,
                 base_url=self.config.resolved_base_url(),
                 max_retries=0,
-                timeout=timeout,
+                timeout=ask.timeout,
                 open_telemetry=False,
                 default_headers=self.config.headers or None,
             )
-            create: Any = client.messages.create  # our dicts are valid params, typed loosely
-            response = create(
+            send: Any = client.messages.create  # our dicts are valid params, typed loosely
+            return send(
                 model=self.model,
-                max_tokens=max_tokens,
+                max_tokens=ask.max_tokens,
                 system=self.system,
                 messages=messages,
                 tools=[*specs, final],
                 tool_choice=choice,
             )
-        except MissingApiKey as exc:
-            raise ProviderError(str(exc), permanent=True) from None
-        except (anthropic.AnthropicError, json.JSONDecodeError) as exc:
-            raise map_anthropic_error(exc, self.config, secret, timeout) from None
+
+        response = call_sdk(ERRORS, self.config, ask.timeout, create)
         return self._turn(response)
 
     def _turn(self, response: Any) -> Turn:

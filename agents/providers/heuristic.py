@@ -21,6 +21,7 @@ from agents.contract import (
     AgentOutput,
     AgentRequest,
     AgentResult,
+    ModelStep,
     ProviderError,
     SpawnOut,
     Usage,
@@ -94,20 +95,11 @@ class HeuristicProvider:
         usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
         seconds = time.monotonic() - started
         if ctx:
-            ctx.after_call(
-                0,
-                model=MODEL,
-                usage=usage,
-                seconds=seconds,
-                name=f"analyze {request.lens}",
-                data={
-                    "output": output.model_dump(),
-                    "usage": {
-                        "input_tokens": usage.input_tokens,
-                        "output_tokens": usage.output_tokens,
-                    },
-                },
-            )
+            data = {
+                "output": output.model_dump(),
+                "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+            }
+            ctx.after_call(0, ModelStep(MODEL, usage, data, seconds, f"analyze {request.lens}"))
         return AgentResult(output=output, usage=usage, model=MODEL, provider=self.name)
 
     def _simulate_latency(self, request: AgentRequest) -> None:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from django.conf import settings
 from opentelemetry import trace
@@ -44,17 +44,19 @@ from agents.contract import (
     AgentOutput,
     AgentRequest,
     AgentResult,
+    ModelStep,
     ProviderError,
     RateLimited,
     SpawnOut,
+    ToolStep,
 )
 from agents.contract import Usage as TokenUsage
 from agents.limits import RateLimiter
 from agents.pricing import price_call
+from agents.providers.dialect import CallSpec, Dialect, Phase, ToolCall, Turn
 from agents.providers.prompt import (
     SPAWN_ANSWER,
     SPAWN_TOOL,
-    ToolSpec,
     build_system_prompt,
     build_user_prompt,
     estimate_input_tokens,
@@ -70,81 +72,6 @@ from agents.spans import agent_identity, set_cost
 from agents.tools import ToolResult, call_tool
 from harness_site.redis_client import get_redis
 from harness_site.telemetry import get_tracer
-
-Phase = Literal["tools", "final"]
-
-
-@dataclass
-class ToolCall:
-    id: str
-    name: str
-    arguments: dict[str, Any] | str  # a str when the model sent arguments that are not JSON
-
-
-@dataclass
-class Turn:
-    """One model response in a provider-neutral shape; ``message`` is the native assistant
-    message (JSON-able) to append to the history, and is what a replay restores."""
-
-    text: str
-    tool_calls: list[ToolCall]
-    usage: TokenUsage
-    response_model: str
-    message: dict[str, Any]
-    final: Any = None  # payload of a final_answer tool call, when the dialect uses one
-    finish_reason: str = ""
-    request_id: str = ""
-
-    def to_data(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["kind"] = "model"
-        return data
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> Turn:
-        usage = data.get("usage") or {}
-        return cls(
-            text=data.get("text", ""),
-            tool_calls=[ToolCall(**call) for call in data.get("tool_calls", [])],
-            usage=TokenUsage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))),
-            response_model=data.get("response_model", ""),
-            message=data.get("message", {}),
-            final=data.get("final"),
-            finish_reason=data.get("finish_reason", ""),
-            request_id=data.get("request_id", ""),
-        )
-
-
-class Dialect(Protocol):
-    """What a provider kind implements: its SDK call and its message shapes."""
-
-    final_instructions: str
-
-    def start(self, system: str, user: str) -> list[dict[str, Any]]: ...
-
-    def call(
-        self,
-        messages: list[dict[str, Any]],
-        *,
-        phase: Phase,
-        tools: list[ToolSpec],
-        schema: dict[str, Any],
-        max_tokens: int,
-        timeout: float,
-    ) -> Turn:
-        """One model call; raises ProviderError (mapped, secret-free) on any SDK failure.
-        ``phase`` "final" must produce the structured answer (no further tool use)."""
-        ...
-
-    def append_assistant(self, messages: list[dict[str, Any]], turn: Turn) -> None: ...
-
-    def append_tool_results(
-        self, messages: list[dict[str, Any]], results: list[tuple[ToolCall, str, bool]]
-    ) -> None: ...
-
-    def append_user(self, messages: list[dict[str, Any]], text: str) -> None: ...
-
-    def append_repair(self, messages: list[dict[str, Any]], turn: Turn, problems: str) -> None: ...
 
 
 @dataclass
@@ -244,14 +171,8 @@ class AgentLoop:
             f"chat {self.model}", kind=SpanKind.CLIENT, attributes=self._attributes(semconv.OP_CHAT)
         ) as span:
             try:
-                turn = self.dialect.call(
-                    messages,
-                    phase=phase,
-                    tools=tools,
-                    schema=self.schema,
-                    max_tokens=self.request.max_tokens,
-                    timeout=self.timeout,
-                )
+                ask = CallSpec(phase, tools, self.schema, self.request.max_tokens, self.timeout)
+                turn = self.dialect.call(messages, ask)
             except BaseException as exc:
                 if ctx:
                     ctx.release_call(index)
@@ -265,11 +186,7 @@ class AgentLoop:
         if ctx:
             ctx.after_call(
                 index,
-                model=self.model,
-                usage=turn.usage,
-                data=turn.to_data(),
-                seconds=seconds,
-                name=f"chat {self.model}",
+                ModelStep(self.model, turn.usage, turn.to_data(), seconds, f"chat {self.model}"),
             )
         self.steps.append(
             {
@@ -414,11 +331,7 @@ class AgentLoop:
         )
         if ctx:
             ctx.tool_step(
-                index,
-                name=name,
-                arguments=arguments,
-                result={**result.to_dict(), "call_id": call.id},
-                seconds=seconds,
+                index, ToolStep(name, arguments, {**result.to_dict(), "call_id": call.id}, seconds)
             )
         self.steps.append(
             {

@@ -8,8 +8,8 @@ server by changing the base URL. Choices made for that portability (docs/provide
 * The final answer comes from a turn with ``response_format`` json_schema (``strict``) and no
   tools: all four servers enforce json_schema, while mixing it with tools breaks tool-call
   parsing on vLLM/llama.cpp. A model that already answers the tool phase with JSON skips that
-  extra turn. The schema is strict-compatible (see ``agents.providers.loop.output_schema``) and the
-  answer is validated with pydantic regardless, since local servers may not enforce it.
+  extra turn. The schema is strict-compatible (see ``agents.providers.prompt.output_schema``)
+  and the answer is validated with pydantic regardless, since local servers may not enforce it.
 * A client is built per call with the key read from the environment then, ``max_retries=0``
   (the harness owns retries) and an explicit timeout.
 """
@@ -18,54 +18,23 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 import openai
 
-from agents.contract import ProviderError, ProviderRateLimited, Usage
-from agents.providers.loop import Dialect, LLMProvider, Phase, ToolCall, Turn
-from agents.providers.prompt import (
-    ToolSpec,
-    estimate_input_tokens,
-    retry_after_seconds,
-    safe_message,
+from agents.contract import ProviderError, Usage
+from agents.providers.dialect import CallSpec, Dialect, ToolCall, Turn
+from agents.providers.loop import LLMProvider
+from agents.providers.prompt import estimate_input_tokens
+from agents.providers.registry import ProviderConfig
+from agents.providers.sdk_errors import SdkErrors, call_sdk
+
+# An exhausted quota answers 429 too, but waiting does not end it.
+ERRORS = SdkErrors.of(
+    openai,
+    openai.OpenAIError,
+    "https://api.openai.com",
+    quota_codes=frozenset({"insufficient_quota"}),
 )
-from agents.providers.registry import MissingApiKey, ProviderConfig
-
-TRANSIENT_STATUSES = frozenset({408, 409, 425, 429})
-
-
-def map_openai_error(
-    exc: Exception, config: ProviderConfig, secret: str, timeout: float
-) -> ProviderError:
-    """An SDK exception as a ProviderError whose message holds no secret (the server's own
-    message is kept, masked: OpenAI echoes part of a wrong key in its 401 text)."""
-    where = f"provider {config.name!r}"
-    if isinstance(exc, openai.APITimeoutError):
-        return ProviderError(f"{where}: no response within {timeout:g}s", permanent=False)
-    if isinstance(exc, openai.APIConnectionError):
-        host = urlsplit(config.resolved_base_url() or "https://api.openai.com").netloc
-        return ProviderError(f"{where}: cannot connect to {host}", permanent=False)
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        detail = safe_message(exc.message, secret)
-        request_id = f" (request id {exc.request_id})" if exc.request_id else ""
-        transient = status >= 500 or status in TRANSIENT_STATUSES
-        wait = retry_after_seconds(exc.response.headers)
-        if status == 429 and exc.code != "insufficient_quota":
-            # The server asks us to slow down: a wait like our own limiter's, not a failed
-            # attempt (else a busy provider fails agents). An exhausted quota stays an error.
-            return ProviderRateLimited(
-                f"{where}: HTTP 429: {detail}{request_id}", retry_after=wait or 0.0
-            )
-        return ProviderError(
-            f"{where}: HTTP {status}: {detail}{request_id}",
-            permanent=not transient,
-            retry_after=retry_after_seconds(exc.response.headers),
-        )
-    if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError):
-        return ProviderError(f"{where}: the server's response could not be read", permanent=False)
-    return ProviderError(f"{where}: {safe_message(str(exc), secret)}", permanent=True)
 
 
 class OpenAIDialect(Dialect):
@@ -81,22 +50,13 @@ class OpenAIDialect(Dialect):
     def start(self, system: str, user: str) -> list[dict[str, Any]]:
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
-    def call(
-        self,
-        messages: list[dict[str, Any]],
-        *,
-        phase: Phase,
-        tools: list[ToolSpec],
-        schema: dict[str, Any],
-        max_tokens: int,
-        timeout: float,
-    ) -> Turn:
+    def call(self, messages: list[dict[str, Any]], ask: CallSpec) -> Turn:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
-            self.config.max_tokens_param: max_tokens,
+            self.config.max_tokens_param: ask.max_tokens,
         }
-        if phase == "tools" and tools:
+        if ask.phase == "tools" and ask.tools:
             kwargs["tools"] = [
                 {
                     "type": "function",
@@ -106,28 +66,25 @@ class OpenAIDialect(Dialect):
                         "parameters": t.parameters,
                     },
                 }
-                for t in tools
+                for t in ask.tools
             ]
         else:
             kwargs["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "agent_output", "strict": True, "schema": schema},
+                "json_schema": {"name": "agent_output", "strict": True, "schema": ask.schema},
             }
-        secret = ""
-        try:
-            secret = self.config.api_key()
+
+        def create(key: str) -> Any:
             client = openai.OpenAI(
-                api_key=secret,
+                api_key=key,
                 base_url=self.config.resolved_base_url(),
                 max_retries=0,
-                timeout=timeout,
+                timeout=ask.timeout,
                 default_headers=self.config.headers or None,
             )
-            completion = client.chat.completions.create(**kwargs)
-        except MissingApiKey as exc:
-            raise ProviderError(str(exc), permanent=True) from None
-        except (openai.OpenAIError, json.JSONDecodeError) as exc:
-            raise map_openai_error(exc, self.config, secret, timeout) from None
+            return client.chat.completions.create(**kwargs)
+
+        completion = call_sdk(ERRORS, self.config, ask.timeout, create)
         return self._turn(completion, messages)
 
     def _turn(self, completion: Any, messages: list[dict[str, Any]]) -> Turn:

@@ -37,31 +37,22 @@ _KEYLIKE = re.compile(r"\b(sk|pk|rk|key|sess)-[A-Za-z0-9_\-]{8,}")
 
 _SEVERITIES = ["info", "low", "medium", "high", "critical"]
 _NULLABLE_INT = {"type": ["integer", "null"]}
+_FINDING_PROPERTIES: dict[str, Any] = {
+    "title": {"type": "string", "description": "short, specific (max 200 chars)"},
+    "detail": {"type": "string"},
+    "severity": {"type": "string", "enum": _SEVERITIES},
+    "confidence": {"type": "number", "description": "0.0 to 1.0"},
+    "path": {"type": "string", "description": "file or document, relative to the target"},
+    "line_start": _NULLABLE_INT,
+    "line_end": _NULLABLE_INT,
+    "evidence": {"type": "string", "description": "the quoted text that supports it"},
+    "rule": {"type": "string", "description": "short rule id, e.g. 'sql-injection'"},
+}
 FINDING_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "properties": {
-        "title": {"type": "string", "description": "short, specific (max 200 chars)"},
-        "detail": {"type": "string"},
-        "severity": {"type": "string", "enum": _SEVERITIES},
-        "confidence": {"type": "number", "description": "0.0 to 1.0"},
-        "path": {"type": "string", "description": "file or document, relative to the target"},
-        "line_start": _NULLABLE_INT,
-        "line_end": _NULLABLE_INT,
-        "evidence": {"type": "string", "description": "the quoted text that supports it"},
-        "rule": {"type": "string", "description": "short rule id, e.g. 'sql-injection'"},
-    },
-    "required": [
-        "title",
-        "detail",
-        "severity",
-        "confidence",
-        "path",
-        "line_start",
-        "line_end",
-        "evidence",
-        "rule",
-    ],
+    "properties": _FINDING_PROPERTIES,
+    "required": list(_FINDING_PROPERTIES),  # strict mode: every property, nullable or not
 }
 SPAWN_ARGS_SCHEMA: dict[str, Any] = {
     "type": "object",

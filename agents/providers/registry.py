@@ -161,29 +161,34 @@ class _ProvidersFile(BaseModel):
     providers: dict[str, dict[str, Any]]
 
 
+def _builtin(kind: ProviderKind, default_model: str, **more: Any) -> ProviderConfig:
+    """A built-in named after its kind, reading ``{KIND}_BASE_URL``, ``{KIND}_API_KEY`` and
+    ``{KIND}_MODEL`` as its SDK does."""
+    prefix = kind.upper()
+    return ProviderConfig(
+        name=kind,
+        kind=kind,
+        base_url_env=f"{prefix}_BASE_URL",
+        api_key_env=f"{prefix}_API_KEY",
+        default_model=os.environ.get(f"{prefix}_MODEL") or default_model,
+        **more,
+    )
+
+
 def builtin_configs() -> dict[str, ProviderConfig]:
     """The two built-ins, as their SDKs read the environment."""
     openai_url = os.environ.get("OPENAI_BASE_URL", "")
     return {
-        "openai": ProviderConfig(
-            name="openai",
-            kind="openai",
-            base_url_env="OPENAI_BASE_URL",
-            api_key_env="OPENAI_API_KEY",
-            default_model=os.environ.get("OPENAI_MODEL") or "gpt-4o-mini",
+        "openai": _builtin(
+            "openai",
+            "gpt-4o-mini",
             embedding_model=os.environ.get("OPENAI_EMBEDDING_MODEL") or None,
             # api.openai.com's reasoning models refuse max_tokens; compatible servers take it.
             max_tokens_param="max_tokens"
             if openai_url and "api.openai.com" not in openai_url
             else "max_completion_tokens",
         ),
-        "anthropic": ProviderConfig(
-            name="anthropic",
-            kind="anthropic",
-            base_url_env="ANTHROPIC_BASE_URL",
-            api_key_env="ANTHROPIC_API_KEY",
-            default_model=os.environ.get("ANTHROPIC_MODEL") or "claude-haiku-4-5",
-        ),
+        "anthropic": _builtin("anthropic", "claude-haiku-4-5"),
     }
 
 

@@ -18,7 +18,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Literal
 
 from agents.snapshot.base import (
-    SKIP_DIRS,
     BeforeCommit,
     Builder,
     Skip,
@@ -287,8 +286,7 @@ class _FolderSkips:
         for depth in range(1, len(parts)):
             folder = "/".join(parts[:depth])
             if folder not in self.reasons:
-                name = parts[depth - 1]
-                self.reasons[folder] = SKIP_DIRS.get(name) or self.exclude.reason(f"{folder}/")
+                self.reasons[folder] = self.exclude.folder_reason(folder)
             if (reason := self.reasons[folder]) is not None:
                 return folder, reason
         return None

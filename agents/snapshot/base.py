@@ -16,14 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Never read, whatever a launch says: a VCS folder is history, not the code, and may hold
-# credentials. Dependency and cache folders are default excludes (``excludes.py``) instead, so
-# a launch can choose to read them.
-SKIP_DIRS: dict[str, str] = {
-    ".git": "vcs folder",
-    ".hg": "vcs folder",
-    ".svn": "vcs folder",
-}
 BINARY_SNIFF_BYTES = 8192
 MAX_SKIPPED_LISTED = 1000  # a tree full of junk must not bloat the manifest
 

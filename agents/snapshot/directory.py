@@ -8,14 +8,7 @@ import stat
 from functools import partial
 from pathlib import Path
 
-from agents.snapshot.base import (
-    SKIP_DIRS,
-    BeforeCommit,
-    Builder,
-    Skip,
-    SnapshotError,
-    SnapshotManifest,
-)
+from agents.snapshot.base import BeforeCommit, Builder, Skip, SnapshotError, SnapshotManifest
 from agents.snapshot.excludes import Excludes
 
 MAX_DIR_DEPTH = 64
@@ -58,11 +51,8 @@ def _walk(builder: Builder, dir_fd: int, rel: str, depth: int, exclude: Excludes
         if entry.is_symlink():
             builder.skip(relpath, "symlink")
         elif entry.is_dir(follow_symlinks=False):
-            if entry.name in SKIP_DIRS:
-                builder.skip(relpath, SKIP_DIRS[entry.name])
-                continue
-            if excluded := exclude.reason(f"{relpath}/"):
-                builder.skip(relpath, excluded)
+            if skipped := exclude.folder_reason(relpath):
+                builder.skip(relpath, skipped)
                 continue
             if depth >= MAX_DIR_DEPTH:
                 builder.skip(relpath, "too deep")

@@ -19,6 +19,14 @@ from pathspec import GitIgnoreSpec
 
 from agents.snapshot.base import SnapshotError
 
+# Never read, whatever a launch says: a VCS folder is history, not the code, and may hold
+# credentials. Dependency and cache folders are default excludes instead, so a launch can
+# choose to read them.
+SKIP_DIRS: dict[str, str] = {
+    ".git": "vcs folder",
+    ".hg": "vcs folder",
+    ".svn": "vcs folder",
+}
 # (glob, why nobody reviews it). Globs without a slash match at any depth; a trailing slash
 # matches folders only.
 DEFAULT_EXCLUDES: tuple[tuple[str, str], ...] = (
@@ -94,6 +102,11 @@ class Excludes:
         if not result.include or result.index is None:
             return None
         return self._reasons[result.index]
+
+    def folder_reason(self, folder: str) -> str | None:
+        """Why the folder at ``folder`` (relative, POSIX, no trailing slash) is not entered: a
+        VCS folder whatever the launch says, else what ``reason`` says; None to enter it."""
+        return SKIP_DIRS.get(folder.rsplit("/", 1)[-1]) or self.reason(f"{folder}/")
 
 
 NO_EXCLUDES = Excludes(defaults=False)

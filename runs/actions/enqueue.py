@@ -20,6 +20,7 @@ PLAN_RUN = "runs.plan_run"
 DISPATCH_RUN = "runs.dispatch_run"
 RUN_AGENT = "runs.run_agent"
 AGGREGATE_RUN = "runs.aggregate_run"
+DELIVER_WEBHOOK = "runs.deliver_webhook"
 
 
 def send(name: str, object_id: int, *, countdown: float | None = None) -> None:

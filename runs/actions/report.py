@@ -11,7 +11,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from agents.aggregation import ReportDraft
-from agents.aggregation.records import FindingRow
+from agents.aggregation.records import ROW_COLUMNS, FindingRow
 from agents.aggregation.similarity import embedder_for
 from agents.aggregation.stages import RunFacts, run_chain
 from agents.playbooks import REPORT_STEPS
@@ -131,20 +131,7 @@ def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunF
         FindingRow(**values)
         for values in Finding.objects.filter(run=run)
         .exclude(review=Finding.Review.DISMISSED)
-        .values(
-            "id",
-            "task_id",
-            "lens",
-            "rule",
-            "title",
-            "detail",
-            "severity",
-            "confidence",
-            "path",
-            "line_start",
-            "line_end",
-            "evidence",
-        )
+        .values(*ROW_COLUMNS)
     ]
     tasks = list(Task.objects.filter(run=run).values("status", "scope_label", "step", "summary"))
     try:

@@ -6,8 +6,9 @@ the broker's visibility timeout), a Redis restart that drops what was queued or 
 publish. ``sweep`` looks at the database instead: every active run that has recorded nothing for
 ``HARNESS_SWEEP_S`` is moved on by what its status needs — planned again, dispatched (which also
 re-sends agents that look lost and finishes a run with nothing left) or aggregated. Each of
-those is idempotent, so a sweep of a healthy run changes nothing. ``runs.engine.sweeper`` runs it in
-the workers, one at a time.
+those is idempotent, so a sweep of a healthy run changes nothing. Webhook deliveries whose
+message was lost are sent again the same way (``webhook_delivery.resend_overdue``).
+``runs.engine.sweeper`` runs it in the workers, one at a time.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.conf import settings
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from runs.actions import enqueue
+from runs.actions import enqueue, webhook_delivery
 from runs.actions.dispatch import dispatch
 from runs.models import Event, Run
 
@@ -58,4 +59,7 @@ def sweep() -> dict[int, str]:
             done[run.pk] = "dispatched"
     if done:
         logger.info("sweep moved on %d stalled run(s): %s", len(done), done)
+    resent = webhook_delivery.resend_overdue()
+    if resent:
+        logger.info("sweep sent %d overdue webhook deliver(y/ies) again", resent)
     return done

@@ -20,13 +20,21 @@ from django.db.models import Max
 from django.utils import timezone
 
 from agents.budget import BudgetNotInitialized
-from agents.contract import AgentCancelled, BudgetExhausted, ProviderError, Usage
+from agents.contract import (
+    AgentCancelled,
+    BudgetExhausted,
+    ModelStep,
+    ProviderError,
+    ToolStep,
+    Usage,
+)
 from agents.limits import LeaseSemaphore
 from agents.pricing import estimate_cost_upper_bound, price_call
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_event
 from runs.models import Run, Step, Task
 from runs.models.task import TRY_SPAN, try_generation
+from runs.observability.counters import counters
 from runs.run_budget import budget_for, rebuild_budget, step_reservation_id
 
 logger = logging.getLogger(__name__)
@@ -161,7 +169,10 @@ class AgentRuntime:
             state.limit_tokens is None or state.spent_tokens + tokens <= state.limit_tokens
         )
         in_flight = state.reserved_usd > 0 or state.reserved_tokens > 0
-        if not state.exhausted and in_flight and fits_usd and fits_tokens:
+        waits = not state.exhausted and in_flight and fits_usd and fits_tokens
+        outcome = "wait" if waits else "exhausted"
+        counters.add("budget_reservations_refused", provider=self.task.provider, outcome=outcome)
+        if waits:
             raise BudgetWait(
                 "waiting for the run's calls in flight to settle: the next call "
                 f"(up to ${usd:.6f}) fits the budget once they have"
@@ -173,34 +184,27 @@ class AgentRuntime:
     def release_call(self, index: int) -> None:
         self.budget.release(self._rid(index))
 
-    def after_call(
-        self,
-        index: int,
-        *,
-        model: str,
-        usage: Usage,
-        data: dict[str, Any],
-        seconds: float,
-        name: str = "",
-    ) -> None:
+    def after_call(self, index: int, call: ModelStep) -> None:
+        model, usage = call.model, call.usage
         price = price_call(self.provider_kind, self.task.provider, model, usage)
         # Stored with six decimals: the budget settles the stored figure, so the run's total,
         # its steps and its budget agree to the micro-dollar.
         cost = (price.cost_usd or Decimal(0)).quantize(Decimal("0.000001"))
+        new = Step(
+            task=self.task,
+            index=index,
+            kind="chat",
+            name=call.name or f"chat {model}",
+            data=call.data,
+            tokens_in=usage.input_tokens,
+            tokens_out=usage.output_tokens,
+            cost_usd=cost,
+            price_version=price.version,
+            unpriced=price.unpriced,
+            seconds=call.seconds,
+        )
         step = self._store(
-            Step(
-                task=self.task,
-                index=index,
-                kind="chat",
-                name=name or f"chat {model}",
-                data=data,
-                tokens_in=usage.input_tokens,
-                tokens_out=usage.output_tokens,
-                cost_usd=cost,
-                price_version=price.version,
-                unpriced=price.unpriced,
-                seconds=seconds,
-            ),
+            new,
             EventType.BUDGET_SETTLED,
             {
                 "step": index,
@@ -211,19 +215,18 @@ class AgentRuntime:
                 "price_version": price.version,
             },
         )
+        if step is new:  # not a duplicate delivery's call, which the first one counted
+            labels = {"provider": self.task.provider, "model": model}
+            counters.add("model_calls", **labels)
+            counters.add("model_tokens", usage.input_tokens, direction="input", **labels)
+            counters.add("model_tokens", usage.output_tokens, direction="output", **labels)
+            counters.add("model_cost_usd", float(cost), **labels)
         # Settle after the step is stored: a crash in between is repaired by the redelivered
         # agent, which finds the stored step and settles again (settle is idempotent per id).
         self._settle(step)
 
-    def tool_step(
-        self,
-        index: int,
-        *,
-        name: str,
-        arguments: dict[str, Any],
-        result: dict[str, Any],
-        seconds: float,
-    ) -> None:
+    def tool_step(self, index: int, tool: ToolStep) -> None:
+        name, result = tool.name, tool.result
         refused = bool(result.get("refused"))
         self._store(
             Step(
@@ -231,8 +234,8 @@ class AgentRuntime:
                 index=index,
                 kind="tool",
                 name=name,
-                data={"arguments": arguments, "result": result},
-                seconds=seconds,
+                data={"arguments": tool.arguments, "result": result},
+                seconds=tool.seconds,
             ),
             EventType.TOOL_REFUSED if refused else EventType.TOOL_CALLED,
             {"step": index, "tool": name, "reason": result.get("reason", "") if refused else ""},

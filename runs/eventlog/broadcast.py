@@ -22,6 +22,7 @@ import time
 from channels.layers import get_channel_layer
 
 from runs.eventlog.event_types import RunEventsMessage, RunsChangedMessage
+from runs.observability.counters import counters
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class Broadcaster:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._pending: dict[int, tuple[int, set[str]]] = {}
+        # When each run's oldest unsent commit arrived: the broadcast lag is measured from it.
+        self._since: dict[int, float] = {}
         self._thread: threading.Thread | None = None
         self._pid = 0
 
@@ -41,6 +44,7 @@ class Broadcaster:
         with self._lock:
             seq, known = self._pending.get(run_id, (0, set()))
             self._pending[run_id] = (max(seq, last_seq), known | set(types))
+            self._since.setdefault(run_id, time.monotonic())
             self._ensure_thread()
         self._wake.set()
 
@@ -51,10 +55,11 @@ class Broadcaster:
             self._thread = threading.Thread(target=self._loop, name="broadcaster", daemon=True)
             self._thread.start()
 
-    def _take(self) -> dict[int, tuple[int, set[str]]]:
+    def _take(self) -> tuple[dict[int, tuple[int, set[str]]], dict[int, float]]:
         with self._lock:
             pending, self._pending = self._pending, {}
-            return pending
+            since, self._since = self._since, {}
+            return pending, since
 
     def _loop(self) -> None:
         loop = asyncio.new_event_loop()
@@ -62,12 +67,17 @@ class Broadcaster:
             self._wake.wait()
             time.sleep(WINDOW_S)  # let the rest of a burst arrive: one message per run
             self._wake.clear()
-            pending = self._take()
+            pending, since = self._take()
             if pending:
                 try:
                     loop.run_until_complete(_send(pending))
                 except Exception:  # a broadcast failure must never stop later ones
                     logger.warning("broadcast of %d run(s) failed; clients resync", len(pending))
+                    continue
+                # Commit to sent, per run message: what harness_event_broadcast_lag_seconds shows.
+                now = time.monotonic()
+                for started in since.values():
+                    counters.observe("event_broadcast_lag_seconds", now - started)
 
 
 async def _send(pending: dict[int, tuple[int, set[str]]]) -> None:

@@ -5,7 +5,9 @@ comes from a row-locked counter on the Run, so seqs are gap-free per run and an 
 only if its change committed. Broadcasts go out only after commit: the events a transaction wrote
 for a run go to this process's broadcaster (``runs/eventlog/broadcast.py``), which sends one small
 channel-layer message per run per short window (seqs and types, never big content); the run page's
-consumer turns it into fragments.
+consumer turns it into fragments. The same commit hands the few events announced outside
+(``runs/eventlog/hooks.py``) to the webhook fan-out, and counts the agents it finished for
+``/metrics``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from django.db import connection, transaction
 
 from runs.eventlog.broadcast import broadcast_run_events
 from runs.eventlog.event_types import EventType, check_payload
+from runs.eventlog.hooks import HOOKED, Announced, announce, webhook_kinds
 from runs.models import Event, Run
+from runs.observability.counters import counters
 
 if TYPE_CHECKING:
     from runs.models import Task
@@ -65,8 +69,9 @@ def record_events(run: Run, items: Sequence[EventItem]) -> list[Event]:
         for i, (type, payload, task) in enumerate(items)
     ]
     Event.objects.bulk_create(events)
-    for event in events:
-        _queue_broadcast(run.pk, event.seq, event.type)
+    for event, (type, payload, _) in zip(events, items, strict=True):
+        kinds = webhook_kinds(run, type, payload) if type in HOOKED else ()
+        _queue_broadcast(run.pk, event, kinds)
     return events
 
 
@@ -85,7 +90,7 @@ def _allocate(run_id: int, count: int) -> int:
     return int(row[0])
 
 
-def _queue_broadcast(run_id: int, seq: int, type: str) -> None:
+def _queue_broadcast(run_id: int, event: Event, kinds: tuple[str, ...]) -> None:
     # One batch per outermost transaction (identified by its Atomic object). A batch whose
     # transaction rolls back is simply never flushed. Every event registers the flush callback, so
     # a savepoint rollback that drops one registration cannot drop the whole batch; the first
@@ -95,7 +100,9 @@ def _queue_broadcast(run_id: int, seq: int, type: str) -> None:
     batch: _Batch | None = getattr(_pending, "batch", None)
     if batch is None or batch.owner is not owner:
         batch = _pending.batch = _Batch(owner)
-    batch.items.setdefault(run_id, []).append((seq, type))
+    batch.items.setdefault(run_id, []).append((event.seq, event.type))
+    if kinds:
+        batch.announced.append((event.pk, list(kinds)))
     transaction.on_commit(batch.flush)
 
 
@@ -103,10 +110,30 @@ class _Batch:
     def __init__(self, owner: object) -> None:
         self.owner = owner
         self.items: dict[int, list[tuple[int, str]]] = {}
+        self.announced: list[Announced] = []
 
     def flush(self) -> None:
         items, self.items = self.items, {}
+        announced, self.announced = self.announced, []
         if getattr(_pending, "batch", None) is self:
             _pending.batch = None
+        finished: dict[str, int] = {}
         for run_id, events in items.items():
             broadcast_run_events(run_id, [s for s, _ in events], sorted({t for _, t in events}))
+            for _, type in events:
+                if type in _FINISHED_AGENT:
+                    status = _FINISHED_AGENT[type]
+                    finished[status] = finished.get(status, 0) + 1
+        for status, count in finished.items():
+            counters.add("agent_completions", count, status=status)
+        if announced:
+            announce(announced)
+
+
+# An agent's last event of a try: what harness_agent_completions_total counts, by status.
+_FINISHED_AGENT: dict[str, str] = {
+    EventType.TASK_SUCCEEDED: "succeeded",
+    EventType.TASK_FAILED: "failed",
+    EventType.TASK_SKIPPED: "skipped",
+    EventType.TASK_CANCELLED: "cancelled",
+}

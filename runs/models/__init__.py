@@ -8,5 +8,19 @@ from runs.models.run import Run
 from runs.models.span import Span
 from runs.models.task import Step, Task
 from runs.models.token import ApiToken
+from runs.models.webhook import WebhookDelivery, WebhookEvent, WebhookSubscription
 
-__all__ = ["ApiToken", "Approval", "Event", "Finding", "Report", "Run", "Span", "Step", "Task"]
+__all__ = [
+    "ApiToken",
+    "Approval",
+    "Event",
+    "Finding",
+    "Report",
+    "Run",
+    "Span",
+    "Step",
+    "Task",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
+]

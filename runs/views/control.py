@@ -15,12 +15,19 @@ from runs.actions import (
     request_extension,
     retry_failed,
 )
+from runs.models import Run
+
+
+def _operated_run(request: AuthenticatedHttpRequest, run_id: int) -> Run:
+    """A run the user may see and operate (cancel, retry, ask for budget): operators only."""
+    run = get_run_for_user(request.user, run_id)
+    require_perm(request.user, "runs.cancel_run")
+    return run
 
 
 @require_POST
 def cancel(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
-    run = get_run_for_user(request.user, run_id)
-    require_perm(request.user, "runs.cancel_run")
+    run = _operated_run(request, run_id)
     if cancel_run(run, request.user):
         messages.success(request, f"Run #{run.pk} is being cancelled.")
     else:
@@ -30,8 +37,7 @@ def cancel(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
 
 @require_POST
 def retry(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
-    run = get_run_for_user(request.user, run_id)
-    require_perm(request.user, "runs.cancel_run")
+    run = _operated_run(request, run_id)
     try:
         count = retry_failed(run, request.user)
     except RetryRefused as exc:
@@ -47,8 +53,7 @@ def retry(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 def extend(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     """Ask for more budget for a run whose budget ran out (operators); a reviewer decides."""
-    run = get_run_for_user(request.user, run_id)
-    require_perm(request.user, "runs.cancel_run")
+    run = _operated_run(request, run_id)
     try:
         gate = request_extension(
             run,

@@ -115,6 +115,22 @@ def test_markers_do_not_hide_reliability_findings() -> None:
         ),
         ("    return redirect(request.args.get('next'))\n", "sec.open_redirect"),
         ("    t = request.form['t']\n    return render_template_string(t)\n", "sec.ssti"),
+        # Through the same text and URL calls the flow rules follow (split, urlparse, b64decode).
+        (
+            "    to = request.args.get('next', '/').split('#')[0]\n    return redirect(to)\n",
+            "sec.open_redirect",
+        ),
+        (
+            "    from urllib.parse import urlparse\n"
+            "    return redirect(urlparse(request.args['next']).path)\n",
+            "sec.open_redirect",
+        ),
+        (
+            "    import base64\n"
+            "    t = base64.b64decode(request.form['t']).decode()\n"
+            "    return render_template_string(t)\n",
+            "sec.ssti",
+        ),
     ],
 )
 def test_request_data_reaching_a_sink_is_reported(body: str, rule: str) -> None:

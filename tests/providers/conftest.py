@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agents.contract import AgentRequest, BudgetExhausted, Usage
+from agents.contract import AgentRequest, BudgetExhausted, ModelStep, ToolStep
 from agents.providers.registry import ProviderConfig
 from agents.snapshot import Snapshot, freeze_directory
 from tests.fakes.anthropic_server import FakeAnthropicServer
@@ -50,34 +50,19 @@ class FakeContext:
             raise BudgetExhausted("budget")
         self.before.append(index)
 
-    def after_call(
-        self,
-        index: int,
-        *,
-        model: str,
-        usage: Usage,
-        data: dict[str, Any],
-        seconds: float,
-        name: str = "",
-    ) -> None:
+    def after_call(self, index: int, call: ModelStep) -> None:
         self.after.append(index)
-        self.stored[index] = data
+        self.stored[index] = call.data
 
     def release_call(self, index: int) -> None:
         self.released.append(index)
 
-    def tool_step(
-        self,
-        index: int,
-        *,
-        name: str,
-        arguments: dict[str, Any],
-        result: dict[str, Any],
-        seconds: float,
-    ) -> None:
+    def tool_step(self, index: int, tool: ToolStep) -> None:
         # Shaped like runs.engine.runtime's stored tool step.
-        self.stored[index] = {"arguments": arguments, "result": result}
-        self.tools.append({"index": index, "name": name, "arguments": arguments, **result})
+        self.stored[index] = {"arguments": tool.arguments, "result": tool.result}
+        self.tools.append(
+            {"index": index, "name": tool.name, "arguments": tool.arguments, **tool.result}
+        )
 
     def check_cancelled(self) -> None:
         from agents.contract import AgentCancelled

@@ -299,7 +299,8 @@ def test_spawn_requests_are_collected_not_executed(
         max_children=1,
     )
     provider = provider_for(openai_server, "openai")
-    from agents.providers.loop import AgentLoop, ToolCall
+    from agents.providers.dialect import ToolCall
+    from agents.providers.loop import AgentLoop
 
     loop = AgentLoop(request, provider.dialect("m"), provider.config, "m", 5.0)
     args = {"scope": {"files": ["src/app.py"], "document": None}, "why": "deeper", "lens": None}

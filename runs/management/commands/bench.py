@@ -53,6 +53,7 @@ from harness_site.celery import app
 from harness_site.devstack import start_worker, stop_process
 from harness_site.localredis import ensure_private_redis, stop_private_redis
 from runs.benchmarks.live import live_latency
+from runs.management.options import add_latency_options
 from runs.models import Task
 
 SCENARIOS = ("fanout", "peers", "throughput", "live", "aggregation")
@@ -304,13 +305,11 @@ class Command(BaseCommand):
             metavar="NxC",
             help="agents x concurrency, e.g. 10000x1000 (the bench lifts the launch bounds)",
         )
-        parser.add_argument("--latency-ms", type=int, default=1000)
-        parser.add_argument(
-            "--latency-sigma",
-            type=float,
-            default=0.0,
-            help="a log-normal latency mix with median --latency-ms (e.g. 1.0); peers get the "
-            "same per-agent latencies",
+        add_latency_options(
+            parser,
+            default_ms=1000,
+            sigma_help="a log-normal latency mix with median --latency-ms (e.g. 1.0); peers get "
+            "the same per-agent latencies",
         )
         parser.add_argument(
             "--workers",

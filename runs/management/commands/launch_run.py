@@ -31,6 +31,7 @@ from harness_site.celery import app
 from harness_site.devstack import start_worker, stop_process, worker_pool
 from harness_site.localredis import ensure_private_redis, stop_private_redis
 from runs.actions import LaunchError, launch_run
+from runs.management.options import add_latency_options
 from runs.models import Run, Task
 from runs.pages.summary import run_summary
 
@@ -84,13 +85,11 @@ class Command(BaseCommand):
         parser.add_argument("--budget-usd", default=None)
         parser.add_argument("--budget-tokens", type=int, default=None)
         parser.add_argument("--max-depth", type=int, default=None)
-        parser.add_argument("--latency-ms", type=int, default=0)
-        parser.add_argument(
-            "--latency-sigma",
-            type=float,
-            default=0.0,
-            help="with --latency-ms: each agent's latency drawn from a log-normal distribution "
-            "with that median and this shape (e.g. 1.0 for a long tail); 0 = fixed",
+        add_latency_options(
+            parser,
+            default_ms=0,
+            sigma_help="with --latency-ms: each agent's latency drawn from a log-normal "
+            "distribution with that median and this shape (e.g. 1.0 for a long tail); 0 = fixed",
         )
         parser.add_argument("--aggregation", default=None, help="comma-separated chain")
         parser.add_argument("--title", default="")

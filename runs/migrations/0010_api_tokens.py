@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('runs', '0008_run_snapshot_key'),
+        ('runs', '0009_webhooks'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
