@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 SECRET_ENV_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "SECRET_KEY", "_PASSWORD")
 
@@ -21,11 +22,16 @@ def secret_values() -> list[str]:
     ]
 
 
+# API tokens (runs/models/token.py) start with "hrn_": one that reaches a message (a client
+# pasting it where a URL goes, an exception quoting a header) is masked whoever it belongs to.
+API_TOKEN = re.compile(r"hrn_[A-Za-z0-9_-]{16,}")
+
+
 def redact(text: str) -> str:
     for value in secret_values():
         if value in text:
             text = text.replace(value, "[REDACTED]")
-    return text
+    return API_TOKEN.sub("hrn_[REDACTED]", text)
 
 
 class RedactSecrets(logging.Filter):

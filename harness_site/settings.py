@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    # The API (runs/api/); listed for its bundled Swagger UI files (no CDN: works offline).
+    "ninja",
     "channels",
     "runs",
     "agents",
@@ -238,6 +240,10 @@ HARNESS_PROVIDERS_FILE = env_str("HARNESS_PROVIDERS_FILE")
 HARNESS_CAPTURE_CONTENT = env_bool("HARNESS_CAPTURE_CONTENT", False)
 # Four-eyes rule: whoever launched a run may not decide its report or budget gates.
 HARNESS_FOUR_EYES = env_bool("HARNESS_FOUR_EYES", False)
+# The API (/api/v1/): requests a minute per token unless the token sets its own, and the longest
+# life a new token may be given (days; 0: tokens may live until revoked).
+HARNESS_API_RATE_PER_MINUTE = env_int("HARNESS_API_RATE_PER_MINUTE", 600, min_value=1)
+HARNESS_API_TOKEN_MAX_DAYS = env_int("HARNESS_API_TOKEN_MAX_DAYS", 0, min_value=0)
 
 # Webhooks (README "Webhooks"). Links in their messages start with HARNESS_PUBLIC_URL.
 HARNESS_PUBLIC_URL = env_url(

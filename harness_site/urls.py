@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from runs.api.main import urls as api_urls
 from runs.views.health import healthz
 from runs.views.metrics import metrics
 
@@ -18,5 +19,6 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/v1/", api_urls()),
     path("", include("runs.urls")),
 ]

@@ -7,9 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from runs.models import Approval, Event, Finding, Report, Run, Span, Step, Task
+from runs.actions.tokens import revoke_token
+from runs.models import ApiToken, Approval, Event, Finding, Report, Run, Span, Step, Task
 
 
 class RecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -97,3 +99,20 @@ class ApprovalAdmin(RecordAdmin):
     list_display = ["run", "gate", "target_label", "decision", "decided_by", "decided_at"]
     list_filter = ["gate", "decision"]
     raw_id_fields = ["run"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(RecordAdmin):
+    """Who holds which tokens; the digest stays out of sight. Tokens are made and revoked on the
+    user's tokens page or with ``manage.py create_api_token``."""
+
+    list_display = ["name", "user", "prefix", "scopes", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    exclude = ["digest"]
+    raw_id_fields = ["user", "created_by"]
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        revoked = sum(revoke_token(token) for token in queryset)
+        self.message_user(request, f"{revoked} token(s) revoked.")

@@ -9,6 +9,7 @@ from runs.views import (
     reports,
     runs,
     scorecard,
+    tokens,
     tree,
     webhooks,
 )
@@ -41,6 +42,8 @@ urlpatterns = [
         webhooks.resend,
         name="webhook_resend",
     ),
+    path("settings/tokens/", tokens.tokens, name="tokens"),
+    path("settings/tokens/<int:token_id>/revoke/", tokens.revoke, name="revoke_token"),
     path(
         "runs/<int:run_id>/findings/<int:finding_id>/review/",
         approvals.review,

@@ -19,9 +19,10 @@ Rules, checked over the Python files of the top-level packages agents/, runs/ an
 4. Inside runs/, the rooms import downwards only (ROOMS): pages (the read side) above actions (every
    state change) above models; consumers and views both import pages and never each other's side:
    consumers never import views, pages never import actions, views or consumers, actions never
-   import pages, views, consumers, forms or the engine, models import none of them. Why: what a page
-   shows is built in one place for the first render and the live updates, and a page that writes, or
-   a record that knows its callers, is a cycle waiting to happen.
+   import pages, views, consumers, forms or the engine, models import none of them; the API (api/)
+   sits beside the views, over pages and actions, and imports neither views, consumers nor the
+   engine. Why: what a page shows is built in one place for the first render and the live updates,
+   and a page that writes, or a record that knows its callers, is a cycle waiting to happen.
 
 Exits 1 listing every violation as `path:line: reason`, exits 0 with "architecture ok (N files)".
 """
@@ -47,6 +48,7 @@ MAX_LINES = 500
 _ABOVE_PAGES = ("runs.actions", "runs.views", "runs.consumers", "runs.engine")
 ROOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("runs/consumers.py", ("runs.views",)),
+    ("runs/api/", ("runs.views", "runs.consumers", "runs.engine")),
     ("runs/pages/", _ABOVE_PAGES),
     ("runs/actions/", ("runs.pages", "runs.views", "runs.consumers", "runs.engine", "runs.forms")),
     ("runs/models/", ("runs.pages", *_ABOVE_PAGES)),

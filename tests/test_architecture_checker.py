@@ -215,6 +215,9 @@ def test_every_violation_is_listed(tmp_path: Path) -> None:
         ("runs/pages/agent.py", "from runs.consumers import RunConsumer"),
         ("runs/actions/launch.py", "from runs.pages.run import live"),
         ("runs/models/task.py", "from runs.actions import dispatch"),
+        ("runs/api/runs.py", "from runs.views.launch import launch"),
+        ("runs/api/runs.py", "from runs.engine import worker"),
+        ("runs/api/agents.py", "from runs.consumers import RunConsumer"),
     ],
 )
 def test_rooms_of_runs_import_downwards_only(tmp_path: Path, name: str, line: str) -> None:
@@ -232,6 +235,9 @@ def test_rooms_of_runs_import_downwards_only(tmp_path: Path, name: str, line: st
         ("runs/pages/run.py", "from runs.models import Run"),
         ("runs/actions/launch.py", "from runs.models import Run"),
         ("runs/pages/viewsets.py", "from runs.pages_extra import x"),
+        ("runs/api/runs.py", "from runs.actions import launch_run"),
+        ("runs/api/runs.py", "from runs.pages.runs_list import filtered_runs"),
+        ("runs/api/reports.py", "from runs.forms import ReaggregateForm"),
     ],
 )
 def test_rooms_of_runs_may_import_downwards(tmp_path: Path, name: str, line: str) -> None:

@@ -7,9 +7,11 @@ from runs.models.report import Report
 from runs.models.run import Run
 from runs.models.span import Span
 from runs.models.task import Step, Task
+from runs.models.token import ApiToken
 from runs.models.webhook import WebhookDelivery, WebhookEvent, WebhookSubscription
 
 __all__ = [
+    "ApiToken",
     "Approval",
     "Event",
     "Finding",

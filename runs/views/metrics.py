@@ -1,5 +1,5 @@
-"""``GET /metrics``: Prometheus text for staff sessions (and, once API tokens exist, tokens
-with the ``metrics`` scope: ``token_may_read_metrics``)."""
+"""``GET /metrics``: Prometheus text for staff sessions and API tokens with the ``metrics``
+scope."""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from runs.api.auth import resolve_bearer
 from runs.observability.metrics import registry
 
 
 def token_may_read_metrics(request: HttpRequest) -> bool:
-    """Whether the request's ``Authorization: Bearer`` token grants the ``metrics`` scope.
-
-    API tokens are built separately (issue 23, item 2); until they are wired in here, no token
-    is accepted and only staff sessions read the metrics.
-    """
-    return False
+    """Whether the request's ``Authorization: Bearer`` token is a live token (not revoked, not
+    expired, its user active) that holds the ``metrics`` scope."""
+    caller = resolve_bearer(request)
+    return caller is not None and "metrics" in caller.scopes
 
 
 @login_not_required  # a scraper has no session: it is answered 401, never sent to a login page

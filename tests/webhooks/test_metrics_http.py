@@ -3,12 +3,15 @@ parser reads, with every harness_ metric and the values the database and Redis h
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness_site.redis_client import get_redis
+from runs.actions.tokens import create_token, revoke_token
 from runs.models import Run, Task
 from runs.observability.counters import counters
 from runs.views import metrics as metrics_view
@@ -61,12 +64,26 @@ def test_metrics_are_for_staff_only(live_server, make_user) -> None:
     )
 
 
-def test_no_token_reads_metrics_until_api_tokens_are_wired(live_server) -> None:
-    # The one place the API tokens' metrics scope will be checked; today it accepts nothing.
-    response = Browser(live_server.url, None).get(
-        "/metrics", headers={"Authorization": "Bearer anything"}
-    )
-    assert response.status_code == 401
+def test_a_token_reads_metrics_only_with_the_metrics_scope(live_server, make_user) -> None:
+    user = make_user("viewer")
+    soon = timezone.now() + timedelta(days=1)
+    _, with_scope = create_token(user, "scraper", ["metrics"], expires_at=soon)
+    _, without = create_token(user, "reader", ["read"], expires_at=soon)
+    revoked, revoked_secret = create_token(user, "old", ["metrics"], expires_at=soon)
+    revoke_token(revoked)
+
+    def get(secret: str) -> Any:
+        return Browser(live_server.url, None).get(
+            "/metrics", headers={"Authorization": f"Bearer {secret}"}
+        )
+
+    allowed = get(with_scope)
+    assert allowed.status_code == 200
+    assert "harness_runs" in allowed.text
+    for secret in (without, revoked_secret, "hsk_not-a-token"):
+        response = get(secret)
+        assert response.status_code == 401, secret[:8]
+        assert "harness_" not in response.text
     assert metrics_view.token_may_read_metrics.__name__ == "token_may_read_metrics"
 
 
