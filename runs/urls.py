@@ -32,8 +32,6 @@ urlpatterns = [
     path("runs/<int:run_id>/decide/", approvals.decide, name="decide"),
     path("runs/<int:run_id>/decide/agents/", approvals.decide_agents, name="decide_agents"),
     path("approvals/", approvals.inbox, name="inbox"),
-    path("settings/tokens/", tokens.tokens, name="tokens"),
-    path("settings/tokens/<int:token_id>/revoke/", tokens.revoke, name="revoke_token"),
     path("webhooks/", webhooks.subscriptions, name="webhooks"),
     path("webhooks/<int:subscription_id>/", webhooks.subscription, name="webhook"),
     path("webhooks/<int:subscription_id>/test/", webhooks.send_test, name="webhook_test"),
@@ -44,6 +42,8 @@ urlpatterns = [
         webhooks.resend,
         name="webhook_resend",
     ),
+    path("settings/tokens/", tokens.tokens, name="tokens"),
+    path("settings/tokens/<int:token_id>/revoke/", tokens.revoke, name="revoke_token"),
     path(
         "runs/<int:run_id>/findings/<int:finding_id>/review/",
         approvals.review,

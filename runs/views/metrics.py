@@ -1,5 +1,5 @@
 """``GET /metrics``: Prometheus text for staff sessions and API tokens with the ``metrics``
-scope (``token_may_read_metrics``)."""
+scope."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from runs.observability.metrics import registry
 
 
 def token_may_read_metrics(request: HttpRequest) -> bool:
-    """Whether the request's ``Authorization: Bearer`` token is usable and holds the ``metrics``
-    scope (the API's one token check, ``runs.api.auth.resolve_bearer``)."""
+    """Whether the request's ``Authorization: Bearer`` token is a live token (not revoked, not
+    expired, its user active) that holds the ``metrics`` scope."""
     caller = resolve_bearer(request)
     return caller is not None and "metrics" in caller.scopes
 
