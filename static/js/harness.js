@@ -61,6 +61,13 @@
   // 3. Connection. htmx reconnects only after abnormal closes; a server restart or an idle
   //    timeout can close with 1000/1001, after which it would stay silent. Reconnect on any close
   //    that is not ours (4401/4403 = refused) and not the page going away.
+  //    htmx's own backoff doubles up to 64 s: a page that lost a restarting server for 20 s
+  //    could then wait a minute more. Cap the wait at 5 s (with jitter, so pages spread out).
+  if (window.htmx) {
+    htmx.config.wsReconnectDelay = function (retryCount) {
+      return Math.min(1000 * Math.pow(2, retryCount), 5000) * (0.5 + Math.random() / 2);
+    };
+  }
   var unloading = false;
   window.addEventListener("pagehide", function () { unloading = true; });
   window.addEventListener("beforeunload", function () { unloading = true; });
