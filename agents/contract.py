@@ -108,18 +108,28 @@ class AgentResult:
 class ProviderError(Exception):
     """A provider failure. ``permanent`` failures fail the Task; others are retried with backoff."""
 
-    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        retry_after: float | None = None,
+        error_type: str = "provider_error",
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+        # A trace's ``error.type``: low-cardinality and specific (the HTTP status, "timeout",
+        # "connection_error", …), where the class name would say ProviderError for all of them.
+        self.error_type = error_type
 
 
 class RateLimited(ProviderError):
     """Our own shared rate limit needs a wait: not a failure of the call, so the worker retries
     later without counting an attempt (and without holding a concurrency slot meanwhile)."""
 
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message, permanent=False, retry_after=retry_after)
+    def __init__(self, message: str, retry_after: float, error_type: str = "rate_limited") -> None:
+        super().__init__(message, permanent=False, retry_after=retry_after, error_type=error_type)
 
 
 class ProviderRateLimited(RateLimited):

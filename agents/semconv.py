@@ -14,6 +14,12 @@ TOOL_NAME = "gen_ai.tool.name"
 TOOL_CALL_ID = "gen_ai.tool.call.id"
 TOOL_TYPE = "gen_ai.tool.type"  # "function" (runs here) or "extension" (runs elsewhere)
 WORKFLOW_NAME = "gen_ai.workflow.name"
+REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+OUTPUT_TYPE = "gen_ai.output.type"  # "json" when the call must answer the output schema
+FINISH_REASONS = "gen_ai.response.finish_reasons"
+RESPONSE_ID = "gen_ai.response.id"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
 # Not in the conventions yet, but what Langfuse and OpenLIT read as a span's cost in USD.
 COST = "gen_ai.usage.cost"
 ERROR_TYPE = "error.type"  # the general convention, on every span that failed
@@ -23,7 +29,15 @@ INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"
 TOOL_CALL_RESULT = "gen_ai.tool.call.result"
-TARGET_PATH = "harness.target.path"  # the target's absolute path on the server
+SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"  # a system prompt sent beside the messages
+TOOL_DEFINITIONS = "gen_ai.tool.definitions"
+TARGET_PATH = "harness.target.path"
+# OpenInference's input and output (what Phoenix and Langfuse show in a trace's list), content.
+INPUT_VALUE = "input.value"
+INPUT_MIME = "input.mime_type"
+OUTPUT_VALUE = "output.value"
+OUTPUT_MIME = "output.mime_type"
+JSON_MIME = "application/json"  # the target's absolute path on the server
 
 OP_WORKFLOW = "invoke_workflow"
 OP_AGENT = "invoke_agent"

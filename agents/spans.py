@@ -11,8 +11,10 @@ ends with ``TRUNCATED`` and the number of characters left out.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry.trace import Span
 
@@ -43,6 +45,67 @@ def set_cost(span: Span, cost_usd: Decimal | None, unpriced: bool) -> None:
     if cost_usd is not None:
         span.set_attribute(semconv.COST, float(cost_usd))
         span.set_attribute(semconv.COST_USD, float(cost_usd))
+
+
+# One vocabulary of finish reasons on every span and message, whichever SDK answered: the
+# conventions' ``stop``, ``length``, ``content_filter``, ``tool_call``, ``error``.
+FINISH_REASONS = {
+    "stop": "stop",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "content_filter": "content_filter",
+    "refusal": "content_filter",
+    "tool_calls": "tool_call",
+    "tool_use": "tool_call",
+    "function_call": "tool_call",
+    "tool_call": "tool_call",
+}
+
+
+def normal_finish_reason(raw: str) -> str:
+    """A provider's finish reason in the one vocabulary (an unknown one passes through)."""
+    return FINISH_REASONS.get(raw, raw or "unknown")
+
+
+def error_type(exc: BaseException) -> str:
+    """``error.type`` of a failed call: the ProviderError's own (an HTTP status, "timeout",
+    …), else the exception's class name."""
+    return str(getattr(exc, "error_type", "") or type(exc).__name__)
+
+
+def server_attributes(url: str) -> dict[str, Any]:
+    """``server.address`` and ``server.port`` of a provider's base URL (the port the scheme
+    implies when the URL names none)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return {}
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return {semconv.SERVER_ADDRESS: parts.hostname, semconv.SERVER_PORT: port}
+
+
+def tool_definitions(tools: Iterable[Any]) -> str:
+    """``gen_ai.tool.definitions``: the tools offered to the model, as the conventions' JSON
+    array of ``{"type": "function", "name", "description", "parameters"}``."""
+    return json.dumps(
+        [
+            {
+                "type": "function",
+                "name": tool.name,
+                "description": _cut(tool.description),
+                "parameters": tool.parameters,
+            }
+            for tool in tools
+        ],
+        default=str,
+    )
+
+
+def system_instructions(system: str) -> str:
+    """``gen_ai.system_instructions`` for a system prompt sent apart from the messages."""
+    return json.dumps([{"type": "text", "content": _cut(system)}])
 
 
 def _cut(text: str) -> str:
@@ -133,9 +196,7 @@ def output_messages(text: str, tool_calls: list[Any], finish_reason: str) -> str
         {"type": "tool_call", "id": c.id, "name": c.name, "arguments": _arguments(c.arguments)}
         for c in tool_calls
     ]
-    reason = {"tool_calls": "tool_call", "tool_use": "tool_call", "end_turn": "stop"}.get(
-        finish_reason, finish_reason or "stop"
-    )
+    reason = normal_finish_reason(finish_reason)
     return json.dumps([{"role": "assistant", "parts": parts, "finish_reason": reason}])
 
 

@@ -21,10 +21,10 @@ from agents.contract import Usage
 from agents.providers.dialect import CallSpec, Dialect, ToolCall, Turn
 from agents.providers.loop import LLMProvider
 from agents.providers.prompt import FINAL_TOOL
-from agents.providers.registry import ProviderConfig
+from agents.providers.registry import SDK_DEFAULT_URLS, ProviderConfig
 from agents.providers.sdk_errors import SdkErrors, call_sdk
 
-ERRORS = SdkErrors.of(anthropic, anthropic.AnthropicError, "https://api.anthropic.com")
+ERRORS = SdkErrors.of(anthropic, anthropic.AnthropicError, SDK_DEFAULT_URLS["anthropic"])
 
 
 class AnthropicDialect(Dialect):

@@ -87,6 +87,8 @@ class AgentLoop:
     usage: TokenUsage = field(default_factory=TokenUsage)
     steps: list[dict[str, Any]] = field(default_factory=list)
     spawns: list[SpawnOut] = field(default_factory=list)
+    system: str = ""
+    system_apart: bool = False
 
     def __post_init__(self) -> None:
         self.context = self.request.context
@@ -98,6 +100,9 @@ class AgentLoop:
         names = [tool.name for tool in self.tools]
         system = build_system_prompt(self.request, names, self.dialect.final_instructions)
         messages = self.dialect.start(system, build_user_prompt(self.request))
+        # Anthropic takes the system prompt beside the messages; OpenAI's is their first one.
+        self.system = system
+        self.system_apart = not any(m.get("role") == "system" for m in messages)
         phase: Phase = "tools" if self.tools else "final"
         tool_turns, repaired = 0, False
         while True:
@@ -127,6 +132,7 @@ class AgentLoop:
                     f"{self.provider.name} model {self.model} gave an invalid final answer "
                     f"after one repair round: {safe_message(problems)}",
                     permanent=True,
+                    error_type="invalid_output",
                 )
             repaired, phase = True, "final"
             self.dialect.append_repair(messages, turn, problems)
@@ -167,17 +173,17 @@ class AgentLoop:
                 index, model=self.model, input_tokens=estimate_in, output_tokens=estimate_out
             )
         started = time.monotonic()
+        ask = CallSpec(phase, tools, self.schema, self.request.max_tokens, self.timeout)
         with get_tracer().start_as_current_span(
-            f"chat {self.model}", kind=SpanKind.CLIENT, attributes=self._attributes(semconv.OP_CHAT)
+            f"chat {self.model}", kind=SpanKind.CLIENT, attributes=self._chat_attributes(ask)
         ) as span:
             try:
-                ask = CallSpec(phase, tools, self.schema, self.request.max_tokens, self.timeout)
                 turn = self.dialect.call(messages, ask)
             except BaseException as exc:
                 if ctx:
                     ctx.release_call(index)
                 span.set_status(Status(StatusCode.ERROR, safe_message(str(exc))[:200]))
-                span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
+                span.set_attribute(semconv.ERROR_TYPE, content.error_type(exc))
                 raise
             seconds = time.monotonic() - started
             self._annotate_chat(span, messages, turn)
@@ -202,14 +208,23 @@ class AgentLoop:
         )
         return turn
 
-    def _attributes(self, operation: str) -> dict[str, Any]:
-        attributes = {
-            semconv.OPERATION: operation,
+    def _chat_attributes(self, ask: CallSpec) -> dict[str, Any]:
+        """What a chat span knows before the call: who is asked, where, and for what."""
+        attributes: dict[str, Any] = {
+            semconv.OPERATION: semconv.OP_CHAT,
             semconv.PROVIDER: self.provider.name,
             **agent_identity(self.request),
+            semconv.REQUEST_MODEL: self.model,
+            semconv.REQUEST_MAX_TOKENS: ask.max_tokens,
+            # The final phase must answer the output schema; a tools turn may answer anything.
+            semconv.OUTPUT_TYPE: "json" if ask.phase == "final" else "text",
+            **content.server_attributes(self.provider.server_url()),
         }
-        if operation == semconv.OP_CHAT:  # a tool span names no model: no tool calls one
-            attributes[semconv.REQUEST_MODEL] = self.model
+        if settings.HARNESS_CAPTURE_CONTENT:  # opt-in, as the conventions have them
+            if ask.tools:
+                attributes[semconv.TOOL_DEFINITIONS] = content.tool_definitions(ask.tools)
+            if self.system_apart:
+                attributes[semconv.SYSTEM_INSTRUCTIONS] = content.system_instructions(self.system)
         return attributes
 
     def _annotate_chat(self, span: trace.Span, messages: list[dict[str, Any]], turn: Turn) -> None:
@@ -217,10 +232,12 @@ class AgentLoop:
         span.set_attribute(semconv.RESPONSE_MODEL, turn.response_model or self.model)
         span.set_attribute(semconv.INPUT_TOKENS, turn.usage.input_tokens)
         span.set_attribute(semconv.OUTPUT_TOKENS, turn.usage.output_tokens)
-        span.set_attribute("gen_ai.response.finish_reasons", [turn.finish_reason or "unknown"])
+        span.set_attribute(
+            semconv.FINISH_REASONS, [content.normal_finish_reason(turn.finish_reason)]
+        )
         set_cost(span, price.cost_usd, price.unpriced)
         if turn.request_id:
-            span.set_attribute("gen_ai.response.id", turn.request_id)
+            span.set_attribute(semconv.RESPONSE_ID, turn.request_id)
         if settings.HARNESS_CAPTURE_CONTENT:
             span.set_attribute(semconv.INPUT_MESSAGES, content.input_messages(messages))
             span.set_attribute(
@@ -248,7 +265,10 @@ class AgentLoop:
             wait = limiter.try_acquire(tokens) if limiter else 0.0
         except redis.RedisError as exc:
             raise ProviderError(
-                f"rate limiter unavailable ({type(exc).__name__})", permanent=False, retry_after=2.0
+                f"rate limiter unavailable ({type(exc).__name__})",
+                permanent=False,
+                retry_after=2.0,
+                error_type="rate_limiter_unavailable",
             ) from None
         if wait > 0:
             raise RateLimited(
@@ -290,8 +310,10 @@ class AgentLoop:
             ctx.check_cancelled()
         started = time.monotonic()
         name = call.name[:64]
+        # No provider name: tools run here, in the harness, not at the model's provider.
         attributes = {
-            **self._attributes(semconv.OP_TOOL),
+            semconv.OPERATION: semconv.OP_TOOL,
+            **agent_identity(self.request),
             semconv.TOOL_NAME: name,
             semconv.TOOL_CALL_ID: call.id[:100],
             semconv.TOOL_TYPE: "function",  # every tool runs here, in the harness

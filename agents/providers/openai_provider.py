@@ -25,14 +25,14 @@ from agents.contract import ProviderError, Usage
 from agents.providers.dialect import CallSpec, Dialect, ToolCall, Turn
 from agents.providers.loop import LLMProvider
 from agents.providers.prompt import estimate_input_tokens
-from agents.providers.registry import ProviderConfig
+from agents.providers.registry import SDK_DEFAULT_URLS, ProviderConfig
 from agents.providers.sdk_errors import SdkErrors, call_sdk
 
 # An exhausted quota answers 429 too, but waiting does not end it.
 ERRORS = SdkErrors.of(
     openai,
     openai.OpenAIError,
-    "https://api.openai.com",
+    SDK_DEFAULT_URLS["openai"],
     quota_codes=frozenset({"insufficient_quota"}),
 )
 

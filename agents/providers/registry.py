@@ -65,6 +65,13 @@ class PriceOverride(BaseModel):
     output: Decimal = Field(ge=0)
 
 
+# Where each SDK goes when no base URL is set.
+SDK_DEFAULT_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+}
+
+
 class ProviderConfig(BaseModel):
     """One named provider. ``base_url_env`` (built-ins) is read at call time, after ``base_url``."""
 
@@ -114,6 +121,11 @@ class ProviderConfig(BaseModel):
         if value is not None and not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    def server_url(self) -> str:
+        """Where this provider's calls go: the resolved base URL, else the SDK's own default
+        (what a trace's ``server.address`` names)."""
+        return self.resolved_base_url() or SDK_DEFAULT_URLS[self.kind]
 
     def resolved_base_url(self) -> str | None:
         """The base URL for the SDK, read now: the config's, else its env var, else the SDK's."""

@@ -58,10 +58,14 @@ def map_sdk_error(
     Retry-After when it sends one)."""
     where = f"provider {config.name!r}"
     if isinstance(exc, sdk.timeout):
-        return ProviderError(f"{where}: no response within {timeout:g}s", permanent=False)
+        return ProviderError(
+            f"{where}: no response within {timeout:g}s", permanent=False, error_type="timeout"
+        )
     if isinstance(exc, sdk.connection):
         host = urlsplit(config.resolved_base_url() or sdk.default_url).netloc
-        return ProviderError(f"{where}: cannot connect to {host}", permanent=False)
+        return ProviderError(
+            f"{where}: cannot connect to {host}", permanent=False, error_type="connection_error"
+        )
     if isinstance(exc, sdk.status):
         error: Any = exc  # the SDKs' status errors share these attributes
         status = error.status_code
@@ -73,15 +77,22 @@ def map_sdk_error(
             # The server asks us to slow down: a wait like our own limiter's, not a failed
             # attempt (else a busy provider fails agents). An exhausted quota stays an error.
             return ProviderRateLimited(
-                f"{where}: HTTP 429: {detail}{request_id}", retry_after=wait or 0.0
+                f"{where}: HTTP 429: {detail}{request_id}",
+                retry_after=wait or 0.0,
+                error_type="429",
             )
         return ProviderError(
             f"{where}: HTTP {status}: {detail}{request_id}",
             permanent=not transient,
             retry_after=wait,
+            error_type=str(status),
         )
     if isinstance(exc, sdk.unreadable | json.JSONDecodeError):
-        return ProviderError(f"{where}: the server's response could not be read", permanent=False)
+        return ProviderError(
+            f"{where}: the server's response could not be read",
+            permanent=False,
+            error_type="invalid_response",
+        )
     return ProviderError(f"{where}: {safe_message(str(exc), secret)}", permanent=True)
 
 
@@ -95,6 +106,6 @@ def call_sdk[T](
         secret = config.api_key()
         return call(secret)
     except MissingApiKey as exc:
-        raise ProviderError(str(exc), permanent=True) from None
+        raise ProviderError(str(exc), permanent=True, error_type="missing_api_key") from None
     except (sdk.base, json.JSONDecodeError) as exc:
         raise map_sdk_error(exc, sdk, config, secret, timeout) from None

@@ -10,6 +10,7 @@ permanent errors fail only this task. A redelivered task (its worker was killed)
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from agents.limits import LeaseSemaphore
 from agents.playbooks import REPORT_STEPS, Playbook, report_step_spec, worker_role
 from agents.providers.catalog import concurrency_cap, get_provider
 from agents.snapshot import open_snapshot
-from agents.spans import agent_identity, set_cost
+from agents.spans import agent_identity, error_type, set_cost
 from harness_site.logfilters import redact
 from harness_site.redis_client import get_redis
 from harness_site.telemetry import get_tracer, parent_context
@@ -260,17 +261,31 @@ def _call(
         # Written with the agent's outcome (one transaction fewer per agent); its children,
         # the only readers, are created in that same transaction.
         task.span_id = f"{span.get_span_context().span_id:016x}"
+        if settings.HARNESS_CAPTURE_CONTENT:  # the scope may name the target's files
+            asked = {"step": task.step, "lens": task.lens, "scope": task.scope}
+            span.set_attribute(semconv.INPUT_VALUE, json.dumps(asked, default=str)[:4000])
+            span.set_attribute(semconv.INPUT_MIME, semconv.JSON_MIME)
         try:
             result = provider.run_agent(request)
+        except (BudgetWait, RateLimited) as exc:
+            # A wait, not a failure: the agent comes back when budget or rate allows.
+            span.add_event("wait", {"harness.wait": type(exc).__name__})
+            set_cost(span, *runtime.spent())
+            raise
         except BaseException as exc:
-            span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
-            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            span.set_attribute(semconv.ERROR_TYPE, error_type(exc))
+            span.set_status(Status(StatusCode.ERROR, error_type(exc)))
+            set_cost(span, *runtime.spent())
             raise
         if sent:  # what the report agent read, so the report can map its answer back
             result.output.data["sent"] = sent
         span.set_attribute(semconv.INPUT_TOKENS, result.usage.input_tokens)
         span.set_attribute(semconv.OUTPUT_TOKENS, result.usage.output_tokens)
         set_cost(span, *runtime.spent())
+        if settings.HARNESS_CAPTURE_CONTENT:
+            findings = [f.model_dump(mode="json") for f in result.output.findings]
+            span.set_attribute(semconv.OUTPUT_VALUE, json.dumps(findings)[:4000])
+            span.set_attribute(semconv.OUTPUT_MIME, semconv.JSON_MIME)
     return result
 
 

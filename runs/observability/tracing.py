@@ -11,6 +11,7 @@ cancelled, or budget exhausted with its report), with its start at the launch.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -92,7 +93,9 @@ def end_run_trace(run_id: int) -> None:
     if run is None:
         return
     trace_id, root_span_id = run_trace(run)
-    name, span_id, parent = f"invoke_workflow {run.playbook}", root_span_id, None
+    # The run's number in the name: a trace list shows names, and every run of a playbook
+    # would otherwise read the same.
+    name, span_id, parent = root_span_name(run), root_span_id, None
     if Span.objects.filter(trace_id=trace_id, span_id=root_span_id).exists():
         resumed = run.events.filter(type=EventType.RUN_RESUMED).order_by("-seq").first()
         if resumed is None:
@@ -118,6 +121,8 @@ def end_run_trace(run_id: int) -> None:
     }
     if run.budget_usd is not None:  # a resume after a budget extension shows the new limit
         attributes[semconv.BUDGET_USD] = float(run.budget_usd)
+    if settings.HARNESS_CAPTURE_CONTENT:
+        attributes.update(run_io(run))
     status = Status(StatusCode.UNSET)
     error = ERROR_STATES.get(str(run.status))
     if error:
@@ -133,6 +138,43 @@ def end_run_trace(run_id: int) -> None:
         status,
         parent,
     )
+
+
+def root_span_name(run: Run) -> str:
+    return f"{semconv.OP_WORKFLOW} {run.playbook} #{run.pk}"
+
+
+def run_io(run: Run) -> dict[str, Any]:
+    """The run's input (target, playbook, options) and output (status, findings, the report's
+    opening) as OpenInference's ``input.value``/``output.value``: what a trace list shows.
+    Content: the options and the report may quote the target, so only with capture on."""
+    report = run.reports.order_by("-version").only("source_text").first()
+    summary = report.source_text[:PART_MAX_CHARS] if report else ""
+    given = {
+        "playbook": run.playbook,
+        "target": run.target_label,
+        "options": (run.config or {}).get("options", {}),
+        "provider": run.provider,
+        "model": run.model,
+    }
+    outcome = {
+        "status": run.status,
+        "reason": run.status_reason,
+        "findings": run.findings_count,
+        "agents": {"total": run.tasks_total, "failed": run.tasks_failed},
+        "report": summary,
+    }
+    return {
+        semconv.INPUT_VALUE: _cut_json(given),
+        semconv.INPUT_MIME: semconv.JSON_MIME,
+        semconv.OUTPUT_VALUE: _cut_json(outcome),
+        semconv.OUTPUT_MIME: semconv.JSON_MIME,
+    }
+
+
+def _cut_json(value: dict[str, Any]) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 4 * PART_MAX_CHARS else text[: 4 * PART_MAX_CHARS] + "…"
 
 
 def trace_decision(run: Run, approval: Approval, decision: str, user: User, comment: str) -> None:

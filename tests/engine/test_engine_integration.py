@@ -153,7 +153,7 @@ def test_agents_split_big_scopes_within_the_depth_limit(celery_worker, target_ro
     spans = {s.span_id: s for s in Span.objects.filter(run=run)}
     assert {s.trace_id for s in spans.values()} == {run.trace_id}
     root = spans[run.root_span_id]
-    assert root.name == "invoke_workflow codebase-audit" and not root.parent_span_id
+    assert root.name == f"invoke_workflow codebase-audit #{run.pk}" and not root.parent_span_id
     by_task = {t.pk: t for t in tasks}
     for span in spans.values():
         if span.name.startswith("invoke_agent"):

@@ -125,7 +125,7 @@ def check_trace(run: Run, spans: list[ReceivedSpan]) -> dict[int, ReceivedSpan]:
     assert [r.span_id for r in roots] == [run.root_span_id]
     assert [s.name for s in spans if s.parent_span_id not in ids | {""}] == []  # orphans
     root = roots[0]
-    assert root.name == f"invoke_workflow {run.playbook}"
+    assert root.name == f"invoke_workflow {run.playbook} #{run.pk}"
     assert root.attributes["gen_ai.operation.name"] == "invoke_workflow"
     assert root.attributes["gen_ai.workflow.name"] == run.playbook
     assert root.attributes["gen_ai.conversation.id"] == str(run.uid)
@@ -283,6 +283,10 @@ def test_each_run_is_one_whole_trace_at_an_otlp_receiver(
     assert {s.resource["service.component"] for s in everything} == {"test", "worker"}
     assert not [s for s in everything if "gen_ai.input.messages" in s.attributes]
     assert not [s for s in everything if "gen_ai.output.messages" in s.attributes]
+    # Every span names its OpenInference kind; no input/output content without capture.
+    kinds = {"CHAIN", "AGENT", "LLM", "TOOL"}
+    assert all(s.attributes["openinference.span.kind"] in kinds for s in everything)
+    assert not [s for s in everything if "input.value" in s.attributes]
     for body in receiver.bodies:
         assert OPENAI_KEY.encode() not in body
         assert OPENAI_KEY[-12:].encode() not in body
@@ -384,6 +388,7 @@ def test_with_every_opt_in_content_is_valid_json_and_celery_spans_stay_in_the_ru
     assert [s.span_id for s in spans if not s.parent_span_id] == [run.root_span_id]
     assert all(s.parent_span_id in ids for s in spans if s.parent_span_id)
     celery = [s for s in spans if "harness.run_id" not in s.attributes]
+    ours = [s for s in spans if "harness.run_id" in s.attributes]
     assert {s.name.split("/")[0] for s in celery} >= {"apply_async", "run"}
     chats = [s for s in spans if s.name.startswith("chat ")]
     assert chats
@@ -394,5 +399,18 @@ def test_with_every_opt_in_content_is_valid_json_and_celery_spans_stay_in_the_ru
         assert [m["role"] for m in inputs][:2] == ["system", "user"]
         for message in inputs + outputs:
             assert message["parts"] and all("type" in part for part in message["parts"])
+    # What Phoenix and Langfuse list: every span's kind, the run's and agents' input/output.
+    kinds = {s.name.split(" ")[0]: s.attributes.get("openinference.span.kind") for s in ours}
+    assert kinds["invoke_workflow"] == "CHAIN" and kinds["invoke_agent"] == "AGENT"
+    assert kinds["chat"] == "LLM" and kinds["execute_tool"] == "TOOL" and kinds["plan"] == "CHAIN"
+    (root,) = [s for s in spans if not s.parent_span_id]
+    assert json.loads(root.attributes["input.value"])["playbook"] == "codebase-audit"
+    assert json.loads(root.attributes["output.value"])["status"] == "awaiting_review"
+    agents = [s for s in ours if s.name.startswith("invoke_agent ")]
+    assert any("files" in json.loads(a.attributes["input.value"])["scope"] for a in agents)
+    for agent in agents:
+        asked = json.loads(agent.attributes["input.value"])
+        assert asked["step"] and "scope" in asked
+        assert isinstance(json.loads(agent.attributes["output.value"]), list)
     for body in receiver.bodies:
         assert OPENAI_KEY.encode() not in body

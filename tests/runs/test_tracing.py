@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -48,12 +49,51 @@ def test_the_root_span_is_emitted_once_with_the_runs_end(status: str, error_type
     trace_id, root_span_id = tracing.run_trace(run)
     (root,) = Span.objects.filter(run=run)
     assert (root.trace_id, root.span_id, root.parent_span_id) == (trace_id, root_span_id, "")
-    assert root.name == "invoke_workflow codebase-audit"
+    assert root.name == f"invoke_workflow codebase-audit #{run.pk}"
     assert root.attributes["gen_ai.workflow.name"] == "codebase-audit"
     assert root.attributes["gen_ai.conversation.id"] == str(run.uid)
     assert root.attributes.get("error.type") == error_type
     assert root.status == ("ERROR" if error_type else "UNSET")
     assert root.start <= run.created_at
+    assert root.attributes["openinference.span.kind"] == "CHAIN"
+    assert "input.value" not in root.attributes  # content: only with capture on
+
+
+def test_with_capture_the_root_carries_the_runs_input_and_output(settings: Any) -> None:
+    settings.HARNESS_CAPTURE_CONTENT = True
+    run = make_run(status=Run.Status.AWAITING_REVIEW, findings_count=3)
+    report = make_report(run)
+    report.source_text = "## Summary\nThree issues."
+    report.save()
+    tracing.end_run_trace(run.pk)
+    (root,) = Span.objects.filter(run=run)
+    given = json.loads(root.attributes["input.value"])
+    assert given["playbook"] == "codebase-audit" and given["target"] == run.target_label
+    outcome = json.loads(root.attributes["output.value"])
+    assert outcome["status"] == "awaiting_review" and outcome["findings"] == 3
+    assert outcome["report"] == "## Summary\nThree issues."
+    assert root.attributes["input.mime_type"] == "application/json"
+
+
+def test_every_span_names_its_openinference_kind() -> None:
+    from harness_site.telemetry import get_tracer
+
+    run = make_run(status=Run.Status.RUNNING)
+    kinds = {
+        "invoke_agent": "AGENT",
+        "chat": "LLM",
+        "execute_tool": "TOOL",
+    }
+    for operation in kinds:
+        get_tracer().start_span(
+            operation,
+            context=tracing.run_context(run),
+            attributes={**tracing.run_attributes(run), "gen_ai.operation.name": operation},
+        ).end()
+    with tracing.run_span(run, "dispatch"):
+        pass
+    stored = {s.name: s.attributes["openinference.span.kind"] for s in Span.objects.filter(run=run)}
+    assert stored == {**kinds, "dispatch": "CHAIN"}
 
 
 def test_cancelling_a_run_ends_its_trace(
