@@ -22,9 +22,10 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Min
+from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.trace import Link, Status, StatusCode, set_span_in_context
 from opentelemetry.trace import Span as OtelSpan
-from opentelemetry.trace import Status, StatusCode, set_span_in_context
 
 from agents import semconv
 from agents.spans import PART_MAX_CHARS
@@ -178,12 +179,12 @@ def _cut_json(value: dict[str, Any]) -> str:
 
 
 def trace_decision(run: Run, approval: Approval, decision: str, user: User, comment: str) -> None:
-    """A reviewer's decision at a gate (report, task, finding, budget), as a ``review`` span of
-    the run's trace under its root. The root may have ended (a run awaiting review has): a
-    child ending after its parent is valid, and receivers nest it all the same. Emitted once
-    the decision commits, so a decision that lost the race to another reviewer (rolled back)
-    never appears. The reviewer by id; the comment, free text that may quote the target, only
-    with content capture on."""
+    """A reviewer's decision at a gate (report, task, finding, budget), as a short trace of its
+    own, a ``review`` span linked to the run's root: under the root, minutes of waiting for a
+    reviewer would become the run's duration in every trace list. Emitted once the decision
+    commits, so a decision that lost the race to another reviewer (rolled back) never appears.
+    The reviewer by id; the comment, free text that may quote the target, only with content
+    capture on."""
     start_ns = time.time_ns()
     attributes: dict[str, Any] = {
         **run_attributes(run),
@@ -195,11 +196,15 @@ def trace_decision(run: Run, approval: Approval, decision: str, user: User, comm
         attributes[semconv.USER_ID] = str(user.pk)
     if comment and settings.HARNESS_CAPTURE_CONTENT:
         attributes[semconv.DECISION_COMMENT] = comment[:PART_MAX_CHARS]
-    context = run_context(run)
+    root = Link(trace.get_current_span(run_context(run)).get_span_context())
 
     def emit() -> None:
         span = get_tracer().start_span(
-            f"review {approval.gate}", context=context, start_time=start_ns, attributes=attributes
+            f"review {approval.gate}",
+            context=Context(),  # a new trace
+            links=[root],
+            start_time=start_ns,
+            attributes=attributes,
         )
         span.end()
 

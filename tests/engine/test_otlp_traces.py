@@ -76,14 +76,14 @@ def wait_for_exported(receiver: OtlpReceiver, runs: list[Run]) -> dict[str, list
     setup_telemetry().force_flush()
 
     def reached() -> bool:
-        received = {s.span_id for s in receiver.received() if s.trace_id in traces}
+        received = {s.span_id for s in receiver.received() if s.in_traces(traces)}
         stored = set(Span.objects.filter(run__in=runs).values_list("span_id", flat=True))
         return {run.root_span_id for run in runs} <= stored <= received
 
     # Longer than the pool's 60 s connection timeout: a span writer that waited that long for a
     # connection (a loaded machine, a pool closed under it) stores its batch at the next try.
     if not _poll(reached, 75):
-        received = {s.span_id for s in receiver.received() if s.trace_id in traces}
+        received = {s.span_id for s in receiver.received() if s.in_traces(traces)}
         missing = Span.objects.filter(run__in=runs).exclude(span_id__in=received)
         stored = set(Span.objects.filter(run__in=runs).values_list("span_id", flat=True))
         rootless = [
@@ -102,7 +102,7 @@ def wait_for_exported(receiver: OtlpReceiver, runs: list[Run]) -> dict[str, list
     received_spans = {
         s.span_id: s
         for s in receiver.received()
-        if s.trace_id in traces and "harness.run_id" in s.attributes
+        if s.in_traces(traces) and "harness.run_id" in s.attributes
     }
     stored = set(Span.objects.filter(run__in=runs).values_list("span_id", flat=True))
     unstored = [
@@ -248,15 +248,18 @@ def test_each_run_is_one_whole_trace_at_an_otlp_receiver(
             "the cancelled run's agents never stopped",
         )
         runs = [Run.objects.get(pk=r.pk) for r in (succeeded, failed, cancelled)]
-        reviewer = make_user("reviewer")  # the report's approval: a span under the ended root
+        reviewer = make_user("reviewer")  # the report's approval: a trace linked to the root
         decide_approval(Approval.objects.get(run=succeeded, gate="report"), reviewer, "approved")
         by_trace = wait_for_exported(receiver, runs)
 
-    assert set(by_trace) == {run.trace_id for run in runs}  # one trace per run, no other
+    # One trace per run; a review is a short trace of its own, linked to its run's root.
+    reviews = {t: spans for t, spans in by_trace.items() if t not in {r.trace_id for r in runs}}
+    assert [s.name for spans in reviews.values() for s in spans] == ["review report"]
     for run in runs:
         agents = check_trace(run, by_trace[run.trace_id])
+        linked = [s for spans in reviews.values() for s in spans if s.in_traces({run.trace_id})]
         stored = set(Span.objects.filter(run=run).values_list("span_id", flat=True))
-        assert stored == {s.span_id for s in by_trace[run.trace_id]}
+        assert stored == {s.span_id for s in by_trace[run.trace_id] + linked}
         root = next(s for s in by_trace[run.trace_id] if s.span_id == run.root_span_id)
         if run is runs[0]:
             assert any(s.name.startswith("execute_tool") for s in by_trace[run.trace_id])
@@ -267,8 +270,9 @@ def test_each_run_is_one_whole_trace_at_an_otlp_receiver(
             task_tree = dict(started.values_list("pk", "parent_id"))
             assert span_tree == task_tree
             assert len([p for p in span_tree.values() if p is not None]) == 1
-            (review,) = [s for s in by_trace[run.trace_id] if s.name == "review report"]
-            assert review.parent_span_id == run.root_span_id
+            (review,) = linked
+            assert review.links == [(run.trace_id, run.root_span_id)]
+            assert not review.parent_span_id
             assert review.attributes["harness.decision"] == "approved"
             assert review.attributes["user.id"] == str(reviewer.pk)
         else:

@@ -27,6 +27,11 @@ class ReceivedSpan:
     attributes: dict[str, Any]
     status_code: int  # 0 unset, 1 ok, 2 error
     resource: dict[str, Any]
+    links: list[tuple[str, str]]  # (trace_id, span_id) of each span it links to
+
+    def in_traces(self, traces: set[str]) -> bool:
+        """Of one of these traces, or a trace of its own linked to one (a review)."""
+        return self.trace_id in traces or any(trace in traces for trace, _ in self.links)
 
     @property
     def is_error(self) -> bool:
@@ -95,6 +100,7 @@ class OtlpReceiver:
                             attributes=_attributes(span.attributes),
                             status_code=span.status.code,
                             resource=resource,
+                            links=[(k.trace_id.hex(), k.span_id.hex()) for k in span.links],
                         )
                     )
         with self.lock:

@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 from django.db import transaction
 from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from harness_site.telemetry import setup_telemetry
 from runs.actions import enqueue
 from runs.actions.control import cancel_run
 from runs.actions.extend import request_extension
@@ -138,19 +141,26 @@ def _awaiting_review(launcher: Any) -> tuple[Run, Approval]:
         ("changes_requested", "Say which lines."),
     ],
 )
-def test_a_decision_at_the_report_gate_is_a_review_span_under_the_ended_root(
+def test_a_decision_at_the_report_gate_is_its_own_trace_linked_to_the_runs_root(
     decision: str,
     comment: str,
     operator: Any,
     reviewer: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
+    exporter = InMemorySpanExporter()
+    setup_telemetry("test").add_span_processor(SimpleSpanProcessor(exporter))
     run, gate = _awaiting_review(operator)
     with django_capture_on_commit_callbacks(execute=True):
         decide_approval(gate, reviewer, decision, comment)
     trace_id, root_span_id = tracing.run_trace(run)
     (review,) = Span.objects.filter(run=run, name="review report")
-    assert (review.trace_id, review.parent_span_id) == (trace_id, root_span_id)
+    # Its own short trace: the run's trace lasts as long as the run, not the review's wait.
+    assert review.trace_id != trace_id and review.parent_span_id == ""
+    (exported,) = [s for s in exporter.get_finished_spans() if s.name == "review report"]
+    (link,) = exported.links
+    assert f"{link.context.trace_id:032x}" == trace_id
+    assert f"{link.context.span_id:016x}" == root_span_id
     assert review.attributes["harness.decision"] == decision
     assert review.attributes["harness.gate"] == "report"
     assert review.attributes["harness.approval_id"] == gate.pk
@@ -213,7 +223,7 @@ def test_a_budget_extension_is_traced_and_the_resumed_run_ends_in_a_resume_span(
     run.refresh_from_db()
     assert run.status == Run.Status.RUNNING
     review = Span.objects.get(run=run, name="review budget")
-    assert review.parent_span_id == root_span_id
+    assert review.trace_id != trace_id and review.parent_span_id == ""
     assert review.attributes["harness.decision"] == "approved"
     assert review.attributes["user.id"] == str(reviewer.pk)
     # The resumed run's dispatch is published inside the run's trace.
