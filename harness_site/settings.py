@@ -371,3 +371,5 @@ OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "agent-harness")
 HARNESS_OTEL_CELERY = env_bool("HARNESS_OTEL_CELERY", False)
 # How long a process may spend at exit sending its last spans: export never delays the product.
 HARNESS_OTEL_SHUTDOWN_S = env_float("HARNESS_OTEL_SHUTDOWN_S", 0.8, min_value=0.0)
+# How often each process pushes its OTLP metrics (with an endpoint set).
+HARNESS_OTEL_METRICS_S = env_float("HARNESS_OTEL_METRICS_S", 15.0, min_value=0.1)

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, TraceFlags
 
+from harness_site.otel_metrics import setup_metrics, shutdown_metrics
 from harness_site.otlp import EXPORT_TIMEOUT_S, BoundedExportProcessor
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,15 @@ def setup_telemetry(component: str = "web") -> TracerProvider:
         resource = Resource.create(
             {"service.name": settings.OTEL_SERVICE_NAME, "service.component": component}
         )
+        # Before the tracer provider: exit hooks run last-registered first, so at exit the
+        # spans' last flush comes first and the metrics' after it.
+        setup_metrics(
+            resource,
+            settings.OTEL_EXPORTER_OTLP_ENDPOINT,
+            settings.HARNESS_OTEL_METRICS_S,
+            EXPORT_TIMEOUT_S,
+            settings.HARNESS_OTEL_SHUTDOWN_S,
+        )
         provider = TracerProvider(resource=resource, id_generator=RunIdGenerator())
         provider.add_span_processor(SpanKinds())
         for processor in _extra_processors:
@@ -158,3 +168,6 @@ def shutdown_telemetry() -> None:
         if _provider is not None:
             _provider.shutdown()
             _provider = None
+    from django.conf import settings
+
+    shutdown_metrics(settings.HARNESS_OTEL_SHUTDOWN_S)

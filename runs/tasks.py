@@ -20,6 +20,7 @@ from runs.actions.report import aggregate
 from runs.engine import sweeper, worker
 from runs.eventlog.hooks import WEBHOOK_EVENTS
 from runs.models import Task
+from runs.observability import otel_gauges
 from runs.observability.span_store import batch_spans
 
 
@@ -38,6 +39,8 @@ def _worker_settings(sender: object = None, **_: object) -> None:
 @worker_ready.connect
 def _start_sweeper(sender: object = None, **_: object) -> None:
     # Every worker runs the sweeper thread; a Redis lease lets one of them sweep each period.
+    # Likewise one of them reports the OTLP gauges.
+    otel_gauges.register()
     if settings.HARNESS_SWEEP_S > 0:
         sweeper.start(str(getattr(sender, "hostname", "worker")))
 

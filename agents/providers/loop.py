@@ -51,6 +51,7 @@ from agents.contract import (
     ToolStep,
 )
 from agents.contract import Usage as TokenUsage
+from agents.genai_metrics import record_call
 from agents.limits import RateLimiter
 from agents.pricing import price_call
 from agents.providers.dialect import CallSpec, Dialect, Phase, ToolCall, Turn
@@ -174,8 +175,9 @@ class AgentLoop:
             )
         started = time.monotonic()
         ask = CallSpec(phase, tools, self.schema, self.request.max_tokens, self.timeout)
+        attributes = self._chat_attributes(ask)
         with get_tracer().start_as_current_span(
-            f"chat {self.model}", kind=SpanKind.CLIENT, attributes=self._chat_attributes(ask)
+            f"chat {self.model}", kind=SpanKind.CLIENT, attributes=attributes
         ) as span:
             try:
                 turn = self.dialect.call(messages, ask)
@@ -184,9 +186,15 @@ class AgentLoop:
                     ctx.release_call(index)
                 span.set_status(Status(StatusCode.ERROR, safe_message(str(exc))[:200]))
                 span.set_attribute(semconv.ERROR_TYPE, content.error_type(exc))
+                record_call(
+                    attributes, time.monotonic() - started, error_type=content.error_type(exc)
+                )
                 raise
             seconds = time.monotonic() - started
             self._annotate_chat(span, messages, turn)
+        record_call(
+            attributes, seconds, usage=turn.usage, response_model=turn.response_model or self.model
+        )
         self._correct_rate(estimate_in + estimate_out, turn.usage)
         self.usage.add(turn.usage)
         if ctx:

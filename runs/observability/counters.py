@@ -27,6 +27,7 @@ from typing import Any
 
 from django.conf import settings
 
+from harness_site import otel_metrics
 from harness_site.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,10 @@ class Counters:
     def add(self, name: str, amount: float = 1.0, /, **labels: str) -> None:
         if not amount:
             return
+        self._add(name, amount, labels)
+        otel_metrics.add(name, amount, labels)  # its OTLP twin (a no-op without an endpoint)
+
+    def _add(self, name: str, amount: float, labels: dict[str, str]) -> None:
         key = (name, tuple(sorted(labels.items())))
         with self._lock:
             if self._thread is None:
@@ -77,12 +82,13 @@ class Counters:
         self, name: str, value: float, /, buckets: Sequence[float] = LAG_BUCKETS, **labels: str
     ) -> None:
         """One observation of a histogram: cumulative ``_bucket`` counts, ``_sum``, ``_count``."""
+        otel_metrics.record(name, value, labels, buckets)
         for bound in buckets:
             if value <= bound:
-                self.add(f"{name}_bucket", 1, le=repr(float(bound)), **labels)
-        self.add(f"{name}_bucket", 1, le="+Inf", **labels)
-        self.add(f"{name}_sum", value, **labels)
-        self.add(f"{name}_count", 1, **labels)
+                self._add(f"{name}_bucket", 1, {**labels, "le": repr(float(bound))})
+        self._add(f"{name}_bucket", 1, {**labels, "le": "+Inf"})
+        self._add(f"{name}_sum", value, labels)
+        self._add(f"{name}_count", 1, labels)
 
     def _loop(self) -> None:
         while True:

@@ -1,5 +1,6 @@
-"""A real OTLP/HTTP trace receiver for tests: ``POST /v1/traces`` with a protobuf
-``ExportTraceServiceRequest``, decoded with ``opentelemetry-proto`` as Jaeger or Phoenix would."""
+"""A real OTLP/HTTP receiver for tests: ``POST /v1/traces`` with a protobuf
+``ExportTraceServiceRequest`` and ``POST /v1/metrics`` with an ``ExportMetricsServiceRequest``,
+decoded with ``opentelemetry-proto`` as Jaeger, Phoenix or a collector would."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -38,6 +43,19 @@ class ReceivedSpan:
         return self.status_code == 2
 
 
+@dataclass
+class ReceivedPoint:
+    """One data point of a metric: its attributes and its value (a sum or gauge's value, a
+    histogram's count and sum)."""
+
+    metric: str
+    unit: str
+    attributes: dict[str, Any]
+    value: float
+    count: int
+    resource: dict[str, Any]
+
+
 def _value(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
     if kind == "array_value":
@@ -54,6 +72,7 @@ def _attributes(pairs: Any) -> dict[str, Any]:
 class OtlpReceiver:
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
+        self.points: list[ReceivedPoint] = []
         self.bodies: list[bytes] = []
         self.lock = threading.Lock()
         receiver = self
@@ -66,8 +85,12 @@ class OtlpReceiver:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 if self.headers.get("content-encoding") == "gzip":
                     body = gzip.decompress(body)
-                receiver.receive(body)
-                answer = ExportTraceServiceResponse().SerializeToString()
+                if self.path.endswith("/v1/metrics"):
+                    receiver.receive_metrics(body)
+                    answer = ExportMetricsServiceResponse().SerializeToString()
+                else:
+                    receiver.receive(body)
+                    answer = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("content-type", "application/x-protobuf")
                 self.send_header("content-length", str(len(answer)))
@@ -106,6 +129,38 @@ class OtlpReceiver:
         with self.lock:
             self.bodies.append(body)
             self.spans.extend(spans)
+
+    def receive_metrics(self, body: bytes) -> None:
+        request = ExportMetricsServiceRequest()
+        request.ParseFromString(body)
+        points = []
+        for resource_metrics in request.resource_metrics:
+            resource = _attributes(resource_metrics.resource.attributes)
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    kind = metric.WhichOneof("data")
+                    for point in getattr(metric, kind).data_points:
+                        if kind == "histogram":
+                            value, count = point.sum, point.count
+                        else:
+                            value = point.as_double or float(point.as_int)
+                            count = 1
+                        points.append(
+                            ReceivedPoint(
+                                metric.name,
+                                metric.unit,
+                                _attributes(point.attributes),
+                                value,
+                                count,
+                                resource,
+                            )
+                        )
+        with self.lock:
+            self.points.extend(points)
+
+    def metric_points(self, name: str) -> list[ReceivedPoint]:
+        with self.lock:
+            return [p for p in self.points if p.metric == name]
 
     def received(self) -> list[ReceivedSpan]:
         with self.lock:
