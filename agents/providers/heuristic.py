@@ -82,7 +82,10 @@ class HeuristicProvider:
 
         input_tokens, max_output = self.estimate_tokens(request)
         if ctx:
-            ctx.before_call(0, model=MODEL, input_tokens=input_tokens, output_tokens=max_output)
+            # Near the end of the budget the call may output less than its cap: what is left.
+            max_output = ctx.before_call(
+                0, model=MODEL, input_tokens=input_tokens, output_tokens=max_output
+            )
         started = time.monotonic()
         try:
             self._simulate_latency(request)

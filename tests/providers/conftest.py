@@ -45,10 +45,11 @@ class FakeContext:
     def replay(self, index: int) -> dict[str, Any] | None:
         return self.stored.get(index)
 
-    def before_call(self, index: int, *, model: str, input_tokens: int, output_tokens: int) -> None:
+    def before_call(self, index: int, *, model: str, input_tokens: int, output_tokens: int) -> int:
         if self.budget_tokens is not None and input_tokens + output_tokens > self.budget_tokens:
             raise BudgetExhausted("budget")
         self.before.append(index)
+        return output_tokens
 
     def after_call(self, index: int, call: ModelStep) -> None:
         self.after.append(index)
