@@ -10,14 +10,19 @@ import random
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from agents.budget import Budget, usd_to_micro
 from agents.budget_calls import LIKELY_OUTPUT_MARGIN, likely_output_tokens, size_call
-from agents.contract import Usage
+from agents.contract import AgentRequest, ModelStep, ToolStep, Usage
 from agents.pricing import estimate_cost_upper_bound
+from agents.providers.heuristic import OUTPUT_CAP_RULE, HeuristicProvider
+from agents.snapshot import Snapshot, freeze_directory
+from harness_site.testing.targets import VULNERABLE_MODULE
 from tests.agents.test_limits import REDIS_URL
 
 
@@ -94,6 +99,68 @@ def test_an_unpriced_call_is_capped_by_tokens_alone() -> None:
     size = size_call(unpriced, 700, 1_000, calls=2, output_tokens=100)
     assert (size.micro_usd, size.min_micro_usd) == (0, 0)
     assert size.output_cap(0, 900) == 200
+
+
+class GrantingContext:
+    """An AgentContext whose budget grants the call ``cap`` output tokens."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.paid: list[Usage] = []
+
+    def replay(self, index: int) -> dict[str, Any] | None:
+        return None
+
+    def before_call(self, index: int, *, model: str, input_tokens: int, output_tokens: int) -> int:
+        return min(self.cap, output_tokens)
+
+    def after_call(self, index: int, call: ModelStep) -> None:
+        self.paid.append(call.usage)
+
+    def release_call(self, index: int) -> None:
+        pass
+
+    def tool_step(self, index: int, tool: ToolStep) -> None:
+        pass
+
+    def check_cancelled(self) -> None:
+        pass
+
+
+def _busy_module(tmp_path: Path) -> Snapshot:
+    root = tmp_path / "target"
+    root.mkdir()
+    (root / "busy.py").write_text("".join(VULNERABLE_MODULE.format(n=n) for n in range(2)))
+    manifest = freeze_directory(root, [root], tmp_path / "store")
+    return Snapshot.open(tmp_path / "store", manifest.key)
+
+
+@pytest.mark.parametrize("cap", [2_048, 120])
+def test_an_agent_outputs_no_more_than_its_grant_and_says_what_the_budget_cut(
+    tmp_path: Path, cap: int
+) -> None:
+    context = GrantingContext(cap)
+    request = AgentRequest(
+        run_id=1,
+        task_id=1,
+        task_key="k",
+        step="analyze",
+        lens="security",
+        scope={"files": ["busy.py"]},
+        model="heuristic-v1",
+        snapshot=_busy_module(tmp_path),
+        context=context,
+    )
+    output = HeuristicProvider().run_agent(request).output
+    [usage] = context.paid
+    assert usage.output_tokens <= cap
+    notes = [f for f in output.findings if f.rule == OUTPUT_CAP_RULE]
+    if cap == 2_048:  # the whole cap: nothing cut
+        assert not notes and len(output.findings) >= 8
+    else:
+        [note] = notes
+        assert note.detail.startswith("What was left of the run's budget cut")
+        assert output.data["dropped_findings"]["count"] >= 1
 
 
 # ---------------------------------------------------------------------------- reservations
