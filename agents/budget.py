@@ -1,7 +1,8 @@
 """One spending ceiling per run, shared by every worker process, in Redis.
 
-Every check-and-update is one Lua script (registered once per instance), so it is atomic across
-threads, processes and machines. Keys (``key_prefix`` defaults to ``"harness:"``):
+Every check-and-update is one Lua script (``agents.budget_lua``, registered once per instance),
+so it is atomic across threads, processes and machines. Keys (``key_prefix`` defaults to
+``"harness:"``):
 
 - ``{prefix}budget:{<budget id>}`` (hash), ``...:res`` (reservation id -> "usd:tokens"),
   ``...:settled`` (set of settled reservation ids). Amounts are integers: micro-USD and tokens.
@@ -16,100 +17,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import redis
+
+from agents import budget_lua
 
 MICRO_USD = 1_000_000
 """Micro-USD per USD: budgets are stored as integers to keep Lua arithmetic exact."""
 
 BUDGET_TTL_SECONDS = 7 * 24 * 3600
-
-# Budget: KEYS = state hash, reservations hash, settled set. Fields: lu/lt = limits (-1 means
-# unlimited), su/st = spent, ru/rt = reserved, ex = exhausted flag.
-_BUDGET_EXPIRE = """
-for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[#ARGV]) end
-"""
-
-# A state hash is ours only if its ``id`` field names this budget: anything else (missing, or
-# written by someone else under the same key) counts as uninitialized and is never trusted.
-_BUDGET_OWNED = """
-local function owned()
-  return redis.call('HGET', KEYS[1], 'id') == ARGV[1]
-end
-"""
-
-# Rebuild from the database's truth, only where no state of ours exists (so two workers that
-# both find the state missing cannot overwrite a settle that came in between; see
-# Budget.rebuild). ARGV: id, lu, lt, su, st, ex, ttl, settled ids... Returns 1 if written.
-_BUDGET_REBUILD = (
-    _BUDGET_OWNED
-    + """
-if owned() then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'lu', ARGV[2], 'lt', ARGV[3], 'su', ARGV[4],
-  'st', ARGV[5], 'ru', 0, 'rt', 0, 'ex', ARGV[6])
-for i = 8, #ARGV, 5000 do
-  redis.call('SADD', KEYS[3], unpack(ARGV, i, math.min(i + 4999, #ARGV)))
-end
-for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[7]) end
-return 1
-"""
-)
-
-# ARGV: id, rid, usd, tokens, ttl. Returns -1 uninitialized, 0 refused, 1 reserved (or already
-# was).
-_BUDGET_RESERVE = (
-    _BUDGET_OWNED
-    + """
-if not owned() then return -1 end
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 1 end
-if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then return 1 end
-local s = redis.call('HMGET', KEYS[1], 'lu', 'lt', 'su', 'st', 'ru', 'rt', 'ex')
-if tonumber(s[7]) == 1 then return 0 end
-local lu, lt = tonumber(s[1]), tonumber(s[2])
-if lu >= 0 and tonumber(s[3]) + tonumber(s[5]) + tonumber(ARGV[3]) > lu then return 0 end
-if lt >= 0 and tonumber(s[4]) + tonumber(s[6]) + tonumber(ARGV[4]) > lt then return 0 end
-redis.call('HINCRBY', KEYS[1], 'ru', ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'rt', ARGV[4])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. ':' .. ARGV[4])
-"""
-    + _BUDGET_EXPIRE
-    + "return 1\n"
-)
-
-# Drops a pending reservation; returns 1 if there was one.
-_DROP_RESERVATION = """
-local function drop(rid)
-  local r = redis.call('HGET', KEYS[2], rid)
-  if not r then return 0 end
-  local u, t = string.match(r, '^(%d+):(%d+)$')
-  redis.call('HINCRBY', KEYS[1], 'ru', 0 - tonumber(u))
-  redis.call('HINCRBY', KEYS[1], 'rt', 0 - tonumber(t))
-  redis.call('HDEL', KEYS[2], rid)
-  return 1
-end
-"""
-
-# ARGV: id, rid, usd, tokens, ttl. Returns -1 uninitialized, 0 already settled, 1 counted.
-_BUDGET_SETTLE = (
-    _BUDGET_OWNED
-    + _DROP_RESERVATION
-    + """
-if not owned() then return -1 end
-if redis.call('SADD', KEYS[3], ARGV[2]) == 0 then return 0 end
-drop(ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'su', ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'st', ARGV[4])
-"""
-    + _BUDGET_EXPIRE
-    + "return 1\n"
-)
-
-# ARGV: id, rid. A foreign state is left alone.
-_BUDGET_RELEASE = (
-    _BUDGET_OWNED + _DROP_RESERVATION + "if not owned() then return 0 end\nreturn drop(ARGV[2])\n"
-)
 
 
 def _text(value: bytes | str) -> str:
@@ -132,7 +49,8 @@ class BudgetNotInitialized(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class BudgetState:
-    """Snapshot of one run's budget. Limits are None when unlimited."""
+    """Snapshot of one run's budget. Limits are None when unlimited. ``calls`` settled calls
+    reported ``output_tokens`` output tokens in all (the running average of a call's output)."""
 
     limit_usd: float | None
     limit_tokens: int | None
@@ -141,23 +59,45 @@ class BudgetState:
     reserved_usd: float
     reserved_tokens: int
     exhausted: bool
+    calls: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What ``reserve_call`` gave one call. ``reserved``: the call may spend up to ``micro_usd``
+    and ``tokens``; ``wait``: it would fit once the run's calls in flight settle; ``exhausted``:
+    it cannot fit even with nothing in flight, or the budget was marked exhausted."""
+
+    outcome: Literal["reserved", "wait", "exhausted"]
+    micro_usd: int = 0
+    tokens: int = 0
+
+
+_OUTCOMES: dict[int, Literal["reserved", "wait", "exhausted"]] = {
+    1: "reserved",
+    2: "wait",
+    0: "exhausted",
+}
 
 
 class Budget:
     """One spending ceiling per run, in micro-USD and tokens, shared by every worker.
 
-    Protocol per model call: ``reserve(rid, upper_bound_usd, upper_bound_tokens)``; if False do
-    not call the model (stop spawning/dispatching, see DESIGN "Limits"); after the call
-    ``settle(rid, actual_usd, actual_tokens)``, or ``release(rid)`` if the call failed before
-    spending anything. ``rid`` must identify one call *attempt*: a retried call that may bill
-    again needs a fresh id, otherwise its settle is ignored as a duplicate.
+    Protocol per model call: ``reserve_call(rid, upper bound, likely size)`` grants the upper
+    bound when it fits, else what is left as long as that covers the likely size, and the call's
+    output is capped to the grant (``agents.budget_calls``); on refusal do not call the model
+    (wait, or stop spawning/dispatching). After the call ``settle(rid, actual_usd,
+    actual_tokens, output_tokens)``, or ``release(rid)`` if the call failed before spending
+    anything. ``rid`` must identify one call *attempt*: a retried call that may bill again needs
+    a fresh id, otherwise its settle is ignored as a duplicate.
 
     ``budget_id`` must be unique per run and deployment (the run's UUID): it names the keys and
     is stored inside the state, and every script treats a state carrying another id as missing.
 
-    Invariant: ``spent + reserved <= limit`` at every reserve, so ``spent <= limit`` holds as
-    long as actual usage never exceeds its reservation (see :func:`reserve_upper_bound`).
-    ``settle`` never clamps: if a reservation was too small, the overrun is recorded honestly.
+    Invariant: ``spent + reserved <= limit`` after every reservation, so ``spent <= limit``
+    holds as long as no call costs more than it was granted. ``settle`` never clamps: if a
+    reservation was too small, the overrun is recorded honestly.
     """
 
     def __init__(
@@ -176,10 +116,10 @@ class Budget:
         # the hash tag keeps a run's three keys in one slot, so scripts also work on a cluster
         base = f"{key_prefix}budget:{{{budget_id}}}"
         self.keys = [base, f"{base}:res", f"{base}:settled"]
-        self._rebuild = client.register_script(_BUDGET_REBUILD)
-        self._reserve = client.register_script(_BUDGET_RESERVE)
-        self._settle = client.register_script(_BUDGET_SETTLE)
-        self._release = client.register_script(_BUDGET_RELEASE)
+        self._rebuild = client.register_script(budget_lua.REBUILD)
+        self._reserve = client.register_script(budget_lua.RESERVE_CALL)
+        self._settle = client.register_script(budget_lua.SETTLE)
+        self._release = client.register_script(budget_lua.RELEASE)
 
     def _missing(self) -> BudgetNotInitialized:
         return BudgetNotInitialized(f"budget {self.budget_id} is not initialized")
@@ -200,18 +140,22 @@ class Budget:
         spent_tokens: int = 0,
         settled_ids: list[str] | tuple[str, ...] = (),
         exhausted: bool = False,
+        calls: int = 0,
+        output_tokens: int = 0,
     ) -> bool:
         """Write the state from the system of record, unless a state of this budget exists.
 
         ``spent_*`` must be everything already paid for and ``settled_ids`` the reservation ids
-        of those calls, so a late ``settle`` of one of them is not counted twice. Pending
-        reservations are not known to the database and start at zero. A state left under the
-        same keys by another budget id is replaced. Returns True if it wrote the state.
+        of those calls, so a late ``settle`` of one of them is not counted twice; ``calls`` and
+        ``output_tokens`` are how many of them there were and what they output (the running
+        average). Pending reservations are not known to the database and start at zero. A
+        state left under the same keys by another budget id is replaced. Returns True if it
+        wrote the state.
         """
         if limit_tokens is not None and limit_tokens < 0:
             raise ValueError("limit_tokens must be >= 0 or None")
-        if spent_tokens < 0:
-            raise ValueError("spent_tokens must be >= 0")
+        if spent_tokens < 0 or calls < 0 or output_tokens < 0:
+            raise ValueError("spent_tokens, calls and output_tokens must be >= 0")
         lu = -1 if limit_usd is None else usd_to_micro(limit_usd)
         lt = -1 if limit_tokens is None else limit_tokens
         args: list[str | int | float] = [
@@ -222,47 +166,85 @@ class Budget:
             spent_tokens,
             1 if exhausted else 0,
             self.ttl_seconds,
+            calls,
+            output_tokens,
             *settled_ids,
         ]
         return bool(self._rebuild(keys=self.keys, args=args) == 1)
 
-    def reserve(self, reservation_id: str, usd: float, tokens: int) -> bool:
-        """Atomically reserve ``usd``/``tokens`` if spent + reserved + this fits BOTH limits.
+    def reserve_call(
+        self,
+        reservation_id: str,
+        *,
+        micro_usd: int,
+        tokens: int,
+        min_micro_usd: int,
+        min_tokens: int,
+    ) -> Grant:
+        """Atomically reserve for one call: its upper bound (``micro_usd``, ``tokens``) if that
+        fits both limits, else what is left of them as long as that covers at least
+        ``min_micro_usd`` and ``min_tokens`` (the call's likely size).
 
-        Returns False (reserving nothing) when it does not fit or the budget is exhausted.
-        Idempotent per ``reservation_id``: a pending or already-settled id returns True without
-        reserving again. Raises BudgetNotInitialized if the state is missing or not this
-        budget's.
+        Idempotent per ``reservation_id``: a pending id returns its standing grant without
+        reserving again, an already-settled one is granted in full and reserves nothing. Raises
+        BudgetNotInitialized if the state is missing or not this budget's.
         """
-        if tokens < 0:
-            raise ValueError("tokens must be >= 0")
+        if min(micro_usd, tokens, min_micro_usd, min_tokens) < 0:
+            raise ValueError("amounts must be >= 0")
+        if min_micro_usd > micro_usd or min_tokens > tokens:
+            raise ValueError("the likely size of a call cannot exceed its upper bound")
         args: list[str | int | float] = [
             self.budget_id,
             reservation_id,
-            usd_to_micro(usd),
+            micro_usd,
             tokens,
+            min_micro_usd,
+            min_tokens,
             self.ttl_seconds,
         ]
-        result = self._reserve(keys=self.keys, args=args)
-        if result == -1:
+        code, granted_usd, granted_tokens = self._reserve(keys=self.keys, args=args)
+        if code == -1:
             raise self._missing()
-        return bool(result == 1)
+        return Grant(_OUTCOMES[int(code)], int(granted_usd), int(granted_tokens))
 
-    def settle(self, reservation_id: str, actual_usd: float, actual_tokens: int) -> bool:
+    def reserve(self, reservation_id: str, usd: float, tokens: int) -> bool:
+        """Reserve exactly ``usd``/``tokens`` if spent + reserved + this fits BOTH limits.
+
+        Returns False (reserving nothing) when it does not fit or the budget is exhausted.
+        Idempotent per ``reservation_id``, as ``reserve_call``.
+        """
+        if tokens < 0:
+            raise ValueError("tokens must be >= 0")
+        micro = usd_to_micro(usd)
+        grant = self.reserve_call(
+            reservation_id, micro_usd=micro, tokens=tokens, min_micro_usd=micro, min_tokens=tokens
+        )
+        return grant.outcome == "reserved"
+
+    def settle(
+        self,
+        reservation_id: str,
+        actual_usd: float,
+        actual_tokens: int,
+        output_tokens: int | None = None,
+    ) -> bool:
         """Atomically drop the reservation and add the actual usage to spent.
 
         Idempotent per ``reservation_id`` (settled ids are remembered): settling twice counts
         once. An unknown (never reserved, or released) id still adds its usage once, so no usage
         is ever lost. Nothing is clamped: actual usage above the reservation is recorded as is.
-        Returns True if this call counted the usage.
+        ``output_tokens`` (how many of ``actual_tokens`` the call output) feeds the running
+        average a call's likely size is estimated from. Returns True if this call counted the
+        usage.
         """
-        if actual_tokens < 0:
-            raise ValueError("actual_tokens must be >= 0")
+        if actual_tokens < 0 or (output_tokens is not None and output_tokens < 0):
+            raise ValueError("actual_tokens and output_tokens must be >= 0")
         args: list[str | int | float] = [
             self.budget_id,
             reservation_id,
             usd_to_micro(actual_usd),
             actual_tokens,
+            -1 if output_tokens is None else output_tokens,
             self.ttl_seconds,
         ]
         result = self._settle(keys=self.keys, args=args)
@@ -283,15 +265,16 @@ class Budget:
 
     def _fields(self) -> list[int]:
         raw: list[Any] = self.client.hmget(
-            self.keys[0], ["id", "lu", "lt", "su", "st", "ru", "rt", "ex"]
+            self.keys[0], ["id", "lu", "lt", "su", "st", "ru", "rt", "ex", "nc", "so"]
         )
         if raw[0] is None or _text(raw[0]) != self.budget_id:
             raise self._missing()
         return [int(_text(v or b"0")) for v in raw[1:]]
 
     def state(self) -> BudgetState:
-        """Consistent snapshot (one HMGET) of limits, spent, reserved and the exhausted flag."""
-        lu, lt, su, st, ru, rt, ex = self._fields()
+        """Consistent snapshot (one HMGET) of limits, spent, reserved, the exhausted flag and
+        the settled calls' output."""
+        lu, lt, su, st, ru, rt, ex, nc, so = self._fields()
         return BudgetState(
             limit_usd=None if lu < 0 else lu / MICRO_USD,
             limit_tokens=None if lt < 0 else lt,
@@ -300,4 +283,6 @@ class Budget:
             reserved_usd=ru / MICRO_USD,
             reserved_tokens=rt,
             exhausted=ex == 1,
+            calls=nc,
+            output_tokens=so,
         )

@@ -191,10 +191,12 @@ class AgentContext(Protocol):
         """The stored ``data`` of step ``index`` if it already completed, else None."""
         ...
 
-    def before_call(self, index: int, *, model: str, input_tokens: int, output_tokens: int) -> None:
-        """Reserve budget (upper-bound estimate) and take a rate-limit permit for one model call.
-        Raises BudgetExhausted, AgentCancelled, or ProviderError(permanent=False, retry_after=…)
-        when the rate limit needs a wait (the worker frees its slot and retries later)."""
+    def before_call(self, index: int, *, model: str, input_tokens: int, output_tokens: int) -> int:
+        """Reserve budget for one model call of at most ``input_tokens`` in and ``output_tokens``
+        out, and return the output tokens the call may produce: ``output_tokens``, or fewer near
+        the end of the budget (the call must stop there, so it never costs more than it
+        reserved). Raises BudgetExhausted, AgentCancelled, or ProviderError(permanent=False,
+        retry_after=…) when it must wait (the worker frees its slot and retries later)."""
         ...
 
     def after_call(self, index: int, call: ModelStep) -> None:

@@ -6,8 +6,10 @@ runtime (``runs/engine/runtime.py``) reserves and settles around every model cal
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
-from django.db.models import F, Max, Sum
+from django.db.models import Count, F, Max, Sum
 
 from agents.budget import Budget
 from harness_site.redis_client import get_redis
@@ -35,7 +37,12 @@ def rebuild_budget(run: Run) -> bool:
     whenever a worker finds the state missing (expired, Redis restarted) or foreign.
     """
     chat = Step.objects.filter(task__run=run, kind="chat")
-    totals = chat.aggregate(usd=Sum("cost_usd"), tokens=Sum(F("tokens_in") + F("tokens_out")))
+    totals = chat.aggregate(
+        usd=Sum("cost_usd"),
+        tokens=Sum(F("tokens_in") + F("tokens_out")),
+        output=Sum("tokens_out"),
+        calls=Count("id"),
+    )
     tops = dict(
         Step.objects.filter(task__run=run, index__gte=TRY_SPAN)
         .values_list("task_id")
@@ -53,4 +60,25 @@ def rebuild_budget(run: Run) -> bool:
         spent_tokens=int(totals["tokens"] or 0),
         settled_ids=settled,
         exhausted=run.status == Run.Status.BUDGET_EXHAUSTED,
+        calls=int(totals["calls"] or 0),
+        output_tokens=int(totals["output"] or 0),
     )
+
+
+def spent_reason(run: Run, *, in_flight: int = 0) -> str:
+    """Why a run is ``budget_exhausted``, with what it spent, e.g. "budget exhausted ($0.0297
+    of $0.0300 used, 99%)". Written when the budget runs out and again when the run finishes
+    (every agent's calls paid: the run's cost is final then), so the reason a run ends with
+    states its final spend; ``in_flight`` agents still working make it say "so far"."""
+    limit = run.budget_usd
+    if not limit:
+        return "budget exhausted"
+    spent = run.cost_usd
+    # Four decimals unless the budget is below a cent: then six, so it never reads "$0.0000".
+    places = 4 if limit >= Decimal("0.01") else 6
+    figure = f"${spent:.{places}f} of ${limit:.{places}f} used"
+    share = f"{100 * spent / limit:.0f}%"
+    if in_flight:
+        agents = "agent" if in_flight == 1 else "agents"
+        return f"budget exhausted ({figure} so far, {share}; {in_flight} {agents} finishing)"
+    return f"budget exhausted ({figure}, {share})"

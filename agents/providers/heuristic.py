@@ -82,7 +82,10 @@ class HeuristicProvider:
 
         input_tokens, max_output = self.estimate_tokens(request)
         if ctx:
-            ctx.before_call(0, model=MODEL, input_tokens=input_tokens, output_tokens=max_output)
+            # Near the end of the budget the call may output less than its cap: what is left.
+            max_output = ctx.before_call(
+                0, model=MODEL, input_tokens=input_tokens, output_tokens=max_output
+            )
         started = time.monotonic()
         try:
             self._simulate_latency(request)
@@ -91,7 +94,9 @@ class HeuristicProvider:
             if ctx:
                 ctx.release_call(0)
             raise
-        output, output_tokens = _fit_output(output, max_output)
+        output, output_tokens = _fit_output(
+            output, max_output, by_budget=max_output < request.max_tokens
+        )
         usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
         seconds = time.monotonic() - started
         if ctx:
@@ -290,11 +295,14 @@ def _rank(f: AgentFinding) -> tuple[int, ...]:
 OUTPUT_CAP_RULE = "meta.output_cap"
 
 
-def _fit_output(output: AgentOutput, max_tokens: int) -> tuple[AgentOutput, int]:
+def _fit_output(
+    output: AgentOutput, max_tokens: int, *, by_budget: bool = False
+) -> tuple[AgentOutput, int]:
     """Keep the output within ``max_tokens`` (as a model's would be), so the budget reservation
     (which assumed ``max_tokens``) is an upper bound. The least urgent findings go first, and
     nothing goes silently: one ``meta.output_cap`` finding (which the report's critique reads)
-    and ``data["dropped_findings"]`` say how many were dropped and where."""
+    and ``data["dropped_findings"]`` say how many were dropped and where. ``by_budget``: the
+    limit is what was left of the run's budget, not the agent's own cap, and the note says so."""
 
     def cost(o: AgentOutput) -> int:
         return _tokens(len(o.model_dump_json()))
@@ -307,12 +315,12 @@ def _fit_output(output: AgentOutput, max_tokens: int) -> tuple[AgentOutput, int]
     data = {k: v for k, v in output.data.items() if k in ("skipped", "suppressed")}
     kept = list(findings)
     while True:
-        trimmed = _with_drop_note(output, kept, findings[len(kept) :], data)
+        trimmed = _with_drop_note(output, kept, findings[len(kept) :], data, by_budget)
         if cost(trimmed) <= max_tokens or not kept:
             break
         kept.pop()
     if cost(trimmed) > max_tokens and data.pop("suppressed", None) is not None:
-        trimmed = _with_drop_note(output, kept, findings[len(kept) :], data)
+        trimmed = _with_drop_note(output, kept, findings[len(kept) :], data, by_budget)
     return trimmed, min(max_tokens, cost(trimmed))
 
 
@@ -321,6 +329,7 @@ def _with_drop_note(
     kept: list[AgentFinding],
     dropped: list[AgentFinding],
     data: dict[str, Any],
+    by_budget: bool = False,
 ) -> AgentOutput:
     if not dropped:
         return output.model_copy(update={"findings": kept, "data": data})
@@ -328,9 +337,10 @@ def _with_drop_note(
     for f in dropped:
         where.setdefault(f.path or "?", []).append(f.line_start or 0)
     listing = "; ".join(f"{p}: lines {', '.join(map(str, sorted(ls)))}" for p, ls in where.items())
+    cut_by = "What was left of the run's budget" if by_budget else "The agent's output limit"
     note = AgentFinding(
         title=f"{len(dropped)} finding(s) dropped at the output limit",
-        detail=f"The agent's output limit cut its least urgent findings. Dropped: {listing}"[:4000],
+        detail=f"{cut_by} cut its least urgent findings. Dropped: {listing}"[:4000],
         severity="info",
         confidence=1.0,
         path=next(iter(where), ""),

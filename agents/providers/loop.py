@@ -13,7 +13,9 @@ their SDK (a ``Dialect``); everything that must hold for every provider lives he
   call: the provider/model rate limit (Redis, shared by all workers; a needed wait raises
   ``ProviderError(permanent=False, retry_after=…)`` so the worker frees its slot instead of
   sleeping in it), then ``before_call`` with an upper-bound token estimate (chars/3 with a 25 %
-  margin for input, ``max_tokens`` for output). A call that fails is ``release_call``-ed.
+  margin for input, ``max_tokens`` for output), which returns the output cap the call is sent
+  with (less than ``max_tokens`` only near the end of the budget). A call that fails is
+  ``release_call``-ed.
 * **Final answer.** Prose at the end of the tool phase triggers a final turn in the dialect's
   structured mode (``response_format`` json_schema, or a forced ``final_answer`` tool). Invalid
   output gets one repair turn, then ``ProviderError(permanent=True)``: a clean Task failure.
@@ -165,16 +167,18 @@ class AgentLoop:
             return turn
         tools = self.tools  # a dialect may leave them out of a final turn (OpenAI does)
         estimate_in = estimate_input_tokens(messages, [asdict(t) for t in tools], self.schema)
-        estimate_out = self.request.max_tokens
+        estimate_out = max_tokens = self.request.max_tokens
         if ctx:
             ctx.check_cancelled()
         self._rate_limit(estimate_in + estimate_out)
         if ctx:
-            ctx.before_call(
+            # Near the end of the budget the grant may pay for less than max_tokens: the call
+            # stops there, so it never costs more than it reserved.
+            max_tokens = ctx.before_call(
                 index, model=self.model, input_tokens=estimate_in, output_tokens=estimate_out
             )
         started = time.monotonic()
-        ask = CallSpec(phase, tools, self.schema, self.request.max_tokens, self.timeout)
+        ask = CallSpec(phase, tools, self.schema, max_tokens, self.timeout)
         attributes = self._chat_attributes(ask)
         with get_tracer().start_as_current_span(
             f"chat {self.model}", kind=SpanKind.CLIENT, attributes=attributes

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -31,7 +30,7 @@ from runs.eventlog.events import EventItem, record_event, record_events
 from runs.models import Finding, Run, Task
 from runs.models.task import LIFECYCLE
 from runs.observability.tracing import end_run_trace_after_commit
-from runs.run_budget import budget_for
+from runs.run_budget import budget_for, spent_reason
 
 
 def finding_fingerprint(lens: str, rule: str, path: str, line: int | None, title: str) -> str:
@@ -255,23 +254,18 @@ def budget_exhausted(task: Task, reason: str) -> None:
             **span_fields(task),
         ):
             record_event(run, EventType.TASK_SKIPPED, {"reason": "budget exhausted"}, task=task)
-        used = _budget_used(run)
-        if run.transition(Run.Status.BUDGET_EXHAUSTED, f"budget exhausted{used}"):
-            record_event(run, EventType.BUDGET_EXHAUSTED, {"reason": f"{reason}{used}"[:300]})
+        # What the run spent so far: agents still running pay for their calls as they end, and
+        # the run's reason is written again with the final figure when it finishes
+        # (``store_report``).
+        fresh = Run.objects.get(pk=run.pk)
+        running = Task.objects.filter(run=run, status=Task.Status.RUNNING).count()
+        used = spent_reason(fresh, in_flight=running)
+        if run.transition(Run.Status.BUDGET_EXHAUSTED, used):
+            payload = {"reason": f"{reason} {used.removeprefix('budget exhausted ')}"[:300]}
+            record_event(run, EventType.BUDGET_EXHAUSTED, payload)
             # No later call of this run may reserve, even a smaller one that would still fit.
             transaction.on_commit(lambda: budget_for(run).exhaust())
         schedule_dispatch(run.pk)
-
-
-def _budget_used(run: Run) -> str:
-    """How much of the budget was used when it ran out, e.g. " ($0.0093 of $0.0100, 93%)"."""
-    fresh = Run.objects.filter(pk=run.pk).values("cost_usd", "budget_usd").first()
-    if not fresh or not fresh["budget_usd"]:
-        return ""
-    spent, limit = fresh["cost_usd"], fresh["budget_usd"]
-    # Four decimals unless the budget is below a cent: then six, so it never reads "$0.0000".
-    places = 4 if limit >= Decimal("0.01") else 6
-    return f" (${spent:.{places}f} of ${limit:.{places}f} used, {100 * spent / limit:.0f}%)"
 
 
 def cancel_task(task: Task, reason: str) -> None:

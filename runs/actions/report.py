@@ -24,6 +24,7 @@ from runs.eventlog.events import record_event
 from runs.models import Approval, Finding, Report, Run, Task
 from runs.observability.tracing import end_run_trace_after_commit, run_span
 from runs.rendering import render_markdown
+from runs.run_budget import spent_reason
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +239,12 @@ def store_report(run: Run, draft: ReportDraft, new_version: bool = False) -> Rep
             run.transition(Run.Status.AWAITING_REVIEW)
             record_event(run, EventType.RUN_AWAITING_REVIEW, {})
         elif finishing and run.status == Run.Status.BUDGET_EXHAUSTED:
-            Run.objects.filter(pk=run.pk).update(finished_at=timezone.now())
+            # Every agent has ended and paid for its calls: the reason states the final spend,
+            # where the one written when the budget ran out knew only what had settled then.
+            run.status_reason = spent_reason(run)[:500]
+            Run.objects.filter(pk=run.pk).update(
+                finished_at=timezone.now(), status_reason=run.status_reason
+            )
         if finishing:
             end_run_trace_after_commit(run)
     return report

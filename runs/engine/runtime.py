@@ -19,7 +19,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from agents.budget import BudgetNotInitialized
+from agents.budget import MICRO_USD, BudgetNotInitialized, Grant
+from agents.budget_calls import CallSize, PriceFn, size_call
 from agents.contract import (
     AgentCancelled,
     BudgetExhausted,
@@ -139,46 +140,66 @@ class AgentRuntime:
             limit = settings.HARNESS_AGENT_TIMEOUT_S
             raise ProviderError(f"agent timed out after {limit:.0f}s", permanent=True)
 
-    def before_call(self, index: int, *, model: str, input_tokens: int, output_tokens: int) -> None:
+    def before_call(self, index: int, *, model: str, input_tokens: int, output_tokens: int) -> int:
+        """Reserve budget for the call (``agents.budget_calls``: its upper bound while that
+        fits, else what is left down to its likely size) and return the output tokens it may
+        produce: ``output_tokens``, or less when the grant was smaller, so it costs at most
+        what it reserved."""
         self.check_cancelled()
         if self.slot is not None:
             self.slot.renew(self.holder)
-        estimate = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
-        usd = estimate_cost_upper_bound(self.provider_kind, self.task.provider, model, estimate)
-        tokens = input_tokens + output_tokens
+
+        def price(tokens_in: int, tokens_out: int) -> Decimal:
+            usage = Usage(input_tokens=tokens_in, output_tokens=tokens_out)
+            return estimate_cost_upper_bound(self.provider_kind, self.task.provider, model, usage)
+
         try:
-            reserved = self.budget.reserve(self._rid(index), float(usd), tokens)
+            grant, size = self._reserve(index, price, input_tokens, output_tokens)
         except BudgetNotInitialized:
             # Keys expire a week after the last write, and Redis may have restarted empty: the
             # state comes back from the database (limits, every stored call), never from zero.
             self._reinit_budget()
-            reserved = self.budget.reserve(self._rid(index), float(usd), tokens)
-        if not reserved:
-            self._refused(usd, tokens)
+            grant, size = self._reserve(index, price, input_tokens, output_tokens)
+        if grant.outcome != "reserved":
+            self._refused(grant, size)
         # The reservation is transient (Redis); what the call cost is recorded with its step
         # (budget.settled), so the log keeps every budget movement without a row per reserve.
         release_connection()
+        return size.output_cap(grant.micro_usd, grant.tokens)
 
-    def _refused(self, usd: Decimal, tokens: int) -> NoReturn:
+    def _reserve(
+        self, index: int, price: PriceFn, input_tokens: int, output_tokens: int
+    ) -> tuple[Grant, CallSize]:
+        # The running average may be a moment old: it only sizes the likely call, and the
+        # grant itself is checked against the limits in one script.
+        state = self.budget.state()
+        size = size_call(price, input_tokens, output_tokens, state.calls, state.output_tokens)
+        grant = self.budget.reserve_call(
+            self._rid(index),
+            micro_usd=size.micro_usd,
+            tokens=size.tokens,
+            min_micro_usd=size.min_micro_usd,
+            min_tokens=size.min_tokens,
+        )
+        return grant, size
+
+    def _refused(self, grant: Grant, size: CallSize) -> NoReturn:
         """A reservation did not fit. While other calls of the run hold reservations (upper
         bounds, usually far above what they will cost) the agent waits for them to settle;
-        the budget is exhausted only when the call cannot fit even with nothing in flight."""
-        state = self.budget.state()
-        fits_usd = state.limit_usd is None or state.spent_usd + float(usd) <= state.limit_usd
-        fits_tokens = (
-            state.limit_tokens is None or state.spent_tokens + tokens <= state.limit_tokens
+        the budget is exhausted only when even the call's likely size cannot fit with nothing
+        in flight (``Budget.reserve_call`` tells which)."""
+        counters.add(
+            "budget_reservations_refused", provider=self.task.provider, outcome=grant.outcome
         )
-        in_flight = state.reserved_usd > 0 or state.reserved_tokens > 0
-        waits = not state.exhausted and in_flight and fits_usd and fits_tokens
-        outcome = "wait" if waits else "exhausted"
-        counters.add("budget_reservations_refused", provider=self.task.provider, outcome=outcome)
-        if waits:
+        likely = Decimal(size.min_micro_usd) / MICRO_USD
+        if grant.outcome == "wait":
             raise BudgetWait(
                 "waiting for the run's calls in flight to settle: the next call "
-                f"(up to ${usd:.6f}) fits the budget once they have"
+                f"(likely ${likely:.6f}) fits the budget once they have"
             )
         raise BudgetExhausted(
-            f"the run's budget cannot cover the next call (~${usd:.6f}, {tokens} tokens)"
+            f"the run's budget cannot cover the next call (likely ${likely:.6f}, "
+            f"{size.min_tokens} tokens)"
         )
 
     def release_call(self, index: int) -> None:
@@ -259,7 +280,12 @@ class AgentRuntime:
         rebuild_budget(Run.objects.get(pk=self.run_id))
 
     def _settle(self, step: Step) -> None:
-        args = (self._rid(step.index), float(step.cost_usd), step.tokens_in + step.tokens_out)
+        args = (
+            self._rid(step.index),
+            float(step.cost_usd),
+            step.tokens_in + step.tokens_out,
+            step.tokens_out,
+        )
         try:
             self.budget.settle(*args)
         except BudgetNotInitialized:

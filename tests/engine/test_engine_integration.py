@@ -59,7 +59,7 @@ def test_budget_is_never_exceeded_by_parallel_workers(celery_worker, target_root
     celery_worker(concurrency=8, name="budget")
     target = make_target(target_root, 17)  # 17 files x 3 lenses = 51 agents
     # An undisturbed run prices all 51 agents; a budget of 25 agents' actual cost covers about
-    # half of them (less in practice: each reservation assumes the 2,048-token output cap).
+    # half of them (tests/engine/test_budget_use.py checks how much of it is used).
     probe = launch_run(
         user=None,
         playbook="codebase-audit",

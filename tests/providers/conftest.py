@@ -32,9 +32,13 @@ class FakeContext:
     """An in-memory AgentContext: stores steps, records every call the loop makes."""
 
     def __init__(
-        self, stored: dict[int, dict[str, Any]] | None = None, budget_tokens: int | None = None
+        self,
+        stored: dict[int, dict[str, Any]] | None = None,
+        budget_tokens: int | None = None,
+        output_cap: int | None = None,
     ) -> None:
         self.stored: dict[int, dict[str, Any]] = dict(stored or {})
+        self.output_cap = output_cap  # what the budget grants a call's output near its end
         self.before: list[int] = []
         self.after: list[int] = []
         self.released: list[int] = []
@@ -45,10 +49,11 @@ class FakeContext:
     def replay(self, index: int) -> dict[str, Any] | None:
         return self.stored.get(index)
 
-    def before_call(self, index: int, *, model: str, input_tokens: int, output_tokens: int) -> None:
+    def before_call(self, index: int, *, model: str, input_tokens: int, output_tokens: int) -> int:
         if self.budget_tokens is not None and input_tokens + output_tokens > self.budget_tokens:
             raise BudgetExhausted("budget")
         self.before.append(index)
+        return output_tokens if self.output_cap is None else min(output_tokens, self.output_cap)
 
     def after_call(self, index: int, call: ModelStep) -> None:
         self.after.append(index)

@@ -284,6 +284,18 @@ def test_budget_refusal_stops_before_calling(
     assert server.requests == []
 
 
+def test_a_call_is_sent_with_the_output_cap_its_budget_grant_pays_for(
+    kind: str, server: FakeServer, snapshot: Snapshot
+) -> None:
+    context = FakeContext(output_cap=300)  # less than the request's max_tokens (512)
+    provider_for(server, kind).run_agent(make_request(snapshot, context, files=["src/app.py"]))
+    sent = [
+        r.body.get("max_tokens", r.body.get("max_completion_tokens"))
+        for r in server.model_requests()
+    ]
+    assert len(sent) == 2 and sent == [300, 300]
+
+
 def test_spawn_requests_are_collected_not_executed(
     openai_server: FakeServer, snapshot: Snapshot, tmp_path: Any
 ) -> None:
