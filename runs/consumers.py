@@ -272,9 +272,9 @@ class RunListConsumer(_Batched):
                 if not first_page:
                     continue  # an older page shows a fixed set of rows: nothing to swap
                 # A new run: inserted at the top (harness.js drops it if the row is there).
-                messages.append(render_to_string("runs/_run_insert.html", {"run": run}))
+                messages.append(render_to_string("runs/list.html#run-insert", {"run": run}))
                 self.on_page.add(run.pk)
-            rows.append(render_to_string("runs/_run_row.html", {"run": run, "oob": True}))
+            rows.append(render_to_string("runs/list.html#run-row", {"run": run, "oob": True}))
         return messages + (["".join(rows)] if rows else [])
 
 

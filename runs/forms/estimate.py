@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -92,6 +92,14 @@ class Estimate:
         return over if over > 0 else None
 
     @property
+    def over_budget_text(self) -> str:
+        return _usd(self.over_budget_usd)
+
+    @property
+    def budget_text(self) -> str:
+        return _usd(self.budget_usd)
+
+    @property
     def covering_budget_usd(self) -> Decimal | None:
         """The budget that covers the upper end, to the cent above it; None when even the
         highest budget a launch takes does not."""
@@ -100,6 +108,16 @@ class Estimate:
         cents = self.cost.high_usd.quantize(CENT, rounding=ROUND_CEILING)
         amount = max(CENT, cents)
         return amount if amount <= BUDGET_USD_MAX else None
+
+
+def _usd(amount: Decimal | None) -> str:
+    """An amount as the over-budget warning shows it (without the $): four decimals, six below
+    $0.0001 so a micro-dollar budget does not read "$0.0000"; rounded half up, as the
+    template's floatformat rounds."""
+    if amount is None:
+        return ""
+    places = Decimal("0.000001") if amount < Decimal("0.0001") else Decimal("0.0001")
+    return str(amount.quantize(places, rounding=ROUND_HALF_UP))
 
 
 def estimate_launch(form: LaunchForm) -> Estimate:

@@ -91,15 +91,15 @@ def inbox_update(user: User, shown: set[int], csrf_token: str) -> tuple[str, set
     added = [a for a in pending if a.pk not in shown]
     if added:
         items = "".join(
-            render_to_string("runs/_inbox_item.html", {**context, "a": a}) for a in added
+            render_to_string("runs/inbox.html#inbox-item", {**context, "a": a}) for a in added
         )
         parts.append(f'<ul id="inbox-list" hx-swap-oob="beforeend">{items}</ul>')
     count = len(now)
-    parts.append(render_to_string("runs/_inbox_summary.html", {"count": count, "oob": True}))
+    parts.append(render_to_string("runs/inbox.html#inbox-summary", {"count": count, "oob": True}))
     if user.has_perm("runs.decide_approval"):
-        parts.append(render_to_string("runs/_approvals_count.html", {"count": count, "oob": True}))
+        parts.append(render_to_string("base.html#approvals-count", {"count": count, "oob": True}))
         bulk = {**context, **bulk_context(user), "oob": True}
-        parts.append(render_to_string("runs/_inbox_bulk.html", bulk))
+        parts.append(render_to_string("runs/inbox.html#inbox-bulk", bulk))
     hidden = " hidden" if count else ""
     parts.append(
         f'<div id="inbox-empty" hx-swap-oob="true"{hidden}'

@@ -47,4 +47,9 @@ def list_context(user: User, query: QueryDict) -> dict[str, Any]:
         "playbook_names": sorted(set(visible.values_list("playbook", flat=True))),
         "active_count": visible.active().count(),
         "query_prefix": f"{prefix.urlencode()}&" if prefix else "",
+        # The live list's filters and the runs it shows (the consumer swaps only those).
+        "ws_url": "/ws/runs/?"
+        + (f"{query.urlencode()}&" if query else "")
+        + "shown="
+        + ",".join(str(run.pk) for run in page.object_list),
     }

@@ -97,7 +97,7 @@ def decide_agents(request: AuthenticatedHttpRequest, run_id: int) -> HttpRespons
             text = result.summary()
     if request.htmx:
         html = render_to_string(
-            "runs/_inbox_bulk_result.html", {"level": level, "text": text}, request
+            "runs/inbox.html#inbox-bulk-result", {"level": level, "text": text}, request
         )
         update, _ = inbox_update(request.user, shown, get_token(request))
         return HttpResponse(html + update)
@@ -157,5 +157,5 @@ def rerun_finding(request: AuthenticatedHttpRequest, run_id: int, finding_id: in
         "comment": request.GET.get("comment", "")[:4000],
     }
     if request.htmx:
-        return render(request, "runs/_rerun_confirm.html", context)
+        return render(request, "runs/rerun_confirm.html#rerun-confirm", context)
     return render(request, "runs/rerun_confirm.html", context)

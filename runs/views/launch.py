@@ -56,8 +56,10 @@ def estimate(request: AuthenticatedHttpRequest) -> HttpResponse:
         # 200 even for bad input: htmx swaps only successful responses, and the panel is where
         # the message belongs.
         context = {"estimate": result, "form": form}
-        html = render_to_string("runs/_estimate.html", context, request)
-        html += render_to_string("runs/_document_field.html", {**context, "oob": True}, request)
+        html = render_to_string("runs/launch.html#estimate", context, request)
+        html += render_to_string(
+            "runs/launch.html#document-field", {**context, "oob": True}, request
+        )
         return HttpResponse(html)
     status = 400 if result.problems else 200
     return render(request, "runs/launch.html", _page(form, result), status=status)

@@ -39,7 +39,7 @@ def tree_children(request: AuthenticatedHttpRequest, run_id: int) -> HttpRespons
         "planned_note": planned_note(run, tree),
         "group_kind": group_kind(run),
     }
-    return render(request, "runs/_tree_items.html", context)
+    return render(request, "runs/detail.html#tree-items", context)
 
 
 @require_GET
@@ -48,4 +48,4 @@ def tree_search(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     tree = agent_tree.build(dashboard.load_tasks(run))
     context = {"run": run, **search_context(tree, request.GET.dict())}
-    return render(request, "runs/_tree_search.html", context)
+    return render(request, "runs/detail.html#tree-search", context)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.utils import timezone
+
 from runs.models import Run, Task
 from runs.pages.run.dashboard import TERMINAL, BudgetForecast, forecast_at
 
@@ -60,6 +62,17 @@ class ForecastCheck:
     def cost_error_text(self) -> str:
         error = self.cost_error_percent
         return "" if error is None else f"{error:+.0f}%"
+
+    @property
+    def explain(self) -> str:
+        """The row's tooltip: how the check was made (too long for a template line)."""
+        at = timezone.localtime(self.at).strftime("%H:%M:%S")
+        against = "the last agent's finish" if self.final else "the current forecast"
+        return (
+            "Replayed from the agents' finish times: the forecast as it stood when "
+            f"{self.percent}% of the agents were done ({at}). The time error is a share of "
+            f"the run's duration to {against}."
+        )
 
 
 def forecast_checks(run: Run, tasks: list[Task], current: BudgetForecast) -> list[ForecastCheck]:

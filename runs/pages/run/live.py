@@ -42,15 +42,15 @@ FINDINGS_IN_PAGE = 50
 APPEND_MAX = 50
 _SEQ = re.compile(r' data-seq="\d+"')
 
-# Fragment id → partial. Each is swapped by id with hx-swap-oob="true".
+# Fragment id → its partial in the run page. Each is swapped by id with hx-swap-oob="true".
 PANELS = {
-    "run-header": "runs/_header.html",
-    "run-counters": "runs/_counters.html",
-    "run-budget": "runs/_budget.html",
-    "run-costs": "runs/_costs.html",
-    "run-timeline": "runs/_timeline.html",
-    "run-findings": "runs/_findings.html",
-    "run-report": "runs/_report.html",
+    "run-header": "runs/detail.html#header",
+    "run-counters": "runs/detail.html#counters",
+    "run-budget": "runs/detail.html#budget",
+    "run-costs": "runs/detail.html#costs",
+    "run-timeline": "runs/detail.html#timeline",
+    "run-findings": "runs/detail.html#findings",
+    "run-report": "runs/detail.html#report",
 }
 
 
@@ -180,7 +180,7 @@ def render_rows(tree: AgentTree, keys: list[str], context: dict[str, Any]) -> di
         node = tree.nodes[key]
         if node.task is not None:
             html = render_to_string(
-                "runs/_node_row.html",
+                "runs/detail.html#node-row",
                 {
                     "task": node.task,
                     "sub": node.counts,
@@ -191,7 +191,7 @@ def render_rows(tree: AgentTree, keys: list[str], context: dict[str, Any]) -> di
             )
             out[f"task-{node.task.pk}"] = html
         else:
-            html = render_to_string("runs/_group_row.html", {**context, "node": node})
+            html = render_to_string("runs/detail.html#group-row", {**context, "node": node})
             out[f"row-{node.dom}"] = html
     return out
 
@@ -199,7 +199,7 @@ def render_rows(tree: AgentTree, keys: list[str], context: dict[str, Any]) -> di
 def render_events(events: list[Event], seq: int, *, replace: bool) -> str:
     """New events prepended to the feed, or (after a long gap) the feed replaced whole."""
     return render_to_string(
-        "runs/_event_feed.html",
+        "runs/detail.html#event-feed",
         {"events": events, "seq": seq, "oob": True, "replace": replace},
     )
 
@@ -263,7 +263,7 @@ def render_update(
         state.heavy_at = now
     if deltas and seq > state.since:
         parts.extend(_tree_and_feed(run, tasks, state, seq))
-        parts.append(render_to_string("runs/_live_seq.html", {"seq": seq, "oob": True}))
+        parts.append(render_to_string("runs/detail.html#live-seq", {"seq": seq, "oob": True}))
         state.since = seq
     return "".join(parts)
 
@@ -298,7 +298,11 @@ def _tree_and_feed(run: Run, tasks: list[Task], state: LiveState, seq: int) -> l
     parts: list[str] = []
     if len(created) > APPEND_MAX or (created and len(created) == len(tasks)):
         # Re-rendered whole (bounded by INITIAL_ROWS); every row in it is current.
-        parts.append(render_to_string("runs/_tree_body_oob.html", tree_body_context(run, tree)))
+        parts.append(
+            render_to_string(
+                "runs/detail.html#tree-body", {**tree_body_context(run, tree), "oob": True}
+            )
+        )
     else:
         touched = set(changed)
         for key in changed:
@@ -313,7 +317,7 @@ def _tree_and_feed(run: Run, tasks: list[Task], state: LiveState, seq: int) -> l
             items = agent_tree.walk_one(tree, key, new)
             live.append(
                 render_to_string(
-                    "runs/_tree_append.html",
+                    "runs/detail.html#tree-append",
                     {"run": run, "seq": seq, "tree_items": items, "container": parent.dom},
                 )
             )
