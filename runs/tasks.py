@@ -12,7 +12,7 @@ from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.conf import settings
 
 from harness_site.celery import tasks_run_in_this_process
-from runs.actions import enqueue, group_commit, webhook_delivery
+from runs.actions import enqueue, group_commit, trace_end, webhook_delivery
 from runs.actions.dispatch import dispatch
 from runs.actions.outcomes import fail_task
 from runs.actions.planning import plan_run as _plan_run
@@ -86,6 +86,13 @@ def aggregate_run(run_id: int) -> None:
 @shared_task(name=WEBHOOK_EVENTS, acks_late=True)
 def webhook_events(announced: list[list[object]]) -> None:
     webhook_delivery.fan_out(announced)
+
+
+@shared_task(name=enqueue.END_RUN_TRACE, acks_late=True)
+def end_run_trace(run_id: int) -> None:
+    countdown = trace_end.end_trace_when_settled(run_id)
+    if countdown is not None:
+        end_run_trace.apply_async((run_id,), countdown=countdown)
 
 
 @shared_task(name=enqueue.DELIVER_WEBHOOK, acks_late=True)

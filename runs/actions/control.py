@@ -8,11 +8,12 @@ from django.utils import timezone
 
 from runs.actions import enqueue
 from runs.actions.launch import LaunchError, check_provider
+from runs.actions.trace_end import end_trace_when_settled_after_commit
 from runs.actions.tries import new_try
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_event, record_events
 from runs.models import Run, Task
-from runs.observability.tracing import end_run_trace_after_commit, run_context
+from runs.observability.tracing import run_context
 
 
 def cancel_run(run: Run, user: User) -> bool:
@@ -21,7 +22,7 @@ def cancel_run(run: Run, user: User) -> bool:
         if not run.transition(Run.Status.CANCELLED, f"cancelled by {user.get_username()}"):
             return False
         record_event(run, EventType.RUN_CANCELLED, {"by": user.get_username()})
-        end_run_trace_after_commit(run)
+        end_trace_when_settled_after_commit(run)  # after the agents still in a call
         unstarted = [
             Task.Status.PENDING,
             Task.Status.QUEUED,

@@ -21,6 +21,7 @@ DISPATCH_RUN = "runs.dispatch_run"
 RUN_AGENT = "runs.run_agent"
 AGGREGATE_RUN = "runs.aggregate_run"
 DELIVER_WEBHOOK = "runs.deliver_webhook"
+END_RUN_TRACE = "runs.end_run_trace"
 
 
 def send(name: str, object_id: int, *, countdown: float | None = None) -> None:

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from harness_site.telemetry import setup_telemetry
-from runs.actions import enqueue
+from runs.actions import enqueue, trace_end
 from runs.actions.control import cancel_run
 from runs.actions.extend import request_extension
+from runs.actions.outcomes import cancel_task
 from runs.actions.refusals import DecisionRefused
 from runs.actions.review import decide_approval
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_event
-from runs.models import Approval, Run, Span
+from runs.models import Approval, Run, Span, Step, Task
 from runs.observability import tracing
-from tests.runs.factories import make_report, make_run
+from tests.runs.factories import make_report, make_run, task_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -99,15 +102,53 @@ def test_every_span_names_its_openinference_kind() -> None:
     assert stored == {**kinds, "dispatch": "CHAIN"}
 
 
-def test_cancelling_a_run_ends_its_trace(
-    operator: Any, django_capture_on_commit_callbacks: Any
+def test_a_cancelled_runs_trace_ends_after_its_last_running_agent_with_its_spend(
+    operator: Any, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    sent: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        enqueue, "send", lambda name, object_id, countdown=None: sent.append((name, object_id))
+    )
     run = make_run(status=Run.Status.RUNNING)
+    calling = Task.objects.create(
+        **task_fields(run, status=Task.Status.RUNNING, tokens_in=0, tokens_out=0, cost_usd=0)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert cancel_run(run, operator)
+    assert sent == [(enqueue.END_RUN_TRACE, run.pk)]
+    # The agent is still in its model call: no root yet, another look soon.
+    assert trace_end.end_trace_when_settled(run.pk) == trace_end.CHECK_EVERY_S
+    assert not Span.objects.filter(run=run).exists()
+    Step.objects.create(  # its call, paid, then it stopped
+        task=calling, index=0, kind="chat", name="chat m", tokens_in=900, tokens_out=100,
+        cost_usd=Decimal("0.016"),
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        cancel_task(calling, "run cancelled")
+    assert trace_end.end_trace_when_settled(run.pk) is None
     root = Span.objects.get(run=run, span_id=tracing.run_trace(run)[1])
     assert root.attributes["error.type"] == "run_cancelled"
     assert root.attributes["harness.status"] == "cancelled"
+    run.refresh_from_db()
+    assert root.attributes["gen_ai.usage.cost"] == float(run.cost_usd) == 0.016
+    assert root.attributes["gen_ai.usage.input_tokens"] == run.tokens_in == 900
+    stopped = Task.objects.get(pk=calling.pk).finished_at
+    assert stopped is not None and root.end >= stopped  # the late call inside the trace
+
+
+def test_a_cancelled_runs_trace_ends_anyway_when_an_agent_never_stops(
+    operator: Any, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(enqueue, "send", lambda *args, **kwargs: None)
+    run = make_run(status=Run.Status.RUNNING)
+    Task.objects.create(**task_fields(run, status=Task.Status.RUNNING))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert cancel_run(run, operator)
+    Run.objects.filter(pk=run.pk).update(
+        finished_at=timezone.now() - timedelta(seconds=trace_end.SETTLE_S + 1)
+    )
+    assert trace_end.end_trace_when_settled(run.pk) is None
+    assert Span.objects.filter(run=run, span_id=tracing.run_trace(run)[1]).exists()
 
 
 def test_a_resumed_run_that_ends_again_records_its_new_end_under_the_root() -> None:
