@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -87,6 +88,7 @@ def emit_root_span(
     attributes: dict[str, Any],
     status: Status | None = None,
     parent: Context | None = None,
+    links: Sequence[trace.Link] = (),
 ) -> None:
     """Emit a span of the run with pre-assigned ids: its workflow span (no parent), or a later
     part of it whose id must be known in advance so it is emitted once."""
@@ -94,7 +96,11 @@ def emit_root_span(
     _forced.trace_id, _forced.span_id = int(trace_id, 16), int(span_id, 16)
     try:
         span = tracer.start_span(
-            name, context=parent or Context(), start_time=start_ns, attributes=attributes
+            name,
+            context=parent or Context(),
+            start_time=start_ns,
+            attributes=attributes,
+            links=links,
         )
     finally:
         _forced.trace_id = _forced.span_id = None

@@ -13,7 +13,7 @@ from runs.actions.tries import new_try
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_event, record_events
 from runs.models import Run, Task
-from runs.observability.tracing import run_context
+from runs.observability.tracing import begin_resume_trace, run_context
 
 
 def cancel_run(run: Run, user: User) -> bool:
@@ -64,6 +64,7 @@ def retry_failed(run: Run, user: User) -> int:
         ):
             return 0
         moved = new_try(run, failed, Task.Status.FAILED)
+        begin_resume_trace(run)  # before the dispatch below: it carries the run's new trace
         record_events(
             run,
             [(EventType.RUN_RESUMED, {"by": user.get_username(), "retrying": len(moved)}, None)]

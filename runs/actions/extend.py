@@ -22,7 +22,7 @@ from runs.actions.refusals import DecisionRefused
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_event, record_events
 from runs.models import Approval, Run, Task
-from runs.observability.tracing import run_context
+from runs.observability.tracing import begin_resume_trace, run_context
 from runs.run_budget import budget_for, rebuild_budget
 
 MICRO = Decimal(1_000_000)
@@ -83,6 +83,7 @@ def apply_extension(run: Run, approval: Approval, user: User) -> int:
         comment="Superseded: the budget was extended and the run continued.",
         decided_at=timezone.now(),
     )
+    begin_resume_trace(run)
     record_events(
         run,
         [(EventType.RUN_RESUMED, {"by": who, "retrying": len(moved)}, None)]

@@ -30,7 +30,7 @@ from runs.actions.tries import new_try
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_events
 from runs.models import Approval, Finding, Run, Task
-from runs.observability.tracing import run_context
+from runs.observability.tracing import begin_resume_trace, run_context
 
 
 @dataclass
@@ -120,6 +120,7 @@ def dismiss_and_rerun(finding: Finding, user: User, comment: str) -> RerunEstima
             decided_at=timezone.now(),
         )
         moved = _new_try(run, est.tasks)
+        begin_resume_trace(run)
         record_events(
             run,
             [

@@ -87,28 +87,30 @@ def end_run_trace_after_commit(run: Run) -> None:
 
 
 def end_run_trace(run_id: int) -> None:
-    """Emit the run's root span, once. A run an operator resumed (retrying its failed agents)
-    already has one: its new end is a ``resume`` span under the root, from the resumption, once
-    per resumption."""
+    """Emit the run's root span, once. A run an operator resumed (retrying its failed agents,
+    extending its budget, re-running dismissed findings) went on in a trace of its own
+    (``begin_resume_trace``): its root is a ``resume`` span linked to the first trace's root,
+    from the resumption to the run's new end, once per resumption."""
     run = Run.objects.filter(pk=run_id).first()
     if run is None:
         return
     trace_id, root_span_id = run_trace(run)
-    # The run's number in the name: a trace list shows names, and every run of a playbook
-    # would otherwise read the same.
-    name, span_id, parent = root_span_name(run), root_span_id, None
     if Span.objects.filter(trace_id=trace_id, span_id=root_span_id).exists():
+        return
+    first = trace_ids_for(run.uid)
+    links: list[Link] = []
+    if (trace_id, root_span_id) != first:
         resumed = run.events.filter(type=EventType.RUN_RESUMED).order_by("-seq").first()
-        if resumed is None:
-            return
-        span_id = hashlib.sha256(f"resume:{run.uid}:{resumed.seq}".encode()).hexdigest()[:16]
-        if Span.objects.filter(trace_id=trace_id, span_id=span_id).exists():
-            return
-        name, start, parent = f"resume {run.playbook}", resumed.created_at, run_context(run)
+        name = f"resume {run.playbook} #{run.pk}"
+        start = resumed.created_at if resumed else run.created_at
+        links = [Link(trace.get_current_span(parent_context(*first)).get_span_context())]
     else:
+        # The run's number in the name: a trace list shows names, and every run of a playbook
+        # would otherwise read the same.
+        name = root_span_name(run)
         # The launch span (stored as it ends, in the launching process) starts before the Run.
-        first = Span.objects.filter(run=run).aggregate(first=Min("start"))["first"]
-        start = min(filter(None, [run.created_at, first]))
+        earliest = Span.objects.filter(run=run).aggregate(first=Min("start"))["first"]
+        start = min(filter(None, [run.created_at, earliest]))
     attributes: dict[str, Any] = {
         semconv.OPERATION: semconv.OP_WORKFLOW,
         semconv.WORKFLOW_NAME: run.playbook,
@@ -132,13 +134,24 @@ def end_run_trace(run_id: int) -> None:
     emit_root_span(
         name,
         trace_id,
-        span_id,
+        root_span_id,
         int(start.timestamp() * 1e9),
         time.time_ns(),
         attributes,
         status,
-        parent,
+        links=links,
     )
+
+
+def begin_resume_trace(run: Run) -> None:
+    """A resumed run goes on in a short trace of its own, linked to its first trace's root (the
+    caller has just resumed it, holding its lock): kept under the first root, the hours between
+    the first end and the resumption would become the run's duration in every trace list, and a
+    retried-then-succeeded run would still read as the red trace of its failure."""
+    seed = uuid.uuid4()
+    run.trace_id = seed.hex
+    run.root_span_id = hashlib.sha256(b"resume-root:" + seed.bytes).hexdigest()[:16]
+    Run.objects.filter(pk=run.pk).update(trace_id=run.trace_id, root_span_id=run.root_span_id)
 
 
 def root_span_name(run: Run) -> str:

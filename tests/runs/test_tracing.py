@@ -151,20 +151,38 @@ def test_a_cancelled_runs_trace_ends_anyway_when_an_agent_never_stops(
     assert Span.objects.filter(run=run, span_id=tracing.run_trace(run)[1]).exists()
 
 
-def test_a_resumed_run_that_ends_again_records_its_new_end_under_the_root() -> None:
+def test_a_resumed_run_goes_on_in_its_own_trace_linked_to_the_first() -> None:
+    exporter = InMemorySpanExporter()
+    setup_telemetry("test").add_span_processor(SimpleSpanProcessor(exporter))
     run = make_run(status=Run.Status.FAILED, status_reason="no agent succeeded")
     tracing.end_run_trace(run.pk)
+    first_trace, first_root = tracing.run_trace(run)
     record_event(run, EventType.RUN_RESUMED, {"by": "op", "retrying": 1})
+    tracing.begin_resume_trace(run)
     Run.objects.filter(pk=run.pk).update(status=Run.Status.AWAITING_REVIEW)
+    run.refresh_from_db()
+    resumed_trace, resumed_root = tracing.run_trace(run)
+    assert resumed_trace != first_trace
+    with tracing.run_span(run, "dispatch"):  # the resumed run's work: in the new trace
+        pass
     tracing.end_run_trace(run.pk)
     tracing.end_run_trace(run.pk)  # once per resumption
-    trace_id, root_span_id = tracing.run_trace(run)
-    root, resume = Span.objects.filter(run=run).order_by("start")
-    assert root.span_id == root_span_id and root.attributes["error.type"] == "run_failed"
-    assert resume.name == "resume codebase-audit"
-    assert (resume.trace_id, resume.parent_span_id) == (trace_id, root_span_id)
+    root = Span.objects.get(span_id=first_root)
+    assert root.attributes["error.type"] == "run_failed"  # the first end, unchanged
+    resume = Span.objects.get(span_id=resumed_root)
+    assert resume.name == f"resume codebase-audit #{run.pk}"
+    assert (resume.trace_id, resume.parent_span_id) == (resumed_trace, "")
+    # The retried-then-succeeded run's final state is a trace of its own, not red.
     assert resume.attributes["harness.status"] == "awaiting_review"
-    assert "error.type" not in resume.attributes
+    assert "error.type" not in resume.attributes and resume.status == "UNSET"
+    dispatch = Span.objects.get(run=run, name="dispatch")
+    assert (dispatch.trace_id, dispatch.parent_span_id) == (resumed_trace, resumed_root)
+    (exported,) = [s for s in exporter.get_finished_spans() if s.name.startswith("resume ")]
+    (link,) = exported.links
+    assert (f"{link.context.trace_id:032x}", f"{link.context.span_id:016x}") == (
+        first_trace,
+        first_root,
+    )
 
 
 def _awaiting_review(launcher: Any) -> tuple[Run, Approval]:
@@ -267,16 +285,17 @@ def test_a_budget_extension_is_traced_and_the_resumed_run_ends_in_a_resume_span(
     assert review.trace_id != trace_id and review.parent_span_id == ""
     assert review.attributes["harness.decision"] == "approved"
     assert review.attributes["user.id"] == str(reviewer.pk)
-    # The resumed run's dispatch is published inside the run's trace.
-    assert (enqueue.DISPATCH_RUN, trace_id) in published
+    # The resumed run's dispatch is published inside the run's new trace.
+    assert run.trace_id != trace_id
+    assert (enqueue.DISPATCH_RUN, run.trace_id) in published
 
     Run.objects.filter(pk=run.pk).update(status=Run.Status.AWAITING_REVIEW)
     tracing.end_run_trace(run.pk)  # its second end
     tracing.end_run_trace(run.pk)
     root = Span.objects.get(run=run, span_id=root_span_id)
     assert root.attributes["error.type"] == "budget_exhausted"  # the first end, unchanged
-    (resume,) = Span.objects.filter(run=run, name="resume codebase-audit")
-    assert (resume.trace_id, resume.parent_span_id) == (trace_id, root_span_id)
+    (resume,) = Span.objects.filter(run=run, name=f"resume codebase-audit #{run.pk}")
+    assert (resume.trace_id, resume.parent_span_id) == (run.trace_id, "")
     assert resume.attributes["harness.status"] == "awaiting_review"
     assert resume.attributes["harness.budget_usd"] == 2.0
     assert "error.type" not in resume.attributes
