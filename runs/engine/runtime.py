@@ -162,6 +162,8 @@ class AgentRuntime:
             grant, size = self._reserve(index, price, input_tokens, output_tokens)
         if grant.outcome != "reserved":
             self._refused(grant, size)
+        # Reserved vs settled (harness_model_cost_usd): how far ahead of spend the grants run.
+        counters.add("budget_reserved_usd", grant.micro_usd / 1e6, provider=self.task.provider)
         # The reservation is transient (Redis); what the call cost is recorded with its step
         # (budget.settled), so the log keeps every budget movement without a row per reserve.
         release_connection()

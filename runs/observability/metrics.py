@@ -45,6 +45,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
         "Cost in USD of model calls (nominal for heuristic).",
         ("provider", "model"),
     ),
+    "budget_reserved_usd": (
+        "USD reserved by granted model calls (what they settled at: model_cost_usd).",
+        ("provider",),
+    ),
     "budget_reservations_refused": (
         "Budget reservations refused: wait (calls in flight hold the budget) or exhausted.",
         ("provider", "outcome"),

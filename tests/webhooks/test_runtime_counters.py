@@ -49,3 +49,17 @@ def test_a_paid_call_and_a_refused_reservation_are_counted() -> None:
         total("budget_reservations_refused", provider="heuristic", outcome="exhausted")
         == refused + 1
     )
+
+
+def test_a_granted_reservation_is_counted_in_usd() -> None:
+    run = make_run(status=Run.Status.RUNNING, budget_usd=Decimal("5"))
+    task = make_task(run, status="running", provider="heuristic", tokens_in=0, tokens_out=0)
+    rebuild_budget(run)
+    runtime = AgentRuntime(task, provider_kind="heuristic", fresh=True)
+    counters.flush()
+    before = total("budget_reserved_usd", provider="heuristic")
+    runtime.before_call(0, model="heuristic-test", input_tokens=1000, output_tokens=500)
+    counters.flush()
+    reserved = total("budget_reserved_usd", provider="heuristic") - before
+    granted = runtime.budget.state().reserved_usd
+    assert reserved == pytest.approx(granted) and reserved > 0
