@@ -17,7 +17,7 @@ far the judges agree with them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +74,7 @@ def latest(scores: Iterable[HumanScore]) -> dict[tuple[str, str, str, str], Huma
 
 
 def human_agreement(
-    judged: dict[str, float | None], human: dict[str, dict[str, int]]
+    judged: Mapping[str, float | None], human: Mapping[str, Mapping[str, int]]
 ) -> dict[str, Any]:
     """The agreement of the judges' item scores ``judged`` {item: score} with the reviewers'
     ``human`` {reviewer: {item: score}} on one dimension."""

@@ -28,7 +28,7 @@ def parse_scores(
             dimension, _, item = rest.partition("|")
             value = str(data.get(name) or "").strip()
             if (variant, item) not in items:
-                problems.append(f"Unknown item {item!r}.")
+                problems.append(f"Unknown item {item[:80]!r}.")
             elif dimension not in dimensions:
                 problems.append(f"Unknown dimension {dimension!r}.")
             elif value:
@@ -43,7 +43,7 @@ def parse_scores(
             variant, _, item = rest.partition("|")
             note = str(data.get(name) or "").strip()
             if (variant, item) not in items:
-                problems.append(f"Unknown item {item!r}.")
+                problems.append(f"Unknown item {item[:80]!r}.")
             elif len(note) > NOTE_MAX_CHARS:
                 problems.append(f"Item {item}: a note holds at most {NOTE_MAX_CHARS} characters.")
             elif note:
