@@ -73,11 +73,16 @@ def card_with_calibration(card: dict[str, Any], run: Run) -> dict[str, Any]:
     return card
 
 
-def _item_texts(run: Run, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
-    """The sampled items as the judges read them, from the run's snapshot; {} when it is gone."""
+def _item_texts(
+    run: Run, keys: list[tuple[str, str]], dimension: str
+) -> dict[tuple[str, str], Any]:
+    """The sampled items as the judges read them, from the run's snapshot; {} when it is gone.
+    Where each item is comes from the scopes of one dimension's first judges (every item has
+    one per variant), not from every judge of the run."""
     wanted = set(keys)
     where: dict[tuple[str, str], tuple[str, int]] = {}
-    for scope in Task.objects.filter(run=run, step=JUDGE_STEP).values_list("scope", flat=True):
+    judges = Task.objects.filter(run=run, step=JUDGE_STEP, lens=dimension, scope__judge=0)
+    for scope in judges.values_list("scope", flat=True):
         key = (str(scope.get("variant") or ""), str(scope.get("item")))
         if key in wanted and key not in where:
             where[key] = (str(scope.get("dataset")), int(scope.get("line") or 0))
@@ -103,7 +108,7 @@ def calibration_context(
     scores = human_scores(run)
     names = list(dict.fromkeys(str(row["name"]) for row in card.get("dimensions", [])))
     keys = sample_items((str(i.get("variant") or ""), str(i["id"])) for i in card.get("items", []))
-    texts = _item_texts(run, keys)
+    texts = _item_texts(run, keys, names[0]) if names else {}
     mine = {
         (s.variant, s.item, s.dimension): s
         for s in latest(scores).values()
