@@ -78,3 +78,18 @@ def test_calibrate_covers_every_dimension_row_of_the_scorecard() -> None:
     assert result[("", "clarity")]["human_n"] == 0
     assert result[("", "safety")]["human_n"] == 1
     assert result[("", "safety")]["mean_abs_diff"] == 0.0
+
+
+def test_an_ab_evaluation_is_calibrated_per_variant() -> None:
+    judgements = [
+        Judgement(variant, item, "clarity", "judge-0", score)
+        for variant, scores in (("a", [1, 2, 3]), ("b", [5, 4, 3]))
+        for item, score in zip(["1", "2", "3"], scores, strict=True)
+    ]
+    card = build_scorecard(judgements, ["clarity"])
+    human = [HumanScore("ann", "b", item, "clarity", s) for item, s in (("1", 5), ("2", 4))]
+    result = calibrate(card, human)
+    assert result[("a", "clarity")]["human_n"] == 0
+    assert result[("b", "clarity")]["human_n"] == 2
+    assert result[("b", "clarity")]["alpha"] == 1.0
+    assert sample_items([("a", "1"), ("b", "1")]) == [("a", "1"), ("b", "1")]

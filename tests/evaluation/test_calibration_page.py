@@ -21,6 +21,7 @@ from runs.actions.planning import plan_run
 from runs.eventlog.event_types import EventType
 from runs.models import Event, Report, Run
 from runs.pages.calibration import score_field
+from tests.runs.factories import make_run
 
 pytestmark = pytest.mark.django_db
 HOSTILE = '<script>alert(1)</script> see <a href="http://evil.example">x</a> http://evil.example'
@@ -186,3 +187,13 @@ def test_without_htmx_bad_input_is_a_400_page_and_good_input_redirects(
     html = reviewer_client.get(page).content.decode()
     assert "Saved 1 score." in html
     assert '<option value="3" selected>3</option>' in html  # the reviewer's own score shown
+
+
+def test_a_run_whose_snapshot_is_gone_still_offers_the_form(reviewer_client: Client) -> None:
+    run = make_run(playbook="evaluation", status=Run.Status.AWAITING_REVIEW)
+    card = build_scorecard([Judgement("", "q1", "clarity", "judge-0", 3)], ["clarity"])
+    report = Report.objects.create(run=run, version=1, params={"scorecard": card})
+    page, post = _urls(run, report)
+    html = reviewer_client.get(page).content.decode()
+    assert "no longer in the run's snapshot" in html and 'id="calibration-form"' in html
+    assert "Saved 1 score." in _htmx(reviewer_client, post, {score_field("", "clarity", "q1"): "3"})
