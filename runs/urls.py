@@ -69,6 +69,11 @@ urlpatterns = [
         name="scorecard",
     ),
     path(
+        "runs/<int:run_id>/reports/<int:version>/scorecard/calibrate/",
+        scorecard.calibrate,
+        name="scorecard_calibrate",
+    ),
+    path(
         "runs/<int:run_id>/reports/<int:version>/scorecard.csv",
         scorecard.scorecard_csv,
         name="scorecard_csv",

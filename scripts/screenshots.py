@@ -3,8 +3,8 @@
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
 They come from the browser tests (daphne + a Celery worker + Redis + Chromium): the one that
-launches a real run from the form, and the 2,000-agent tree, so the README always shows what the
-product really renders.
+launches a real run from the form, the 2,000-agent tree and an evaluation's scorecard with a
+reviewer's calibration, so the README always shows what the product really renders.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = [
     "tests/browser/test_live_dashboard.py::test_operator_launches_from_the_form_and_watches_it_live",
     "tests/browser/test_big_tree.py::test_a_group_opens_on_demand_and_closes",
+    "tests/browser/test_scorecard_calibration.py",
 ]
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +70,7 @@ def bootstrap_ci(values: list[float]) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def agreement(cells: list[list[int | None]]) -> float | None:
+def agreement(cells: Sequence[Sequence[float | None]]) -> float | None:
     """Krippendorff's alpha (interval) over the cells' judges; None when it cannot be told
     (fewer than two judges in every cell, or no variation at all)."""
     width = max((len(c) for c in cells), default=0)

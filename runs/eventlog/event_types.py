@@ -61,6 +61,8 @@ class EventType(StrEnum):
     APPROVAL_CHANGES_REQUESTED = "approval.changes_requested"
     # report: a report version stored by aggregation.
     REPORT_CREATED = "report.created"
+    # evaluation: a reviewer's own score of one item on one dimension (human calibration).
+    EVALUATION_HUMAN_SCORED = "evaluation.human_scored"
 
 
 class TokenCounts(TypedDict):
@@ -269,6 +271,19 @@ class ReportCreatedPayload(TypedDict):
     dropped_at_output_limit: NotRequired[int]
 
 
+# -- evaluation ---------------------------------------------------------------------------------
+class EvaluationHumanScoredPayload(TypedDict):
+    """One cell a reviewer scored by hand on the scorecard page; the latest event of a
+    (by, variant, item, dimension) is the reviewer's score (agents/evaluation/calibration.py)."""
+
+    item: str  # the dataset item's id
+    variant: str  # "" or "a"/"b" in an A/B evaluation
+    dimension: str
+    score: int
+    note: str  # the reviewer's note on the item, at most 500 characters ("" without one)
+    by: str  # username
+
+
 PAYLOAD_TYPES: dict[EventType, type] = {
     EventType.RUN_CREATED: RunCreatedPayload,
     EventType.RUN_PLANNING: RunPlanningPayload,
@@ -303,6 +318,7 @@ PAYLOAD_TYPES: dict[EventType, type] = {
     EventType.APPROVAL_DECIDED: ApprovalDecidedPayload,
     EventType.APPROVAL_CHANGES_REQUESTED: ApprovalChangesRequestedPayload,
     EventType.REPORT_CREATED: ReportCreatedPayload,
+    EventType.EVALUATION_HUMAN_SCORED: EvaluationHumanScoredPayload,
 }
 
 # (required keys, allowed keys) per type, computed once: check_payload is two subset tests.

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from agents.aggregation.evidence import FABRICATED
 from runs.models import Finding, Report, Run, Task
+from runs.pages.calibration import card_with_calibration
 
 
 def _members_from_rows(cluster: dict[str, Any], findings: dict[int, Finding]) -> list[Any]:
@@ -89,5 +90,6 @@ def report_document(
         "clusters": clusters,
     }
     if scorecard is not None:  # an evaluation's (agents.evaluation.scorecard)
-        document["scorecard"] = scorecard
+        # With each dimension's agreement with the reviewers' hand scores (``calibration``).
+        document["scorecard"] = card_with_calibration(scorecard, run)
     return document
