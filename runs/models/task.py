@@ -116,6 +116,14 @@ class Task(models.Model):
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="Refreshed at every step while running."
     )
+    holder = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The worker process running it (harness_site.liveness); '' when none.",
+    )
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a retrying agent's delayed message is due."
+    )
     model_seconds = models.FloatField(default=0.0)
     tool_seconds = models.FloatField(default=0.0)
     error = models.TextField(blank=True)

@@ -44,7 +44,7 @@ def _launch(tmp_path: Path, files: int = 3) -> Run:
 def test_sweep_moves_on_only_the_runs_that_went_quiet(
     tmp_path: Path, lost: list[tuple[str, int]], settings: Any
 ) -> None:
-    settings.HARNESS_SWEEP_S = 0.2
+    settings.HARNESS_STALL_S = 0.2
     settings.HARNESS_REQUEUE_AFTER_S = 0.2
     waiting = _launch(tmp_path)  # its plan message was lost
     running = _launch(tmp_path / "b")
