@@ -267,7 +267,12 @@ def main(name: str) -> int:
         call_command("migrate", verbosity=0)
         ids, recovery = body(stack, bound)
         checks = [
-            check_run(pk, gave_up_ok=name in GAVE_UP_OK, budget_out=name in BUDGET_OUT)
+            check_run(
+                pk,
+                gave_up_ok=name in GAVE_UP_OK,
+                budget_out=name in BUDGET_OUT,
+                fault_wall=stack.fault_wall,
+            )
             for pk in ids
         ]
     except Exception as exc:  # the report must still come out, with the reason
@@ -289,7 +294,8 @@ def main(name: str) -> int:
         overruns=sum(c["overruns"] for c in checks),
         recovery_s=None if recovery is None else round(recovery, 1),
         notes=stack.notes
-        + [f"run {c['run']}: {c['gave_up']} agents gave up" for c in checks if c["gave_up"]],
+        + [f"run {c['run']}: {c['gave_up']} agents gave up" for c in checks if c["gave_up"]]
+        + [note for c in checks for note in c["notes"]],
         problems=problems,
         ok=not problems and bool(checks),
     )

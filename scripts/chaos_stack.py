@@ -40,6 +40,7 @@ class Stack:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.faults = 0
         self.fault_at: float | None = None
+        self.fault_wall: float | None = None  # the same moment on the wall clock
         self.notes: list[str] = []
         self.problems: list[str] = []
 
@@ -57,6 +58,7 @@ class Stack:
     def fault(self, what: str) -> None:
         self.faults += 1
         self.fault_at = self.fault_at or time.monotonic()
+        self.fault_wall = self.fault_wall or time.time()
         self.notes.append(what)
 
     def start_worker(
@@ -180,16 +182,24 @@ GAVE_UP = "(gave up after"
 BUDGET_SKIPPED = ("budget exhausted",)
 
 
-def check_run(run_id: int, gave_up_ok: bool = False, budget_out: bool = False) -> dict[str, Any]:
+def check_run(
+    run_id: int,
+    gave_up_ok: bool = False,
+    budget_out: bool = False,
+    fault_wall: float | None = None,
+) -> dict[str, Any]:
     """The invariants: terminal, nothing lost or done twice, gap-free log, cost consistent.
     Reads the state as the faults left it: nothing is rebuilt or repaired before it is checked.
 
     ``gave_up_ok``: an agent that failed after using up its attempts on transient faults (the
     provider fault mix) is an accounted outcome, shown with its error, not a lost task.
     ``budget_out``: the run's budget is meant to run out: it must end budget-exhausted with its
-    report, its agents succeeded or skipped for the budget."""
+    report, its agents succeeded or skipped for the budget. ``fault_wall``: when the first fault
+    struck (wall clock): a run that had finished before it may have lost its budget state with a
+    restarted Redis (rebuilt when something needs it again), one still working may not."""
     run = Run.objects.get(pk=run_id)
     problems: list[str] = []
+    notes: list[str] = []
     tag = f"run {run.pk}"
     tasks = Task.objects.filter(run=run)
     by_status = dict(tasks.values_list("status").annotate(n=Count("id")).order_by())
@@ -255,7 +265,11 @@ def check_run(run_id: int, gave_up_ok: bool = False, budget_out: bool = False) -
         # only repeat the steps' sum, and the comparison could not fail.
         state = budget_for(run).state()
     except BudgetNotInitialized:
-        problems.append(f"{tag}: Redis holds no budget state for the run (lost, never rebuilt)")
+        ended = run.finished_at.timestamp() if run.finished_at else None
+        if ended is not None and fault_wall is not None and ended < fault_wall:
+            notes.append(f"{tag} had finished before the fault: its budget state went with Redis")
+        else:
+            problems.append(f"{tag}: Redis holds no budget state for the run (lost, not rebuilt)")
     else:
         # Redis counts micro-USD per settle: one micro-dollar of rounding per call at most.
         if abs(state.spent_usd - float(steps_usd)) > 1e-6 * max(n_steps, 1):
@@ -272,5 +286,6 @@ def check_run(run_id: int, gave_up_ok: bool = False, budget_out: bool = False) -
         "duplicates": twice + dup_findings,
         "overruns": overrun,
         "cost_usd": float(run.cost_usd),
+        "notes": notes,
         "problems": problems,
     }

@@ -25,7 +25,8 @@ class Task(models.Model):
         release        awaiting_approval → pending           approved at its gate
         reject         awaiting_approval → skipped           rejected at its gate
         claim          queued | retrying | running → running a worker takes it (running: only
-                                                             past the holder's lease)
+                                                             when its holder's process is gone,
+                                                             released, or past its lease)
         wait_for_slot  running → queued                      every provider slot busy
         retry          running → retrying                    transient error, backoff countdown
         succeed        running → succeeded

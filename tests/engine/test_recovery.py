@@ -242,3 +242,39 @@ def test_a_drifted_run_cost_is_reconciled_once_and_logged(
     assert "reconciled" in caplog.text
     assert reconcile(run.pk) is None  # nothing left to repair: no second event
     assert Event.objects.filter(run=run, type="budget.reconciled").count() == 1
+
+
+def test_an_agent_whose_outcome_could_not_be_stored_is_handed_back_not_left_running(
+    tmp_path: Path, sent: list[tuple[str, int, float | None]], monkeypatch: Any
+) -> None:
+    from django.db import OperationalError
+
+    from agents.contract import ProviderError
+    from agents.providers.heuristic import HeuristicProvider
+    from runs.actions import outcomes
+    from runs.engine import worker
+
+    class Failing(HeuristicProvider):
+        def run_agent(self, request: Any) -> Any:
+            raise ProviderError("503 service unavailable", permanent=False)
+
+    monkeypatch.setattr(worker, "get_provider", lambda name: Failing())
+    monkeypatch.setattr("runs.engine.worker.time.sleep", lambda seconds: None)
+    real_retry = outcomes.retry_task
+    calls = {"n": 0}
+
+    def retry_while_the_database_is_away(task: Task, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] <= 2:  # the agent's own bookkeeping, then the first hand-back try
+            raise OperationalError("server closed the connection unexpectedly")
+        real_retry(task, **kwargs)
+
+    monkeypatch.setattr("runs.engine.worker.retry_task", retry_while_the_database_is_away)
+    run = _running_run(tmp_path, files=1)
+    task = Task.objects.filter(run=run, status="queued").first()
+    assert task is not None
+    retry = worker.execute(task.pk)
+    assert retry is not None  # the message is sent again, not lost
+    task.refresh_from_db()
+    assert task.status == "retrying" and task.retry_at is not None  # handed back
+    assert calls["n"] == 3

@@ -82,7 +82,7 @@ def test_a_run_whose_messages_were_all_lost_still_finishes(
     celery_worker(
         concurrency=4,
         name="sweeper",
-        env={"HARNESS_SWEEP_S": "1", "HARNESS_REQUEUE_AFTER_S": "1"},
+        env={"HARNESS_SWEEP_S": "1", "HARNESS_STALL_S": "1", "HARNESS_REQUEUE_AFTER_S": "1"},
     )
     finished = wait_for_run(run.pk, timeout=120)
     assert finished.status == Run.Status.AWAITING_REVIEW
