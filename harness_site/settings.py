@@ -183,6 +183,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_DEFAULT_QUEUE = f"harness-test-{TEST_SESSION}" if TESTING else "harness"
 CELERY_WORKER_CONCURRENCY = worker_concurrency()
+# Every agent thread that publishes (its retry, the next agents) holds a broker connection from
+# this pool, and while Redis is down it keeps it, retrying. Celery's default of 10 then leaves
+# none for the worker's own reconnect, which fails with "Unrecoverable error: LimitExceeded" and
+# the worker exits (the fault suite's redis-restart-budget-out, 24 threads). Above any worker's
+# threads (at most 1024); connections are opened only as they are needed.
+CELERY_BROKER_POOL_LIMIT = 1024 + 16
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Targets: runs may only read directories under these roots (or uploaded archives).
