@@ -44,7 +44,9 @@ def _launch(tmp_path: Path, files: int = 3) -> Run:
 def test_sweep_moves_on_only_the_runs_that_went_quiet(
     tmp_path: Path, lost: list[tuple[str, int]], settings: Any
 ) -> None:
-    settings.HARNESS_STALL_S = 0.2
+    # Long enough that a loaded machine's launch and planning of the second run still leave
+    # the first one "just active" at the first sweep.
+    settings.HARNESS_STALL_S = 3
     settings.HARNESS_REQUEUE_AFTER_S = 0.2
     waiting = _launch(tmp_path)  # its plan message was lost
     running = _launch(tmp_path / "b")
@@ -52,7 +54,7 @@ def test_sweep_moves_on_only_the_runs_that_went_quiet(
     assert Task.objects.filter(run=running).exists()
     lost.clear()
     assert sweep() == {}  # both just did something: nothing to do yet
-    time.sleep(0.3)
+    time.sleep(3.2)
     done = sweep()
     assert done == {waiting.pk: "planned again", running.pk: "dispatched"}
     assert (enqueue.PLAN_RUN, waiting.pk) in lost
