@@ -131,7 +131,7 @@ else:
     # locks, and every other worker then waits on them: the whole run stalls for as long as it
     # is frozen (the fault suite's worker-sigstop scenario). The server ends such a session
     # after this many seconds idle in a transaction, which frees the locks. 0 turns it off.
-    HARNESS_DB_IDLE_TX_TIMEOUT_S = env_float("HARNESS_DB_IDLE_TX_TIMEOUT_S", 60.0, min_value=0)
+    HARNESS_DB_IDLE_TX_TIMEOUT_S = env_float("HARNESS_DB_IDLE_TX_TIMEOUT_S", 5.0, min_value=0)
     DATABASES["default"]["OPTIONS"]["options"] = (
         f"-c idle_in_transaction_session_timeout={int(HARNESS_DB_IDLE_TX_TIMEOUT_S * 1000)}"
     )
@@ -183,6 +183,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_DEFAULT_QUEUE = f"harness-test-{TEST_SESSION}" if TESTING else "harness"
 CELERY_WORKER_CONCURRENCY = worker_concurrency()
+# Every agent thread that publishes (its retry, the next agents) holds a broker connection from
+# this pool, and while Redis is down it keeps it, retrying. Celery's default of 10 then leaves
+# none for the worker's own reconnect, which fails with "Unrecoverable error: LimitExceeded" and
+# the worker exits (the fault suite's redis-restart-budget-out, 24 threads). Above any worker's
+# threads (at most 1024); connections are opened only as they are needed.
+CELERY_BROKER_POOL_LIMIT = 1024 + 16
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Targets: runs may only read directories under these roots (or uploaded archives).
@@ -225,10 +231,16 @@ HARNESS_AGENT_LEASE_S = env_float(
 )
 HARNESS_REQUEUE_AFTER_S = env_float("HARNESS_REQUEUE_AFTER_S", 120.0, min_value=1)
 HARNESS_WATCHDOG_S = env_float("HARNESS_WATCHDOG_S", 15.0, min_value=0.5)
-# Every HARNESS_SWEEP_S one worker moves on each active run that recorded nothing for as long
-# (re-plan, dispatch, aggregate): liveness after lost messages, a killed worker or a Redis
-# restart. 0 turns the sweeper off.
-HARNESS_SWEEP_S = env_float("HARNESS_SWEEP_S", 20.0, min_value=0)
+# Every worker process keeps a Redis key alive (harness_site/liveness.py) that expires
+# HARNESS_WORKER_TTL_S after its last refresh: a killed or frozen worker's agents are taken over
+# within about this long, not when their lease ends.
+HARNESS_WORKER_TTL_S = env_float("HARNESS_WORKER_TTL_S", 10.0, min_value=1)
+# Every HARNESS_SWEEP_S one worker takes over the agents of dead workers, re-sends agents whose
+# message was lost (a retry past its due time, queued agents after a Redis restart or a worker's
+# death), settles the cost of every active run, and moves on each active run that recorded
+# nothing for HARNESS_STALL_S (re-plan, dispatch, aggregate). 0 turns the sweeper off.
+HARNESS_SWEEP_S = env_float("HARNESS_SWEEP_S", 5.0, min_value=0)
+HARNESS_STALL_S = env_float("HARNESS_STALL_S", 15.0, min_value=0.1)
 # Snapshots no run references are removed every HARNESS_SNAPSHOT_GC_S by the sweeping worker
 # (and by `manage.py gc_snapshots`), sparing whatever a freeze used within the grace: a launch
 # commits its snapshot seconds before its run row exists. An hour is far beyond that, and an

@@ -11,6 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init, worker_ready, worker_shutdown
 from django.conf import settings
 
+from harness_site import liveness
 from harness_site.celery import tasks_run_in_this_process
 from runs.actions import enqueue, group_commit, trace_end, webhook_delivery
 from runs.actions.dispatch import dispatch
@@ -34,6 +35,8 @@ def _worker_settings(sender: object = None, **_: object) -> None:
     if tasks_run_in_this_process(sender):
         batch_spans()
         group_commit.start()
+        # Alive from the start, not from its first claim (a prefork child makes its own).
+        liveness.me()
 
 
 @worker_ready.connect

@@ -24,7 +24,7 @@ from harness_site import devstack, localredis
 from harness_site.testing.targets import make_target
 from runs.actions import launch_run
 from runs.models import Event, Finding, Run, Step, Task
-from runs.run_budget import budget_for, rebuild_budget
+from runs.run_budget import budget_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ["HARNESS_DATA_DIR"])
@@ -40,6 +40,7 @@ class Stack:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.faults = 0
         self.fault_at: float | None = None
+        self.fault_wall: float | None = None  # the same moment on the wall clock
         self.notes: list[str] = []
         self.problems: list[str] = []
 
@@ -57,6 +58,7 @@ class Stack:
     def fault(self, what: str) -> None:
         self.faults += 1
         self.fault_at = self.fault_at or time.monotonic()
+        self.fault_wall = self.fault_wall or time.time()
         self.notes.append(what)
 
     def start_worker(
@@ -107,7 +109,12 @@ class Stack:
 
 
 def launch(
-    files: int, name: str, latency_ms: int = 500, concurrency: int = 8, **provider: Any
+    files: int,
+    name: str,
+    latency_ms: int = 500,
+    concurrency: int = 8,
+    budget_usd: str = BUDGET_USD,
+    **provider: Any,
 ) -> int:
     """A codebase audit of ``files`` identical modules, one file per agent (3 lenses each);
     ``provider``/``model`` keywords run it on a model server instead of the heuristic."""
@@ -118,7 +125,7 @@ def launch(
         **provider,
         target_path=str(target),
         max_concurrency=concurrency,
-        budget_usd=BUDGET_USD,
+        budget_usd=budget_usd,
         latency_ms=latency_ms,
         options={"chunk_files": 1},
         title=f"chaos {name}",
@@ -171,21 +178,44 @@ def uneven_findings(run: Run) -> dict[str, list[int]]:
 GAVE_UP = "(gave up after"
 
 
-def check_run(run_id: int, gave_up_ok: bool = False) -> dict[str, Any]:
+# Why an agent of a run whose budget ran out was skipped (runs/actions/outcomes.py, dispatch).
+BUDGET_SKIPPED = ("budget exhausted",)
+
+
+def check_run(
+    run_id: int,
+    gave_up_ok: bool = False,
+    budget_out: bool = False,
+    fault_wall: float | None = None,
+) -> dict[str, Any]:
     """The invariants: terminal, nothing lost or done twice, gap-free log, cost consistent.
+    Reads the state as the faults left it: nothing is rebuilt or repaired before it is checked.
 
     ``gave_up_ok``: an agent that failed after using up its attempts on transient faults (the
-    provider fault mix) is an accounted outcome, shown with its error, not a lost task."""
+    provider fault mix) is an accounted outcome, shown with its error, not a lost task.
+    ``budget_out``: the run's budget is meant to run out: it must end budget-exhausted with its
+    report, its agents succeeded or skipped for the budget. ``fault_wall``: when the first fault
+    struck (wall clock): a run that had finished before it may have lost its budget state with a
+    restarted Redis (rebuilt when something needs it again), one still working may not."""
     run = Run.objects.get(pk=run_id)
     problems: list[str] = []
+    notes: list[str] = []
     tag = f"run {run.pk}"
-    if run.status != Run.Status.AWAITING_REVIEW:
-        problems.append(f"{tag} ended {run.status} ({run.status_reason})")
     tasks = Task.objects.filter(run=run)
     by_status = dict(tasks.values_list("status").annotate(n=Count("id")).order_by())
     gave_up = tasks.filter(status=Task.Status.FAILED, error__contains=GAVE_UP)
     gave_up_n = gave_up.count() if gave_up_ok else 0
     unfinished = tasks.exclude(status=Task.Status.SUCCEEDED)
+    if budget_out:
+        unfinished = unfinished.exclude(
+            status=Task.Status.SKIPPED, error__contains=BUDGET_SKIPPED[0]
+        )
+        if run.status != Run.Status.BUDGET_EXHAUSTED or run.finished_at is None:
+            problems.append(f"{tag} ended {run.status} ({run.status_reason}), not budget-out")
+        if not run.reports.exists():
+            problems.append(f"{tag}: budget exhausted without a report")
+    elif run.status != Run.Status.AWAITING_REVIEW:
+        problems.append(f"{tag} ended {run.status} ({run.status_reason})")
     lost = (unfinished.exclude(pk__in=gave_up) if gave_up_ok else unfinished).count()
     if lost:
         problems.append(f"{tag}: tasks not succeeded by status {by_status}")
@@ -211,6 +241,12 @@ def check_run(run_id: int, gave_up_ok: bool = False) -> dict[str, Any]:
     seqs = list(Event.objects.filter(run=run).order_by("seq").values_list("seq", flat=True))
     if seqs != list(range(1, run.last_seq + 1)):
         problems.append(f"{tag}: event log has gaps ({len(seqs)} events, last_seq {run.last_seq})")
+    # The product repairs a drifted run total itself (budget.reconciled): a drift is still a
+    # bug, so the check counts each repair as one.
+    for payload in Event.objects.filter(run=run, type="budget.reconciled").values_list(
+        "payload", flat=True
+    ):
+        problems.append(f"{tag}: cost drifted from its paid calls and was reconciled: {payload}")
     steps = Step.objects.filter(task__run=run, kind="chat")
     n_steps = steps.count()
     steps_usd = steps.aggregate(c=Sum("cost_usd"))["c"] or 0
@@ -222,22 +258,25 @@ def check_run(run_id: int, gave_up_ok: bool = False) -> dict[str, Any]:
         slack = Decimal("0.000001") * Step.objects.filter(task__run=run).count()
     if abs(run.cost_usd - Decimal(all_steps_usd)) > slack:
         problems.append(f"{tag}: settled cost {run.cost_usd} != steps {all_steps_usd}")
-    rebuilt = False
+    limit = run.budget_usd if run.budget_usd is not None else Decimal(BUDGET_USD)
+    overrun = int(run.cost_usd > limit)
     try:
+        # As Redis holds it now, never rebuilt from the database first: a rebuilt state would
+        # only repeat the steps' sum, and the comparison could not fail.
         state = budget_for(run).state()
     except BudgetNotInitialized:
-        # Gone with a restarted Redis and never needed again: rebuilding shows what it would
-        # hold, which is then only as good as the database (said in the notes).
-        rebuild_budget(run)
-        state = budget_for(run).state()
-        rebuilt = True
-    # Redis counts micro-USD per settle: one micro-dollar of rounding per call at most.
-    if abs(state.spent_usd - float(steps_usd)) > 1e-6 * max(n_steps, 1):
-        problems.append(f"{tag}: Redis spent {state.spent_usd} != steps {steps_usd}")
-    limit = run.budget_usd if run.budget_usd is not None else Decimal(BUDGET_USD)
-    overrun = int(state.spent_usd > float(limit) + 1e-9 or run.cost_usd > limit)
+        ended = run.finished_at.timestamp() if run.finished_at else None
+        if ended is not None and fault_wall is not None and ended < fault_wall:
+            notes.append(f"{tag} had finished before the fault: its budget state went with Redis")
+        else:
+            problems.append(f"{tag}: Redis holds no budget state for the run (lost, not rebuilt)")
+    else:
+        # Redis counts micro-USD per settle: one micro-dollar of rounding per call at most.
+        if abs(state.spent_usd - float(steps_usd)) > 1e-6 * max(n_steps, 1):
+            problems.append(f"{tag}: Redis spent {state.spent_usd} != steps {steps_usd}")
+        overrun = overrun or int(state.spent_usd > float(limit) + 1e-9)
     if overrun:
-        problems.append(f"{tag}: spent {state.spent_usd} over budget {run.budget_usd}")
+        problems.append(f"{tag}: spent (run {run.cost_usd}) over budget {run.budget_usd}")
     return {
         "run": run.pk,
         "agents": tasks.count(),
@@ -247,6 +286,6 @@ def check_run(run_id: int, gave_up_ok: bool = False) -> dict[str, Any]:
         "duplicates": twice + dup_findings,
         "overruns": overrun,
         "cost_usd": float(run.cost_usd),
-        "budget_rebuilt_at_check": rebuilt,
+        "notes": notes,
         "problems": problems,
     }

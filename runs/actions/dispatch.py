@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 from opentelemetry.context import attach, detach, get_current
 
 from agents.playbooks import REPORT_STEPS
 from runs.actions import enqueue
+from runs.actions.paid import paid_many
 from runs.actions.report_steps import start_next_report_step
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import EventItem, record_event, record_events
@@ -195,20 +197,43 @@ def _stop_reason(run: Run) -> str:
 
 
 def _stop_pending(run: Run, reason: str) -> int:
-    """Skip (or cancel) every task that has not started. In-flight tasks finish on their own."""
+    """Skip (or cancel) every task that has not started, and every one waiting to retry: a
+    stopped run runs nothing more, so a retry's delayed message (which a Redis restart or a
+    worker's death may have lost) must not be what the run waits for. Running tasks finish on
+    their own (or are taken over by the sweeper and then stopped). What the stopped tasks'
+    earlier attempts paid is added to the run's totals."""
     cancelled = run.status == Run.Status.CANCELLED
     status = Task.Status.CANCELLED if cancelled else Task.Status.SKIPPED
-    unstarted = [Task.Status.PENDING, Task.Status.QUEUED, Task.Status.AWAITING_APPROVAL]
-    waiting = list(Task.objects.filter(run=run, status__in=unstarted))
+    stoppable = [
+        Task.Status.PENDING,
+        Task.Status.QUEUED,
+        Task.Status.AWAITING_APPROVAL,
+        Task.Status.RETRYING,
+    ]
+    waiting = list(Task.objects.filter(run=run, status__in=stoppable))
     moved = Task.move_many(
         waiting,
         Task.Move.CANCEL if cancelled else Task.Move.SKIP,
-        only_from=unstarted,
+        only_from=stoppable,
         error=reason,
         finished_at=timezone.now(),
+        retry_at=None,
     )
+    _add_paid(run, moved)
     record_events(run, [(EventType(f"task.{status}"), {"reason": reason}, t) for t in moved])
     return len(moved)
+
+
+def _add_paid(run: Run, tasks: list[Task]) -> None:
+    """Store what the calls of ``tasks`` (just ended) cost on them and add it to the run."""
+    totals: dict[str, Any] = {}
+    for task_id, (fields, run_totals) in paid_many(tasks).items():
+        Task.objects.filter(pk=task_id).update(**fields)
+        for name, value in run_totals.items():
+            totals[name] = totals.get(name, 0) + value
+    deltas = {name: F(name) + value for name, value in totals.items() if value}
+    if deltas:
+        Run.objects.filter(pk=run.pk).update(**deltas)
 
 
 def _skip_blocked(run: Run) -> None:

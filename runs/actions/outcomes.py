@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -22,6 +23,7 @@ from agents.contract import SpawnOut
 from agents.planning import scope_label, task_key
 from agents.playbooks import Playbook
 from agents.snapshot import open_snapshot
+from harness_site import liveness
 from runs.actions.dispatch import schedule_dispatch
 from runs.actions.paid import paid
 from runs.actions.planning import task_created
@@ -56,25 +58,33 @@ CLAIMABLE = sorted(LIFECYCLE[Task.Move.CLAIM][0] - {Task.Status.RUNNING})
 
 
 def claim_task(task: Task) -> bool:
-    """Take the agent for this worker: queued or retrying, or running under a holder whose
-    heartbeat is older than the lease (that holder died: a redelivered message, or a watchdog
-    re-send). True only for the one worker that won; ``task`` is refreshed then."""
+    """Take the agent for this worker process (``Task.holder``): queued or retrying, or running
+    under a holder that is gone (its process stopped refreshing its liveness key), was released
+    by the sweeper's takeover, or whose heartbeat is older than the lease. True only for the one
+    worker that won; ``task`` is refreshed then."""
     now = timezone.now()
     lease_before = now - timedelta(seconds=settings.HARNESS_AGENT_LEASE_S)
+    me = liveness.me()
+    takeover = (
+        Q(status=Task.Status.RUNNING, heartbeat_at__lt=lease_before)
+        | Q(status=Task.Status.RUNNING, heartbeat_at__isnull=True)
+        | Q(status=Task.Status.RUNNING, holder="")
+    )
+    if task.status == Task.Status.RUNNING and task.holder and _holder_dead(task.holder):
+        # Only from that same dead holder: a new one may have taken it meanwhile.
+        takeover |= Q(status=Task.Status.RUNNING, holder=task.holder)
     with transaction.atomic():
         run = lock_run(task.run_id)
         won = (
             Task.objects.filter(pk=task.pk)
-            .filter(
-                Q(status__in=CLAIMABLE)
-                | Q(status=Task.Status.RUNNING, heartbeat_at__lt=lease_before)
-                | Q(status=Task.Status.RUNNING, heartbeat_at__isnull=True)
-            )
+            .filter(Q(status__in=CLAIMABLE) | takeover)
             .update(
                 status=Task.Status.RUNNING,
                 attempts=task.attempts + 1,
                 started_at=task.started_at or now,
                 heartbeat_at=now,
+                holder=me,
+                retry_at=None,
             )
             == 1
         )
@@ -83,8 +93,17 @@ def claim_task(task: Task) -> bool:
             task.attempts += 1
             task.started_at = task.started_at or now
             task.heartbeat_at = now
+            task.holder = me
+            task.retry_at = None
             record_event(run, EventType.TASK_STARTED, {"attempt": task.attempts}, task=task)
     return won
+
+
+def _holder_dead(holder: str) -> bool:
+    try:
+        return bool(liveness.dead([holder]))
+    except redis.RedisError:  # cannot tell: presume it alive (the sweeper asks again)
+        return False
 
 
 def wait_for_slot(task: Task) -> None:
@@ -98,6 +117,8 @@ def retry_task(task: Task, *, delay: float, error: str = "", rate_limited: bool 
     shared rate limit (or for the budget's in-flight calls to settle: ``error`` says which) is
     not a failed attempt; a provider or database error is."""
     changes: dict[str, Any] = {"attempts": task.attempts - 1} if rate_limited else {}
+    # When its delayed message is due: the sweeper re-sends it if that message was lost.
+    changes["retry_at"] = timezone.now() + timedelta(seconds=delay)
     with transaction.atomic():
         run = lock_run(task.run_id)
         if not task.move(Task.Move.RETRY, **changes, **span_fields(task)):

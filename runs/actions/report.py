@@ -17,6 +17,7 @@ from agents.aggregation.stages import RunFacts, run_chain
 from agents.playbooks import REPORT_STEPS
 from agents.providers.catalog import get_provider
 from agents.snapshot import open_snapshot
+from runs.actions.reconcile import reconcile
 from runs.actions.report_steps import add_model_step_facts
 from runs.actions.scorecard import add_scorecard
 from runs.eventlog.event_types import EventType
@@ -43,6 +44,9 @@ def aggregate(run_id: int) -> None:
             return
     elif run.status != Run.Status.AGGREGATING:
         return
+    # The report states the run's cost: every ended agent's calls, whatever befell the run.
+    if reconcile(run.pk) is not None:
+        run.refresh_from_db()
     rows, facts, snapshot = _gather(run, {})
     synthesis_input = add_model_step_facts(run, facts)
     playbook = run.resolved_playbook

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass
 
 import redis
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 from opentelemetry.trace import Status, StatusCode
 
 from agents import semconv
@@ -63,6 +64,8 @@ BACKOFF_CAP_S = 60.0
 SLOT_WAIT_S = 1.0
 # An agent whose next call fits the budget only once the calls in flight settle waits this long.
 BUDGET_WAIT_S = 1.0
+# Tries to hand a claimed agent back when the database went away (about a minute in all).
+HAND_BACK_TRIES = 16
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,40 @@ def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
 
 
 def execute(task_id: int) -> RetryLater | None:
-    """Run one agent. Returns RetryLater when the Celery task should re-send itself."""
+    """Run one agent. Returns RetryLater when the Celery task should re-send itself.
+
+    The database or Redis may go away at any point (a dropped link, a failover, a restart): the
+    message is then re-sent after a backoff instead of lost, and an agent this worker had claimed
+    is handed back (retrying, its retry due) once the database answers again, so it never stays
+    ``running`` under a live worker that no longer runs it until its lease ends."""
+    claimed: list[Task] = []
+    try:
+        return _execute(task_id, claimed)
+    except (DatabaseError, redis.RedisError) as exc:
+        # Outside the agent's own error handling (its claim, its provider slot, storing its
+        # outcome), or that handling's bookkeeping failed too.
+        kind = "database" if isinstance(exc, DatabaseError) else "Redis"
+        delay = backoff_delay(1)
+        logger.warning("agent %s: %s error (%s), sent again", task_id, kind, type(exc).__name__)
+        if claimed:
+            _hand_back(claimed[0], delay, f"{kind} error: {type(exc).__name__}")
+        return RetryLater(delay, type(exc).__name__)
+
+
+def _hand_back(task: Task, delay: float, error: str) -> None:
+    """Put a claimed agent whose outcome could not be stored back to retrying, trying again
+    while the database is away (up to about a minute; past that the lease takes it over)."""
+    for attempt in range(HAND_BACK_TRIES):
+        close_old_connections()  # this thread's broken connection, if that is what failed
+        try:
+            retry_task(task, delay=delay, error=error)
+            return
+        except DatabaseError:
+            time.sleep(min(5.0, 0.25 * 2**attempt))
+    logger.error("agent %s could not be handed back; its lease will end its hold", task.pk)
+
+
+def _execute(task_id: int, claimed: list[Task]) -> RetryLater | None:
     task = Task.objects.select_related("run", "parent").filter(pk=task_id).first()
     if task is None or task.is_terminal:
         return None
@@ -97,6 +133,7 @@ def execute(task_id: int) -> RetryLater | None:
             # A live holder has it: look again after its lease, in case it dies.
             return RetryLater(settings.HARNESS_AGENT_LEASE_S, "held by a live worker")
         return None
+    claimed.append(task)
 
     playbook = run.resolved_playbook
     try:
@@ -151,7 +188,7 @@ def execute(task_id: int) -> RetryLater | None:
         # A deadlock victim, a dropped connection or Redis away for a moment (a budget settle,
         # a provider slot) is transient: the next attempt replays the calls already stored, so
         # nothing is paid twice and their cost is settled then. If even this bookkeeping fails,
-        # the task stays running and the sweeper re-sends it once its lease expires.
+        # ``execute`` hands the agent back once the database answers again.
         kind = "database" if isinstance(exc, DatabaseError) else "Redis"
         logger.warning("agent %s hit a %s error: %s", task.pk, kind, type(exc).__name__)
         delay = backoff_delay(task.attempts)

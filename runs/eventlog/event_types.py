@@ -47,6 +47,8 @@ class EventType(StrEnum):
     BUDGET_RESERVED = "budget.reserved"  # no longer written; older runs' logs contain it
     BUDGET_SETTLED = "budget.settled"
     BUDGET_EXHAUSTED = "budget.exhausted"
+    # The run's stored totals repaired to what its stored calls cost (never expected: a bug).
+    BUDGET_RECONCILED = "budget.reconciled"
     # tool: one tool call of an agent.
     TOOL_CALLED = "tool.called"
     TOOL_REFUSED = "tool.refused"
@@ -152,7 +154,10 @@ class TaskRetryingPayload(TypedDict):
 
 
 class TaskResentPayload(TypedDict):
-    was: str  # the task's status when re-sent: "queued" or "running"
+    was: str  # the task's status when re-sent: "queued", "running" or "retrying"
+    # Why its message was presumed lost (the sweeper's re-sends): "holder gone", "retry overdue",
+    # "redis restarted", "a worker died".
+    why: NotRequired[str]
 
 
 class TaskSucceededPayload(TypedDict):
@@ -198,6 +203,13 @@ class BudgetSettledPayload(TypedDict):
 
 class BudgetExhaustedPayload(TypedDict):
     reason: str
+
+
+class BudgetReconciledPayload(TypedDict):
+    was_usd: str  # the run's stored cost before (a Decimal as text)
+    cost_usd: str  # what its paid calls cost
+    drift_usd: str  # cost_usd - was_usd
+    tokens_drift: int
 
 
 # -- tool ---------------------------------------------------------------------------------------
@@ -309,6 +321,7 @@ PAYLOAD_TYPES: dict[EventType, type] = {
     EventType.BUDGET_RESERVED: BudgetReservedPayload,
     EventType.BUDGET_SETTLED: BudgetSettledPayload,
     EventType.BUDGET_EXHAUSTED: BudgetExhaustedPayload,
+    EventType.BUDGET_RECONCILED: BudgetReconciledPayload,
     EventType.TOOL_CALLED: ToolCalledPayload,
     EventType.TOOL_REFUSED: ToolRefusedPayload,
     EventType.SPAWN_REQUESTED: SpawnRequestedPayload,

@@ -25,7 +25,8 @@ class Task(models.Model):
         release        awaiting_approval → pending           approved at its gate
         reject         awaiting_approval → skipped           rejected at its gate
         claim          queued | retrying | running → running a worker takes it (running: only
-                                                             past the holder's lease)
+                                                             when its holder's process is gone,
+                                                             released, or past its lease)
         wait_for_slot  running → queued                      every provider slot busy
         retry          running → retrying                    transient error, backoff countdown
         succeed        running → succeeded
@@ -115,6 +116,14 @@ class Task(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="Refreshed at every step while running."
+    )
+    holder = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The worker process running it (harness_site.liveness); '' when none.",
+    )
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a retrying agent's delayed message is due."
     )
     model_seconds = models.FloatField(default=0.0)
     tool_seconds = models.FloatField(default=0.0)

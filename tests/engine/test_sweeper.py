@@ -44,7 +44,9 @@ def _launch(tmp_path: Path, files: int = 3) -> Run:
 def test_sweep_moves_on_only_the_runs_that_went_quiet(
     tmp_path: Path, lost: list[tuple[str, int]], settings: Any
 ) -> None:
-    settings.HARNESS_SWEEP_S = 0.2
+    # Long enough that a loaded machine's launch and planning of the second run still leave
+    # the first one "just active" at the first sweep.
+    settings.HARNESS_STALL_S = 3
     settings.HARNESS_REQUEUE_AFTER_S = 0.2
     waiting = _launch(tmp_path)  # its plan message was lost
     running = _launch(tmp_path / "b")
@@ -52,7 +54,7 @@ def test_sweep_moves_on_only_the_runs_that_went_quiet(
     assert Task.objects.filter(run=running).exists()
     lost.clear()
     assert sweep() == {}  # both just did something: nothing to do yet
-    time.sleep(0.3)
+    time.sleep(3.2)
     done = sweep()
     assert done == {waiting.pk: "planned again", running.pk: "dispatched"}
     assert (enqueue.PLAN_RUN, waiting.pk) in lost
@@ -82,7 +84,7 @@ def test_a_run_whose_messages_were_all_lost_still_finishes(
     celery_worker(
         concurrency=4,
         name="sweeper",
-        env={"HARNESS_SWEEP_S": "1", "HARNESS_REQUEUE_AFTER_S": "1"},
+        env={"HARNESS_SWEEP_S": "1", "HARNESS_STALL_S": "1", "HARNESS_REQUEUE_AFTER_S": "1"},
     )
     finished = wait_for_run(run.pk, timeout=120)
     assert finished.status == Run.Status.AWAITING_REVIEW

@@ -3,6 +3,7 @@ ones fail only their own task, a cancelled run stops its agents."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 
 from agents.contract import ProviderError, ProviderRateLimited
 from agents.providers.heuristic import HeuristicProvider
+from harness_site import liveness
+from harness_site.redis_client import get_redis
 from runs.actions import cancel_run, enqueue, launch_run
 from runs.actions.dispatch import dispatch
 from runs.actions.planning import plan_run
@@ -183,13 +186,36 @@ def test_a_running_agent_is_taken_over_only_after_its_lease(
     settings.HARNESS_AGENT_LEASE_S = 30
     task = Task.objects.filter(run=planned_run).first()
     assert task is not None
-    Task.objects.filter(pk=task.pk).update(status="running", heartbeat_at=timezone.now())
+    # Held by a live worker process (this one: its liveness key is fresh).
+    Task.objects.filter(pk=task.pk).update(
+        status="running", heartbeat_at=timezone.now(), holder=liveness.me()
+    )
     retry = worker.execute(task.pk)  # a duplicate message while the holder is alive
     assert retry is not None and retry.countdown == 30
     assert Task.objects.get(pk=task.pk).status == "running"
     Task.objects.filter(pk=task.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=1))
     assert worker.execute(task.pk) is None  # the holder went silent: taken over and finished
     assert Task.objects.get(pk=task.pk).status == "succeeded"
+
+
+def test_a_running_agent_whose_worker_process_died_is_taken_over_at_once(
+    planned_run: Run, monkeypatch: Any, settings: Any
+) -> None:
+    from django.utils import timezone
+
+    _use(monkeypatch, HeuristicProvider())
+    settings.HARNESS_AGENT_LEASE_S = 3600  # the lease is far off: only liveness can tell
+    # Liveness keys have been written for longer than a TTL (not a freshly restarted Redis).
+    get_redis().set(f"{settings.HARNESS_REDIS_PREFIX}alive-since", time.time() - 60)
+    task = Task.objects.filter(run=planned_run).first()
+    assert task is not None
+    Task.objects.filter(pk=task.pk).update(
+        status="running", heartbeat_at=timezone.now(), holder="gone-host:4242:deadbeef"
+    )
+    assert worker.execute(task.pk) is None  # its holder's key is gone: taken over, finished
+    task.refresh_from_db()
+    assert task.status == "succeeded" and task.holder == liveness.me()
+    assert Event.objects.filter(task=task, type="task.started").count() == 1
 
 
 def test_redis_away_during_a_settle_is_a_retry_that_loses_no_cost_or_finding(
