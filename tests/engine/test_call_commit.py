@@ -16,7 +16,7 @@ from django.db import connection
 
 from agents.contract import ModelStep, Usage
 from runs.actions import group_commit
-from runs.actions.stored_calls import StoredCall
+from runs.actions.stored_calls import StoredCall, store_calls
 from runs.engine.runtime import AgentRuntime
 from runs.models import Event, Run, Step
 from runs.run_budget import rebuild_budget
@@ -41,7 +41,7 @@ def _gate(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, list[int]]:
     """A committer whose first batch waits until released, as a busy worker's does."""
     monkeypatch.setattr(group_commit, "_calls", group_commit.CallCommitter(max_batch=50))
     release = threading.Event()
-    real = group_commit.store_calls
+    real = store_calls
     sizes: list[int] = []
 
     def gated(batch: list[StoredCall]) -> None:
