@@ -13,10 +13,12 @@ If a batch fails (a deadlock victim, a dropped connection, one agent's bad outpu
 it was stored: each waiting agent then stores its own outcome on its own thread, exactly as
 without the committer, so one bad agent never fails the others.
 
-An agent's model and tool calls go the same way through a second committer thread
-(``CallCommitter``, ``stored_calls.store_calls``): the agent waits until its call is committed,
-so a redelivered agent still replays it and never pays for it twice, but the calls that end
-together share one transaction and one seq allocation of the run instead of one each.
+An agent's claim (``outcomes.claim_tasks``), and its model and tool calls, go the same way
+through committer threads of their own
+(``ClaimCommitter``; ``CallCommitter``, ``stored_calls.store_calls``): the agent waits until
+its claim or its call is committed, so a second delivery still loses the claim and a redelivered
+agent still replays its call (never paying twice), but the agents that start or call together
+share one transaction and one seq allocation of the run instead of one each.
 
 Started by Celery worker processes (``runs.tasks``); everywhere else ``complete`` stores inline,
 in the caller's own connection and transaction, as a test's rollback expects.
@@ -36,6 +38,7 @@ from opentelemetry.context import get_current
 from agents.contract import AgentResult
 from agents.playbooks import Playbook
 from runs.actions.completion import Completion, complete_tasks
+from runs.actions.outcomes import claim_task, claim_tasks
 from runs.actions.stored_calls import StoredCall, store_calls
 from runs.models import Task
 from runs.observability.span_store import release_connection
@@ -118,6 +121,16 @@ class GroupCommitter(_Committer[Completion, bool]):
             return complete_tasks([item])[0]
 
 
+class ClaimCommitter(_Committer[Task, bool]):
+    """Agents' claims (``outcomes.claim_tasks``): the agents a worker starts together take the
+    run's lock and its seqs once for all of them."""
+
+    name = "claim-commit"
+
+    def _store(self, items: list[Task]) -> list[bool]:
+        return claim_tasks(items)
+
+
 class CallCommitter(_Committer[StoredCall, bool]):
     """Agents' stored model and tool calls (``stored_calls.store_calls``): the call is durable
     before its agent goes on, as when it stores it alone, but a hundred agents' calls share one
@@ -132,16 +145,18 @@ class CallCommitter(_Committer[StoredCall, bool]):
 
 _committer: GroupCommitter | None = None
 _calls: CallCommitter | None = None
+_claims: ClaimCommitter | None = None
 _starting = threading.Lock()
 
 
 def start() -> None:
     """Turn group commit on for this process (a Celery worker's threads pool)."""
-    global _committer, _calls
+    global _committer, _calls, _claims
     with _starting:
         if _committer is None and settings.HARNESS_GROUP_COMMIT_MAX > 1:
             _committer = GroupCommitter(settings.HARNESS_GROUP_COMMIT_MAX)
             _calls = CallCommitter(settings.HARNESS_GROUP_COMMIT_MAX)
+            _claims = ClaimCommitter(settings.HARNESS_GROUP_COMMIT_MAX)
 
 
 def complete(task: Task, result: AgentResult, playbook: Playbook) -> bool:
@@ -152,6 +167,17 @@ def complete(task: Task, result: AgentResult, playbook: Playbook) -> bool:
     if _committer is None or transaction.get_connection().in_atomic_block:
         return complete_tasks([item])[0]
     return _committer.complete(item)
+
+
+def claim(task: Task) -> bool:
+    """``outcomes.claim_task``, with the claims of other agents that start meanwhile in one
+    transaction when this process has a committer (a failed batch: each claims alone)."""
+    if _claims is None or transaction.get_connection().in_atomic_block:
+        return claim_task(task)
+    try:
+        return _claims._wait(task)
+    except _BatchFailed:
+        return claim_task(task)
 
 
 def store_call(item: StoredCall) -> bool:

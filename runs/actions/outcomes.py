@@ -8,7 +8,7 @@ tasks (dispatch does the same), and the next dispatch is scheduled after commit.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -60,31 +60,46 @@ def claim_task(task: Task) -> bool:
     """Take the agent for this worker: queued or retrying, or running under a holder whose
     heartbeat is older than the lease (that holder died: a redelivered message, or a watchdog
     re-send). True only for the one worker that won; ``task`` is refreshed then."""
+    return claim_tasks([task])[0]
+
+
+def claim_tasks(tasks: Sequence[Task]) -> list[bool]:
+    """``claim_task`` for many agents in one transaction (``runs.actions.group_commit`` gathers
+    the agents a worker starts together): each run's lock once, one conditional UPDATE per
+    agent (a second delivery of the same agent, even in the same batch, loses to the first),
+    one seq allocation and INSERT of ``task.started`` events per run."""
     now = timezone.now()
     lease_before = now - timedelta(seconds=settings.HARNESS_AGENT_LEASE_S)
+    won: list[bool] = []
     with transaction.atomic():
-        run = lock_run(task.run_id)
-        won = (
-            Task.objects.filter(pk=task.pk)
-            .filter(
-                Q(status__in=CLAIMABLE)
-                | Q(status=Task.Status.RUNNING, heartbeat_at__lt=lease_before)
-                | Q(status=Task.Status.RUNNING, heartbeat_at__isnull=True)
+        runs = {run_id: lock_run(run_id) for run_id in sorted({t.run_id for t in tasks})}
+        started: dict[int, list[EventItem]] = {}
+        for task in tasks:
+            claimed = (
+                Task.objects.filter(pk=task.pk)
+                .filter(
+                    Q(status__in=CLAIMABLE)
+                    | Q(status=Task.Status.RUNNING, heartbeat_at__lt=lease_before)
+                    | Q(status=Task.Status.RUNNING, heartbeat_at__isnull=True)
+                )
+                .update(
+                    status=Task.Status.RUNNING,
+                    attempts=task.attempts + 1,
+                    started_at=task.started_at or now,
+                    heartbeat_at=now,
+                )
+                == 1
             )
-            .update(
-                status=Task.Status.RUNNING,
-                attempts=task.attempts + 1,
-                started_at=task.started_at or now,
-                heartbeat_at=now,
-            )
-            == 1
-        )
-        if won:
-            task.status = Task.Status.RUNNING
-            task.attempts += 1
-            task.started_at = task.started_at or now
-            task.heartbeat_at = now
-            record_event(run, EventType.TASK_STARTED, {"attempt": task.attempts}, task=task)
+            won.append(claimed)
+            if claimed:
+                task.status = Task.Status.RUNNING
+                task.attempts += 1
+                task.started_at = task.started_at or now
+                task.heartbeat_at = now
+                event = (EventType.TASK_STARTED, {"attempt": task.attempts}, task)
+                started.setdefault(task.run_id, []).append(event)
+        for run_id, events in started.items():
+            record_events(runs[run_id], events)
     return won
 
 

@@ -1,8 +1,9 @@
-"""Group commit of agents' stored calls: the calls of agents that end together are stored in one
-transaction, each agent going on only once its call is committed, with what storing each alone
-gives (one step and one ``budget.settled`` event per call, a gap-free log); a batch holding a
-duplicate delivery's call fails and each agent then stores its own, the duplicate keeping the
-step stored first."""
+"""Group commit of agents' claims and stored calls: the calls of agents that end together are
+stored in one transaction, each agent going on only once its call is committed, with what storing
+each alone gives (one step and one ``budget.settled`` event per call, a gap-free log); a batch
+holding a duplicate delivery's call fails and each agent then stores its own, the duplicate
+keeping the step stored first. Agents that start together are claimed in one transaction, and a
+second delivery of an agent in the same batch loses its claim."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from django.db import connection
 
 from agents.contract import ModelStep, Usage
 from runs.actions import group_commit
+from runs.actions.outcomes import claim_tasks
 from runs.actions.stored_calls import StoredCall, store_calls
 from runs.engine.runtime import AgentRuntime
-from runs.models import Event, Run, Step
+from runs.models import Event, Run, Step, Task
 from runs.run_budget import rebuild_budget
 from tests.runs.factories import make_run, make_task
 
@@ -121,3 +123,48 @@ def _until(condition: Any, timeout: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_agents_that_start_together_are_claimed_in_one_batch_and_a_second_delivery_loses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = make_run(status=Run.Status.RUNNING)
+    tasks = [make_task(run, status="queued", attempts=0, started_at=None) for _ in range(4)]
+    monkeypatch.setattr(group_commit, "_claims", group_commit.ClaimCommitter(max_batch=50))
+    release = threading.Event()
+    sizes: list[int] = []
+
+    def gated(batch: list[Task]) -> list[bool]:
+        sizes.append(len(batch))
+        release.wait(10)
+        return claim_tasks(batch)
+
+    monkeypatch.setattr(group_commit, "claim_tasks", gated)
+    # The last agent's message delivered twice: both copies start together.
+    copies = [*tasks, Task.objects.get(pk=tasks[-1].pk)]
+    results: dict[int, bool] = {}
+
+    def start(i: int, task: Task) -> None:
+        results[i] = group_commit.claim(task)
+        connection.close()
+
+    threads = [threading.Thread(target=start, args=(i, t)) for i, t in enumerate(copies)]
+    threads[0].start()
+    _until(lambda: len(sizes) == 1)
+    for thread in threads[1:]:
+        thread.start()
+    assert group_commit._claims is not None
+    waiting = group_commit._claims._waiting
+    _until(lambda: waiting.qsize() == len(copies) - 1)
+    release.set()
+    for thread in threads:
+        thread.join(20)
+
+    assert sizes == [1, 4]
+    assert [results[i] for i in range(5)] == [True] * 4 + [False]
+    for task in Task.objects.filter(run=run):
+        assert (task.status, task.attempts) == ("running", 1)
+        assert task.started_at is not None and task.heartbeat_at is not None
+    started = Event.objects.filter(run=run, type="task.started")
+    assert sorted(started.values_list("task_id", flat=True)) == sorted(t.pk for t in tasks)
+    _gap_free(run)
