@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.analysis import Analysis
+from agents.analysis import Analysis, analyze_file
 from agents.providers import heuristic
 
 SOURCE = "import os\n\n\ndef handler(expr):\n    return eval(expr)\n"
@@ -17,7 +17,7 @@ def test_the_same_text_through_the_same_lens_is_analysed_once(
 ) -> None:
     heuristic._cached_analysis.cache_clear()
     analysed: list[tuple[str, str]] = []
-    real = heuristic.analyze_file
+    real = analyze_file
 
     def counting(path: str, text: str, lens: str) -> Analysis:
         analysed.append((path, lens))
