@@ -9,12 +9,13 @@ model's response time, and asks to spawn sub-agents when its scope is too big fo
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
 from typing import Any
 
-from agents.analysis import CODE_LENSES, analyze_file, vendored_reason
+from agents.analysis import CODE_LENSES, Analysis, analyze_file, vendored_reason
 from agents.analysis.ranking import rank_key
 from agents.contract import (
     AgentFinding,
@@ -143,7 +144,7 @@ class HeuristicProvider:
             if reason:
                 skipped.append({"path": path, "reason": reason})
                 continue
-            analysis = analyze_file(path, request.snapshot.read_text(path), request.lens)
+            analysis = _analysis(path, request.snapshot.read_text(path), request.lens)
             findings.extend(_finding(raw.to_dict()) for raw in analysis.findings)
             suppressed.extend(s.to_dict() for s in analysis.suppressed)
         findings.sort(key=_rank)
@@ -262,6 +263,25 @@ class HeuristicProvider:
             findings=findings,
             data={"synthesis": synthesis.to_dict()},
         )
+
+
+# Files up to this size are remembered with their analysis (at most CACHED_ANALYSES of them, so a
+# worker holds a few megabytes at most).
+CACHED_TEXT_CHARS = 64_000
+CACHED_ANALYSES = 64
+
+
+@functools.lru_cache(maxsize=CACHED_ANALYSES)
+def _cached_analysis(path: str, text: str, lens: str) -> Analysis:
+    return analyze_file(path, text, lens)
+
+
+def _analysis(path: str, text: str, lens: str) -> Analysis:
+    """``analyze_file`` is deterministic: the agents a worker runs over the same text of the same
+    file through the same lens (an ensemble's voters, a re-run) share one analysis, read only."""
+    if len(text) > CACHED_TEXT_CHARS:
+        return analyze_file(path, text, lens)
+    return _cached_analysis(path, text, lens)
 
 
 def _halves(files: list[str], lens: str, reason: str) -> list[SpawnOut]:

@@ -8,7 +8,7 @@ tasks (dispatch does the same), and the next dispatch is scheduled after commit.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -62,40 +62,61 @@ def claim_task(task: Task) -> bool:
     under a holder that is gone (its process stopped refreshing its liveness key), was released
     by the sweeper's takeover, or whose heartbeat is older than the lease. True only for the one
     worker that won; ``task`` is refreshed then."""
+    return claim_tasks([task])[0]
+
+
+def claim_tasks(tasks: Sequence[Task]) -> list[bool]:
+    """``claim_task`` for many agents in one transaction (``runs.actions.group_commit`` gathers
+    the agents a worker starts together): each run's lock once, one conditional UPDATE per
+    agent (a second delivery of the same agent, even in the same batch, loses to the first),
+    one seq allocation and INSERT of ``task.started`` events per run."""
     now = timezone.now()
     lease_before = now - timedelta(seconds=settings.HARNESS_AGENT_LEASE_S)
     me = liveness.me()
-    takeover = (
-        Q(status=Task.Status.RUNNING, heartbeat_at__lt=lease_before)
-        | Q(status=Task.Status.RUNNING, heartbeat_at__isnull=True)
-        | Q(status=Task.Status.RUNNING, holder="")
-    )
-    if task.status == Task.Status.RUNNING and task.holder and _holder_dead(task.holder):
-        # Only from that same dead holder: a new one may have taken it meanwhile.
-        takeover |= Q(status=Task.Status.RUNNING, holder=task.holder)
+    # Asked of Redis before the transaction: which running agents' holders are gone.
+    dead = {
+        t.pk
+        for t in tasks
+        if t.status == Task.Status.RUNNING and t.holder and _holder_dead(t.holder)
+    }
+    won: list[bool] = []
     with transaction.atomic():
-        run = lock_run(task.run_id)
-        won = (
-            Task.objects.filter(pk=task.pk)
-            .filter(Q(status__in=CLAIMABLE) | takeover)
-            .update(
-                status=Task.Status.RUNNING,
-                attempts=task.attempts + 1,
-                started_at=task.started_at or now,
-                heartbeat_at=now,
-                holder=me,
-                retry_at=None,
+        runs = {run_id: lock_run(run_id) for run_id in sorted({t.run_id for t in tasks})}
+        started: dict[int, list[EventItem]] = {}
+        for task in tasks:
+            takeover = (
+                Q(status=Task.Status.RUNNING, heartbeat_at__lt=lease_before)
+                | Q(status=Task.Status.RUNNING, heartbeat_at__isnull=True)
+                | Q(status=Task.Status.RUNNING, holder="")
             )
-            == 1
-        )
-        if won:
-            task.status = Task.Status.RUNNING
-            task.attempts += 1
-            task.started_at = task.started_at or now
-            task.heartbeat_at = now
-            task.holder = me
-            task.retry_at = None
-            record_event(run, EventType.TASK_STARTED, {"attempt": task.attempts}, task=task)
+            if task.pk in dead:
+                # Only from that same dead holder: a new one may have taken it meanwhile.
+                takeover |= Q(status=Task.Status.RUNNING, holder=task.holder)
+            claimed = (
+                Task.objects.filter(pk=task.pk)
+                .filter(Q(status__in=CLAIMABLE) | takeover)
+                .update(
+                    status=Task.Status.RUNNING,
+                    attempts=task.attempts + 1,
+                    started_at=task.started_at or now,
+                    heartbeat_at=now,
+                    holder=me,
+                    retry_at=None,
+                )
+                == 1
+            )
+            won.append(claimed)
+            if claimed:
+                task.status = Task.Status.RUNNING
+                task.attempts += 1
+                task.started_at = task.started_at or now
+                task.heartbeat_at = now
+                task.holder = me
+                task.retry_at = None
+                event = (EventType.TASK_STARTED, {"attempt": task.attempts}, task)
+                started.setdefault(task.run_id, []).append(event)
+        for run_id, events in started.items():
+            record_events(runs[run_id], events)
     return won
 
 

@@ -31,6 +31,8 @@ from agents.contract import (
 )
 from agents.limits import LeaseSemaphore
 from agents.pricing import estimate_cost_upper_bound, price_call
+from runs.actions import group_commit
+from runs.actions.stored_calls import StoredCall
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_event
 from runs.models import Run, Step, Task
@@ -266,8 +268,15 @@ class AgentRuntime:
 
     # -- helpers ------------------------------------------------------------------------------
     def _store(self, step: Step, event_type: EventType, payload: dict[str, Any]) -> Step:
+        self.heartbeat()
+        # In a worker, with the calls of other agents that end meanwhile (one transaction).
+        if group_commit.store_call(StoredCall(step, event_type, payload, self.task)):
+            self._stored[step.index] = step
+            return step
+        # Alone: no committer here, or its batch did not commit (and may have numbered the step).
+        step.pk = None
+        step._state.adding = True
         try:
-            self.heartbeat()
             with transaction.atomic():
                 step.save()
                 # The log needs only the run's id: its seq counter is taken in the UPDATE.

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
+from django.db.models import F
 from opentelemetry.trace import Status, StatusCode
 
 from agents import semconv
@@ -46,7 +47,6 @@ from runs.actions.dispatch import has_dependencies
 from runs.actions.outcomes import (
     budget_exhausted,
     cancel_task,
-    claim_task,
     fail_task,
     retry_task,
     wait_for_slot,
@@ -116,7 +116,13 @@ def _hand_back(task: Task, delay: float, error: str) -> None:
 
 
 def _execute(task_id: int, claimed: list[Task]) -> RetryLater | None:
-    task = Task.objects.select_related("run", "parent").filter(pk=task_id).first()
+    # The parent is read for its span id only: one column, not a second Task built per agent.
+    task = (
+        Task.objects.select_related("run")
+        .annotate(parent_span=F("parent__span_id"))
+        .filter(pk=task_id)
+        .first()
+    )
     if task is None or task.is_terminal:
         return None
     run = task.run
@@ -128,7 +134,7 @@ def _execute(task_id: int, claimed: list[Task]) -> RetryLater | None:
         return None
     # Read before the claim sets it: no earlier holder means no stored steps to replay.
     fresh = task.started_at is None
-    if not claim_task(task):
+    if not group_commit.claim(task):
         if task.status == Task.Status.RUNNING:
             # A live holder has it: look again after its lease, in case it dies.
             return RetryLater(settings.HARNESS_AGENT_LEASE_S, "held by a live worker")
@@ -281,7 +287,7 @@ def _call(
         conversation_id=str(run.uid),
     )
     trace_id, root_span_id = run_trace(run)
-    parent_span = task.parent.span_id if task.parent_id and task.parent else ""
+    parent_span = str(getattr(task, "parent_span", None) or "")
     with get_tracer().start_as_current_span(
         f"invoke_agent {task.role}",
         context=parent_context(trace_id, parent_span or root_span_id),

@@ -334,7 +334,7 @@ class Command(BaseCommand):
         # One Redis for the whole bench: launch_run stops a private Redis it started itself,
         # and this process's connections must outlive each run.
         redis_proc = None
-        if {"fanout", "live"} & set(chosen) and settings.HARNESS_PRIVATE_REDIS:
+        if {"fanout", "throughput", "live"} & set(chosen) and settings.HARNESS_PRIVATE_REDIS:
             redis_proc = ensure_private_redis(
                 settings.DATA_DIR, settings.HARNESS_PRIVATE_REDIS_PORT
             )
