@@ -33,7 +33,8 @@ def judging_markdown(result: dict[str, Any], *, judged_by: str) -> str:
         lines.append(
             f"Agreement: both orders of a pair agreed in {_num(result.get('order_agreement'))} "
             f"of the pairs; Krippendorff's alpha (nominal, the two orders as raters) "
-            f"{_num(result.get('alpha'))}."
+            f"{_num(result.get('alpha')) if result.get('alpha') is not None else 'undefined'}"
+            f"{'' if result.get('alpha') is not None else ' (too few outcomes differ)'}."
         )
     else:
         lines.append("Agreement: one judge per candidate, so there is none to measure.")
