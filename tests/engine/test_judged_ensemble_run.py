@@ -56,7 +56,9 @@ def test_an_offline_judged_ensemble_reports_the_winner_chosen_in_both_orders(
         # It ran after both candidates it judged, and reported nothing of its own.
         shown = {judge.scope["a"], judge.scope["b"]}
         assert {int(t.scope["voter"]) for t in judge.depends_on.all()} == shown
-        assert all(judge.started_at >= voters[v].finished_at for v in shown)
+        for v in shown:
+            started, done = judge.started_at, voters[v].finished_at
+            assert started is not None and done is not None and started >= done
     assert not Finding.objects.filter(task__step="judge-pair").exists()
 
     report = run.reports.get()
