@@ -38,7 +38,12 @@ class Merit:
 
 def merit(candidate: dict[str, Any], source: TextSource | None) -> Merit:
     score, verified, located, unsupported = 0.0, 0, 0, 0
-    findings = [f for f in candidate.get("findings") or [] if isinstance(f, dict)]
+    # The agents' own notes (``meta.*``: findings dropped at the output limit) claim nothing.
+    findings = [
+        f
+        for f in candidate.get("findings") or []
+        if isinstance(f, dict) and not str(f.get("rule") or "").startswith("meta.")
+    ]
     for finding in findings:
         weight = SEVERITY_WEIGHT.get(str(finding.get("severity")), 1.0)
         status = check_location(

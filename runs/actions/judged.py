@@ -59,12 +59,12 @@ def judged_result(run: Run) -> dict[str, Any] | None:
             a, b = int(scope["a"]), int(scope["b"])
             winner = {"A": a, "B": b}.get(str(data["winner"]))
             pair_votes.append(PairVote(a, b, winner, name, reason))
-            vote = "tie" if winner is None else f"voter {winner + 1}"
+            vote = "tie" if winner is None else f"{data['winner']} (voter {winner + 1})"
             shown.append(
                 {
                     "judge": name,
                     "shown": f"A = voter {a + 1}, B = voter {b + 1}",
-                    "vote": f"{data['winner']} ({vote})",
+                    "vote": vote,
                     "reason": reason,
                 }
             )

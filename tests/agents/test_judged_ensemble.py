@@ -104,6 +104,9 @@ def test_the_offline_judge_prefers_evidence_and_agrees_with_itself_in_both_order
     assert judge_offline(RUBRIC_STEP, {"candidate": GOOD}, CODE)["score"] == 4
     assert judge_offline(RUBRIC_STEP, {"candidate": INVENTED}, CODE)["score"] == 2
     assert judge_offline(RUBRIC_STEP, {"candidate": {"findings": []}}, CODE)["score"] == 1
+    # An agent's note that it dropped findings at its output limit is no claim: it weighs 0.
+    note = {"severity": "info", "path": "app.py", "rule": "meta.output_cap", "evidence": ""}
+    assert merit({"findings": [*GOOD["findings"], note]}, CODE) == merit(GOOD, CODE)
 
 
 def test_pairwise_tally_matches_a_hand_computation() -> None:
