@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from runs.actions import launch_run
+from runs.actions.report import reaggregate
 from runs.models import Finding, Run, Task
 from tests.engine.helpers import make_target, wait_for_run
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -77,6 +78,10 @@ def test_an_offline_judged_ensemble_reports_the_winner_chosen_in_both_orders(
     assert f"**voter {winner + 1}**" in report.source_text
     assert "offline judges (heuristic checks, not an LLM)" in report.html
     assert all(f"judge #{j.pk}" in report.html for j in judges)
+    # A re-aggregation (another chain) keeps the judges' choice and its section.
+    again = reaggregate(run, None, chain=["dedup", "confidence", "synthesis"])  # type: ignore[arg-type]
+    assert again.params["judging"]["winner"] == winner and "## Judged ensemble" in again.source_text
+    assert {m["task_id"] for c in again.clusters for m in c["members"]} == {voters[winner].pk}
     print(
         f"\njudged ensemble offline: K=4, {len(judges)} judges, wall {run.duration_seconds:.1f}s, "
         f"order agreement {judging['order_agreement']}, alpha {judging['alpha']}, "
