@@ -34,6 +34,15 @@ def judging_of(options: dict[str, Any]) -> str | None:
     return judging
 
 
+def choice_problem(options: dict[str, Any]) -> tuple[str, str] | None:
+    """(message, option name) of the first of ``mode`` and ``judging`` set to a value neither
+    takes, for the launch to refuse on that option's field; None when both are fine."""
+    for name, allowed in (("mode", MODES), ("judging", JUDGINGS)):
+        if name in options and options[name] not in allowed:
+            return f"{name} must be one of {', '.join(allowed)}, not {options[name]!r}.", name
+    return None
+
+
 # (step, scope, label, why, depends_on) of one judge; the planner makes a TaskSpec of it.
 JudgeTask = tuple[str, dict[str, Any], str, str, tuple[str, ...]]
 
