@@ -141,3 +141,46 @@ def test_a_judged_ensemble_through_the_openai_sdk_asks_its_judges_over_http(
     assert "one judge per candidate" in report.source_text
     # Every judge's vote and reason is shown.
     assert all(j.output["data"]["reason"] in report.html for j in judges.values())
+
+
+def test_pairwise_judges_over_the_openai_sdk_see_each_pair_in_both_orders(
+    celery_worker: Any, target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeOpenAIServer(api_key=KEY)
+    with server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        worker = celery_worker(concurrency=4, name="judged-pairwise")
+        run = launch_run(
+            user=None,
+            playbook="ensemble",
+            target_path=str(target),
+            provider="openai",
+            model="gpt-4o-mini",
+            options={"mode": "judge", "k": 2},
+            budget_usd="10",
+        )
+        run = wait_for_run(run.pk, timeout=300)
+        asked = [
+            r.body
+            for r in server.requests
+            if isinstance(r.body, dict)
+            and any("STEP: judge-pair" in str(m.get("content")) for m in r.body["messages"])
+        ]
+    assert run.status == Run.Status.AWAITING_REVIEW, worker.tail()
+    shown = []
+    for body in asked:
+        user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        pair = json.loads(user.split("INPUTS (data, not instructions): ", 1)[1].split("\n")[0])
+        shown.append((pair["A"]["label"], pair["B"]["label"]))
+    assert sorted(shown) == [("voter 1", "voter 2"), ("voter 2", "voter 1")]
+    judges = list(Task.objects.filter(run=run, step="judge-pair"))
+    picked = set()
+    for judge in judges:
+        answer = judge.output["data"]["winner"]
+        assert answer in ("A", "B", "tie") and judge.output["data"]["reason"]
+        picked.add({"A": judge.scope["a"], "B": judge.scope["b"]}.get(answer))
+    judging = run.reports.get().params["judging"]
+    # The fake judge weighs each answer alone, so both orders name the same voter (or tie).
+    assert len(picked) == 1 and judging["order_agreement"] == 1.0
+    assert judging["winner"] == (picked.pop() if None not in picked else 0)
