@@ -7,7 +7,8 @@ keys: key = SHA-256 of step, lens, canonical scope and snapshot digest. Strategi
 - perspective: one document x lenses (personas), or every document x lenses (document = "*");
 - hierarchical: one reader per document, then a synthesis task depending on all of them;
 - sampling: a seeded random subset of a large corpus (the seed comes from the snapshot digest);
-- ensemble: K agents on seeded samples of the same target, same lens (for voting);
+- ensemble: K agents on seeded samples of the same target, same lens (for voting), and in
+  judge mode the judges that depend on them (``agents.judging``);
 - evaluation: one judge per dataset item x rubric dimension (x judges), read from the content.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 from agents.analysis.text_rules import language_for
 from agents.evaluation.cells import plan_cells
 from agents.evaluation.dataset import EvaluationInputError
+from agents.judging.plan import JUDGE_GROUP, JudgingError, judge_tasks, judging_of
 from agents.playbooks import MAX_DOCUMENTS, Playbook, worker_role
 
 DOC_EXTENSIONS = (".md", ".markdown", ".txt", ".rst")
@@ -261,9 +263,14 @@ def _by_reader(
 def _by_ensemble(
     playbook: Playbook, manifest: dict[str, Any], files: list[FileInfo]
 ) -> list[TaskSpec]:
-    """``k`` independent voters, each on its own seeded sample of the files, every lens."""
+    """``k`` independent voters, each on its own seeded sample of the files, every lens; in
+    judge mode, then the judges that read them."""
     digest, opts = manifest["digest"], playbook.options
     k = int(opts.get("k", 5))
+    try:
+        judging = judging_of(opts)
+    except JudgingError as exc:
+        raise PlanningError(str(exc)) from None
     fraction = float(opts.get("sample_fraction", 0.8))
     specs: list[TaskSpec] = []
     for i in range(k):
@@ -283,6 +290,30 @@ def _by_ensemble(
             )
             for lens in playbook.lenses
         )
+    if judging is None:
+        return specs
+    candidates: dict[int, tuple[str, ...]] = {}
+    for spec in specs:
+        voter = int(spec.scope["voter"])
+        candidates[voter] = (*candidates.get(voter, ()), spec.key)
+    try:
+        judges = judge_tasks(judging, candidates, lambda i: f"voter {i + 1}")
+    except JudgingError as exc:
+        raise PlanningError(str(exc)) from None
+    specs.extend(
+        TaskSpec(
+            step=step,
+            role="referee" if "referee" in playbook.roles else worker_role(playbook),
+            lens=judging,
+            scope=scope,
+            scope_label=label,
+            snapshot_digest=digest,
+            why=why,
+            depends_on=depends_on,
+            group=JUDGE_GROUP,
+        )
+        for step, scope, label, why, depends_on in judges
+    )
     return specs
 
 

@@ -128,9 +128,13 @@ CRITIC = AgentSpec(role="critic", tools=(), can_spawn=False, max_steps=1)
 JUDGE = AgentSpec(role="judge", tools=(), can_spawn=False, max_steps=1, max_tokens=512)
 
 
-# Roles that never do a playbook's own work: the synthesis step (planned or the report's) and
-# the report's critic.
-NON_WORKER_ROLES = frozenset({"synthesizer", "critic"})
+# A judged ensemble's judges (``agents.judging``): they read the candidates given in their
+# prompt and answer once. Its own role, so ``--role-model referee=...`` picks their model.
+REFEREE = AgentSpec(role="referee", tools=(), can_spawn=False, max_steps=1, max_tokens=512)
+
+# Roles that never do a playbook's own work: the synthesis step (planned or the report's), the
+# report's critic and a judged ensemble's referees.
+NON_WORKER_ROLES = frozenset({"synthesizer", "critic", "referee"})
 
 
 def worker_role(playbook: Playbook) -> str:
@@ -215,15 +219,25 @@ PLAYBOOKS: dict[str, Playbook] = {
             title="Ensemble",
             description=(
                 "K independent agents do the same task on seeded samples of the target; "
-                "findings are kept when a quorum of agents agree (voting)."
+                "findings are kept when a quorum of agents agree (voting), or, with mode = "
+                "judge, judge agents pick the best candidate (pairwise in both orders, or "
+                "rubric scores)."
             ),
             target_kind="code",
             decomposition="ensemble",
             lenses=("security",),
-            roles=_roles(AgentSpec(role="voter", can_spawn=False)),
+            roles={**_roles(AgentSpec(role="voter", can_spawn=False)), "referee": REFEREE},
             aggregation=("dedup", "quorum", "confidence", "synthesis", "critic"),
             failure=FailurePolicy(mode="quorum", quorum=2),
-            options={"k": 5, "sample_fraction": 0.8, "vote_quorum": 2},
+            # ``mode``: vote (quorum of the voters' findings) or judge (``agents.judging``);
+            # ``judging``: pairwise or rubric, read in judge mode.
+            options={
+                "k": 5,
+                "sample_fraction": 0.8,
+                "vote_quorum": 2,
+                "mode": "vote",
+                "judging": "pairwise",
+            },
         ),
         Playbook(
             name="evaluation",

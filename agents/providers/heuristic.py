@@ -37,6 +37,9 @@ from agents.docs_analysis import (
 from agents.evaluation.dataset import EvaluationInputError
 from agents.evaluation.judge import JUDGE_STEP, judged_item, verdict_output
 from agents.evaluation.offline import judge_offline
+from agents.judging import offline as ensemble_judge
+from agents.judging.answers import verdict_summary
+from agents.judging.plan import JUDGE_STEPS
 from agents.playbooks import AGENT_MAX_BYTES, AGENT_MAX_FILES
 
 MODEL = "heuristic-v1"
@@ -122,6 +125,8 @@ class HeuristicProvider:
             return self._synthesize(request)
         if request.step == JUDGE_STEP:
             return self._judge(request)
+        if request.step in JUDGE_STEPS:
+            return self._judge_candidates(request)
         if "document" in scope:
             return self._document(request, str(scope["document"]))
         files = [str(p) for p in scope.get("files", [])]
@@ -188,6 +193,17 @@ class HeuristicProvider:
             raise ProviderError(str(exc), permanent=True) from None
         verdict, extra = judge_offline(item, dimension, int(request.scope.get("judge") or 0))
         return verdict_output(request, verdict, extra)
+
+    def _judge_candidates(self, request: AgentRequest) -> AgentOutput:
+        """A judged ensemble's judge: the candidates' findings checked against the snapshot."""
+        candidates = (request.inputs or {}).get("candidates")
+        if not isinstance(candidates, dict) or not candidates:
+            raise ProviderError("the judge was given no candidates to judge", permanent=True)
+        verdict = ensemble_judge.judge_offline(request.step, candidates, request.snapshot)
+        return AgentOutput(
+            summary=f"{ensemble_judge.LABEL}: {verdict_summary(verdict)}"[:8000],
+            data={**verdict, "judge": ensemble_judge.LABEL},
+        )
 
     def _maybe_split(self, request: AgentRequest, files: list[str]) -> list[SpawnOut]:
         if not request.can_spawn or len(files) < 2:

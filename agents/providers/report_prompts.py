@@ -1,5 +1,6 @@
 """Prompts and answer schemas of the report's own agents: the synthesis agent that writes the
-narrative from condensed clusters, and the critic agent that judges the serious ones.
+narrative from condensed clusters, and the critic agent that judges the serious ones; and of
+the other one-answer judges (an evaluation's, a judged ensemble's: ``agents.judging``).
 
 They differ from worker agents: no tools, no target to read, one answer. Their inputs are
 condensed clusters (``agents.aggregation.model_steps``), which quote target text and other
@@ -14,6 +15,8 @@ from typing import Any
 from agents.contract import AgentRequest, ProviderError
 from agents.evaluation import judge
 from agents.evaluation.dataset import EvaluationInputError
+from agents.judging import answers as ensemble_judge
+from agents.judging.plan import JUDGE_STEPS
 from agents.playbooks import CRITIQUE_STEP, REPORT_STEP
 
 VERDICT_SCHEMA: dict[str, Any] = {
@@ -58,6 +61,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     },
     # An evaluation's judge: one item in, one score and rationale out (agents.evaluation).
     judge.JUDGE_STEP: judge.JUDGE_SCHEMA,
+    # A judged ensemble's judges: two candidates in, a winner out; or one in, a score out.
+    **ensemble_judge.SCHEMAS,
 }
 
 # The answer's fields that are not part of every agent's output go to ``AgentOutput.data``.
@@ -99,6 +104,8 @@ def _judged(request: AgentRequest) -> Any:
 def system_prompt(request: AgentRequest, final_instructions: str) -> str:
     if request.step == judge.JUDGE_STEP:
         return judge.system_prompt(_judged(request)[1], final_instructions)
+    if request.step in JUDGE_STEPS:
+        return ensemble_judge.system_prompt(request.step, final_instructions)
     return "\n".join(
         [
             *_TASKS[request.step],
@@ -119,6 +126,8 @@ def system_prompt(request: AgentRequest, final_instructions: str) -> str:
 def user_prompt(request: AgentRequest, max_chars: int) -> str:
     if request.step == judge.JUDGE_STEP:
         return judge.user_prompt(_judged(request)[0], max_chars)
+    if request.step in JUDGE_STEPS:
+        return ensemble_judge.user_prompt(request.step, request.inputs, max_chars)
     text = json.dumps(request.inputs.get("report", {}), sort_keys=True, default=str)
     return "\n".join(
         [
@@ -134,6 +143,8 @@ def split_answer(step: str, payload: dict[str, Any]) -> tuple[dict[str, Any], st
     repair turn)."""
     if step == judge.JUDGE_STEP:
         return judge.split_answer(payload)
+    if step in JUDGE_STEPS:
+        return ensemble_judge.split_answer(step, payload)
     payload = dict(payload)
     data = {name: payload.pop(name) for name in DATA_FIELDS.get(step, ()) if name in payload}
     problem = ""

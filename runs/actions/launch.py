@@ -126,7 +126,7 @@ def _latency_sigma(value: Any) -> float:
 
 def offered_options(book: Playbook) -> list[str]:
     """The options the launch form offers for ``book``, besides max agents (every playbook)."""
-    return [name for name in ("k", "chunk_files", "document") if name in book.options]
+    return [n for n in ("k", "mode", "judging", "chunk_files", "document") if n in book.options]
 
 
 def playbook_options(book: Playbook) -> list[str]:

@@ -17,6 +17,7 @@ from agents.aggregation.stages import RunFacts, run_chain
 from agents.playbooks import REPORT_STEPS
 from agents.providers.catalog import get_provider
 from agents.snapshot import open_snapshot
+from runs.actions.judged import add_judging, judged_result, winner_rows
 from runs.actions.reconcile import reconcile
 from runs.actions.report_steps import add_model_step_facts
 from runs.actions.scorecard import add_scorecard
@@ -50,6 +51,9 @@ def aggregate(run_id: int) -> None:
     rows, facts, snapshot = _gather(run, {})
     synthesis_input = add_model_step_facts(run, facts)
     playbook = run.resolved_playbook
+    judged = judged_result(run)
+    if judged is not None:  # a judged ensemble reports its winning candidate's findings
+        rows = winner_rows(judged, rows, facts)
     embedder = embedder_for(run.provider, facts.options)
     chain = list(run.aggregation or playbook.aggregation)
     with run_span(run, "aggregate", **{"harness.aggregation.chain": chain}) as span:
@@ -64,6 +68,8 @@ def aggregate(run_id: int) -> None:
                 }
             if playbook.decomposition == "evaluation":
                 add_scorecard(run, draft, is_llm=facts.is_llm)
+            if judged is not None:
+                add_judging(judged, draft)
             note_dismissed(run, draft)
             store_report(run, draft)
         except DatabaseError:
@@ -109,6 +115,9 @@ def reaggregate(
     if run.status not in REAGGREGATABLE or not run.reports.exists():
         raise ReaggregateRefused(f"run #{run.pk} has no finished report to redo ({run.status})")
     rows, facts, snapshot = _gather(run, options or {})
+    judged = judged_result(run)
+    if judged is not None:
+        rows = winner_rows(judged, rows, facts)
     chain = list(chain or run.aggregation or run.resolved_playbook.aggregation)
     try:
         draft = run_chain(rows, facts, chain, embedder_for(run.provider, facts.options), snapshot)
@@ -121,6 +130,8 @@ def reaggregate(
         )
     if run.resolved_playbook.decomposition == "evaluation":
         add_scorecard(run, draft, is_llm=facts.is_llm)
+    if judged is not None:
+        add_judging(judged, draft)
     note_dismissed(run, draft)
     draft.params["requested_by"] = getattr(user, "username", "")
     draft.params["overrides"] = dict(options or {})

@@ -33,6 +33,7 @@ from agents.contract import (
     ProviderRateLimited,
     RateLimited,
 )
+from agents.judging.plan import JUDGE_STEPS
 from agents.latency import agent_latency_ms
 from agents.limits import LeaseSemaphore
 from agents.playbooks import REPORT_STEPS, Playbook, report_step_spec, worker_role
@@ -51,6 +52,7 @@ from runs.actions.outcomes import (
     retry_task,
     wait_for_slot,
 )
+from runs.engine.judge_inputs import judge_inputs
 from runs.engine.report_inputs import report_step_inputs
 from runs.engine.runtime import AgentRuntime, BudgetWait
 from runs.eventlog.event_types import EventType
@@ -339,6 +341,9 @@ def _default_model(provider: object) -> str:
 
 def _inputs(task: Task, playbook: Playbook) -> dict[str, object]:
     inputs: dict[str, object] = {"options": playbook.options}
+    if task.step in JUDGE_STEPS:  # the candidates it judges, not the generic outputs
+        inputs.update(judge_inputs(task))
+        return inputs
     if not has_dependencies(task.run):
         return inputs
     deps = list(task.depends_on.filter(status=Task.Status.SUCCEEDED).order_by("id"))

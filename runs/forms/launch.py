@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator
 
 from agents.aggregation import AGGREGATION_STEPS
+from agents.judging.plan import choice_problem
 from agents.planning import EVERY_DOCUMENT
 from agents.playbooks import PLAYBOOKS
 from agents.providers.catalog import missing_key_variable, provider_choices
@@ -139,6 +140,21 @@ class LaunchForm(forms.Form):
         help_text="Agents this run may have in all; a target that needs more is refused.",
     )
     k = _option("k", "Independent voters; each reads its own seeded sample of the target.")
+    # Text with a select widget, like every option: another playbook's value is ignored.
+    mode = forms.CharField(
+        required=False,
+        label="Ensemble mode",
+        help_text="vote: findings kept by a quorum of voters; judge: judge agents pick the best "
+        "voter's answer.",
+        widget=forms.Select(choices=[("vote", "vote"), ("judge", "judge")]),
+    )
+    judging = forms.CharField(
+        required=False,
+        label="Judging",
+        help_text="In judge mode: pairwise (every pair in both orders, K at most 8) or rubric "
+        "(one score per voter).",
+        widget=forms.Select(choices=[("pairwise", "pairwise"), ("rubric", "rubric")]),
+    )
     chunk_files = _option("chunk_files", "Files one auditor reads (chunks also stop at a size).")
     document = forms.CharField(
         required=False,
@@ -249,6 +265,8 @@ class LaunchForm(forms.Form):
                 self.options.update(check_options({name: value}))
             except LaunchError as exc:
                 self.add_error(name, str(exc))
+            if problem := choice_problem({name: value}):  # mode, judging
+                self.add_error(name, problem[0])
         if data.get("max_agents") is not None:
             self.options["max_agents"] = data["max_agents"]
         # Every playbook's: what the snapshot leaves out.

@@ -33,7 +33,7 @@ from typing import Any
 MARKERS = ("TODO", "FIXME", "password", "eval(", "SECRET", "md5")
 # How serious the brain says each marker is (so reports have high items for the critic).
 MARKER_SEVERITY = {"eval(": "high", "SECRET": "high", "password": "high"}
-_STEP_RE = re.compile(r"^STEP: (report|critique|judge)$", re.MULTILINE)
+_STEP_RE = re.compile(r"^STEP: (report|critique|judge|judge-pair|judge-rubric)$", re.MULTILINE)
 _RAW_STEP_RE = re.compile(r"STEP: (report|critique)\\n")  # inside a JSON-encoded body
 _INPUTS_RE = re.compile(r"^INPUTS \(data, not instructions\): (\{.*\})$", re.MULTILINE)
 _SCOPE_RE = re.compile(r"^SCOPE: (\{.*\})$", re.MULTILINE)
@@ -111,6 +111,8 @@ def report_answer(step: str, inputs: dict[str, Any]) -> dict[str, Any]:
         answer = str(inputs.get("response") or "").lower()
         hit = bool(reference) and all(word.strip(".,") in answer for word in reference[:2])
         return {"score": 5 if hit else 2, "rationale": f"reference {'found' if hit else 'missing'}"}
+    if step in ("judge-pair", "judge-rubric"):  # a judged ensemble's judge
+        return ensemble_judge_answer(step, inputs)
     clusters = inputs.get("clusters") or []
     if step == "report":
         top = [str(line).split(" | ") for line in clusters[:3]]
@@ -129,6 +131,21 @@ def report_answer(step: str, inputs: dict[str, Any]) -> dict[str, Any]:
         for c in clusters
     ]
     return {"summary": f"Judged {len(verdicts)} serious item(s).", "verdicts": verdicts}
+
+
+def ensemble_judge_answer(step: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The candidate with more quoted findings wins (a tie when equal), whatever the order; a
+    rubric score grows with them."""
+
+    def quoted(candidate: dict[str, Any]) -> int:
+        return sum(bool(f.get("evidence")) for f in candidate.get("findings") or [])
+
+    if step == "judge-pair":
+        a, b = quoted(inputs.get("A") or {}), quoted(inputs.get("B") or {})
+        winner = "A" if a > b else "B" if b > a else "tie"
+        return {"winner": winner, "reason": f"A quotes {a} finding(s), B quotes {b}"}
+    n = quoted(inputs.get("candidate") or {})
+    return {"score": min(5, 1 + n // 2), "reason": f"{n} quoted finding(s)"}
 
 
 def brain_answer(view: View) -> dict[str, Any]:

@@ -214,3 +214,28 @@ def test_the_allowed_options_follow_the_declarations(monkeypatch: pytest.MonkeyP
     assert run.config["options"]["new_knob"] == 4
     for book in PLAYBOOKS.values():
         assert set(book.options) | {"max_agents", "new_knob"} <= set(playbook_options(book))
+
+
+def test_the_ensemble_judge_mode_is_on_the_form_and_reaches_the_run(
+    operator_client: Client,
+) -> None:
+    html = operator_client.get(reverse("runs:launch")).content.decode()
+    assert 'name="mode"' in html and 'name="judging"' in html
+    response = operator_client.post(
+        reverse("runs:launch"),
+        form_data(playbook="ensemble", k="3", mode="judge", judging="rubric", max_agents="40"),
+    )
+    assert response.status_code == 302
+    run = Run.objects.get()
+    assert run.config["options"]["mode"] == "judge"
+    assert run.config["options"]["judging"] == "rubric"
+    assert run.resolved_playbook.options["mode"] == "judge"
+
+
+def test_an_unknown_judge_mode_is_an_error_on_its_field(operator_client: Client) -> None:
+    response = operator_client.post(
+        reverse("runs:launch"), form_data(playbook="ensemble", mode="jury")
+    )
+    assert response.status_code == 400
+    assert "mode must be one of vote, judge" in field_errors(response.content.decode(), "mode")
+    assert nothing_created()
