@@ -57,7 +57,7 @@ def test_launch_run_alone_starts_its_worker_and_prints_the_summary():
     # 3 chunks x 3 lenses; the security agents split their files to fit their output limit.
     assert summary["agents"] == {"total": 17, "succeeded": 17, "failed": 0, "skipped": 0}
     assert 1 <= summary["max_in_flight"] <= 3
-    assert summary["findings"] == 79  # every planted, unsuppressed problem (EXPECTED.json)
+    assert summary["findings"] == 79  # every planted, unsuppressed problem (its answer key)
     assert 0 < summary["cost_usd"] <= summary["budget_usd"]
     assert "starting one" in result.stderr  # it said it started its own worker
     run = Run.objects.get(pk=summary["run_id"])
