@@ -109,7 +109,7 @@ def test_held_agents_end_the_wait_saying_where_to_approve_them():
     assert total > 0 and summary["awaiting_approval"] == total
     assert summary["agents"]["succeeded"] == 0  # nothing started without an approval
     run_id = summary["run_id"]
-    assert f"Run #{run_id}: {total} agent(s) await approval" in result.stderr
+    assert f"Run #{run_id}: {total} agents await approval" in result.stderr
     assert "/approvals/" in result.stderr and f"/runs/{run_id}/" in result.stderr
     run = Run.objects.get(pk=run_id)
     assert run.tasks.filter(status="awaiting_approval").count() == total

@@ -258,7 +258,7 @@ def test_dismiss_and_rerun_runs_exactly_that_agent_into_a_new_version(
     v2 = run.reports.order_by("-version").first()
     assert v2 is not None and v2.version == 2
     assert finding.pk not in {i for c in v2.clusters for i in c["finding_ids"]}
-    assert any("1 finding(s) dismissed" in n for n in v2.notes)
+    assert any("1 finding dismissed" in n for n in v2.notes)
     assert Approval.objects.get(run=run, gate="report", decision="pending").target_id == v2.pk
 
 
@@ -312,7 +312,7 @@ def test_after_a_rerun_the_header_and_the_duration_say_what_the_run_is_now(
     run.refresh_from_db()
     assert run.status == Run.Status.RUNNING
     page = both_client.get(run.get_absolute_url()).content.decode()
-    assert "re-running 1 agent(s)" in _header(page)  # true while it re-runs
+    assert "re-running 1 agent:" in _header(page)  # true while it re-runs
     assert run.duration_seconds is not None and 12 <= run.duration_seconds < 40
 
     _drain(run)
