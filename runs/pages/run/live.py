@@ -27,6 +27,7 @@ from harness_site.workers import worker_slots
 from runs.eventlog.event_types import EventType
 from runs.models import Event, Finding, Run, Task
 from runs.pages import decisions
+from runs.pages.events import labelled
 from runs.pages.findings import load_ranked, ranked_ids, ranks_of
 from runs.pages.run import charts, dashboard, forecast, timeline
 from runs.pages.run import tree as agent_tree
@@ -65,7 +66,7 @@ def run_context(run: Run, user: User, params: dict[str, str]) -> dict[str, Any]:
     return {
         **panel_context(run, tasks, user),
         **tree_context(run, tasks, params),
-        "events": events,
+        "events": labelled(events),
     }
 
 
@@ -194,7 +195,7 @@ def render_events(events: list[Event], seq: int, *, replace: bool) -> str:
     """New events prepended to the feed, or (after a long gap) the feed replaced whole."""
     return render_to_string(
         "runs/detail.html#event-feed",
-        {"events": events, "seq": seq, "oob": True, "replace": replace},
+        {"events": labelled(events), "seq": seq, "oob": True, "replace": replace},
     )
 
 
