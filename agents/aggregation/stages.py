@@ -114,7 +114,7 @@ def quorum(clusters: list[Cluster], needed: int, lenses_needed: int = 1) -> None
         elif cluster.kept and len(cluster.lenses) < lenses_needed:
             cluster.kept = False
             cluster.dropped_reason = (
-                f"{len(cluster.lenses)} lens(es), lens quorum is {lenses_needed}"
+                f"{count(len(cluster.lenses), 'lens', 'lenses')}, lens quorum is {lenses_needed}"
             )
 
 
