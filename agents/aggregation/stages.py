@@ -412,6 +412,11 @@ def tunables(options: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     return values
 
 
+def unknown_steps(unknown: list[str]) -> str:
+    """The refusal of a chain naming steps that do not exist (the launch form says it too)."""
+    return f"Unknown aggregation {noun(len(unknown), 'step')}: {', '.join(unknown)}."
+
+
 def run_chain(
     rows: list[FindingRow],
     facts: RunFacts,
@@ -424,7 +429,7 @@ def run_chain(
     line_window, vote_quorum, lens_quorum, min_confidence, top_k."""
     unknown = [step for step in chain if step not in AGGREGATION_STEPS]
     if unknown:
-        raise ValueError(f"Unknown aggregation {noun(len(unknown), 'step')}: {', '.join(unknown)}")
+        raise ValueError(unknown_steps(unknown))
     facts.capped_outputs = [r for r in rows if r.rule == OUTPUT_CAP_RULE]
     rows = [r for r in rows if r.rule != OUTPUT_CAP_RULE]
     options = facts.options

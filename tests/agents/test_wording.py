@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from agents.aggregation.records import Cluster
-from agents.aggregation.stages import _support
+from agents.aggregation.stages import _support, unknown_steps
 from agents.wording import count, noun
 
 
@@ -34,3 +34,8 @@ def test_a_report_items_support_reads_as_words() -> None:
     assert _support(one) == "1 agent, 1 lens"
     one.votes, one.lenses = 3, ["security", "reliability"]
     assert _support(one) == "3 agents, 2 lenses"
+
+
+def test_an_unknown_aggregation_step_is_named_in_words() -> None:
+    assert unknown_steps(["dedupe"]) == "Unknown aggregation step: dedupe."
+    assert unknown_steps(["a", "b"]) == "Unknown aggregation steps: a, b."
