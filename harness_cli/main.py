@@ -131,7 +131,9 @@ def outcome(client: Client, run: dict[str, Any], held: int, args: argparse.Names
     print(json.dumps(summary) if args.json else _text(summary, run))
     if held:
         say(
-            f"Run #{run['id']}: {held} agent(s) await approval; a reviewer approves them at "
+            f"Run #{run['id']}: {held} agent{'s' if held != 1 else ''} "
+            f"{'await' if held != 1 else 'awaits'} approval; a reviewer approves "
+            f"{'them' if held != 1 else 'it'} at "
             f"{client.url}/approvals/"
         )
         return AWAITING_APPROVAL

@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from agents.wording import count
 from runs.actions.tokens import revoke_token
 from runs.models import ApiToken, Approval, Event, Finding, Report, Run, Span, Step, Task
 
@@ -115,4 +116,4 @@ class ApiTokenAdmin(RecordAdmin):
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         revoked = sum(revoke_token(token) for token in queryset)
-        self.message_user(request, f"{revoked} token(s) revoked.")
+        self.message_user(request, f"{count(revoked, 'token')} revoked.")

@@ -54,6 +54,11 @@ urlpatterns = [
         approvals.rerun_finding,
         name="rerun_finding",
     ),
+    path(
+        "runs/<int:run_id>/findings/<int:finding_id>/rerun/estimate/",
+        approvals.rerun_estimate,
+        name="rerun_estimate",
+    ),
     # Report versions: provenance page and exports (issue 11, aggregation half).
     path("runs/<int:run_id>/reports/<int:version>/", reports.report_version, name="report"),
     path("runs/<int:run_id>/reports/new/", reports.reaggregate_report, name="reaggregate"),

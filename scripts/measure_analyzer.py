@@ -3,7 +3,8 @@
     .venv/bin/python scripts/measure_analyzer.py [--target samples/vulnerable_app]
     .venv/bin/python scripts/measure_analyzer.py --target /tmp/dsvw --labels /tmp/dsvw.labels.json
 
-Ground truth is the target's EXPECTED.json (its security entries that are not suppressed).
+Ground truth is the target's answer key, `<target>.expected.json` beside its folder (its
+security entries that are not suppressed).
 "bandit alone" is bandit's own default run over the same files (every test, `# nosec` honoured),
 as a user would run `bandit -r`. A reported issue is a true positive when it lands within two
 lines of a labelled problem in the same file (bandit reports where a query is *built*, we report
@@ -108,12 +109,14 @@ def _line(name: str, tp: int, reported: int, labelled: int) -> str:
 
 
 def _files(target: Path) -> list[str]:
-    files = sorted(
-        p.relative_to(target).as_posix()
-        for p in target.rglob("*")
-        if p.is_file() and p.name != "EXPECTED.json"
-    )
+    files = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
     return [f for f in files if not vendored_reason(f)]
+
+
+def answer_key(target: Path) -> Path:
+    """``samples/x.expected.json`` for ``samples/x``: beside the folder, never inside it, so
+    no agent auditing the target reads the answers."""
+    return target.parent / f"{target.name}.expected.json"
 
 
 def _shown(target: Path) -> str:
@@ -158,14 +161,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--target", default="samples/vulnerable_app")
     parser.add_argument(
-        "--labels", type=Path, help="JSON labels for a target without EXPECTED.json (see above)"
+        "--labels", type=Path, help="JSON labels for a target without an answer key (see above)"
     )
     args = parser.parse_args()
     # An absolute target (code fetched outside this repository) is taken as it is.
     target = (ROOT / args.target).resolve()
     if args.labels:
         return _measure_labels(target, args.labels.resolve())
-    expected = json.loads((target / "EXPECTED.json").read_text())
+    expected = json.loads(answer_key(target).read_text())
     truth_all = [
         (e["path"], e["line"])
         for e in expected

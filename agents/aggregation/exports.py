@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from agents.aggregation.text import md_code, md_escape
+from agents.wording import count, noun
 
 FORMATS = {
     "md": ("text/markdown; charset=utf-8", "md"),
@@ -58,7 +59,7 @@ def to_markdown(doc: dict[str, Any]) -> str:
             for k, v in report["params"].items()
             if k != "model_summary"
         ),
-        f"- Findings: {len(kept)} kept of {len(doc['clusters'])} cluster(s)",
+        f"- Findings: {len(kept)} kept of {count(len(doc['clusters']), 'cluster')}",
         "",
     ]
     for note in report.get("notes") or []:
@@ -84,7 +85,8 @@ def to_markdown(doc: dict[str, Any]) -> str:
             f"- Cluster: {md_code(c['key'])}, severity {md_escape(c['severity'])}, "
             f"confidence {c['confidence']:.2f}, score {c.get('score', 0):.2f}",
             f"- Location: {md_code(_location(c))}, evidence {md_escape(c['evidence_status'])}",
-            f"- Support: {c['votes']} agent(s), lenses {md_escape(', '.join(c['lenses']))}",
+            f"- Support: {count(c['votes'], 'agent')}, "
+            f"{noun(len(c['lenses']), 'lens', 'lenses')} {md_escape(', '.join(c['lenses']))}",
             f"- Verdict: {md_escape(c.get('verdict') or '-')}",
             "",
             *_escaped_lines(c.get("detail") or ""),

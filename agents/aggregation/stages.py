@@ -14,6 +14,7 @@ from agents.aggregation.text import md_code as _md_code
 from agents.aggregation.text import md_escape as _md_escape
 from agents.aggregation.text import md_model_quote
 from agents.analysis.ranking import LENS_TIER, cwe_from_text, rank_key
+from agents.wording import count, noun
 
 AGGREGATION_STEPS: dict[str, str] = {
     "dedup": "Merge findings about the same issue at the same place, however they are worded.",
@@ -109,11 +110,11 @@ def quorum(clusters: list[Cluster], needed: int, lenses_needed: int = 1) -> None
     for cluster in clusters:
         if cluster.kept and cluster.votes < needed:
             cluster.kept = False
-            cluster.dropped_reason = f"{cluster.votes} vote(s), quorum is {needed}"
+            cluster.dropped_reason = f"{count(cluster.votes, 'vote')}, quorum is {needed}"
         elif cluster.kept and len(cluster.lenses) < lenses_needed:
             cluster.kept = False
             cluster.dropped_reason = (
-                f"{len(cluster.lenses)} lens(es), lens quorum is {lenses_needed}"
+                f"{count(len(cluster.lenses), 'lens', 'lenses')}, lens quorum is {lenses_needed}"
             )
 
 
@@ -173,7 +174,7 @@ def _location(c: Cluster) -> str:
 
 
 def _support(c: Cluster) -> str:
-    return f"{c.votes} agent(s), {len(c.lenses)} lens(es)"
+    return f"{count(c.votes, 'agent')}, {count(len(c.lenses), 'lens', 'lenses')}"
 
 
 def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
@@ -194,8 +195,8 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
         "",
         f"- Agents: {agents.get('succeeded', 0)} succeeded, {agents.get('failed', 0)} failed, "
         f"{agents.get('skipped', 0)} skipped, of {agents.get('total', 0)}",
-        f"- Findings: {len(kept)} distinct issue(s) from "
-        f"{sum(len(c.finding_ids) for c in draft.clusters)} raw finding(s)"
+        f"- Findings: {count(len(kept), 'distinct issue')} from "
+        f"{count(sum(len(c.finding_ids) for c in draft.clusters), 'raw finding')}"
         + (
             ", by severity: "
             + ", ".join(
@@ -206,7 +207,7 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
         ),
         f"- Cost: ${facts.cost_usd}"
         + (f" of a ${facts.budget_usd} budget" if facts.budget_usd else "")
-        + (f" (+{facts.unpriced_calls} unpriced call(s))" if facts.unpriced_calls else ""),
+        + (f" (+{count(facts.unpriced_calls, 'unpriced call')})" if facts.unpriced_calls else ""),
         f"- Tokens: {facts.tokens.get('input', 0):,} in, {facts.tokens.get('output', 0):,} out",
         "",
     ]
@@ -261,13 +262,14 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
     notes: list[str] = []
     if facts.failed_scopes:
         notes.append(
-            f"{len(facts.failed_scopes)} agent(s) failed; not covered: "
+            f"{count(len(facts.failed_scopes), 'agent')} failed; not covered: "
             + ", ".join(facts.failed_scopes[:10])
             + ("…" if len(facts.failed_scopes) > 10 else "")
         )
     if facts.skipped_scopes:
         notes.append(
-            f"{len(facts.skipped_scopes)} agent(s) were skipped; not covered: "
+            f"{count(len(facts.skipped_scopes), 'agent')} "
+            f"{'was' if len(facts.skipped_scopes) == 1 else 'were'} skipped; not covered: "
             + ", ".join(facts.skipped_scopes[:10])
             + ("…" if len(facts.skipped_scopes) > 10 else "")
         )
@@ -291,15 +293,21 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
         c.verdict = f"verify: location or quote not found in the snapshot ({c.evidence_status})"
     if fabricated:
         notes.append(
-            f"{len(fabricated)} finding cluster(s) cite a location or quote that is not in the "
-            "snapshot: they are ranked last and their confidence cut"
+            f"{count(len(fabricated), 'finding cluster')} "
+            f"{noun(len(fabricated), 'cites', 'cite')} a location or quote that is not in the "
+            f"snapshot: {noun(len(fabricated), 'it is', 'they are')} ranked last and "
+            f"{noun(len(fabricated), 'its', 'their')} confidence cut"
         )
     if weak:
-        notes.append(f"{len(weak)} serious finding(s) have low confidence: verify them by hand")
+        notes.append(
+            f"{count(len(weak), 'serious finding')} {noun(len(weak), 'has', 'have')} low "
+            f"confidence: verify {noun(len(weak), 'it', 'them')} by hand"
+        )
     capped = [r for r in facts.capped_outputs if r.rule == OUTPUT_CAP_RULE]
     if capped:
         notes.append(
-            f"{len(capped)} agent(s) hit their output limit and dropped findings: "
+            f"{count(len(capped), 'agent')} hit {noun(len(capped), 'its', 'their')} output limit "
+            "and dropped findings: "
             + "; ".join(r.title.split(" ", 1)[0] + f" in {r.path or '?'}" for r in capped[:10])
             + ("…" if len(capped) > 10 else "")
             + " (see each note's detail for the lines)"
@@ -307,12 +315,13 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
     dropped = [c for c in draft.clusters if not c.kept]
     if dropped:
         notes.append(
-            f"{len(dropped)} finding cluster(s) were dropped by quorum, confidence or top K"
+            f"{count(len(dropped), 'finding cluster')} {noun(len(dropped), 'was', 'were')} "
+            "dropped by quorum, confidence or top K"
         )
     challenged = _challenge(ranked(draft.clusters))
     if challenged:
         notes.append(
-            f"{challenged} serious finding(s) challenged: a severity resting on one agent's "
+            f"{count(challenged, 'serious finding')} challenged: a severity resting on one agent's "
             "word, or a near duplicate of another item (see each item's verdict)"
         )
     for c in ranked(draft.clusters):
@@ -334,7 +343,7 @@ def _model_critique(kept: list[Cluster], facts: RunFacts) -> list[str]:
     verdicts, problems = parse_verdicts(facts.model_verdicts, facts.model_verdict_keys)
     challenged = apply_verdicts(kept, verdicts)
     notes.append(
-        f"The critic agent ({facts.model_critic_by}) judged {len(verdicts)} serious item(s) "
+        f"The critic agent ({facts.model_critic_by}) judged {count(len(verdicts), 'serious item')} "
         f"and challenged {challenged}"
     )
     return notes + problems[:5]
@@ -403,6 +412,11 @@ def tunables(options: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     return values
 
 
+def unknown_steps(unknown: list[str]) -> str:
+    """The refusal of a chain naming steps that do not exist (the launch form says it too)."""
+    return f"Unknown aggregation {noun(len(unknown), 'step')}: {', '.join(unknown)}."
+
+
 def run_chain(
     rows: list[FindingRow],
     facts: RunFacts,
@@ -415,7 +429,7 @@ def run_chain(
     line_window, vote_quorum, lens_quorum, min_confidence, top_k."""
     unknown = [step for step in chain if step not in AGGREGATION_STEPS]
     if unknown:
-        raise ValueError(f"Unknown aggregation step(s): {', '.join(unknown)}")
+        raise ValueError(unknown_steps(unknown))
     facts.capped_outputs = [r for r in rows if r.rule == OUTPUT_CAP_RULE]
     rows = [r for r in rows if r.rule != OUTPUT_CAP_RULE]
     options = facts.options

@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.evaluation.dataset import EvaluationInputError, validated
+from agents.wording import noun
 
 SCALE = (1, 5)
 RUBRIC_FILES = ("rubric.yaml", "rubric.yml", "rubric.json")
@@ -142,7 +143,8 @@ def builtin_rubric(names: list[str] | None = None) -> Rubric:
     unknown = [n for n in names if n not in BUILTIN]
     if unknown:
         raise EvaluationInputError(
-            f"Unknown dimension(s) {', '.join(unknown)}: the built-in ones are "
+            f"Unknown {noun(len(unknown), 'dimension')} {', '.join(unknown)}: "
+            "the built-in ones are "
             f"{', '.join(BUILTIN)} (or bring a rubric.yaml)."
         )
     return Rubric(name="built-in", dimensions=[BUILTIN[n] for n in names])

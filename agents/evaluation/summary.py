@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.wording import count
+
 
 def _esc(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
@@ -19,7 +21,7 @@ def scorecard_markdown(card: dict[str, Any], *, is_llm: bool) -> str:
     lines = [
         "## Scorecard",
         "",
-        f"Scores 1-5 from {who}, {card.get('judges_per_cell', 1)} judge(s) per item and "
+        f"Scores 1-5 from {who}, {count(card.get('judges_per_cell', 1), 'judge')} per item and "
         "dimension; 95% bootstrap intervals; agreement is Krippendorff's alpha between judges.",
         "",
         "| dimension | variant | mean | 95% interval | n | agreement | lowest items |",

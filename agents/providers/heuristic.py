@@ -41,6 +41,7 @@ from agents.judging import offline as ensemble_judge
 from agents.judging.answers import verdict_summary
 from agents.judging.plan import JUDGE_STEPS
 from agents.playbooks import AGENT_MAX_BYTES, AGENT_MAX_FILES
+from agents.wording import count
 
 MODEL = "heuristic-v1"
 CHARS_PER_TOKEN = 4
@@ -154,13 +155,13 @@ class HeuristicProvider:
             suppressed.extend(s.to_dict() for s in analysis.suppressed)
         findings.sort(key=_rank)
         summary = (
-            f"Offline {request.lens} analysis of {len(files) - len(skipped)} file(s): "
-            f"{len(findings)} finding(s)."
+            f"Offline {request.lens} analysis of {count(len(files) - len(skipped), 'file')}: "
+            f"{count(len(findings), 'finding')}."
         )
         if suppressed:
             summary += f" {len(suppressed)} suppressed by # nosec / # noqa markers (listed)."
         if skipped:
-            summary += f" {len(skipped)} third-party file(s) skipped: " + ", ".join(
+            summary += f" {count(len(skipped), 'third-party file')} skipped: " + ", ".join(
                 f"{s['path']} ({s['reason']})" for s in skipped[:5]
             )
         data: dict[str, Any] = {}
@@ -228,7 +229,9 @@ class HeuristicProvider:
             raws = analyze_document(path, text, request.lens)
             findings = [_finding(raw.to_dict()) for raw in raws]
             return AgentOutput(
-                summary=f"Offline {request.lens} review of {path}: {len(findings)} finding(s).",
+                summary=(
+                    f"Offline {request.lens} review of {path}: {count(len(findings), 'finding')}."
+                ),
                 findings=findings,
             )
         summary = summarize_document(path, text)
@@ -375,7 +378,7 @@ def _with_drop_note(
     listing = "; ".join(f"{p}: lines {', '.join(map(str, sorted(ls)))}" for p, ls in where.items())
     cut_by = "What was left of the run's budget" if by_budget else "The agent's output limit"
     note = AgentFinding(
-        title=f"{len(dropped)} finding(s) dropped at the output limit",
+        title=f"{count(len(dropped), 'finding')} dropped at the output limit",
         detail=f"{cut_by} cut its least urgent findings. Dropped: {listing}"[:4000],
         severity="info",
         confidence=1.0,

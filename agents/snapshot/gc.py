@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agents.snapshot.base import SnapshotError, SnapshotManifest, Store
+from agents.wording import count
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _BATCH = 200  # removals per hold of the store's exclusive lock
@@ -68,9 +69,9 @@ class Garbage:
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
         line = (
-            f"{verb} {len(self.manifests)} manifest(s), {len(self.blobs)} blob(s) and "
-            f"{len(self.staging)} staging folder(s), {self.bytes:,} bytes; kept "
-            f"{self.kept_manifests} manifest(s) and {self.kept_blobs} blob(s)"
+            f"{verb} {count(len(self.manifests), 'manifest')}, {count(len(self.blobs), 'blob')} "
+            f"and {count(len(self.staging), 'staging folder')}, {self.bytes:,} bytes; kept "
+            f"{count(self.kept_manifests, 'manifest')} and {count(self.kept_blobs, 'blob')}"
         )
         if self.blobs_untouched:
             line += f"; blobs left alone: {self.blobs_untouched}"

@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 from opentelemetry.context import Context, attach, detach
 
+from agents.aggregation.stages import OUTPUT_CAP_RULE
 from agents.contract import AgentResult
 from agents.playbooks import Playbook
 from runs.actions import enqueue
@@ -93,7 +94,9 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
             if item.context is not None:
                 contexts.setdefault(run.pk, item.context)
             findings += found
-            added = {**run_totals, "findings_count": len(found)}
+            # The run's count is what its report counts: an output-limit note is not a finding.
+            counted = sum(f.rule != OUTPUT_CAP_RULE for f in found)
+            added = {**run_totals, "findings_count": counted}
             for name, value in added.items():
                 totals[run.pk][name] = totals[run.pk].get(name, 0) + value
             children = 0

@@ -22,7 +22,7 @@ from django.db import transaction
 from agents import semconv
 from agents.aggregation import AGGREGATION_STEPS
 from agents.aggregation.similarity import EMBEDDER_OPTIONS
-from agents.aggregation.stages import TUNABLES
+from agents.aggregation.stages import TUNABLES, unknown_steps
 from agents.contract import ProviderError
 from agents.latency import MAX_SIGMA
 from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, TextReader, plan
@@ -297,7 +297,7 @@ def launch_run(
     chain = list(aggregation) if aggregation is not None else list(book.aggregation)
     unknown = [step for step in chain if step not in AGGREGATION_STEPS]
     if unknown:
-        raise LaunchError(f"Unknown aggregation step(s): {', '.join(unknown)}.", "aggregation")
+        raise LaunchError(unknown_steps(unknown), "aggregation")
     if (target_path is None) == (archive is None):
         raise LaunchError(
             "Choose a target directory or upload an archive (one of the two).", "target"

@@ -17,6 +17,7 @@ from agents.aggregation.stages import RunFacts, run_chain
 from agents.playbooks import REPORT_STEPS
 from agents.providers.catalog import get_provider
 from agents.snapshot import open_snapshot
+from agents.wording import count, were
 from runs.actions.judged import add_judging, judged_result, winner_rows
 from runs.actions.reconcile import reconcile
 from runs.actions.report_steps import add_model_step_facts
@@ -200,10 +201,10 @@ def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunF
 
 def note_dismissed(run: Run, draft: ReportDraft) -> None:
     """Say in the version's notes how many findings ``_gather`` left out as dismissed."""
-    count = Finding.objects.filter(run=run, review=Finding.Review.DISMISSED).count()
-    if count:
+    n = Finding.objects.filter(run=run, review=Finding.Review.DISMISSED).count()
+    if n:
         draft.notes.append(
-            f"{count} finding(s) dismissed by a reviewer were left out of this version."
+            f"{count(n, 'finding')} dismissed by a reviewer {were(n)} left out of this version."
         )
 
 

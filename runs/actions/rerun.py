@@ -22,6 +22,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from agents.wording import count
 from runs.actions import enqueue
 from runs.actions.launch import LaunchError, check_provider
 from runs.actions.refusals import DecisionRefused
@@ -111,7 +112,8 @@ def dismiss_and_rerun(finding: Finding, user: User, comment: str) -> RerunEstima
         review_finding(finding, user, "dismissed", comment)
         who = user.get_username()
         if not run.transition(
-            Run.Status.RUNNING, f"re-running {len(est.tasks)} agent(s): finding dismissed by {who}"
+            Run.Status.RUNNING,
+            f"re-running {count(len(est.tasks), 'agent')}: finding dismissed by {who}",
         ):
             raise DecisionRefused("The run is no longer waiting for review.")
         run.approvals.filter(gate=Approval.Gate.REPORT, decision="pending").update(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from django.db.models import F, Max
 
+from agents.aggregation.stages import OUTPUT_CAP_RULE
 from runs.models import Finding, Run, Step, Task
 from runs.models.task import TRY_SPAN, next_try_shift
 
@@ -38,7 +39,8 @@ def new_try(run: Run, tasks: Sequence[Task], allowed_from: str) -> list[Task]:
             index=F("index") + shift
         )
     # Their findings stay stored; the new try's outcome counts what it reports again.
-    findings = Finding.objects.filter(task__in=tasks).count()
+    # (less the output-limit notes, which the count never had: completion.py)
+    findings = Finding.objects.filter(task__in=tasks).exclude(rule=OUTPUT_CAP_RULE).count()
     moved = Task.move_many(
         tasks,
         Task.Move.NEW_TRY,

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from agents.wording import noun
 from runs.actions import enqueue, webhook_delivery
 from runs.models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from runs.models.webhook import new_salt
@@ -34,7 +35,7 @@ def _checked(url: str, events: Iterable[str]) -> tuple[str, list[str]]:
     chosen = [kind for kind in SUBSCRIBABLE if kind in set(events)]
     unknown = sorted(set(events) - set(SUBSCRIBABLE))
     if unknown:
-        raise WebhookRefused(f"Unknown event(s): {', '.join(unknown)}.")
+        raise WebhookRefused(f"Unknown {noun(len(unknown), 'event')}: {', '.join(unknown)}.")
     if not chosen:
         raise WebhookRefused("Choose at least one event.")
     if len(url) > 2000:

@@ -48,7 +48,7 @@ class Run(models.Model):
     review, or the run was cancelled or failed. ``is_active`` means "still working".
 
     ``status_reason`` is why the run is in its current status: a move without a reason clears
-    it, so a resumed run's "re-running 1 agent(s)" does not outlive the re-run.
+    it, so a resumed run's "re-running 1 agent" does not outlive the re-run.
     """
 
     class Status(models.TextChoices):

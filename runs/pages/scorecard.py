@@ -10,6 +10,7 @@ from typing import Any
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from agents.wording import count
 from runs.models import Report
 
 WIDTH = 560
@@ -76,10 +77,18 @@ def distribution_chart(row: dict[str, Any]) -> SafeString:
     top = max(counts.values(), default=0) or 1
     bars = format_html_join(
         "",
-        '<g><title>score {}: {} item(s)</title><rect x="{}" y="{}" width="22" '
+        '<g><title>score {}: {}</title><rect x="{}" y="{}" width="22" '
         'height="{}" class="bar"/><text x="{}" y="58" class="chart-label">{}</text></g>',
         (
-            (s, n, i * 28, f"{44 - 40 * n / top:.1f}", f"{40 * n / top:.1f}", i * 28 + 7, s)
+            (
+                s,
+                count(n, "item"),
+                i * 28,
+                f"{44 - 40 * n / top:.1f}",
+                f"{40 * n / top:.1f}",
+                i * 28 + 7,
+                s,
+            )
             for i, (s, n) in enumerate(sorted(counts.items()))
         ),
     )

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from runs.access import AuthenticatedHttpRequest, get_run_for_user, require_perm
@@ -16,7 +17,7 @@ from runs.actions import DecisionRefused, decide_approval, review_finding
 from runs.actions.rerun import dismiss_and_rerun, estimate_rerun
 from runs.actions.review import decide_task_gates
 from runs.forms import BulkDecisionForm, DecisionForm
-from runs.models import Approval, Finding
+from runs.models import Approval, Finding, Run
 from runs.pages.approvals import (
     GATE_WORDS,
     INBOX_MAX,
@@ -131,13 +132,10 @@ def review(request: AuthenticatedHttpRequest, run_id: int, finding_id: int) -> H
 @require_http_methods(["GET", "POST"])
 def rerun_finding(request: AuthenticatedHttpRequest, run_id: int, finding_id: int) -> HttpResponse:
     """Dismiss a finding and re-run the agents behind it. GET shows which agents and what it
-    should cost against the budget left (the whole page, or the partial for the findings
-    page's slot); POST does it. Dismissing is a reviewer's decision and re-running spends the
-    run's budget like an operator's retry: both permissions are needed."""
-    run = get_run_for_user(request.user, run_id)
-    require_perm(request.user, "runs.decide_approval")
-    require_perm(request.user, "runs.cancel_run")
-    finding = get_object_or_404(Finding, run=run, pk=finding_id)
+    should cost against the budget left (the page a refusal comes back to); POST does it.
+    Dismissing is a reviewer's decision and re-running spends the run's budget like an
+    operator's retry: both permissions are needed."""
+    run, finding = _rerun_target(request, run_id, finding_id)
     if request.method == "POST":
         try:
             est = dismiss_and_rerun(finding, request.user, request.POST.get("comment", "")[:5000])
@@ -147,15 +145,39 @@ def rerun_finding(request: AuthenticatedHttpRequest, run_id: int, finding_id: in
         agents = ", ".join(f"#{t.pk}" for t in est.tasks)
         messages.success(
             request,
-            f"Finding dismissed; re-running agent(s) {agents} (about ${est.cost_usd:.4f}). "
-            "A new report version follows when they finish.",
+            f"Finding dismissed; re-running {_agents(len(est.tasks))} {agents} "
+            f"(about ${est.cost_usd:.4f}). A new report version follows when they finish.",
         )
         return redirect(run)
-    context = {
-        "run": run,
-        "est": estimate_rerun(finding, run),
-        "comment": request.GET.get("comment", "")[:4000],
-    }
+    return _rerun_confirmation(request, run, finding, "")
+
+
+@require_POST
+def rerun_estimate(request: AuthenticatedHttpRequest, run_id: int, finding_id: int) -> HttpResponse:
+    """The findings page's "Dismiss & re-run…": the confirmation with the comment typed so far,
+    changing nothing. A POST, since the row's form carries the CSRF token: a GET would put the
+    token in the URL (logs, Referer, history)."""
+    run, finding = _rerun_target(request, run_id, finding_id)
+    return _rerun_confirmation(request, run, finding, request.POST.get("comment", ""))
+
+
+def _rerun_target(
+    request: AuthenticatedHttpRequest, run_id: int, finding_id: int
+) -> tuple[Run, Finding]:
+    run = get_run_for_user(request.user, run_id)
+    require_perm(request.user, "runs.decide_approval")
+    require_perm(request.user, "runs.cancel_run")
+    return run, get_object_or_404(Finding, run=run, pk=finding_id)
+
+
+def _agents(n: int) -> str:
+    return ngettext("agent", "agents", n)
+
+
+def _rerun_confirmation(
+    request: AuthenticatedHttpRequest, run: Run, finding: Finding, comment: str
+) -> HttpResponse:
+    context = {"run": run, "est": estimate_rerun(finding, run), "comment": comment[:4000]}
     if request.htmx:
         return render(request, "runs/rerun_confirm.html#rerun-confirm", context)
     return render(request, "runs/rerun_confirm.html", context)

@@ -15,6 +15,7 @@ from runs.access import AuthenticatedHttpRequest, get_run_for_user, require_perm
 from runs.actions.report import ReaggregateRefused, reaggregate
 from runs.forms import ReaggregateForm
 from runs.models import Finding, Report, Run
+from runs.pages.decisions import changes_requested, report_decision
 from runs.pages.report import report_document
 
 
@@ -38,6 +39,8 @@ def report_version(request: AuthenticatedHttpRequest, run_id: int, version: int)
             "run": run,
             "report": report,
             "doc": report_document(run, report),
+            "decision": report_decision(run, report),
+            "changes_requested": changes_requested(run, report),
             "versions": run.reports.order_by("-version").only(
                 "version", "chain", "params", "stats", "created_at"
             ),

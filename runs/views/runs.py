@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from runs.access import AuthenticatedHttpRequest, get_run_for_user
+from runs.pages.events import labelled
 from runs.pages.run.live import run_context
 from runs.pages.runs_list import list_context
 
@@ -32,4 +33,5 @@ def events(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request.user, run_id)
     rows = run.events.select_related("task").order_by("-seq")
     page = Paginator(rows, PER_PAGE).get_page(request.GET.get("page"))
+    page.object_list = labelled(page.object_list)
     return render(request, "runs/events.html", {"run": run, "page": page})

@@ -269,7 +269,7 @@ def test_critic_lists_failed_and_skipped_scopes() -> None:
         CHAIN,
     )
     failed = next(n for n in draft.critique if "failed" in n)
-    assert "2 agent(s) failed" in failed
+    assert "2 agents failed" in failed
     assert "app/db.py" in failed and "app/views.py" in failed
     skipped = next(n for n in draft.critique if "skipped" in n)
     assert "web/" in skipped
@@ -285,7 +285,9 @@ def test_critic_flags_low_confidence_serious_findings() -> None:
         row(3, path="c.py", severity="high", conf=0.95),
     ]
     draft = run_chain(rows, facts(), CHAIN)
-    assert any("1 serious finding(s) have low confidence" in n for n in draft.critique)
+    assert any(
+        "1 serious finding has low confidence: verify it by hand" in n for n in draft.critique
+    )
     by_path = {c.path: c for c in draft.clusters}
     assert by_path["a.py"].verdict.startswith("verify")
     assert not by_path["b.py"].verdict.startswith("verify")

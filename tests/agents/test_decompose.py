@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -390,3 +391,23 @@ def test_the_worker_role_survives_a_config_whose_role_order_is_lost(
     source = manifest if book.target_kind == "code" else corpus_manifest
     roles = {spec.role for spec in plan(book, source) if spec.step not in ("synthesize",)}
     assert roles == {worker_role(book)} and worker_role(book) not in ("critic", "synthesizer")
+
+
+@pytest.mark.parametrize("target", ["vulnerable_app", "corpus", "heldout_security"])
+def test_no_agent_reads_a_samples_answer_key(target: str, tmp_path: Path) -> None:
+    # The answer key sits beside the target, never in it: an auditor that read it would
+    # "find" every planted problem from the key instead of the code.
+    assert (SAMPLES / f"{target}.expected.json").is_file()
+    manifest = _freeze(SAMPLES / target, SAMPLES, tmp_path / "store")
+    listed = [*manifest["files"], *(s["path"] for s in manifest.get("skipped", []))]
+    assert listed and not [p for p in listed if "expected" in p.lower()]
+    planned = 0
+    for name in ON_FILES:
+        try:
+            specs = plan(PLAYBOOKS[name], manifest)
+        except PlanningError:  # a playbook for another kind of target (code vs documents)
+            continue
+        planned += 1
+        for spec in specs:
+            assert "expected" not in json.dumps(spec.scope).lower(), (name, spec.scope)
+    assert planned

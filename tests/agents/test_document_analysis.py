@@ -18,7 +18,7 @@ from agents.docs_analysis import (
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "samples" / "corpus"
-EXPECTED = json.loads((CORPUS / "EXPECTED.json").read_text())
+EXPECTED = json.loads((CORPUS.parent / "corpus.expected.json").read_text())
 
 
 def rules(text: str, lens: str) -> dict[str, list[int]]:

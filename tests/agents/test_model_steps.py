@@ -129,7 +129,7 @@ def test_report_shows_the_model_summary_inert_and_the_critics_verdicts() -> None
         assert unsafe not in summary, unsafe
     challenged = next(c for c in draft.clusters if c.key == keys["C2"])
     assert challenged.critique["verdict"] == "challenged"
-    assert any("judged 1 serious item(s) and challenged 1" in n for n in draft.critique)
+    assert any("judged 1 serious item and challenged 1" in n for n in draft.critique)
     assert any("no verdict on C1, C3" in n for n in draft.critique)
 
 

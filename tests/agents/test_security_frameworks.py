@@ -262,7 +262,7 @@ def test_agent_lists_skipped_vendored_files_and_suppressed_findings(snapshot: Sn
     assert [(f.path, f.line_start) for f in out.findings] == [("a.py", 2)]
     assert {s["path"] for s in out.data["skipped"]} == {"app.min.js", "static/lib/x.js"}
     assert out.data["suppressed"][0] | {"line": 3, "marker": "# nosec"} == out.data["suppressed"][0]
-    assert "2 third-party file(s) skipped" in out.summary and "1 suppressed" in out.summary
+    assert "2 third-party files skipped" in out.summary and "1 suppressed" in out.summary
 
 
 # --- ranking and the output cap ------------------------------------------------------------
@@ -302,7 +302,7 @@ def test_output_cap_drops_least_urgent_and_says_what_and_where() -> None:
     dropped = trimmed.data["dropped_findings"]
     assert dropped["count"] == len(findings) - len(kept) > 0
     assert sum(dropped["by_path"].values()) == dropped["count"]
-    assert note.title.startswith(f"{dropped['count']} finding(s) dropped")
+    assert note.title.startswith(f"{dropped['count']} findings dropped")
     assert "f0.py: lines" in note.detail and "dropped: output limit" in trimmed.summary
 
 
@@ -357,7 +357,7 @@ def test_report_ranks_injection_first_and_critique_shows_dropped_findings() -> N
         _row(4, "security", "sec.sql", "high", "(CWE-89)"),
         _row(5, "security", OUTPUT_CAP_RULE, "info", "Dropped: a.py: lines 7, 9"),
     ]
-    rows[4].title = "2 finding(s) dropped at the output limit"
+    rows[4].title = "2 findings dropped at the output limit"
     draft = run_chain(rows, _facts(), ["dedup", "synthesis", "critic"])
     order = [c.rule for c in draft.clusters if c.kept]
     assert OUTPUT_CAP_RULE not in order

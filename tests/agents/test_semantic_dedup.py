@@ -337,4 +337,4 @@ def test_the_critic_challenges_serious_items_it_cannot_trust() -> None:
     assert by_title["Hardcoded SQL"].verdict.startswith("possible duplicate of item 1")
     assert by_title["Auth bypass"].verdict == "verify the severity: critical on one agent's word"
     assert by_title["Long function"].verdict == "single report"
-    assert any("2 serious finding(s) challenged" in n for n in draft.critique)
+    assert any("2 serious findings challenged" in n for n in draft.critique)

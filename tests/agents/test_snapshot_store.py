@@ -165,13 +165,13 @@ def test_collect_removes_unreferenced_manifests_and_the_blobs_only_they_list(
     assert [name for name, _ in dry.blobs] == [own]
     assert dry.bytes == (store / "manifests" / f"{orphan.key}.json").stat().st_size + 4
     assert f"would remove blob {own} (4 bytes)" in dry.lines()
-    assert dry.summary().startswith("would remove 1 manifest(s), 1 blob(s) and 0 staging")
+    assert dry.summary().startswith("would remove 1 manifest, 1 blob and 0 staging folders")
     assert blob_names(store) == {own, shared}  # a dry run removes nothing
 
     done = collect_garbage(store, {kept.key}, grace_s=HOUR)
     assert (done.manifests, done.blobs) == (dry.manifests, dry.blobs)
-    assert done.summary().startswith("removed 1 manifest(s), 1 blob(s)")
-    assert "kept 1 manifest(s) and 1 blob(s)" in done.summary()
+    assert done.summary().startswith("removed 1 manifest, 1 blob")
+    assert "kept 1 manifest and 1 blob" in done.summary()
     assert blob_names(store) == {shared}
     assert Snapshot.open(store, kept.key).read_text("a.py") == "shared = 1\n"
     with pytest.raises(SnapshotError, match="does not exist"):

@@ -66,6 +66,8 @@ def test_dismiss_rerun_and_compare_versions_side_by_side(
     page.goto(f"{daphne.url}/runs/{run.pk}/findings/?page=1")
     row = page.locator("tr", has=page.locator(f"#rerun-{target.pk}"))
     row.locator("input[name=comment]").fill("a test fixture, not shipped code")
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(f"{r.method} {r.url}"))
     row.locator("button.rerun-open").click()
     confirm = page.locator(f"#rerun-{target.pk}.rerun-confirm")
     expect(confirm).to_contain_text(f"#{behind.pk}")
@@ -77,7 +79,10 @@ def test_dismiss_rerun_and_compare_versions_side_by_side(
         page.screenshot(path=str(screenshot_dir / "gates-rerun-confirm.png"))
     confirm.locator("button:has-text('Dismiss and re-run')").click()
     page.wait_for_url(f"**/runs/{run.pk}/")
-    expect(page.locator(".messages")).to_contain_text(f"re-running agent(s) #{behind.pk}")
+    expect(page.locator(".messages")).to_contain_text(f"re-running agent #{behind.pk}")
+    # The estimate was asked for by a POST: no URL carried the CSRF token.
+    assert f"POST {daphne.url}/runs/{run.pk}/findings/{target.pk}/rerun/estimate/" in sent
+    assert sent and not [s for s in sent if "csrfmiddlewaretoken" in s]
 
     run = wait_for_run(run.pk, timeout=120)
     assert run.status == Run.Status.AWAITING_REVIEW

@@ -57,7 +57,7 @@ def test_launch_run_alone_starts_its_worker_and_prints_the_summary():
     # 3 chunks x 3 lenses; the security agents split their files to fit their output limit.
     assert summary["agents"] == {"total": 17, "succeeded": 17, "failed": 0, "skipped": 0}
     assert 1 <= summary["max_in_flight"] <= 3
-    assert summary["findings"] == 79  # every planted, unsuppressed problem (EXPECTED.json)
+    assert summary["findings"] == 79  # every planted, unsuppressed problem (its answer key)
     assert 0 < summary["cost_usd"] <= summary["budget_usd"]
     assert "starting one" in result.stderr  # it said it started its own worker
     run = Run.objects.get(pk=summary["run_id"])
@@ -109,7 +109,7 @@ def test_held_agents_end_the_wait_saying_where_to_approve_them():
     assert total > 0 and summary["awaiting_approval"] == total
     assert summary["agents"]["succeeded"] == 0  # nothing started without an approval
     run_id = summary["run_id"]
-    assert f"Run #{run_id}: {total} agent(s) await approval" in result.stderr
+    assert f"Run #{run_id}: {total} agents await approval" in result.stderr
     assert "/approvals/" in result.stderr and f"/runs/{run_id}/" in result.stderr
     run = Run.objects.get(pk=run_id)
     assert run.tasks.filter(status="awaiting_approval").count() == total

@@ -40,7 +40,7 @@ def test_every_stat_a_report_draft_can_carry_fits_the_report_created_event() -> 
     rows = [
         row(1, line=1, evidence="x = 1"),
         row(2, path="app/other.py", line=999, rule="R2", title="Ghost"),
-        row(3, rule=OUTPUT_CAP_RULE, title="3 finding(s) dropped at the output limit"),
+        row(3, rule=OUTPUT_CAP_RULE, title="3 findings dropped at the output limit"),
     ]
     draft = run_chain(rows, facts(), CHAIN, None, Snapshot())
     assert {"fabricated", "dropped_at_output_limit"} <= set(draft.stats)

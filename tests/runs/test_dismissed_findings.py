@@ -38,7 +38,7 @@ def test_reaggregating_leaves_out_dismissed_findings_and_notes_how_many(
 
     version = reaggregate(run, operator, chain=["dedup"])
     assert _ids(version) == {kept.pk, accepted.pk}
-    assert "1 finding(s) dismissed by a reviewer were left out of this version." in version.notes
+    assert "1 finding dismissed by a reviewer was left out of this version." in version.notes
     # The provenance marks what a reviewer accepted.
     page = viewer_client.get(reverse("runs:report", args=[run.pk, version.version]))
     row = page.content.decode().split(f'id="finding-{accepted.pk}"')[1].split("</tr>")[0]

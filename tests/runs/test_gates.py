@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from runs.models import Approval, Event, Run, Task
+from runs.models import Approval, Event, Report, Run, Task
 from tests.runs.factories import make_report, make_run, make_task
 
 pytestmark = pytest.mark.django_db
@@ -228,3 +228,25 @@ def test_held_agents_wait_and_the_rest_of_the_run_goes_on(
     statuses = dict(Task.objects.filter(run=run).values_list("pk", "status"))
     assert statuses[held[0].pk] == Task.Status.QUEUED  # started: exactly that one
     assert {statuses[t.pk] for t in held[1:]} == {Task.Status.AWAITING_APPROVAL}
+
+
+def test_the_reviewers_comment_is_shown_beside_the_decision_escaped(
+    reviewer_client: Client, operator: User
+) -> None:
+    run = make_run(operator, status=Run.Status.AWAITING_REVIEW)
+    report = make_report(run)
+    gate = Approval.objects.create(run=run, gate=Approval.Gate.REPORT, target_id=report.pk)
+    detail = reverse("runs:detail", args=[run.pk])
+    version = reverse("runs:report", args=[run.pk, report.version])
+    assert 'class="decision' not in reviewer_client.get(detail).content.decode()
+    comment = 'The <script>alert("x")</script> findings are not evidenced.'
+    _decide(reviewer_client, run, gate, "rejected", comment)
+    escaped = "The &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; findings are not evidenced."
+    for url in (detail, version):
+        html = reviewer_client.get(url).content.decode()
+        assert '<p class="decision decision-rejected"><b>Rejected</b>' in html, url
+        assert "by reviewer" in html and escaped in html and "<script>alert" not in html
+    # A later version has its own gate: the earlier decision is not shown as its own.
+    newer = Report.objects.create(run=run, version=2, chain=["dedup"], html="", source_text="")
+    later = reviewer_client.get(reverse("runs:report", args=[run.pk, newer.version])).content
+    assert b'class="decision' not in later and b"not evidenced" not in later

@@ -92,15 +92,15 @@ def test_gc_snapshots_removes_only_what_no_run_references(roots: Path) -> None:
         f"({(manifests / f'{orphan.key}.json').stat().st_size:,} bytes)",
         f"would remove blob {only} (6 bytes)",
     ]
-    assert lines[2].startswith("gc_snapshots: would remove 1 manifest(s), 1 blob(s)")
-    assert "kept 2 manifest(s) and 2 blob(s)" in lines[2]
+    assert lines[2].startswith("gc_snapshots: would remove 1 manifest, 1 blob")
+    assert "kept 2 manifests and 2 blobs" in lines[2]
     assert listed() == before
 
     assert command() == [lines[2].replace("would remove", "removed")]
     assert listed() == before - {orphan.key, only}
     assert open_snapshot(run.snapshot_ref).read_text("v.py") == CODE
     assert open_snapshot(old.digest).read_text("w.py") == "x = 1\n"
-    assert command()[-1].startswith("gc_snapshots: removed 0 manifest(s), 0 blob(s)")
+    assert command()[-1].startswith("gc_snapshots: removed 0 manifests, 0 blobs")
 
 
 def test_a_snapshot_stored_for_a_launch_in_progress_is_kept(roots: Path) -> None:
@@ -122,7 +122,7 @@ def test_a_snapshot_stored_for_a_launch_in_progress_is_kept(roots: Path) -> None
 def test_a_stored_snapshot_no_run_references_goes_once_the_grace_is_over(roots: Path) -> None:
     orphan = freeze(roots, target(roots, "app", **{"v.py": CODE}))
     assert not gc_snapshots()  # the default grace: stored seconds ago
-    assert command("--grace-seconds", "0")[-1].startswith("gc_snapshots: removed 1 manifest(s)")
+    assert command("--grace-seconds", "0")[-1].startswith("gc_snapshots: removed 1 manifest,")
     assert orphan.key not in listed()
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +86,63 @@ def test_the_confirmation_shows_the_agents_and_their_estimated_cost(
     run, behind, bystander, finding = _waiting_run(
         operator, budget_usd=Decimal("1"), cost_usd=Decimal("0.25")
     )
-    page = both_client.get(_url(finding), {"comment": "a fixture"}).content.decode()
+    estimate = reverse("runs:rerun_estimate", args=[run.pk, finding.pk])
+    page = both_client.post(estimate, {"comment": "a fixture"}).content.decode()
     assert reverse("runs:task", args=[run.pk, behind.pk]) in page
     assert reverse("runs:task", args=[run.pk, bystander.pk]) not in page
     assert "$0.0021" in page and "1500 tokens" in page  # the agent's previous try
     assert "$0.7500" in page  # left of the budget
     assert 'value="a fixture"' in page and "Dismiss and re-run</button>" in page
     # The findings page's slot gets the partial alone.
-    part = both_client.get(_url(finding), HTTP_HX_REQUEST="true").content.decode()
+    part = both_client.post(estimate, HTTP_HX_REQUEST="true").content.decode()
     assert part.lstrip().startswith(f'<div id="rerun-{finding.pk}"') and "<html" not in part
+    # Asking for the estimate changes nothing, and is never a GET (the row's form carries the
+    # CSRF token); the GET of the re-run page (where a refusal comes back) shows it too.
+    assert both_client.get(estimate).status_code == 405
+    assert "Estimated cost" in both_client.get(_url(finding)).content.decode()
+    finding.refresh_from_db()
+    assert finding.review == "open" and not Event.objects.filter(run=run).exists()
+
+
+class _Urls(HTMLParser):
+    """Every URL a page can send the browser to, and each form's method and fields."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.forms: list[dict[str, Any]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        self.urls += [a[k] for k in ("href", "src", "action", "formaction", "hx-get") if k in a]
+        if tag == "form":
+            self.forms.append({"method": a.get("method", "get").lower(), "csrf": False, "gets": 0})
+        elif self.forms and tag in ("input", "button"):
+            form = self.forms[-1]
+            form["csrf"] |= a.get("name") == "csrfmiddlewaretoken"
+            form["gets"] += a.get("formmethod", "").lower() == "get" or "hx-get" in a
+
+
+@pytest.mark.django_db
+def test_no_url_on_the_findings_page_carries_the_csrf_token(
+    both_client: Client, operator: User
+) -> None:
+    run, _, _, finding = _waiting_run(operator)
+    estimate = reverse("runs:rerun_estimate", args=[run.pk, finding.pk])
+    pages = [
+        both_client.get(reverse("runs:findings", args=[run.pk])).content.decode(),
+        both_client.post(estimate, {"comment": "x"}, HTTP_HX_REQUEST="true").content.decode(),
+        both_client.get(_url(finding)).content.decode(),
+    ]
+    for html in pages:
+        parser = _Urls()
+        parser.feed(html)
+        assert parser.urls and not [u for u in parser.urls if "csrfmiddlewaretoken" in u]
+        with_token = [f for f in parser.forms if f["csrf"]]
+        assert with_token, "the page's forms carry the token"
+        # A form holding the token is only ever sent as a POST, whichever button sends it.
+        assert all(f["method"] == "post" and f["gets"] == 0 for f in with_token), with_token
+    assert f'hx-post="{estimate}"' in pages[0] and f'formaction="{estimate}"' in pages[0]
 
 
 @pytest.mark.django_db
@@ -209,7 +258,7 @@ def test_dismiss_and_rerun_runs_exactly_that_agent_into_a_new_version(
     v2 = run.reports.order_by("-version").first()
     assert v2 is not None and v2.version == 2
     assert finding.pk not in {i for c in v2.clusters for i in c["finding_ids"]}
-    assert any("1 finding(s) dismissed" in n for n in v2.notes)
+    assert any("1 finding dismissed" in n for n in v2.notes)
     assert Approval.objects.get(run=run, gate="report", decision="pending").target_id == v2.pk
 
 
@@ -263,7 +312,7 @@ def test_after_a_rerun_the_header_and_the_duration_say_what_the_run_is_now(
     run.refresh_from_db()
     assert run.status == Run.Status.RUNNING
     page = both_client.get(run.get_absolute_url()).content.decode()
-    assert "re-running 1 agent(s)" in _header(page)  # true while it re-runs
+    assert "re-running 1 agent:" in _header(page)  # true while it re-runs
     assert run.duration_seconds is not None and 12 <= run.duration_seconds < 40
 
     _drain(run)

@@ -40,7 +40,7 @@ def test_the_duration_leaves_out_every_wait_for_a_person(
     clock(300)  # the report waits for a reviewer: not working time
     assert run.duration_seconds == 12
 
-    assert run.transition(Run.Status.RUNNING, "re-running 1 agent(s): finding dismissed")
+    assert run.transition(Run.Status.RUNNING, "re-running 1 agent: finding dismissed")
     assert run.duration_seconds == 12
     clock(5)
     assert run.duration_seconds == 17  # the clock runs again while it works

@@ -49,6 +49,7 @@ from django.db import connection
 from agents.aggregation.records import FindingRow
 from agents.aggregation.stages import RunFacts, run_chain
 from agents.latency import agent_latency_ms
+from agents.wording import noun
 from harness_site.celery import app
 from harness_site.devstack import start_worker, stop_process
 from harness_site.localredis import ensure_private_redis, stop_private_redis
@@ -328,7 +329,10 @@ class Command(BaseCommand):
         chosen = opts["scenarios"] or list(SCENARIOS)
         unknown = sorted(set(chosen) - set(SCENARIOS))
         if unknown:
-            raise CommandError(f"unknown scenario(s) {', '.join(unknown)}; choose from {SCENARIOS}")
+            raise CommandError(
+                f"unknown {noun(len(unknown), 'scenario')} {', '.join(unknown)}; "
+                f"choose from {SCENARIOS}"
+            )
         sizes = [_size(text) for text in opts["size"]]
         host = machine()
         # One Redis for the whole bench: launch_run stops a private Redis it started itself,

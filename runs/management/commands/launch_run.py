@@ -27,6 +27,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from agents.wording import count, noun
 from harness_site.celery import app
 from harness_site.devstack import start_worker, stop_process, worker_pool
 from harness_site.localredis import ensure_private_redis, stop_private_redis
@@ -172,9 +173,7 @@ class Command(BaseCommand):
                     self.stdout.write(json.dumps(summary))
                 else:
                     self._print_summary(summary)
-                raise CommandError(
-                    f"Run #{run.pk}: {held} agent(s) await approval", returncode=AWAITING_APPROVAL
-                )
+                raise CommandError(f"Run #{run.pk}: {_held(held)}", returncode=AWAITING_APPROVAL)
             if opts["json"]:
                 self.stdout.write(json.dumps(summary))
             else:
@@ -274,7 +273,7 @@ class Command(BaseCommand):
 
     def _say_held(self, run: Run, held: int, own_worker: bool) -> None:
         self.err.write(
-            f"Run #{run.pk}: {held} agent(s) await approval. A reviewer approves them in the "
+            f"Run #{run.pk}: {_held(held)}. A reviewer approves {noun(held, 'it', 'them')} in the "
             f"dashboard's approvals inbox, /approvals/ (or on the run's page, /runs/{run.pk}/), "
             "e.g. http://127.0.0.1:8000/approvals/ under `make run`.\n"
         )
@@ -310,3 +309,7 @@ class Command(BaseCommand):
             f"  tokens    {s['tokens']['input']:,} in / {s['tokens']['output']:,} out\n"
             f"  events    {s['events']}   wall {s['wall_seconds']:.1f} s\n"
         )
+
+
+def _held(n: int) -> str:
+    return f"{count(n, 'agent')} {noun(n, 'awaits', 'await')} approval"

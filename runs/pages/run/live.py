@@ -26,6 +26,8 @@ from agents.providers.catalog import concurrency_cap
 from harness_site.workers import worker_slots
 from runs.eventlog.event_types import EventType
 from runs.models import Event, Finding, Run, Task
+from runs.pages import decisions
+from runs.pages.events import labelled
 from runs.pages.findings import load_ranked, ranked_ids, ranks_of
 from runs.pages.run import charts, dashboard, forecast, timeline
 from runs.pages.run import tree as agent_tree
@@ -64,7 +66,7 @@ def run_context(run: Run, user: User, params: dict[str, str]) -> dict[str, Any]:
     return {
         **panel_context(run, tasks, user),
         **tree_context(run, tasks, params),
-        "events": events,
+        "events": labelled(events),
     }
 
 
@@ -114,17 +116,8 @@ def panel_context(run: Run, tasks: list[Task], user: User, *, heavy: bool = True
     budget_gate = None
     if run.status == Run.Status.BUDGET_EXHAUSTED:
         budget_gate = run.approvals.filter(gate="budget", decision="pending").first()
-    changes: list[Event] = []
     if report is not None and run.status == Run.Status.AWAITING_REVIEW:
         pending_approval = run.approvals.filter(gate="report", decision="pending").first()
-        # Requests for changes on this version (a new version opens a new gate).
-        changes = list(
-            Event.objects.filter(
-                run_id=run.pk,
-                type=EventType.APPROVAL_CHANGES_REQUESTED,
-                created_at__gte=report.created_at,
-            ).order_by("-seq")[:5]
-        )
     return {
         "run": run,
         "seq": run.last_seq,
@@ -156,7 +149,9 @@ def panel_context(run: Run, tasks: list[Task], user: User, *, heavy: bool = True
         "findings": findings,
         "report": report,
         "pending_approval": pending_approval,
-        "changes_requested": changes,
+        # What reviewers said about this version (a new version opens a new gate).
+        "decision": decisions.report_decision(run, report),
+        "changes_requested": decisions.changes_requested(run, report) if report else [],
         "budget_gate": budget_gate,
         "four_eyes": settings.HARNESS_FOUR_EYES,
     }
@@ -200,7 +195,7 @@ def render_events(events: list[Event], seq: int, *, replace: bool) -> str:
     """New events prepended to the feed, or (after a long gap) the feed replaced whole."""
     return render_to_string(
         "runs/detail.html#event-feed",
-        {"events": events, "seq": seq, "oob": True, "replace": replace},
+        {"events": labelled(events), "seq": seq, "oob": True, "replace": replace},
     )
 
 
