@@ -18,6 +18,7 @@ import hashlib
 import json
 import posixpath
 import random
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,9 @@ class TaskSpec:
     # Where the task sits in the run's structure, '/'-separated (a folder, a document, a voter):
     # the dashboard's tree groups agents by it. Not part of the key.
     group: str = ""
+    # The model this agent asks, when its plan says (an ensemble's voter models); else the
+    # role's or the run's. Not part of the key.
+    model: str = ""
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -260,6 +264,27 @@ def _by_reader(
     return specs
 
 
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+
+
+def voter_models(options: dict[str, Any]) -> list[str]:
+    """The ensemble's ``voter_models`` option: the models voter 1, 2, … take in turn, so K
+    candidates differ by model and not only by their sample. Raises PlanningError on a name no
+    provider could take."""
+    raw = options.get("voter_models") or ""
+    names = raw if isinstance(raw, list) else str(raw).split(",")
+    models = [str(name).strip() for name in names if str(name).strip()]
+    bad = [name for name in models if not MODEL_NAME.match(name)]
+    if bad:
+        raise PlanningError(
+            f"voter_models: {bad[0][:60]!r} is not a model name (letters, digits and ._:/@+- "
+            "up to 200 characters, names separated by commas)."
+        )
+    if len(models) > 50:
+        raise PlanningError("voter_models: at most 50 models.")
+    return models
+
+
 def _by_ensemble(
     playbook: Playbook, manifest: dict[str, Any], files: list[FileInfo]
 ) -> list[TaskSpec]:
@@ -272,6 +297,7 @@ def _by_ensemble(
     except JudgingError as exc:
         raise PlanningError(str(exc)) from None
     fraction = float(opts.get("sample_fraction", 0.8))
+    models = voter_models(opts)
     specs: list[TaskSpec] = []
     for i in range(k):
         rng = _rng(digest, f"ensemble-{i}")
@@ -287,6 +313,7 @@ def _by_ensemble(
                 snapshot_digest=digest,
                 why=f"independent {lens} vote #{i + 1} of {k}",
                 group=f"voter {i + 1}",
+                model=models[i % len(models)] if models else "",
             )
             for lens in playbook.lenses
         )

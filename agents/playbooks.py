@@ -230,13 +230,15 @@ PLAYBOOKS: dict[str, Playbook] = {
             aggregation=("dedup", "quorum", "confidence", "synthesis", "critic"),
             failure=FailurePolicy(mode="quorum", quorum=2),
             # ``mode``: vote (quorum of the voters' findings) or judge (``agents.judging``);
-            # ``judging``: pairwise or rubric, read in judge mode.
+            # ``judging``: pairwise or rubric, read in judge mode. ``voter_models``: models the
+            # voters take in turn (comma-separated; empty = the voter role's model for all).
             options={
                 "k": 5,
                 "sample_fraction": 0.8,
                 "vote_quorum": 2,
                 "mode": "vote",
                 "judging": "pairwise",
+                "voter_models": "",
             },
         ),
         Playbook(

@@ -15,6 +15,7 @@ from typing import Any
 
 from agents.aggregation.evidence import FABRICATED, TextSource, check_location
 from agents.judging.plan import PAIR_STEP
+from agents.wording import count
 
 SEVERITY_WEIGHT = {"critical": 4.0, "high": 3.0, "medium": 2.0, "low": 1.0, "info": 0.5}
 LABEL = "offline judge (heuristic checks, not an LLM)"
@@ -30,9 +31,9 @@ class Merit:
 
     def describe(self) -> str:
         return (
-            f"merit {self.score:g} from {self.findings} finding(s): {self.verified} with their "
-            f"quote found, {self.located} located without a quote, {self.unsupported} "
-            "unsupported"
+            f"merit {self.score:g} from {count(self.findings, 'finding')}: "
+            f"{self.verified} with their quote found, {self.located} located without a quote, "
+            f"{self.unsupported} unsupported"
         )
 
 

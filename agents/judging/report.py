@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.aggregation.text import md_escape
+from agents.wording import count
 
 
 def _num(value: float | None) -> str:
@@ -24,7 +25,7 @@ def judging_markdown(result: dict[str, Any], *, judged_by: str) -> str:
     lines = [
         "## Judged ensemble",
         "",
-        f"{len(result.get('candidates', []))} candidates judged "
+        f"{count(len(result.get('candidates', [])), 'candidate')} judged "
         f"{how} by {md_escape(judged_by)}; winner by {result.get('method')}: **{chosen}**, "
         "whose findings are this report's.",
         "",
@@ -38,18 +39,23 @@ def judging_markdown(result: dict[str, Any], *, judged_by: str) -> str:
         )
     else:
         lines.append("Agreement: one judge per candidate, so there is none to measure.")
-    lines += ["", "| candidate | findings | summary | standing |", "| --- | ---: | --- | --- |"]
+    lines += [
+        "",
+        "| candidate | model | findings | summary | standing |",
+        "| --- | --- | ---: | --- | --- |",
+    ]
     standing = {r["candidate"]: r for r in result.get("ranking", [])}
     for cand in result.get("candidates", []):
         rank = standing.get(cand["candidate"])
         if rank is None:
             where = "not judged"
         elif "copeland" in rank:
-            where = f"Copeland {rank['copeland']:g}, {rank['votes_won']} vote(s) won"
+            where = f"Copeland {rank['copeland']:g}, {count(rank['votes_won'], 'vote')} won"
         else:
             where = f"mean score {rank['mean']:g}"
         lines.append(
-            f"| voter {cand['candidate'] + 1} | {cand['findings']} | "
+            f"| voter {cand['candidate'] + 1} | {md_escape(str(cand.get('model') or '—'))} | "
+            f"{cand['findings']} | "
             f"{md_escape(str(cand.get('summary', ''))[:300])} | {where} |"
         )
     lines += [
@@ -68,6 +74,6 @@ def judging_markdown(result: dict[str, Any], *, judged_by: str) -> str:
     if missing:
         lines += [
             "",
-            f"{missing} judge(s) gave no answer (failed or skipped) and count in nothing.",
+            f"{count(missing, 'judge')} gave no answer (failed or skipped) and count in nothing.",
         ]
     return "\n".join(lines) + "\n"

@@ -96,6 +96,7 @@ def judged_result(run: Run) -> dict[str, Any] | None:
                 "findings": sum(counts.get(t.pk, 0) for t in by_voter[c]),
                 "summary": " ".join(t.summary for t in by_voter[c])[:300],
                 "status": ", ".join(sorted({t.status for t in by_voter[c]})),
+                "model": ", ".join(sorted({t.model for t in by_voter[c] if t.model})),
             }
             for c in candidates
         ],

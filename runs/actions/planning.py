@@ -112,7 +112,7 @@ def _task_from_spec(
         group=spec.group[:300],
         why=spec.why[:500],
         provider=role.provider or run.provider,
-        model=role.model or run.model,
+        model=spec.model or role.model or run.model,
         critical=role.critical,
         needs_approval=role.needs_approval,
     )

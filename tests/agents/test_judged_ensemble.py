@@ -172,3 +172,25 @@ def test_answers_are_strict_and_the_report_section_is_inert() -> None:
     html = render_markdown(text)  # as the report page shows it: the reason is inert
     assert "<a " not in html and "<b>" not in html and "e.vil" in html
     assert "both orders of a pair agreed in 1.00" in text
+
+
+def test_voters_take_the_listed_models_in_turn_and_a_bad_name_is_refused() -> None:
+    specs = plan(_judged(k=4, voter_models="gpt-4o-mini, qwen2.5:7b"), MANIFEST)
+    models = {int(s.scope["voter"]): s.model for s in specs if s.step.startswith("vote-")}
+    assert models == {0: "gpt-4o-mini", 1: "qwen2.5:7b", 2: "gpt-4o-mini", 3: "qwen2.5:7b"}
+    assert all(s.model == "" for s in specs if not s.step.startswith("vote-"))  # judges: role's
+    assert {s.model for s in plan(_judged(k=2), MANIFEST)} == {""}  # unset: the role's model
+    with pytest.raises(PlanningError, match="voter_models: 'gpt 4' is not a model name"):
+        plan(_judged(k=2, voter_models="gpt-4o,gpt 4"), MANIFEST)
+    result = {
+        "judging": "rubric",
+        "winner": 0,
+        "method": "mean rubric score",
+        "candidates": [{"candidate": 0, "model": "qwen2.5:7b", "findings": 2, "summary": "x"}],
+        "ranking": [{"candidate": 0, "mean": 4.0}],
+        "votes": [],
+    }
+    text = judging_markdown(result, judged_by="judges")
+    row = next(line for line in text.splitlines() if line.startswith("| voter 1 |"))
+    assert "qwen2.5:7b" in row and "| 2 |" in row
+    assert "1 candidate judged" in text

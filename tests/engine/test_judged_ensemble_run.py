@@ -157,10 +157,20 @@ def test_pairwise_judges_over_the_openai_sdk_see_each_pair_in_both_orders(
             target_path=str(target),
             provider="openai",
             model="gpt-4o-mini",
-            options={"mode": "judge", "k": 2},
+            options={"mode": "judge", "k": 2, "voter_models": "gpt-4o-mini,gpt-4.1-mini"},
             budget_usd="10",
         )
         run = wait_for_run(run.pk, timeout=300)
+        # A voter's scope names its number: which model each voter's calls asked for.
+        voted = {
+            (
+                r.body["model"],
+                any('"voter": 1' in str(m.get("content")) for m in r.body["messages"]),
+            )
+            for r in server.requests
+            if isinstance(r.body, dict)
+            and any('"voter": ' in str(m.get("content")) for m in r.body.get("messages", []))
+        }
         asked = [
             r.body
             for r in server.requests
@@ -168,6 +178,12 @@ def test_pairwise_judges_over_the_openai_sdk_see_each_pair_in_both_orders(
             and any("STEP: judge-pair" in str(m.get("content")) for m in r.body["messages"])
         ]
     assert run.status == Run.Status.AWAITING_REVIEW, worker.tail()
+    # Two candidates from two models: each voter asked its own.
+    assert voted == {("gpt-4o-mini", False), ("gpt-4.1-mini", True)}
+    by_voter = {
+        t.scope["voter"]: t.model for t in Task.objects.filter(run=run, step__startswith="vote-")
+    }
+    assert by_voter == {0: "gpt-4o-mini", 1: "gpt-4.1-mini"}
     shown = []
     for body in asked:
         user = next(m["content"] for m in body["messages"] if m["role"] == "user")
