@@ -277,3 +277,17 @@ def get_playbook(name: str) -> Playbook:
     except KeyError:
         known = ", ".join(sorted(PLAYBOOKS))
         raise ValueError(f"Unknown playbook {name!r}. Known playbooks: {known}") from None
+
+
+# The playbook options the launch form offers (each shown for the playbooks that have it), in
+# the order the form shows them; the rest are ``launch_run --set`` only.
+FORM_OPTIONS = (
+    "k",
+    "mode",
+    "judging",
+    "voter_models",
+    "dimensions",
+    "judges",
+    "chunk_files",
+    "document",
+)

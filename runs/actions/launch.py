@@ -26,7 +26,7 @@ from agents.aggregation.stages import TUNABLES, unknown_steps
 from agents.contract import ProviderError
 from agents.latency import MAX_SIGMA
 from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, TextReader, plan
-from agents.playbooks import PLAYBOOKS, Playbook
+from agents.playbooks import FORM_OPTIONS, PLAYBOOKS, Playbook
 from agents.providers.catalog import default_model, get_provider
 from agents.providers.registry import MissingApiKey
 from agents.snapshot import (
@@ -126,7 +126,7 @@ def _latency_sigma(value: Any) -> float:
 
 def offered_options(book: Playbook) -> list[str]:
     """The options the launch form offers for ``book``, besides max agents (every playbook)."""
-    return [n for n in ("k", "mode", "judging", "chunk_files", "document") if n in book.options]
+    return [n for n in FORM_OPTIONS if n in book.options]
 
 
 def playbook_options(book: Playbook) -> list[str]:

@@ -155,6 +155,25 @@ class LaunchForm(forms.Form):
         "(one score per voter).",
         widget=forms.Select(choices=[("pairwise", "pairwise"), ("rubric", "rubric")]),
     )
+    voter_models = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Voter models",
+        help_text="Models the voters take in turn, separated by commas (blank: the voter "
+        "role's model for every voter).",
+    )
+    dimensions = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Dimensions",
+        help_text="The rubric's dimensions to judge, separated by commas (blank: every one).",
+    )
+    judges = forms.CharField(
+        required=False,
+        label="Judges per cell",
+        help_text="Independent judges of each item and dimension.",
+        widget=forms.NumberInput(attrs={"min": 1, "max": 5, "step": 1}),
+    )
     chunk_files = _option("chunk_files", "Files one auditor reads (chunks also stop at a size).")
     document = forms.CharField(
         required=False,

@@ -239,3 +239,45 @@ def test_an_unknown_judge_mode_is_an_error_on_its_field(operator_client: Client)
     assert response.status_code == 400
     assert "mode must be one of vote, judge" in field_errors(response.content.decode(), "mode")
     assert nothing_created()
+
+
+def test_voter_models_are_on_the_form_and_reach_the_voters(operator_client: Client) -> None:
+    html = operator_client.get(reverse("runs:launch")).content.decode()
+    assert 'name="voter_models"' in html
+    response = operator_client.post(
+        reverse("runs:launch"),
+        form_data(playbook="ensemble", k="2", voter_models="m-one, m-two", max_agents="40"),
+    )
+    assert response.status_code == 302
+    # Planned by a worker: tests/engine/test_judged_ensemble_run.py checks each voter's model.
+    assert Run.objects.get().config["options"]["voter_models"] == "m-one, m-two"
+
+
+def test_a_bad_voter_model_is_refused_and_creates_nothing(operator_client: Client) -> None:
+    response = operator_client.post(
+        reverse("runs:launch"), form_data(playbook="ensemble", voter_models="ok, not ok")
+    )
+    assert response.status_code == 400
+    assert "voter_models: &#x27;not ok&#x27; is not a model name" in response.content.decode()
+    assert nothing_created()
+
+
+def test_an_evaluations_dimensions_and_judges_are_on_the_form_and_reach_its_plan(
+    operator_client: Client,
+) -> None:
+    html = operator_client.get(reverse("runs:launch")).content.decode()
+    assert 'name="dimensions"' in html and 'name="judges"' in html
+    response = operator_client.post(
+        reverse("runs:launch"),
+        form_data(
+            playbook="evaluation",
+            target=str((settings.BASE_DIR / "samples" / "evaluation").resolve()),
+            dimensions="correctness",
+            judges="2",
+            max_depth=1,
+            aggregation=["confidence", "synthesis", "critic"],
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    options = Run.objects.get().config["options"]
+    assert (options["dimensions"], str(options["judges"])) == ("correctness", "2")
