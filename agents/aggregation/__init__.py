@@ -3,9 +3,9 @@
 Stage 1 is deterministic (dedup → quorum → confidence); stage 2 writes and checks the report
 (synthesis → critic). With the offline analyzer stage 2 is template-based and says so; with an
 LLM provider configured for the ``synthesizer`` role, synthesis asks that model.
+
+The chain is ``agents.aggregation.stages`` (``run_chain``, ``ReportDraft``, ``AGGREGATION_STEPS``).
+This package imports nothing itself: the offline analyzer's judge reads only
+``agents.aggregation.evidence``, and importing the whole chain from here would pull in the
+provider catalog, which imports that analyzer (a cycle).
 """
-
-from agents.aggregation.records import Cluster
-from agents.aggregation.stages import AGGREGATION_STEPS, ReportDraft, run_chain
-
-__all__ = ["AGGREGATION_STEPS", "Cluster", "ReportDraft", "run_chain"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.aggregation import ReportDraft
 from agents.aggregation.records import FindingRow
-from agents.aggregation.stages import RunFacts
+from agents.aggregation.stages import ReportDraft, RunFacts
 from agents.judging.plan import JUDGE_STEPS, PAIR_STEP, judging_of
 from agents.judging.report import judging_markdown
 from agents.judging.tally import PairVote, RubricVote, pairwise_tally, rubric_tally

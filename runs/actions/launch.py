@@ -20,9 +20,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from agents import semconv
-from agents.aggregation import AGGREGATION_STEPS
 from agents.aggregation.similarity import EMBEDDER_OPTIONS
-from agents.aggregation.stages import TUNABLES, unknown_steps
+from agents.aggregation.stages import AGGREGATION_STEPS, TUNABLES, unknown_steps
 from agents.contract import ProviderError
 from agents.latency import MAX_SIGMA
 from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, TextReader, plan

@@ -10,10 +10,9 @@ from django.contrib.auth.models import User
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from agents.aggregation import ReportDraft
 from agents.aggregation.records import ROW_COLUMNS, FindingRow
 from agents.aggregation.similarity import embedder_for
-from agents.aggregation.stages import RunFacts, run_chain
+from agents.aggregation.stages import ReportDraft, RunFacts, run_chain
 from agents.playbooks import REPORT_STEPS
 from agents.providers.catalog import get_provider
 from agents.snapshot import open_snapshot

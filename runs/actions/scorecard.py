@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.aggregation import ReportDraft
+from agents.aggregation.stages import ReportDraft
 from agents.evaluation.judge import JUDGE_STEP
 from agents.evaluation.scorecard import Judgement, build_scorecard
 from agents.evaluation.summary import scorecard_markdown

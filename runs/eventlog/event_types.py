@@ -93,6 +93,8 @@ LABELS: dict[str, str] = {
     EventType.TASK_RETRY_REQUESTED: "Retry requested",
     EventType.BUDGET_RESERVED: "Budget reserved",
     EventType.BUDGET_SETTLED: "Budget settled",
+    EventType.BUDGET_RECONCILED: "Totals reconciled with paid calls",
+    EventType.EVALUATION_HUMAN_SCORED: "Scored by a reviewer",
     EventType.BUDGET_EXHAUSTED: "Budget exhausted",
     EventType.TOOL_CALLED: "Tool called",
     EventType.TOOL_REFUSED: "Tool refused",

@@ -10,7 +10,7 @@ from django import forms
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 
-from agents.aggregation import AGGREGATION_STEPS
+from agents.aggregation.stages import AGGREGATION_STEPS
 from agents.judging.plan import choice_problem
 from agents.planning import EVERY_DOCUMENT
 from agents.playbooks import PLAYBOOKS

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from agents.aggregation import AGGREGATION_STEPS
+from agents.aggregation.stages import AGGREGATION_STEPS
 
 
 class DecisionForm(forms.Form):
