@@ -41,11 +41,10 @@ def end_trace_when_settled(run_id: int) -> float | None:
     """Emit the run's root span if no agent of it is running (or it has waited long enough);
     else the seconds until the next look."""
     run = Run.objects.filter(pk=run_id).only("finished_at").first()
-    if run is None:
-        return None
+    if run is None or run.finished_at is None:
+        return None  # gone, or working again (resumed): its next end emits its trace
     running = Task.objects.filter(run_id=run_id, status=Task.Status.RUNNING).exists()
-    stopped = run.finished_at or timezone.now()
-    if running and (timezone.now() - stopped).total_seconds() < SETTLE_S:
+    if running and (timezone.now() - run.finished_at).total_seconds() < SETTLE_S:
         return CHECK_EVERY_S
     end_run_trace(run_id)
     return None
