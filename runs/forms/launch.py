@@ -12,7 +12,7 @@ from django.core.validators import MaxValueValidator
 
 from agents.aggregation.stages import AGGREGATION_STEPS
 from agents.judging.plan import choice_problem
-from agents.planning import EVERY_DOCUMENT
+from agents.planning import EVERY_DOCUMENT, PlanningError, voter_models
 from agents.playbooks import PLAYBOOKS
 from agents.providers.catalog import missing_key_variable, provider_choices
 from agents.snapshot import DEFAULT_EXCLUDES
@@ -286,6 +286,11 @@ class LaunchForm(forms.Form):
                 self.add_error(name, str(exc))
             if problem := choice_problem({name: value}):  # mode, judging
                 self.add_error(name, problem[0])
+            if name == "voter_models":  # on its own field, not the target's the plan would use
+                try:
+                    voter_models({name: value})
+                except PlanningError as exc:
+                    self.add_error(name, str(exc))
         if data.get("max_agents") is not None:
             self.options["max_agents"] = data["max_agents"]
         # Every playbook's: what the snapshot leaves out.

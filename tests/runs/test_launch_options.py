@@ -258,7 +258,8 @@ def test_a_bad_voter_model_is_refused_and_creates_nothing(operator_client: Clien
         reverse("runs:launch"), form_data(playbook="ensemble", voter_models="ok, not ok")
     )
     assert response.status_code == 400
-    assert "voter_models: &#x27;not ok&#x27; is not a model name" in response.content.decode()
+    errors = field_errors(response.content.decode(), "voter_models")
+    assert "voter_models: &#x27;not ok&#x27; is not a model name" in errors
     assert nothing_created()
 
 
