@@ -19,7 +19,8 @@ Views, consumers, the worker and the Celery tasks call these; none of them write
 
 from runs.actions.control import RetryRefused, cancel_run, retry_failed
 from runs.actions.extend import request_extension
-from runs.actions.launch import LaunchError, launch_run
+from runs.actions.launch import launch_run
+from runs.actions.launch_options import LaunchError
 from runs.actions.refusals import DecisionRefused
 from runs.actions.review import decide_approval, review_finding
 

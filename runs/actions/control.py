@@ -7,7 +7,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from runs.actions import enqueue
-from runs.actions.launch import LaunchError, check_provider
+from runs.actions.launch import check_provider
+from runs.actions.launch_options import LaunchError
 from runs.actions.trace_end import end_trace_when_settled_after_commit
 from runs.actions.tries import new_try
 from runs.eventlog.event_types import EventType

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from harness_site.redis_client import get_redis
 from runs.actions import enqueue
-from runs.actions.launch import BUDGET_USD_MAX
+from runs.actions.launch_options import BUDGET_USD_MAX
 from runs.actions.refusals import DecisionRefused
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_event, record_events

@@ -24,7 +24,8 @@ from django.utils import timezone
 
 from agents.wording import count
 from runs.actions import enqueue
-from runs.actions.launch import LaunchError, check_provider
+from runs.actions.launch import check_provider
+from runs.actions.launch_options import LaunchError
 from runs.actions.refusals import DecisionRefused
 from runs.actions.review import review_finding
 from runs.actions.tries import new_try

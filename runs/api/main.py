@@ -15,7 +15,7 @@ from django.urls import URLPattern, URLResolver
 from ninja import NinjaAPI, Router
 
 from agents.playbooks import PLAYBOOKS
-from runs.actions.launch import playbook_options
+from runs.actions.launch_options import playbook_options
 from runs.api import agents, approvals, reports, runs
 from runs.api.auth import BearerToken, Session, granted, resolve_bearer
 from runs.api.problems import Problem, document, install, problem_response

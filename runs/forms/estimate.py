@@ -20,14 +20,8 @@ from agents.estimate import CostEstimate, describe_plan, estimate_cost
 from agents.planning import EVERY_DOCUMENT, PlanningError, document_paths, pick_document, plan
 from agents.playbooks import PLAYBOOKS, Playbook
 from agents.snapshot import SnapshotError, freeze_directory
-from runs.actions.launch import (
-    BUDGET_USD_MAX,
-    LaunchError,
-    check_provider,
-    plan_target,
-    resolve_config,
-    run_excludes,
-)
+from runs.actions.launch import check_provider, plan_target, resolve_config, run_excludes
+from runs.actions.launch_options import BUDGET_USD_MAX, LaunchError
 from runs.forms.launch import LaunchForm
 
 # Fields whose errors stop an estimate (the rest of the form does not change the plan).

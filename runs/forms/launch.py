@@ -16,7 +16,7 @@ from agents.planning import EVERY_DOCUMENT, PlanningError, voter_models
 from agents.playbooks import PLAYBOOKS
 from agents.providers.catalog import missing_key_variable, provider_choices
 from agents.snapshot import DEFAULT_EXCLUDES
-from runs.actions.launch import (
+from runs.actions.launch_options import (
     BUDGET_USD_MAX,
     BUDGET_USD_STEP,
     OPTION_LABELS,

@@ -13,7 +13,7 @@ from django.urls import reverse
 from agents.aggregation.stages import TUNABLES
 from agents.playbooks import PLAYBOOKS
 from runs.actions import LaunchError, launch_run
-from runs.actions.launch import option_bounds, playbook_options
+from runs.actions.launch_options import option_bounds, playbook_options
 from runs.models import Run
 from tests.runs.test_launch import form_data, nothing_created
 
