@@ -276,6 +276,9 @@ for _network in HARNESS_WEBHOOK_ALLOWED_NETWORKS:
 HARNESS_WEBHOOK_TIMEOUT_S = env_float("HARNESS_WEBHOOK_TIMEOUT_S", 5.0, min_value=0.1)
 HARNESS_WEBHOOK_MAX_ATTEMPTS = env_int("HARNESS_WEBHOOK_MAX_ATTEMPTS", 8, min_value=1, max_value=50)
 HARNESS_WEBHOOK_BACKOFF_S = env_float("HARNESS_WEBHOOK_BACKOFF_S", 10.0, min_value=0.0)
+# Days a succeeded or failed delivery (its payload, answer and attempt log) is kept before the
+# sweep deletes it; 0 keeps them all.
+HARNESS_WEBHOOK_KEEP_DAYS = env_int("HARNESS_WEBHOOK_KEEP_DAYS", 30, min_value=0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

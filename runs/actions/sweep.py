@@ -14,7 +14,8 @@ the broker's visibility timeout), a Redis restart that drops what was queued or 
 3. every working run's totals are reconciled with its paid calls (``runs.actions.reconcile``).
 
 Each of those is idempotent, so a sweep of a healthy run changes nothing. Webhook deliveries
-whose message was lost are sent again the same way (``webhook_delivery.resend_overdue``).
+whose message was lost are sent again the same way (``webhook_delivery.resend_overdue``), and
+finished ones past ``HARNESS_WEBHOOK_KEEP_DAYS`` are deleted (``webhook_delivery.prune_finished``).
 ``runs.engine.sweeper`` runs it in the workers, one at a time.
 """
 
@@ -75,4 +76,7 @@ def sweep() -> dict[int, str]:
     resent = webhook_delivery.resend_overdue()
     if resent:
         logger.info("sweep sent %d overdue webhook deliver(y/ies) again", resent)
+    pruned = webhook_delivery.prune_finished()
+    if pruned:
+        logger.info("sweep deleted %d webhook deliver(y/ies) past their retention", pruned)
     return done

@@ -248,3 +248,24 @@ def resend_overdue() -> int:
     for delivery_id in overdue:
         enqueue.send(enqueue.DELIVER_WEBHOOK, delivery_id)
     return len(overdue)
+
+
+def prune_finished(limit: int = 1000) -> int:
+    """Delete up to ``limit`` succeeded or failed deliveries older than
+    ``HARNESS_WEBHOOK_KEEP_DAYS`` (0: keep them all); returns how many. Called by the sweep: each
+    event of each run leaves one row per subscription, and without this the table only grows.
+    Pending and retrying ones stay whatever their age: deleting them would lose a message."""
+    days = settings.HARNESS_WEBHOOK_KEEP_DAYS
+    if days <= 0:
+        return 0
+    cutoff = timezone.now() - timedelta(days=days)
+    # Bounded, so a first sweep over a years-old table is many short deletes, not one long one.
+    ids = list(
+        WebhookDelivery.objects.filter(
+            status__in=[_D.SUCCEEDED, _D.FAILED], created_at__lt=cutoff
+        ).values_list("pk", flat=True)[:limit]
+    )
+    if not ids:
+        return 0
+    deleted, _ = WebhookDelivery.objects.filter(pk__in=ids).delete()
+    return int(deleted)
