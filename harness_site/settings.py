@@ -82,6 +82,7 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "runs.views.middleware.RunNotFoundPage",
+    "runs.api.ratelimit.RateLimitHeaders",
 ]
 
 ROOT_URLCONF = "harness_site.urls"

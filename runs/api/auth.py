@@ -84,7 +84,7 @@ class BearerToken(HttpAuthBase):
             token = token_for_secret(secret)
         except TokenRefused as exc:
             raise _token_refused(str(exc)) from None
-        check_rate(token)
+        check_rate(token, request)
         return Caller(token.user, frozenset(token.scopes), token)
 
 

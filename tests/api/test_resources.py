@@ -264,11 +264,20 @@ def test_cancel_retry_and_extend(api, operator, token_for) -> None:
 def test_the_rate_limit_is_per_token(api, viewer, token_for) -> None:
     slow = token_for(viewer, "read", rate_per_minute=3)
     other = token_for(viewer, "read", rate_per_minute=3)
-    for _ in range(3):
-        assert api.get("/api/v1/targets/", token=slow).status_code == 200
+    for used in range(1, 4):
+        response = api.get("/api/v1/targets/", token=slow)
+        assert response.status_code == 200
+        # Where the token stands, on every answer: a script can slow down before a 429.
+        assert response.headers["ratelimit-limit"] == "3"
+        assert response.headers["ratelimit-remaining"] == str(3 - used)
+        assert 1 <= int(response.headers["ratelimit-reset"]) <= 60
     response = api.get("/api/v1/targets/", token=slow)
     body = assert_problem(response, 429, "rate-limited")
     assert body["limit"] == 3 and 1 <= int(response.headers["retry-after"]) <= 60
+    assert response.headers["ratelimit-remaining"] == "0"
+    # A problem answer carries them too, as does an answer of another kind (a 404 here).
+    missing = api.get("/api/v1/runs/999999/", token=other)
+    assert missing.status_code == 404 and missing.headers["ratelimit-remaining"] == "2"
     assert api.get("/api/v1/targets/", token=other).status_code == 200
     assert ApiToken.objects.get(prefix=slow[:10]).last_used_at is not None
 
