@@ -19,7 +19,7 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from agents import semconv
+from agents import adaptive, semconv
 from agents.aggregation.similarity import EMBEDDER_OPTIONS
 from agents.aggregation.stages import AGGREGATION_STEPS, TUNABLES, unknown_steps
 from agents.contract import ProviderError
@@ -76,10 +76,7 @@ def option_bounds() -> dict[str, tuple[int, int]]:
 LAUNCH_OPTIONS = ("max_agents", "exclude", "default_excludes")
 # Names kept for features still to come (issue #19): refused, so that a script setting them
 # learns now that they do nothing, rather than being silently ignored.
-RESERVED_OPTIONS = {
-    "adaptive": "adaptive runs",
-    "budget_split": "splitting the budget between agents (none, equal or size)",
-}
+RESERVED_OPTIONS = {"budget_split": "splitting the budget between agents (none, equal or size)"}
 OPTION_LABELS = {
     "k": "Voters (K)",
     "chunk_files": "Files per chunk",
@@ -176,6 +173,10 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
             checked["exclude"] = exclude_patterns(checked["exclude"])
         except SnapshotError as exc:
             raise LaunchError(str(exc), "exclude") from None
+    if "adaptive" in checked:
+        if (flag := adaptive.parse_flag(checked["adaptive"])) is None:
+            raise LaunchError("Adaptive fan-out must be true or false.", "adaptive")
+        checked["adaptive"] = flag
     if not isinstance(checked.get("default_excludes", True), bool):
         raise LaunchError("Default excludes must be true or false.", "default_excludes")
     return checked
