@@ -19,11 +19,11 @@ def _decide(**overrides: Any) -> Any:
     args: dict[str, Any] = {
         "where": "web/",
         "wave": 0,
-        "last_agents": 3,
-        "last_units": 1,
+        "last_agents": 6,
+        "last_units": 2,
         "known": [],
         "new": [],
-        "units_left": 9,
+        "units_left": 8,
         "lenses": 3,
         "agents_allowed": 1000,
         "agents_affordable": None,
@@ -35,7 +35,7 @@ def test_scouts_that_find_nothing_stop_their_group_and_say_it_was_sampled() -> N
     decision = _decide()
     assert decision.units == 0
     assert decision.reason == (
-        "no more agents in web/: scouts read 1 of 10 chunks and found nothing: the other 9 "
+        "no more agents in web/: scouts read 2 of 10 chunks and found nothing: the other 8 "
         "stay unread (sampled, not read in full)"
     )
 
@@ -97,11 +97,12 @@ def test_anything_else_is_not_a_yes_or_no(value: Any) -> None:
     assert parse_flag(value) is None
 
 
-def test_scouts_are_a_tenth_of_a_group_seeded_by_the_snapshot() -> None:
+def test_scouts_are_a_fifth_of_a_group_at_least_two_seeded_by_the_snapshot() -> None:
     units = [Unit(f"f{i}.py", (f"k{i}",)) for i in range(25)]
     first = scout_units("web", units, "digest-a")
-    assert len(first) == 3  # ceil(25 / 10)
+    assert len(first) == 5  # ceil(25 / 5)
     assert first == scout_units("web", units, "digest-a")
     picks = {tuple(u.scope_label for u in scout_units("web", units, f"d{i}")) for i in range(8)}
     assert len(picks) > 1  # not always the first files by name
-    assert len(scout_units("tiny", units[:2], "digest-a")) == 1
+    assert len(scout_units("small", units[:6], "digest-a")) == 2
+    assert len(scout_units("tiny", units[:1], "digest-a")) == 1

@@ -79,7 +79,7 @@ def test_playbooks_without_interchangeable_chunks_refuse_the_option(target: Path
     assert nothing_created()
 
 
-def test_an_adaptive_plan_starts_one_scout_chunk_per_folder_through_every_lens(
+def test_an_adaptive_plan_starts_two_scout_chunks_per_folder_through_every_lens(
     target: Path,
 ) -> None:
     full = launch_run(
@@ -99,10 +99,10 @@ def test_an_adaptive_plan_starts_one_scout_chunk_per_folder_through_every_lens(
     scouts = plan(run.resolved_playbook, manifest)
     every = plan(full.resolved_playbook, manifest)
     assert len(every) == 4 * 10 * 3
-    assert len(scouts) == 4 * 1 * 3  # a tenth of each folder's 10 chunks, 3 lenses each
+    assert len(scouts) == 4 * 2 * 3  # a fifth of each folder's 10 chunks, 3 lenses each
     assert {s.group for s in scouts} == {s.group for s in every}
     assert {s.key for s in scouts} <= {s.key for s in every}
-    assert len({s.scope_label for s in scouts}) == 4
+    assert len({s.scope_label for s in scouts}) == 8
 
 
 def test_the_form_offers_the_box_for_the_audit_and_it_reaches_the_run(
