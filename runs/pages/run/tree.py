@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from runs.eventlog.event_types import EventType
-from runs.models import Event, Task
+from runs.models import Event, Run, Task
 
 ROOT = "g:"
 PAGE = 100  # children of one node rendered per request
@@ -146,10 +146,13 @@ def _folders(path: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def decision_notes(run_id: int) -> dict[str, str]:
-    """Each group's latest adaptive decision (none for a run that is not adaptive)."""
+def decision_notes(run: Run) -> dict[str, str]:
+    """Each group's latest adaptive decision (none for a run that is not adaptive, without a
+    query: a big run's live updates read this for every batch)."""
     notes: dict[str, str] = {}
-    rows = Event.objects.filter(run_id=run_id, type=EventType.ADAPTIVE_DECIDED).order_by("seq")
+    if not (run.config or {}).get("options", {}).get("adaptive"):
+        return notes
+    rows = Event.objects.filter(run_id=run.pk, type=EventType.ADAPTIVE_DECIDED).order_by("seq")
     for payload in rows.values_list("payload", flat=True):
         notes[str(payload.get("group", "")).strip("/")] = str(payload.get("reason", ""))
     return notes
