@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.adaptive import is_adaptive, scout_keys
 from agents.analysis.text_rules import language_for
 from agents.evaluation.cells import plan_cells
 from agents.evaluation.dataset import EvaluationInputError
@@ -148,13 +149,12 @@ def plan(
             f"({len(files)} file{'s' if len(files) != 1 else ''} such as {example}). For "
             "documents, use Document synthesis or Multi-perspective review."
         )
-    decompose = _DECOMPOSITIONS.get(playbook.decomposition)
-    if decompose is None:  # pragma: no cover - playbooks are validated at definition
-        raise PlanningError(f"Unknown decomposition {playbook.decomposition!r}")
-    if playbook.decomposition == "evaluation":
-        specs = _by_evaluation(playbook, manifest, read_text)
-    else:
-        specs = decompose(playbook, manifest, files)
+    specs = full_plan(playbook, manifest, read_text)
+    if is_adaptive(playbook.decomposition, playbook.options):
+        # Only the scouts start; ``runs.actions.adaptive`` adds the rest of each group in waves
+        # (bounded by max agents then), so only the scouts must fit now.
+        scouts = scout_keys(specs, manifest["digest"])
+        specs = [s for s in specs if s.key in scouts]
     if len(specs) > playbook.max_agents:
         raise PlanningError(
             f"This target needs {len(specs)} agents but the run allows {playbook.max_agents}: "
@@ -162,6 +162,19 @@ def plan(
         )
     check_acyclic(specs)
     return specs
+
+
+def full_plan(
+    playbook: Playbook, manifest: dict[str, Any], read_text: TextReader | None = None
+) -> list[TaskSpec]:
+    """Every task the decomposition makes, adaptive or not, before any limit is checked: an
+    adaptive run's later waves are taken from it."""
+    decompose = _DECOMPOSITIONS.get(playbook.decomposition)
+    if decompose is None:  # pragma: no cover - playbooks are validated at definition
+        raise PlanningError(f"Unknown decomposition {playbook.decomposition!r}")
+    if playbook.decomposition == "evaluation":
+        return _by_evaluation(playbook, manifest, read_text)
+    return decompose(playbook, manifest, _files(manifest))
 
 
 def _by_domain(

@@ -181,6 +181,8 @@ PLAYBOOKS: dict[str, Playbook] = {
                 "chunk_files": 6,
                 "agent_max_files": AGENT_MAX_FILES,
                 "agent_max_bytes": AGENT_MAX_BYTES,
+                # Scouts first, more agents where they find more (``agents.adaptive``).
+                "adaptive": False,
             },
         ),
         Playbook(
@@ -289,5 +291,6 @@ FORM_OPTIONS = (
     "dimensions",
     "judges",
     "chunk_files",
+    "adaptive",
     "document",
 )

@@ -26,7 +26,7 @@ from opentelemetry.context import Context, attach, detach
 from agents.aggregation.stages import OUTPUT_CAP_RULE
 from agents.contract import AgentResult
 from agents.playbooks import Playbook
-from runs.actions import enqueue
+from runs.actions import adaptive, enqueue
 from runs.actions.dispatch import hand_over_slots, schedule_dispatch
 from runs.actions.outcomes import findings_of, lock_run, span_fields, spawn_children
 from runs.actions.paid import NOTHING_PAID, paid_many
@@ -66,6 +66,7 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
         events: dict[int, list[EventItem]] = defaultdict(list)
         findings: list[Finding] = []
         freed: dict[int, int] = defaultdict(int)
+        finished_groups: dict[int, set[str]] = defaultdict(set)
         contexts: dict[int, Context] = {}
         for item in batch:
             task, output = item.task, item.result.output
@@ -91,6 +92,7 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
             if not moved:
                 continue
             freed[run.pk] += 1
+            finished_groups[run.pk].add(task.group)
             if item.context is not None:
                 contexts.setdefault(run.pk, item.context)
             findings += found
@@ -137,6 +139,9 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
                 Run.objects.filter(pk=run_id).update(**changes)
             if not freed[run_id]:
                 continue
+            # An adaptive run's group whose last agent just finished gets its next wave (or
+            # stops) now, so the slots freed below can go to the new agents.
+            adaptive.decide_groups(run, finished_groups[run_id])
             handed: list[int] = []
             look = True
             if run.status == Run.Status.RUNNING:

@@ -19,7 +19,7 @@ from django.utils import timezone
 from opentelemetry.context import attach, detach, get_current
 
 from agents.playbooks import REPORT_STEPS
-from runs.actions import enqueue
+from runs.actions import adaptive, enqueue
 from runs.actions.paid import paid_many
 from runs.actions.report_steps import start_next_report_step
 from runs.eventlog.event_types import EventType
@@ -80,6 +80,9 @@ def _fill_slots(run: Run) -> list[int]:
     """Queue the run's next ready tasks into its free slots (the caller holds the run's lock)."""
     queued: list[int] = []
     _skip_blocked(run)
+    # An adaptive run's groups whose agents all ended by another way than success (failed,
+    # skipped) or whose decision a crash lost: decided here, before the run can finish.
+    adaptive.decide_groups(run)
     events: list[EventItem] = []
     # Agents held for approval go to their gate whether or not a slot is free: waiting there
     # takes no slot, so they must not use up this pass's free ones (the rest of a run whose

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
+from agents import adaptive
 from agents.aggregation.similarity import EMBEDDER_OPTIONS
 from agents.aggregation.stages import TUNABLES
 from agents.latency import MAX_SIGMA
@@ -47,10 +48,7 @@ def option_bounds() -> dict[str, tuple[int, int]]:
 LAUNCH_OPTIONS = ("max_agents", "exclude", "default_excludes")
 # Names kept for features still to come (issue #19): refused, so that a script setting them
 # learns now that they do nothing, rather than being silently ignored.
-RESERVED_OPTIONS = {
-    "adaptive": "adaptive runs",
-    "budget_split": "splitting the budget between agents (none, equal or size)",
-}
+RESERVED_OPTIONS = {"budget_split": "splitting the budget between agents (none, equal or size)"}
 OPTION_LABELS = {
     "k": "Voters (K)",
     "chunk_files": "Files per chunk",
@@ -147,6 +145,10 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
             checked["exclude"] = exclude_patterns(checked["exclude"])
         except SnapshotError as exc:
             raise LaunchError(str(exc), "exclude") from None
+    if "adaptive" in checked:
+        if (flag := adaptive.parse_flag(checked["adaptive"])) is None:
+            raise LaunchError("Adaptive fan-out must be true or false.", "adaptive")
+        checked["adaptive"] = flag
     if not isinstance(checked.get("default_excludes", True), bool):
         raise LaunchError("Default excludes must be true or false.", "default_excludes")
     return checked

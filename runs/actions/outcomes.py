@@ -25,8 +25,8 @@ from agents.playbooks import Playbook
 from agents.snapshot import open_snapshot
 from harness_site import liveness
 from runs.actions.dispatch import schedule_dispatch
+from runs.actions.new_tasks import task_created
 from runs.actions.paid import paid
-from runs.actions.planning import task_created
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import EventItem, record_event, record_events
 from runs.models import Finding, Run, Task

@@ -9,10 +9,11 @@ from opentelemetry.trace import Status, StatusCode
 
 from agents import semconv
 from agents.planning import PlanningError, TaskSpec, plan
-from agents.playbooks import Playbook, worker_role
+from agents.playbooks import Playbook
 from agents.snapshot import SnapshotError, open_snapshot
 from runs.actions.dispatch import schedule_dispatch
-from runs.eventlog.event_types import EventType, TaskCreatedPayload, task_created_payload
+from runs.actions.new_tasks import task_created, task_from_spec
+from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_event, record_events
 from runs.models import Run, Task
 from runs.observability.tracing import end_run_trace_after_commit, run_span
@@ -63,7 +64,7 @@ def create_planned_tasks(run: Run, playbook: Playbook, specs: list[TaskSpec]) ->
             return 0
         existing = set(Task.objects.filter(run=run).values_list("key", flat=True))
         new = [s for s in specs if s.key not in existing]
-        tasks = [_task_from_spec(run, playbook, spec) for spec in new]
+        tasks = [task_from_spec(run, playbook, spec) for spec in new]
         Task.objects.bulk_create(tasks)
         by_key = {t.key: t for t in Task.objects.filter(run=run)}
         through = Task.depends_on.through
@@ -80,39 +81,3 @@ def create_planned_tasks(run: Run, playbook: Playbook, specs: list[TaskSpec]) ->
         record_event(run, EventType.RUN_RUNNING, {"tasks": len(by_key)})
         schedule_dispatch(run.pk)
     return len(new)
-
-
-def task_created(task: Task) -> tuple[EventType, TaskCreatedPayload, Task]:
-    """The ``task.created`` event of a planned or spawned task."""
-    payload = task_created_payload(
-        key=task.key,
-        step=task.step,
-        lens=task.lens,
-        scope=task.scope_label,
-        why=task.why,
-        parent=task.parent_id,
-    )
-    return EventType.TASK_CREATED, payload, task
-
-
-def _task_from_spec(
-    run: Run, playbook: Playbook, spec: TaskSpec, *, parent: Task | None = None
-) -> Task:
-    role = playbook.roles.get(spec.role) or playbook.roles[worker_role(playbook)]
-    return Task(
-        run=run,
-        parent=parent,
-        depth=(parent.depth + 1) if parent else 0,
-        key=spec.key,
-        step=spec.step,
-        role=role.role,
-        lens=spec.lens,
-        scope=spec.scope,
-        scope_label=spec.scope_label[:300],
-        group=spec.group[:300],
-        why=spec.why[:500],
-        provider=role.provider or run.provider,
-        model=spec.model or role.model or run.model,
-        critical=role.critical,
-        needs_approval=role.needs_approval,
-    )

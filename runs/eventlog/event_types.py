@@ -57,6 +57,8 @@ class EventType(StrEnum):
     SPAWN_REFUSED = "spawn.refused"
     # finding: one finding stored by an agent.
     FINDING_ADDED = "finding.added"
+    # adaptive: an adaptive run's decision for one group (runs.actions.adaptive).
+    ADAPTIVE_DECIDED = "adaptive.decided"
     # approval: a gate opened (task or report) and a reviewer's decision.
     APPROVAL_REQUESTED = "approval.requested"
     APPROVAL_DECIDED = "approval.decided"
@@ -101,6 +103,7 @@ LABELS: dict[str, str] = {
     EventType.SPAWN_REQUESTED: "Sub-agent requested",
     EventType.SPAWN_REFUSED: "Sub-agent refused",
     EventType.FINDING_ADDED: "Finding",
+    EventType.ADAPTIVE_DECIDED: "Adaptive fan-out",
     EventType.APPROVAL_REQUESTED: "Approval requested",
     EventType.APPROVAL_DECIDED: "Decision",
     EventType.APPROVAL_CHANGES_REQUESTED: "Changes requested",
@@ -291,6 +294,17 @@ class FindingAddedPayload(TypedDict):
     location: str  # "path:line"
 
 
+# -- adaptive -----------------------------------------------------------------------------------
+class AdaptiveDecidedPayload(TypedDict):
+    group: str  # the planner's group (a folder; "" is the target's root)
+    wave: int  # 0: decided on the scouts' results, 1: on the first wave's, …
+    added: int  # agents added (0: the group stops growing)
+    reason: str  # the decision in words, as the tree shows it
+    last_task: int  # the group's newest agent when decided: later ones are the next wave
+    found: int  # new findings of the wave decided on
+    repeated: int  # its findings that repeated known ones
+
+
 # -- approval -----------------------------------------------------------------------------------
 class ApprovalRequestedPayload(TypedDict):
     gate: str  # "task" (actions.dispatch) or "report" (actions.report.store_report)
@@ -374,6 +388,7 @@ PAYLOAD_TYPES: dict[EventType, type] = {
     EventType.SPAWN_REQUESTED: SpawnRequestedPayload,
     EventType.SPAWN_REFUSED: SpawnRefusedPayload,
     EventType.FINDING_ADDED: FindingAddedPayload,
+    EventType.ADAPTIVE_DECIDED: AdaptiveDecidedPayload,
     EventType.APPROVAL_REQUESTED: ApprovalRequestedPayload,
     EventType.APPROVAL_DECIDED: ApprovalDecidedPayload,
     EventType.APPROVAL_CHANGES_REQUESTED: ApprovalChangesRequestedPayload,

@@ -175,6 +175,12 @@ class LaunchForm(forms.Form):
         widget=forms.NumberInput(attrs={"min": 1, "max": 5, "step": 1}),
     )
     chunk_files = _option("chunk_files", "Files one auditor reads (chunks also stop at a size).")
+    adaptive = forms.BooleanField(
+        required=False,
+        label="Adaptive fan-out",
+        help_text="Scouts read a sample of each folder first; more agents go where they find "
+        "more, none where they find nothing (those folders are sampled, not read in full).",
+    )
     document = forms.CharField(
         required=False,
         max_length=500,

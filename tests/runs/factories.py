@@ -11,7 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from runs.actions.planning import task_created
+from runs.actions.new_tasks import task_created
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_event, record_events
 from runs.models import Event, Finding, Report, Run, Task

@@ -197,7 +197,7 @@ def test_an_unknown_option_is_refused_naming_the_playbooks_options() -> None:
     assert not Run.objects.exists()
 
 
-@pytest.mark.parametrize("name", ["adaptive", "budget_split"])
+@pytest.mark.parametrize("name", ["budget_split"])
 def test_options_reserved_for_later_are_refused_as_not_available_yet(name: str) -> None:
     with pytest.raises(LaunchError) as info:
         launch_run(user=None, playbook="ensemble", target_path=SAMPLE, options={name: "size"})

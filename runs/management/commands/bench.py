@@ -14,6 +14,8 @@ Scenarios (one JSON object each with ``--json``):
 - ``live``: an event's commit in a worker → its fragment in a real Chromium page, p50/p95, at
   50 and 500 events/s with 1 and 10 pages open (``runs/benchmarks/live.py``; needs Playwright).
 - ``aggregation``: the aggregation chain over 1,000 and 10,000 synthetic findings (in memory).
+- ``adaptive``: adaptive fan-out against the full one on generated targets with uneven flaw
+  density, one file per chunk: agents, cost and findings of each (``runs/benchmarks/adaptive.py``).
 - ``throughput``: the fan-out at latency 0 with 1 and 2 worker processes (``--workers``): agents
   completed per second by one run, which is the harness's own limit.
 
@@ -53,11 +55,12 @@ from agents.wording import noun
 from harness_site.celery import app
 from harness_site.devstack import start_worker, stop_process
 from harness_site.localredis import ensure_private_redis, stop_private_redis
+from runs.benchmarks import adaptive as adaptive_bench
 from runs.benchmarks.live import live_latency
 from runs.management.options import add_latency_options
 from runs.models import Task
 
-SCENARIOS = ("fanout", "peers", "throughput", "live", "aggregation")
+SCENARIOS = ("fanout", "peers", "throughput", "live", "aggregation", "adaptive")
 TARGET_SOURCE = "import os\n\n\ndef handler(expr):\n    return eval(expr)\n"
 
 
@@ -338,7 +341,9 @@ class Command(BaseCommand):
         # One Redis for the whole bench: launch_run stops a private Redis it started itself,
         # and this process's connections must outlive each run.
         redis_proc = None
-        if {"fanout", "throughput", "live"} & set(chosen) and settings.HARNESS_PRIVATE_REDIS:
+        if {"fanout", "throughput", "live", "adaptive"} & set(
+            chosen
+        ) and settings.HARNESS_PRIVATE_REDIS:
             redis_proc = ensure_private_redis(
                 settings.DATA_DIR, settings.HARNESS_PRIVATE_REDIS_PORT
             )
@@ -388,6 +393,8 @@ class Command(BaseCommand):
                         figures, _ = fanout(n, c, 0, target, workers=workers)
                         wparams = {"n": n, "c": c, "latency_ms": 0, "workers": workers}
                         self._emit(opts, "throughput", wparams, host, figures)
+            if "adaptive" in chosen:
+                self._adaptive(Path(root), host, opts)
             if "live" in chosen:
                 for rate in opts["rates"]:
                     for pages in opts["pages"]:
@@ -397,6 +404,18 @@ class Command(BaseCommand):
         if "aggregation" in chosen:
             for count in opts["findings"]:
                 self._emit(opts, "aggregation", {"findings": count}, host, aggregation(count))
+
+    def _adaptive(self, root: Path, host: dict[str, Any], opts: dict[str, Any]) -> None:
+        concurrency = 8
+        lift_launch_limits([(shape.agents, concurrency) for shape in adaptive_bench.SHAPES])
+        procs = _start_workers(1, concurrency)
+        try:
+            for shape in adaptive_bench.SHAPES:
+                params, figures = adaptive_bench.compare(root, shape, concurrency)
+                self._emit(opts, "adaptive", params, host, figures)
+        finally:
+            for proc in procs:
+                stop_process(proc)
 
     def _emit(
         self,

@@ -277,7 +277,7 @@ def _tree_and_feed(run: Run, tasks: list[Task], state: LiveState, seq: int) -> l
         .order_by("-seq")
         .values_list("seq", "task_id", "type")
     )
-    tree = agent_tree.build(tasks)
+    tree = agent_tree.build(tasks, agent_tree.decision_notes(run))
     context = {
         "run": run,
         "seq": seq,
@@ -345,6 +345,8 @@ def planned_note(run: Run, tree: AgentTree) -> str:
         return ""
     spawned = len(agents) - planned - report
     note = f"planned {planned} agent{'s' if planned != 1 else ''} at once, from the whole target"
+    if run.config and (run.config.get("options") or {}).get("adaptive"):
+        note = f"{planned} agents so far: scouts first, then more where they found more (adaptive)"
     if spawned:
         note += f"; {spawned} more spawned by agents, shown under them"
     if report:
@@ -379,7 +381,7 @@ def tree_body_context(
 def tree_context(run: Run, tasks: list[Task], params: dict[str, str]) -> dict[str, Any]:
     """The tree panel's first render: its first view (or the path to ``reveal``/``open``) and
     the search results of ``q``/``status``."""
-    tree = agent_tree.build(tasks)
+    tree = agent_tree.build(tasks, agent_tree.decision_notes(run))
     reveal = params.get("reveal", "")
     # ``reveal`` (search, the inbox) shows an agent among its siblings; ``open`` (a closed
     # node's link without JavaScript) opens the node itself too.

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from runs.models import Task
+from runs.eventlog.event_types import EventType
+from runs.models import Event, Run, Task
 
 ROOT = "g:"
 PAGE = 100  # children of one node rendered per request
@@ -77,6 +78,8 @@ class Node:
     counts: Counts = field(default_factory=Counts)
     children: list[str] = field(default_factory=list)  # groups first, then agents
     task: Task | None = None
+    # A group's latest adaptive fan-out decision, in words (``runs.actions.adaptive``).
+    note: str = ""
 
     @property
     def is_group(self) -> bool:
@@ -143,7 +146,20 @@ def _folders(path: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def build(tasks: Iterable[Task]) -> AgentTree:
+def decision_notes(run: Run) -> dict[str, str]:
+    """Each group's latest adaptive decision (none for a run that is not adaptive, without a
+    query: a big run's live updates read this for every batch)."""
+    notes: dict[str, str] = {}
+    if not (run.config or {}).get("options", {}).get("adaptive"):
+        return notes
+    rows = Event.objects.filter(run_id=run.pk, type=EventType.ADAPTIVE_DECIDED).order_by("seq")
+    for payload in rows.values_list("payload", flat=True):
+        notes[str(payload.get("group", "")).strip("/")] = str(payload.get("reason", ""))
+    return notes
+
+
+def build(tasks: Iterable[Task], notes: dict[str, str] | None = None) -> AgentTree:
+    """``notes``: words shown under a group (by group path): ``decision_notes``."""
     tasks = list(tasks)
     # ``id``, not ``pk``: the property costs a lookup per call, and this runs for every agent.
     by_id = {t.id: t for t in tasks}
@@ -191,6 +207,9 @@ def build(tasks: Iterable[Task]) -> AgentTree:
             for child in node.children:
                 node.counts.add(nodes[child].counts)
     _sum_groups(nodes)
+    for path, note in (notes or {}).items():
+        if "g:" + path in nodes:
+            nodes["g:" + path].note = note
     return AgentTree(nodes)
 
 
