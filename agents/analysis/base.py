@@ -213,6 +213,29 @@ RULES: Final[dict[str, RuleSpec]] = {
         "Without HttpOnly any injected script can read the session cookie; without Secure it "
         "travels over plain HTTP. Keep both on for session and auth cookies.",
     ),
+    "sec.idor": _r(
+        "security",
+        "Object fetched by a client-supplied id without an owner check (IDOR)",
+        "medium",
+        "Any signed-in user can read or change another user's object by changing the id. "
+        "Scope the lookup to the user (`Note.objects.get(pk=pk, owner=request.user)`) or "
+        "check object permissions before using it.",
+    ),
+    "sec.missing_auth": _r(
+        "security",
+        "State-changing view without an authentication check",
+        "medium",
+        "Anyone who can reach the URL can change data. Add the login decorator or mixin the "
+        "other views use (`@login_required`, `LoginRequiredMixin`, `IsAuthenticated`).",
+    ),
+    "sec.missing_authz": _r(
+        "security",
+        "Privileged action open to any user",
+        "high",
+        "The action is reachable without a role or permission check. Require the role "
+        "(`@staff_member_required`, `@permission_required`, a DRF permission class) on the "
+        "server side.",
+    ),
     "rel.bare_except": _r(
         "reliability",
         "Bare except clause",
@@ -329,6 +352,9 @@ RULE_CWE: Final[dict[str, int]] = {
     "sec.clickjacking": 1021,
     "sec.info_disclosure": 209,
     "sec.cookie_flags": 1004,
+    "sec.idor": 639,
+    "sec.missing_auth": 862,
+    "sec.missing_authz": 285,
     "rel.bare_except": 396,
     "rel.swallowed_exception": 390,
     "rel.empty_catch": 390,
