@@ -236,6 +236,14 @@ RULES: Final[dict[str, RuleSpec]] = {
         "(`@staff_member_required`, `@permission_required`, a DRF permission class) on the "
         "server side.",
     ),
+    "sec.session_forgery": _r(
+        "security",
+        "Cookie sessions signed with a key in the source",
+        "high",
+        "The whole session is kept in a cookie signed with a key written in the code: whoever "
+        "has the code (or a leak of it) forges any user's session. Keep sessions server-side "
+        "or load the key from the environment and rotate it.",
+    ),
     "rel.bare_except": _r(
         "reliability",
         "Bare except clause",
@@ -355,6 +363,7 @@ RULE_CWE: Final[dict[str, int]] = {
     "sec.idor": 639,
     "sec.missing_auth": 862,
     "sec.missing_authz": 285,
+    "sec.session_forgery": 321,
     "rel.bare_except": 396,
     "rel.swallowed_exception": 390,
     "rel.empty_catch": 390,

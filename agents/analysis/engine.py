@@ -18,6 +18,7 @@ from agents.analysis.py_http import check_http
 from agents.analysis.py_maintainability import check_maintainability, todo_findings
 from agents.analysis.py_reliability import check_reliability
 from agents.analysis.py_security import check_security, falsy_shell_lines
+from agents.analysis.py_settings import check_settings
 from agents.analysis.py_taint import flows
 from agents.analysis.ranking import merge_bandit
 from agents.analysis.suppression import Suppressed, split_suppressed
@@ -49,6 +50,7 @@ def _security(ctx: PyContext) -> Iterator[RawFinding]:
         *check_flows(ctx, all_flows),
         *check_http(ctx, all_flows),
         *check_access(ctx),
+        *check_settings(ctx),
     ]
     no_shell = falsy_shell_lines(ctx)
     theirs = drop_constant_xml(

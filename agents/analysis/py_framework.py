@@ -157,12 +157,14 @@ def _config_assignments(ctx: PyContext, node: ast.Assign) -> Iterator[RawFinding
             continue
         if key in ("WTF_CSRF_ENABLED", "CSRF_ENABLED") and is_const(node.value, False):
             yield ctx.finding("sec.csrf", node, confidence=0.8, extra=f"`{key} = False`.")
-        if key == "MIDDLEWARE" and _django_middleware_without_csrf(node.value):
+        if key in ("MIDDLEWARE", "MIDDLEWARE_CLASSES") and _django_middleware_without_csrf(
+            node.value
+        ):
             yield ctx.finding(
                 "sec.csrf",
                 node,
                 confidence=0.7,
-                extra="Django's `MIDDLEWARE` has no `CsrfViewMiddleware`.",
+                extra=f"Django's `{key}` has no `CsrfViewMiddleware`.",
             )
         if not isinstance(target, ast.Subscript):
             continue  # plain names are the security module's (DEBUG, secrets)
