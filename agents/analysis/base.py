@@ -244,6 +244,34 @@ RULES: Final[dict[str, RuleSpec]] = {
         "has the code (or a leak of it) forges any user's session. Keep sessions server-side "
         "or load the key from the environment and rotate it.",
     ),
+    "sec.log_injection": _r(
+        "security",
+        "Request data written to the log (log injection)",
+        "low",
+        "A line break in the value forges log entries and can mislead whoever reads the log. "
+        "Log it with %r / repr() or strip CR and LF first.",
+    ),
+    "sec.mass_assignment": _r(
+        "security",
+        "Client fields copied onto a model (mass assignment)",
+        "medium",
+        "Whatever fields the request names are set, including ones the client must not change "
+        "(roles, owners, balances). Copy an explicit list of allowed fields.",
+    ),
+    "sec.jwt": _r(
+        "security",
+        "JWT signature not verified",
+        "high",
+        "A token whose signature is not checked (or that may use `none`) can be made by anyone "
+        "with any claims. Verify with the expected key and a fixed list of algorithms.",
+    ),
+    "sec.dos": _r(
+        "security",
+        "Request-controlled size or count (resource exhaustion)",
+        "medium",
+        "A number from the request drives a loop, an allocation, a sleep or a query size "
+        "without an upper bound. Clamp it (`min(n, LIMIT)`) or reject large values.",
+    ),
     "rel.bare_except": _r(
         "reliability",
         "Bare except clause",
@@ -364,6 +392,10 @@ RULE_CWE: Final[dict[str, int]] = {
     "sec.missing_auth": 862,
     "sec.missing_authz": 285,
     "sec.session_forgery": 321,
+    "sec.log_injection": 117,
+    "sec.mass_assignment": 915,
+    "sec.jwt": 347,
+    "sec.dos": 770,
     "rel.bare_except": 396,
     "rel.swallowed_exception": 390,
     "rel.empty_catch": 390,

@@ -11,6 +11,7 @@ from agents.analysis.bandit_lens import bandit_findings
 from agents.analysis.base import CODE_LENSES, make_finding
 from agents.analysis.finding import RawFinding
 from agents.analysis.py_access import check_access
+from agents.analysis.py_api import check_api
 from agents.analysis.py_context import PyContext
 from agents.analysis.py_flows import check_flows, drop_constant_xml
 from agents.analysis.py_framework import check_framework
@@ -50,7 +51,8 @@ def _security(ctx: PyContext) -> Iterator[RawFinding]:
         *check_flows(ctx, all_flows),
         *check_http(ctx, all_flows),
         *check_access(ctx),
-        *check_settings(ctx),
+        *check_settings(ctx, all_flows),
+        *check_api(ctx, all_flows),
     ]
     no_shell = falsy_shell_lines(ctx)
     theirs = drop_constant_xml(

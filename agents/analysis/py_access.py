@@ -150,12 +150,14 @@ def _authenticated(ctx: PyContext, view: ast.FunctionDef | ast.AsyncFunctionDef)
         for d in decos
     ):
         return True
-    return bool(_USER_TEXT.search(_body_text(view)))
+    return bool(_USER_TEXT.search(_body_text(ctx, view)))
 
 
-def _body_text(func: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
-    """The function's statements as text (not its decorators: a route says nothing of checks)."""
-    return "\n".join(ast.unparse(stmt) for stmt in func.body)
+def _body_text(ctx: PyContext, func: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """The function's statements as source text (not its decorators: a route says nothing of
+    checks). Sliced from the file's lines: far cheaper than unparsing the body."""
+    start = func.body[0].lineno - 1
+    return "\n".join(ctx.lines[start : func.end_lineno or start + 1])
 
 
 def _route_methods(ctx: PyContext, view: ast.AST) -> set[str]:
@@ -256,7 +258,7 @@ def _fetch_id(ctx: PyContext, call: ast.Call, ids: set[str]) -> ast.AST | None:
 
 
 def _idor(ctx: PyContext, view: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[RawFinding]:
-    if _USER_TEXT.search(_body_text(view)) or _role_decorated(ctx, view):
+    if _USER_TEXT.search(_body_text(ctx, view)) or _role_decorated(ctx, view):
         return
     ids = _client_ids(ctx, view)
     if not ids and not any(is_request_source(n) for n in ast.walk(view)):
@@ -307,7 +309,7 @@ def _admin_open(
     named = f"{_route_text(view)} {view.name} {_class_name(ctx, view)}"
     if not re.search(r"admin", named, re.I) or _role_decorated(ctx, view):
         return
-    if _ROLE_TEXT.search(_body_text(view)):
+    if _ROLE_TEXT.search(_body_text(ctx, view)):
         return
     yield ctx.finding(
         "sec.missing_authz",

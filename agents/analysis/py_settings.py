@@ -18,15 +18,15 @@ import ast
 from collections.abc import Iterator
 
 from agents.analysis.finding import RawFinding
-from agents.analysis.py_context import FUNC_NODES, PyContext, is_const, is_str_const, passes
-from agents.analysis.py_taint import is_request_source
+from agents.analysis.py_context import PyContext, is_const, is_str_const, passes
+from agents.analysis.py_taint import Flow, is_request_source
 
 _WEAK_HASHERS = ("MD5", "SHA1", "Unsalted", "Crypt")
 _PICKLE_SESSIONS = ("PickleSerializer",)
 _COOKIE_SESSIONS = "signed_cookies"
 
 
-def check_settings(ctx: PyContext) -> Iterator[RawFinding]:
+def check_settings(ctx: PyContext, all_flows: list[Flow]) -> Iterator[RawFinding]:
     """Yield the settings findings of one parsed module."""
     names = _module_settings(ctx)
     for name, (node, value) in names.items():
@@ -50,11 +50,12 @@ def check_settings(ctx: PyContext) -> Iterator[RawFinding]:
                     extra="The session lives in a cookie signed with the `SECRET_KEY` written "
                     "in this file: anyone who has the source can forge any user's session.",
                 )
+    for flow in all_flows:
+        if flow.reads_request:
+            yield from _debug_by_request(ctx, flow.func)
     for node in ast.walk(ctx.tree):
         if isinstance(node, ast.Call):
             yield from _debugger(ctx, node)
-        elif isinstance(node, FUNC_NODES):
-            yield from _debug_by_request(ctx, node)
         elif isinstance(node, ast.Dict):
             yield from _toolbar_callback(ctx, node)
 
@@ -116,8 +117,6 @@ def _debug_by_request(
     ctx: PyContext, func: ast.FunctionDef | ast.AsyncFunctionDef
 ) -> Iterator[RawFinding]:
     """A function that reads the request and switches debug on: the client decides."""
-    if not any(is_request_source(n) for n in ast.walk(func)):
-        return
     for node in ast.walk(func):
         if (
             isinstance(node, ast.Assign)

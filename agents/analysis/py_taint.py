@@ -278,6 +278,11 @@ def _pairs(node: ast.AST) -> Iterator[tuple[str, ast.AST]]:
                     yield elt.id, value.elts[i] if same else value  # type: ignore[attr-defined]
 
 
+def bindings(func: ast.AST) -> list[tuple[str, ast.AST]]:
+    """(name, value) of every local binding inside `func` (see `_pairs`)."""
+    return [pair for node in ast.walk(func) for pair in _pairs(node)]
+
+
 def names_reached(
     bindings: Sequence[tuple[str, ast.AST]],
     reaches: Callable[[ast.AST, set[str]], bool],
