@@ -56,6 +56,8 @@ _TRACEBACK = frozenset(
 )
 _NUMBER_CALLS = frozenset({"int", "float", "abs", "round"})
 _CLAMPS = frozenset({"min", "clamp", "max_value"})
+# Comparisons that bound a number (`if n > 100`); `"size" in params` bounds nothing.
+_ORDER = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 _NUMERIC_SINKS = frozenset(
     {"range", "sleep", "urandom", "bytearray", "token_bytes", "token_hex", "zeros", "ones"}
 )
@@ -191,13 +193,19 @@ def _is_logger_call(ctx: PyContext, call: ast.Call) -> bool:
     return receiver == "logging" or "log" in receiver.rsplit(".", 1)[-1].lower()
 
 
+def _url_only(node: ast.AST) -> bool:
+    """`request.rel_url`, `request.path`: the server's parsed URL, percent-encoded, so it
+    cannot carry a raw line break."""
+    return isinstance(node, ast.Attribute) and node.attr in ("rel_url", "path", "url", "full_path")
+
+
 def _log_injection(ctx: PyContext, flow: Flow) -> Iterator[RawFinding]:
     for call in (n for n in ast.walk(flow.func) if isinstance(n, ast.Call)):
         if not _is_logger_call(ctx, call):
             continue
         if any(isinstance(a, ast.Constant) and "%r" in str(a.value) for a in call.args[:1]):
             continue  # %r escapes line breaks
-        if any(flow.from_request(ctx, a) for a in call.args):
+        if any(flow.from_request(ctx, a) and not _url_only(a) for a in call.args):
             yield ctx.finding(
                 "sec.log_injection",
                 call,
@@ -428,7 +436,7 @@ def _exhaustion(ctx: PyContext, flow: Flow) -> Iterator[RawFinding]:
     clamped = {
         n.id
         for c in ast.walk(func)
-        if isinstance(c, ast.Compare)
+        if (isinstance(c, ast.Compare) and any(isinstance(o, _ORDER) for o in c.ops))
         or (isinstance(c, ast.Call) and callee_name_plain(c) in _CLAMPS)
         for n in ast.walk(c)
         if isinstance(n, ast.Name)

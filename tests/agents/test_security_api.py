@@ -166,3 +166,14 @@ def test_request_controlled_sizes_without_a_bound() -> None:
         "    return list(range(n))\n"
     )
     assert of("sec.dos", code) == {6, 8, 11}
+
+
+def test_a_membership_test_is_not_a_bound_and_a_logged_url_is_not_injection() -> None:
+    code = FLASK + (
+        "def page():\n"
+        "    params = request.args\n"
+        "    if 'size' in params:\n"
+        "        return '#' * int(params['size'])\n"
+        "    log.error('aborted %s', request.url)\n"
+    )
+    assert found(code) == {(8, "sec.dos")}
