@@ -87,6 +87,8 @@ def check_access(ctx: PyContext) -> Iterator[RawFinding]:
                     f"{len(guarded)} other view(s) of this module have one. {_HEURISTIC}",
                 )
     for node in ast.walk(ctx.tree):
+        if isinstance(node, ast.Compare):
+            yield from _client_role(ctx, node)
         if isinstance(node, ast.ClassDef):
             yield from _drf_allow_any(ctx, node)
         elif isinstance(node, FUNC_NODES):
@@ -378,4 +380,32 @@ def _drf_function_allow_any(
             end_node=func.args,
             confidence=0.55,
             extra=f"`{func.name}` accepts writes with `AllowAny`. {_HEURISTIC}",
+        )
+
+
+_ROLE_KEY = re.compile(r"admin|role|privilege|is_staff|superuser|access_level|user_?type", re.I)
+_ROLE_VALUE = re.compile(r"^(admin|administrator|root|superuser|staff|moderator)$", re.I)
+
+
+def _client_role(ctx: PyContext, node: ast.Compare) -> Iterator[RawFinding]:
+    """`if request.COOKIES['role'] == 'admin'`: the client states its own role."""
+    sides = [node.left, *node.comparators]
+    from_client = [s for s in sides if any(is_request_source(n) for n in ast.walk(s))]
+    if not from_client:
+        return
+    keys = [
+        str(c.value)
+        for s in from_client
+        for c in ast.walk(s)
+        if isinstance(c, ast.Constant) and isinstance(c.value, str)
+    ]
+    values = [str(s.value) for s in sides if isinstance(s, ast.Constant)]
+    if any(_ROLE_KEY.search(k) for k in keys) or any(_ROLE_VALUE.match(v) for v in values):
+        yield ctx.finding(
+            "sec.missing_authz",
+            node,
+            confidence=0.6,
+            extra="The role is read from what the client sends (a cookie, header or "
+            "parameter): anyone can claim it. Decide roles from the server-side user. "
+            + _HEURISTIC,
         )

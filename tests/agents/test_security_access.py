@@ -161,3 +161,19 @@ def test_drf_viewset_with_allow_any_on_writes() -> None:
         "    return Response([])\n"
     )
     assert access(code, "api.py") == {(4, "sec.missing_authz"), (14, "sec.missing_authz")}
+
+
+def test_role_taken_from_what_the_client_sends() -> None:
+    code = (
+        "from flask import request\n"
+        "def panel():\n"
+        "    if request.cookies.get('admin') == 'true':\n"
+        "        return 'all users'\n"
+        "    if request.COOKIES['uname'] == 'admin':\n"
+        "        return 'reset'\n"
+        "    if request.args.get('page') == '2':\n"
+        "        return 'page two'\n"
+        "    if current_user.role == 'admin':\n"
+        "        return 'ok'\n"
+    )
+    assert access(code, "app.py") == {(3, "sec.missing_authz"), (5, "sec.missing_authz")}
