@@ -213,6 +213,65 @@ RULES: Final[dict[str, RuleSpec]] = {
         "Without HttpOnly any injected script can read the session cookie; without Secure it "
         "travels over plain HTTP. Keep both on for session and auth cookies.",
     ),
+    "sec.idor": _r(
+        "security",
+        "Object fetched by a client-supplied id without an owner check (IDOR)",
+        "medium",
+        "Any signed-in user can read or change another user's object by changing the id. "
+        "Scope the lookup to the user (`Note.objects.get(pk=pk, owner=request.user)`) or "
+        "check object permissions before using it.",
+    ),
+    "sec.missing_auth": _r(
+        "security",
+        "State-changing view without an authentication check",
+        "medium",
+        "Anyone who can reach the URL can change data. Add the login decorator or mixin the "
+        "other views use (`@login_required`, `LoginRequiredMixin`, `IsAuthenticated`).",
+    ),
+    "sec.missing_authz": _r(
+        "security",
+        "Privileged action open to any user",
+        "high",
+        "The action is reachable without a role or permission check. Require the role "
+        "(`@staff_member_required`, `@permission_required`, a DRF permission class) on the "
+        "server side.",
+    ),
+    "sec.session_forgery": _r(
+        "security",
+        "Cookie sessions signed with a key in the source",
+        "high",
+        "The whole session is kept in a cookie signed with a key written in the code: whoever "
+        "has the code (or a leak of it) forges any user's session. Keep sessions server-side "
+        "or load the key from the environment and rotate it.",
+    ),
+    "sec.log_injection": _r(
+        "security",
+        "Request data written to the log (log injection)",
+        "low",
+        "A line break in the value forges log entries and can mislead whoever reads the log. "
+        "Log it with %r / repr() or strip CR and LF first.",
+    ),
+    "sec.mass_assignment": _r(
+        "security",
+        "Client fields copied onto a model (mass assignment)",
+        "medium",
+        "Whatever fields the request names are set, including ones the client must not change "
+        "(roles, owners, balances). Copy an explicit list of allowed fields.",
+    ),
+    "sec.jwt": _r(
+        "security",
+        "JWT signature not verified",
+        "high",
+        "A token whose signature is not checked (or that may use `none`) can be made by anyone "
+        "with any claims. Verify with the expected key and a fixed list of algorithms.",
+    ),
+    "sec.dos": _r(
+        "security",
+        "Request-controlled size or count (resource exhaustion)",
+        "medium",
+        "A number from the request drives a loop, an allocation, a sleep or a query size "
+        "without an upper bound. Clamp it (`min(n, LIMIT)`) or reject large values.",
+    ),
     "rel.bare_except": _r(
         "reliability",
         "Bare except clause",
@@ -329,6 +388,14 @@ RULE_CWE: Final[dict[str, int]] = {
     "sec.clickjacking": 1021,
     "sec.info_disclosure": 209,
     "sec.cookie_flags": 1004,
+    "sec.idor": 639,
+    "sec.missing_auth": 862,
+    "sec.missing_authz": 285,
+    "sec.session_forgery": 321,
+    "sec.log_injection": 117,
+    "sec.mass_assignment": 915,
+    "sec.jwt": 347,
+    "sec.dos": 770,
     "rel.bare_except": 396,
     "rel.swallowed_exception": 390,
     "rel.empty_catch": 390,

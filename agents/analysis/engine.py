@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from agents.analysis.bandit_lens import bandit_findings
 from agents.analysis.base import CODE_LENSES, make_finding
 from agents.analysis.finding import RawFinding
+from agents.analysis.py_access import check_access
+from agents.analysis.py_api import check_api
 from agents.analysis.py_context import PyContext
 from agents.analysis.py_flows import check_flows, drop_constant_xml
 from agents.analysis.py_framework import check_framework
@@ -17,6 +19,7 @@ from agents.analysis.py_http import check_http
 from agents.analysis.py_maintainability import check_maintainability, todo_findings
 from agents.analysis.py_reliability import check_reliability
 from agents.analysis.py_security import check_security, falsy_shell_lines
+from agents.analysis.py_settings import check_settings
 from agents.analysis.py_taint import flows
 from agents.analysis.ranking import merge_bandit
 from agents.analysis.suppression import Suppressed, split_suppressed
@@ -47,6 +50,9 @@ def _security(ctx: PyContext) -> Iterator[RawFinding]:
         *check_framework(ctx),
         *check_flows(ctx, all_flows),
         *check_http(ctx, all_flows),
+        *check_access(ctx),
+        *check_settings(ctx, all_flows),
+        *check_api(ctx, all_flows),
     ]
     no_shell = falsy_shell_lines(ctx)
     theirs = drop_constant_xml(

@@ -102,7 +102,7 @@ def _resolved_sink(ctx: PyContext, node: ast.AST, module_names: dict[str, ast.AS
 _FIXED_HOST = re.compile(r"^[a-zA-Z][\w+.-]*://[^/?#{}%]+[/:?#]")
 
 
-def _fixed_host(node: ast.AST) -> bool:
+def fixed_host(node: ast.AST) -> bool:
     """A URL whose scheme and host are literal text (`f"http://127.0.0.1:{port}/x"`,
     `"https://api.example.com/" + path`): the caller picks a path, not the server."""
     first: ast.AST | None = None
@@ -133,21 +133,24 @@ class _Summary:
 
     reaches: dict[int, str] = field(default_factory=dict)  # param index -> rule
     calls: list[tuple[int, int]] = field(default_factory=list)  # (callable param, data param)
+    # A public helper is an API of its own: only request data passed to it is reported at the
+    # call (a caller's value reaching it is the helper's own finding, if any).
+    public: bool = False
 
 
 def _summaries(ctx: PyContext) -> dict[str, _Summary]:
     out: dict[str, _Summary] = {}
     for func in ctx.tree.body:
-        if not isinstance(func, FUNC_NODES) or not func.name.startswith("_"):
+        if not isinstance(func, FUNC_NODES):
             continue
         params = param_names(func)[:8]
-        summary = _Summary()
+        summary = _Summary(public=not func.name.startswith("_"))
         data = {i: tainted_names(ctx, func, {p}, attrs=False) for i, p in enumerate(params)}
         built = {j: mentioning_names(func, p) for j, p in enumerate(params)}
         for call in (n for n in ast.walk(func) if isinstance(n, ast.Call)):
             rule = sink_rule(ctx, call)
             arg = _first_arg(call, "url", "file", "name")
-            if rule == "sec.ssrf" and arg is not None and _fixed_host(arg):
+            if rule == "sec.ssrf" and arg is not None and fixed_host(arg):
                 rule = ""
             for i, names in data.items():
                 if rule and arg is not None and tainted(ctx, arg, names, attrs=False):
@@ -222,7 +225,7 @@ def _call(
     name = ctx.qualname(call.func) or ""
     rule = sink_rule(ctx, call)
     arg = _first_arg(call, "url", "file", "name")
-    if rule == "sec.ssrf" and arg is not None and _fixed_host(arg):
+    if rule == "sec.ssrf" and arg is not None and fixed_host(arg):
         rule = ""
     if rule and arg is not None and flow.from_caller(ctx, arg):
         if not (rule == "sec.path_traversal" and _checks_paths(ctx, flow, arg)):
@@ -267,12 +270,13 @@ def _helper_call(
 ) -> Iterator[RawFinding]:
     helper = call.func.id  # type: ignore[attr-defined]
     args = call.args
+    reaches = flow.from_request if summary.public else flow.from_caller
     for i, rule in summary.reaches.items():
-        if i < len(args) and flow.from_caller(ctx, args[i]):
+        if i < len(args) and reaches(ctx, args[i]):
             yield _finding(ctx, rule, call, flow, f"a sink inside `{helper}()`", args[i])
             return
     for j, i in summary.calls:
-        if max(i, j) < len(args) and flow.from_caller(ctx, args[i]):
+        if max(i, j) < len(args) and reaches(ctx, args[i]):
             rule = _resolved_sink(ctx, args[j], module_names)
             if rule:
                 what = f"`{ast.unparse(args[j])}` called by `{helper}()`"

@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from agents.analysis.base import is_placeholder, is_secret_name, masked_line
 from agents.analysis.finding import RawFinding
 from agents.analysis.py_context import FUNC_NODES, PyContext, is_const, is_str_const, keyword
+from agents.analysis.py_flows import fixed_host
 from agents.analysis.py_taint import (
     PASS_THROUGH,
     REQUEST_ATTRS,
     REQUEST_NAMES,
     SANITIZERS,
+    graphql_arguments,
     names_reached,
 )
 
@@ -155,12 +157,14 @@ def _config_assignments(ctx: PyContext, node: ast.Assign) -> Iterator[RawFinding
             continue
         if key in ("WTF_CSRF_ENABLED", "CSRF_ENABLED") and is_const(node.value, False):
             yield ctx.finding("sec.csrf", node, confidence=0.8, extra=f"`{key} = False`.")
-        if key == "MIDDLEWARE" and _django_middleware_without_csrf(node.value):
+        if key in ("MIDDLEWARE", "MIDDLEWARE_CLASSES") and _django_middleware_without_csrf(
+            node.value
+        ):
             yield ctx.finding(
                 "sec.csrf",
                 node,
                 confidence=0.7,
-                extra="Django's `MIDDLEWARE` has no `CsrfViewMiddleware`.",
+                extra=f"Django's `{key}` has no `CsrfViewMiddleware`.",
             )
         if not isinstance(target, ast.Subscript):
             continue  # plain names are the security module's (DEBUG, secrets)
@@ -203,7 +207,7 @@ def _is_source(node: ast.AST) -> bool:
     if not isinstance(node, ast.Attribute) or node.attr not in REQUEST_ATTRS:
         return False
     base = node.value
-    if isinstance(base, ast.Attribute) and base.attr == "request":
+    if isinstance(base, ast.Attribute) and base.attr in ("request", "context"):
         return True
     return isinstance(base, ast.Name) and base.id in REQUEST_NAMES
 
@@ -222,7 +226,7 @@ def _tainted(ctx: PyContext, node: ast.AST, names: set[str]) -> bool:
     return any(_tainted(ctx, child, names) for child in ast.iter_child_nodes(node))
 
 
-def _tainted_names(ctx: PyContext, func: ast.AST) -> set[str]:
+def _tainted_names(ctx: PyContext, func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     """Local names assigned request data, directly or through other tainted names. Order and
     branches are ignored (a name tainted anywhere is tainted everywhere): cheap and safe."""
     assigns = [
@@ -232,7 +236,8 @@ def _tainted_names(ctx: PyContext, func: ast.AST) -> set[str]:
         for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
         if isinstance(target, ast.Name)
     ]
-    return names_reached(assigns, lambda value, names: _tainted(ctx, value, names))
+    seeds = graphql_arguments(ctx, func)
+    return names_reached(assigns, lambda value, names: _tainted(ctx, value, names), seeds)
 
 
 def _sink_arg(call: ast.Call, kw: str) -> ast.AST | None:
@@ -264,6 +269,8 @@ def _taint(ctx: PyContext, func: ast.FunctionDef | ast.AsyncFunctionDef) -> Iter
             else ""
         )
         arg = _sink_arg(node, "url") if rule else None
+        if rule == "sec.ssrf" and arg is not None and fixed_host(arg):
+            continue  # the server is fixed; the client picks a path on it
         if arg is not None and _tainted(ctx, arg, names):
             yield ctx.finding(
                 rule,

@@ -258,7 +258,7 @@ def _headers(ctx: PyContext, flow: Flow) -> Iterator[RawFinding]:
 # --- errors sent to the client --------------------------------------------------------------
 
 
-def _debug_only(ctx: PyContext, node: ast.AST) -> bool:
+def debug_only(ctx: PyContext, node: ast.AST) -> bool:
     """Inside `x if settings.DEBUG else y` or `if DEBUG:`: shown to developers only."""
     cur = ctx.parents.get(node)
     while cur is not None and not isinstance(cur, FUNC_NODES):
@@ -306,7 +306,7 @@ def _disclosure(
             strength = 0.45
         else:
             continue
-        if (id(call) in sent or id(call) in assigned) and not _debug_only(ctx, call):
+        if (id(call) in sent or id(call) in assigned) and not debug_only(ctx, call):
             yield ctx.finding(
                 "sec.info_disclosure",
                 assigned.get(id(call), call),

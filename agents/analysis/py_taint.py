@@ -149,7 +149,9 @@ def is_handler_class(node: ast.AST | None) -> bool:
 
 
 def is_request_source(node: ast.AST, handler: bool = False) -> bool:
-    """`request.GET`, `self.request.POST`, `req.match_info`; `self.path` in a handler."""
+    """`request.GET`, `self.request.POST`, `req.match_info`; `self.path` in a handler; in a
+    GraphQL resolver the request its context carries (`info.context.GET` in graphene-django,
+    `info.context["request"].query_params` in ariadne/strawberry)."""
     if not isinstance(node, ast.Attribute):
         return False
     base = node.value
@@ -157,9 +159,45 @@ def is_request_source(node: ast.AST, handler: bool = False) -> bool:
         return base.id == "self"
     if node.attr not in REQUEST_ATTRS:
         return False
-    if isinstance(base, ast.Attribute) and base.attr == "request":
+    if isinstance(base, ast.Attribute) and base.attr in ("request", "context"):
         return True
+    if isinstance(base, ast.Subscript) and isinstance(base.slice, ast.Constant):
+        return base.slice.value == "request"
     return isinstance(base, ast.Name) and base.id in REQUEST_NAMES
+
+
+# Decorators that register a GraphQL resolver: strawberry's `@strawberry.field` /
+# `@strawberry.mutation`, ariadne's `@query.field("name")`, `@mutation.field(...)`.
+_RESOLVER_DECORATORS = frozenset({"field", "mutation", "subscription", "resolver", "resolve"})
+_RESOLVER_NAME = re.compile(r"^(resolve|mutate)(_|$)|^mutate_and_get_payload$")
+
+
+def graphql_arguments(ctx: PyContext, func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """The parameters of a GraphQL resolver that hold the query's arguments (request data):
+    those after `info` in graphene (`resolve_x(root, info, id)`, `mutate(root, info, **kw)`),
+    strawberry (`@strawberry.field def x(self, info, id)`, `info` optional) and ariadne
+    (`@query.field("x") def resolve_x(obj, info, id)`). Empty for any other function."""
+    args = func.args
+    names = [a.arg for a in (*args.posonlyargs, *args.args)]
+    decorated = any(
+        (ctx.qualname(d.func if isinstance(d, ast.Call) else d) or "").rsplit(".", 1)[-1]
+        in _RESOLVER_DECORATORS
+        for d in func.decorator_list
+    )
+    strawberry = decorated and any(
+        (ctx.qualname(d.func if isinstance(d, ast.Call) else d) or "").startswith("strawberry")
+        for d in func.decorator_list
+    )
+    if "info" in names and (decorated or _RESOLVER_NAME.match(func.name)):
+        after = names[names.index("info") + 1 :]
+    elif strawberry:
+        after = [n for n in names if n not in ("self", "cls", "root")]
+    else:
+        return set()
+    after += [a.arg for a in args.kwonlyargs]
+    if args.kwarg is not None:
+        after.append(args.kwarg.arg)
+    return set(after)
 
 
 @dataclass
@@ -238,6 +276,11 @@ def _pairs(node: ast.AST) -> Iterator[tuple[str, ast.AST]]:
             for i, elt in enumerate(target.elts):
                 if isinstance(elt, ast.Name):
                     yield elt.id, value.elts[i] if same else value  # type: ignore[attr-defined]
+
+
+def bindings(func: ast.AST) -> list[tuple[str, ast.AST]]:
+    """(name, value) of every local binding inside `func` (see `_pairs`)."""
+    return [pair for node in ast.walk(func) for pair in _pairs(node)]
 
 
 def names_reached(
@@ -321,10 +364,11 @@ def top_functions(ctx: PyContext) -> Iterator[tuple[ast.FunctionDef | ast.AsyncF
 def flows(ctx: PyContext) -> list[Flow]:
     out = []
     for func, handler in top_functions(ctx):
-        params = _caller_params(func, ctx.path)
-        reads = any(is_request_source(n, handler) for n in ast.walk(func))
+        graphql = graphql_arguments(ctx, func)
+        params = [p for p in _caller_params(func, ctx.path) if p not in graphql]
+        reads = bool(graphql) or any(is_request_source(n, handler) for n in ast.walk(func))
         # Without a request source no name can carry request data: skip the fixpoint.
-        request = tainted_names(ctx, func, set(), handler) if reads else set()
+        request = tainted_names(ctx, func, graphql, handler) if reads else set()
         out.append(
             Flow(
                 func=func,

@@ -1,4 +1,4 @@
-"""Settings for the inventory demo. Planted problems: debug on, hard-coded credentials."""
+"""Inventory demo settings. Planted: debug on, hard-coded credentials, weak sessions/hashers."""
 
 import os
 
@@ -39,3 +39,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
+
+# Sessions kept in a cookie signed with the SECRET_KEY above, pickled, and old accounts'
+# MD5 hashes kept "for the migration": MD5 still hashes every new password.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+SESSION_SERIALIZER = "django.contrib.sessions.serializers.PickleSerializer"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+DEBUG_TOOLBAR_CONFIG = {"SHOW_TOOLBAR_CALLBACK": lambda request: "debug" in request.GET}
