@@ -38,6 +38,7 @@ from agents.snapshot import (
     snapshot_store,
     target_label,
 )
+from agents.tiers import check_tier_options
 from harness_site.telemetry import get_tracer, parent_context
 from runs.actions import enqueue
 from runs.eventlog.event_types import EventType
@@ -176,14 +177,14 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
             checked["exclude"] = exclude_patterns(checked["exclude"])
         except SnapshotError as exc:
             raise LaunchError(str(exc), "exclude") from None
+    checked = check_tier_options(checked, LaunchError)  # refused on the option's own field
     if not isinstance(checked.get("default_excludes", True), bool):
         raise LaunchError("Default excludes must be true or false.", "default_excludes")
     return checked
 
 
 def run_excludes(config: dict[str, Any]) -> Excludes:
-    """What the snapshot of a run with this frozen config leaves out (the launch and its
-    estimate freeze with it)."""
+    """What the snapshot of a run with this frozen config leaves out (launch and estimate)."""
     options = config["options"]
     return Excludes(options.get("exclude", []), defaults=options.get("default_excludes", True))
 

@@ -16,6 +16,7 @@ from agents.planning import EVERY_DOCUMENT, PlanningError, voter_models
 from agents.playbooks import PLAYBOOKS
 from agents.providers.catalog import missing_key_variable, provider_choices
 from agents.snapshot import DEFAULT_EXCLUDES
+from agents.tiers import SEVERITIES
 from runs.actions.launch import (
     BUDGET_USD_MAX,
     BUDGET_USD_STEP,
@@ -175,6 +176,21 @@ class LaunchForm(forms.Form):
         widget=forms.NumberInput(attrs={"min": 1, "max": 5, "step": 1}),
     )
     chunk_files = _option("chunk_files", "Files one auditor reads (chunks also stop at a size).")
+    # Tiered models (agents.tiers): what a breadth agent hands to a depth agent (the verifier
+    # role, whose model is the "verifier model" field below).
+    escalate_severity = forms.CharField(
+        required=False,
+        label="Escalate severity",
+        help_text="Items at or above this severity go to a depth agent on the verifier model, "
+        "which confirms, corrects or rejects them.",
+        widget=forms.Select(choices=[("", "off"), *((s, s) for s in SEVERITIES)]),
+    )
+    escalate_confidence = forms.CharField(
+        required=False,
+        label="Escalate confidence",
+        help_text="Items below this confidence (0 to 1) go to a depth agent too; blank or 0: off.",
+        widget=forms.NumberInput(attrs={"min": 0, "max": 1, "step": 0.05}),
+    )
     document = forms.CharField(
         required=False,
         max_length=500,
