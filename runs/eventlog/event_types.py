@@ -57,6 +57,9 @@ class EventType(StrEnum):
     SPAWN_REFUSED = "spawn.refused"
     # finding: one finding stored by an agent.
     FINDING_ADDED = "finding.added"
+    # tier: a breadth agent's items sent to a depth agent (or not, and why), and its verdicts.
+    TIER_ESCALATED = "tier.escalated"
+    TIER_VERIFIED = "tier.verified"
     # approval: a gate opened (task or report) and a reviewer's decision.
     APPROVAL_REQUESTED = "approval.requested"
     APPROVAL_DECIDED = "approval.decided"
@@ -101,6 +104,8 @@ LABELS: dict[str, str] = {
     EventType.SPAWN_REQUESTED: "Sub-agent requested",
     EventType.SPAWN_REFUSED: "Sub-agent refused",
     EventType.FINDING_ADDED: "Finding",
+    EventType.TIER_ESCALATED: "Escalated to the depth tier",
+    EventType.TIER_VERIFIED: "Depth tier verdicts",
     EventType.APPROVAL_REQUESTED: "Approval requested",
     EventType.APPROVAL_DECIDED: "Decision",
     EventType.APPROVAL_CHANGES_REQUESTED: "Changes requested",
@@ -284,6 +289,28 @@ class SpawnRefusedPayload(TypedDict):
     reason: str
 
 
+# -- tier ---------------------------------------------------------------------------------------
+class TierEscalatedPayload(TypedDict):
+    """On the breadth agent: how many of its items went to a depth agent and why."""
+
+    items: int
+    reason: str  # the thresholds, e.g. "severity ≥ high or confidence < 0.6"
+    model: str  # the depth agent's model
+    depth_task: int | None  # None: refused (``refused`` says why)
+    left: NotRequired[int]  # items over the per-agent cap, left as the breadth tier gave them
+    refused: NotRequired[str]
+
+
+class TierVerifiedPayload(TypedDict):
+    """On the depth agent: what it made of the items it was given."""
+
+    confirmed: int
+    corrected: int
+    rejected: int
+    unverified: int  # no valid verdict in its answer (model output is checked, not trusted)
+    model: str
+
+
 # -- finding ------------------------------------------------------------------------------------
 class FindingAddedPayload(TypedDict):
     title: str
@@ -374,6 +401,8 @@ PAYLOAD_TYPES: dict[EventType, type] = {
     EventType.SPAWN_REQUESTED: SpawnRequestedPayload,
     EventType.SPAWN_REFUSED: SpawnRefusedPayload,
     EventType.FINDING_ADDED: FindingAddedPayload,
+    EventType.TIER_ESCALATED: TierEscalatedPayload,
+    EventType.TIER_VERIFIED: TierVerifiedPayload,
     EventType.APPROVAL_REQUESTED: ApprovalRequestedPayload,
     EventType.APPROVAL_DECIDED: ApprovalDecidedPayload,
     EventType.APPROVAL_CHANGES_REQUESTED: ApprovalChangesRequestedPayload,
