@@ -64,8 +64,9 @@ def tier_costs(run: Run, tasks: list[Task]) -> list[dict[str, Any]]:
     """Per tier, from the run page's one list of tasks (breadth: every agent but the depth
     ones; depth: the verifiers): agents, tokens in and out, cost, models, and the depth tier's
     verdicts. [] for a run that does not escalate (no query then)."""
-    playbook = run.resolved_playbook
-    if not escalates(playbook.roles, playbook.options):
+    config = run.config or {}
+    options = config.get("options") or {}
+    if not escalates(config.get("roles") or {}, options):  # read raw: older configs lack keys
         return []
     rows: list[dict[str, Any]] = []
     for tier in ("breadth", "depth"):
@@ -84,5 +85,5 @@ def tier_costs(run: Run, tasks: list[Task]) -> list[dict[str, Any]]:
         Finding.objects.filter(run=run, tier="depth").values("verdict").annotate(n=Count("id"))
     )
     rows[1]["verdicts"] = {row["verdict"]: row["n"] for row in counted}
-    rows[1]["thresholds"] = thresholds(playbook.options).describe()
+    rows[1]["thresholds"] = thresholds(options).describe()
     return rows

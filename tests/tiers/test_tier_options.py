@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -15,6 +16,7 @@ from django.urls import reverse
 from runs.actions import LaunchError, launch_run
 from runs.models import Run
 from tests.runs.test_launch import SAMPLE, form_data, nothing_created
+from tests.runs.test_launch_estimate import estimate
 from tests.runs.test_launch_options import field_errors
 
 pytestmark = pytest.mark.django_db
@@ -103,3 +105,20 @@ def test_the_depth_model_option_sets_the_depth_roles_model_only() -> None:
     roles = run.config["roles"]
     assert roles["verifier"]["model"] == "strong-2"
     assert roles["auditor"]["model"] == "cheap-1"
+
+
+def test_the_estimate_prices_the_depth_tier_on_its_own_model(
+    operator_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    params = {"playbook": "codebase-audit", "target": SAMPLE, "provider": "openai"}
+    without = estimate(operator_client, **params).content.decode()
+    assert "<td>verifier</td>" not in without
+    html = estimate(
+        operator_client, **params, escalate_severity="high", model_verifier="gpt-4o"
+    ).content.decode()
+    # One depth agent at most per breadth agent (9: 3 lenses x 3 chunks), on the depth model.
+    assert re.search(r"<td>verifier</td><td class=\"mono\">openai · gpt-4o</td><td>9</td>", html)
+    low = re.search(r"Estimated cost:\s*<b>\$(\d+\.\d+)", html)
+    low_without = re.search(r"Estimated cost:\s*<b>\$(\d+\.\d+)", without)
+    assert low and low_without and float(low.group(1)) > float(low_without.group(1))
