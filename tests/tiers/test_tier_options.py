@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -111,7 +112,7 @@ def test_the_estimate_prices_the_depth_tier_on_its_own_model(
     operator_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    params = {"playbook": "codebase-audit", "target": SAMPLE, "provider": "openai"}
+    params: dict[str, Any] = {"playbook": "codebase-audit", "target": SAMPLE, "provider": "openai"}
     without = estimate(operator_client, **params).content.decode()
     assert "<td>verifier</td>" not in without
     html = estimate(
