@@ -87,3 +87,10 @@ def tier_costs(run: Run, tasks: list[Task]) -> list[dict[str, Any]]:
     rows[1]["verdicts"] = {row["verdict"]: row["n"] for row in counted}
     rows[1]["thresholds"] = thresholds(options).describe()
     return rows
+
+
+def tier_summary(run: Run) -> list[dict[str, Any]]:
+    """``tier_costs`` as JSON for ``launch_run --json`` and the API ([] without escalation)."""
+    fields = ("step", "model", "tokens_in", "tokens_out", "cost_usd")
+    rows = tier_costs(run, list(Task.objects.filter(run=run).only(*fields)))
+    return [{**row, "cost_usd": float(row["cost_usd"])} for row in rows]

@@ -13,9 +13,10 @@ from django.urls import reverse
 
 from agents.aggregation.exports import export
 from runs.actions import launch_run
-from runs.models import Event, Finding, Run, Task
+from runs.models import Event, Finding, Run, Span, Task
 from runs.pages.report import report_document
-from tests.engine.helpers import make_target, wait_for_run
+from runs.pages.summary import run_summary
+from tests.engine.helpers import make_target, wait_for_run, wait_for_spans
 from tests.fakes.openai_server import FakeOpenAIServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -84,6 +85,16 @@ def test_escalation_runs_a_depth_agent_on_the_depth_model_and_the_report_names_i
     assert "confirmed by the depth tier" in page.content.decode()
     detail = viewer_client.get(reverse("runs:detail", args=[run.pk])).content.decode()
     assert 'id="tier-costs"' in detail and 'data-tier="depth"' in detail
+    tiers_summary = {row["tier"]: row for row in run_summary(run)["tiers"]}
+    assert tiers_summary["depth"]["agents"] == len(depth)
+    assert tiers_summary["depth"]["models"] == ["gpt-4o"]
+    assert tiers_summary["breadth"]["models"] == ["gpt-4o-mini"]
+    assert tiers_summary["depth"]["tokens_in"] == sum(t.tokens_in for t in depth)
+    # Each depth agent has its own span, a child of its breadth agent's.
+    wait_for_spans(run)
+    for agent in depth:
+        span = Span.objects.get(run=run, task=agent, name="invoke_agent verifier")
+        assert agent.parent is not None and span.parent_span_id == agent.parent.span_id
 
 
 def test_offline_depth_agents_re_analyse_the_whole_file_and_their_verdicts_reach_the_report(
