@@ -66,11 +66,16 @@ def escalate(
     }
     if len(picked) > len(sent):
         payload["left"] = len(picked) - len(sent)
+    key = task_key(VERIFY_STEP, task.lens, {"of": task.key}, run.snapshot_digest)
     refusal = ""
     if run.status != Run.Status.RUNNING:
         refusal = f"the run is {run.status}"
     elif Task.objects.filter(run=run).count() >= run.max_agents:
         refusal = f"max {run.max_agents} agents per run reached"
+    elif Task.objects.filter(run=run, key=key).exists():
+        # A re-run breadth agent: its first depth agent keeps its verdicts on the first try's
+        # findings; the new ones stay as the breadth tier gave them.
+        refusal = "this agent's depth agent already ran (a re-run is not verified again)"
     for finding, why in picked[: len(sent)]:
         finding.verdict = ESCALATED
         finding.verdict_reason = (
@@ -84,7 +89,7 @@ def escalate(
         run=run,
         parent=task,
         depth=task.depth + 1,
-        key=task_key(VERIFY_STEP, task.lens, {"of": task.key}, run.snapshot_digest),
+        key=key,
         step=VERIFY_STEP,
         role=DEPTH_ROLE,
         lens=task.lens,

@@ -91,6 +91,9 @@ def tier_costs(run: Run, tasks: list[Task]) -> list[dict[str, Any]]:
 
 def tier_summary(run: Run) -> list[dict[str, Any]]:
     """``tier_costs`` as JSON for ``launch_run --json`` and the API ([] without escalation)."""
+    config = run.config or {}
+    if not escalates(config.get("roles") or {}, config.get("options") or {}):
+        return []  # before any query: the API's run pages are counted
     fields = ("step", "model", "tokens_in", "tokens_out", "cost_usd")
     rows = tier_costs(run, list(Task.objects.filter(run=run).only(*fields)))
     return [{**row, "cost_usd": float(row["cost_usd"])} for row in rows]
