@@ -2,8 +2,10 @@
 
 It is an estimate and says how it is made. Each agent reads its scope once: the bytes of its
 files ÷ 4 tokens (an agent that depends on others reads their output instead, counted at their
-role's max output tokens). It writes at most its role's max output tokens. The low end of the
-cost counts the reading alone, the high end adds every agent's full output. Tool steps that
+role's max output tokens). It writes at most its role's max output tokens. A run that
+escalates (tiered models) counts one depth agent per breadth agent, at the depth model's price.
+The low end of the cost counts the reading alone, the high end adds every agent's full output.
+Tool steps that
 re-read context, sub-agents spawned later and the aggregation's model stages can cost more; the
 run's budget is the ceiling that holds whatever happens.
 """
@@ -18,6 +20,8 @@ from agents.contract import Usage
 from agents.planning import TaskSpec
 from agents.playbooks import (
     CRITIQUE_STEP,
+    DEPTH_ROLE,
+    NON_WORKER_ROLES,
     REPORT_STEP,
     REPORT_STEP_ROLES,
     Playbook,
@@ -25,6 +29,7 @@ from agents.playbooks import (
 )
 from agents.pricing import price_call
 from agents.providers.catalog import default_model, get_provider
+from agents.tiers import MAX_ITEMS, escalates
 
 BYTES_PER_TOKEN = 4
 TIMES = "\u00d7"  # the multiplication sign, written so no linter mistakes it for an x
@@ -100,6 +105,7 @@ def estimate_cost(
         row[1] += reads
         row[2] += max_out[spec.role]
     _add_report_agents(playbook, specs, provider, totals)
+    _add_depth_agents(playbook, specs, files, totals)
     roles = []
     for role, (agents, input_tokens, output_tokens) in totals.items():
         agent = playbook.roles.get(role) or report_step_spec(playbook, REPORT_ROLE_STEPS[role])
@@ -135,6 +141,33 @@ def _add_report_agents(
         row[0] += 1
         row[1] += REPORT_AGENT_INPUT_TOKENS
         row[2] += spec.max_tokens
+
+
+# What a depth agent reads besides its items' lines: the prompt, and each item as JSON.
+DEPTH_PROMPT_TOKENS = 600
+DEPTH_ITEM_TOKENS = 250
+
+
+def _add_depth_agents(
+    playbook: Playbook,
+    specs: list[TaskSpec],
+    files: dict[str, dict[str, object]],
+    totals: dict[str, list[int]],
+) -> None:
+    """Tiered models: at most one depth agent per breadth agent, reading at most that agent's
+    files (the lines around its items, or the whole file offline) and up to ``MAX_ITEMS``
+    items. An upper bound: only agents with an item over a threshold escalate."""
+    if not escalates(playbook.roles, playbook.options):
+        return
+    depth = playbook.roles[DEPTH_ROLE]
+    row = totals.setdefault(DEPTH_ROLE, [0, 0, 0])
+    for spec in specs:
+        if spec.role in NON_WORKER_ROLES or spec.depends_on:
+            continue
+        size = sum(int(str(files[p]["size"])) for p in spec.scope.get("files") or [] if p in files)
+        row[0] += 1
+        row[1] += _tokens(size) + DEPTH_PROMPT_TOKENS + DEPTH_ITEM_TOKENS * MAX_ITEMS
+        row[2] += depth.max_tokens
 
 
 def describe_plan(playbook: Playbook, specs: list[TaskSpec]) -> str:

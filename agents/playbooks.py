@@ -107,6 +107,8 @@ class Playbook:
                 spec = replace(spec, model=role_models[name])
             roles[name] = spec
         merged = {**self.options, **(options or {})}
+        if merged.get("depth_model") and DEPTH_ROLE in roles:  # ``--set depth_model=...``
+            roles[DEPTH_ROLE] = replace(roles[DEPTH_ROLE], model=str(merged["depth_model"]))
         chain = tuple(aggregation) if aggregation is not None else self.aggregation
         return replace(self, roles=roles, options=merged, aggregation=chain)
 
@@ -132,9 +134,15 @@ JUDGE = AgentSpec(role="judge", tools=(), can_spawn=False, max_steps=1, max_toke
 # prompt and answer once. Its own role, so ``--role-model referee=...`` picks their model.
 REFEREE = AgentSpec(role="referee", tools=(), can_spawn=False, max_steps=1, max_tokens=512)
 
+# Tiered models (``agents.tiers``): the depth role re-examines what a breadth agent escalated.
+# It reads the items and their lines given in its scope and answers once.
+DEPTH_ROLE = "verifier"
+VERIFY_STEP = "verify"
+VERIFIER = AgentSpec(role=DEPTH_ROLE, tools=(), can_spawn=False, max_steps=1, max_tokens=1024)
+
 # Roles that never do a playbook's own work: the synthesis step (planned or the report's), the
-# report's critic and a judged ensemble's referees.
-NON_WORKER_ROLES = frozenset({"synthesizer", "critic", "referee"})
+# report's critic, a judged ensemble's referees and the depth tier's verifiers.
+NON_WORKER_ROLES = frozenset({"synthesizer", "critic", "referee", DEPTH_ROLE})
 
 
 def worker_role(playbook: Playbook) -> str:
@@ -174,8 +182,11 @@ PLAYBOOKS: dict[str, Playbook] = {
             target_kind="code",
             decomposition="domain",
             lenses=CODE_LENSES,
-            roles=_roles(AgentSpec(role="auditor")),
+            roles={**_roles(AgentSpec(role="auditor")), DEPTH_ROLE: VERIFIER},
             aggregation=STANDARD_CHAIN,
+            # ``escalate_severity`` / ``escalate_confidence``: the breadth agents' items at or
+            # above that severity, or below that confidence, go to a depth agent (``verifier``
+            # role, on ``depth_model``); blank / 0 = off (``agents.tiers``).
             options={
                 "chunk_bytes": 24_000,
                 "chunk_files": 6,
@@ -183,6 +194,9 @@ PLAYBOOKS: dict[str, Playbook] = {
                 "agent_max_bytes": AGENT_MAX_BYTES,
                 # Scouts first, more agents where they find more (``agents.adaptive``).
                 "adaptive": False,
+                "escalate_severity": "",
+                "escalate_confidence": 0.0,
+                "depth_model": "",
             },
         ),
         Playbook(
@@ -292,5 +306,7 @@ FORM_OPTIONS = (
     "judges",
     "chunk_files",
     "adaptive",
+    "escalate_severity",
+    "escalate_confidence",
     "document",
 )

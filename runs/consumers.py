@@ -28,7 +28,7 @@ from django.template.loader import render_to_string
 
 from runs.access import get_run_for_user
 from runs.eventlog.broadcast import RUNS_LIST_GROUP
-from runs.eventlog.event_types import RunEventsMessage, RunsChangedMessage
+from runs.eventlog.messages import RunEventsMessage, RunsChangedMessage
 from runs.models import Run
 from runs.pages.approvals import inbox_update
 from runs.pages.run.live import HEAVY_INTERVAL, LiveState, render_update

@@ -88,6 +88,7 @@ def to_markdown(doc: dict[str, Any]) -> str:
             f"- Support: {count(c['votes'], 'agent')}, "
             f"{noun(len(c['lenses']), 'lens', 'lenses')} {md_escape(', '.join(c['lenses']))}",
             f"- Verdict: {md_escape(c.get('verdict') or '-')}",
+            f"- Confirmed by: {_tier(c)}",
             "",
             *_escaped_lines(c.get("detail") or ""),
             "",
@@ -102,7 +103,30 @@ def to_markdown(doc: dict[str, Any]) -> str:
                 f"{m['confidence']:.2f} | {md_escape(m['evidence_status'])} |"
             )
         lines.append("")
+    lines += _rejected_by_depth(doc.get("rejected_by_depth") or [])
     return "\n".join(lines)
+
+
+def _tier(c: dict[str, Any]) -> str:
+    """Which tier confirmed a cluster (tiered models), with the depth model and its reason."""
+    if c.get("confirmed_by") != "depth":
+        escalated = [m for m in c.get("members", []) if m.get("verdict") == "escalated"]
+        return "breadth tier" + (" (escalated, no depth verdict)" if escalated else "")
+    m = next(m for m in c["members"] if m.get("verdict") in ("confirmed", "corrected"))
+    model = f", {md_escape(str(m.get('depth_model') or ''))}" if m.get("depth_model") else ""
+    return f"depth tier ({m['verdict']}{model}): {md_escape(str(m.get('verdict_reason') or ''))}"
+
+
+def _rejected_by_depth(rejected: list[dict[str, Any]]) -> list[str]:
+    if not rejected:
+        return []
+    lines = ["## Rejected by the depth tier", ""]
+    for r in rejected:
+        lines.append(
+            f"- #{r['finding_id']} {md_escape(r['title'])} ({md_escape(r['severity'])}) at "
+            f"{md_code(_location(r))}: {md_escape(str(r.get('reason') or ''))}"
+        )
+    return [*lines, ""]
 
 
 def _url(url: str) -> str:
@@ -181,6 +205,7 @@ def to_sarif(doc: dict[str, Any]) -> dict[str, Any]:
                     "lenses": c["lenses"],
                     "evidenceStatus": c["evidence_status"],
                     "verdict": c.get("verdict", ""),
+                    "confirmedBy": c.get("confirmed_by", "breadth"),
                     "findings": [
                         {
                             "findingId": m["finding_id"],
@@ -188,6 +213,8 @@ def to_sarif(doc: dict[str, Any]) -> dict[str, Any]:
                             "agentUrl": m.get("agent_url", ""),
                             "lens": m["lens"],
                             "vote": m["vote"],
+                            "tier": m.get("tier", "breadth"),
+                            "tierVerdict": m.get("verdict", ""),
                         }
                         for m in c["members"]
                     ],

@@ -40,7 +40,8 @@ from agents.evaluation.offline import judge_offline
 from agents.judging import offline as ensemble_judge
 from agents.judging.answers import verdict_summary
 from agents.judging.plan import JUDGE_STEPS
-from agents.playbooks import AGENT_MAX_BYTES, AGENT_MAX_FILES
+from agents.playbooks import AGENT_MAX_BYTES, AGENT_MAX_FILES, VERIFY_STEP
+from agents.tiers import VERDICTS, verify_offline
 from agents.wording import count
 
 MODEL = "heuristic-v1"
@@ -128,6 +129,8 @@ class HeuristicProvider:
             return self._judge(request)
         if request.step in JUDGE_STEPS:
             return self._judge_candidates(request)
+        if request.step == VERIFY_STEP:
+            return self._verify(request)
         if "document" in scope:
             return self._document(request, str(scope["document"]))
         files = [str(p) for p in scope.get("files", [])]
@@ -185,6 +188,17 @@ class HeuristicProvider:
                 ),
             )
         return output
+
+    def _verify(self, request: AgentRequest) -> AgentOutput:
+        """The depth tier offline: each escalated item checked by re-analysing its whole file
+        (``agents.tiers.verify_offline``); verdicts in ``data``, no findings of its own."""
+        items = list(request.scope.get("items") or [])
+        verdicts = verify_offline(items, request.lens, request.snapshot.read_text)
+        kinds = [v["verdict"] for v in verdicts]
+        summary = f"Re-analysed {count(len(items), 'escalated item')} whole-file: " + ", ".join(
+            f"{kinds.count(kind)} {kind}" for kind in VERDICTS
+        )
+        return AgentOutput(summary=summary, data={"verdicts": verdicts})
 
     def _judge(self, request: AgentRequest) -> AgentOutput:
         """An evaluation's judge: measurable checks of one item on one dimension."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agents import tiers
 from agents.contract import AgentRequest, ProviderError
 from agents.evaluation import judge
 from agents.evaluation.dataset import EvaluationInputError
@@ -63,6 +64,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     judge.JUDGE_STEP: judge.JUDGE_SCHEMA,
     # A judged ensemble's judges: two candidates in, a winner out; or one in, a score out.
     **ensemble_judge.SCHEMAS,
+    # The depth tier: escalated items in, one verdict each out (agents.tiers).
+    tiers.VERIFY_STEP: tiers.VERIFY_SCHEMA,
 }
 
 # The answer's fields that are not part of every agent's output go to ``AgentOutput.data``.
@@ -87,6 +90,7 @@ _TASKS = {
         "overstated or it duplicates another item (say which in duplicate_of), 'rejected' "
         "when the evidence contradicts it. Then a one-paragraph summary of your critique.",
     ],
+    tiers.VERIFY_STEP: tiers.TASK_LINES,
 }
 
 
@@ -128,6 +132,9 @@ def user_prompt(request: AgentRequest, max_chars: int) -> str:
         return judge.user_prompt(_judged(request)[0], max_chars)
     if request.step in JUDGE_STEPS:
         return ensemble_judge.user_prompt(request.step, request.inputs, max_chars)
+    if request.step == tiers.VERIFY_STEP:  # the items and their lines, read from the snapshot
+        items = list(request.scope.get("items") or [])
+        return tiers.user_prompt(items, request.snapshot.read_text, max_chars)
     text = json.dumps(request.inputs.get("report", {}), sort_keys=True, default=str)
     return "\n".join(
         [
@@ -145,6 +152,8 @@ def split_answer(step: str, payload: dict[str, Any]) -> tuple[dict[str, Any], st
         return judge.split_answer(payload)
     if step in JUDGE_STEPS:
         return ensemble_judge.split_answer(step, payload)
+    if step == tiers.VERIFY_STEP:
+        return tiers.split_answer(payload)
     payload = dict(payload)
     data = {name: payload.pop(name) for name in DATA_FIELDS.get(step, ()) if name in payload}
     problem = ""

@@ -28,6 +28,7 @@ from agents.contract import AgentResult
 from agents.playbooks import Playbook
 from runs.actions import adaptive, enqueue
 from runs.actions.dispatch import hand_over_slots, schedule_dispatch
+from runs.actions.escalation import after_success
 from runs.actions.outcomes import findings_of, lock_run, span_fields, spawn_children
 from runs.actions.paid import NOTHING_PAID, paid_many
 from runs.eventlog.event_types import EventType
@@ -106,6 +107,11 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
                 # Spawning reads the run's limits and status as of now, under its lock.
                 fresh = Run.objects.get(pk=run.pk)
                 children = spawn_children(fresh, task, item.playbook, output.spawn)
+            # Tiered models: a breadth agent's items to a depth agent, or a depth agent's verdicts.
+            depth, tier_events = after_success(run.pk, task, item.playbook, found, output.data)
+            events[run.pk] += tier_events
+            children += depth
+            if children:
                 bucket = counters.setdefault(run.pk, {})
                 bucket["tasks_total"] = bucket.get("tasks_total", 0) + children
             events[run.pk] += [

@@ -16,6 +16,7 @@ from agents.aggregation.stages import TUNABLES
 from agents.latency import MAX_SIGMA
 from agents.playbooks import FORM_OPTIONS, Playbook
 from agents.snapshot import SnapshotError, exclude_patterns
+from agents.tiers import check_tier_options
 
 
 def launch_bounds() -> dict[str, tuple[int, int]]:
@@ -149,6 +150,7 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
         if (flag := adaptive.parse_flag(checked["adaptive"])) is None:
             raise LaunchError("Adaptive fan-out must be true or false.", "adaptive")
         checked["adaptive"] = flag
+    checked = check_tier_options(checked, LaunchError)  # refused on the option's own field
     if not isinstance(checked.get("default_excludes", True), bool):
         raise LaunchError("Default excludes must be true or false.", "default_excludes")
     return checked

@@ -147,6 +147,7 @@ def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunF
         FindingRow(**values)
         for values in Finding.objects.filter(run=run)
         .exclude(review=Finding.Review.DISMISSED)
+        .exclude(verdict="rejected")  # by the depth tier: listed apart (``note_dismissed``)
         .values(*ROW_COLUMNS)
     ]
     tasks = list(Task.objects.filter(run=run).values("status", "scope_label", "step", "summary"))
@@ -199,11 +200,18 @@ def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunF
 
 
 def note_dismissed(run: Run, draft: ReportDraft) -> None:
-    """Say in the version's notes how many findings ``_gather`` left out as dismissed."""
+    """Say in the version's notes how many findings ``_gather`` left out: dismissed by a
+    reviewer, rejected by the depth tier."""
     n = Finding.objects.filter(run=run, review=Finding.Review.DISMISSED).count()
     if n:
         draft.notes.append(
             f"{count(n, 'finding')} dismissed by a reviewer {were(n)} left out of this version."
+        )
+    rejected = Finding.objects.filter(run=run, verdict="rejected").count()
+    if rejected:
+        draft.notes.append(
+            f"{count(rejected, 'finding')} rejected by the depth tier {were(rejected)} left out "
+            "of this version (listed under Rejected by the depth tier)."
         )
 
 

@@ -21,7 +21,7 @@ import time
 
 from channels.layers import get_channel_layer
 
-from runs.eventlog.event_types import RunEventsMessage, RunsChangedMessage
+from runs.eventlog.messages import RunEventsMessage, RunsChangedMessage
 from runs.observability.counters import counters
 
 logger = logging.getLogger(__name__)

@@ -1,5 +1,6 @@
-"""The vocabulary of a run's event log: every event type, the shape of its payload, and the
-channel-layer and websocket messages that carry the log to browsers.
+"""The vocabulary of a run's event log: every event type, its label and the shape of its
+payload (the channel-layer and websocket messages that carry the log to browsers are in
+``runs.eventlog.messages``).
 
 One catalog for the writers (``runs/actions/``, the runtime), the dashboard and the tests, so a
 type string or a payload key cannot drift between the code that writes an event and the code that
@@ -15,7 +16,7 @@ Standard library only: importable without Django set up.
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Literal, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
 
 class EventType(StrEnum):
@@ -59,6 +60,9 @@ class EventType(StrEnum):
     FINDING_ADDED = "finding.added"
     # adaptive: an adaptive run's decision for one group (runs.actions.adaptive).
     ADAPTIVE_DECIDED = "adaptive.decided"
+    # tier: a breadth agent's items sent to a depth agent (or not, and why), and its verdicts.
+    TIER_ESCALATED = "tier.escalated"
+    TIER_VERIFIED = "tier.verified"
     # approval: a gate opened (task or report) and a reviewer's decision.
     APPROVAL_REQUESTED = "approval.requested"
     APPROVAL_DECIDED = "approval.decided"
@@ -104,6 +108,8 @@ LABELS: dict[str, str] = {
     EventType.SPAWN_REFUSED: "Sub-agent refused",
     EventType.FINDING_ADDED: "Finding",
     EventType.ADAPTIVE_DECIDED: "Adaptive fan-out",
+    EventType.TIER_ESCALATED: "Escalated to the depth tier",
+    EventType.TIER_VERIFIED: "Depth tier verdicts",
     EventType.APPROVAL_REQUESTED: "Approval requested",
     EventType.APPROVAL_DECIDED: "Decision",
     EventType.APPROVAL_CHANGES_REQUESTED: "Changes requested",
@@ -287,6 +293,28 @@ class SpawnRefusedPayload(TypedDict):
     reason: str
 
 
+# -- tier ---------------------------------------------------------------------------------------
+class TierEscalatedPayload(TypedDict):
+    """On the breadth agent: how many of its items went to a depth agent and why."""
+
+    items: int
+    reason: str  # the thresholds, e.g. "severity ≥ high or confidence < 0.6"
+    model: str  # the depth agent's model
+    depth_task: int | None  # None: refused (``refused`` says why)
+    left: NotRequired[int]  # items over the per-agent cap, left as the breadth tier gave them
+    refused: NotRequired[str]
+
+
+class TierVerifiedPayload(TypedDict):
+    """On the depth agent: what it made of the items it was given."""
+
+    confirmed: int
+    corrected: int
+    rejected: int
+    unverified: int  # no valid verdict in its answer (model output is checked, not trusted)
+    model: str
+
+
 # -- finding ------------------------------------------------------------------------------------
 class FindingAddedPayload(TypedDict):
     title: str
@@ -389,6 +417,8 @@ PAYLOAD_TYPES: dict[EventType, type] = {
     EventType.SPAWN_REFUSED: SpawnRefusedPayload,
     EventType.FINDING_ADDED: FindingAddedPayload,
     EventType.ADAPTIVE_DECIDED: AdaptiveDecidedPayload,
+    EventType.TIER_ESCALATED: TierEscalatedPayload,
+    EventType.TIER_VERIFIED: TierVerifiedPayload,
     EventType.APPROVAL_REQUESTED: ApprovalRequestedPayload,
     EventType.APPROVAL_DECIDED: ApprovalDecidedPayload,
     EventType.APPROVAL_CHANGES_REQUESTED: ApprovalChangesRequestedPayload,
@@ -452,35 +482,3 @@ def approval_requested_payload(gate: str, version: int | None = None) -> Approva
     if version is None:
         return {"gate": gate}
     return {"gate": gate, "version": version}
-
-
-# -- channel layer (runs/eventlog/events.py → runs/consumers.py) --------------------------
-class RunEventsMessage(TypedDict):
-    """Sent to group ``run-{run_id}`` once per committed transaction that wrote events for the
-    run. RunConsumer reads only ``last_seq``; ``run_id`` and ``types`` (sorted, distinct) are
-    not read by any consumer today."""
-
-    type: Literal["run.events"]  # dispatched to RunConsumer.run_events
-    run_id: int
-    last_seq: int
-    types: list[str]
-
-
-class RunsChangedMessage(TypedDict):
-    """Sent to group ``runs-list`` alongside every ``run.events``."""
-
-    type: Literal["runs.changed"]  # dispatched to RunListConsumer.runs_changed
-    run_id: int
-
-
-# -- websocket (browser <-> runs/consumers.py) --------------------------------------------------
-# Server → browser: raw HTML text only, no JSON and no wrapper. Each message is a concatenation of
-# htmx out-of-band fragments (panels, tree rows, appends, the event feed, the #live-seq marker on
-# the run page; rows and inserts on the runs list), each tagged with data-seq. Refusals are close
-# codes, not messages: 4401 (not logged in) and 4403 (may not see the run); never retried.
-# Browser → server: only the run page's hello below; the runs-list consumer receives nothing.
-class RunHelloMessage(TypedDict):
-    """Sent by harness.js on every (re)connect of the run page: its tree and feed are complete up
-    to this seq (the ``#live-seq`` marker). The consumer ignores anything it cannot parse."""
-
-    since: int

@@ -16,6 +16,7 @@ from agents.planning import EVERY_DOCUMENT, PlanningError, voter_models
 from agents.playbooks import PLAYBOOKS
 from agents.providers.catalog import missing_key_variable, provider_choices
 from agents.snapshot import DEFAULT_EXCLUDES
+from agents.tiers import SEVERITIES
 from runs.actions.launch_options import (
     BUDGET_USD_MAX,
     BUDGET_USD_STEP,
@@ -180,6 +181,21 @@ class LaunchForm(forms.Form):
         label="Adaptive fan-out",
         help_text="Scouts read a sample of each folder first; more agents go where they find "
         "more, none where they find nothing (those folders are sampled, not read in full).",
+    )
+    # Tiered models (agents.tiers): what a breadth agent hands to a depth agent (the verifier
+    # role, whose model is the "verifier model" field below).
+    escalate_severity = forms.CharField(
+        required=False,
+        label="Escalate severity",
+        help_text="Items at or above this severity go to a depth agent on the verifier model, "
+        "which confirms, corrects or rejects them.",
+        widget=forms.Select(choices=[("", "off"), *((s, s) for s in SEVERITIES)]),
+    )
+    escalate_confidence = forms.CharField(
+        required=False,
+        label="Escalate confidence",
+        help_text="Items below this confidence (0 to 1) go to a depth agent too; blank or 0: off.",
+        widget=forms.NumberInput(attrs={"min": 0, "max": 1, "step": 0.05}),
     )
     document = forms.CharField(
         required=False,

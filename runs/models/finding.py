@@ -39,6 +39,19 @@ class Finding(models.Model):
     )
     fingerprint = models.CharField(max_length=64)
     review = models.CharField(max_length=10, choices=Review.choices, default=Review.OPEN)
+    # Tiered models (agents.tiers): "breadth" until a depth agent gives its verdict on it, then
+    # "depth". ``verdict`` is "" (never escalated), "escalated" (waiting for, or left without,
+    # a depth verdict), or the depth agent's confirmed / corrected / rejected.
+    tier = models.CharField(max_length=10, default="breadth")
+    verdict = models.CharField(max_length=12, blank=True)
+    verdict_reason = models.TextField(blank=True)
+    verified_by = models.ForeignKey(
+        "runs.Task",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="verified_findings",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

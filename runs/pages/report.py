@@ -10,8 +10,10 @@ from typing import Any
 from django.urls import reverse
 
 from agents.aggregation.evidence import FABRICATED
+from agents.playbooks import VERIFY_STEP
 from runs.models import Finding, Report, Run, Task
 from runs.pages.calibration import card_with_calibration
+from runs.pages.tiers import confirmed_by, rejected_by_depth, tier_of
 
 
 def _members_from_rows(cluster: dict[str, Any], findings: dict[int, Finding]) -> list[Any]:
@@ -51,6 +53,7 @@ def report_document(
         tid for c in report.clusters for tid in c.get("task_ids", [])
     }
     labels = dict(Task.objects.filter(run=run, pk__in=task_ids).values_list("pk", "scope_label"))
+    models = dict(Task.objects.filter(run=run, step=VERIFY_STEP).values_list("pk", "model"))
     clusters = []
     for raw in report.clusters:
         c = dict(raw)
@@ -60,6 +63,8 @@ def report_document(
             m["agent"] = labels.get(m["task_id"], "")
             m["review"] = getattr(findings.get(m["finding_id"]), "review", "")
             m["cwe"] = getattr(findings.get(m["finding_id"]), "cwe", None)
+            m.update(tier_of(findings.get(m["finding_id"]), models))
+        c["confirmed_by"] = confirmed_by(c["members"])
         c.setdefault("evidence_status", "unchecked")
         c["fabricated"] = c["evidence_status"] in FABRICATED
         c.setdefault("score", c.get("confidence", 0))
@@ -88,6 +93,7 @@ def report_document(
             "url": absolute(reverse("runs:report", args=[run.pk, report.version])),
         },
         "clusters": clusters,
+        "rejected_by_depth": rejected_by_depth(run, models, absolute),
     }
     if scorecard is not None:  # an evaluation's (agents.evaluation.scorecard)
         # With each dimension's agreement with the reviewers' hand scores (``calibration``).

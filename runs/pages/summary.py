@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Count, Q
 
 from runs.models import Run, Task
+from runs.pages.tiers import tier_summary
 
 
 def max_in_flight(intervals: list[tuple[float, float]]) -> int:
@@ -36,7 +37,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         if started and finished
     ]
     wall = run.duration_seconds or 0.0
-    return {
+    summary = {
         "run_id": run.pk,
         "status": run.status,
         "reason": run.status_reason,
@@ -51,3 +52,6 @@ def run_summary(run: Run) -> dict[str, Any]:
         "unpriced_calls": run.unpriced_calls,
         "provider": run.provider,
     }
+    if tiers := tier_summary(run):  # tiered models: each tier's agents, tokens and cost
+        summary["tiers"] = tiers
+    return summary

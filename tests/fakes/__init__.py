@@ -33,7 +33,9 @@ from typing import Any
 MARKERS = ("TODO", "FIXME", "password", "eval(", "SECRET", "md5")
 # How serious the brain says each marker is (so reports have high items for the critic).
 MARKER_SEVERITY = {"eval(": "high", "SECRET": "high", "password": "high"}
-_STEP_RE = re.compile(r"^STEP: (report|critique|judge|judge-pair|judge-rubric)$", re.MULTILINE)
+_STEP_RE = re.compile(
+    r"^STEP: (report|critique|judge|judge-pair|judge-rubric|verify)$", re.MULTILINE
+)
 _RAW_STEP_RE = re.compile(r"STEP: (report|critique)\\n")  # inside a JSON-encoded body
 _INPUTS_RE = re.compile(r"^INPUTS \(data, not instructions\): (\{.*\})$", re.MULTILINE)
 _SCOPE_RE = re.compile(r"^SCOPE: (\{.*\})$", re.MULTILINE)
@@ -113,6 +115,8 @@ def report_answer(step: str, inputs: dict[str, Any]) -> dict[str, Any]:
         return {"score": 5 if hit else 2, "rationale": f"reference {'found' if hit else 'missing'}"}
     if step in ("judge-pair", "judge-rubric"):  # a judged ensemble's judge
         return ensemble_judge_answer(step, inputs)
+    if step == "verify":  # the depth tier: confirmed when the quote is in the lines it was sent
+        return verify_answer(inputs)
     clusters = inputs.get("clusters") or []
     if step == "report":
         top = [str(line).split(" | ") for line in clusters[:3]]
@@ -131,6 +135,22 @@ def report_answer(step: str, inputs: dict[str, Any]) -> dict[str, Any]:
         for c in clusters
     ]
     return {"summary": f"Judged {len(verdicts)} serious item(s).", "verdicts": verdicts}
+
+
+def verify_answer(inputs: dict[str, Any]) -> dict[str, Any]:
+    verdicts = []
+    for item in inputs.get("items") or []:
+        quoted = bool(item.get("evidence")) and item["evidence"] in str(item.get("context"))
+        verdicts.append(
+            {
+                "item": item.get("id"),
+                "verdict": "confirmed" if quoted else "rejected",
+                "severity": item.get("severity"),
+                "confidence": 0.9,
+                "reason": "the quote is in the code" if quoted else "the code does not say that",
+            }
+        )
+    return {"summary": f"Checked {len(verdicts)} item(s).", "verdicts": verdicts}
 
 
 def ensemble_judge_answer(step: str, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from runs.pages.findings import load_ranked, ranked_ids, ranks_of
 from runs.pages.run import charts, dashboard, forecast, timeline
 from runs.pages.run import tree as agent_tree
 from runs.pages.run.tree import AgentTree
+from runs.pages.tiers import tier_costs
 
 EVENTS_IN_PAGE = 50
 # Panels whose render is big (a lane per agent, up to 150): pushed at most this often per
@@ -140,6 +141,7 @@ def panel_context(run: Run, tasks: list[Task], user: User, *, heavy: bool = True
         "gauge_svg": charts.gauge(budget),
         "cost_by_agent": by_agent,
         "cost_by_model": by_model,
+        "tier_costs": tier_costs(run, tasks),
         "agent_chart": charts.bar_chart(by_agent, metric="cost"),
         "token_chart": charts.bar_chart(
             dashboard.cost_by_agent(tasks, by="tokens"), metric="tokens"
