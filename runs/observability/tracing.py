@@ -28,7 +28,7 @@ from opentelemetry.trace import Link, Status, StatusCode, set_span_in_context
 from opentelemetry.trace import Span as OtelSpan
 
 from agents import semconv
-from agents.spans import PART_MAX_CHARS
+from agents.spans import OFFLINE_PROVIDER, PART_MAX_CHARS, usage_attributes
 from harness_site.telemetry import emit_root_span, get_tracer, parent_context
 from runs.eventlog.event_types import EventType
 from runs.models import Approval, Run, Span
@@ -116,12 +116,12 @@ def end_run_trace(run_id: int) -> None:
         semconv.WORKFLOW_NAME: run.playbook,
         semconv.PROVIDER: run.provider,
         **run_attributes(run),
-        semconv.INPUT_TOKENS: run.tokens_in,
-        semconv.OUTPUT_TOKENS: run.tokens_out,
-        semconv.COST: float(run.cost_usd),
+        **usage_attributes(run.provider, run.tokens_in, run.tokens_out),
         semconv.COST_USD: float(run.cost_usd),
         semconv.RUN_STATUS: run.status,
     }
+    if run.provider != OFFLINE_PROVIDER:  # the offline analyzer's price is nominal
+        attributes[semconv.COST] = float(run.cost_usd)
     if run.budget_usd is not None:  # a resume after a budget extension shows the new limit
         attributes[semconv.BUDGET_USD] = float(run.budget_usd)
     if settings.HARNESS_CAPTURE_CONTENT:

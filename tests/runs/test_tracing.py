@@ -109,7 +109,7 @@ def test_a_cancelled_runs_trace_ends_after_its_last_running_agent_with_its_spend
     monkeypatch.setattr(
         enqueue, "send", lambda name, object_id, countdown=None: sent.append((name, object_id))
     )
-    run = make_run(status=Run.Status.RUNNING)
+    run = make_run(status=Run.Status.RUNNING, provider="openai", model="m")
     calling = Task.objects.create(
         **task_fields(run, status=Task.Status.RUNNING, tokens_in=0, tokens_out=0, cost_usd=0)
     )
