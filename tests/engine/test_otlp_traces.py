@@ -447,7 +447,7 @@ def test_a_receiver_that_is_down_costs_one_warning_per_run_and_no_sdk_retry_line
             shutdown_s=1,
         )
     )
-    for batch in range(2):  # two batches of one run, each retried by the client
+    for _batch in range(2):  # two batches of one run, each retried by the client
         for _ in range(3):
             spans.get_tracer("t").start_span("s", attributes={"harness.run_id": 7}).end()
         spans.force_flush(timeout_millis=15_000)
