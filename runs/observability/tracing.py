@@ -207,13 +207,21 @@ def trace_decision(run: Run, approval: Approval, decision: str, user: User, comm
     }
     if user is not None and user.pk is not None:
         attributes[semconv.USER_ID] = str(user.pk)
-    if comment and settings.HARNESS_CAPTURE_CONTENT:
-        attributes[semconv.DECISION_COMMENT] = comment[:PART_MAX_CHARS]
+    if settings.HARNESS_CAPTURE_CONTENT:
+        if comment:
+            attributes[semconv.DECISION_COMMENT] = comment[:PART_MAX_CHARS]
+        # What a trace list shows beside the name: the gate decided on, and the decision.
+        given = {"run": run.pk, "gate": approval.gate, "target": approval.target_label}
+        attributes[semconv.INPUT_VALUE] = _cut_json(given)
+        attributes[semconv.INPUT_MIME] = semconv.JSON_MIME
+        attributes[semconv.OUTPUT_VALUE] = _cut_json({"decision": decision, "comment": comment})
+        attributes[semconv.OUTPUT_MIME] = semconv.JSON_MIME
     root = Link(trace.get_current_span(run_context(run)).get_span_context())
 
     def emit() -> None:
         span = get_tracer().start_span(
-            f"review {approval.gate}",
+            # The run's number, as in its root's name: a trace list shows names only.
+            f"review {approval.gate} #{run.pk}",
             context=Context(),  # a new trace
             links=[root],
             start_time=start_ns,

@@ -256,7 +256,9 @@ def test_each_run_is_one_whole_trace_at_an_otlp_receiver(
 
     # One trace per run; a review is a short trace of its own, linked to its run's root.
     reviews = {t: spans for t, spans in by_trace.items() if t not in {r.trace_id for r in runs}}
-    assert [s.name for spans in reviews.values() for s in spans] == ["review report"]
+    assert [s.name for spans in reviews.values() for s in spans] == [
+        f"review report #{succeeded.pk}"
+    ]
     for run in runs:
         agents = check_trace(run, by_trace[run.trace_id])
         linked = [s for spans in reviews.values() for s in spans if s.in_traces({run.trace_id})]
