@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,9 @@ from runs.eventlog.event_types import EventType
 from runs.models import Approval, Run, Span
 
 # The run's states whose root span reports an error, and the ``error.type`` it carries.
+# Per thread: the runs with a ``run_span`` open, and those whose root waits for it to end.
+_local = threading.local()
+
 ERROR_STATES: dict[str, str] = {
     Run.Status.FAILED: "run_failed",
     Run.Status.CANCELLED: "run_cancelled",
@@ -70,20 +74,39 @@ def run_attributes(run: Run) -> dict[str, Any]:
 @contextmanager
 def run_span(run: Run, name: str, **attributes: Any) -> Iterator[OtelSpan]:
     """A span of the run's own machinery (launch, snapshot, planning, dispatch, aggregation),
-    a child of its root span whichever process runs it."""
-    with get_tracer().start_as_current_span(
-        name,
-        context=run_context(run),
-        attributes={**run_attributes(run), **attributes},
-    ) as span:
-        yield span
+    a child of its root span whichever process runs it. A root whose run ended inside it is
+    emitted when it ends (``end_run_trace_after_commit``)."""
+    opened = _local.__dict__.setdefault("open_runs", [])
+    opened.append(run.pk)
+    try:
+        with get_tracer().start_as_current_span(
+            name,
+            context=run_context(run),
+            attributes={**run_attributes(run), **attributes},
+        ) as span:
+            yield span
+    finally:
+        opened.remove(run.pk)
+        deferred = _local.__dict__.setdefault("deferred_roots", set())
+        if run.pk in deferred and run.pk not in opened:
+            deferred.discard(run.pk)
+            end_run_trace(run.pk)
 
 
 def end_run_trace_after_commit(run: Run) -> None:
     """Emit the run's root span once the current transaction commits (the caller has just won
-    the transition that finished the run)."""
+    the transition that finished the run), or, when that commit happens inside a span of the
+    run's machinery (the report stored inside ``aggregate``), once that span has ended: a root
+    that ends before its child is drawn with the child sticking out of the trace."""
     run_id = run.pk
-    transaction.on_commit(lambda: end_run_trace(run_id))
+
+    def emit() -> None:
+        if run_id in _local.__dict__.get("open_runs", []):
+            _local.__dict__.setdefault("deferred_roots", set()).add(run_id)
+        else:
+            end_run_trace(run_id)
+
+    transaction.on_commit(emit)
 
 
 def end_run_trace(run_id: int) -> None:
