@@ -44,12 +44,21 @@ OP_AGENT = "invoke_agent"
 OP_CHAT = "chat"
 OP_TOOL = "execute_tool"
 
+# OpenInference's free-form JSON that Phoenix shows as a span's metadata.
+METADATA = "metadata"
+
 # Our own attributes.
 RUN_ID = "harness.run_id"
 TASK_ID = "harness.task_id"
 COST_USD = "harness.cost_usd"
 RUN_STATUS = "harness.status"
 UNPRICED = "harness.unpriced"
+# The offline analyzer (provider ``heuristic``) calls no model: its agents' token counts and cost
+# are nominal (they exercise budgets and charts), so they go under these names, never under
+# gen_ai.usage.*, which LLM-ops tools add up as a model's tokens and spend.
+OFFLINE = "harness.offline"
+NOMINAL_INPUT_TOKENS = "harness.nominal.input_tokens"
+NOMINAL_OUTPUT_TOKENS = "harness.nominal.output_tokens"
 BUDGET_USD = "harness.budget_usd"
 TARGET = "harness.target"  # the target as users see it, relative to its allowed root
 # A reviewer's decision at a gate (a ``review`` span); the comment only with content capture.

@@ -38,13 +38,42 @@ def agent_identity(request: AgentRequest) -> dict[str, Any]:
     return identity
 
 
-def set_cost(span: Span, cost_usd: Decimal | None, unpriced: bool) -> None:
+def set_cost(
+    span: Span, cost_usd: Decimal | None, unpriced: bool, *, offline: bool = False
+) -> None:
     """The cost in USD under the name LLM-ops tools read, and ours. ``unpriced``: a call had no
-    known price, so the cost (None for that call alone: no price is not $0) is a lower bound."""
+    known price, so the cost (None for that call alone: no price is not $0) is a lower bound.
+    ``offline``: the offline analyzer's nominal price, under our name only (no model was paid)."""
     span.set_attribute(semconv.UNPRICED, unpriced)
     if cost_usd is not None:
-        span.set_attribute(semconv.COST, float(cost_usd))
+        if not offline:
+            span.set_attribute(semconv.COST, float(cost_usd))
         span.set_attribute(semconv.COST_USD, float(cost_usd))
+
+
+OFFLINE_PROVIDER = "heuristic"
+# What an offline run's root and agent spans say of themselves, in Phoenix's metadata panel.
+OFFLINE_METADATA = json.dumps(
+    {
+        "analyzer": "heuristic: offline static analysis, no language model",
+        "tokens": "nominal (about four characters a token), not model tokens",
+        "cost": "nominal, nothing was paid",
+    }
+)
+
+
+def usage_attributes(provider: str, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    """Token counts of an agent or run: a model's under the conventions' names; the offline
+    analyzer's nominal ones under ours, with the spans saying they are offline, so a tool that
+    adds up gen_ai.usage.* (Phoenix, Langfuse) shows 0 model tokens for it, which is the truth."""
+    if provider == OFFLINE_PROVIDER:
+        return {
+            semconv.OFFLINE: True,
+            semconv.METADATA: OFFLINE_METADATA,
+            semconv.NOMINAL_INPUT_TOKENS: input_tokens,
+            semconv.NOMINAL_OUTPUT_TOKENS: output_tokens,
+        }
+    return {semconv.INPUT_TOKENS: input_tokens, semconv.OUTPUT_TOKENS: output_tokens}
 
 
 # One vocabulary of finish reasons on every span and message, whichever SDK answered: the

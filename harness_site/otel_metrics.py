@@ -26,6 +26,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
+from harness_site.otlp import WarnOnceMetricExporter, quiet_sdk_loggers
+
 logger = logging.getLogger(__name__)
 
 METER = "agent-harness"
@@ -52,15 +54,17 @@ def setup_metrics(
     exit the last push gets at most ``shutdown_s`` (the SDK's own exit hook would wait up to
     30 s for a receiver that is down)."""
     global _provider
-    if not endpoint:
+    # OTEL_METRICS_EXPORTER=none: the SDK's own switch, for a receiver that takes traces only.
+    if not endpoint or os.environ.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "none":
         return
     with _lock:
         if _provider is not None:
             return
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
+        quiet_sdk_loggers()
         reader = PeriodicExportingMetricReader(
-            OTLPMetricExporter(timeout=timeout_s),
+            WarnOnceMetricExporter(OTLPMetricExporter(timeout=timeout_s), endpoint),
             export_interval_millis=interval_s * 1000,
             export_timeout_millis=timeout_s * 1000,
         )

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from opentelemetry.context import Context
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -23,8 +24,16 @@ logger = logging.getLogger(__name__)
 RUN_ATTRIBUTE = "harness.run_id"
 # The exporter's per-batch deadline, retries included, while the process lives.
 EXPORT_TIMEOUT_S = 10.0
-# Their warnings repeat for every batch and retry; ours says once per run what was lost.
-_SDK_LOGGERS = ("opentelemetry.exporter.otlp.common.http", "opentelemetry.sdk._shared_internal")
+# Their warnings repeat for every batch and retry ("Transient error … retrying in 1.00s"); ours
+# says once per run what was lost. Each exporter logs under its own module's logger (the trace
+# and metric exporters pass theirs to the shared HTTP client), so the parent of them all.
+_SDK_LOGGERS = ("opentelemetry.exporter.otlp", "opentelemetry.sdk._shared_internal")
+
+
+def quiet_sdk_loggers() -> None:
+    """Silence the SDK's per-batch export chatter (spans and metrics alike)."""
+    for name in _SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _run_of(span: ReadableSpan) -> str:
@@ -83,8 +92,7 @@ class BoundedExportProcessor(BatchSpanProcessor):
         self._ledger = _Ledger(endpoint)
         self._shutdown_s = shutdown_s
         super().__init__(_LedgerExporter(exporter, self._ledger))
-        for name in _SDK_LOGGERS:
-            logging.getLogger(name).setLevel(logging.CRITICAL)
+        quiet_sdk_loggers()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         return None
@@ -105,3 +113,41 @@ class BoundedExportProcessor(BatchSpanProcessor):
             self._ledger.warned.update(fresh)
         for run in fresh:
             self._ledger.warn(run, lost[run])
+
+
+class WarnOnceMetricExporter(MetricExporter):
+    """A metric exporter that says once per process that metrics are not getting through,
+    instead of the SDK's error line at every push (every 15 s, forever). A receiver that takes
+    traces only (Phoenix answers 405 at /v1/metrics) is told apart from one that is down."""
+
+    def __init__(self, inner: MetricExporter, endpoint: str) -> None:
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self.inner = inner
+        self.endpoint = endpoint
+        self.warned = False
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> MetricExportResult:
+        try:
+            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        except Exception:  # telemetry must never break the work it observes
+            result = MetricExportResult.FAILURE
+        if result != MetricExportResult.SUCCESS and not self.warned:
+            self.warned = True
+            logger.warning(
+                "Metrics could not be exported to %s (not logged again by this process); a "
+                "receiver that takes traces only (Phoenix) refuses them: set "
+                "OTEL_METRICS_EXPORTER=none to stop pushing them",
+                self.endpoint or "OTLP",
+            )
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
+        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)

@@ -47,6 +47,10 @@ DEFAULT_EXCLUDES: tuple[tuple[str, str], ...] = (
     ("__pycache__/", "bytecode cache"),
     ("*.min.js", "minified file"),
     ("*.min.css", "minified file"),
+    # An evaluation's answer key (samples/<target>.expected.json lists every planted problem):
+    # an auditor that read it would "find" them from the key, not the code. It sits beside its
+    # target, but a launch of the folder above (samples/ itself is offered) would take it in.
+    ("*.expected.json", "answer key"),
 )
 MAX_PATTERNS = 100
 MAX_PATTERN_CHARS = 300

@@ -39,7 +39,13 @@ from agents.limits import LeaseSemaphore
 from agents.playbooks import REPORT_STEPS, Playbook, report_step_spec, worker_role
 from agents.providers.catalog import concurrency_cap, get_provider
 from agents.snapshot import open_snapshot
-from agents.spans import agent_identity, error_type, set_cost
+from agents.spans import (
+    OFFLINE_PROVIDER,
+    agent_identity,
+    error_type,
+    set_cost,
+    usage_attributes,
+)
 from harness_site.logfilters import redact
 from harness_site.redis_client import get_redis
 from harness_site.telemetry import get_tracer, parent_context
@@ -290,6 +296,8 @@ def _call(
     )
     trace_id, root_span_id = run_trace(run)
     parent_span = str(getattr(task, "parent_span", None) or "")
+    provider_name = str(getattr(provider, "name", task.provider))
+    offline = provider_name == OFFLINE_PROVIDER
     with get_tracer().start_as_current_span(
         f"invoke_agent {task.role}",
         context=parent_context(trace_id, parent_span or root_span_id),
@@ -297,7 +305,7 @@ def _call(
         set_status_on_exception=False,
         attributes={
             semconv.OPERATION: semconv.OP_AGENT,
-            semconv.PROVIDER: getattr(provider, "name", task.provider),
+            semconv.PROVIDER: provider_name,
             **agent_identity(request),
             semconv.REQUEST_MODEL: request.model,
             semconv.TASK_ID: task.pk,
@@ -315,18 +323,19 @@ def _call(
         except (BudgetWait, RateLimited) as exc:
             # A wait, not a failure: the agent comes back when budget or rate allows.
             span.add_event("wait", {"harness.wait": type(exc).__name__})
-            set_cost(span, *runtime.spent())
+            set_cost(span, *runtime.spent(), offline=offline)
             raise
         except BaseException as exc:
             span.set_attribute(semconv.ERROR_TYPE, error_type(exc))
             span.set_status(Status(StatusCode.ERROR, error_type(exc)))
-            set_cost(span, *runtime.spent())
+            set_cost(span, *runtime.spent(), offline=offline)
             raise
         if sent:  # what the report agent read, so the report can map its answer back
             result.output.data["sent"] = sent
-        span.set_attribute(semconv.INPUT_TOKENS, result.usage.input_tokens)
-        span.set_attribute(semconv.OUTPUT_TOKENS, result.usage.output_tokens)
-        set_cost(span, *runtime.spent())
+        span.set_attributes(
+            usage_attributes(provider_name, result.usage.input_tokens, result.usage.output_tokens)
+        )
+        set_cost(span, *runtime.spent(), offline=offline)
         if settings.HARNESS_CAPTURE_CONTENT:
             findings = [f.model_dump(mode="json") for f in result.output.findings]
             span.set_attribute(semconv.OUTPUT_VALUE, json.dumps(findings)[:4000])

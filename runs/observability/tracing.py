@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,12 +29,15 @@ from opentelemetry.trace import Link, Status, StatusCode, set_span_in_context
 from opentelemetry.trace import Span as OtelSpan
 
 from agents import semconv
-from agents.spans import PART_MAX_CHARS
+from agents.spans import OFFLINE_PROVIDER, PART_MAX_CHARS, usage_attributes
 from harness_site.telemetry import emit_root_span, get_tracer, parent_context
 from runs.eventlog.event_types import EventType
 from runs.models import Approval, Run, Span
 
 # The run's states whose root span reports an error, and the ``error.type`` it carries.
+# Per thread: the runs with a ``run_span`` open, and those whose root waits for it to end.
+_local = threading.local()
+
 ERROR_STATES: dict[str, str] = {
     Run.Status.FAILED: "run_failed",
     Run.Status.CANCELLED: "run_cancelled",
@@ -70,20 +74,39 @@ def run_attributes(run: Run) -> dict[str, Any]:
 @contextmanager
 def run_span(run: Run, name: str, **attributes: Any) -> Iterator[OtelSpan]:
     """A span of the run's own machinery (launch, snapshot, planning, dispatch, aggregation),
-    a child of its root span whichever process runs it."""
-    with get_tracer().start_as_current_span(
-        name,
-        context=run_context(run),
-        attributes={**run_attributes(run), **attributes},
-    ) as span:
-        yield span
+    a child of its root span whichever process runs it. A root whose run ended inside it is
+    emitted when it ends (``end_run_trace_after_commit``)."""
+    opened = _local.__dict__.setdefault("open_runs", [])
+    opened.append(run.pk)
+    try:
+        with get_tracer().start_as_current_span(
+            name,
+            context=run_context(run),
+            attributes={**run_attributes(run), **attributes},
+        ) as span:
+            yield span
+    finally:
+        opened.remove(run.pk)
+        deferred = _local.__dict__.setdefault("deferred_roots", set())
+        if run.pk in deferred and run.pk not in opened:
+            deferred.discard(run.pk)
+            end_run_trace(run.pk)
 
 
 def end_run_trace_after_commit(run: Run) -> None:
     """Emit the run's root span once the current transaction commits (the caller has just won
-    the transition that finished the run)."""
+    the transition that finished the run), or, when that commit happens inside a span of the
+    run's machinery (the report stored inside ``aggregate``), once that span has ended: a root
+    that ends before its child is drawn with the child sticking out of the trace."""
     run_id = run.pk
-    transaction.on_commit(lambda: end_run_trace(run_id))
+
+    def emit() -> None:
+        if run_id in _local.__dict__.get("open_runs", []):
+            _local.__dict__.setdefault("deferred_roots", set()).add(run_id)
+        else:
+            end_run_trace(run_id)
+
+    transaction.on_commit(emit)
 
 
 def end_run_trace(run_id: int) -> None:
@@ -116,12 +139,12 @@ def end_run_trace(run_id: int) -> None:
         semconv.WORKFLOW_NAME: run.playbook,
         semconv.PROVIDER: run.provider,
         **run_attributes(run),
-        semconv.INPUT_TOKENS: run.tokens_in,
-        semconv.OUTPUT_TOKENS: run.tokens_out,
-        semconv.COST: float(run.cost_usd),
+        **usage_attributes(run.provider, run.tokens_in, run.tokens_out),
         semconv.COST_USD: float(run.cost_usd),
         semconv.RUN_STATUS: run.status,
     }
+    if run.provider != OFFLINE_PROVIDER:  # the offline analyzer's price is nominal
+        attributes[semconv.COST] = float(run.cost_usd)
     if run.budget_usd is not None:  # a resume after a budget extension shows the new limit
         attributes[semconv.BUDGET_USD] = float(run.budget_usd)
     if settings.HARNESS_CAPTURE_CONTENT:
@@ -207,13 +230,21 @@ def trace_decision(run: Run, approval: Approval, decision: str, user: User, comm
     }
     if user is not None and user.pk is not None:
         attributes[semconv.USER_ID] = str(user.pk)
-    if comment and settings.HARNESS_CAPTURE_CONTENT:
-        attributes[semconv.DECISION_COMMENT] = comment[:PART_MAX_CHARS]
+    if settings.HARNESS_CAPTURE_CONTENT:
+        if comment:
+            attributes[semconv.DECISION_COMMENT] = comment[:PART_MAX_CHARS]
+        # What a trace list shows beside the name: the gate decided on, and the decision.
+        given = {"run": run.pk, "gate": approval.gate, "target": approval.target_label}
+        attributes[semconv.INPUT_VALUE] = _cut_json(given)
+        attributes[semconv.INPUT_MIME] = semconv.JSON_MIME
+        attributes[semconv.OUTPUT_VALUE] = _cut_json({"decision": decision, "comment": comment})
+        attributes[semconv.OUTPUT_MIME] = semconv.JSON_MIME
     root = Link(trace.get_current_span(run_context(run)).get_span_context())
 
     def emit() -> None:
         span = get_tracer().start_span(
-            f"review {approval.gate}",
+            # The run's number, as in its root's name: a trace list shows names only.
+            f"review {approval.gate} #{run.pk}",
             context=Context(),  # a new trace
             links=[root],
             start_time=start_ns,

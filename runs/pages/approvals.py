@@ -1,5 +1,6 @@
-"""The approvals inbox: every gate waiting on a reviewer, across the runs a user may see, and
-what the open inbox page lacks since it was rendered (its websocket's updates)."""
+"""The approvals inbox: every gate waiting on a reviewer, across the runs a user may see, the
+latest decisions made there, and what the open inbox page lacks since it was rendered (its
+websocket's updates)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,20 @@ def pending_for(user: User) -> Any:
 
 
 INBOX_MAX = 200
+# The inbox's history is the latest decisions, enough to see what was just decided and by whom;
+# a run's own page keeps all of its decisions.
+DECIDED_MAX = 50
+
+
+def decided_for(user: User) -> Any:
+    """Decided gates in the runs ``user`` may see (the same rule as the open ones), newest
+    decision first."""
+    return (
+        Approval.objects.filter(run__in=Run.objects.visible_to(user))
+        .exclude(decision=Approval.Decision.PENDING)
+        .select_related("run", "decided_by")
+        .order_by("-decided_at", "-id")
+    )
 
 
 def labelled(approvals: list[Approval]) -> list[Approval]:
@@ -72,8 +87,17 @@ def bulk_context(user: User) -> dict[str, Any]:
 
 
 def inbox_context(user: User) -> dict[str, Any]:
-    """The inbox page: the oldest open gates first, and the bulk form's held runs."""
-    return {"pending": labelled(list(pending_for(user)[:INBOX_MAX])), **bulk_context(user)}
+    """The inbox page: the oldest open gates first, the bulk form's held runs, and the latest
+    decisions."""
+    return {
+        "pending": labelled(list(pending_for(user)[:INBOX_MAX])),
+        **bulk_context(user),
+        **decided_context(user),
+    }
+
+
+def decided_context(user: User) -> dict[str, Any]:
+    return {"decided": labelled(list(decided_for(user)[:DECIDED_MAX]))}
 
 
 def inbox_update(user: User, shown: set[int], csrf_token: str) -> tuple[str, set[int]]:
@@ -100,6 +124,10 @@ def inbox_update(user: User, shown: set[int], csrf_token: str) -> tuple[str, set
         parts.append(render_to_string("base.html#approvals-count", {"count": count, "oob": True}))
         bulk = {**context, **bulk_context(user), "oob": True}
         parts.append(render_to_string("runs/inbox.html#inbox-bulk", bulk))
+    # A gate that left the list was decided (or its run was): the history follows.
+    parts.append(
+        render_to_string("runs/inbox.html#inbox-decided", {**decided_context(user), "oob": True})
+    )
     hidden = " hidden" if count else ""
     parts.append(
         f'<div id="inbox-empty" hx-swap-oob="true"{hidden}'

@@ -163,10 +163,18 @@ def test_agents_split_big_scopes_within_the_depth_limit(celery_worker, target_ro
             assert span.attributes["gen_ai.operation.name"] == "invoke_agent"
             assert span.attributes["gen_ai.agent.name"] == task.role
             assert span.attributes["gen_ai.agent.id"] == str(task.pk)
-            # The offline analyzer's nominal price, under the name LLM-ops tools read.
-            assert span.attributes["gen_ai.usage.cost"] == pytest.approx(
+            # The offline analyzer's nominal price and tokens under our names only: a tool
+            # that adds up gen_ai.usage.* must not count them as a model's.
+            assert span.attributes["harness.cost_usd"] == pytest.approx(
                 float(task.cost_usd), abs=1e-5
             )
+            assert span.attributes["harness.nominal.input_tokens"] == task.tokens_in
+            assert span.attributes["harness.offline"] is True
+            assert "offline static analysis" in span.attributes["metadata"]
+            assert not [k for k in span.attributes if k.startswith("gen_ai.usage.")]
+    assert root.attributes["harness.offline"] is True
+    assert root.attributes["harness.nominal.input_tokens"] == run.tokens_in
+    assert not [k for k in root.attributes if k.startswith("gen_ai.usage.")]
     assert_event_log_is_gap_free(run)
 
 

@@ -33,6 +33,7 @@ class ReceivedSpan:
     status_code: int  # 0 unset, 1 ok, 2 error
     resource: dict[str, Any]
     links: list[tuple[str, str]]  # (trace_id, span_id) of each span it links to
+    end_ns: int = 0
 
     def in_traces(self, traces: set[str]) -> bool:
         """Of one of these traces, or a trace of its own linked to one (a review)."""
@@ -124,6 +125,7 @@ class OtlpReceiver:
                             status_code=span.status.code,
                             resource=resource,
                             links=[(k.trace_id.hex(), k.span_id.hex()) for k in span.links],
+                            end_ns=span.end_time_unix_nano,
                         )
                     )
         with self.lock:

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from runs.models import Approval, Event, Report, Run, Task
 from tests.runs.factories import make_report, make_run, make_task
@@ -250,3 +251,35 @@ def test_the_reviewers_comment_is_shown_beside_the_decision_escaped(
     newer = Report.objects.create(run=run, version=2, chain=["dedup"], html="", source_text="")
     later = reviewer_client.get(reverse("runs:report", args=[run.pk, newer.version])).content
     assert b'class="decision' not in later and b"not evidenced" not in later
+
+
+def test_the_inbox_lists_recent_decisions_of_visible_runs_only(
+    reviewer_client: Client, operator: User, make_user: Callable[..., User]
+) -> None:
+    run, gate = _report_gate(operator)
+    run.title = "nightly audit"
+    run.save(update_fields=["title"])
+    inbox = reverse("runs:inbox")
+    assert "No gate has been decided yet." in reviewer_client.get(inbox).content.decode()
+    _decide(reviewer_client, run, gate, "rejected", "Findings <b>not</b> evidenced.")
+    html = reviewer_client.get(inbox).content.decode()
+    row = html[html.index(f'<tr id="decided-{gate.pk}">') :]
+    row = row[: row.index("</tr>")]
+    assert f'href="{run.get_absolute_url()}"' in row and "nightly audit" in row
+    assert "Rejected" in row and "reviewer" in row and " ago</time>" in row
+    assert "Findings &lt;b&gt;not&lt;/b&gt; evidenced." in row  # a person's text, escaped
+    # The same visibility as the open gates: a user who may not see the run sees nothing of it.
+    outsider = Client()
+    outsider.force_login(make_user(None))
+    hidden = outsider.get(inbox).content.decode()
+    assert "nightly audit" not in hidden and f"decided-{gate.pk}" not in hidden
+    assert "No gate has been decided yet." in hidden
+    # Closed by the harness (the run went on), not by a person: said so.
+    _, superseded = _report_gate(operator)
+    Approval.objects.filter(pk=superseded.pk).update(
+        decision=Approval.Decision.REJECTED, comment="Superseded", decided_at=timezone.now()
+    )
+    html = reviewer_client.get(inbox).content.decode()
+    row = html[html.index(f'<tr id="decided-{superseded.pk}">') :]
+    assert "the harness" in row[: row.index("</tr>")]
+    assert html.index(f"decided-{superseded.pk}") < html.index(f"decided-{gate.pk}")  # newest first

@@ -192,3 +192,23 @@ def test_launch_run_takes_exclude_globs_and_can_turn_the_defaults_off(target: Pa
     assert reasons["shop/locale/de"] == "excluded by --exclude 'shop/locale/de/'"
     assert reasons["shop/locale/fr/LC_MESSAGES/django.mo"] == "excluded by --exclude '*.mo'"
     assert "shop/locale/fr/LC_MESSAGES/django.po" in open_snapshot(run.snapshot_ref).manifest.files
+
+
+def test_launching_samples_itself_leaves_its_answer_keys_out(
+    operator_client: Client, settings: Any, tmp_path: Path
+) -> None:
+    # The form offers the samples folder itself; its answer keys (every planted problem of a
+    # sample target) sit in it, beside their targets, and no auditor may read them.
+    settings.HARNESS_TARGET_ROOTS = [settings.BASE_DIR / "samples"]
+    settings.DATA_DIR = tmp_path / "data"
+    keys = sorted(p.name for p in (settings.BASE_DIR / "samples").glob("*.expected.json"))
+    assert keys  # the sample targets do have answer keys
+    assert 'value="samples/"' in operator_client.get(reverse("runs:launch")).content.decode()
+    with mock.patch("runs.actions.enqueue.send"):
+        response = operator_client.post(reverse("runs:launch"), form_data(target="samples/"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    run = Run.objects.get()
+    files = open_snapshot(run.snapshot_ref).manifest.files
+    assert any(f.startswith("vulnerable_app/") for f in files)
+    assert not [f for f in files if f.endswith(".expected.json")]
+    assert {key: "excluded by default: answer key" for key in keys}.items() <= skipped(run).items()

@@ -109,7 +109,7 @@ def test_a_cancelled_runs_trace_ends_after_its_last_running_agent_with_its_spend
     monkeypatch.setattr(
         enqueue, "send", lambda name, object_id, countdown=None: sent.append((name, object_id))
     )
-    run = make_run(status=Run.Status.RUNNING)
+    run = make_run(status=Run.Status.RUNNING, provider="openai", model="m")
     calling = Task.objects.create(
         **task_fields(run, status=Task.Status.RUNNING, tokens_in=0, tokens_out=0, cost_usd=0)
     )
@@ -213,10 +213,10 @@ def test_a_decision_at_the_report_gate_is_its_own_trace_linked_to_the_runs_root(
     with django_capture_on_commit_callbacks(execute=True):
         decide_approval(gate, reviewer, decision, comment)
     trace_id, root_span_id = tracing.run_trace(run)
-    (review,) = Span.objects.filter(run=run, name="review report")
+    (review,) = Span.objects.filter(run=run, name=f"review report #{run.pk}")
     # Its own short trace: the run's trace lasts as long as the run, not the review's wait.
     assert review.trace_id != trace_id and review.parent_span_id == ""
-    (exported,) = [s for s in exporter.get_finished_spans() if s.name == "review report"]
+    (exported,) = [s for s in exporter.get_finished_spans() if s.name == f"review report #{run.pk}"]
     (link,) = exported.links
     assert f"{link.context.trace_id:032x}" == trace_id
     assert f"{link.context.span_id:016x}" == root_span_id
@@ -227,6 +227,7 @@ def test_a_decision_at_the_report_gate_is_its_own_trace_linked_to_the_runs_root(
     assert review.attributes["gen_ai.conversation.id"] == str(run.uid)
     # Free text (it may quote the target) and the reviewer's name stay out by default.
     assert "harness.decision.comment" not in review.attributes
+    assert "input.value" not in review.attributes and "output.value" not in review.attributes
     assert reviewer.get_username() not in str(review.attributes)
     assert review.start >= Span.objects.get(span_id=root_span_id).end
 
@@ -238,8 +239,18 @@ def test_the_comment_is_traced_only_with_content_capture_on(
     run, gate = _awaiting_review(operator)
     with django_capture_on_commit_callbacks(execute=True):
         decide_approval(gate, reviewer, "rejected", "  Not evidenced.  ")
-    review = Span.objects.get(run=run, name="review report")
+    review = Span.objects.get(run=run, name=f"review report #{run.pk}")
     assert review.attributes["harness.decision.comment"] == "Not evidenced."
+    # What Phoenix's trace list shows beside the name: the gate, and what was decided.
+    assert json.loads(review.attributes["input.value"]) == {
+        "run": run.pk,
+        "gate": "report",
+        "target": gate.target_label,
+    }
+    assert json.loads(review.attributes["output.value"]) == {
+        "decision": "rejected",
+        "comment": "Not evidenced.",
+    }
 
 
 def test_a_decision_that_does_not_commit_leaves_no_span(
@@ -255,7 +266,7 @@ def test_a_decision_that_does_not_commit_leaves_no_span(
         decide_approval(gate, reviewer, "approved")
         with pytest.raises(DecisionRefused):  # already decided: refused, and not traced
             decide_approval(gate, reviewer, "approved")
-    assert Span.objects.filter(run=run, name="review report").count() == 1
+    assert Span.objects.filter(run=run, name=f"review report #{run.pk}").count() == 1
 
 
 def test_a_budget_extension_is_traced_and_the_resumed_run_ends_in_a_resume_span(
@@ -281,7 +292,7 @@ def test_a_budget_extension_is_traced_and_the_resumed_run_ends_in_a_resume_span(
         decide_approval(gate, reviewer, "approved")
     run.refresh_from_db()
     assert run.status == Run.Status.RUNNING
-    review = Span.objects.get(run=run, name="review budget")
+    review = Span.objects.get(run=run, name=f"review budget #{run.pk}")
     assert review.trace_id != trace_id and review.parent_span_id == ""
     assert review.attributes["harness.decision"] == "approved"
     assert review.attributes["user.id"] == str(reviewer.pk)

@@ -109,14 +109,37 @@ def gauge(b: BudgetForecast, width: int = 320) -> SafeString:
                 h + 3,
             )
         )
+    # The figures written on the bar: before any spend the bar is an empty track, which reads
+    # as "no data" rather than "nothing spent yet of this budget".
+    label = gauge_label(b)
+    parts.append(
+        format_html(
+            '<text x="{}" y="{}" class="g-label" text-anchor="middle">{}</text>',
+            width / 2,
+            _num(h * 0.7),
+            label,
+        )
+    )
     return format_html(
         '<svg class="gauge" viewBox="0 -4 {} {}" width="100%" role="img" '
-        'aria-label="Budget used: {} percent">{}</svg>',
+        'aria-label="Budget used: {} percent ({})">{}</svg>',
         width,
         h + 8,
         round(b.percent),
+        label,
         mark_safe("".join(parts)),  # noqa: S308 - format_html output
     )
+
+
+def gauge_label(b: BudgetForecast) -> str:
+    """What the gauge measures, in words: the ceiling it fills towards and the spend so far."""
+    if b.limit:
+        spent, of = f"${b.spent:.4f}", f"${b.limit:.2f}"
+    else:
+        spent, of = f"{b.tokens:,}", f"{b.token_limit or 0:,} tokens"
+    if not b.percent and not (b.spent if b.limit else b.tokens):
+        return f"nothing spent yet of {of}"
+    return f"{spent} of {of} ({b.percent:.0f}%)"
 
 
 def _ticks(span: float, left: float, scale: float, top: float, bottom: float) -> list[str]:
