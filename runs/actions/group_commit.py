@@ -13,12 +13,13 @@ If a batch fails (a deadlock victim, a dropped connection, one agent's bad outpu
 it was stored: each waiting agent then stores its own outcome on its own thread, exactly as
 without the committer, so one bad agent never fails the others.
 
-An agent's claim (``outcomes.claim_tasks``), and its model and tool calls, go the same way
-through committer threads of their own
+An agent's claim (``claims.claim_agents``: its first read too), and its model and tool calls,
+go the same way through committer threads of their own
 (``ClaimCommitter``; ``CallCommitter``, ``stored_calls.store_calls``): the agent waits until
 its claim or its call is committed, so a second delivery still loses the claim and a redelivered
 agent still replays its call (never paying twice), but the agents that start or call together
-share one transaction and one seq allocation of the run instead of one each.
+share one transaction, one read of their rows and one seq allocation of the run instead of one
+each.
 
 Started by Celery worker processes (``runs.tasks``); everywhere else ``complete`` stores inline,
 in the caller's own connection and transaction, as a test's rollback expects.
@@ -37,8 +38,8 @@ from opentelemetry.context import get_current
 
 from agents.contract import AgentResult
 from agents.playbooks import Playbook
+from runs.actions.claims import Claim, claim_agents
 from runs.actions.completion import Completion, complete_tasks
-from runs.actions.outcomes import claim_task, claim_tasks
 from runs.actions.stored_calls import StoredCall, store_calls
 from runs.models import Task
 from runs.observability.span_store import release_connection
@@ -121,14 +122,14 @@ class GroupCommitter(_Committer[Completion, bool]):
             return complete_tasks([item])[0]
 
 
-class ClaimCommitter(_Committer[Task, bool]):
-    """Agents' claims (``outcomes.claim_tasks``): the agents a worker starts together take the
-    run's lock and its seqs once for all of them."""
+class ClaimCommitter(_Committer[int, Claim]):
+    """Agents' claims (``claims.claim_agents``): the agents a worker starts together are read,
+    and take the run's lock and its seqs, once for all of them."""
 
     name = "claim-commit"
 
-    def _store(self, items: list[Task]) -> list[bool]:
-        return claim_tasks(items)
+    def _store(self, items: list[int]) -> list[Claim]:
+        return claim_agents(items)
 
 
 class CallCommitter(_Committer[StoredCall, bool]):
@@ -169,15 +170,16 @@ def complete(task: Task, result: AgentResult, playbook: Playbook) -> bool:
     return _committer.complete(item)
 
 
-def claim(task: Task) -> bool:
-    """``outcomes.claim_task``, with the claims of other agents that start meanwhile in one
-    transaction when this process has a committer (a failed batch: each claims alone)."""
+def claim(task_id: int) -> Claim:
+    """``claims.claim_agents`` for one delivered agent, with the claims of other agents that
+    start meanwhile in one transaction when this process has a committer (a failed batch: each
+    claims alone)."""
     if _claims is None or transaction.get_connection().in_atomic_block:
-        return claim_task(task)
+        return claim_agents([task_id])[0]
     try:
-        return _claims._wait(task)
+        return _claims._wait(task_id)
     except _BatchFailed:
-        return claim_task(task)
+        return claim_agents([task_id])[0]
 
 
 def store_call(item: StoredCall) -> bool:

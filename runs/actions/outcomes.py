@@ -1,5 +1,6 @@
-"""An agent's own state changes: claimed by a worker, put back to wait or retry, and how it ends:
-succeeded (findings and spawn requests stored), failed, skipped for budget, or cancelled.
+"""An agent's own state changes after its claim (``runs.actions.claims``): put back to wait or
+retry, and how it ends: succeeded (findings and spawn requests stored), failed, skipped for
+budget, or cancelled.
 
 Each is one transaction with its events; the lock order is always the run row first, then its
 tasks (dispatch does the same), and the next dispatch is scheduled after commit.
@@ -8,14 +9,11 @@ tasks (dispatch does the same), and the next dispatch is scheduled after commit.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-import redis
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from agents.analysis.ranking import cwe_from_text
@@ -23,14 +21,12 @@ from agents.contract import SpawnOut
 from agents.planning import scope_label, task_key
 from agents.playbooks import Playbook
 from agents.snapshot import open_snapshot
-from harness_site import liveness
 from runs.actions.dispatch import schedule_dispatch
 from runs.actions.new_tasks import task_created
 from runs.actions.paid import paid
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import EventItem, record_event, record_events
 from runs.models import Finding, Run, Task
-from runs.models.task import LIFECYCLE
 from runs.observability.tracing import end_run_trace_after_commit
 from runs.run_budget import budget_for, spent_reason
 
@@ -50,81 +46,6 @@ def lock_run(run_id: int) -> Run:
 def span_fields(task: Task) -> dict[str, Any]:
     # The agent's span id is written with its outcome, not when the span starts.
     return {"span_id": task.span_id} if task.span_id else {}
-
-
-# The claim's statuses from the lifecycle table; taking over a running agent also needs its
-# holder's lease to have run out (checked in the UPDATE below).
-CLAIMABLE = sorted(LIFECYCLE[Task.Move.CLAIM][0] - {Task.Status.RUNNING})
-
-
-def claim_task(task: Task) -> bool:
-    """Take the agent for this worker process (``Task.holder``): queued or retrying, or running
-    under a holder that is gone (its process stopped refreshing its liveness key), was released
-    by the sweeper's takeover, or whose heartbeat is older than the lease. True only for the one
-    worker that won; ``task`` is refreshed then."""
-    return claim_tasks([task])[0]
-
-
-def claim_tasks(tasks: Sequence[Task]) -> list[bool]:
-    """``claim_task`` for many agents in one transaction (``runs.actions.group_commit`` gathers
-    the agents a worker starts together): each run's lock once, one conditional UPDATE per
-    agent (a second delivery of the same agent, even in the same batch, loses to the first),
-    one seq allocation and INSERT of ``task.started`` events per run."""
-    now = timezone.now()
-    lease_before = now - timedelta(seconds=settings.HARNESS_AGENT_LEASE_S)
-    me = liveness.me()
-    # Asked of Redis before the transaction: which running agents' holders are gone.
-    dead = {
-        t.pk
-        for t in tasks
-        if t.status == Task.Status.RUNNING and t.holder and _holder_dead(t.holder)
-    }
-    won: list[bool] = []
-    with transaction.atomic():
-        runs = {run_id: lock_run(run_id) for run_id in sorted({t.run_id for t in tasks})}
-        started: dict[int, list[EventItem]] = {}
-        for task in tasks:
-            takeover = (
-                Q(status=Task.Status.RUNNING, heartbeat_at__lt=lease_before)
-                | Q(status=Task.Status.RUNNING, heartbeat_at__isnull=True)
-                | Q(status=Task.Status.RUNNING, holder="")
-            )
-            if task.pk in dead:
-                # Only from that same dead holder: a new one may have taken it meanwhile.
-                takeover |= Q(status=Task.Status.RUNNING, holder=task.holder)
-            claimed = (
-                Task.objects.filter(pk=task.pk)
-                .filter(Q(status__in=CLAIMABLE) | takeover)
-                .update(
-                    status=Task.Status.RUNNING,
-                    attempts=task.attempts + 1,
-                    started_at=task.started_at or now,
-                    heartbeat_at=now,
-                    holder=me,
-                    retry_at=None,
-                )
-                == 1
-            )
-            won.append(claimed)
-            if claimed:
-                task.status = Task.Status.RUNNING
-                task.attempts += 1
-                task.started_at = task.started_at or now
-                task.heartbeat_at = now
-                task.holder = me
-                task.retry_at = None
-                event = (EventType.TASK_STARTED, {"attempt": task.attempts}, task)
-                started.setdefault(task.run_id, []).append(event)
-        for run_id, events in started.items():
-            record_events(runs[run_id], events)
-    return won
-
-
-def _holder_dead(holder: str) -> bool:
-    try:
-        return bool(liveness.dead([holder]))
-    except redis.RedisError:  # cannot tell: presume it alive (the sweeper asks again)
-        return False
 
 
 def wait_for_slot(task: Task) -> None:

@@ -34,7 +34,7 @@ from django.db import connection, transaction
 
 from harness_site.devstack import start_web, stop_process, web_answers
 from runs.actions import launch_run
-from runs.actions.outcomes import claim_task
+from runs.actions.claims import claim_task
 from runs.actions.planning import plan_run
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_event

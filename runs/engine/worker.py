@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
-from django.db.models import F
 from opentelemetry.trace import Status, StatusCode
 
 from agents import semconv
@@ -124,29 +123,26 @@ def _hand_back(task: Task, delay: float, error: str) -> None:
 
 
 def _execute(task_id: int, claimed: list[Task]) -> RetryLater | None:
-    # The parent is read for its span id only: one column, not a second Task built per agent.
-    task = (
-        Task.objects.select_related("run")
-        .annotate(parent_span=F("parent__span_id"))
-        .filter(pk=task_id)
-        .first()
-    )
+    # The agent's row, its run and its parent's span id come with its claim (one read and one
+    # claim for the agents this process starts together: ``runs.actions.claims``).
+    claim = group_commit.claim(task_id)
+    task = claim.task
     if task is None or task.is_terminal:
         return None
     run = task.run
-    if run.status in (Run.Status.CANCELLED, Run.Status.FAILED):
-        cancel_task(task, f"run {run.status}")
+    if claim.stopped:
+        if run.status == Run.Status.BUDGET_EXHAUSTED:
+            budget_exhausted(task, "the run's budget was already exhausted")
+        else:
+            cancel_task(task, f"run {run.status}")
         return None
-    if run.status == Run.Status.BUDGET_EXHAUSTED:
-        budget_exhausted(task, "the run's budget was already exhausted")
-        return None
-    # Read before the claim sets it: no earlier holder means no stored steps to replay.
-    fresh = task.started_at is None
-    if not group_commit.claim(task):
+    if not claim.won:
         if task.status == Task.Status.RUNNING:
             # A live holder has it: look again after its lease, in case it dies.
             return RetryLater(settings.HARNESS_AGENT_LEASE_S, "held by a live worker")
         return None
+    # No earlier holder means no stored steps to replay.
+    fresh = claim.fresh
     claimed.append(task)
 
     playbook = run.resolved_playbook

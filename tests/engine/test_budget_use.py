@@ -16,8 +16,9 @@ from django.db.models import Sum
 from agents.contract import ModelStep, Usage
 from harness_site.redis_client import get_redis
 from runs.actions import enqueue, launch_run
+from runs.actions.claims import claim_task
 from runs.actions.dispatch import dispatch
-from runs.actions.outcomes import claim_task, retry_task
+from runs.actions.outcomes import retry_task
 from runs.actions.planning import plan_run
 from runs.actions.report import aggregate
 from runs.engine import worker

@@ -17,7 +17,7 @@ from django.db import connection
 
 from agents.contract import ModelStep, Usage
 from runs.actions import group_commit
-from runs.actions.outcomes import claim_tasks
+from runs.actions.claims import Claim, claim_agents
 from runs.actions.stored_calls import StoredCall, store_calls
 from runs.engine.runtime import AgentRuntime
 from runs.models import Event, Run, Step, Task
@@ -134,18 +134,22 @@ def test_agents_that_start_together_are_claimed_in_one_batch_and_a_second_delive
     release = threading.Event()
     sizes: list[int] = []
 
-    def gated(batch: list[Task]) -> list[bool]:
+    def gated(batch: list[int]) -> list[Claim]:
         sizes.append(len(batch))
         release.wait(10)
-        return claim_tasks(batch)
+        return claim_agents(batch)
 
-    monkeypatch.setattr(group_commit, "claim_tasks", gated)
+    monkeypatch.setattr(group_commit, "claim_agents", gated)
     # The last agent's message delivered twice: both copies start together.
-    copies = [*tasks, Task.objects.get(pk=tasks[-1].pk)]
+    copies = [*tasks, tasks[-1]]
     results: dict[int, bool] = {}
+    fresh: dict[int, bool] = {}
 
     def start(i: int, task: Task) -> None:
-        results[i] = group_commit.claim(task)
+        claim = group_commit.claim(task.pk)
+        results[i] = claim.won
+        fresh[i] = claim.fresh
+        assert claim.task is not None and claim.task.run.pk == run.pk
         connection.close()
 
     threads = [threading.Thread(target=start, args=(i, t)) for i, t in enumerate(copies)]
@@ -162,6 +166,7 @@ def test_agents_that_start_together_are_claimed_in_one_batch_and_a_second_delive
 
     assert sizes == [1, 4]
     assert [results[i] for i in range(5)] == [True] * 4 + [False]
+    assert [fresh[i] for i in range(4)] == [True] * 4
     for task in Task.objects.filter(run=run):
         assert (task.status, task.attempts) == ("running", 1)
         assert task.started_at is not None and task.heartbeat_at is not None

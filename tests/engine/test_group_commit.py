@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 from agents.contract import AgentFinding, AgentOutput, AgentResult, Usage
 from agents.playbooks import get_playbook
-from runs.actions import completion, enqueue, group_commit, launch_run, outcomes
+from runs.actions import claims, completion, enqueue, group_commit, launch_run
 from runs.actions.completion import Completion, complete_tasks
 from runs.actions.dispatch import dispatch
 from runs.actions.planning import plan_run
@@ -82,7 +82,7 @@ def _claimed_with_a_stored_call(run: Run, capture: Any) -> list[Task]:
     tasks = list(Task.objects.filter(run=run, status="queued").order_by("id"))
     for task in tasks:
         with capture(execute=True):
-            assert outcomes.claim_task(task)
+            assert claims.claim_task(task)
         Step.objects.create(
             task=task,
             index=0,
@@ -169,7 +169,7 @@ def test_the_committer_batches_agents_that_finish_together_and_falls_back_when_a
     dispatch(run.pk)
     tasks = list(Task.objects.filter(run=run, status="queued").order_by("id"))
     for task in tasks:
-        assert outcomes.claim_task(task)
+        assert claims.claim_task(task)
     committer = group_commit.GroupCommitter(max_batch=50)
     # Hold the committer's first batch until every agent is waiting, as a busy worker does.
     release = threading.Event()

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from agents.contract import AgentOutput, AgentResult, Usage
 from agents.playbooks import get_playbook
-from runs.actions import completion, enqueue, launch_run, outcomes
+from runs.actions import claims, completion, enqueue, launch_run, outcomes
 from runs.actions.dispatch import dispatch, has_dependencies
 from runs.actions.planning import plan_run
 from runs.models import Event, Run, Task
@@ -63,7 +63,7 @@ def run(
 def _succeed(task: Task, capture: Any) -> None:
     result = AgentResult(output=AgentOutput(), usage=Usage(), model="m", provider="heuristic")
     with capture(execute=True):
-        assert outcomes.claim_task(task)
+        assert claims.claim_task(task)
         assert completion.complete_task(task, result, get_playbook("ensemble"))
 
 
@@ -119,7 +119,7 @@ def test_no_hand_over_once_the_run_is_cancelled(
     first = Task.objects.filter(run=run).order_by("id").first()
     assert first is not None
     with django_capture_on_commit_callbacks(execute=True):
-        assert outcomes.claim_task(first)
+        assert claims.claim_task(first)
     Run.objects.filter(pk=run.pk).update(status=Run.Status.CANCELLED)
     result = AgentResult(output=AgentOutput(), usage=Usage(), model="m", provider="heuristic")
     with django_capture_on_commit_callbacks(execute=True):
@@ -135,7 +135,7 @@ def test_a_retry_whose_message_was_lost_is_sent_again(
     first = Task.objects.filter(run=run).order_by("id").first()
     assert first is not None
     with django_capture_on_commit_callbacks(execute=True):
-        assert outcomes.claim_task(first)
+        assert claims.claim_task(first)
         outcomes.retry_task(first, delay=5, error="database error: OperationalError")
     assert Event.objects.filter(task=first, type="task.retrying").count() == 1
     # Its delayed message never arrives; once the lease is over, dispatch sends it again.

@@ -93,4 +93,4 @@ def test_no_action_writes_a_task_status_but_through_a_move() -> None:
         text = path.read_text()
         for m in re.finditer(r"\.update\([^)]*\bstatus=Task\.Status\.(\w+)", text, re.S):
             offenders.append(f"{path.relative_to(root)}: {m.group(1)}")
-    assert offenders == ["actions/outcomes.py: RUNNING"]
+    assert offenders == ["actions/claims.py: RUNNING"]

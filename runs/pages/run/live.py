@@ -12,6 +12,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -29,7 +30,7 @@ from runs.models import Event, Finding, Run, Task
 from runs.pages import decisions
 from runs.pages.events import labelled
 from runs.pages.findings import load_ranked, ranked_ids, ranks_of
-from runs.pages.run import charts, dashboard, forecast, timeline
+from runs.pages.run import charts, dashboard, finished, forecast, timeline
 from runs.pages.run import tree as agent_tree
 from runs.pages.run.tree import AgentTree
 from runs.pages.tiers import tier_costs
@@ -60,21 +61,27 @@ PANELS = {
 def run_context(run: Run, user: User, params: dict[str, str]) -> dict[str, Any]:
     """The run page's first render: every panel, the tree (as ``params`` open and search it)
     and the newest events; the websocket then sends what changes."""
-    tasks = dashboard.load_tasks(run)
+    kept = finished.derived(run, lambda: derive(run))
     events = list(
         Event.objects.filter(run_id=run.pk).select_related("task").order_by("-seq")[:EVENTS_IN_PAGE]
     )
     return {
-        **panel_context(run, tasks, user),
-        **tree_context(run, tasks, params),
+        **panel_context(run, kept.tasks, user, figures=kept.figures),
+        **tree_context(run, kept.tasks, params, tree=kept.tree),
         "events": labelled(events),
     }
 
 
-def panel_context(run: Run, tasks: list[Task], user: User, *, heavy: bool = True) -> dict[str, Any]:
-    """Everything the aggregate panels need, from the run row and one list of tasks; without
-    ``heavy``, not the timeline's (a live push that holds the timeline back skips its cost)."""
-    now = timezone.now()
+def derive(run: Run) -> finished.Derived:
+    """The run's tasks and all that is computed from them alone (kept for a finished run)."""
+    tasks = dashboard.load_tasks(run)
+    figures = task_figures(run, tasks, timezone.now(), heavy=True)
+    return finished.Derived(tasks, agent_tree.build(tasks, agent_tree.decision_notes(run)), figures)
+
+
+def task_figures(run: Run, tasks: list[Task], now: datetime, *, heavy: bool) -> dict[str, Any]:
+    """The panels' figures that come from the run row and its tasks only: totals, budget, cost
+    tables and charts, status counts, and (with ``heavy``) the timeline."""
     # One source for every figure of spend in this render: the tasks list, read in one query.
     # The run row's totals are written in the same transactions, but read in another statement
     # they can be a finished agent ahead of (or behind) the list.
@@ -92,6 +99,39 @@ def panel_context(run: Run, tasks: list[Task], user: User, *, heavy: bool = True
             "concurrency_series": series,
             "concurrency_svg": charts.concurrency_svg(series, waterfall.span),
         }
+    return {
+        "status_counts": dashboard.status_counts(tasks),
+        "queue_wait": timeline.queue_wait(run, tasks, now),
+        "totals": totals,
+        "budget": budget,
+        "forecast_checks": forecast.forecast_checks(run, tasks, budget),
+        "gauge_svg": charts.gauge(budget),
+        "cost_by_agent": by_agent,
+        "cost_by_model": by_model,
+        "agent_chart": charts.bar_chart(by_agent, metric="cost"),
+        "token_chart": charts.bar_chart(
+            dashboard.cost_by_agent(tasks, by="tokens"), metric="tokens"
+        ),
+        "model_chart": charts.bar_chart(by_model, metric="cost"),
+        "tier_costs": tier_costs(run, tasks),
+        **heavy_context,
+    }
+
+
+def panel_context(
+    run: Run,
+    tasks: list[Task],
+    user: User,
+    *,
+    heavy: bool = True,
+    figures: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything the aggregate panels need, from the run row and one list of tasks (and their
+    ``figures`` when already computed); without ``heavy``, not the timeline's (a live push that
+    holds the timeline back skips its cost)."""
+    now = timezone.now()
+    if figures is None:
+        figures = task_figures(run, tasks, now, heavy=heavy)
     report = run.reports.order_by("-version").first()
     ranks = ranks_of(report)
     findings = load_ranked(
@@ -112,7 +152,7 @@ def panel_context(run: Run, tasks: list[Task], user: User, *, heavy: bool = True
         ),
     )
     slots = worker_slots()
-    counts = dashboard.status_counts(tasks)
+    counts = figures["status_counts"]
     pending_approval = None
     budget_gate = None
     if run.status == Run.Status.BUDGET_EXHAUSTED:
@@ -120,11 +160,11 @@ def panel_context(run: Run, tasks: list[Task], user: User, *, heavy: bool = True
     if report is not None and run.status == Run.Status.AWAITING_REVIEW:
         pending_approval = run.approvals.filter(gate="report", decision="pending").first()
     return {
+        **figures,
         "run": run,
         "seq": run.last_seq,
         "perms": PermWrapper(user),
         "user": user,
-        "status_counts": counts,
         "concurrency": dashboard.concurrency(
             run,
             tasks,
@@ -134,20 +174,6 @@ def panel_context(run: Run, tasks: list[Task], user: User, *, heavy: bool = True
             provider_cap=_provider_cap(run.provider),
             counts=counts,
         ),
-        "queue_wait": timeline.queue_wait(run, tasks, now),
-        "totals": totals,
-        "budget": budget,
-        "forecast_checks": forecast.forecast_checks(run, tasks, budget),
-        "gauge_svg": charts.gauge(budget),
-        "cost_by_agent": by_agent,
-        "cost_by_model": by_model,
-        "tier_costs": tier_costs(run, tasks),
-        "agent_chart": charts.bar_chart(by_agent, metric="cost"),
-        "token_chart": charts.bar_chart(
-            dashboard.cost_by_agent(tasks, by="tokens"), metric="tokens"
-        ),
-        "model_chart": charts.bar_chart(by_model, metric="cost"),
-        **heavy_context,
         "findings": findings,
         "report": report,
         "pending_approval": pending_approval,
@@ -238,12 +264,17 @@ def render_update(
     """
     run = Run.objects.select_related("launched_by").get(pk=run_id)
     seq = run.last_seq
-    tasks = dashboard.load_tasks(run)
+    figures = None
+    if run.is_active:
+        tasks = dashboard.load_tasks(run)
+    else:  # a finished run: what a page's first render computed (``finished``)
+        kept = finished.derived(run, lambda: derive(run))
+        tasks, figures = kept.tasks, kept.figures
     parts: list[str] = []
     now = time.monotonic() if now is None else now
     heavy_due = snapshot or now - state.heavy_at >= HEAVY_INTERVAL
     context = {
-        **panel_context(run, tasks, user, heavy=heavy_due),
+        **panel_context(run, tasks, user, heavy=heavy_due, figures=figures),
         "csrf_token": state.csrf_token,
     }
     state.heavy_pending = False
@@ -380,10 +411,12 @@ def tree_body_context(
     }
 
 
-def tree_context(run: Run, tasks: list[Task], params: dict[str, str]) -> dict[str, Any]:
+def tree_context(
+    run: Run, tasks: list[Task], params: dict[str, str], *, tree: AgentTree | None = None
+) -> dict[str, Any]:
     """The tree panel's first render: its first view (or the path to ``reveal``/``open``) and
-    the search results of ``q``/``status``."""
-    tree = agent_tree.build(tasks, agent_tree.decision_notes(run))
+    the search results of ``q``/``status`` (``tree``: the tasks' tree, when already built)."""
+    tree = tree or agent_tree.build(tasks, agent_tree.decision_notes(run))
     reveal = params.get("reveal", "")
     # ``reveal`` (search, the inbox) shows an agent among its siblings; ``open`` (a closed
     # node's link without JavaScript) opens the node itself too.
