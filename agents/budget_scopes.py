@@ -27,6 +27,14 @@ DEFAULT_SPLIT = "size"
 small file cannot hold back what a big folder needs, and one greedy folder still cannot take
 more than its share of the run (``equal`` would starve big folders; ``none`` protects nothing)."""
 
+
+def split_problem(value: object) -> str | None:
+    """Why ``value`` is not a split rule (None: it is one)."""
+    if value in SPLITS:
+        return None
+    return f"Budget split must be one of {', '.join(SPLITS)}, not {str(value)[:40]!r}."
+
+
 WEIGHT_UNIT = 1024
 """Size weights are in KiB (at least 1), so the products in the scripts stay exact."""
 

@@ -51,6 +51,7 @@ COST_USD = "harness.cost_usd"
 RUN_STATUS = "harness.status"
 UNPRICED = "harness.unpriced"
 BUDGET_USD = "harness.budget_usd"
+ALLOWANCE_USD = "harness.allowance.usd"  # an agent's allowance: its share of its parent's
 TARGET = "harness.target"  # the target as users see it, relative to its allowed root
 # A reviewer's decision at a gate (a ``review`` span); the comment only with content capture.
 GATE = "harness.gate"

@@ -22,6 +22,7 @@ from django.db import transaction
 from agents import semconv
 from agents.aggregation.similarity import EMBEDDER_OPTIONS
 from agents.aggregation.stages import AGGREGATION_STEPS, TUNABLES, unknown_steps
+from agents.budget_scopes import DEFAULT_SPLIT, split_problem
 from agents.contract import ProviderError
 from agents.latency import MAX_SIGMA
 from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, TextReader, plan
@@ -73,13 +74,10 @@ def option_bounds() -> dict[str, tuple[int, int]]:
 
 # Options every playbook takes besides its own ``Playbook.options``: the launch applies them
 # (the agent cap; the globs left out of the snapshot, and whether the default ones are).
-LAUNCH_OPTIONS = ("max_agents", "exclude", "default_excludes")
+LAUNCH_OPTIONS = ("max_agents", "exclude", "default_excludes", "budget_split")
 # Names kept for features still to come (issue #19): refused, so that a script setting them
 # learns now that they do nothing, rather than being silently ignored.
-RESERVED_OPTIONS = {
-    "adaptive": "adaptive runs",
-    "budget_split": "splitting the budget between agents (none, equal or size)",
-}
+RESERVED_OPTIONS = {"adaptive": "adaptive runs"}
 OPTION_LABELS = {
     "k": "Voters (K)",
     "chunk_files": "Files per chunk",
@@ -178,6 +176,8 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
             raise LaunchError(str(exc), "exclude") from None
     if not isinstance(checked.get("default_excludes", True), bool):
         raise LaunchError("Default excludes must be true or false.", "default_excludes")
+    if problem := split_problem(checked.get("budget_split", DEFAULT_SPLIT)):
+        raise LaunchError(problem, "budget_split")
     return checked
 
 
@@ -206,6 +206,7 @@ def resolve_config(
     # Written out even when not given, so the frozen config says what the snapshot left out.
     options.setdefault("exclude", [])
     options.setdefault("default_excludes", True)
+    options.setdefault("budget_split", DEFAULT_SPLIT)
     config = book.with_overrides(
         provider=provider,
         model=model,

@@ -49,6 +49,10 @@ class EventType(StrEnum):
     BUDGET_EXHAUSTED = "budget.exhausted"
     # The run's stored totals repaired to what its stored calls cost (never expected: a bug).
     BUDGET_RECONCILED = "budget.reconciled"
+    # A subtree's allowance carved from its parent's (a planner group, an agent), and what a
+    # finished subtree gave back to its parent (``agents.budget_scopes``).
+    BUDGET_ALLOWANCE = "budget.allowance"
+    BUDGET_RETURNED = "budget.returned"
     # tool: one tool call of an agent.
     TOOL_CALLED = "tool.called"
     TOOL_REFUSED = "tool.refused"
@@ -96,6 +100,8 @@ LABELS: dict[str, str] = {
     EventType.BUDGET_RECONCILED: "Totals reconciled with paid calls",
     EventType.EVALUATION_HUMAN_SCORED: "Scored by a reviewer",
     EventType.BUDGET_EXHAUSTED: "Budget exhausted",
+    EventType.BUDGET_ALLOWANCE: "Allowance carved",
+    EventType.BUDGET_RETURNED: "Leftover returned",
     EventType.TOOL_CALLED: "Tool called",
     EventType.TOOL_REFUSED: "Tool refused",
     EventType.SPAWN_REQUESTED: "Sub-agent requested",
@@ -259,6 +265,22 @@ class BudgetReconciledPayload(TypedDict):
     tokens_drift: int
 
 
+class BudgetAllowancePayload(TypedDict):
+    scope: str  # "g:<group>" or "t<task id>" (agents.budget_scopes)
+    label: str  # the group, or the agent's scope, in words
+    parent: str  # the scope it was carved from ("" for the run's budget)
+    usd: str | None  # the allowance, a Decimal as text; None: no limit of its own
+    tokens: int | None
+
+
+class BudgetReturnedPayload(TypedDict):
+    scope: str
+    label: str
+    parent: str
+    usd: str  # the unused part given back to the parent, a Decimal as text
+    tokens: int
+
+
 # -- tool ---------------------------------------------------------------------------------------
 class ToolCalledPayload(TypedDict):
     step: int
@@ -369,6 +391,8 @@ PAYLOAD_TYPES: dict[EventType, type] = {
     EventType.BUDGET_SETTLED: BudgetSettledPayload,
     EventType.BUDGET_EXHAUSTED: BudgetExhaustedPayload,
     EventType.BUDGET_RECONCILED: BudgetReconciledPayload,
+    EventType.BUDGET_ALLOWANCE: BudgetAllowancePayload,
+    EventType.BUDGET_RETURNED: BudgetReturnedPayload,
     EventType.TOOL_CALLED: ToolCalledPayload,
     EventType.TOOL_REFUSED: ToolRefusedPayload,
     EventType.SPAWN_REQUESTED: SpawnRequestedPayload,
