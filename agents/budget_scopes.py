@@ -36,7 +36,11 @@ def split_problem(value: object) -> str | None:
 
 
 WEIGHT_UNIT = 1024
-"""Size weights are in KiB (at least 1), so the products in the scripts stay exact."""
+"""Size weights are in KiB, so the products in the scripts stay exact."""
+
+AGENT_OVERHEAD_KIB = 4
+"""What an agent costs besides what it reads (its instructions, its answer), in KiB of input:
+without it a folder of small files would get a slice too thin for even one agent's prompt."""
 
 
 def group_scope(group: str) -> str:
@@ -48,7 +52,7 @@ def task_scope(task_id: int) -> str:
 
 
 def size_weight(size_bytes: int) -> int:
-    return max(1, -(-size_bytes // WEIGHT_UNIT))
+    return AGENT_OVERHEAD_KIB + -(-size_bytes // WEIGHT_UNIT)
 
 
 @dataclass(frozen=True, slots=True)

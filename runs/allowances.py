@@ -116,7 +116,7 @@ def plan_groups(run: Run, tasks: Iterable[Task]) -> list[EventItem]:
         if task.group and task.allowance_weight:
             members[task.group] += int(task.allowance_weight)
         else:
-            ungrouped += max(1, int(task.allowance_weight)) if split == "size" else 1
+            ungrouped += size_weight(0) if split == "size" else 1
     if not members:
         return []
     weights = {g: (1 if split == "equal" else w) for g, w in members.items()}
@@ -213,6 +213,32 @@ def close_finished(run_id: int, task_ids: Iterable[int]) -> None:
             back_u, back_t = scopes.close(group_scope(group), None)
             if back_u or back_t:
                 events.append(_returned(group_scope(group), None, "", back_u, back_t))
+    if events:
+        with transaction.atomic():
+            record_events(Run.objects.select_for_update().get(pk=run.pk), events)
+
+
+def close_all(run_id: int) -> None:
+    """Every agent of the run is over: close every scope left open, deepest first (agents a
+    bulk move skipped never walked up to their spawners), then the groups."""
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    if split_of(run) == "none" and not run.tasks.filter(budget_usd__isnull=False).exists():
+        return  # no allowances in this run
+    scopes = scopes_for(run)
+    events: list[EventItem] = []
+    for task in run.tasks.order_by("-depth", "pk"):
+        parent = task_scope(task.parent_id) if task.parent_id else None
+        if parent is None and task.group in run.allowances:
+            parent = group_scope(task.group)
+        back_u, back_t = scopes.close(task_scope(task.pk), parent)
+        if back_u or back_t:
+            events.append(_returned(task_scope(task.pk), task, parent or "", back_u, back_t))
+    for group in sorted(run.allowances):
+        back_u, back_t = scopes.close(group_scope(group), None)
+        if back_u or back_t:
+            events.append(_returned(group_scope(group), None, "", back_u, back_t))
     if events:
         with transaction.atomic():
             record_events(Run.objects.select_for_update().get(pk=run.pk), events)

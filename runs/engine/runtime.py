@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from agents.budget import MICRO_USD, BudgetNotInitialized, Grant
+from agents.budget import MICRO_USD, BudgetNotInitialized, Grant, usd_to_micro
 from agents.budget_calls import CallSize, PriceFn, size_call
 from agents.contract import (
     AgentCancelled,
@@ -168,7 +168,8 @@ class AgentRuntime:
             # state comes back from the database (limits, every stored call), never from zero.
             self._reinit_budget()
             grant, size = self._reserve(index, price, input_tokens, output_tokens)
-        if grant.carved:
+        if grant.carved or (self.allowance_usd is None and self.carve.mode != "none"):
+            # Also when an earlier delivery carved it and died before writing it down.
             self.allowance_usd = allowances.record_carved(self.task, self.chain)
         if grant.outcome != "reserved":
             self._refused(grant, size)
@@ -195,6 +196,20 @@ class AgentRuntime:
             chain=self.chain,
             carve=self.carve,
         )
+        if grant.outcome == "exhausted" and grant.scope:
+            # Its own subtree's money, not the run's: rather than stop an agent whose share
+            # covers its prompt but not the run's average answer, grant what is left (down to
+            # one output token) and let the output cap cut the answer to what it pays for.
+            floor = usd_to_micro(float(price(input_tokens, 1)))
+            grant = self.budget.reserve_call(
+                self._rid(index),
+                micro_usd=size.micro_usd,
+                tokens=size.tokens,
+                min_micro_usd=min(floor, size.micro_usd),
+                min_tokens=min(input_tokens + 1, size.tokens),
+                chain=self.chain,
+                carve=self.carve,
+            )
         return grant, size
 
     def _refused(self, grant: Grant, size: CallSize) -> NoReturn:
