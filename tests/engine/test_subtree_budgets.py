@@ -82,8 +82,8 @@ def _assert_within_allowances(run: Run) -> None:
     limited = Task.objects.filter(run=run, allowance_usd__isnull=False)
     assert limited.exists()
     for task in limited:
-        assert by_task[task.pk] <= task.allowance_usd, task.scope_label
-    assert run.cost_usd <= run.budget_usd
+        assert by_task[task.pk] <= (task.allowance_usd or 0), task.scope_label
+    assert run.cost_usd <= (run.budget_usd or 0)
 
 
 def test_a_greedy_folder_runs_out_of_its_slice_while_the_other_folders_finish(
@@ -117,7 +117,7 @@ def test_a_greedy_folder_runs_out_of_its_slice_while_the_other_folders_finish(
     # Every allowance is in the log once; finished subtrees gave their leftover back.
     carved = Event.objects.filter(run=run, type="budget.allowance")
     assert carved.filter(task__isnull=True).count() == 4
-    per_task = defaultdict(int)
+    per_task: dict[int | None, int] = defaultdict(int)
     for event in carved.filter(task__isnull=False):
         per_task[event.task_id] += 1
     assert per_task and max(per_task.values()) == 1
@@ -127,7 +127,7 @@ def test_a_greedy_folder_runs_out_of_its_slice_while_the_other_folders_finish(
     states = scopes.states([group_scope(g) for g in run.allowances])
     assert all(s.closed and s.held_usd == 0 and s.reserved_usd == 0 for s in states.values())
     # Nothing is held any more: the run's room is its budget less what it spent.
-    assert scopes.room_usd() == pytest.approx(float(run.budget_usd - run.cost_usd), abs=1e-6)
+    assert scopes.room_usd() == pytest.approx(float((run.budget_usd or 0) - run.cost_usd), abs=1e-6)
 
 
 def test_spawned_agents_share_their_spawners_allowance_and_never_exceed_it(
@@ -151,7 +151,7 @@ def test_spawned_agents_share_their_spawners_allowance_and_never_exceed_it(
         # A chunk across folders (group "") draws on the run's budget, not on a slice.
         given = [c.allowance_usd for c in parent.children.all()]
         assert parent.allowance_usd is not None and None not in given, parent.scope_label
-        assert sum(given, Decimal(0)) <= parent.allowance_usd
+        assert sum((g or Decimal(0) for g in given), Decimal(0)) <= parent.allowance_usd
     states = scopes_for(run).states([task_scope(t.pk) for t in children])
     # Closed, even those a bulk skip stopped (the run's budget ran out before they started).
     assert states and all(s.closed for s in states.values())
