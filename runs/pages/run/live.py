@@ -277,7 +277,7 @@ def _tree_and_feed(run: Run, tasks: list[Task], state: LiveState, seq: int) -> l
         .order_by("-seq")
         .values_list("seq", "task_id", "type")
     )
-    tree = agent_tree.build(tasks)
+    tree = agent_tree.build(tasks, run.allowances)
     context = {
         "run": run,
         "seq": seq,
@@ -379,7 +379,7 @@ def tree_body_context(
 def tree_context(run: Run, tasks: list[Task], params: dict[str, str]) -> dict[str, Any]:
     """The tree panel's first render: its first view (or the path to ``reveal``/``open``) and
     the search results of ``q``/``status``."""
-    tree = agent_tree.build(tasks)
+    tree = agent_tree.build(tasks, run.allowances)
     reveal = params.get("reveal", "")
     # ``reveal`` (search, the inbox) shows an agent among its siblings; ``open`` (a closed
     # node's link without JavaScript) opens the node itself too.

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from runs.models import Task
 
@@ -77,6 +78,8 @@ class Node:
     counts: Counts = field(default_factory=Counts)
     children: list[str] = field(default_factory=list)  # groups first, then agents
     task: Task | None = None
+    # A planner group's slice of the budget (its ``Run.allowances`` entry), when it has one.
+    allowance_usd: Decimal | None = None
 
     @property
     def is_group(self) -> bool:
@@ -143,7 +146,8 @@ def _folders(path: str) -> list[str]:
     return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def build(tasks: Iterable[Task]) -> AgentTree:
+def build(tasks: Iterable[Task], allowances: dict[str, Any] | None = None) -> AgentTree:
+    """The tree of ``tasks``; ``allowances`` (``Run.allowances``) gives groups their slices."""
     tasks = list(tasks)
     # ``id``, not ``pk``: the property costs a lookup per call, and this runs for every agent.
     by_id = {t.id: t for t in tasks}
@@ -191,6 +195,10 @@ def build(tasks: Iterable[Task]) -> AgentTree:
             for child in node.children:
                 node.counts.add(nodes[child].counts)
     _sum_groups(nodes)
+    for group, slice_ in (allowances or {}).items():
+        holder = nodes.get(f"g:{group.strip('/')}")
+        if holder is not None and slice_.get("usd") is not None:
+            holder.allowance_usd = Decimal(slice_["usd"])
     return AgentTree(nodes)
 
 
