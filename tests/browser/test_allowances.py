@@ -50,6 +50,7 @@ def test_the_tree_shows_spent_and_allowance_per_group_and_agent(
         group="docs",
         scope_label="docs/big.md",
         status=Task.Status.SKIPPED,
+        cost_usd=Decimal(0),
         allowance_usd=Decimal("0.000100"),
         error="allowance exhausted: the allowance of group docs cannot cover the next call",
     )
