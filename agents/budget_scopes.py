@@ -22,10 +22,13 @@ from agents.budget import MICRO_USD, Budget
 from agents.budget_scope_lua import CARVE, CLOSE, POOL
 
 SPLITS = ("none", "equal", "size")
-DEFAULT_SPLIT = "size"
-"""``size`` by default: a group's share follows how much it has to read, so a folder with one
-small file cannot hold back what a big folder needs, and one greedy folder still cannot take
-more than its share of the run (``equal`` would starve big folders; ``none`` protects nothing)."""
+DEFAULT_SPLIT = "none"
+"""``none`` by default: a split pays off only when the budget cannot cover the whole target
+(one greedy folder would otherwise leave others unread); when it can, fixed shares leave money
+unspent in some subtrees while capping answers in others (measured on the sample app at $0.04:
+79 findings without a split, 56 with ``size``). ``size`` is the rule to pick when it pays off:
+shares follow what each group reads, so no folder is starved and none takes more than its
+share; ``equal`` starves big folders."""
 
 
 def split_problem(value: object) -> str | None:

@@ -303,16 +303,16 @@ def test_a_budget_split_is_frozen_in_the_runs_config(value: str) -> None:
     assert run.config["options"]["budget_split"] == value
 
 
-def test_the_budget_split_defaults_to_size() -> None:
+def test_the_budget_split_defaults_to_none() -> None:
     run = launch_run(user=None, playbook="ensemble", target_path=SAMPLE)
-    assert run.config["options"]["budget_split"] == "size"
+    assert run.config["options"]["budget_split"] == "none"
 
 
 def test_the_form_offers_the_budget_split_and_refuses_a_bad_one_on_its_field(
     operator_client: Client,
 ) -> None:
     page = operator_client.get(reverse("runs:launch")).content.decode()
-    assert 'name="budget_split"' in page and '<option value="size" selected>' in page
+    assert 'name="budget_split"' in page and '<option value="none" selected>' in page
     response = operator_client.post(
         reverse("runs:launch"), form_data(playbook="codebase-audit", budget_split="greedy")
     )
