@@ -5,7 +5,9 @@ so it is atomic across threads, processes and machines. Keys (``key_prefix`` def
 ``"harness:"``):
 
 - ``{prefix}budget:{<budget id>}`` (hash), ``...:res`` (reservation id -> "usd:tokens"),
-  ``...:settled`` (set of settled reservation ids). Amounts are integers: micro-USD and tokens.
+  ``...:settled`` (set of settled reservation ids), ``...:a:<scope>`` (one hash per subtree
+  with an allowance: an agent, a planner group; ``agents.budget_scope_lua``). Amounts are
+  integers: micro-USD and tokens.
   The budget id is the run's UUID, not its integer id: a fresh database hands out ids 1, 2, …
   again, and a Redis that outlived the old database must not lend the new run its spending.
 
@@ -16,12 +18,13 @@ database by the caller (``runs/run_budget.py``), never assumed empty.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis
 
-from agents import budget_lua
+from agents import budget_lua, budget_scope_lua
 
 MICRO_USD = 1_000_000
 """Micro-USD per USD: budgets are stored as integers to keep Lua arithmetic exact."""
@@ -67,11 +70,36 @@ class BudgetState:
 class Grant:
     """What ``reserve_call`` gave one call. ``reserved``: the call may spend up to ``micro_usd``
     and ``tokens``; ``wait``: it would fit once the run's calls in flight settle; ``exhausted``:
-    it cannot fit even with nothing in flight, or the budget was marked exhausted."""
+    it cannot fit even with nothing in flight, or the budget was marked exhausted. ``scope``
+    names the subtree whose allowance refused it ("" for the run's own budget); ``carved`` is
+    True when this call gave the agent its allowance (its first call)."""
 
     outcome: Literal["reserved", "wait", "exhausted"]
     micro_usd: int = 0
     tokens: int = 0
+    scope: str = ""
+    carved: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Carve:
+    """How an agent's allowance is cut from its parent's at its first call: ``share`` (a
+    ``weight`` out of the parent's pool of weights), ``fixed`` (``micro_usd``/``tokens``, at most
+    what the parent has room for; -1: no limit in that unit) or ``none`` (no allowance of its
+    own: only its ancestors limit it)."""
+
+    mode: Literal["none", "share", "fixed"] = "none"
+    weight: int = 0
+    micro_usd: int = -1
+    tokens: int = -1
+
+    def args(self) -> list[int]:
+        return [
+            {"none": 0, "share": 1, "fixed": 2}[self.mode],
+            self.weight,
+            self.micro_usd,
+            self.tokens,
+        ]
 
 
 _OUTCOMES: dict[int, Literal["reserved", "wait", "exhausted"]] = {
@@ -117,9 +145,16 @@ class Budget:
         base = f"{key_prefix}budget:{{{budget_id}}}"
         self.keys = [base, f"{base}:res", f"{base}:settled"]
         self._rebuild = client.register_script(budget_lua.REBUILD)
-        self._reserve = client.register_script(budget_lua.RESERVE_CALL)
-        self._settle = client.register_script(budget_lua.SETTLE)
-        self._release = client.register_script(budget_lua.RELEASE)
+        self._reserve = client.register_script(budget_scope_lua.RESERVE_CALL)
+        self._settle = client.register_script(budget_scope_lua.SETTLE)
+        self._release = client.register_script(budget_scope_lua.RELEASE)
+
+    def scope_key(self, scope: str) -> str:
+        """The hash of one subtree's allowance (in the run's hash slot, like its state)."""
+        return f"{self.keys[0]}:a:{scope}"
+
+    def _chain(self, chain: Sequence[str]) -> list[str]:
+        return [*self.keys, *(self.scope_key(s) for s in chain)]
 
     def _missing(self) -> BudgetNotInitialized:
         return BudgetNotInitialized(f"budget {self.budget_id} is not initialized")
@@ -180,10 +215,16 @@ class Budget:
         tokens: int,
         min_micro_usd: int,
         min_tokens: int,
+        chain: Sequence[str] = (),
+        carve: Carve | None = None,
     ) -> Grant:
         """Atomically reserve for one call: its upper bound (``micro_usd``, ``tokens``) if that
         fits both limits, else what is left of them as long as that covers at least
         ``min_micro_usd`` and ``min_tokens`` (the call's likely size).
+
+        ``chain`` names the calling agent's scope and then its ancestors' (``agents.
+        budget_scopes``): the call must also fit each one's allowance, and reserves at every
+        level in the same script. An agent scope not carved yet is carved first by ``carve``.
 
         Idempotent per ``reservation_id``: a pending id returns its standing grant without
         reserving again, an already-settled one is granted in full and reserves nothing. Raises
@@ -200,12 +241,19 @@ class Budget:
             tokens,
             min_micro_usd,
             min_tokens,
+            *(carve or Carve()).args(),
             self.ttl_seconds,
         ]
-        code, granted_usd, granted_tokens = self._reserve(keys=self.keys, args=args)
+        code, granted_usd, granted_tokens, level, carved = self._reserve(
+            keys=self._chain(chain), args=args
+        )
         if code == -1:
             raise self._missing()
-        return Grant(_OUTCOMES[int(code)], int(granted_usd), int(granted_tokens))
+        # KEYS index 1 is the run's state, 4 and up the chain: name the scope that refused.
+        scope = chain[int(level) - 4] if int(level) >= 4 else ""
+        return Grant(
+            _OUTCOMES[int(code)], int(granted_usd), int(granted_tokens), scope, bool(carved)
+        )
 
     def reserve(self, reservation_id: str, usd: float, tokens: int) -> bool:
         """Reserve exactly ``usd``/``tokens`` if spent + reserved + this fits BOTH limits.
@@ -227,6 +275,7 @@ class Budget:
         actual_usd: float,
         actual_tokens: int,
         output_tokens: int | None = None,
+        chain: Sequence[str] = (),
     ) -> bool:
         """Atomically drop the reservation and add the actual usage to spent.
 
@@ -234,8 +283,8 @@ class Budget:
         once. An unknown (never reserved, or released) id still adds its usage once, so no usage
         is ever lost. Nothing is clamped: actual usage above the reservation is recorded as is.
         ``output_tokens`` (how many of ``actual_tokens`` the call output) feeds the running
-        average a call's likely size is estimated from. Returns True if this call counted the
-        usage.
+        average a call's likely size is estimated from. ``chain`` must be the one the call was
+        reserved with: every level counts the usage. Returns True if this call counted it.
         """
         if actual_tokens < 0 or (output_tokens is not None and output_tokens < 0):
             raise ValueError("actual_tokens and output_tokens must be >= 0")
@@ -247,14 +296,15 @@ class Budget:
             -1 if output_tokens is None else output_tokens,
             self.ttl_seconds,
         ]
-        result = self._settle(keys=self.keys, args=args)
+        result = self._settle(keys=self._chain(chain), args=args)
         if result == -1:
             raise self._missing()
         return bool(result == 1)
 
-    def release(self, reservation_id: str) -> None:
-        """Drop an unsettled reservation (the call failed before spending). Idempotent."""
-        self._release(keys=self.keys, args=[self.budget_id, reservation_id])
+    def release(self, reservation_id: str, chain: Sequence[str] = ()) -> None:
+        """Drop an unsettled reservation (the call failed before spending) at every level of
+        ``chain``. Idempotent."""
+        self._release(keys=self._chain(chain), args=[self.budget_id, reservation_id])
 
     def exhaust(self) -> None:
         """Mark the budget exhausted: every later ``reserve`` is refused."""

@@ -41,6 +41,9 @@ class SpawnOut(BaseModel):
     scope: dict[str, Any]
     why: str = Field(min_length=1, max_length=500)
     lens: str | None = None
+    # The part of the spawner's own allowance to give it, in USD (at most what is left); None:
+    # the run's ``budget_split`` rule decides.
+    budget_usd: float | None = Field(default=None, ge=0, le=100_000)
 
 
 class AgentOutput(BaseModel):
@@ -150,6 +153,15 @@ class Provider(Protocol):
 
 class BudgetExhausted(Exception):
     """The run's budget cannot cover the next call: the agent stops without calling."""
+
+
+class AllowanceExhausted(BudgetExhausted):
+    """Only a subtree's allowance ran out (``scope``, e.g. a folder's slice of the run): its
+    agents stop, the rest of the run goes on."""
+
+    def __init__(self, scope: str, message: str) -> None:
+        super().__init__(message)
+        self.scope = scope
 
 
 class AgentCancelled(Exception):

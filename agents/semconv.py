@@ -60,6 +60,7 @@ OFFLINE = "harness.offline"
 NOMINAL_INPUT_TOKENS = "harness.nominal.input_tokens"
 NOMINAL_OUTPUT_TOKENS = "harness.nominal.output_tokens"
 BUDGET_USD = "harness.budget_usd"
+ALLOWANCE_USD = "harness.allowance.usd"  # an agent's allowance: its share of its parent's
 TARGET = "harness.target"  # the target as users see it, relative to its allowed root
 # A reviewer's decision at a gate (a ``review`` span); the comment only with content capture.
 GATE = "harness.gate"

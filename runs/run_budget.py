@@ -13,6 +13,7 @@ from django.db.models import Count, F, Max, Sum
 
 from agents.budget import Budget
 from harness_site.redis_client import get_redis
+from runs.allowances import rebuild_scopes
 from runs.models import Run, Step
 from runs.models.task import TRY_SPAN, try_generation
 
@@ -53,7 +54,7 @@ def rebuild_budget(run: Run) -> bool:
         step_reservation_id(t, i, try_generation(tops.get(t)))
         for t, i in chat.values_list("task_id", "index")
     ]
-    return budget_for(run).rebuild(
+    rebuilt = budget_for(run).rebuild(
         float(run.budget_usd) if run.budget_usd is not None else None,
         int(run.budget_tokens) if run.budget_tokens is not None else None,
         spent_usd=float(totals["usd"] or 0),
@@ -63,6 +64,10 @@ def rebuild_budget(run: Run) -> bool:
         calls=int(totals["calls"] or 0),
         output_tokens=int(totals["output"] or 0),
     )
+    if rebuilt:
+        # Its subtrees' allowances went with it: back from the tasks that recorded them.
+        rebuild_scopes(run)
+    return rebuilt
 
 
 def spent_reason(run: Run, *, in_flight: int = 0) -> str:

@@ -59,6 +59,8 @@ class RunFacts:
     skipped_scopes: list[str]
     options: dict[str, Any]
     synthesis_texts: list[str] = field(default_factory=list)
+    # The skipped scopes whose subtree ran out of its allowance (the run's budget_split).
+    unread_by_allowance: list[str] = field(default_factory=list)
     # Output-limit notes the agents left among their findings (filled by run_chain).
     capped_outputs: list[FindingRow] = field(default_factory=list)
     # The model-written report steps (agents.aggregation.model_steps): the synthesis agent's
@@ -272,6 +274,11 @@ def critic(draft: ReportDraft, facts: RunFacts) -> None:
             f"{'was' if len(facts.skipped_scopes) == 1 else 'were'} skipped; not covered: "
             + ", ".join(facts.skipped_scopes[:10])
             + ("…" if len(facts.skipped_scopes) > 10 else "")
+        )
+    if unread := facts.unread_by_allowance:
+        notes.append(
+            f"left unread because their subtree's allowance ran out: {', '.join(unread[:10])}"
+            + ("…" if len(unread) > 10 else "")
         )
     if facts.skipped_files:
         reasons: dict[str, int] = {}

@@ -69,8 +69,12 @@ SPAWN_ARGS_SCHEMA: dict[str, Any] = {
         },
         "why": {"type": "string", "description": "why a narrower agent is needed"},
         "lens": {"type": ["string", "null"]},
+        "budget_usd": {
+            "type": ["number", "null"],
+            "description": "USD of your own allowance to give it (null: the run's rule decides)",
+        },
     },
-    "required": ["scope", "why", "lens"],
+    "required": ["scope", "why", "lens", "budget_usd"],
 }
 
 

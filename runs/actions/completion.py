@@ -26,6 +26,7 @@ from opentelemetry.context import Context, attach, detach
 from agents.aggregation.stages import OUTPUT_CAP_RULE
 from agents.contract import AgentResult
 from agents.playbooks import Playbook
+from runs import allowances
 from runs.actions import adaptive, enqueue
 from runs.actions.dispatch import hand_over_slots, schedule_dispatch
 from runs.actions.escalation import after_success
@@ -68,6 +69,7 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
         findings: list[Finding] = []
         freed: dict[int, int] = defaultdict(int)
         finished_groups: dict[int, set[str]] = defaultdict(set)
+        finished: dict[int, list[int]] = defaultdict(list)
         contexts: dict[int, Context] = {}
         for item in batch:
             task, output = item.task, item.result.output
@@ -94,6 +96,7 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
                 continue
             freed[run.pk] += 1
             finished_groups[run.pk].add(task.group)
+            finished[run.pk].append(task.pk)
             if item.context is not None:
                 contexts.setdefault(run.pk, item.context)
             findings += found
@@ -153,6 +156,8 @@ def complete_tasks(batch: list[Completion]) -> list[bool]:
             if run.status == Run.Status.RUNNING:
                 handed, look = hand_over_slots(run, events[run_id], freed[run_id])
             record_events(run, events[run_id])
+            # Subtrees that are over now give their leftover back (after commit: their state).
+            allowances.close_after_commit(run_id, finished[run_id])
             token = attach(contexts[run_id]) if run_id in contexts else None
             try:
                 if look:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from opentelemetry.context import attach, detach, get_current
 
 from agents.playbooks import REPORT_STEPS
+from runs import allowances
 from runs.actions import adaptive, enqueue
 from runs.actions.paid import paid_many
 from runs.actions.report_steps import start_next_report_step
@@ -261,6 +262,9 @@ def _maybe_finish(run: Run) -> None:
     if Task.objects.filter(run=run).exclude(status__in=TERMINAL).exists():
         return
     run.refresh_from_db()
+    if run.status in (Run.Status.RUNNING, Run.Status.BUDGET_EXHAUSTED):
+        # What finished subtrees did not use goes back before the report's agents start.
+        transaction.on_commit(lambda: allowances.close_all(run.pk))
     if run.status == Run.Status.RUNNING:
         verdict = _policy_verdict(run)
         if verdict:

@@ -21,6 +21,7 @@ from django.db import transaction
 
 from agents import semconv
 from agents.aggregation.stages import AGGREGATION_STEPS, unknown_steps
+from agents.budget_scopes import DEFAULT_SPLIT
 from agents.contract import ProviderError
 from agents.planning import EVERY_DOCUMENT, PlanningError, TaskSpec, TextReader, plan
 from agents.playbooks import PLAYBOOKS, Playbook
@@ -77,6 +78,7 @@ def resolve_config(
     # Written out even when not given, so the frozen config says what the snapshot left out.
     options.setdefault("exclude", [])
     options.setdefault("default_excludes", True)
+    options.setdefault("budget_split", DEFAULT_SPLIT)
     config = book.with_overrides(
         provider=provider,
         model=model,

@@ -13,6 +13,7 @@ from django.conf import settings
 from agents import adaptive
 from agents.aggregation.similarity import EMBEDDER_OPTIONS
 from agents.aggregation.stages import TUNABLES
+from agents.budget_scopes import DEFAULT_SPLIT, split_problem
 from agents.latency import MAX_SIGMA
 from agents.playbooks import FORM_OPTIONS, Playbook
 from agents.snapshot import SnapshotError, exclude_patterns
@@ -46,10 +47,10 @@ def option_bounds() -> dict[str, tuple[int, int]]:
 
 # Options every playbook takes besides its own ``Playbook.options``: the launch applies them
 # (the agent cap; the globs left out of the snapshot, and whether the default ones are).
-LAUNCH_OPTIONS = ("max_agents", "exclude", "default_excludes")
-# Names kept for features still to come (issue #19): refused, so that a script setting them
-# learns now that they do nothing, rather than being silently ignored.
-RESERVED_OPTIONS = {"budget_split": "splitting the budget between agents (none, equal or size)"}
+LAUNCH_OPTIONS = ("max_agents", "exclude", "default_excludes", "budget_split")
+# Names kept for features still to come: refused, so that a script setting them learns now that
+# they do nothing, rather than being silently ignored (none at the moment).
+RESERVED_OPTIONS: dict[str, str] = {}
 OPTION_LABELS = {
     "k": "Voters (K)",
     "chunk_files": "Files per chunk",
@@ -153,6 +154,8 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
     checked = check_tier_options(checked, LaunchError)  # refused on the option's own field
     if not isinstance(checked.get("default_excludes", True), bool):
         raise LaunchError("Default excludes must be true or false.", "default_excludes")
+    if problem := split_problem(checked.get("budget_split", DEFAULT_SPLIT)):
+        raise LaunchError(problem, "budget_split")
     return checked
 
 

@@ -21,6 +21,7 @@ from agents.contract import SpawnOut
 from agents.planning import scope_label, task_key
 from agents.playbooks import Playbook
 from agents.snapshot import open_snapshot
+from runs import allowances
 from runs.actions.dispatch import schedule_dispatch
 from runs.actions.new_tasks import task_created
 from runs.actions.paid import paid
@@ -111,6 +112,9 @@ def spawn_children(run: Run, parent: Task, playbook: Playbook, requests: list[Sp
     spec = playbook.roles.get(parent.role)
     held = bool(spec is not None and spec.needs_approval)
     manifest_files = open_snapshot(run.snapshot_ref).manifest.files
+    sizes = {path: int(meta.get("size", 0)) for path, meta in manifest_files.items()}
+    split = allowances.split_of(run)
+    spawned: list[Task] = []
     total = Task.objects.filter(run=run).count()
     existing_children = Task.objects.filter(parent=parent).count()
     created = 0
@@ -162,10 +166,17 @@ def spawn_children(run: Run, parent: Task, playbook: Playbook, requests: list[Sp
             critical=False,
             # The run's rule for the role, not the parent's flag: an approved parent's is cleared.
             needs_approval=held,
+            # Its allowance: what the spawner asked for (at most what it has left, at the
+            # child's first call), else its share of the spawner's by the run's rule.
+            budget_usd=request.budget_usd,
+            allowance_weight=allowances.scope_weight(split, request.scope, sizes),
         )
+        spawned.append(child)
         created += 1
         events.append(task_created(child))
     record_events(run, events)
+    if spawned:
+        transaction.on_commit(lambda: allowances.pool_spawned(run, parent, spawned))
     return created
 
 
@@ -186,6 +197,7 @@ def fail_task(task: Task, error: str) -> bool:
         record_event(
             run, EventType.TASK_FAILED, {"error": error[:500], "attempts": task.attempts}, task=task
         )
+        allowances.close_after_commit(run.pk, [task.pk])
         playbook = run.resolved_playbook
         if run.status == Run.Status.RUNNING and (
             task.critical or playbook.failure.mode == "fail_fast"
@@ -217,6 +229,7 @@ def budget_exhausted(task: Task, reason: str) -> None:
             **span_fields(task),
         ):
             record_event(run, EventType.TASK_SKIPPED, {"reason": "budget exhausted"}, task=task)
+            allowances.close_after_commit(run.pk, [task.pk])
         # What the run spent so far: agents still running pay for their calls as they end, and
         # the run's reason is written again with the final figure when it finishes
         # (``store_report``).
@@ -228,6 +241,27 @@ def budget_exhausted(task: Task, reason: str) -> None:
             record_event(run, EventType.BUDGET_EXHAUSTED, payload)
             # No later call of this run may reserve, even a smaller one that would still fit.
             transaction.on_commit(lambda: budget_for(run).exhaust())
+        schedule_dispatch(run.pk)
+
+
+def allowance_exhausted(task: Task, scope: str, reason: str) -> None:
+    """Only the allowance of ``scope`` (this agent's subtree, or its group's) ran out: skip this
+    agent with the reason; the run goes on (its other subtrees keep their own)."""
+    with transaction.atomic():
+        run = lock_run(task.run_id)
+        fields, deltas = paid(task)
+        if task.move(
+            Task.Move.SKIP,
+            only_from=[Task.Status.RUNNING, Task.Status.QUEUED, Task.Status.RETRYING],
+            run_deltas=deltas,
+            finished_at=timezone.now(),
+            error=f"{allowances.SKIP_PREFIX}: {reason}"[:2000],
+            **fields,
+            **span_fields(task),
+        ):
+            payload = {"reason": f"{allowances.SKIP_PREFIX} ({scope})"}
+            record_event(run, EventType.TASK_SKIPPED, payload, task=task)
+            allowances.close_after_commit(run.pk, [task.pk])
         schedule_dispatch(run.pk)
 
 

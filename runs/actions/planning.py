@@ -11,6 +11,7 @@ from agents import semconv
 from agents.planning import PlanningError, TaskSpec, plan
 from agents.playbooks import Playbook
 from agents.snapshot import SnapshotError, open_snapshot
+from runs import allowances
 from runs.actions.dispatch import schedule_dispatch
 from runs.actions.new_tasks import task_created, task_from_spec
 from runs.eventlog.event_types import EventType
@@ -44,7 +45,8 @@ def plan_run(run_id: int) -> None:
             _fail(run, str(exc))
             return
         rebuild_budget(run)
-        created = create_planned_tasks(run, playbook, specs)
+        sizes = {path: int(meta.get("size", 0)) for path, meta in snapshot.manifest.files.items()}
+        created = create_planned_tasks(run, playbook, specs, sizes)
         span.set_attribute("harness.tasks.created", created)
 
 
@@ -55,16 +57,24 @@ def _fail(run: Run, reason: str) -> None:
             end_run_trace_after_commit(run)
 
 
-def create_planned_tasks(run: Run, playbook: Playbook, specs: list[TaskSpec]) -> int:
-    """Create the planned root tasks (idempotent: a re-plan after a crash creates nothing new)
-    and move the run to running. Returns the number of tasks created."""
+def create_planned_tasks(
+    run: Run, playbook: Playbook, specs: list[TaskSpec], sizes: dict[str, int] | None = None
+) -> int:
+    """Create the planned root tasks (idempotent: a re-plan after a crash creates nothing new),
+    carve their groups' slices of the budget (``runs.allowances``; ``sizes`` of the snapshot's
+    files weigh them) and move the run to running. Returns the number of tasks created."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
         if run.status != Run.Status.PLANNING:
             return 0
         existing = set(Task.objects.filter(run=run).values_list("key", flat=True))
         new = [s for s in specs if s.key not in existing]
+        split = allowances.split_of(run)
         tasks = [task_from_spec(run, playbook, spec) for spec in new]
+        for task in tasks:
+            # Ungrouped agents (a final synthesis) draw on the run's own budget, not a slice.
+            weight = allowances.scope_weight(split, task.scope, sizes or {})
+            task.allowance_weight = weight if task.group else 0
         Task.objects.bulk_create(tasks)
         by_key = {t.key: t for t in Task.objects.filter(run=run)}
         through = Task.depends_on.through
@@ -76,7 +86,8 @@ def create_planned_tasks(run: Run, playbook: Playbook, specs: list[TaskSpec]) ->
         through.objects.bulk_create(links)
         Run.objects.filter(pk=run.pk).update(tasks_total=len(by_key))
         run.tasks_total = len(by_key)
-        record_events(run, [task_created(by_key[t.key]) for t in tasks])
+        carved = allowances.plan_groups(run, by_key.values())
+        record_events(run, [*carved, *(task_created(by_key[t.key]) for t in tasks)])
         run.transition(Run.Status.RUNNING)
         record_event(run, EventType.RUN_RUNNING, {"tasks": len(by_key)})
         schedule_dispatch(run.pk)

@@ -21,6 +21,7 @@ from runs.actions.judged import add_judging, judged_result, winner_rows
 from runs.actions.reconcile import reconcile
 from runs.actions.report_steps import add_model_step_facts
 from runs.actions.scorecard import add_scorecard
+from runs.allowances import SKIP_PREFIX
 from runs.eventlog.event_types import EventType
 from runs.eventlog.events import record_event
 from runs.models import Approval, Finding, Report, Run, Task
@@ -150,7 +151,9 @@ def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunF
         .exclude(verdict="rejected")  # by the depth tier: listed apart (``note_dismissed``)
         .values(*ROW_COLUMNS)
     ]
-    tasks = list(Task.objects.filter(run=run).values("status", "scope_label", "step", "summary"))
+    tasks = list(
+        Task.objects.filter(run=run).values("status", "scope_label", "step", "summary", "error")
+    )
     try:
         is_llm = bool(getattr(get_provider(run.provider), "is_llm", False))
     except Exception:
@@ -190,6 +193,11 @@ def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunF
             if t["status"] in (Task.Status.SKIPPED, Task.Status.CANCELLED)
         ],
         options={**playbook.options, **overrides},
+        unread_by_allowance=[
+            t["scope_label"]
+            for t in tasks
+            if t["status"] == Task.Status.SKIPPED and t["error"].startswith(SKIP_PREFIX)
+        ],
         synthesis_texts=[
             t["summary"]
             for t in tasks

@@ -19,10 +19,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from agents.budget import MICRO_USD, BudgetNotInitialized, Grant
+from agents.budget import MICRO_USD, BudgetNotInitialized, Grant, usd_to_micro
 from agents.budget_calls import CallSize, PriceFn, size_call
 from agents.contract import (
     AgentCancelled,
+    AllowanceExhausted,
     BudgetExhausted,
     ModelStep,
     ProviderError,
@@ -31,6 +32,7 @@ from agents.contract import (
 )
 from agents.limits import LeaseSemaphore
 from agents.pricing import estimate_cost_upper_bound, price_call
+from runs import allowances
 from runs.actions import group_commit
 from runs.actions.stored_calls import StoredCall
 from runs.eventlog.event_types import EventType
@@ -91,6 +93,10 @@ class AgentRuntime:
         self.run_id = task.run_id
         self.provider_kind = provider_kind
         self.budget = budget_for(task.run)
+        # The agent's scope and its ancestors' (runs.allowances): every call reserves at each.
+        self.chain = allowances.chain_of(task)
+        self.carve = allowances.carve_of(task)
+        self.allowance_usd: Decimal | None = task.allowance_usd
         self.slot = slot
         self.holder = holder
         # A task never started before this claim has no stored steps: one query fewer.
@@ -162,6 +168,9 @@ class AgentRuntime:
             # state comes back from the database (limits, every stored call), never from zero.
             self._reinit_budget()
             grant, size = self._reserve(index, price, input_tokens, output_tokens)
+        if grant.carved or (self.allowance_usd is None and self.carve.mode != "none"):
+            # Also when an earlier delivery carved it and died before writing it down.
+            self.allowance_usd = allowances.record_carved(self.task, self.chain)
         if grant.outcome != "reserved":
             self._refused(grant, size)
         # Reserved vs settled (harness_model_cost_usd): how far ahead of spend the grants run.
@@ -184,7 +193,23 @@ class AgentRuntime:
             tokens=size.tokens,
             min_micro_usd=size.min_micro_usd,
             min_tokens=size.min_tokens,
+            chain=self.chain,
+            carve=self.carve,
         )
+        if grant.outcome == "exhausted" and grant.scope:
+            # Its own subtree's money, not the run's: rather than stop an agent whose share
+            # covers its prompt but not the run's average answer, grant what is left (down to
+            # one output token) and let the output cap cut the answer to what it pays for.
+            floor = usd_to_micro(float(price(input_tokens, 1)))
+            grant = self.budget.reserve_call(
+                self._rid(index),
+                micro_usd=size.micro_usd,
+                tokens=size.tokens,
+                min_micro_usd=min(floor, size.micro_usd),
+                min_tokens=min(input_tokens + 1, size.tokens),
+                chain=self.chain,
+                carve=self.carve,
+            )
         return grant, size
 
     def _refused(self, grant: Grant, size: CallSize) -> NoReturn:
@@ -196,6 +221,9 @@ class AgentRuntime:
             "budget_reservations_refused", provider=self.task.provider, outcome=grant.outcome
         )
         likely = Decimal(size.min_micro_usd) / MICRO_USD
+        if grant.outcome == "exhausted" and grant.scope:
+            # Only this subtree ran out: its agents stop, the rest of the run goes on.
+            raise AllowanceExhausted(grant.scope, self._allowance_words(grant.scope, likely))
         if grant.outcome == "wait":
             raise BudgetWait(
                 "waiting for the run's calls in flight to settle: the next call "
@@ -206,8 +234,16 @@ class AgentRuntime:
             f"{size.min_tokens} tokens)"
         )
 
+    def _allowance_words(self, scope: str, likely: Decimal) -> str:
+        state = allowances.scopes_for(self.task.run).states([scope]).get(scope)
+        used = ""
+        if state is not None and state.allowance_usd is not None:
+            used = f"; ${state.spent_usd:.6f} of ${state.allowance_usd:.6f} spent"
+        who = allowances.scope_words(scope, self.task.pk)
+        return f"the allowance of {who} cannot cover the next call (likely ${likely:.6f}{used})"
+
     def release_call(self, index: int) -> None:
-        self.budget.release(self._rid(index))
+        self.budget.release(self._rid(index), chain=self.chain)
 
     def after_call(self, index: int, call: ModelStep) -> None:
         model, usage = call.model, call.usage
@@ -298,12 +334,12 @@ class AgentRuntime:
             step.tokens_out,
         )
         try:
-            self.budget.settle(*args)
+            self.budget.settle(*args, chain=self.chain)
         except BudgetNotInitialized:
             # The rebuilt state counts this step already (it is stored); settling again after
             # the rebuild is a no-op then, and counts it if another worker rebuilt first.
             self._reinit_budget()
-            self.budget.settle(*args)
+            self.budget.settle(*args, chain=self.chain)
 
     def settle_stored_steps(self) -> None:
         """Re-settle every stored chat step (idempotent) — repairs a crash between store and

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import Span, Status, StatusCode
 
 from agents import semconv
 from agents.contract import (
     AgentCancelled,
     AgentRequest,
     AgentResult,
+    AllowanceExhausted,
     BudgetExhausted,
     Provider,
     ProviderError,
@@ -51,6 +52,7 @@ from harness_site.telemetry import get_tracer, parent_context
 from runs.actions import group_commit
 from runs.actions.dispatch import has_dependencies
 from runs.actions.outcomes import (
+    allowance_exhausted,
     budget_exhausted,
     cancel_task,
     fail_task,
@@ -160,6 +162,9 @@ def _execute(task_id: int, claimed: list[Task]) -> RetryLater | None:
         return RetryLater(SLOT_WAIT_S * random.uniform(1, 2), "provider slots busy")
     try:
         result = _call(task, provider, playbook, slot, holder, fresh=fresh)
+    except AllowanceExhausted as exc:
+        allowance_exhausted(task, exc.scope, str(exc))
+        return None
     except BudgetExhausted as exc:
         budget_exhausted(task, str(exc))
         return None
@@ -320,11 +325,13 @@ def _call(
             # A wait, not a failure: the agent comes back when budget or rate allows.
             span.add_event("wait", {"harness.wait": type(exc).__name__})
             set_cost(span, *runtime.spent(), offline=offline)
+            _set_allowance(span, runtime)
             raise
         except BaseException as exc:
             span.set_attribute(semconv.ERROR_TYPE, error_type(exc))
             span.set_status(Status(StatusCode.ERROR, error_type(exc)))
             set_cost(span, *runtime.spent(), offline=offline)
+            _set_allowance(span, runtime)
             raise
         if sent:  # what the report agent read, so the report can map its answer back
             result.output.data["sent"] = sent
@@ -332,11 +339,18 @@ def _call(
             usage_attributes(provider_name, result.usage.input_tokens, result.usage.output_tokens)
         )
         set_cost(span, *runtime.spent(), offline=offline)
+        _set_allowance(span, runtime)
         if settings.HARNESS_CAPTURE_CONTENT:
             findings = [f.model_dump(mode="json") for f in result.output.findings]
             span.set_attribute(semconv.OUTPUT_VALUE, json.dumps(findings)[:4000])
             span.set_attribute(semconv.OUTPUT_MIME, semconv.JSON_MIME)
     return result
+
+
+def _set_allowance(span: Span, runtime: AgentRuntime) -> None:
+    """The agent's allowance on its span (``harness.allowance.usd``), once it has one."""
+    if runtime.allowance_usd is not None:
+        span.set_attribute(semconv.ALLOWANCE_USD, float(runtime.allowance_usd))
 
 
 def _default_model(provider: object) -> str:

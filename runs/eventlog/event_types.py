@@ -50,6 +50,10 @@ class EventType(StrEnum):
     BUDGET_EXHAUSTED = "budget.exhausted"
     # The run's stored totals repaired to what its stored calls cost (never expected: a bug).
     BUDGET_RECONCILED = "budget.reconciled"
+    # A subtree's allowance carved from its parent's (a planner group, an agent), and what a
+    # finished subtree gave back to its parent (``agents.budget_scopes``).
+    BUDGET_ALLOWANCE = "budget.allowance"
+    BUDGET_RETURNED = "budget.returned"
     # tool: one tool call of an agent.
     TOOL_CALLED = "tool.called"
     TOOL_REFUSED = "tool.refused"
@@ -71,56 +75,6 @@ class EventType(StrEnum):
     REPORT_CREATED = "report.created"
     # evaluation: a reviewer's own score of one item on one dimension (human calibration).
     EVALUATION_HUMAN_SCORED = "evaluation.human_scored"
-
-
-# What people read for each type (the run page's feed, the events page); the raw type stays in
-# the markup's title and data-type, for whoever greps the log or the API for it.
-LABELS: dict[str, str] = {
-    EventType.RUN_CREATED: "Run created",
-    EventType.RUN_PLANNING: "Planning",
-    EventType.RUN_RUNNING: "Running",
-    EventType.RUN_AGGREGATING: "Aggregating",
-    EventType.RUN_AWAITING_REVIEW: "Awaiting review",
-    EventType.RUN_APPROVED: "Report approved",
-    EventType.RUN_REJECTED: "Report rejected",
-    EventType.RUN_CANCELLED: "Run cancelled",
-    EventType.RUN_FAILED: "Run failed",
-    EventType.RUN_RESUMED: "Run resumed",
-    EventType.TASK_CREATED: "Agent created",
-    EventType.TASK_QUEUED: "Agent queued",
-    EventType.TASK_STARTED: "Agent started",
-    EventType.TASK_RATE_LIMITED: "Rate limited",
-    EventType.TASK_RETRYING: "Agent retrying",
-    EventType.TASK_RESENT: "Agent re-sent",
-    EventType.TASK_SUCCEEDED: "Agent succeeded",
-    EventType.TASK_FAILED: "Agent failed",
-    EventType.TASK_SKIPPED: "Agent skipped",
-    EventType.TASK_CANCELLED: "Agent cancelled",
-    EventType.TASK_RETRY_REQUESTED: "Retry requested",
-    EventType.BUDGET_RESERVED: "Budget reserved",
-    EventType.BUDGET_SETTLED: "Budget settled",
-    EventType.BUDGET_RECONCILED: "Totals reconciled with paid calls",
-    EventType.EVALUATION_HUMAN_SCORED: "Scored by a reviewer",
-    EventType.BUDGET_EXHAUSTED: "Budget exhausted",
-    EventType.TOOL_CALLED: "Tool called",
-    EventType.TOOL_REFUSED: "Tool refused",
-    EventType.SPAWN_REQUESTED: "Sub-agent requested",
-    EventType.SPAWN_REFUSED: "Sub-agent refused",
-    EventType.FINDING_ADDED: "Finding",
-    EventType.ADAPTIVE_DECIDED: "Adaptive fan-out",
-    EventType.TIER_ESCALATED: "Escalated to the depth tier",
-    EventType.TIER_VERIFIED: "Depth tier verdicts",
-    EventType.APPROVAL_REQUESTED: "Approval requested",
-    EventType.APPROVAL_DECIDED: "Decision",
-    EventType.APPROVAL_CHANGES_REQUESTED: "Changes requested",
-    EventType.REPORT_CREATED: "Report ready",
-}
-
-
-def event_label(event_type: str) -> str:
-    """The words for ``event_type``; a type this catalog lacks (an older log's) as readable
-    text ("spawn.refused" would read "Spawn refused")."""
-    return LABELS.get(event_type) or event_type.replace(".", " ").replace("_", " ").capitalize()
 
 
 class TokenCounts(TypedDict):
@@ -268,6 +222,22 @@ class BudgetReconciledPayload(TypedDict):
     tokens_drift: int
 
 
+class BudgetAllowancePayload(TypedDict):
+    scope: str  # "g:<group>" or "t<task id>" (agents.budget_scopes)
+    label: str  # the group, or the agent's scope, in words
+    parent: str  # the scope it was carved from ("" for the run's budget)
+    usd: str | None  # the allowance, a Decimal as text; None: no limit of its own
+    tokens: int | None
+
+
+class BudgetReturnedPayload(TypedDict):
+    scope: str
+    label: str
+    parent: str
+    usd: str  # the unused part given back to the parent, a Decimal as text
+    tokens: int
+
+
 # -- tool ---------------------------------------------------------------------------------------
 class ToolCalledPayload(TypedDict):
     step: int
@@ -411,6 +381,8 @@ PAYLOAD_TYPES: dict[EventType, type] = {
     EventType.BUDGET_SETTLED: BudgetSettledPayload,
     EventType.BUDGET_EXHAUSTED: BudgetExhaustedPayload,
     EventType.BUDGET_RECONCILED: BudgetReconciledPayload,
+    EventType.BUDGET_ALLOWANCE: BudgetAllowancePayload,
+    EventType.BUDGET_RETURNED: BudgetReturnedPayload,
     EventType.TOOL_CALLED: ToolCalledPayload,
     EventType.TOOL_REFUSED: ToolRefusedPayload,
     EventType.SPAWN_REQUESTED: SpawnRequestedPayload,

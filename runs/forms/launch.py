@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator
 
 from agents.aggregation.stages import AGGREGATION_STEPS
+from agents.budget_scopes import DEFAULT_SPLIT, SPLITS
 from agents.judging.plan import choice_problem
 from agents.planning import EVERY_DOCUMENT, PlanningError, voter_models
 from agents.playbooks import PLAYBOOKS
@@ -133,6 +134,16 @@ class LaunchForm(forms.Form):
         label="Budget (USD)",
     )
     budget_tokens = _bounded("budget_tokens", required=False, label="Budget (tokens)")
+    # Every playbook's: its planner groups (folders, documents, voters) and spawned agents.
+    budget_split = forms.ChoiceField(
+        required=False,
+        label="Budget split",
+        choices=[(s, s) for s in SPLITS],
+        help_text=(
+            "How the budget is sliced between groups and agents: none (one shared ceiling), "
+            "equal (the same slice each) or size (in proportion to what they read)."
+        ),
+    )
     max_depth = _bounded("max_depth")
     max_agents = forms.IntegerField(
         min_value=1,
@@ -254,6 +265,7 @@ class LaunchForm(forms.Form):
         self.initial.setdefault("max_concurrency", first.max_concurrency)
         self.initial.setdefault("budget_usd", Decimal(str(settings.HARNESS_DEFAULT_BUDGET_USD)))
         self.initial.setdefault("max_depth", settings.HARNESS_DEFAULT_MAX_DEPTH)
+        self.initial.setdefault("budget_split", DEFAULT_SPLIT)
         self.initial.setdefault("aggregation", list(first.aggregation))
         # Read per form, not at import, so the limit follows the settings in use.
         max_agents = self.fields["max_agents"]
@@ -323,6 +335,13 @@ class LaunchForm(forms.Form):
                 self.add_error("exclude", str(exc))
         if data.get("no_default_excludes"):
             self.options["default_excludes"] = False
+        if self.data.get("budget_split") not in (None, ""):
+            # The raw value: a ChoiceField would answer a bad one with a generic message.
+            try:
+                self.options.update(check_options({"budget_split": self.data["budget_split"]}))
+            except LaunchError as exc:
+                self.errors.pop("budget_split", None)
+                self.add_error("budget_split", str(exc))
         return data
 
     def launch_kwargs(self) -> dict[str, Any]:

@@ -107,6 +107,11 @@ class Run(models.Model):
     max_children = models.PositiveIntegerField(default=8)
     latency_ms = models.PositiveIntegerField(default=0)
     aggregation = models.JSONField(default=list)
+    allowances = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Each planner group's slice of the budget: {group: {usd, tokens, weight}}.",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     status_reason = models.CharField(max_length=500, blank=True)
     trace_id = models.CharField(max_length=32, blank=True)

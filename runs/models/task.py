@@ -131,6 +131,13 @@ class Task(models.Model):
     summary = models.TextField(blank=True)
     output = models.JSONField(default=dict, blank=True)
     span_id = models.CharField(max_length=16, blank=True)
+    # Its allowance (agents.budget_scopes): the weight of its share of its parent's, the budget
+    # its spawner asked for (None: the run's split rule decides), and what it was given at its
+    # first model call (None: not yet, or no limit of its own).
+    allowance_weight = models.PositiveBigIntegerField(default=0)
+    budget_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    allowance_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    allowance_tokens = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

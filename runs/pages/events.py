@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from runs.eventlog.event_types import event_label
+from runs.eventlog.labels import event_label
 from runs.models import Event
 
 

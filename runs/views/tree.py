@@ -24,7 +24,7 @@ def tree_children(request: AuthenticatedHttpRequest, run_id: int) -> HttpRespons
     """``?node=<key>&offset=N``: a page of that node's children (the items of its list), each
     closed. A node that is not in the run answers 404 with a line the list can show."""
     run = get_run_for_user(request.user, run_id)
-    tree = agent_tree.build(dashboard.load_tasks(run), agent_tree.decision_notes(run))
+    tree = agent_tree.build_for(run, dashboard.load_tasks(run))
     key = request.GET.get("node", "")
     if key not in tree.nodes:
         return HttpResponse(
@@ -46,6 +46,6 @@ def tree_children(request: AuthenticatedHttpRequest, run_id: int) -> HttpRespons
 def tree_search(request: AuthenticatedHttpRequest, run_id: int) -> HttpResponse:
     """``?q=…&status=…``: the agents that match, each with a link that reveals it in the tree."""
     run = get_run_for_user(request.user, run_id)
-    tree = agent_tree.build(dashboard.load_tasks(run), agent_tree.decision_notes(run))
+    tree = agent_tree.build_for(run, dashboard.load_tasks(run))
     context = {"run": run, **search_context(tree, request.GET.dict())}
     return render(request, "runs/detail.html#tree-search", context)

@@ -49,11 +49,17 @@ def test_an_unknown_set_key_is_refused_naming_the_playbooks_options() -> None:
     assert answer["field"] == "options"
 
 
-@pytest.mark.parametrize("option", ["adaptive=true", "budget_split=size"])
+@pytest.mark.parametrize("option", ["adaptive=true"])
 def test_reserved_options_are_refused_as_not_available_yet(option: str) -> None:
     answer = refused(*AUDIT, "--set", option)
     name = option.split("=")[0]
     assert f"'{name}' is not available yet" in str(answer["reason"])
+
+
+def test_a_bad_budget_split_is_refused_on_its_field() -> None:
+    answer = refused(*AUDIT, "--set", "budget_split=biggest")
+    assert str(answer["reason"]).startswith("Budget split must be one of none, equal, size")
+    assert answer["field"] == "budget_split"
 
 
 def test_without_json_the_refusal_is_on_stderr_and_stdout_stays_empty() -> None:

@@ -8,7 +8,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from runs.eventlog.event_types import LABELS, EventType, event_label
+from runs.eventlog.event_types import EventType
+from runs.eventlog.labels import LABELS, event_label
 from runs.models import Event
 from runs.pages.run.live import render_events
 from tests.runs.factories import emit, make_run, make_task

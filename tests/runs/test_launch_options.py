@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from agents.aggregation.stages import TUNABLES
 from agents.playbooks import PLAYBOOKS
-from runs.actions import LaunchError, launch_run
+from runs.actions import LaunchError, launch_options, launch_run
 from runs.actions.launch_options import option_bounds, playbook_options
 from runs.models import Run
 from tests.runs.test_launch import form_data, nothing_created
@@ -197,13 +197,22 @@ def test_an_unknown_option_is_refused_naming_the_playbooks_options() -> None:
     assert not Run.objects.exists()
 
 
-@pytest.mark.parametrize("name", ["budget_split"])
-def test_options_reserved_for_later_are_refused_as_not_available_yet(name: str) -> None:
+def test_options_reserved_for_later_are_refused_as_not_available_yet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # None is reserved today (adaptive and budget_split have landed); the mechanism stays for
+    # the next name announced before its feature.
+    monkeypatch.setitem(launch_options.RESERVED_OPTIONS, "vote_quorum", "a later feature")
     with pytest.raises(LaunchError) as info:
-        launch_run(user=None, playbook="ensemble", target_path=SAMPLE, options={name: "size"})
+        launch_run(user=None, playbook="ensemble", target_path=SAMPLE, options={"vote_quorum": 2})
     assert info.value.field == "options"
-    assert f"The option '{name}' is not available yet" in str(info.value)
+    assert "The option 'vote_quorum' is not available yet" in str(info.value)
     assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["adaptive", "budget_split"])
+def test_the_options_once_reserved_are_real_now(name: str) -> None:
+    assert name not in launch_options.RESERVED_OPTIONS
 
 
 def test_the_allowed_options_follow_the_declarations(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -282,3 +291,41 @@ def test_an_evaluations_dimensions_and_judges_are_on_the_form_and_reach_its_plan
     assert response.status_code == 302, response.content.decode()[-2000:]
     options = Run.objects.get().config["options"]
     assert (options["dimensions"], str(options["judges"])) == ("correctness", "2")
+
+
+@pytest.mark.parametrize("value", ["sized", "", 3, None, "equal;none", "Size"])
+def test_a_bad_budget_split_is_refused_on_its_field_and_creates_nothing(value: Any) -> None:
+    with pytest.raises(LaunchError) as info:
+        launch_run(
+            user=None, playbook="ensemble", target_path=SAMPLE, options={"budget_split": value}
+        )
+    assert info.value.field == "budget_split"
+    assert "Budget split must be one of none, equal, size" in str(info.value)
+    assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["none", "equal", "size"])
+def test_a_budget_split_is_frozen_in_the_runs_config(value: str) -> None:
+    run = launch_run(
+        user=None, playbook="ensemble", target_path=SAMPLE, options={"budget_split": value}
+    )
+    assert run.config["options"]["budget_split"] == value
+
+
+def test_the_budget_split_defaults_to_none() -> None:
+    run = launch_run(user=None, playbook="ensemble", target_path=SAMPLE)
+    assert run.config["options"]["budget_split"] == "none"
+
+
+def test_the_form_offers_the_budget_split_and_refuses_a_bad_one_on_its_field(
+    operator_client: Client,
+) -> None:
+    page = operator_client.get(reverse("runs:launch")).content.decode()
+    assert 'name="budget_split"' in page and '<option value="none" selected>' in page
+    response = operator_client.post(
+        reverse("runs:launch"), form_data(playbook="codebase-audit", budget_split="greedy")
+    )
+    assert response.status_code == 400
+    errors = field_errors(response.content.decode(), "budget_split")
+    assert "errorlist" in errors and "Budget split must be one of none, equal, size" in errors
+    assert nothing_created()

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # Columns the dashboard reads; ``output``/``summary`` can be large and are fetched on demand.
 TASK_FIELDS = (
     "id",
+    "allowance_usd",
     "run_id",
     "parent_id",
     "depth",

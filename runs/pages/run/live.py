@@ -76,7 +76,7 @@ def derive(run: Run) -> finished.Derived:
     """The run's tasks and all that is computed from them alone (kept for a finished run)."""
     tasks = dashboard.load_tasks(run)
     figures = task_figures(run, tasks, timezone.now(), heavy=True)
-    return finished.Derived(tasks, agent_tree.build(tasks, agent_tree.decision_notes(run)), figures)
+    return finished.Derived(tasks, agent_tree.build_for(run, tasks), figures)
 
 
 def task_figures(run: Run, tasks: list[Task], now: datetime, *, heavy: bool) -> dict[str, Any]:
@@ -310,7 +310,7 @@ def _tree_and_feed(run: Run, tasks: list[Task], state: LiveState, seq: int) -> l
         .order_by("-seq")
         .values_list("seq", "task_id", "type")
     )
-    tree = agent_tree.build(tasks, agent_tree.decision_notes(run))
+    tree = agent_tree.build_for(run, tasks)
     context = {
         "run": run,
         "seq": seq,
@@ -416,7 +416,7 @@ def tree_context(
 ) -> dict[str, Any]:
     """The tree panel's first render: its first view (or the path to ``reveal``/``open``) and
     the search results of ``q``/``status`` (``tree``: the tasks' tree, when already built)."""
-    tree = tree or agent_tree.build(tasks, agent_tree.decision_notes(run))
+    tree = tree or agent_tree.build_for(run, tasks)
     reveal = params.get("reveal", "")
     # ``reveal`` (search, the inbox) shows an agent among its siblings; ``open`` (a closed
     # node's link without JavaScript) opens the node itself too.

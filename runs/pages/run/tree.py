@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from runs.eventlog.event_types import EventType
 from runs.models import Event, Run, Task
@@ -82,6 +83,8 @@ class Node:
     task: Task | None = None
     # A group's latest adaptive fan-out decision, in words (``runs.actions.adaptive``).
     note: str = ""
+    # A planner group's slice of the budget (its ``Run.allowances`` entry), when it has one.
+    allowance_usd: Decimal | None = None
 
     @property
     def is_group(self) -> bool:
@@ -160,8 +163,18 @@ def decision_notes(run: Run) -> dict[str, str]:
     return notes
 
 
-def build(tasks: Iterable[Task], notes: dict[str, str] | None = None) -> AgentTree:
-    """``notes``: words shown under a group (by group path): ``decision_notes``."""
+def build_for(run: Run, tasks: Iterable[Task]) -> AgentTree:
+    """The run's tree, with its groups' adaptive decisions and budget slices."""
+    return build(tasks, decision_notes(run), run.allowances)
+
+
+def build(
+    tasks: Iterable[Task],
+    notes: dict[str, str] | None = None,
+    allowances: dict[str, Any] | None = None,
+) -> AgentTree:
+    """The tree of ``tasks``. ``notes``: words shown under a group (by group path):
+    ``decision_notes``; ``allowances`` (``Run.allowances``) gives groups their slices."""
     tasks = list(tasks)
     # ``id``, not ``pk``: the property costs a lookup per call, and this runs for every agent.
     by_id = {t.id: t for t in tasks}
@@ -212,6 +225,10 @@ def build(tasks: Iterable[Task], notes: dict[str, str] | None = None) -> AgentTr
     for path, note in (notes or {}).items():
         if "g:" + path in nodes:
             nodes["g:" + path].note = note
+    for group, slice_ in (allowances or {}).items():
+        holder = nodes.get(f"g:{group.strip('/')}")
+        if holder is not None and slice_.get("usd") is not None:
+            holder.allowance_usd = Decimal(slice_["usd"])
     return AgentTree(nodes)
 
 
