@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 # Columns the dashboard reads; ``output``/``summary`` can be large and are fetched on demand.
 TASK_FIELDS = (
     "id",
-    "allowance_usd",
     "run_id",
+    "allowance_usd",
     "parent_id",
     "depth",
     "step",
