@@ -155,3 +155,51 @@ def test_spawned_agents_share_their_spawners_allowance_and_never_exceed_it(
     states = scopes_for(run).states([task_scope(t.pk) for t in children])
     # Closed, even those a bulk skip stopped (the run's budget ran out before they started).
     assert states and all(s.closed for s in states.values())
+
+
+def test_a_hundred_concurrent_spawners_never_exceed_any_allowance(
+    celery_worker: Any, tmp_path: Path, settings: Any
+) -> None:
+    """100 folders, three lenses each: up to 100 root agents in flight at once, each splitting
+    its two files into spawned children (one file each) while the others reserve against the
+    same groups and the run. The slices are too small for every folder, so allowances bind
+    everywhere at once: no level's spend passes its allowance, whatever the interleaving."""
+    settings.HARNESS_TARGET_ROOTS = [tmp_path.resolve()]
+    target = tmp_path.resolve() / "hundred"
+    for i in range(100):
+        folder = target / f"f{i:03d}"
+        folder.mkdir(parents=True)
+        for k in range(2):
+            (folder / f"mod{k}.py").write_text(VULNERABLE_MODULE.replace("{n}", f"{i}_{k}"))
+    celery_worker(concurrency=100, name="hundred", pool="threads")
+    run = launch_run(
+        user=None,
+        playbook="codebase-audit",
+        target_path=str(target),
+        max_concurrency=100,
+        max_depth=2,
+        budget_usd="0.03",
+        aggregation=["dedup"],
+        options={
+            "chunk_files": 2,
+            "agent_max_files": 1,
+            "budget_split": "equal",
+            "max_agents": 900,
+        },
+    )
+    run = wait_for_run(run.pk, timeout=600)
+    assert run.is_finished and run.status != Run.Status.FAILED, run.status_reason
+    _assert_within_allowances(run)
+    roots = Task.objects.filter(run=run, parent__isnull=True).exclude(group="")
+    assert roots.count() == 300 and len(run.allowances) == 100
+    # They did run side by side: the most root agents running at one moment.
+    spans = sorted((t.started_at, t.finished_at) for t in roots if t.started_at and t.finished_at)
+    edges = sorted([(s, 1) for s, _ in spans] + [(f, -1) for _, f in spans])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    assert peak >= 20, peak
+    assert Task.objects.filter(run=run, parent__isnull=False).exists()  # they did spawn
+    # The slices did bind: some agents were stopped by their subtree's allowance.
+    assert Task.objects.filter(run=run, error__startswith=SKIP_PREFIX).exists()
