@@ -187,10 +187,15 @@ def _row(name: str, s: AppScore) -> str:
         f"{name:<11} recall {pct(s.recalled, s.labels):<12}"
         f" claimed {pct(s.claimed_recalled, s.claimed):<12}"
         f" bandit {pct(s.bandit_recalled, s.labels):<12} precision {pct(s.true, judged):<12}"
+        f" (outside tests {pct(s.true - s.test_true, judged - s.test_true - s.test_false)})"
         f" unjudged {len(s.unjudged)}  vendored {len(s.vendored)}  {s.lines} lines"
         f" ({s.py_lines} py)  run {s.run_seconds:.1f} s ({s.command_seconds:.1f} s command)"
         f"  {per10k:.1f} s/10k lines"
     )
+
+
+def _plain(o: object) -> object:
+    return sorted(o) if isinstance(o, frozenset) else vars(o)
 
 
 def _measure_heldout(args: argparse.Namespace) -> int:
@@ -207,13 +212,20 @@ def _measure_heldout(args: argparse.Namespace) -> int:
         judged_file = args.labels_dir / f"{app}.judged.json"
         judged = json.loads(judged_file.read_text()) if judged_file.exists() else []
         data_dir = data_root / app
-        data_dir.mkdir(parents=True, exist_ok=False)  # a fresh database for every measurement
-        sarif, summary, seconds = run_product(tree, target, data_dir, args.redis_url)
-        (data_dir / "report.sarif").write_text(json.dumps(sarif, indent=1))
+        if args.rescore:  # the report of an earlier measurement, judged since
+            sarif = json.loads((data_dir / "report.sarif").read_text())
+            summary = json.loads((data_dir / "summary.json").read_text())
+        else:
+            data_dir.mkdir(parents=True, exist_ok=False)  # a fresh database every time
+            sarif, summary, seconds = run_product(tree, target, data_dir, args.redis_url)
+            summary["command_seconds"] = seconds
+            (data_dir / "report.sarif").write_text(json.dumps(sarif, indent=1))
+            (data_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         ours = sarif_findings(sarif, rule_class)
         s = score_app(labels, ours, bandit_findings(target, rule_class), judged, classes, cwes)
         s.lines, s.py_lines = count_lines(target)
-        s.run_seconds, s.command_seconds = float(summary["wall_seconds"]), seconds
+        s.run_seconds = float(summary["wall_seconds"])
+        s.command_seconds = float(summary["command_seconds"])
         print(_row(app, s))
         for label in s.missed:
             print(f"    missed {label['path']}:{label['line']} {label['class']}")
@@ -225,7 +237,7 @@ def _measure_heldout(args: argparse.Namespace) -> int:
         total.add(s)
     print(_row("total", total))
     if args.out:
-        args.out.write_text(json.dumps(figures, indent=1, default=lambda o: vars(o)))
+        args.out.write_text(json.dumps(figures, indent=1, default=_plain))
     return 0
 
 
@@ -241,6 +253,11 @@ def main() -> int:
     parser.add_argument("--tree", type=Path, default=ROOT, help="code tree whose manage.py runs")
     parser.add_argument("--data-dir", type=Path, help="HARNESS_DATA_DIR root, a fresh one")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the reports an earlier --heldout run left in --data-dir (after judging)",
+    )
     parser.add_argument("--out", type=Path, help="write the figures as JSON")
     args = parser.parse_args()
     if args.heldout:

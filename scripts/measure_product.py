@@ -40,8 +40,20 @@ VENDORED_RE = re.compile(
 
 SUMMED = (
     *("labels", "recalled", "claimed", "claimed_recalled", "bandit_recalled", "bandit_reported"),
-    *("security", "true", "false", "lines", "py_lines", "run_seconds", "command_seconds"),
+    *(
+        "security",
+        "true",
+        "false",
+        "test_true",
+        "test_false",
+        "lines",
+        "py_lines",
+        "run_seconds",
+        "command_seconds",
+    ),
 )
+
+TEST_RE = re.compile(r"(^|/)(tests?|testing)/|(^|/)test_[^/]*\.py$|_tests?\.py$")
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,8 @@ class AppScore:
     security: int = 0
     true: int = 0
     false: int = 0
+    test_true: int = 0  # of `true` and `false`: those in test code
+    test_false: int = 0
     unjudged: list[Found] = field(default_factory=list)
     vendored: list[Found] = field(default_factory=list)
     missed: list[dict[str, Any]] = field(default_factory=list)
@@ -216,7 +230,7 @@ def score_app(
     claimed_classes: set[str],
     claimed_cwes: set[int],
 ) -> AppScore:
-    verdicts = {(j["path"], j["rule"], int(j["line"])): bool(j["true"]) for j in judged}
+    verdicts = {(j["path"], j["rule"], int(j["line"])): j for j in judged}
     s = AppScore(labels=len(labels))
     for label in labels:
         got = any(hits(f, label) for f in ours)
@@ -229,15 +243,19 @@ def score_app(
             s.missed.append(label)
     s.bandit_reported = len(theirs)
     for f in ours:
-        if VENDORED_RE.search(f.path):
+        judgement = verdicts.get((f.path, f.rule, f.line), {})
+        # A judge marks vendored code the path patterns miss (a library under a plain name).
+        if VENDORED_RE.search(f.path) or judgement.get("vendored"):
             s.vendored.append(f)
         s.security += 1
         if any(hits(f, label) for label in labels):
             s.true += 1
-        elif (f.path, f.rule, f.line) in verdicts:
-            verdict = verdicts[(f.path, f.rule, f.line)]
-            s.true += verdict
-            s.false += not verdict
+        elif judgement:
+            s.true += bool(judgement["true"])
+            s.false += not judgement["true"]
+            in_tests = bool(TEST_RE.search(f.path))
+            s.test_true += in_tests and bool(judgement["true"])
+            s.test_false += in_tests and not judgement["true"]
         else:
             s.unjudged.append(f)
     return s

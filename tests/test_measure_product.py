@@ -31,17 +31,20 @@ def test_precision_counts_label_hits_and_true_judgements_and_lists_the_rest():
         Found("app.py", 40, "sec.secret", "secret"),
         Found("app.py", 50, "sec.debug", "debug"),
         Found("static/lib/jquery.js", 3, "sec.eval", "eval"),
+        Found("static/js/loader.js", 9, "sec.eval", "eval"),
     ]
     judged = [
         {"path": "app.py", "line": 40, "rule": "sec.secret", "true": False, "why": "a label"},
         {"path": "app.py", "line": 50, "rule": "sec.debug", "true": True, "why": "DEBUG on"},
+        {"path": "static/js/loader.js", "line": 9, "rule": "sec.eval", "true": False, "why": "lib"}
+        | {"vendored": True},
     ]
     theirs = [Found("app.py", 9, "B608", "sql", frozenset({89}))]
     s = score_app(labels, ours, theirs, judged, {"sql", "secret"}, {89})
     assert (s.labels, s.recalled, s.claimed, s.claimed_recalled) == (2, 1, 1, 1)
-    assert (s.bandit_recalled, s.security, s.true, s.false) == (1, 4, 2, 1)
+    assert (s.bandit_recalled, s.security, s.true, s.false) == (1, 5, 2, 2)
     assert [f.path for f in s.unjudged] == ["static/lib/jquery.js"]
-    assert [f.path for f in s.vendored] == ["static/lib/jquery.js"]
+    assert [f.path for f in s.vendored] == ["static/lib/jquery.js", "static/js/loader.js"]
     assert [m["class"] for m in s.missed] == ["idor"]
 
 
