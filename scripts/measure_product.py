@@ -206,7 +206,8 @@ def run_product(
 
 def claimed(tree: Path, rule_class: Callable[[str], str]) -> tuple[set[str], set[int]]:
     """The weakness classes and CWEs the measured tree's security rules claim (its security
-    lens's rules and their ``RULE_CWE``), read by that tree's own interpreter."""
+    lens's rules and their ``RULE_CWE``), read by that tree's own interpreter; if that tree
+    has moved the tables, every ``"sec.x"`` rule id and ``"sec.x": cwe`` pair in its analyzer."""
     code = (
         "import json; from agents.analysis.base import RULE_CWE, RULES_BY_LENS as L; "
         "print(json.dumps({r: RULE_CWE.get(r) for r in L['security']}))"
@@ -216,10 +217,14 @@ def claimed(tree: Path, rule_class: Callable[[str], str]) -> tuple[set[str], set
         cwd=tree,
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
-    rule_cwe: dict[str, int | None] = json.loads(proc.stdout)
-    return {rule_class(r) for r in rule_cwe}, {int(c) for c in rule_cwe.values() if c}
+    if proc.returncode == 0:
+        rule_cwe: dict[str, int | None] = json.loads(proc.stdout)
+        return {rule_class(r) for r in rule_cwe}, {int(c) for c in rule_cwe.values() if c}
+    source = "\n".join(p.read_text() for p in (tree / "agents" / "analysis").rglob("*.py"))
+    classes = {rule_class(r) for r in re.findall(r'"(sec\.\w+)"', source)}
+    return classes, {int(c) for c in re.findall(r'"sec\.\w+":\s*(\d+)', source)}
 
 
 def score_app(
