@@ -17,6 +17,14 @@ documentation) the ground truth is that file instead: a JSON list of
 `ssrf`, ... see `rule_class`). Scoring is then class-aware: a finding hits a label when it is in
 the same file, within three lines, and of the same class; recall counts labels hit, precision
 counts findings that hit some label (two tools reporting one flaw are not a false positive).
+
+With `--heldout ROOT --apps a,b` it measures blind, through the product path a user runs
+(`launch_run --playbook codebase-audit`, then `export_report --format sarif`) in the code tree
+`--tree` (default this checkout), each app `ROOT/<app>` scored against
+`samples/public_labels/<app>.labels.json` and `<app>.judged.json` (see `measure_product.py`):
+
+    .venv/bin/python scripts/measure_analyzer.py --heldout /tmp/heldout --apps djangoat,bytebazaar \
+        [--tree /path/to/other/worktree] [--data-dir /tmp/h_mea_x] [--out figures.json]
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from bandit.core import config, manager
@@ -31,8 +41,21 @@ from bandit.core import config, manager
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from measure_product import (  # noqa: E402 - beside this script, on sys.path[0]
+    AppScore,
+    bandit_findings,
+    claimed,
+    count_lines,
+    pct,
+    run_product,
+    sarif_findings,
+    score_app,
+)
+
 from agents.analysis import analyze_code, vendored_reason  # noqa: E402
 from agents.analysis.bandit_lens import bandit_version  # noqa: E402
+
+LABELS = ROOT / "samples" / "public_labels"
 
 Hit = tuple[str, int]
 Labelled = tuple[str, int, str]
@@ -157,13 +180,88 @@ def _measure_labels(target: Path, labels_file: Path) -> int:
     return 0
 
 
+def _row(name: str, s: AppScore) -> str:
+    judged = s.true + s.false
+    per10k = s.run_seconds / max(s.lines, 1) * 10_000
+    return (
+        f"{name:<11} recall {pct(s.recalled, s.labels):<12}"
+        f" claimed {pct(s.claimed_recalled, s.claimed):<12}"
+        f" bandit {pct(s.bandit_recalled, s.labels):<12} precision {pct(s.true, judged):<12}"
+        f" (outside tests {pct(s.true - s.test_true, judged - s.test_true - s.test_false)})"
+        f" unjudged {len(s.unjudged)}  vendored {len(s.vendored)}  {s.lines} lines"
+        f" ({s.py_lines} py)  run {s.run_seconds:.1f} s ({s.command_seconds:.1f} s command)"
+        f"  {per10k:.1f} s/10k lines"
+    )
+
+
+def _plain(o: object) -> object:
+    return sorted(o) if isinstance(o, frozenset) else vars(o)
+
+
+def _measure_heldout(args: argparse.Namespace) -> int:
+    tree = args.tree.resolve()
+    classes, cwes = claimed(tree, rule_class)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    data_root = (args.data_dir or Path(tempfile.gettempdir()) / f"h_mea_{stamp}").resolve()
+    print(f"tree {tree}; data {data_root}; bandit {bandit_version()}")
+    print(f"claimed classes: {', '.join(sorted(classes))}")
+    total, figures = AppScore(), {}
+    for app in args.apps.split(","):
+        target = (args.heldout / app).resolve()
+        labels = json.loads((args.labels_dir / f"{app}.labels.json").read_text())
+        judged_file = args.labels_dir / f"{app}.judged.json"
+        judged = json.loads(judged_file.read_text()) if judged_file.exists() else []
+        data_dir = data_root / app
+        if args.rescore:  # the report of an earlier measurement, judged since
+            sarif = json.loads((data_dir / "report.sarif").read_text())
+            summary = json.loads((data_dir / "summary.json").read_text())
+        else:
+            data_dir.mkdir(parents=True, exist_ok=False)  # a fresh database every time
+            sarif, summary, seconds = run_product(tree, target, data_dir, args.redis_url)
+            summary["command_seconds"] = seconds
+            (data_dir / "report.sarif").write_text(json.dumps(sarif, indent=1))
+            (data_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        ours = sarif_findings(sarif, rule_class)
+        s = score_app(labels, ours, bandit_findings(target, rule_class), judged, classes, cwes)
+        s.lines, s.py_lines = count_lines(target)
+        s.run_seconds = float(summary["wall_seconds"])
+        s.command_seconds = float(summary["command_seconds"])
+        print(_row(app, s))
+        for label in s.missed:
+            print(f"    missed {label['path']}:{label['line']} {label['class']}")
+        for f in s.unjudged:
+            print(f"    unjudged {f.path}:{f.line} {f.rule} {sorted(f.cwes)}")
+        for f in s.vendored:
+            print(f"    vendored {f.path}:{f.line} {f.rule}")
+        figures[app] = {**vars(s), "run_id": summary["run_id"], "status": summary["status"]}
+        total.add(s)
+    print(_row("total", total))
+    if args.out:
+        args.out.write_text(json.dumps(figures, indent=1, default=_plain))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--target", default="samples/vulnerable_app")
     parser.add_argument(
         "--labels", type=Path, help="JSON labels for a target without an answer key (see above)"
     )
+    parser.add_argument("--heldout", type=Path, help="folder of held-out apps (see above)")
+    parser.add_argument("--apps", default="djangoat,bytebazaar", help="comma-separated")
+    parser.add_argument("--labels-dir", type=Path, default=LABELS)
+    parser.add_argument("--tree", type=Path, default=ROOT, help="code tree whose manage.py runs")
+    parser.add_argument("--data-dir", type=Path, help="HARNESS_DATA_DIR root, a fresh one")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the reports an earlier --heldout run left in --data-dir (after judging)",
+    )
+    parser.add_argument("--out", type=Path, help="write the figures as JSON")
     args = parser.parse_args()
+    if args.heldout:
+        return _measure_heldout(args)
     # An absolute target (code fetched outside this repository) is taken as it is.
     target = (ROOT / args.target).resolve()
     if args.labels:
