@@ -6,7 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.aggregation.clustering import DedupSettings, build_cluster, link_components
-from agents.aggregation.coverage import vendored_note
+from agents.aggregation.coverage import (
+    coverage_markdown,
+    coverage_note,
+    shows_coverage,
+    vendored_note,
+)
 from agents.aggregation.evidence import TextSource, check_location
 from agents.aggregation.model_steps import apply_verdicts, parse_verdicts
 from agents.aggregation.records import SEVERITY_RANK, Cluster, FindingRow
@@ -258,6 +263,8 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
                     lines += ["```", c.evidence.replace("```", "` ` `")[:500], "```", ""]
     else:
         lines += ["## Findings", "", "No finding passed the aggregation chain.", ""]
+    if shows_coverage(facts.playbook, facts.is_llm):
+        lines += coverage_markdown()
     draft.markdown = "\n".join(lines)
 
 
@@ -466,6 +473,8 @@ def run_chain(
     if vendored:
         draft.notes.append(vendored)
     synthesis(draft, facts)  # a report always has text, even when the step is not chained
+    if shows_coverage(facts.playbook, facts.is_llm):
+        draft.notes.append(coverage_note())  # after synthesis: its text has the full section
     if "critic" in chain:
         critic(draft, facts)
     kept = ranked(clusters)
