@@ -6,6 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.aggregation.clustering import DedupSettings, build_cluster, link_components
+from agents.aggregation.coverage import (
+    coverage_markdown,
+    coverage_note,
+    shows_coverage,
+    vendored_note,
+)
 from agents.aggregation.evidence import TextSource, check_location
 from agents.aggregation.model_steps import apply_verdicts, parse_verdicts
 from agents.aggregation.records import SEVERITY_RANK, Cluster, FindingRow
@@ -72,6 +78,8 @@ class RunFacts:
     model_verdict_keys: dict[str, str] = field(default_factory=dict)
     model_critic_by: str = ""
     report_step_notes: list[str] = field(default_factory=list)
+    # Files the agents skipped as third-party code ({"path", "reason"}), from their outputs.
+    vendored_files: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _single(row: FindingRow) -> Cluster:
@@ -257,6 +265,8 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
                     lines += ["```", c.evidence.replace("```", "` ` `")[:500], "```", ""]
     else:
         lines += ["## Findings", "", "No finding passed the aggregation chain.", ""]
+    if shows_coverage(facts.playbook, facts.is_llm):
+        lines += coverage_markdown()
     draft.markdown = "\n".join(lines)
 
 
@@ -466,7 +476,12 @@ def run_chain(
     else:
         top_k(clusters, 0)
     draft.notes += facts.report_step_notes  # a report agent that failed or was skipped
+    vendored = vendored_note(facts.vendored_files)
+    if vendored:
+        draft.notes.append(vendored)
     synthesis(draft, facts)  # a report always has text, even when the step is not chained
+    if shows_coverage(facts.playbook, facts.is_llm):
+        draft.notes.append(coverage_note())  # after synthesis: its text has the full section
     if "critic" in chain:
         critic(draft, facts)
     kept = ranked(clusters)

@@ -14,6 +14,7 @@ from agents.analysis.finding import RawFinding, Severity
 # Re-exported: the secret heuristics live in their own module; rules import them from here.
 from agents.analysis.secret_names import is_placeholder as is_placeholder
 from agents.analysis.secret_names import is_secret_name as is_secret_name
+from agents.analysis.secret_names import is_secret_value as is_secret_value
 from agents.analysis.secret_names import mask_secret as mask_secret
 from agents.analysis.secret_names import masked_line as masked_line
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from agents.analysis.base import is_placeholder, is_secret_name, masked_line
+from agents.analysis.base import is_secret_name, is_secret_value, masked_line
 from agents.analysis.finding import RawFinding
 from agents.analysis.py_context import FUNC_NODES, PyContext, is_const, is_str_const, keyword
 from agents.analysis.py_flows import fixed_host
@@ -175,7 +175,7 @@ def _config_assignments(ctx: PyContext, node: ast.Assign) -> Iterator[RawFinding
         value = node.value
         if is_secret_name(key) and isinstance(value, ast.Constant) and is_str_const(value):
             literal = str(value.value)
-            if not is_placeholder(literal):
+            if is_secret_value(key, literal):
                 yield ctx.finding(
                     "sec.secret",
                     node,

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from agents.analysis.base import (
     AWS_KEY_RE,
-    is_placeholder,
     is_secret_name,
+    is_secret_value,
     make_finding,
     masked_line,
 )
@@ -95,7 +95,11 @@ def _call_rules(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
             extra=f"`{name}()` is called on " + ("a literal." if literal else "a runtime value."),
         )
     shell_kw = keyword(call, "shell")
-    if name in _SUBPROCESS_FUNCS and shell_kw is not None and not _falsy_literal(shell_kw.value):
+    # A constant command string runs the same command every time: nothing to inject.
+    constant = bool(call.args) and is_str_const(call.args[0])
+    if constant and (name in _SUBPROCESS_FUNCS or name in _ALWAYS_SHELL):
+        pass
+    elif name in _SUBPROCESS_FUNCS and shell_kw is not None and not _falsy_literal(shell_kw.value):
         sure = is_const(shell_kw.value, True)
         yield ctx.finding(
             "sec.shell",
@@ -104,12 +108,10 @@ def _call_rules(ctx: PyContext, call: ast.Call) -> Iterator[RawFinding]:
             extra=f"`{name}(..., shell=True)` hands the string to /bin/sh.",
         )
     elif name in _ALWAYS_SHELL:
-        literal = bool(call.args) and is_str_const(call.args[0])
         yield ctx.finding(
             "sec.shell",
             call,
-            confidence=0.55 if literal else 0.85,
-            severity="low" if literal else None,
+            confidence=0.85,
             extra=f"`{name}()` always runs its argument through a shell.",
         )
     if isinstance(call.func, ast.Attribute) and call.func.attr in _SQL_METHODS and call.args:
@@ -292,7 +294,7 @@ def _secret(ctx: PyContext, name: str, value: ast.AST) -> Iterator[RawFinding]:
     if not (is_str_const(value) and isinstance(value, ast.Constant) and is_secret_name(name)):
         return
     literal = str(value.value)
-    if is_placeholder(literal) or AWS_KEY_RE.search(literal) or "PRIVATE KEY" in literal:
+    if not is_secret_value(name, literal) or AWS_KEY_RE.search(literal) or "PRIVATE KEY" in literal:
         return  # placeholders are fine; AWS keys / PEM blocks have their own text rules
     line = value.lineno
     yield make_finding(

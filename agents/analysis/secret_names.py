@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from typing import Final
 
@@ -146,3 +147,56 @@ def masked_line(line: str, value: str) -> str:
         if value
         else line.strip()[:MAX_EVIDENCE_CHARS]
     )
+
+
+# Credentials with a recognisable shape: AWS key ids, GitHub/Slack/Stripe/Google tokens, JWTs,
+# PEM private-key blocks.
+KNOWN_KEY_RE = re.compile(
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}|\bxox[abposr]-[A-Za-z0-9-]{10,}"
+    r"|\b[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|\bAIza[0-9A-Za-z_-]{35}"
+    r"|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+)
+# Weak defaults left in a signing-key setting (SECRET_KEY = "changeme") are a finding: anyone
+# can forge sessions with a known key. In other names ("SMTP_PASSWORD = 'changeme'" in a
+# settings template) they stay placeholders.
+_SIGNING_KEY_RE = re.compile(r"(?i)(?:^|_)(?:secret|signing)_?key$")
+_WEAK_DEFAULTS: Final[frozenset[str]] = frozenset(
+    {"changeme", "change-me", "change_me", "secret", "password", "admin", "default", "test"}
+)
+# CSS selectors, paths and dotted/dashed identifiers: what a UI names, not a credential.
+_SELECTOR_RE = re.compile(r"[#.\[][\w-].*|[a-z]+(?:[-_.][a-z]+)+")
+_ENTROPY_MIN = 3.5
+_ENTROPY_LEN = 16
+_PASSWORD_LEN = 8
+
+
+def shannon_entropy(value: str) -> float:
+    """Bits per character of `value`'s character distribution."""
+    if not value:
+        return 0.0
+    counts = [value.count(c) for c in set(value)]
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts)
+
+
+def is_secret_value(name: str, value: str) -> bool:
+    """True when a literal assigned to a secret-named variable looks like a real credential:
+    a known key shape, random-looking text (Shannon entropy >= 3.5 bits/char over >= 16
+    characters), a password-like mix of letters and digits, or a weak default ("changeme")
+    as a signing key. Selectors ("#password-field"), status messages and placeholders
+    are not."""
+    v = value.strip()
+    if KNOWN_KEY_RE.search(v):
+        return True
+    if v.lower() in _WEAK_DEFAULTS:
+        return bool(_SIGNING_KEY_RE.search(name))
+    if is_placeholder(v) or _SELECTOR_RE.fullmatch(v):
+        return False
+    if len(v) >= _ENTROPY_LEN and shannon_entropy(v) >= _ENTROPY_MIN:
+        return True
+    if "/" in v or "\\" in v:
+        return False  # a path or URL of ordinary entropy
+    # Human-chosen passwords are short, so entropy says little: a mix of letters and digits
+    # (or other symbols) in a password-like length is enough.
+    has_alpha = any(c.isalpha() for c in v)
+    has_other = any(not c.isalpha() for c in v)
+    return len(v) >= _PASSWORD_LEN and has_alpha and has_other

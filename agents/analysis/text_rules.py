@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from agents.analysis.base import (
     AWS_KEY_RE,
     PRIVATE_KEY_RE,
-    is_placeholder,
     is_secret_name,
+    is_secret_value,
     make_finding,
     masked_line,
 )
@@ -263,7 +263,7 @@ def _secrets_on_line(
             continue  # read from the environment/config at runtime: the right thing
         if not m.group("q") and lang not in ("config", "sh"):
             continue  # in code an unquoted value is an identifier/expression, not a literal
-        if is_secret_name(name) and not is_placeholder(value):
+        if is_secret_name(name) and is_secret_value(name, value):
             yield make_finding(
                 "sec.secret",
                 path,

@@ -149,11 +149,14 @@ class HeuristicProvider:
         suppressed: list[dict[str, Any]] = []
         skipped: list[dict[str, str]] = []
         for path in files:
+            # By path first: the snapshot may have left a vendored folder's files out.
             reason = vendored_reason(path)
+            text = "" if reason else request.snapshot.read_text(path)
+            reason = reason or vendored_reason(path, text)
             if reason:
                 skipped.append({"path": path, "reason": reason})
                 continue
-            analysis = _analysis(path, request.snapshot.read_text(path), request.lens)
+            analysis = _analysis(path, text, request.lens)
             findings.extend(_finding(raw.to_dict()) for raw in analysis.findings)
             suppressed.extend(s.to_dict() for s in analysis.suppressed)
         findings.sort(key=_rank)
@@ -173,7 +176,8 @@ class HeuristicProvider:
         if skipped:
             data["skipped"] = skipped
         output = AgentOutput(summary=summary[:8000], findings=findings, data=data)
-        own = [p for p in files if not vendored_reason(p)]
+        vendored = {s["path"] for s in skipped}
+        own = [p for p in files if p not in vendored]
         tokens = _tokens(len(output.model_dump_json()))
         if tokens > request.max_tokens and request.can_spawn and len(own) >= 2:
             # Too many findings for one answer: hand halves to sub-agents rather than drop any

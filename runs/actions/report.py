@@ -139,6 +139,21 @@ def reaggregate(
     return store_report(run, draft, new_version=True)
 
 
+def _vendored_files(run: Run) -> list[dict[str, Any]]:
+    """The third-party files the run's agents skipped, as their outputs list them (the
+    heuristic provider's ``data.skipped``; agent output, so only small dicts are kept)."""
+    lists = Task.objects.filter(run=run, status=Task.Status.SUCCEEDED).values_list(
+        "output__data__skipped", flat=True
+    )
+    return [
+        {"path": str(item.get("path", ""))[:500], "reason": str(item.get("reason", ""))[:200]}
+        for value in lists
+        if isinstance(value, list)
+        for item in value[:1000]
+        if isinstance(item, dict)
+    ]
+
+
 def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunFacts, Any]:
     """The run's findings, the facts the report needs, and its snapshot (None if missing).
     Findings a reviewer dismissed are left out (``note_dismissed`` says so in the version's
@@ -198,6 +213,7 @@ def _gather(run: Run, overrides: dict[str, Any]) -> tuple[list[FindingRow], RunF
             for t in tasks
             if t["status"] == Task.Status.SKIPPED and t["error"].startswith(SKIP_PREFIX)
         ],
+        vendored_files=_vendored_files(run),
         synthesis_texts=[
             t["summary"]
             for t in tasks
