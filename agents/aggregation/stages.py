@@ -270,26 +270,24 @@ def synthesis(draft: ReportDraft, facts: RunFacts) -> None:
     draft.markdown = "\n".join(lines)
 
 
+def _listed(scopes: list[str]) -> str:
+    return ", ".join(scopes[:10]) + ("…" if len(scopes) > 10 else "")
+
+
 def critic(draft: ReportDraft, facts: RunFacts) -> None:
     notes: list[str] = []
     if facts.failed_scopes:
+        failed = facts.failed_scopes
+        notes.append(f"{count(len(failed), 'agent')} failed; not covered: {_listed(failed)}")
+    # Agents an allowance stopped get their own note (what to raise differs), not this one too.
+    unread = facts.unread_by_allowance
+    if skipped := [s for s in facts.skipped_scopes if s not in set(unread)]:
+        were = "was" if len(skipped) == 1 else "were"
         notes.append(
-            f"{count(len(facts.failed_scopes), 'agent')} failed; not covered: "
-            + ", ".join(facts.failed_scopes[:10])
-            + ("…" if len(facts.failed_scopes) > 10 else "")
+            f"{count(len(skipped), 'agent')} {were} skipped; not covered: {_listed(skipped)}"
         )
-    if facts.skipped_scopes:
-        notes.append(
-            f"{count(len(facts.skipped_scopes), 'agent')} "
-            f"{'was' if len(facts.skipped_scopes) == 1 else 'were'} skipped; not covered: "
-            + ", ".join(facts.skipped_scopes[:10])
-            + ("…" if len(facts.skipped_scopes) > 10 else "")
-        )
-    if unread := facts.unread_by_allowance:
-        notes.append(
-            f"left unread because their subtree's allowance ran out: {', '.join(unread[:10])}"
-            + ("…" if len(unread) > 10 else "")
-        )
+    if unread:
+        notes.append(f"left unread because their subtree's allowance ran out: {_listed(unread)}")
     if facts.skipped_files:
         reasons: dict[str, int] = {}
         for item in facts.skipped_files:

@@ -278,6 +278,21 @@ def test_critic_lists_failed_and_skipped_scopes() -> None:
     assert "app/db.py" in render_markdown(draft.markdown).split("Critique")[1]
 
 
+def test_agents_an_allowance_stopped_are_named_once_in_their_own_note() -> None:
+    draft = run_chain(
+        [row(1)],
+        facts(
+            skipped_scopes=["app/db.py", "app/views.py", "web/"],
+            unread_by_allowance=["app/db.py", "app/views.py"],
+        ),
+        CHAIN,
+    )
+    skipped = [n for n in draft.critique if "skipped; not covered" in n]
+    assert skipped == ["1 agent was skipped; not covered: web/"]
+    unread = [n for n in draft.critique if "allowance ran out" in n]
+    assert len(unread) == 1 and "app/db.py, app/views.py" in unread[0]
+
+
 def test_critic_flags_low_confidence_serious_findings() -> None:
     rows = [
         row(1, path="a.py", severity="critical", conf=0.4),
