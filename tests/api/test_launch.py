@@ -221,7 +221,10 @@ def test_an_unknown_playbook_option_is_refused_naming_the_options(api: Any, oper
     response = api.post(
         "/api/v1/runs/",
         token=operator_token,
-        json={"playbook": "codebase-audit", "target": "samples/", "options": {"adaptive": True}},
+        json={"playbook": "codebase-audit", "target": "samples/", "options": {"k": 3}},
     )
     body = assert_problem(response, 422, "launch-refused")
-    assert "reserved for adaptive runs" in body["detail"] and body["field"] == "options"
+    assert body["field"] == "options"
+    # The ensemble's option, named, and the audit's own listed (adaptive is one of them now).
+    assert body["detail"].startswith("Unknown option 'k' for codebase-audit. Its options:")
+    assert "adaptive" in body["detail"] and "budget_split" in body["detail"]

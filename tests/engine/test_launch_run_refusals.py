@@ -49,11 +49,10 @@ def test_an_unknown_set_key_is_refused_naming_the_playbooks_options() -> None:
     assert answer["field"] == "options"
 
 
-@pytest.mark.parametrize("option", ["adaptive=true"])
-def test_reserved_options_are_refused_as_not_available_yet(option: str) -> None:
-    answer = refused(*AUDIT, "--set", option)
-    name = option.split("=")[0]
-    assert f"'{name}' is not available yet" in str(answer["reason"])
+def test_a_bad_adaptive_value_is_refused_on_its_field() -> None:
+    answer = refused(*AUDIT, "--set", "adaptive=perhaps")
+    assert answer["reason"] == "Adaptive fan-out must be true or false."
+    assert answer["field"] == "adaptive"
 
 
 def test_a_bad_budget_split_is_refused_on_its_field() -> None:
@@ -67,7 +66,7 @@ def test_without_json_the_refusal_is_on_stderr_and_stdout_stays_empty() -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert "Launch refused (options): --set takes key=value" in result.stderr
-    result = launch_run_command(*AUDIT, "--set", "adaptive=true", timeout=120)
+    result = launch_run_command(*AUDIT, "--set", "chunk_file=2", timeout=120)
     assert result.returncode == 1
     assert result.stdout == ""
-    assert "Launch refused (options): " in result.stderr and "not available yet" in result.stderr
+    assert "Launch refused (options): Unknown option 'chunk_file'" in result.stderr
