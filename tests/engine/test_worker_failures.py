@@ -230,13 +230,13 @@ def test_redis_away_during_a_settle_is_a_retry_that_loses_no_cost_or_finding(
     original = Budget.settle
     calls = {"n": 0}
 
-    def flaky_settle(self: Budget, *args: Any) -> bool:
+    def flaky_settle(self: Budget, *args: Any, **kwargs: Any) -> bool:
         calls["n"] += 1
         if calls["n"] == 1:
             raise redis.ConnectionError(
                 "Error 111 connecting to 127.0.0.1:6379. Connection refused."
             )
-        return original(self, *args)
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Budget, "settle", flaky_settle)
     task = Task.objects.filter(run=planned_run).first()
