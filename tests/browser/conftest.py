@@ -116,6 +116,9 @@ class Daphne:
                         return
             except OSError:
                 time.sleep(0.2)
+        # Stopped before raising: the fixture's teardown never runs when its set-up fails, and a
+        # daphne left answering later would hold its port and a share of a loaded machine.
+        self.kill()
         raise RuntimeError(f"daphne did not answer within {timeout}s:\n{self.tail()}")
 
     def kill(self) -> None:
